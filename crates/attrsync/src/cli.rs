@@ -1,0 +1,343 @@
+//! The command line: every flag, its default and its environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::env;
+use crate::output::ColorChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attrsync",
+    version,
+    about = "Keep Genesys Cloud participant attributes on live calls equal to a desired state, and prove what changed",
+    after_help = "Credentials: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYSCLOUD_OAUTHCLIENT_SECRET, GENESYSCLOUD_REGION \
+                  (or GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET, GENESYS_ENVIRONMENT), from the environment or a .env file.\n\
+                  Try `attrsync demo` to see it work against the built-in simulator."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output (-v info, -vv debug, -vvv trace). RUST_LOG wins when set.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output (-q: errors only, -qq: nothing on stderr but the exit code).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// When to use color.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub color: ColorChoice,
+    /// A .env file to read credentials from (default: ./.env if present). Never overrides the environment.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a call's participants (id, name, purpose, state) and their attributes.
+    Get(GetArgs),
+    /// Set attributes on one participant of one call, then verify by reading back.
+    Set(SetArgs),
+    /// Show what `apply` would change, without changing anything.
+    Plan(PlanArgs),
+    /// Make live calls match the desired state; record every change in the audit store.
+    Apply(ApplyArgs),
+    /// Run the Genesys simulator on loopback (for trying attrsync without an org).
+    Sim(SimArgs),
+    /// Start the simulator, then plan, apply, verify and audit a sample campaign against it.
+    Demo(DemoArgs),
+}
+
+/// Where and how to reach Genesys Cloud.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectionArgs {
+    /// Genesys Cloud region, e.g. us-east-1, eu-west-1 [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// API base URL, overriding the region (a gateway, or the simulator). http:// only to loopback.
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// OAuth login base URL (default: derived from the API URL).
+    #[arg(long, value_name = "URL")]
+    pub login_url: Option<String>,
+    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYS_CLIENT_ID]. The secret is read from the
+    /// environment only, never from a flag, so that it stays out of shell history and process lists.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Request budget per token, as COUNT/UNIT (s, min, h). Genesys's default is 300/min per token.
+    #[arg(long, default_value = "300/min", value_name = "RATE")]
+    pub rate: String,
+    /// Requests that may be sent at once before the rate applies (GCRA burst).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub burst: u32,
+    /// Client-credentials tokens to spread requests over, each with its own budget (1-50).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50), value_name = "N")]
+    pub tokens: u16,
+    /// Time limit for one HTTP request.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The conversation (call) id.
+    pub conversation_id: String,
+    /// Print the call as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("selector").args(["participant_id", "purpose", "user_id"])))]
+pub struct SetArgs {
+    /// The conversation (call) id.
+    pub conversation_id: String,
+    /// Attributes to set, as key=value (an empty value clears the key).
+    #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub attributes: Vec<(String, String)>,
+    /// Select the participant by id.
+    #[arg(long, value_name = "ID")]
+    pub participant_id: Option<String>,
+    /// Select every live participant with this purpose (default: customer).
+    #[arg(long, value_name = "PURPOSE")]
+    pub purpose: Option<String>,
+    /// Select every live participant of this user.
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VerifyArgs {
+    /// How long to keep re-reading a changed call until the new values are visible (202 means accepted).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub verify_timeout: Duration,
+}
+
+/// How to read the desired state.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Purpose selected when a row names no participant_id, purpose or user_id.
+    #[arg(long, default_value = "customer", value_name = "PURPOSE")]
+    pub default_purpose: String,
+    /// Apply the valid rows and report the invalid ones, instead of refusing the whole input.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// SQLite source: the table with the desired state (long form).
+    #[arg(long, default_value = "desired_attributes", value_name = "TABLE")]
+    pub table: String,
+    /// SQLite source: a query returning conversation_id, [participant_id|purpose|user_id], key, value.
+    #[arg(long, value_name = "SQL")]
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Desired state: a CSV file (wide or long form) or an SQLite database.
+    pub source: PathBuf,
+    #[command(flatten)]
+    pub source_args: SourceArgs,
+    /// Save the plan (versioned JSON) to apply later with `attrsync apply PLAN`.
+    #[arg(long, value_name = "PLAN")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when changes are pending, 0 when in sync, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Conversations read at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Desired state (CSV or SQLite), or a plan saved with `plan --out`. Not needed with --resume.
+    #[arg(required_unless_present = "resume")]
+    pub source: Option<PathBuf>,
+    #[command(flatten)]
+    pub source_args: SourceArgs,
+    /// Finish an interrupted run (a run id, or `latest`).
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Conversations worked on at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+    /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Print NDJSON events on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AuditPathArgs {
+    /// The audit store (SQLite). Default: $XDG_STATE_HOME/attrsync/audit.sqlite.
+    #[arg(long = "audit", env = env::AUDIT, value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+impl AuditPathArgs {
+    pub fn resolve(&self) -> PathBuf {
+        self.path.clone().unwrap_or_else(env::default_audit_path)
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8642)]
+    pub port: u16,
+    /// Seed of the generated org and of the fault sequence.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Live calls in the generated org.
+    #[arg(long, default_value_t = 50)]
+    pub calls: usize,
+    /// Queues in the generated org.
+    #[arg(long, default_value_t = 3)]
+    pub queues: usize,
+    /// Per-token request budget the simulator enforces with Genesys's 429.
+    #[arg(long, default_value = "300/min", value_name = "RATE")]
+    pub rate: String,
+    /// Burst the simulator tolerates above the rate.
+    #[arg(long, default_value_t = 50)]
+    pub burst: u32,
+    /// Added latency per API response.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+    /// +- uniform jitter on the latency.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub jitter: Duration,
+    /// Token lifetime.
+    #[arg(long, default_value = "86399s", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+    /// Answer this fraction of API requests with STATUS, e.g. --fail 503=0.05 (repeatable).
+    #[arg(long, value_name = "STATUS=RATE", value_parser = parse_status_rate)]
+    pub fail: Vec<(u16, f64)>,
+    /// Fraction of API requests whose connection is dropped without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Fraction of PATCHes answered 409 request.conflict.
+    #[arg(long, default_value_t = 0.0)]
+    pub conflict_rate: f64,
+    /// Fraction of call reads after which the call ends.
+    #[arg(long, default_value_t = 0.0)]
+    pub end_call_rate: f64,
+    /// Delay before a PATCHed value is visible to reads.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub visibility_lag: Duration,
+    /// A flow that overwrites KEY with VALUE after a fraction RATE of the PATCHes that write KEY.
+    #[arg(long, value_name = "KEY=VALUE@RATE", value_parser = parse_drift)]
+    pub drift: Option<(String, String, f64)>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Live calls in the demo org.
+    #[arg(long, default_value_t = 200)]
+    pub calls: usize,
+    /// Seed of the demo org.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Request budget of the demo (both the simulator's and attrsync's).
+    #[arg(long, default_value = "1200/min", value_name = "RATE")]
+    pub rate: String,
+    /// Where to keep the demo's files (desired CSV, audit store). Default: a new temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    if k.trim().is_empty() {
+        return Err(format!("`{s}` has an empty key"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err(format!("`{s}` is not a fraction between 0 and 1"))
+    }
+}
+
+fn parse_status_rate(s: &str) -> Result<(u16, f64), String> {
+    let (status, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not STATUS=RATE, e.g. 503=0.05"))?;
+    let status: u16 = status
+        .parse()
+        .ok()
+        .filter(|s| (400..600).contains(s))
+        .ok_or_else(|| format!("`{status}` is not an HTTP error status (400-599)"))?;
+    Ok((status, parse_fraction(rate)?))
+}
+
+fn parse_drift(s: &str) -> Result<(String, String, f64), String> {
+    let (kv, rate) = s.rsplit_once('@').unwrap_or((s, "1"));
+    let (k, v) = parse_key_value(kv)?;
+    Ok((k, v, parse_fraction(rate)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_value_pairs_allow_empty_values_and_equals_signs() {
+        assert_eq!(parse_key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_key_value("a=").unwrap(), ("a".into(), String::new()));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn fault_flags_parse_and_reject_nonsense() {
+        assert_eq!(parse_status_rate("503=0.05").unwrap(), (503, 0.05));
+        assert!(parse_status_rate("200=0.1").is_err());
+        assert!(parse_status_rate("503=2").is_err());
+        assert_eq!(
+            parse_drift("campaign=flow@0.5").unwrap(),
+            ("campaign".into(), "flow".into(), 0.5)
+        );
+        assert_eq!(parse_drift("k=v").unwrap().2, 1.0);
+    }
+}

@@ -1,0 +1,97 @@
+//! A plan in the style of `terraform plan`: what changes, per participant, then one summary line.
+
+use std::fmt::Write;
+
+use reconcile::{Action, Plan, PlanSummary, PlannedTarget};
+
+use super::{Style, quoted};
+
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    let mut any_change = false;
+    for target in &plan.targets {
+        match &target.action {
+            Action::Update { set, clear } => {
+                any_change = true;
+                let _ = writeln!(out, "  {} {}", style.yellow("~"), heading(target, style));
+                let width = set.keys().chain(clear.keys()).map(|k| k.chars().count()).max().unwrap_or(0);
+                for (key, change) in set {
+                    match &change.before {
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "      {} {key:<width$} = {}",
+                                style.green("+"),
+                                quoted(&change.after)
+                            );
+                        }
+                        Some(before) => {
+                            let _ = writeln!(
+                                out,
+                                "      {} {key:<width$} = {} -> {}",
+                                style.yellow("~"),
+                                quoted(before),
+                                quoted(&change.after)
+                            );
+                        }
+                    }
+                }
+                for (key, before) in clear {
+                    let _ = writeln!(
+                        out,
+                        "      {} {key:<width$} = {} -> \"\" (clear)",
+                        style.red("-"),
+                        quoted(before)
+                    );
+                }
+                out.push('\n');
+            }
+            Action::Skip { reason } => {
+                any_change = true;
+                let _ = writeln!(
+                    out,
+                    "  {} {}: skipped, {reason}\n",
+                    style.dim("!"),
+                    heading(target, style)
+                );
+            }
+            Action::Unchanged => {}
+        }
+    }
+    if !any_change {
+        out.push_str("No changes. Live calls match the desired state.\n\n");
+    }
+    let _ = writeln!(out, "{}", summary_line(&plan.summary(), style));
+    out
+}
+
+fn heading(target: &PlannedTarget, style: Style) -> String {
+    let who = match (&target.participant_id, &target.purpose) {
+        (Some(pid), Some(purpose)) => format!("participant {pid} ({purpose})"),
+        (Some(pid), None) => format!("participant {pid}"),
+        (None, _) => target.selector.to_string(),
+    };
+    let lines = target
+        .lines
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "{} {who} {}",
+        style.bold(&target.conversation_id),
+        style.dim(&format!("# line {lines}"))
+    )
+}
+
+pub fn summary_line(s: &PlanSummary, style: Style) -> String {
+    format!(
+        "{} {} to update ({} keys set, {} cleared), {} unchanged, {} skipped.",
+        style.bold("Plan:"),
+        s.to_update,
+        s.keys_set,
+        s.keys_cleared,
+        s.unchanged,
+        s.skipped
+    )
+}

@@ -1,0 +1,2 @@
+//! Genesys Cloud client for participant attributes.
+pub mod models;
