@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: the real `attrsync` binary against the real simulator over loopback HTTP,
+//! with a real SQLite audit store in a temporary directory. One test binary (ripgrep style).
+
+mod support;
+
+mod apply;
+mod get_set;
+mod plan;

@@ -48,20 +48,45 @@ fn env_or(name: &str, default: &str) -> String {
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
     // nextest does not run doctests.
     cargo(&["test", "--workspace", "--doc"])
 }
 
 fn bench_plan(extra: &[&str]) -> Result<(), String> {
-    let mut args = vec!["run", "--release", "--quiet", "-p", "reconcile", "--example", "bench_plan", "--"];
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "reconcile",
+        "--example",
+        "bench_plan",
+        "--",
+    ];
     args.extend_from_slice(extra);
     cargo(&args)
 }
 
 fn bench_apply(extra: &[&str]) -> Result<(), String> {
-    let mut args = vec!["run", "--release", "--quiet", "-p", "attrsync", "--example", "bench_apply", "--"];
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "attrsync",
+        "--example",
+        "bench_apply",
+        "--",
+    ];
     args.extend_from_slice(extra);
     cargo(&args)
 }

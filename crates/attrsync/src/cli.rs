@@ -116,7 +116,9 @@ pub struct SetArgs {
     pub user_id: Option<String>,
     #[command(flatten)]
     pub verify: VerifyArgs,
-    /// Print the outcome as JSON.
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+    /// Print NDJSON events on stdout.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -323,7 +325,10 @@ mod tests {
 
     #[test]
     fn key_value_pairs_allow_empty_values_and_equals_signs() {
-        assert_eq!(parse_key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
         assert_eq!(parse_key_value("a=").unwrap(), ("a".into(), String::new()));
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());

@@ -20,7 +20,10 @@ pub const USER: &str = "USER";
 
 /// The binary's own variables with a one-line description, for `--help` and the README.
 pub const OWN: &[(&str, &str)] = &[
-    (AUDIT, "audit store path (default $XDG_STATE_HOME/attrsync/audit.sqlite)"),
+    (
+        AUDIT,
+        "audit store path (default $XDG_STATE_HOME/attrsync/audit.sqlite)",
+    ),
     (NO_COLOR, "disable color"),
     (RUST_LOG, "log filter, wins over -v/-q"),
     (CI, "non-interactive: progress as plain lines"),

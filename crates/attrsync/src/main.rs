@@ -3,6 +3,7 @@
 //! `main` parses the command line, sets up logging and the runtime, runs one command and turns
 //! its outcome into an exit code (see `exit.rs`). Errors are printed once, as one chain.
 
+mod apply;
 mod audit;
 mod cli;
 mod commands;
@@ -27,13 +28,21 @@ fn main() -> ExitCode {
         Err(err) => {
             // --help and --version are "errors" to clap but successes to the user.
             let _ = err.print();
-            return if err.use_stderr() { Exit::Usage } else { Exit::Success }.into();
+            return if err.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            }
+            .into();
         }
     };
     init_logging(&cli);
     let ui = Ui::new(&cli);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -65,7 +74,11 @@ impl Ui {
     fn new(cli: &Cli) -> Self {
         let stderr_is_terminal = std::io::stderr().is_terminal();
         Ui {
-            color: output::use_color(cli.global.color, env::is_set(env::NO_COLOR), std::io::stdout().is_terminal()),
+            color: output::use_color(
+                cli.global.color,
+                env::is_set(env::NO_COLOR),
+                std::io::stdout().is_terminal(),
+            ),
             quiet: cli.global.quiet > 0,
             output: OutputContext {
                 stderr_is_terminal,
@@ -94,8 +107,14 @@ fn init_logging(cli: &Cli) {
     let filter = std::env::var(env::RUST_LOG)
         .ok()
         .and_then(|s| EnvFilter::try_new(s).ok())
-        .unwrap_or_else(|| EnvFilter::new(output::log_filter(cli.global.verbose, cli.global.quiet)));
-    let ansi = output::use_color(cli.global.color, env::is_set(env::NO_COLOR), std::io::stderr().is_terminal());
+        .unwrap_or_else(|| {
+            EnvFilter::new(output::log_filter(cli.global.verbose, cli.global.quiet))
+        });
+    let ansi = output::use_color(
+        cli.global.color,
+        env::is_set(env::NO_COLOR),
+        std::io::stderr().is_terminal(),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -75,11 +75,29 @@ mod tests {
 
     #[test]
     fn progress_bar_only_on_an_interactive_terminal_outside_ci() {
-        let term = OutputContext { stderr_is_terminal: true, ..Default::default() };
+        let term = OutputContext {
+            stderr_is_terminal: true,
+            ..Default::default()
+        };
         assert_eq!(progress_mode(term), ProgressMode::Bar);
-        assert_eq!(progress_mode(OutputContext { in_ci: true, ..term }), ProgressMode::Lines);
-        assert_eq!(progress_mode(OutputContext { json: true, ..term }), ProgressMode::Off);
-        assert_eq!(progress_mode(OutputContext { quiet: true, ..term }), ProgressMode::Off);
+        assert_eq!(
+            progress_mode(OutputContext {
+                in_ci: true,
+                ..term
+            }),
+            ProgressMode::Lines
+        );
+        assert_eq!(
+            progress_mode(OutputContext { json: true, ..term }),
+            ProgressMode::Off
+        );
+        assert_eq!(
+            progress_mode(OutputContext {
+                quiet: true,
+                ..term
+            }),
+            ProgressMode::Off
+        );
         assert_eq!(progress_mode(OutputContext::default()), ProgressMode::Lines);
     }
 

@@ -1,2 +1,37 @@
-//! Genesys Cloud client for participant attributes.
+//! Genesys Cloud Platform API client for participant attributes on live voice calls.
+//!
+//! - [`settings`]: where to connect and with which credentials (flags > env > defaults), and
+//!   [`env`], the one list of environment variables read; [`region`], the region table.
+//! - [`auth`]: OAuth client credentials with proactive and single-flight refresh.
+//! - [`rate`]: the `--rate` specification and the per-token GCRA limiter that a 429 pauses.
+//! - [`retry`] and [`error`]: what is retried, how, and how long to wait.
+//! - [`client`]: [`GenesysClient`], the calls attrsync makes; [`observer`] reports each attempt.
+//! - [`models`]: the wire types (shared, as plain data, with the simulator).
+//!
+//! This crate owns HTTP, auth, retries and rate limiting; it knows nothing of CSV, SQLite,
+//! terminals or exit codes. Secrets (client secret, tokens) never reach logs, errors or `Debug`.
+
+pub mod auth;
+pub mod client;
+pub mod env;
+pub mod error;
+pub mod live_calls;
 pub mod models;
+pub mod observer;
+mod pool;
+pub mod rate;
+pub mod region;
+pub mod retry;
+pub mod settings;
+pub mod stats;
+
+pub use auth::AuthError;
+pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, ResponseMeta};
+pub use error::{ApiError, ErrorClass, HttpFailure};
+pub use live_calls::LiveCallsQuery;
+pub use observer::{RequestEvent, RequestObserver};
+pub use rate::{RateLimiter, RateSpec, RateSpecError};
+pub use region::{Region, UnknownRegion};
+pub use retry::RetryPolicy;
+pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError, load_dotenv};
+pub use stats::ClientStats;

@@ -1,1 +1,45 @@
-//! Genesys Cloud simulator.
+//! A local simulator of the Genesys Cloud API subset attrsync speaks (see
+//! `genesys-api/README.md`), with fault injection, for tests, demos and benchmarks.
+//!
+//! It serves, on one origin:
+//! - `POST /oauth/token` (client credentials via Basic or form fields);
+//! - `GET /api/v2/conversations/calls/{id}` and `GET /api/v2/conversations/{id}`;
+//! - both participant-attribute PATCHes (202; merge per key);
+//! - `POST /api/v2/analytics/conversations/details/query` (live calls, queue filter, paging);
+//! - `/__sim/`: a test-only admin surface (calls, request log, queues, faults, token expiry,
+//!   clock, reset) that is not part of Genesys.
+//!
+//! Every response carries `ININ-Correlation-Id`; errors are `ErrorBody` JSON with the contract's
+//! codes; each token has its own GCRA budget and gets Genesys's exact 429. The org, and for a
+//! given request order the injected faults, follow from the seed.
+//!
+//! Choices where the contract is silent ([?] in the README), so that clients handle them:
+//! - a PATCH on an ended call: 400 `constraint.validation`;
+//! - a malformed conversation or participant id: 400 `bad.request`;
+//! - an injected 502: code `bad.gateway` (the contract documents none);
+//! - writing `""` keeps the key with an empty value (there is no delete);
+//! - 404 codes: `conversation.error.conversation.not.found` for an unknown conversation on the
+//!   call GET and both PATCHes, `not.found` on the media-agnostic GET (the only code the contract
+//!   lists for it), `conversation.error.participant.not.found` for an unknown participant.
+//!
+//! It shares nothing with the client's request handling beyond the plain model types of
+//! `genesys_core::models`.
+
+mod admin;
+mod analytics;
+mod api;
+mod call;
+mod clock;
+mod config;
+mod error;
+mod middleware;
+mod oauth;
+mod org;
+mod rate_limit;
+mod server;
+mod state;
+
+pub use config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, SimConfig};
+pub use org::SimQueue;
+pub use server::{SimHandle, Simulator};
+pub use state::{LoggedRequest, SimCall, SimState};

@@ -1,1 +1,25 @@
-//! Reconcile engine.
+//! attrsync's reconcile engine: desired-state sources (CSV wide and long form, SQLite),
+//! validation of the whole input, selectors, and the pure diff of desired against live state
+//! into a [`Plan`].
+//!
+//! Reading the source is the only I/O here; live state is fetched by the caller and passed to
+//! [`diff`], and applying the plan happens after, elsewhere.
+
+pub mod desired;
+pub mod options;
+pub mod plan;
+pub mod problem;
+pub mod saved_plan;
+pub mod source;
+mod validate;
+
+pub use desired::{
+    DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target, conversation_ids,
+};
+pub use options::{Limits, ReadOptions};
+pub use plan::{
+    Action, Change, LiveConversation, LiveState, Plan, PlanSummary, PlannedTarget, SkipReason, diff,
+};
+pub use problem::{DEFAULT_SHOWN_PROBLEMS, LineUnit, Problem, SourceError, render_problems};
+pub use saved_plan::{PlanMetadata, SavedPlan, SavedPlanError};
+pub use source::{SqliteSelect, read_csv, read_csv_from, read_path, read_sqlite};

@@ -10,7 +10,10 @@ use crate::cli::SimArgs;
 use crate::exit::Exit;
 
 pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
-    let rate = genesys_core::RateSpec::parse(&args.rate).context("--rate")?;
+    let rate = args
+        .rate
+        .parse::<genesys_core::RateSpec>()
+        .context("--rate")?;
     Ok(SimConfig {
         seed: args.seed,
         calls: args.calls,
@@ -26,7 +29,10 @@ pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
             conflict_rate: args.conflict_rate,
             end_call_rate: args.end_call_rate,
             visibility_lag: args.visibility_lag,
-            drift: args.drift.clone().map(|(key, value, rate)| DriftConfig { key, value, rate }),
+            drift: args
+                .drift
+                .clone()
+                .map(|(key, value, rate)| DriftConfig { key, value, rate }),
         },
         ..SimConfig::default()
     })
@@ -44,13 +50,18 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
     println!("Genesys simulator listening on {url}");
     println!("  client id:     {id}");
     println!("  client secret: {secret}   (a demo credential of the simulator, not a real secret)");
-    println!("  rate limit:    {} per token, burst {}", args.rate, args.burst);
+    println!(
+        "  rate limit:    {} per token, burst {}",
+        args.rate, args.burst
+    );
     ui.note(format_args!(
         "\nTry:\n  export GENESYSCLOUD_OAUTHCLIENT_ID={id} GENESYSCLOUD_OAUTHCLIENT_SECRET={secret}\n  \
          attrsync get --api-url {url} \"$(curl -s {url}/__sim/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"conversation\"][\"id\"])')\"\n\
          Press Ctrl-C to stop."
     ));
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sim.shutdown().await;
     Ok(Exit::Success)
 }

@@ -42,7 +42,12 @@ pub fn call_table(call: &CallConversation, style: Style) -> String {
     let _ = writeln!(out, "{}", style.dim(&line(header)));
     for (row, participant) in rows.iter().zip(&call.participants) {
         let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]));
-        let key_width = participant.attributes.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+        let key_width = participant
+            .attributes
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(0);
         for (key, value) in &participant.attributes {
             let _ = writeln!(out, "    {key:<key_width$} = {}", quoted(value));
         }

@@ -2,6 +2,7 @@
 
 pub mod call;
 pub mod plan;
+pub mod summary;
 
 /// ANSI styling that is a no-op when color is off.
 #[derive(Clone, Copy, Debug)]

@@ -14,7 +14,12 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             Action::Update { set, clear } => {
                 any_change = true;
                 let _ = writeln!(out, "  {} {}", style.yellow("~"), heading(target, style));
-                let width = set.keys().chain(clear.keys()).map(|k| k.chars().count()).max().unwrap_or(0);
+                let width = set
+                    .keys()
+                    .chain(clear.keys())
+                    .map(|k| k.chars().count())
+                    .max()
+                    .unwrap_or(0);
                 for (key, change) in set {
                     match &change.before {
                         None => {

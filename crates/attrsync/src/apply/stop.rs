@@ -1,0 +1,55 @@
+//! Ctrl-C and SIGTERM: stop starting new work, let in-flight requests finish and be recorded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Clone, Debug, Default)]
+pub struct StopSignal {
+    stopping: Arc<AtomicBool>,
+}
+
+impl StopSignal {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Sets the signal on the first Ctrl-C or SIGTERM. A second Ctrl-C is left to the default
+    /// handler's successor: we exit at once (the audit store is consistent at every commit).
+    pub fn listen(&self) {
+        let stop = self.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!(
+                "\nattrsync: stopping: finishing in-flight requests (Ctrl-C again to quit now)"
+            );
+            stop.stop();
+            wait_for_signal().await;
+            std::process::exit(i32::from(crate::exit::Exit::Interrupted.code()));
+        });
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

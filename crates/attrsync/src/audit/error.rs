@@ -1,0 +1,99 @@
+//! Errors of the audit store. Every message names the database file so that an operator with
+//! several stores (one per job) knows which one is meant.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::time::UnixMillis;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot create the directory of audit store {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot open audit store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("cannot migrate audit store {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    #[error("audit store {path}: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A group commit failed; every caller whose write was in the batch receives the same cause.
+    #[error("audit store {path}: group commit failed: {source}")]
+    Commit {
+        path: PathBuf,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+
+    #[error("audit store {path}: the background writer has stopped")]
+    WriterStopped { path: PathBuf },
+
+    #[error("audit store {path}: no run matches {run:?}")]
+    RunNotFound { path: PathBuf, run: String },
+
+    #[error("audit store {path}: run prefix {prefix:?} is ambiguous ({matches} runs match)")]
+    AmbiguousRun {
+        path: PathBuf,
+        prefix: String,
+        matches: usize,
+    },
+
+    #[error("audit store {path}: no runs recorded yet")]
+    NoRuns { path: PathBuf },
+
+    #[error(
+        "audit store {path}: run {run} is still running in process {pid} on {host}; \
+         it cannot be resumed concurrently"
+    )]
+    RunActive {
+        path: PathBuf,
+        run: String,
+        pid: u32,
+        host: String,
+    },
+
+    #[error("audit store {path}: no target with id {target}")]
+    UnknownTarget { path: PathBuf, target: i64 },
+
+    #[error(
+        "audit store {path}: lock {lock:?} is held by process {pid} on {host} \
+         (since {acquired_at}, last heartbeat {heartbeat_at})"
+    )]
+    Locked {
+        path: PathBuf,
+        lock: String,
+        pid: u32,
+        host: String,
+        acquired_at: UnixMillis,
+        heartbeat_at: UnixMillis,
+    },
+
+    #[error("audit store {path}: lock {lock:?} was taken over by another process")]
+    LockLost { path: PathBuf, lock: String },
+
+    #[error("audit store {path}: unreadable {what}: {detail}")]
+    Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+}

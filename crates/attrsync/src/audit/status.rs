@@ -1,0 +1,180 @@
+//! Lifecycle states of runs and targets, stored as lower-case text (the migration's CHECKs list
+//! the same words).
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub const ALL: [Self; 4] = [
+        Self::Running,
+        Self::Completed,
+        Self::Failed,
+        Self::Interrupted,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Where one target stands. `planned`, `sending` and `applied` are unfinished: a resumed run
+/// re-reads live state for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetStatus {
+    Planned,
+    Unchanged,
+    Skipped,
+    Stale,
+    Sending,
+    Applied,
+    Verified,
+    Drift,
+    Failed,
+}
+
+impl TargetStatus {
+    pub const ALL: [Self; 9] = [
+        Self::Planned,
+        Self::Unchanged,
+        Self::Skipped,
+        Self::Stale,
+        Self::Sending,
+        Self::Applied,
+        Self::Verified,
+        Self::Drift,
+        Self::Failed,
+    ];
+
+    /// The states `apply --resume` must revisit.
+    pub const UNFINISHED: [Self; 3] = [Self::Planned, Self::Sending, Self::Applied];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Unchanged => "unchanged",
+            Self::Skipped => "skipped",
+            Self::Stale => "stale",
+            Self::Sending => "sending",
+            Self::Applied => "applied",
+            Self::Verified => "verified",
+            Self::Drift => "drift",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_unfinished(self) -> bool {
+        Self::UNFINISHED.contains(&self)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for RunStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| UnknownStatus(text.to_owned()))
+    }
+}
+
+impl FromStr for TargetStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| UnknownStatus(text.to_owned()))
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for TargetStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Number of targets per status in one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    pub planned: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub stale: u64,
+    pub sending: u64,
+    pub applied: u64,
+    pub verified: u64,
+    pub drift: u64,
+    pub failed: u64,
+}
+
+impl StatusCounts {
+    pub fn get(&self, status: TargetStatus) -> u64 {
+        *self.slot(status)
+    }
+
+    pub fn add(&mut self, status: TargetStatus, count: u64) {
+        *self.slot_mut(status) += count;
+    }
+
+    pub fn total(&self) -> u64 {
+        TargetStatus::ALL
+            .iter()
+            .map(|status| self.get(*status))
+            .sum()
+    }
+
+    fn slot(&self, status: TargetStatus) -> &u64 {
+        match status {
+            TargetStatus::Planned => &self.planned,
+            TargetStatus::Unchanged => &self.unchanged,
+            TargetStatus::Skipped => &self.skipped,
+            TargetStatus::Stale => &self.stale,
+            TargetStatus::Sending => &self.sending,
+            TargetStatus::Applied => &self.applied,
+            TargetStatus::Verified => &self.verified,
+            TargetStatus::Drift => &self.drift,
+            TargetStatus::Failed => &self.failed,
+        }
+    }
+
+    fn slot_mut(&mut self, status: TargetStatus) -> &mut u64 {
+        match status {
+            TargetStatus::Planned => &mut self.planned,
+            TargetStatus::Unchanged => &mut self.unchanged,
+            TargetStatus::Skipped => &mut self.skipped,
+            TargetStatus::Stale => &mut self.stale,
+            TargetStatus::Sending => &mut self.sending,
+            TargetStatus::Applied => &mut self.applied,
+            TargetStatus::Verified => &mut self.verified,
+            TargetStatus::Drift => &mut self.drift,
+            TargetStatus::Failed => &mut self.failed,
+        }
+    }
+}

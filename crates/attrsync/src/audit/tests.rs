@@ -1,0 +1,811 @@
+//! Unit tests of the audit store against real SQLite files in temporary directories.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+use tempfile::TempDir;
+
+use super::process::{current_host, current_pid};
+use super::*;
+
+const A_LONG_TIME: Duration = Duration::from_secs(3600);
+
+async fn open_fresh() -> (TempDir, AuditStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A missing parent directory must be created.
+    let store = AuditStore::open(dir.path().join("state").join("audit.db"))
+        .await
+        .expect("open store");
+    (dir, store)
+}
+
+/// An independent pool on the same file: sees only what was committed.
+async fn second_pool(path: &Path) -> SqlitePool {
+    SqlitePool::connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+        .await
+        .expect("second pool")
+}
+
+fn new_run(command: &str) -> NewRun {
+    NewRun {
+        command: command.to_owned(),
+        source_path: Some("desired.csv".to_owned()),
+        source_sha256: Some("ab".repeat(32)),
+        options: serde_json::json!({ "concurrency": 8, "rate": "300/min" }),
+        tool_version: "0.1.0".to_owned(),
+        operator: Some("ops".to_owned()),
+        rate_per_minute: Some(300.0),
+    }
+}
+
+fn new_target(seq: u32, conversation: &str, desired: &[(&str, &str)]) -> NewTarget {
+    NewTarget {
+        seq,
+        conversation_id: conversation.to_owned(),
+        participant_id: Some(format!("participant-{seq}")),
+        selector: "purpose=customer".to_owned(),
+        purpose: Some("customer".to_owned()),
+        input_lines: format!("desired.csv:{}", seq + 2),
+        status: TargetStatus::Planned,
+        reason: None,
+        before: desired
+            .iter()
+            .map(|(key, _)| ((*key).to_owned(), None))
+            .collect(),
+        desired: desired
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect(),
+    }
+}
+
+fn numbered_targets(count: u32) -> Vec<NewTarget> {
+    (0..count)
+        .map(|seq| {
+            new_target(
+                seq,
+                &format!("conversation-{seq}"),
+                &[("campaign", "spring")],
+            )
+        })
+        .collect()
+}
+
+/// A pid that no process can have: Linux allocates pids strictly below pid_max.
+fn dead_pid() -> i64 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(i64::from(i32::MAX))
+}
+
+async fn set_run_holder(store: &AuditStore, run: &RunId, host: &str, pid: i64) {
+    sqlx::query("UPDATE runs SET host = ?1, pid = ?2 WHERE id = ?3")
+        .bind(host)
+        .bind(pid)
+        .bind(run.as_str())
+        .execute(store.pool())
+        .await
+        .expect("update run holder");
+}
+
+#[tokio::test]
+async fn migrations_apply_on_a_fresh_file_and_reopening_is_idempotent() {
+    let (dir, store) = open_fresh().await;
+    let path = store.path().to_path_buf();
+    assert!(path.starts_with(dir.path()) && path.exists());
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    store.close().await.expect("close");
+
+    let reopened = AuditStore::open(&path).await.expect("reopen");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(reopened.pool())
+        .await
+        .expect("count migrations");
+    let on_disk = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations"))
+        .expect("migrations dir")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "sql"))
+        })
+        .count();
+    assert_eq!(usize::try_from(applied).ok(), Some(on_disk));
+    let kept = reopened.resolve_run(LATEST).await.expect("run kept");
+    assert_eq!(kept, run);
+}
+
+#[tokio::test]
+async fn connections_use_wal_full_sync_and_foreign_keys() {
+    let (_dir, store) = open_fresh().await;
+    let mut conn = store.pool().acquire().await.expect("connection");
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("journal_mode");
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("synchronous");
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("foreign_keys");
+    assert_eq!(journal, "wal");
+    assert_eq!(synchronous, 2, "FULL");
+    assert_eq!(foreign_keys, 1);
+}
+
+#[tokio::test]
+async fn a_run_round_trips_through_begin_insert_outcome_requests_and_finish() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let mut targets = vec![
+        new_target(
+            0,
+            "conversation-a",
+            &[("campaign", "spring"), ("tier", "gold")],
+        ),
+        new_target(1, "conversation-b", &[("campaign", "spring")]),
+    ];
+    targets[1].status = TargetStatus::Skipped;
+    targets[1].reason = Some("conversation ended".to_owned());
+    let ids = store.insert_targets(&run, &targets).await.expect("insert");
+
+    store.mark_sending(&ids[..1]).await.expect("mark sending");
+    store
+        .record_outcome(
+            ids[0],
+            Outcome {
+                status: Some(TargetStatus::Applied),
+                http_status: Some(202),
+                correlation_id: Some("corr-1".to_owned()),
+                attempts: Some(2),
+                ..Outcome::default()
+            },
+        )
+        .await
+        .expect("applied");
+    let observed: ObservedValues = BTreeMap::from([
+        ("campaign".to_owned(), Some("spring".to_owned())),
+        ("tier".to_owned(), Some("gold".to_owned())),
+    ]);
+    store
+        .record_outcome(
+            ids[0],
+            Outcome {
+                observed: Some(observed.clone()),
+                ..Outcome::status(TargetStatus::Verified)
+            },
+        )
+        .await
+        .expect("verified");
+    let request = RequestRow {
+        run_id: run.clone(),
+        at: UnixMillis::from_millis(1_000),
+        method: "PATCH".to_owned(),
+        route:
+            "/api/v2/conversations/calls/{conversationId}/participants/{participantId}/attributes"
+                .to_owned(),
+        conversation_id: Some("conversation-a".to_owned()),
+        participant_id: Some("participant-0".to_owned()),
+        status: Some(429),
+        latency_ms: 40,
+        attempt: 1,
+        retry_after_ms: Some(1_000),
+        error_class: Some("throttled".to_owned()),
+        correlation_id: Some("corr-0".to_owned()),
+        token_slot: Some(0),
+    };
+    let retried = RequestRow {
+        at: UnixMillis::from_millis(2_100),
+        status: Some(202),
+        attempt: 2,
+        retry_after_ms: None,
+        error_class: None,
+        correlation_id: Some("corr-1".to_owned()),
+        ..request.clone()
+    };
+    store.record_requests(vec![retried.clone(), request.clone()]);
+    store
+        .finish_run(&run, RunStatus::Completed, Some(0))
+        .await
+        .expect("finish");
+
+    let summary = store.run_summary(&run).await.expect("summary");
+    assert_eq!(summary.run.status, RunStatus::Completed);
+    assert_eq!(summary.run.exit_code, Some(0));
+    assert!(summary.run.finished_at >= Some(summary.run.started_at));
+    assert_eq!(summary.run.command, "apply");
+    assert_eq!(summary.run.options["concurrency"], 8);
+    assert_eq!(summary.run.rate_per_minute, Some(300.0));
+    assert_eq!(summary.run.host, current_host());
+    assert_eq!(summary.run.pid, current_pid());
+    assert_eq!((summary.counts.verified, summary.counts.skipped), (1, 1));
+    assert_eq!(summary.counts.total(), 2);
+    assert_eq!(summary.requests.total, 2);
+    assert_eq!(summary.requests.throttled, 1);
+    assert_eq!(summary.requests.retries, 1);
+    assert_eq!(
+        summary.requests.first_at,
+        Some(UnixMillis::from_millis(1_000))
+    );
+
+    let rows = store
+        .list_targets(&TargetFilter {
+            run: Some(run.clone()),
+            ..TargetFilter::default()
+        })
+        .await
+        .expect("targets");
+    let verified = &rows[0];
+    assert_eq!(verified.status, TargetStatus::Verified);
+    assert_eq!(
+        verified.http_status,
+        Some(202),
+        "kept from the PATCH outcome"
+    );
+    assert_eq!(verified.correlation_id.as_deref(), Some("corr-1"));
+    assert_eq!(verified.attempts, 2);
+    assert_eq!(verified.observed.as_ref(), Some(&observed));
+    assert_eq!(verified.desired, targets[0].desired);
+    assert_eq!(verified.before, targets[0].before);
+    assert!(verified.sent_at.is_some());
+    assert_eq!(rows[1].reason.as_deref(), Some("conversation ended"));
+
+    assert_eq!(
+        store.request_timeline(&run).await.expect("timeline"),
+        vec![request, retried],
+        "time order"
+    );
+    let runs = store.list_runs(10).await.expect("list runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].counts, summary.counts);
+    assert_eq!(runs[0].requests, summary.requests);
+}
+
+#[tokio::test]
+async fn resolving_a_target_records_its_participant_purpose_and_before_values() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    assert_eq!(store.max_seq(&run).await.expect("empty"), None);
+    let mut planned = new_target(7, "conversation-a", &[("campaign", "spring")]);
+    planned.participant_id = None;
+    planned.purpose = None;
+    let ids = store
+        .insert_targets(&run, &[planned])
+        .await
+        .expect("insert");
+    assert_eq!(store.max_seq(&run).await.expect("max seq"), Some(7));
+
+    let before = BTreeMap::from([("campaign".to_owned(), Some("winter".to_owned()))]);
+    store
+        .resolve_target(ids[0], Some("participant-x"), Some("customer"), &before)
+        .await
+        .expect("resolve");
+    let unknown = TargetId::from_row(ids[0].get() + 1);
+    let refused = store.resolve_target(unknown, None, None, &before).await;
+    assert!(
+        matches!(refused, Err(AuditError::UnknownTarget { .. })),
+        "{refused:?}"
+    );
+
+    let target = &store.unfinished_targets(&run).await.expect("targets")[0];
+    assert_eq!(target.participant_id.as_deref(), Some("participant-x"));
+    assert_eq!(target.purpose.as_deref(), Some("customer"));
+    assert_eq!(target.before, before);
+}
+
+#[tokio::test]
+async fn twenty_thousand_targets_insert_in_one_call_with_ids_in_input_order() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let mut targets = numbered_targets(20_000);
+    targets.reverse(); // ids must follow the input, not seq
+    let ids = store.insert_targets(&run, &targets).await.expect("insert");
+    assert_eq!(ids.len(), targets.len());
+
+    let stored: Vec<(i64, i64)> = sqlx::query_as("SELECT id, seq FROM targets WHERE run_id = ?1")
+        .bind(run.as_str())
+        .fetch_all(store.pool())
+        .await
+        .expect("ids");
+    let seq_by_id: BTreeMap<i64, i64> = stored.into_iter().collect();
+    assert_eq!(seq_by_id.len(), targets.len());
+    for (id, target) in ids.iter().zip(&targets) {
+        assert_eq!(seq_by_id.get(&id.get()), Some(&i64::from(target.seq)));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sending_marks_share_commits_and_are_all_durable() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let ids = store
+        .insert_targets(&run, &numbered_targets(500))
+        .await
+        .expect("insert");
+
+    let commits_before = store.group_commits();
+    let marks = ids
+        .iter()
+        .map(|id| store.mark_sending(std::slice::from_ref(id)));
+    for result in futures::future::join_all(marks).await {
+        result.expect("mark sending");
+    }
+    let commits = store.group_commits() - commits_before;
+    assert!(
+        (1..500).contains(&commits),
+        "500 marks took {commits} commits"
+    );
+
+    // Every call has returned, so every mark must be visible to an independent reader.
+    let reader = second_pool(store.path()).await;
+    let sending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM targets WHERE status = 'sending' AND sent_at IS NOT NULL",
+    )
+    .fetch_one(&reader)
+    .await
+    .expect("count");
+    assert_eq!(sending, 500);
+}
+
+fn request_at(run: &RunId, at: i64) -> RequestRow {
+    RequestRow {
+        run_id: run.clone(),
+        at: UnixMillis::from_millis(at),
+        method: "GET".to_owned(),
+        route: "/api/v2/conversations/calls/{conversationId}".to_owned(),
+        conversation_id: None,
+        participant_id: None,
+        status: None,
+        latency_ms: 5,
+        attempt: 1,
+        retry_after_ms: None,
+        error_class: Some("connect".to_owned()),
+        correlation_id: None,
+        token_slot: None,
+    }
+}
+
+#[tokio::test]
+async fn request_rows_of_one_call_are_recorded_all_or_nothing() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let many: Vec<RequestRow> = (0..2_500).map(|at| request_at(&run, at)).collect();
+    store.record_requests(many);
+    // Spans several INSERT statements; its last row names a run that does not exist.
+    let mut doomed: Vec<RequestRow> = (0..1_500).map(|at| request_at(&run, at)).collect();
+    doomed.push(request_at(&RunId::from_stored("no-such-run".to_owned()), 0));
+    store.record_requests(doomed);
+    store.flush().await.expect("flush");
+
+    let summary = store.run_summary(&run).await.expect("summary");
+    assert_eq!(summary.requests.total, 2_500);
+    assert_eq!(summary.requests.transport_errors, 2_500);
+}
+
+#[tokio::test]
+async fn an_unknown_target_fails_alone_while_its_batch_commits() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let ids = store
+        .insert_targets(&run, &numbered_targets(1))
+        .await
+        .expect("insert");
+    let unknown = TargetId::from_row(ids[0].get() + 1_000);
+
+    let (bad, good) = tokio::join!(
+        store.record_outcome(unknown, Outcome::status(TargetStatus::Failed)),
+        store.mark_sending(&ids),
+    );
+    assert!(
+        matches!(bad, Err(AuditError::UnknownTarget { target, .. }) if target == unknown.get()),
+        "{bad:?}"
+    );
+    good.expect("known target marked");
+    let unfinished = store.unfinished_targets(&run).await.expect("unfinished");
+    assert_eq!(unfinished[0].status, TargetStatus::Sending);
+}
+
+#[tokio::test]
+async fn after_a_crash_the_run_is_interrupted_and_its_unfinished_targets_resumable() {
+    let (_dir, store) = open_fresh().await;
+    let path = store.path().to_path_buf();
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let mut targets = numbered_targets(6);
+    targets[5].status = TargetStatus::Unchanged;
+    let ids = store.insert_targets(&run, &targets).await.expect("insert");
+    store.mark_sending(&ids[1..4]).await.expect("sending");
+    store
+        .record_outcome(ids[2], Outcome::status(TargetStatus::Applied))
+        .await
+        .expect("applied");
+    store
+        .record_outcome(ids[3], Outcome::status(TargetStatus::Verified))
+        .await
+        .expect("verified");
+    // The crash: no finish_run, and the run's process no longer exists.
+    set_run_holder(&store, &run, current_host(), dead_pid()).await;
+    drop(store);
+
+    let store = AuditStore::open(&path).await.expect("reopen");
+    let interrupted = store
+        .mark_interrupted_runs_quiet_for(A_LONG_TIME)
+        .await
+        .expect("mark interrupted");
+    assert_eq!(interrupted, vec![run.clone()]);
+    let latest = store.resolve_run(LATEST).await.expect("latest");
+    assert_eq!(latest, run);
+    let record = store.run(&run).await.expect("record");
+    assert_eq!(record.status, RunStatus::Interrupted);
+    assert!(record.finished_at.is_some());
+
+    let unfinished = store.unfinished_targets(&run).await.expect("unfinished");
+    let seen: Vec<(u32, TargetStatus)> = unfinished.iter().map(|t| (t.seq, t.status)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, TargetStatus::Planned),
+            (1, TargetStatus::Sending),
+            (2, TargetStatus::Applied),
+            (4, TargetStatus::Planned),
+        ]
+    );
+
+    let resumed = store.reopen_run(&run).await.expect("resume");
+    assert_eq!(resumed.status, RunStatus::Running);
+    assert_eq!(resumed.resumed_count, 1);
+    assert_eq!((resumed.finished_at, resumed.pid), (None, current_pid()));
+}
+
+#[tokio::test]
+async fn live_runs_are_not_marked_interrupted() {
+    let (_dir, store) = open_fresh().await;
+    let ours = store.begin_run(new_run("apply")).await.expect("ours");
+    let remote_active = store.begin_run(new_run("apply")).await.expect("remote");
+    set_run_holder(&store, &remote_active, "another-host", 1).await;
+    let remote_quiet = store.begin_run(new_run("apply")).await.expect("quiet");
+    set_run_holder(&store, &remote_quiet, "another-host", 1).await;
+    sqlx::query("UPDATE runs SET started_at = 0 WHERE id = ?1")
+        .bind(remote_quiet.as_str())
+        .execute(store.pool())
+        .await
+        .expect("age run");
+
+    let interrupted = store
+        .mark_interrupted_runs_quiet_for(A_LONG_TIME)
+        .await
+        .expect("mark interrupted");
+    assert_eq!(interrupted, vec![remote_quiet]);
+    assert_eq!(
+        store.run_summary(&ours).await.expect("ours").run.status,
+        RunStatus::Running
+    );
+    let refused = store.reopen_run(&remote_active).await;
+    assert!(
+        matches!(refused, Err(AuditError::RunActive { .. })),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn runs_resolve_by_latest_id_and_unique_prefix() {
+    let (_dir, store) = open_fresh().await;
+    assert!(matches!(
+        store.resolve_run(LATEST).await,
+        Err(AuditError::NoRuns { .. })
+    ));
+    let first = store.begin_run(new_run("apply")).await.expect("first");
+    let second = store.begin_run(new_run("reconcile")).await.expect("second");
+    // Fixed ids and start times so that prefixes and "latest" are deterministic.
+    for (run, id, started_at) in [
+        (&first, "20261124T101530Z-aaaaaa", 1_000),
+        (&second, "20261124T101530Z-aaaabb", 2_000),
+    ] {
+        sqlx::query("UPDATE runs SET id = ?1, started_at = ?2 WHERE id = ?3")
+            .bind(id)
+            .bind(started_at)
+            .bind(run.as_str())
+            .execute(store.pool())
+            .await
+            .expect("fix run");
+    }
+
+    let latest = store.resolve_run("Latest").await;
+    assert_eq!(latest.expect("latest").as_str(), "20261124T101530Z-aaaabb");
+    let exact = store.resolve_run("20261124T101530Z-aaaaaa").await;
+    assert_eq!(exact.expect("exact").as_str(), "20261124T101530Z-aaaaaa");
+    let unique = store.resolve_run("20261124T101530Z-aaaaa").await;
+    assert_eq!(
+        unique.expect("unique prefix").as_str(),
+        "20261124T101530Z-aaaaaa"
+    );
+    let ambiguous = store.resolve_run("20261124T101530Z-aaaa").await;
+    assert!(
+        matches!(ambiguous, Err(AuditError::AmbiguousRun { matches: 2, .. })),
+        "{ambiguous:?}"
+    );
+    let missing = store.resolve_run("19990101T000000Z-000000").await;
+    let message = missing.expect_err("unknown run").to_string();
+    assert!(
+        message.contains(&store.path().display().to_string()),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn list_targets_filters_by_run_conversation_participant_status_key_and_time() {
+    let (_dir, store) = open_fresh().await;
+    let first = store.begin_run(new_run("apply")).await.expect("first");
+    let second = store.begin_run(new_run("apply")).await.expect("second");
+    sqlx::query("UPDATE runs SET started_at = started_at + 1 WHERE id = ?1")
+        .bind(second.as_str())
+        .execute(store.pool())
+        .await
+        .expect("order runs");
+    let mut clearing = new_target(1, "conversation-b", &[("tier", "")]);
+    clearing.before = BTreeMap::from([("legacy".to_owned(), Some("x".to_owned()))]);
+    let first_ids = store
+        .insert_targets(
+            &first,
+            &[
+                new_target(0, "conversation-a", &[("campaign", "spring")]),
+                clearing,
+            ],
+        )
+        .await
+        .expect("first targets");
+    let second_ids = store
+        .insert_targets(
+            &second,
+            &[new_target(0, "conversation-a", &[("campaign", "summer")])],
+        )
+        .await
+        .expect("second targets");
+    store
+        .record_outcome(first_ids[0], Outcome::status(TargetStatus::Verified))
+        .await
+        .expect("verified");
+    store
+        .record_outcome(second_ids[0], Outcome::status(TargetStatus::Drift))
+        .await
+        .expect("drift");
+    // Deterministic update times: 1000, 2000, 3000 in insertion order.
+    for (index, id) in first_ids.iter().chain(&second_ids).enumerate() {
+        sqlx::query("UPDATE targets SET updated_at = ?1 WHERE id = ?2")
+            .bind((i64::try_from(index).expect("index") + 1) * 1_000)
+            .bind(id.get())
+            .execute(store.pool())
+            .await
+            .expect("set time");
+    }
+
+    let ids_of = |filter: TargetFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_targets(&filter)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|target| target.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = TargetFilter::default();
+    assert_eq!(
+        ids_of(all.clone()).await,
+        vec![first_ids[0], first_ids[1], second_ids[0]]
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            run: Some(second.clone()),
+            ..all.clone()
+        })
+        .await,
+        second_ids
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            conversation: Some("conversation-a".to_owned()),
+            ..all.clone()
+        })
+        .await,
+        vec![first_ids[0], second_ids[0]]
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            participant: Some("participant-1".to_owned()),
+            ..all.clone()
+        })
+        .await,
+        vec![first_ids[1]]
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            statuses: vec![TargetStatus::Drift, TargetStatus::Planned],
+            ..all.clone()
+        })
+        .await,
+        vec![first_ids[1], second_ids[0]]
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            key: Some("campaign".to_owned()),
+            ..all.clone()
+        })
+        .await,
+        vec![first_ids[0], second_ids[0]],
+        "key in desired"
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            key: Some("legacy".to_owned()),
+            ..all.clone()
+        })
+        .await,
+        vec![first_ids[1]],
+        "key in before"
+    );
+    assert!(
+        ids_of(TargetFilter {
+            key: Some("absent".to_owned()),
+            ..all.clone()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            since: Some(UnixMillis::from_millis(2_000)),
+            until: Some(UnixMillis::from_millis(3_000)),
+            ..all.clone()
+        })
+        .await,
+        vec![first_ids[1]],
+        "since inclusive, until exclusive"
+    );
+    assert_eq!(
+        ids_of(TargetFilter {
+            order: TargetOrder::NewestFirst,
+            limit: Some(2),
+            ..all.clone()
+        })
+        .await,
+        vec![second_ids[0], first_ids[1]]
+    );
+}
+
+#[tokio::test]
+async fn a_held_lock_refuses_a_second_holder_until_released() {
+    let (_dir, store) = open_fresh().await;
+    let lease = store
+        .acquire_lock(RECONCILE_LOCK, A_LONG_TIME)
+        .await
+        .expect("first acquire");
+    assert_eq!(lease.took_over, None);
+
+    let refused = store.acquire_lock(RECONCILE_LOCK, A_LONG_TIME).await;
+    let Err(AuditError::Locked { pid, ref host, .. }) = refused else {
+        panic!("expected Locked, got {refused:?}");
+    };
+    assert_eq!((pid, host.as_str()), (current_pid(), current_host()));
+    let message = refused.expect_err("locked").to_string();
+    assert!(
+        message.contains("reconcile") && message.contains("audit.db"),
+        "{message}"
+    );
+
+    store.heartbeat_lock(&lease).await.expect("heartbeat");
+    store.release_lock(lease).await.expect("release");
+    assert_eq!(
+        store.lock_holder_of(RECONCILE_LOCK).await.expect("holder"),
+        None
+    );
+    store
+        .acquire_lock(RECONCILE_LOCK, A_LONG_TIME)
+        .await
+        .expect("acquire after release");
+}
+
+#[tokio::test]
+async fn a_lock_of_a_dead_process_or_without_heartbeat_is_taken_over() {
+    let (_dir, store) = open_fresh().await;
+    let insert_holder = |host: &'static str, pid: i64, heartbeat_at: i64| {
+        let store = store.clone();
+        async move {
+            sqlx::query(
+                "INSERT OR REPLACE INTO locks \
+                 (name, lease_id, holder_pid, holder_host, acquired_at, heartbeat_at) \
+                 VALUES ('reconcile', 'old', ?1, ?2, 0, ?3)",
+            )
+            .bind(pid)
+            .bind(host)
+            .bind(heartbeat_at)
+            .execute(store.pool())
+            .await
+            .expect("insert holder");
+        }
+    };
+    let now = UnixMillis::now().as_millis();
+
+    // Same host, fresh heartbeat, but the pid does not exist.
+    insert_holder(current_host(), dead_pid(), now).await;
+    let lease = store
+        .acquire_lock(RECONCILE_LOCK, A_LONG_TIME)
+        .await
+        .expect("take over dead holder");
+    assert_eq!(
+        lease.took_over.map(|holder| holder.pid),
+        u32::try_from(dead_pid()).ok()
+    );
+
+    // Another host with a fresh heartbeat is respected...
+    insert_holder("another-host", 1, now).await;
+    let refused = store.acquire_lock(RECONCILE_LOCK, A_LONG_TIME).await;
+    assert!(
+        matches!(refused, Err(AuditError::Locked { .. })),
+        "{refused:?}"
+    );
+
+    // ...until its heartbeat is older than the staleness bound.
+    insert_holder("another-host", 1, 0).await;
+    let lease = store
+        .acquire_lock(RECONCILE_LOCK, A_LONG_TIME)
+        .await
+        .expect("take over silent holder");
+    assert_eq!(
+        lease.took_over.map(|holder| holder.host),
+        Some("another-host".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_lease_taken_over_reports_lock_lost() {
+    let (_dir, store) = open_fresh().await;
+    let lease = store
+        .acquire_lock(RECONCILE_LOCK, A_LONG_TIME)
+        .await
+        .expect("acquire");
+    sqlx::query("UPDATE locks SET lease_id = 'someone-else'")
+        .execute(store.pool())
+        .await
+        .expect("take over");
+    assert!(matches!(
+        store.heartbeat_lock(&lease).await,
+        Err(AuditError::LockLost { .. })
+    ));
+    assert!(matches!(
+        store.release_lock(lease).await,
+        Err(AuditError::LockLost { .. })
+    ));
+}
+
+#[test]
+fn run_ids_sort_by_start_second_and_carry_a_random_suffix() {
+    let at: UnixMillis = "2026-11-24T10:15:30.999Z".parse().expect("time");
+    let id = RunId::generate(at);
+    let (stamp, suffix) = id.as_str().split_once('-').expect("dash");
+    assert_eq!(stamp, "20261124T101530Z");
+    assert!(
+        suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert!(RunId::generate(UnixMillis::from_millis(at.as_millis() + 1_000)) > id);
+}
+
+#[test]
+fn timestamps_render_and_parse_as_rfc3339_millis() {
+    let at = UnixMillis::from_millis(1_795_515_330_123);
+    let text = at.to_string();
+    assert_eq!(text, "2026-11-24T10:15:30.123Z");
+    assert_eq!(text.parse::<UnixMillis>().expect("parse"), at);
+    assert_eq!(
+        serde_json::to_string(&at).expect("json"),
+        "\"2026-11-24T10:15:30.123Z\""
+    );
+}

@@ -1,0 +1,23 @@
+//! `attrsync get CONVERSATION_ID`.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::Ui;
+use crate::cli::GetArgs;
+use crate::connect;
+use crate::exit::Exit;
+use crate::render::{Style, call::call_table};
+
+pub async fn run(args: GetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+    let client = connect::client(&args.connection, env_file, None)?;
+    let call = client.get_call(&args.conversation_id).await?.value;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &call)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", call_table(&call, Style { color: ui.color }))?;
+    }
+    Ok(Exit::Success)
+}

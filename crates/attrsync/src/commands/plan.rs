@@ -1,0 +1,79 @@
+//! `attrsync plan SOURCE`: read the desired state, read each call once, print what would change.
+//! Never sends a PATCH.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use futures::StreamExt;
+use genesys_core::GenesysClient;
+use reconcile::{LiveConversation, LiveState};
+
+use super::source::read_desired;
+use crate::Ui;
+use crate::cli::PlanArgs;
+use crate::connect;
+use crate::exit::Exit;
+use crate::render::{Style, plan::plan_text};
+
+pub async fn run(args: PlanArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+    let desired = read_desired(&args.source, &args.source_args, ui).await?;
+    let client = connect::client(&args.connection, env_file, None)?;
+    let ids = reconcile::conversation_ids(&desired);
+    let live = fetch_live(&client, ids, args.concurrency).await?;
+    let plan = reconcile::diff(&desired, &live);
+
+    if let Some(out) = &args.out {
+        let metadata = reconcile::saved_plan::PlanMetadata::new(
+            desired.source.clone(),
+            &args.source_args.default_purpose,
+            std::time::SystemTime::now(),
+        );
+        reconcile::saved_plan::save(&plan, &metadata, out)
+            .with_context(|| format!("cannot save the plan to {}", out.display()))?;
+        ui.note(format_args!(
+            "plan saved to {}; apply it with `attrsync apply {}`",
+            out.display(),
+            out.display()
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &plan)?;
+        writeln!(stdout)?;
+    } else {
+        write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;
+    }
+    let pending = plan.summary().to_update > 0;
+    Ok(if args.detailed_exitcode && pending {
+        Exit::ChangesPending
+    } else {
+        Exit::Success
+    })
+}
+
+/// Reads every conversation once, concurrently (each request through the client's limiter).
+/// A conversation that does not exist is part of the plan (a skip); any other error stops it.
+pub async fn fetch_live(
+    client: &GenesysClient,
+    ids: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<LiveState> {
+    let mut live: LiveState = HashMap::with_capacity(ids.len());
+    let mut reads = futures::stream::iter(ids)
+        .map(|cid| async move {
+            let read = client.get_call(&cid).await;
+            (cid, read)
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some((cid, read)) = reads.next().await {
+        let conversation = match read {
+            Ok(fetched) => LiveConversation::Found(fetched.value),
+            Err(err) if err.status() == Some(404) => LiveConversation::NotFound,
+            Err(err) => return Err(err).with_context(|| format!("cannot read conversation {cid}")),
+        };
+        live.insert(cid, conversation);
+    }
+    Ok(live)
+}

@@ -1,0 +1,113 @@
+//! `attrsync set CONVERSATION_ID [SELECTOR] k=v...`: the tutorial's job done properly. One
+//! target, through the same pipeline as `apply`: read, PATCH only what differs, verify by
+//! reading back, and record it in the audit store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
+
+use super::apply::open_audit;
+use crate::Ui;
+use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::audit::TargetStatus;
+use crate::cli::SetArgs;
+use crate::connect;
+use crate::exit::Exit;
+
+pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+    let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;
+    let selector = match (&args.participant_id, &args.purpose, &args.user_id) {
+        (Some(p), _, _) => Selector::ParticipantId(uuid_arg("--participant-id", p)?),
+        (_, Some(p), _) => Selector::Purpose(p.to_lowercase()),
+        (_, _, Some(u)) => Selector::UserId(uuid_arg("--user-id", u)?),
+        _ => Selector::Purpose("customer".into()),
+    };
+    let attributes: BTreeMap<String, String> = args.attributes.iter().cloned().collect();
+    let desired = DesiredState {
+        entries: vec![DesiredEntry {
+            target: Target {
+                conversation_id: conversation_id.clone(),
+                selector,
+            },
+            attributes,
+            lines: vec![1],
+        }],
+        source: SourceInfo {
+            path: "command line".into(),
+            format: SourceFormat::CsvWide,
+            sha256: String::new(),
+        },
+        warnings: Vec::new(),
+    };
+    let audit_path = args.audit.resolve();
+    let audit = open_audit(&audit_path).await?;
+    let rate = connect::rate_spec(&args.connection)?;
+    let settings = ApplySettings {
+        command: "set".into(),
+        concurrency: 1,
+        verify_timeout: args.verify.verify_timeout,
+        results_dir: None,
+        rate_per_minute: rate.per_minute(),
+        options: serde_json::json!({ "attributes": args.attributes.len() }),
+    };
+    let connection = args.connection.clone();
+    let events = Events::new(args.json);
+    let report = execute(
+        Work::Desired(desired),
+        settings,
+        audit,
+        |observer| connect::client(&connection, env_file, Some(observer)),
+        ui.with_json(args.json),
+        &events,
+    )
+    .await?;
+    if !args.json {
+        for r in &report.results {
+            let who = r.participant_id.as_deref().unwrap_or("(no participant)");
+            let detail = r
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            println!(
+                "{conversation_id} participant {who}: {}{detail}",
+                r.status.as_str()
+            );
+        }
+    }
+    let exit = match report
+        .results
+        .iter()
+        .map(|r| r.status)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        _ if report.interrupted => Exit::Interrupted,
+        statuses
+            if statuses
+                .iter()
+                .all(|s| matches!(s, TargetStatus::Verified | TargetStatus::Unchanged)) =>
+        {
+            Exit::Success
+        }
+        // One target, so "partial" only when a selector matched several participants.
+        statuses
+            if statuses
+                .iter()
+                .any(|s| matches!(s, TargetStatus::Verified | TargetStatus::Unchanged)) =>
+        {
+            Exit::Partial
+        }
+        statuses if statuses.contains(&TargetStatus::Drift) => Exit::Partial,
+        _ => Exit::Failure,
+    };
+    Ok(exit)
+}
+
+fn uuid_arg(what: &str, value: &str) -> anyhow::Result<String> {
+    let id = uuid::Uuid::parse_str(value.trim())
+        .with_context(|| format!("{what} `{value}` is not a UUID"))?;
+    Ok(id.hyphenated().to_string())
+}

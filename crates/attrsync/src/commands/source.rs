@@ -1,0 +1,91 @@
+//! Reading the desired state for `plan` and `apply`: CSV or SQLite, told apart by content.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use reconcile::{DesiredState, ReadOptions, SourceError, SqliteSelect, render_problems};
+
+use crate::Ui;
+use crate::cli::SourceArgs;
+
+/// The result-file columns (`--results`) that a desired-state reader ignores, so that
+/// `failed.csv` can be fed back as input.
+pub const RESULT_COLUMNS: [&str; 4] = [
+    "attrsync_status",
+    "attrsync_code",
+    "attrsync_message",
+    "attrsync_correlation_id",
+];
+
+/// An input that could not be used: every problem has been printed already.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+pub fn read_options(args: &SourceArgs) -> ReadOptions {
+    ReadOptions {
+        default_purpose: args.default_purpose.clone(),
+        skip_invalid: args.skip_invalid,
+        ignored_columns: RESULT_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        ..ReadOptions::default()
+    }
+}
+
+pub fn is_sqlite(path: &Path) -> bool {
+    let mut magic = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"SQLite format 3\0")
+}
+
+/// Reads and validates the whole source. Invalid input: the problems go to stderr (at most
+/// 20, then a count) and the error says how many there were; nothing is sent.
+pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Result<DesiredState> {
+    let options = read_options(args);
+    let read = if is_sqlite(path) {
+        let select = match &args.query {
+            Some(q) => SqliteSelect::Query(q.clone()),
+            None => SqliteSelect::Table(args.table.clone()),
+        };
+        reconcile::read_sqlite(path, &select, &options).await
+    } else {
+        if args.query.is_some() {
+            anyhow::bail!(
+                "--query applies to an SQLite source, and {} is not one",
+                path.display()
+            );
+        }
+        reconcile::read_csv(path, &options)
+    };
+    match read {
+        Ok(desired) => {
+            if !desired.warnings.is_empty() {
+                eprint!(
+                    "{}",
+                    render_problems(&desired.warnings, reconcile::DEFAULT_SHOWN_PROBLEMS)
+                        .replace('\n', " (warning)\n")
+                );
+            }
+            ui.note(format_args!(
+                "read {}: {} targets, {} keys",
+                path.display(),
+                desired.entries.len(),
+                desired.key_count()
+            ));
+            Ok(desired)
+        }
+        Err(err @ SourceError::Invalid { .. }) => {
+            eprint!(
+                "{}",
+                render_problems(err.problems(), reconcile::DEFAULT_SHOWN_PROBLEMS)
+            );
+            Err(InvalidInput(format!(
+                "{err}; nothing was sent (fix the input, or use --skip-invalid to apply the valid rows)"
+            ))
+            .into())
+        }
+        Err(err) => Err(err)
+            .with_context(|| format!("cannot read the desired state from {}", path.display())),
+    }
+}

@@ -1,0 +1,367 @@
+//! OAuth client credentials: minting, caching and refreshing access tokens.
+//!
+//! `POST <login>/oauth/token` with `Authorization: Basic base64(id:secret)` and the form body
+//! `grant_type=client_credentials`. A token is refreshed proactively shortly before it expires,
+//! and after a 401 exactly once whatever the concurrency: every token carries a generation, and
+//! only the first caller reporting a 401 for generation G mints G+1; the others wait for it and
+//! reuse it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::error::{ErrorClass, correlation_id, retry_after, transport_message};
+use crate::models::{OAuthError, TokenResponse};
+use crate::rate::RateLimiter;
+use crate::settings::Credentials;
+use crate::stats::Counters;
+
+/// Why no token could be obtained. Never contains the client secret.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The token endpoint refused (e.g. 401 `invalid_client`).
+    #[error("{}", describe_rejection(*.status, .error.as_deref(), .description.as_deref(), .correlation_id.as_deref()))]
+    Rejected {
+        status: u16,
+        /// OAuth `error`, e.g. `invalid_client`.
+        error: Option<String>,
+        description: Option<String>,
+        correlation_id: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    #[error("token endpoint {url} unreachable: {message}")]
+    Transport {
+        url: String,
+        message: String,
+        timed_out: bool,
+    },
+    #[error("unreadable token response from {url} (HTTP {status}): {message}")]
+    Decode {
+        url: String,
+        status: u16,
+        message: String,
+    },
+}
+
+fn describe_rejection(
+    status: u16,
+    error: Option<&str>,
+    description: Option<&str>,
+    correlation_id: Option<&str>,
+) -> String {
+    let mut text = format!("token request refused: HTTP {status}");
+    if let Some(error) = error {
+        text.push(' ');
+        text.push_str(error);
+    }
+    if let Some(description) = description {
+        text.push_str(": ");
+        text.push_str(description);
+    }
+    if matches!(status, 400 | 401) {
+        text.push_str(&format!(
+            " (check {} / {} and that the region matches the OAuth client)",
+            crate::env::CLIENT_ID.name,
+            crate::env::CLIENT_SECRET.name
+        ));
+    }
+    if let Some(id) = correlation_id {
+        text.push_str(&format!(" (correlation id {id})"));
+    }
+    text
+}
+
+impl AuthError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AuthError::Rejected {
+                status: 429 | 502 | 503 | 504,
+                ..
+            }
+            | AuthError::Transport { .. } => ErrorClass::Retryable,
+            _ => ErrorClass::Terminal,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AuthError::Rejected { status, .. } | AuthError::Decode { status, .. } => Some(*status),
+            AuthError::Transport { .. } => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AuthError::Rejected { error, .. } => error.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthError::Rejected { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A cached access token. `Debug` never shows it.
+pub(crate) struct AccessToken {
+    secret: SecretString,
+    generation: u64,
+    refresh_at: Instant,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"[REDACTED]")
+            .field("generation", &self.generation)
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
+}
+
+impl AccessToken {
+    pub(crate) fn bearer(&self) -> &str {
+        self.secret.expose_secret()
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// How long before expiry a token is replaced: min(60 s, 10 % of its lifetime).
+pub(crate) fn refresh_margin(ttl: Duration) -> Duration {
+    (ttl / 10).min(Duration::from_secs(60))
+}
+
+/// Mints tokens for one OAuth client; shared by every slot of a pool.
+pub(crate) struct Authenticator {
+    http: reqwest::Client,
+    token_url: Url,
+    credentials: Credentials,
+    /// Minting is rate-limited too (Genesys warns about it); one limiter for the whole pool.
+    mint_limiter: RateLimiter,
+    counters: Arc<Counters>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.credentials.client_id)
+            .field("mint_limiter", &self.mint_limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        credentials: Credentials,
+        mint_limiter: RateLimiter,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            http,
+            token_url,
+            credentials,
+            mint_limiter,
+            counters,
+        }
+    }
+
+    /// One token request; `generation` is recorded in the returned token.
+    async fn mint(&self, slot: usize, generation: u64) -> Result<AccessToken, AuthError> {
+        self.mint_limiter.acquire().await;
+        tracing::debug!(token_slot = slot, generation, "requesting an access token");
+        let url = self.token_url.as_str().to_owned();
+        let response = self
+            .http
+            .post(self.token_url.clone())
+            .basic_auth(
+                &self.credentials.client_id,
+                Some(self.credentials.client_secret.expose_secret()),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| AuthError::Transport {
+                url: url.clone(),
+                message: transport_message(&e),
+                timed_out: e.is_timeout(),
+            })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| AuthError::Transport {
+            url: url.clone(),
+            message: transport_message(&e),
+            timed_out: e.is_timeout(),
+        })?;
+        if !(200..300).contains(&status) {
+            let refusal: Option<OAuthError> = serde_json::from_slice(&body).ok();
+            let retry_after = retry_after(&headers);
+            if status == 429 {
+                self.mint_limiter
+                    .pause_for(retry_after.unwrap_or(Duration::from_secs(1)));
+            }
+            let error = AuthError::Rejected {
+                status,
+                error: refusal
+                    .as_ref()
+                    .map(|r| r.error.clone())
+                    .filter(|e| !e.is_empty()),
+                description: refusal.and_then(|r| r.error_description.or(r.description)),
+                correlation_id: correlation_id(&headers),
+                retry_after,
+            };
+            tracing::warn!(token_slot = slot, status, "token request refused");
+            return Err(error);
+        }
+        let token: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| AuthError::Decode {
+                url,
+                status,
+                message: e.to_string(),
+            })?;
+        let ttl = Duration::from_secs(token.expires_in);
+        self.counters.tokens_minted.fetch_add(1, Ordering::Relaxed);
+        if generation > 1 {
+            self.counters
+                .token_refreshes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::debug!(
+            token_slot = slot,
+            generation,
+            expires_in_s = token.expires_in,
+            "access token issued"
+        );
+        Ok(AccessToken {
+            secret: SecretString::from(token.access_token),
+            generation,
+            refresh_at: Instant::now() + ttl.saturating_sub(refresh_margin(ttl)),
+        })
+    }
+}
+
+/// The current token of one pool slot.
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache {
+    // Held across the mint: that is what makes refreshing single-flight.
+    current: Mutex<Option<Arc<AccessToken>>>,
+}
+
+impl TokenCache {
+    /// The cached token, minted or replaced first when absent or due for refresh.
+    pub(crate) async fn token(
+        &self,
+        auth: &Authenticator,
+        slot: usize,
+    ) -> Result<Arc<AccessToken>, AuthError> {
+        let mut current = self.current.lock().await;
+        if let Some(token) = current.as_ref()
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(Arc::clone(token));
+        }
+        let generation = current.as_ref().map_or(1, |t| t.generation + 1);
+        let token = Arc::new(auth.mint(slot, generation).await?);
+        *current = Some(Arc::clone(&token));
+        Ok(token)
+    }
+
+    /// Replaces the token after the API refused `rejected_generation` with a 401, unless another
+    /// caller already did; either way returns the token to retry with.
+    pub(crate) async fn refresh_after_unauthorized(
+        &self,
+        auth: &Authenticator,
+        slot: usize,
+        rejected_generation: u64,
+    ) -> Result<Arc<AccessToken>, AuthError> {
+        let mut current = self.current.lock().await;
+        if let Some(token) = current.as_ref()
+            && token.generation > rejected_generation
+        {
+            return Ok(Arc::clone(token));
+        }
+        let generation = current.as_ref().map_or(1, |t| t.generation) + 1;
+        tracing::debug!(
+            token_slot = slot,
+            rejected_generation,
+            "token refused (401); refreshing"
+        );
+        let token = Arc::new(auth.mint(slot, generation).await?);
+        *current = Some(Arc::clone(&token));
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_margin_is_ten_percent_capped_at_a_minute() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(86_399)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(300)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(2)),
+            Duration::from_millis(200)
+        );
+    }
+
+    #[test]
+    fn access_token_debug_hides_the_token() {
+        let token = AccessToken {
+            secret: SecretString::from("tok-123456"),
+            generation: 3,
+            refresh_at: Instant::now(),
+        };
+        let debug = format!("{token:?}");
+        assert!(!debug.contains("tok-123456"), "{debug}");
+        assert!(debug.contains("generation: 3"));
+    }
+
+    #[test]
+    fn rejection_names_the_variables_and_classifies() {
+        let error = AuthError::Rejected {
+            status: 401,
+            error: Some("invalid_client".into()),
+            description: Some("client not found".into()),
+            correlation_id: Some("c-1".into()),
+            retry_after: None,
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("HTTP 401 invalid_client: client not found"),
+            "{text}"
+        );
+        assert!(text.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"), "{text}");
+        assert_eq!(error.class(), ErrorClass::Terminal);
+        let throttled = AuthError::Rejected {
+            status: 429,
+            error: None,
+            description: None,
+            correlation_id: None,
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(throttled.class(), ErrorClass::Retryable);
+    }
+}

@@ -1,0 +1,636 @@
+//! The Genesys API client: every call passes a token's rate limiter, is retried per its
+//! [`ErrorClass`], and is reported to the [`RequestObserver`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+use url::Url;
+
+use crate::auth::Authenticator;
+use crate::error::{ApiError, ErrorClass, correlation_id};
+use crate::live_calls::LiveCallsQuery;
+use crate::models::{
+    AnalyticsConversation, AnalyticsConversationQueryResponse, Attributes, CallConversation,
+    Conversation, ConversationQuery, ParticipantAttributes,
+};
+use crate::observer::{RequestEvent, RequestObserver};
+use crate::pool::{Slot, TokenPool};
+use crate::rate::{RateLimiter, RateSpec};
+use crate::retry::RetryPolicy;
+use crate::settings::Settings;
+use crate::stats::{ClientStats, Counters};
+
+/// How a client sends requests.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Rate of each token (Genesys default: 300/min).
+    pub rate: RateSpec,
+    /// Tokens in the pool, each with its own `rate` budget (at least 1).
+    pub tokens: usize,
+    /// Pace of token minting for the whole pool.
+    pub token_minting: RateSpec,
+    pub retry: RetryPolicy,
+    /// Whole-request timeout of one attempt.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub user_agent: String,
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            rate: RateSpec::GENESYS_DEFAULT,
+            tokens: 1,
+            token_minting: RateSpec::DEFAULT_TOKEN_MINTING,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: concat!("attrsync/", env!("CARGO_PKG_VERSION")).to_owned(),
+            observer: None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("rate", &self.rate.to_string())
+            .field("tokens", &self.tokens)
+            .field("token_minting", &self.token_minting.to_string())
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// What came with a successful response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseMeta {
+    pub status: u16,
+    /// `ININ-Correlation-Id` of the response.
+    pub correlation_id: Option<String>,
+    /// HTTP attempts it took (1 when the first one succeeded).
+    pub attempts: u32,
+}
+
+/// A successful response's value and metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fetched<T> {
+    pub value: T,
+    pub meta: ResponseMeta,
+}
+
+/// The HTTP client could not be built (TLS or system configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientBuildError(String);
+
+/// A Genesys Cloud API client. Cheap to clone; clones share tokens, limiters and counters.
+#[derive(Clone)]
+pub struct GenesysClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api_base: Url,
+    auth: Authenticator,
+    pool: TokenPool,
+    retry: RetryPolicy,
+    observer: Option<Arc<dyn RequestObserver>>,
+    counters: Arc<Counters>,
+}
+
+impl fmt::Debug for GenesysClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenesysClient")
+            .field("api_base", &self.inner.api_base.as_str())
+            .field("auth", &self.inner.auth)
+            .field("tokens", &self.inner.pool.len())
+            .field("retry", &self.inner.retry)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An API operation: its method and route template (the template is what logs record).
+#[derive(Clone, Copy)]
+struct Route {
+    method: &'static str,
+    template: &'static str,
+}
+
+impl Route {
+    fn method(self) -> Method {
+        match self.method {
+            "PATCH" => Method::PATCH,
+            "POST" => Method::POST,
+            _ => Method::GET,
+        }
+    }
+}
+
+const GET_CALL: Route = Route {
+    method: "GET",
+    template: "GET /api/v2/conversations/calls/{conversationId}",
+};
+const GET_CONVERSATION: Route = Route {
+    method: "GET",
+    template: "GET /api/v2/conversations/{conversationId}",
+};
+const PATCH_CALL_PARTICIPANT_ATTRIBUTES: Route = Route {
+    method: "PATCH",
+    template: "PATCH /api/v2/conversations/calls/{conversationId}/participants/{participantId}/attributes",
+};
+const PATCH_PARTICIPANT_ATTRIBUTES: Route = Route {
+    method: "PATCH",
+    template: "PATCH /api/v2/conversations/{conversationId}/participants/{participantId}/attributes",
+};
+const POST_CONVERSATION_DETAILS_QUERY: Route = Route {
+    method: "POST",
+    template: "POST /api/v2/analytics/conversations/details/query",
+};
+
+/// One request to send (and resend on retry).
+struct Call<'a> {
+    route: Route,
+    url: &'a Url,
+    body: Option<&'a [u8]>,
+}
+
+/// Safety net against a server that ignores paging.
+const MAX_LIVE_CALL_PAGES: u32 = 1_000;
+
+/// Outcome of one attempt; on failure, the generation of the token used (if one was).
+type AttemptResult<T> = Result<(T, u16, Option<String>), (ApiError, Option<u64>)>;
+
+impl GenesysClient {
+    pub fn new(settings: &Settings, options: ClientOptions) -> Result<Self, ClientBuildError> {
+        // reqwest is built with `rustls-no-provider`; "already installed" is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .timeout(options.request_timeout)
+            .connect_timeout(options.connect_timeout)
+            // Retries are ours alone, so that every attempt is counted, observed and paced.
+            .retry(reqwest::retry::never())
+            .build()
+            .map_err(|e| ClientBuildError(crate::error::transport_message(&e)))?;
+        let counters = Arc::new(Counters::default());
+        let auth = Authenticator::new(
+            http.clone(),
+            settings.token_url(),
+            settings.credentials.clone(),
+            RateLimiter::new(options.token_minting),
+            Arc::clone(&counters),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                api_base: settings.api_base.clone(),
+                auth,
+                pool: TokenPool::new(options.tokens, options.rate),
+                retry: options.retry,
+                observer: options.observer,
+                counters,
+            }),
+        })
+    }
+
+    /// Counters since the client was built.
+    pub fn stats(&self) -> ClientStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Tokens in the pool.
+    pub fn token_slots(&self) -> usize {
+        self.inner.pool.len()
+    }
+
+    pub fn api_base(&self) -> &Url {
+        &self.inner.api_base
+    }
+
+    /// `GET /api/v2/conversations/calls/{conversationId}`.
+    pub async fn get_call(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Fetched<CallConversation>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("conversations", None),
+            ("calls", None),
+            (conversation_id, Some("conversation id")),
+        ])?;
+        self.execute(GET_CALL, url, None, decode_json).await
+    }
+
+    /// `GET /api/v2/conversations/{conversationId}` (media-agnostic).
+    pub async fn get_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Fetched<Conversation>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("conversations", None),
+            (conversation_id, Some("conversation id")),
+        ])?;
+        self.execute(GET_CONVERSATION, url, None, decode_json).await
+    }
+
+    /// `PATCH /api/v2/conversations/calls/{cid}/participants/{pid}/attributes`: merges the given
+    /// keys (`""` clears one). 202 carries the participant's attributes, when the body parses.
+    pub async fn patch_call_participant_attributes(
+        &self,
+        conversation_id: &str,
+        participant_id: &str,
+        attributes: &Attributes,
+    ) -> Result<Fetched<Option<ParticipantAttributes>>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("conversations", None),
+            ("calls", None),
+            (conversation_id, Some("conversation id")),
+            ("participants", None),
+            (participant_id, Some("participant id")),
+            ("attributes", None),
+        ])?;
+        let body = attributes_body(attributes)?;
+        self.execute(
+            PATCH_CALL_PARTICIPANT_ATTRIBUTES,
+            url,
+            Some(body),
+            |bytes| {
+                // The write was accepted whatever the body says: an odd body is not a failure.
+                Ok(serde_json::from_slice(bytes).ok())
+            },
+        )
+        .await
+    }
+
+    /// `PATCH /api/v2/conversations/{cid}/participants/{pid}/attributes` (media-agnostic; 202
+    /// without a body).
+    pub async fn patch_participant_attributes(
+        &self,
+        conversation_id: &str,
+        participant_id: &str,
+        attributes: &Attributes,
+    ) -> Result<Fetched<()>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("conversations", None),
+            (conversation_id, Some("conversation id")),
+            ("participants", None),
+            (participant_id, Some("participant id")),
+            ("attributes", None),
+        ])?;
+        let body = attributes_body(attributes)?;
+        self.execute(PATCH_PARTICIPANT_ATTRIBUTES, url, Some(body), |_| Ok(()))
+            .await
+    }
+
+    /// One page of `POST /api/v2/analytics/conversations/details/query`.
+    pub async fn query_conversation_details(
+        &self,
+        query: &ConversationQuery,
+    ) -> Result<Fetched<AnalyticsConversationQueryResponse>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("analytics", None),
+            ("conversations", None),
+            ("details", None),
+            ("query", None),
+        ])?;
+        let body = serde_json::to_vec(query).map_err(|_| ApiError::InvalidArgument {
+            what: "conversation query",
+            value: String::new(),
+            reason: "cannot be serialised",
+        })?;
+        self.execute(
+            POST_CONVERSATION_DETAILS_QUERY,
+            url,
+            Some(body),
+            decode_json,
+        )
+        .await
+    }
+
+    /// Every live voice call (conversation not ended) matching `query`, paging until a short
+    /// page. Pages shift while calls start and end, so results are de-duplicated by id.
+    pub async fn query_live_calls(
+        &self,
+        query: &LiveCallsQuery,
+    ) -> Result<Vec<AnalyticsConversation>, ApiError> {
+        let now = SystemTime::now();
+        let mut seen = HashSet::new();
+        let mut calls = Vec::new();
+        for page_number in 1..=MAX_LIVE_CALL_PAGES {
+            let request = query.to_conversation_query(now, page_number);
+            let page_size = request.paging.map_or(query.page_size, |p| p.page_size);
+            let page = self.query_conversation_details(&request).await?.value;
+            let received = page.conversations.len();
+            let mut new_on_page = 0usize;
+            for conversation in page.conversations {
+                if seen.insert(conversation.conversation_id.clone()) {
+                    new_on_page += 1;
+                    calls.push(conversation);
+                }
+            }
+            if received < page_size as usize || new_on_page == 0 {
+                return Ok(calls);
+            }
+        }
+        tracing::warn!(
+            pages = MAX_LIVE_CALL_PAGES,
+            "live call listing stopped at the page limit"
+        );
+        Ok(calls)
+    }
+
+    /// `api_base` plus the segments, each percent-encoded; `Some(what)` marks a caller-given
+    /// value that is validated first.
+    fn url(&self, segments: &[(&str, Option<&'static str>)]) -> Result<Url, ApiError> {
+        for (value, what) in segments {
+            if let Some(what) = what {
+                validate_path_value(what, value)?;
+            }
+        }
+        let mut url = self.inner.api_base.clone();
+        url.path_segments_mut()
+            .map_err(|()| ApiError::InvalidArgument {
+                what: "API base URL",
+                value: self.inner.api_base.to_string(),
+                reason: "cannot take a path",
+            })?
+            .pop_if_empty()
+            .extend(segments.iter().map(|(value, _)| *value));
+        Ok(url)
+    }
+
+    /// Sends one call with retries: retryable errors back off (a 429 pauses its token's limiter
+    /// instead), a 401 refreshes that token once (single-flight) and retries on it.
+    async fn execute<T>(
+        &self,
+        route: Route,
+        url: Url,
+        body: Option<Vec<u8>>,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<Fetched<T>, ApiError> {
+        let inner = &*self.inner;
+        let mut attempt = 0u32;
+        let mut refreshed_after_401 = false;
+        let mut pinned_slot = None;
+        loop {
+            attempt += 1;
+            let slot = match pinned_slot.take() {
+                Some(index) => inner.pool.slot(index),
+                None => inner.pool.pick(),
+            };
+            let admitted_at = slot.limiter.acquire().await;
+            let call = Call {
+                route,
+                url: &url,
+                body: body.as_deref(),
+            };
+            let (mut error, token_generation) = match self
+                .attempt(slot, &call, &decode, admitted_at, attempt)
+                .await
+            {
+                Ok((value, status, correlation_id)) => {
+                    return Ok(Fetched {
+                        value,
+                        meta: ResponseMeta {
+                            status,
+                            correlation_id,
+                            attempts: attempt,
+                        },
+                    });
+                }
+                Err(failure) => failure,
+            };
+            match (error.class(), token_generation) {
+                (ErrorClass::RefreshAndRetry, Some(generation)) if !refreshed_after_401 => {
+                    refreshed_after_401 = true;
+                    slot.token
+                        .refresh_after_unauthorized(&inner.auth, slot.index, generation)
+                        .await
+                        .map_err(|error| ApiError::Auth {
+                            error,
+                            attempts: attempt,
+                        })?;
+                    pinned_slot = Some(slot.index);
+                }
+                (ErrorClass::Retryable, _) if inner.retry.allows_another(attempt) => {
+                    // After a 429 the slot's limiter is already paused; other slots may go on.
+                    if error.status() != Some(429) {
+                        let delay = {
+                            let mut rng = rand::rng();
+                            inner.retry.delay(attempt, error.retry_after(), &mut rng)
+                        };
+                        tracing::debug!(
+                            route = route.template,
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            "retrying after {}",
+                            error.class()
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                _ => {
+                    error.set_attempts(attempt);
+                    return Err(error);
+                }
+            }
+            inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One HTTP attempt through `slot`.
+    async fn attempt<T>(
+        &self,
+        slot: &Slot,
+        call: &Call<'_>,
+        decode: &impl Fn(&[u8]) -> Result<T, String>,
+        admitted_at: SystemTime,
+        attempt: u32,
+    ) -> AttemptResult<T> {
+        let inner = &*self.inner;
+        let Call { route, url, body } = *call;
+        let token = slot
+            .token
+            .token(&inner.auth, slot.index)
+            .await
+            .map_err(|error| {
+                (
+                    ApiError::Auth {
+                        error,
+                        attempts: attempt,
+                    },
+                    None,
+                )
+            })?;
+        inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!(
+            "genesys_request",
+            method = route.method,
+            route = route.template,
+            attempt,
+            token_slot = slot.index,
+            status = tracing::field::Empty,
+            correlation_id = tracing::field::Empty,
+        );
+        let exchange = async {
+            let mut request = inner
+                .http
+                .request(route.method(), url.clone())
+                .bearer_auth(token.bearer())
+                .header(ACCEPT, "application/json");
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.to_vec());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ApiError::from_transport(route.template, &e))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| ApiError::from_transport(route.template, &e))?;
+            Ok::<_, ApiError>((status, headers, bytes))
+        }
+        .instrument(span.clone())
+        .await;
+
+        let (status, correlation, outcome) = match exchange {
+            Ok((status, headers, bytes)) => {
+                let correlation = correlation_id(&headers);
+                let outcome = if (200..300).contains(&status) {
+                    decode(&bytes).map_err(|message| ApiError::Decode {
+                        route: route.template,
+                        status,
+                        message,
+                        correlation_id: correlation.clone(),
+                        attempts: attempt,
+                    })
+                } else {
+                    let error = ApiError::from_response(route.template, status, &headers, &bytes);
+                    if status == 429 {
+                        inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                        // Pause before anything else observes the 429: every request admitted
+                        // after this point waits (see `RateLimiter::acquire`).
+                        let pause = {
+                            let mut rng = rand::rng();
+                            inner.retry.delay(attempt, error.retry_after(), &mut rng)
+                        };
+                        slot.limiter.pause_for(pause);
+                    }
+                    Err(error)
+                };
+                (Some(status), correlation, outcome)
+            }
+            Err(error) => (None, None, Err(error)),
+        };
+        let latency = SystemTime::now()
+            .duration_since(admitted_at)
+            .unwrap_or_default();
+        let error_class = outcome.as_ref().err().map(ApiError::class);
+        let retry_after = outcome.as_ref().err().and_then(ApiError::retry_after);
+
+        if let Some(status) = status {
+            span.record("status", status);
+        }
+        if let Some(id) = &correlation {
+            span.record("correlation_id", id.as_str());
+        }
+        span.in_scope(|| match &outcome {
+            Ok(_) => tracing::debug!(latency_ms = latency.as_millis() as u64, "response"),
+            Err(error) => tracing::debug!(
+                latency_ms = latency.as_millis() as u64,
+                class = %error.class(),
+                error = %error,
+                "request failed"
+            ),
+        });
+        if let Some(observer) = &inner.observer {
+            observer.on_request(&RequestEvent {
+                started_at: admitted_at,
+                method: route.method,
+                route: route.template,
+                path: url.path().to_owned(),
+                status,
+                latency,
+                attempt,
+                error_class,
+                retry_after,
+                token_slot: slot.index,
+                correlation_id: correlation.clone(),
+            });
+        }
+        match outcome {
+            Ok(value) => Ok((value, status.unwrap_or_default(), correlation)),
+            Err(error) => Err((error, Some(token.generation()))),
+        }
+    }
+}
+
+fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+fn attributes_body(attributes: &Attributes) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&serde_json::json!({ "attributes": attributes })).map_err(|_| {
+        ApiError::InvalidArgument {
+            what: "attributes",
+            value: String::new(),
+            reason: "cannot be serialised",
+        }
+    })
+}
+
+/// An id that goes into a URL path: not empty, no dot segments, no control characters, and of
+/// sane length. (Everything else is percent-encoded.)
+fn validate_path_value(what: &'static str, value: &str) -> Result<(), ApiError> {
+    let invalid = |reason| ApiError::InvalidArgument {
+        what,
+        value: value.chars().take(80).collect(),
+        reason,
+    };
+    if value.trim().is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if value == "." || value == ".." {
+        return Err(invalid("must not be a dot segment"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid("must not contain control characters"));
+    }
+    if value.len() > 256 {
+        return Err(invalid("is too long"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -1,0 +1,84 @@
+//! Every environment variable the Genesys side reads, declared once.
+//!
+//! The binary lists [`ALL`] in its help and README; settings resolution reads only these names.
+
+/// One environment variable: its name and what it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// OAuth client id (the name Genesys's own tools use).
+pub const CLIENT_ID: EnvVar = EnvVar {
+    name: "GENESYSCLOUD_OAUTHCLIENT_ID",
+    description: "OAuth client id of a client-credentials grant",
+};
+
+/// OAuth client secret (the name Genesys's own tools use).
+pub const CLIENT_SECRET: EnvVar = EnvVar {
+    name: "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+    description: "OAuth client secret of that client (never logged)",
+};
+
+/// Region name, e.g. `eu-west-1`.
+pub const REGION: EnvVar = EnvVar {
+    name: "GENESYSCLOUD_REGION",
+    description: "Genesys Cloud region name, e.g. us-east-1 or eu-west-1 (default us-east-1)",
+};
+
+/// Older alias of [`CLIENT_ID`].
+pub const CLIENT_ID_ALIAS: EnvVar = EnvVar {
+    name: "GENESYS_CLIENT_ID",
+    description: "alias of GENESYSCLOUD_OAUTHCLIENT_ID (older scripts)",
+};
+
+/// Older alias of [`CLIENT_SECRET`].
+pub const CLIENT_SECRET_ALIAS: EnvVar = EnvVar {
+    name: "GENESYS_CLIENT_SECRET",
+    description: "alias of GENESYSCLOUD_OAUTHCLIENT_SECRET (older scripts)",
+};
+
+/// Older alias of [`REGION`].
+pub const REGION_ALIAS: EnvVar = EnvVar {
+    name: "GENESYS_ENVIRONMENT",
+    description: "alias of GENESYSCLOUD_REGION (older scripts)",
+};
+
+/// API base URL override (simulator, gateway).
+pub const API_URL: EnvVar = EnvVar {
+    name: "GENESYSCLOUD_API_URL",
+    description: "API base URL override, e.g. http://127.0.0.1:8080 for the simulator (plain http only to loopback)",
+};
+
+/// Login (token) base URL override.
+pub const LOGIN_URL: EnvVar = EnvVar {
+    name: "GENESYSCLOUD_LOGIN_URL",
+    description: "login (OAuth token) base URL override; derived from the API URL when not set",
+};
+
+/// Every variable, primary names before their aliases.
+pub const ALL: &[EnvVar] = &[
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REGION,
+    CLIENT_ID_ALIAS,
+    CLIENT_SECRET_ALIAS,
+    REGION_ALIAS,
+    API_URL,
+    LOGIN_URL,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_described() {
+        let mut names: Vec<_> = ALL.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(ALL.iter().all(|v| !v.description.is_empty()));
+    }
+}

@@ -1,0 +1,536 @@
+//! Connection settings: where to send requests and with which credentials.
+//!
+//! Precedence: explicit values (command-line flags) > environment variables (primary names >
+//! aliases, see [`crate::env`]) > defaults. A `.env` file is loaded by the caller with
+//! [`load_dotenv`] before resolution; it never overrides the real environment.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use url::{Host, Url};
+
+use crate::env::{self, EnvVar};
+use crate::region::{Region, UnknownRegion};
+
+/// OAuth client credentials. `Debug` never shows the secret.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// Values given explicitly (flags); each one wins over the environment.
+#[derive(Clone, Debug, Default)]
+pub struct ExplicitSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub region: Option<String>,
+    pub api_url: Option<String>,
+    pub login_url: Option<String>,
+}
+
+/// Resolved connection settings. `Debug` never shows the secret.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The region used for the hosts, or `None` when both URLs are overridden.
+    pub region: Option<Region>,
+    /// API base URL without a trailing slash, e.g. `https://api.mypurecloud.ie`.
+    pub api_base: Url,
+    /// Login base URL; the token endpoint is `<login_base>/oauth/token`.
+    pub login_base: Url,
+    pub credentials: Credentials,
+}
+
+/// Why connection settings could not be resolved. Messages name what to set.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("missing Genesys Cloud credentials: set {}", .missing.join(" and "))]
+    MissingCredentials { missing: Vec<String> },
+    #[error("{source_name}: {error}")]
+    UnknownRegion {
+        /// Where the bad name came from (a flag or a variable).
+        source_name: String,
+        error: UnknownRegion,
+    },
+    #[error("invalid {which} {value:?}: {reason}")]
+    InvalidUrl {
+        which: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "refusing plain http:// for {which} {url}: only loopback hosts (127.0.0.0/8, ::1, localhost) may use http; use https://"
+    )]
+    InsecureUrl { which: &'static str, url: String },
+    #[error(
+        "cannot derive the login URL from API URL {api_url} (its host does not start with `api.`); set the login URL explicitly ({})",
+        env::LOGIN_URL.name
+    )]
+    CannotDeriveLoginUrl { api_url: String },
+    #[error("cannot load environment file {path}: {message}")]
+    Dotenv { path: String, message: String },
+}
+
+/// Loads `path` (or `./.env` and its parents when `None`) into the process environment without
+/// overriding variables already set. A missing default `.env` is not an error; a missing
+/// explicit file is. Returns the file loaded, if any.
+pub fn load_dotenv(path: Option<&Path>) -> Result<Option<PathBuf>, SettingsError> {
+    match path {
+        Some(path) => dotenvy::from_path(path)
+            .map(|()| Some(path.to_path_buf()))
+            .map_err(|e| SettingsError::Dotenv {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        None => match dotenvy::dotenv() {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.not_found() => Ok(None),
+            Err(e) => Err(SettingsError::Dotenv {
+                path: ".env".to_owned(),
+                message: e.to_string(),
+            }),
+        },
+    }
+}
+
+/// Reads the real process environment (for [`Settings::resolve`]).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Settings {
+    /// Resolves settings from explicit values and the process environment.
+    pub fn from_env(explicit: &ExplicitSettings) -> Result<Self, SettingsError> {
+        Self::resolve(explicit, &process_env)
+    }
+
+    /// Resolves settings from explicit values and `lookup` (an environment; injectable for tests).
+    pub fn resolve(
+        explicit: &ExplicitSettings,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let read = |primary: EnvVar, alias: Option<EnvVar>| -> Option<(String, &'static str)> {
+            std::iter::once(primary)
+                .chain(alias)
+                .find_map(|var| non_empty(lookup(var.name)).map(|value| (value, var.name)))
+        };
+
+        let client_id = non_empty(explicit.client_id.clone())
+            .or_else(|| read(env::CLIENT_ID, Some(env::CLIENT_ID_ALIAS)).map(|(v, _)| v));
+        let client_secret = explicit
+            .client_secret
+            .clone()
+            .filter(|s| !secrecy::ExposeSecret::expose_secret(s).trim().is_empty())
+            .or_else(|| {
+                read(env::CLIENT_SECRET, Some(env::CLIENT_SECRET_ALIAS))
+                    .map(|(v, _)| SecretString::from(v))
+            });
+        let mut missing = Vec::new();
+        if client_id.is_none() {
+            missing.push(format!(
+                "{} (or {})",
+                env::CLIENT_ID.name,
+                env::CLIENT_ID_ALIAS.name
+            ));
+        }
+        if client_secret.is_none() {
+            missing.push(format!(
+                "{} (or {})",
+                env::CLIENT_SECRET.name,
+                env::CLIENT_SECRET_ALIAS.name
+            ));
+        }
+        let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+            return Err(SettingsError::MissingCredentials { missing });
+        };
+
+        let region_named = non_empty(explicit.region.clone())
+            .map(|name| (name, "--region"))
+            .or_else(|| read(env::REGION, Some(env::REGION_ALIAS)));
+        let region = region_named
+            .map(|(name, source_name)| {
+                Region::from_name(&name).map_err(|error| SettingsError::UnknownRegion {
+                    source_name: source_name.to_owned(),
+                    error,
+                })
+            })
+            .transpose()?;
+
+        let api_url = non_empty(explicit.api_url.clone())
+            .or_else(|| read(env::API_URL, None).map(|(v, _)| v));
+        let login_url = non_empty(explicit.login_url.clone())
+            .or_else(|| read(env::LOGIN_URL, None).map(|(v, _)| v));
+        let effective_region = region.unwrap_or(Region::DEFAULT);
+
+        let api_base = match &api_url {
+            Some(url) => parse_base_url("API URL", url)?,
+            None => parse_base_url("API URL", &effective_region.api_base())?,
+        };
+        let login_base = match (&login_url, &api_url) {
+            (Some(url), _) => parse_base_url("login URL", url)?,
+            (None, Some(_)) => derive_login_base(&api_base)?,
+            (None, None) => parse_base_url("login URL", &effective_region.login_base())?,
+        };
+        let region = match (&api_url, &login_url) {
+            (Some(_), Some(_)) => region,
+            _ => Some(effective_region),
+        };
+
+        Ok(Settings {
+            region,
+            api_base,
+            login_base,
+            credentials: Credentials {
+                client_id,
+                client_secret,
+            },
+        })
+    }
+
+    /// `<login_base>/oauth/token`.
+    pub fn token_url(&self) -> Url {
+        let mut url = self.login_base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["oauth", "token"]);
+        }
+        url
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Parses a base URL and enforces https except for loopback hosts.
+fn parse_base_url(which: &'static str, value: &str) -> Result<Url, SettingsError> {
+    let invalid = |reason: &str| SettingsError::InvalidUrl {
+        which,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if url.host().is_none() {
+        return Err(invalid("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Echo the URL without its userinfo: it may hold a password.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        return Err(SettingsError::InvalidUrl {
+            which,
+            value: url.to_string(),
+            reason: "credentials in the URL are not accepted; use the credential variables"
+                .to_owned(),
+        });
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a base URL takes no query or fragment"));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(SettingsError::InsecureUrl {
+                which,
+                url: value.trim().to_owned(),
+            });
+        }
+        other => return Err(invalid(&format!("unsupported scheme {other:?}"))),
+    }
+    let trimmed = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&trimmed);
+    Ok(url)
+}
+
+/// Whether the URL's host is 127.0.0.0/8, ::1 or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Login base from an API base: the same origin on loopback (the simulator serves both), else
+/// `api.` replaced with `login.`, as the official SDKs do.
+fn derive_login_base(api_base: &Url) -> Result<Url, SettingsError> {
+    let mut login = api_base.clone();
+    login.set_path("");
+    if is_loopback(api_base) {
+        return Ok(login);
+    }
+    let host = api_base.host_str().unwrap_or_default();
+    let Some(rest) = host.strip_prefix("api.") else {
+        return Err(SettingsError::CannotDeriveLoginUrl {
+            api_url: api_base.to_string(),
+        });
+    };
+    login
+        .set_host(Some(&format!("login.{rest}")))
+        .map_err(|e| SettingsError::InvalidUrl {
+            which: "login URL",
+            value: api_base.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(login)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn resolve(
+        explicit: &ExplicitSettings,
+        vars: &[(&str, &str)],
+    ) -> Result<Settings, SettingsError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::resolve(explicit, &|name| vars.get(name).cloned())
+    }
+
+    const CREDS: &[(&str, &str)] = &[
+        ("GENESYSCLOUD_OAUTHCLIENT_ID", "env-id"),
+        ("GENESYSCLOUD_OAUTHCLIENT_SECRET", "env-secret"),
+    ];
+
+    fn with_creds(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        CREDS.iter().chain(extra).copied().collect()
+    }
+
+    #[test]
+    fn defaults_to_us_east_1_hosts() {
+        let s = resolve(&ExplicitSettings::default(), CREDS).unwrap();
+        assert_eq!(s.region, Some(Region::DEFAULT));
+        assert_eq!(s.api_base.as_str(), "https://api.mypurecloud.com/");
+        assert_eq!(
+            s.token_url().as_str(),
+            "https://login.mypurecloud.com/oauth/token"
+        );
+        assert_eq!(s.credentials.client_id, "env-id");
+        assert_eq!(s.credentials.client_secret.expose_secret(), "env-secret");
+    }
+
+    #[test]
+    fn explicit_values_win_over_environment() {
+        let explicit = ExplicitSettings {
+            client_id: Some("flag-id".into()),
+            client_secret: Some("flag-secret".into()),
+            region: Some("eu-west-1".into()),
+            ..Default::default()
+        };
+        let s = resolve(
+            &explicit,
+            &with_creds(&[("GENESYSCLOUD_REGION", "ap-south-1")]),
+        )
+        .unwrap();
+        assert_eq!(s.credentials.client_id, "flag-id");
+        assert_eq!(s.credentials.client_secret.expose_secret(), "flag-secret");
+        assert_eq!(s.api_base.as_str(), "https://api.mypurecloud.ie/");
+    }
+
+    #[test]
+    fn primary_names_win_over_aliases() {
+        let vars = with_creds(&[
+            ("GENESYS_CLIENT_ID", "alias-id"),
+            ("GENESYS_CLIENT_SECRET", "alias-secret"),
+            ("GENESYSCLOUD_REGION", "eu-central-1"),
+            ("GENESYS_ENVIRONMENT", "ap-south-1"),
+        ]);
+        let s = resolve(&ExplicitSettings::default(), &vars).unwrap();
+        assert_eq!(s.credentials.client_id, "env-id");
+        assert_eq!(s.credentials.client_secret.expose_secret(), "env-secret");
+        assert_eq!(s.region.unwrap().name(), "eu-central-1");
+    }
+
+    #[test]
+    fn aliases_are_used_when_primary_names_are_unset_or_empty() {
+        let vars = [
+            ("GENESYSCLOUD_OAUTHCLIENT_ID", ""),
+            ("GENESYS_CLIENT_ID", "alias-id"),
+            ("GENESYS_CLIENT_SECRET", "alias-secret"),
+            (
+                "GENESYS_ENVIRONMENT",
+                "mypurecloud-not-a-region-but-ap-south-1",
+            ),
+        ];
+        // An alias region is validated like the primary one.
+        let err = resolve(&ExplicitSettings::default(), &vars).unwrap_err();
+        assert!(err.to_string().starts_with("GENESYS_ENVIRONMENT:"), "{err}");
+
+        let vars = [
+            ("GENESYS_CLIENT_ID", "alias-id"),
+            ("GENESYS_CLIENT_SECRET", "alias-secret"),
+            ("GENESYS_ENVIRONMENT", "ap-south-1"),
+        ];
+        let s = resolve(&ExplicitSettings::default(), &vars).unwrap();
+        assert_eq!(s.credentials.client_id, "alias-id");
+        assert_eq!(s.api_base.as_str(), "https://api.aps1.pure.cloud/");
+    }
+
+    #[test]
+    fn missing_credentials_name_the_variables_to_set() {
+        let err = resolve(&ExplicitSettings::default(), &[]).unwrap_err();
+        let message = err.to_string();
+        for name in [
+            "GENESYSCLOUD_OAUTHCLIENT_ID",
+            "GENESYS_CLIENT_ID",
+            "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+            "GENESYS_CLIENT_SECRET",
+        ] {
+            assert!(message.contains(name), "{message} lacks {name}");
+        }
+
+        let err = resolve(
+            &ExplicitSettings::default(),
+            &[("GENESYSCLOUD_OAUTHCLIENT_ID", "id")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"), "{err}");
+        assert!(!err.contains("GENESYSCLOUD_OAUTHCLIENT_ID"), "{err}");
+    }
+
+    #[test]
+    fn unknown_region_lists_valid_regions() {
+        let explicit = ExplicitSettings {
+            region: Some("moon-1".into()),
+            ..Default::default()
+        };
+        let message = resolve(&explicit, CREDS).unwrap_err().to_string();
+        assert!(message.contains("--region"), "{message}");
+        assert!(message.contains("moon-1"), "{message}");
+        assert!(message.contains("eu-west-1") && message.contains("eusc-de-east-1"));
+    }
+
+    #[test]
+    fn plain_http_is_refused_for_non_loopback_hosts() {
+        for url in [
+            "http://api.mypurecloud.com",
+            "http://10.0.0.1:8080",
+            "http://gateway.example",
+        ] {
+            let explicit = ExplicitSettings {
+                api_url: Some(url.into()),
+                login_url: Some("https://login.example".into()),
+                ..Default::default()
+            };
+            let err = resolve(&explicit, CREDS).unwrap_err();
+            assert!(
+                matches!(err, SettingsError::InsecureUrl { .. }),
+                "{url}: {err}"
+            );
+        }
+        let explicit = ExplicitSettings {
+            login_url: Some("http://login.example".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&explicit, CREDS).unwrap_err(),
+            SettingsError::InsecureUrl { .. }
+        ));
+    }
+
+    #[test]
+    fn plain_http_is_accepted_for_loopback_with_login_on_the_same_origin() {
+        for (url, origin) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("http://127.1.2.3:9", "http://127.1.2.3:9"),
+            ("http://localhost:8080/", "http://localhost:8080"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let explicit = ExplicitSettings {
+                api_url: Some(url.into()),
+                ..Default::default()
+            };
+            let s = resolve(&explicit, CREDS).unwrap();
+            assert_eq!(s.api_base.as_str(), format!("{origin}/"));
+            assert_eq!(s.token_url().as_str(), format!("{origin}/oauth/token"));
+        }
+    }
+
+    #[test]
+    fn login_url_is_derived_by_replacing_api_with_login() {
+        let explicit = ExplicitSettings {
+            api_url: Some("https://api.example.test:8443/prefix/".into()),
+            ..Default::default()
+        };
+        let s = resolve(&explicit, CREDS).unwrap();
+        assert_eq!(s.api_base.as_str(), "https://api.example.test:8443/prefix");
+        assert_eq!(
+            s.token_url().as_str(),
+            "https://login.example.test:8443/oauth/token"
+        );
+
+        let explicit = ExplicitSettings {
+            api_url: Some("https://gateway.example.test".into()),
+            ..Default::default()
+        };
+        let err = resolve(&explicit, CREDS).unwrap_err();
+        assert!(err.to_string().contains("GENESYSCLOUD_LOGIN_URL"), "{err}");
+    }
+
+    #[test]
+    fn url_overrides_come_from_the_environment_too() {
+        let vars = with_creds(&[
+            ("GENESYSCLOUD_API_URL", "https://api.gw.test"),
+            ("GENESYSCLOUD_LOGIN_URL", "https://auth.gw.test"),
+        ]);
+        let s = resolve(&ExplicitSettings::default(), &vars).unwrap();
+        assert_eq!(s.api_base.host_str(), Some("api.gw.test"));
+        assert_eq!(s.token_url().as_str(), "https://auth.gw.test/oauth/token");
+        assert_eq!(s.region, None);
+    }
+
+    #[test]
+    fn urls_with_credentials_are_rejected() {
+        let explicit = ExplicitSettings {
+            api_url: Some("https://user:pw@api.example.test".into()),
+            ..Default::default()
+        };
+        let err = resolve(&explicit, CREDS).unwrap_err().to_string();
+        assert!(err.contains("credentials in the URL"), "{err}");
+        assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn dotenv_fills_gaps_but_never_overrides_the_environment() {
+        let path = std::env::temp_dir().join(format!("attrsync-dotenv-{}.env", std::process::id()));
+        let original_path = std::env::var("PATH").unwrap();
+        std::fs::write(
+            &path,
+            "ATTRSYNC_DOTENV_TEST_ONLY=from-file\nPATH=from-dotenv-file\n",
+        )
+        .unwrap();
+        let loaded = load_dotenv(Some(&path));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(loaded.unwrap(), Some(path.clone()));
+        assert_eq!(
+            process_env("ATTRSYNC_DOTENV_TEST_ONLY").as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(std::env::var("PATH").unwrap(), original_path);
+
+        let err = load_dotenv(Some(&path)).unwrap_err();
+        assert!(matches!(err, SettingsError::Dotenv { .. }), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let s = resolve(&ExplicitSettings::default(), CREDS).unwrap();
+        let debug = format!("{s:?} {:?}", s.credentials);
+        assert!(!debug.contains("env-secret"), "{debug}");
+        assert!(debug.contains("env-id"));
+        let explicit = ExplicitSettings {
+            client_secret: Some("flag-secret".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{explicit:?}").contains("flag-secret"));
+    }
+}

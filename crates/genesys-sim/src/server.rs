@@ -1,0 +1,173 @@
+//! Serving: the router, a hyper accept loop that can drop single connections, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, patch, post};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tower_service::Service;
+
+use crate::config::SimConfig;
+use crate::middleware::{ConnectionDropper, api_gate, edge};
+use crate::state::SimState;
+use crate::{admin, analytics, api, oauth};
+
+/// The simulator; see [`Simulator::start`].
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Generates the org from `config` and serves it on `bind` (port 0 picks a free port).
+    pub async fn start(config: SimConfig, bind: SocketAddr) -> std::io::Result<SimHandle> {
+        let listener = TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let state = SimState::new(&config);
+        let router = router(state.clone());
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let server = tokio::spawn(accept_loop(listener, router, shutdown_rx));
+        tracing::debug!(%addr, ?config, "genesys simulator listening");
+        Ok(SimHandle {
+            addr,
+            state,
+            shutdown_tx,
+            server: Some(server),
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops accepting connections; [`SimHandle::shutdown`] also
+/// waits for requests in flight.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    state: SimState,
+    shutdown_tx: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`: the API and the token endpoint share this origin.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first configured client (the demo client by default).
+    pub fn demo_credentials(&self) -> (String, String) {
+        self.state.demo_credentials().unwrap_or_default()
+    }
+
+    /// In-process access to the simulator's state (the same data as `/__sim/`).
+    pub fn state(&self) -> SimState {
+        self.state.clone()
+    }
+
+    /// Stops accepting, lets requests in flight finish, closes idle connections.
+    pub async fn shutdown(mut self) {
+        self.shutdown_tx.send_replace(true);
+        if let Some(server) = self.server.take()
+            && let Err(error) = server.await
+        {
+            tracing::warn!(%error, "simulator server task failed");
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown_tx.send_replace(true);
+    }
+}
+
+fn router(state: SimState) -> Router {
+    let api = Router::new()
+        .route("/conversations/calls/{conversation_id}", get(api::get_call))
+        .route(
+            "/conversations/{conversation_id}",
+            get(api::get_conversation),
+        )
+        .route(
+            "/conversations/calls/{conversation_id}/participants/{participant_id}/attributes",
+            patch(api::patch_call_participant_attributes),
+        )
+        .route(
+            "/conversations/{conversation_id}/participants/{participant_id}/attributes",
+            patch(api::patch_participant_attributes),
+        )
+        .route(
+            "/analytics/conversations/details/query",
+            post(analytics::query_conversation_details),
+        )
+        .fallback(api::unknown_route)
+        .layer(from_fn_with_state(state.clone(), api_gate));
+    Router::new()
+        .nest("/api/v2", api)
+        .route("/oauth/token", post(oauth::issue_token))
+        .nest("/__sim", admin::routes())
+        .fallback(api::unknown_route)
+        .layer(from_fn_with_state(state.clone(), edge))
+        .with_state(state)
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    let connection_shutdown = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, router.clone(), connection_shutdown.clone()));
+                }
+                Err(error) => tracing::warn!(%error, "simulator accept failed"),
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
+    let dropper = Arc::new(Notify::new());
+    let service_dropper = dropper.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let mut request = request.map(Body::new);
+        request
+            .extensions_mut()
+            .insert(ConnectionDropper(service_dropper.clone()));
+        let mut router = router.clone();
+        async move { router.call(request).await }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "simulator connection ended with an error");
+                }
+                return;
+            }
+            // A `drop_rate` fault: returning drops the connection (and the socket) unanswered.
+            () = dropper.notified() => return,
+            _ = shutdown.wait_for(|stop| *stop), if !shutting_down => {
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

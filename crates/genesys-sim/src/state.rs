@@ -1,0 +1,448 @@
+//! The simulator's shared state: the org, issued tokens, faults, the request log. One mutex,
+//! never held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use genesys_core::models::{Attributes, CallConversation, Conversation, TokenResponse};
+use rand::distr::{Alphanumeric, SampleString};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::call::CallRecord;
+use crate::clock::SimClock;
+use crate::config::{FaultConfig, SimConfig};
+use crate::error::ApiError;
+use crate::org::{self, SimQueue};
+use crate::rate_limit::Gcra;
+
+/// A call as the simulator knows it: the true current state, including attribute writes that
+/// reads do not see yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimCall {
+    pub conversation: CallConversation,
+    pub ended: bool,
+    pub queue_id: Option<String>,
+}
+
+/// One request the simulator answered (admin requests are not logged).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    /// 1, 2, 3, ... in the order responses were decided.
+    pub seq: u64,
+    /// Simulated milliseconds since the simulator started.
+    pub at_ms: u64,
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// The HTTP status sent; 0 when the connection was dropped instead.
+    pub status: u16,
+    /// The connection was closed without a response (a `drop_rate` fault).
+    pub dropped: bool,
+    /// The `Retry-After` header sent with a 429, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// An opaque id of the bearer token used (`t1`, `t2`, ...), never the token itself.
+    pub token_id: Option<String>,
+    /// The parsed JSON body of a PATCH.
+    pub body: Option<serde_json::Value>,
+    /// The `ININ-Correlation-Id` of the response.
+    pub correlation_id: String,
+}
+
+/// What the fault RNG decided for one `/api/v2` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    None,
+    DropConnection,
+    Status(u16),
+}
+
+/// Handle on the running simulator's state: a cheap clone, for tests and the admin surface.
+#[derive(Clone)]
+pub struct SimState {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SimState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimState")
+            .field("seed", &self.shared.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    seed: u64,
+    clock: SimClock,
+    rate_per_minute: u32,
+    burst: u32,
+    latency: Duration,
+    jitter: Duration,
+    clients: Vec<(String, String)>,
+    token_ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    queues: Vec<SimQueue>,
+    /// Oldest first.
+    calls: Vec<CallRecord>,
+    call_index: HashMap<String, usize>,
+    /// Keyed by the bearer token.
+    tokens: HashMap<String, TokenRecord>,
+    tokens_issued: u64,
+    log: Vec<LoggedRequest>,
+    next_seq: u64,
+    faults: FaultConfig,
+    fault_rng: StdRng,
+    latency_rng: StdRng,
+    /// Added to real elapsed time (see `SimState::advance_clock`).
+    clock_offset: Duration,
+}
+
+struct TokenRecord {
+    id: String,
+    expires_at: Duration,
+    /// Set by `expire_tokens`; the record stays so that `issued_tokens` still lists it.
+    revoked: bool,
+    limiter: Gcra,
+}
+
+// Distinct streams, so that e.g. latency jitter never shifts the fault sequence.
+const ORG_STREAM: u64 = 0x6f72_6721;
+const FAULT_STREAM: u64 = 0x6661_756c;
+const LATENCY_STREAM: u64 = 0x6c61_7465;
+
+fn chance(rng: &mut StdRng, rate: f64) -> bool {
+    rate > 0.0 && rng.random::<f64>() < rate
+}
+
+impl SimState {
+    pub(crate) fn new(config: &SimConfig) -> Self {
+        let clock = SimClock::new();
+        let mut org_rng = StdRng::seed_from_u64(config.seed ^ ORG_STREAM);
+        let org = org::generate(
+            &mut org_rng,
+            config.queues,
+            config.calls,
+            clock.started_wall(),
+        );
+        let call_index = org
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+        let inner = Inner {
+            queues: org.queues,
+            calls: org.calls,
+            call_index,
+            tokens: HashMap::new(),
+            tokens_issued: 0,
+            log: Vec::new(),
+            next_seq: 1,
+            faults: config.faults.clone(),
+            fault_rng: StdRng::seed_from_u64(config.seed ^ FAULT_STREAM),
+            latency_rng: StdRng::seed_from_u64(config.seed ^ LATENCY_STREAM),
+            clock_offset: Duration::ZERO,
+        };
+        Self {
+            shared: Arc::new(Shared {
+                seed: config.seed,
+                clock,
+                rate_per_minute: config.rate_per_minute,
+                burst: config.burst,
+                latency: config.latency,
+                jitter: config.jitter,
+                clients: config.clients.clone(),
+                token_ttl: config.token_ttl,
+                inner: Mutex::new(inner),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the plain data half-updated in a way that
+        // matters to a simulator, so keep serving.
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self, inner: &Inner) -> Duration {
+        self.shared.clock.now(inner.clock_offset)
+    }
+
+    // ---- public, for tests and the admin surface ----
+
+    /// Every call, in its true current state.
+    pub fn calls(&self) -> Vec<SimCall> {
+        self.lock().calls.iter().map(sim_call).collect()
+    }
+
+    /// One call, in its true current state.
+    pub fn call(&self, conversation_id: &str) -> Option<SimCall> {
+        let inner = self.lock();
+        let index = *inner.call_index.get(conversation_id)?;
+        Some(sim_call(&inner.calls[index]))
+    }
+
+    /// The generated queues.
+    pub fn queues(&self) -> Vec<SimQueue> {
+        self.lock().queues.clone()
+    }
+
+    /// Every logged request, oldest first.
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// Ends a call now. Returns `false` when there is no such call.
+    pub fn end_call(&self, conversation_id: &str) -> bool {
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        let Some(&index) = inner.call_index.get(conversation_id) else {
+            return false;
+        };
+        inner.calls[index].end(self.shared.clock.wall(now));
+        true
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> FaultConfig {
+        self.lock().faults.clone()
+    }
+
+    /// Replaces the faults in force (the RNG stream goes on).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.lock().faults = faults;
+    }
+
+    /// Every issued token becomes invalid: its next use gets 401 `bad.credentials`.
+    pub fn expire_tokens(&self) {
+        for record in self.lock().tokens.values_mut() {
+            record.revoked = true;
+        }
+    }
+
+    /// Every bearer token issued so far, expired ones included: for tests that check no token
+    /// leaks into output. Never log these.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
+    }
+
+    /// Clears the request log.
+    pub fn reset_log(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Clears the request log and the faults (what `POST /__sim/reset` does).
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        inner.log.clear();
+        inner.faults = FaultConfig::default();
+    }
+
+    /// Moves the simulator's clock forward: tokens expire, rate budgets refill and lagging
+    /// writes become visible as if `by` had passed. Timestamps it writes move too.
+    pub fn advance_clock(&self, by: Duration) {
+        self.lock().clock_offset += by;
+    }
+
+    // ---- crate-internal, for the HTTP handlers ----
+
+    pub(crate) fn demo_credentials(&self) -> Option<(String, String)> {
+        self.shared.clients.first().cloned()
+    }
+
+    /// Whether `(client_id, client_secret)` is an accepted OAuth client.
+    pub(crate) fn is_client(&self, client_id: &str, client_secret: &str) -> bool {
+        self.shared
+            .clients
+            .iter()
+            .any(|(id, secret)| id == client_id && secret == client_secret)
+    }
+
+    /// Mints a token with its own rate budget (the caller checked the client).
+    pub(crate) fn issue_token(&self) -> TokenResponse {
+        let access_token = Alphanumeric.sample_string(&mut rand::rng(), 48);
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        inner.tokens_issued += 1;
+        let record = TokenRecord {
+            id: format!("t{}", inner.tokens_issued),
+            expires_at: now + self.shared.token_ttl,
+            revoked: false,
+            limiter: Gcra::new(self.shared.rate_per_minute, self.shared.burst),
+        };
+        inner.tokens.insert(access_token.clone(), record);
+        TokenResponse {
+            access_token,
+            token_type: "bearer".to_owned(),
+            expires_in: self.shared.token_ttl.as_secs(),
+        }
+    }
+
+    /// The opaque id of a valid token.
+    pub(crate) fn authenticate(&self, token: &str) -> Result<String, ApiError> {
+        let inner = self.lock();
+        let now = self.now(&inner);
+        match inner.tokens.get(token) {
+            Some(record) if !record.revoked && record.expires_at > now => Ok(record.id.clone()),
+            _ => Err(ApiError::bad_credentials()),
+        }
+    }
+
+    /// Counts one request against the token's budget.
+    pub(crate) fn check_rate(&self, token: &str) -> Result<(), ApiError> {
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        match inner.tokens.get_mut(token) {
+            Some(record) => record.limiter.check(now).map_err(ApiError::rate_limited),
+            None => Err(ApiError::bad_credentials()),
+        }
+    }
+
+    /// Base latency plus jitter for one response.
+    pub(crate) fn draw_latency(&self) -> Duration {
+        let (base, jitter) = (self.shared.latency, self.shared.jitter);
+        if jitter.is_zero() {
+            return base;
+        }
+        let jitter_nanos = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX / 2);
+        let drawn = self.lock().latency_rng.random_range(0..=jitter_nanos * 2);
+        (base + Duration::from_nanos(drawn)).saturating_sub(jitter)
+    }
+
+    /// Decides whether a request is dropped or answered with an injected status.
+    pub(crate) fn draw_fault(&self) -> Fault {
+        let mut inner = self.lock();
+        let Inner {
+            faults, fault_rng, ..
+        } = &mut *inner;
+        if chance(fault_rng, faults.drop_rate) {
+            return Fault::DropConnection;
+        }
+        let total: f64 = faults.status_rates.values().sum();
+        if total <= 0.0 {
+            return Fault::None;
+        }
+        let roll: f64 = fault_rng.random();
+        let mut cumulative = 0.0;
+        for (&status, &rate) in &faults.status_rates {
+            cumulative += rate;
+            if roll < cumulative {
+                return Fault::Status(status);
+            }
+        }
+        Fault::None
+    }
+
+    /// `GET .../calls/{id}`: the visible state; afterwards the call may end (`end_call_rate`).
+    pub(crate) fn read_call(&self, conversation_id: &str) -> Option<CallConversation> {
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        let wall = self.shared.clock.wall(now);
+        let Inner {
+            calls,
+            call_index,
+            faults,
+            fault_rng,
+            ..
+        } = &mut *inner;
+        let call = &mut calls[*call_index.get(conversation_id)?];
+        call.promote(now);
+        let view = call.call_view();
+        if !call.is_ended() && chance(fault_rng, faults.end_call_rate) {
+            call.end(wall);
+        }
+        Some(view)
+    }
+
+    /// `GET /api/v2/conversations/{id}`: the visible state.
+    pub(crate) fn read_conversation(&self, conversation_id: &str) -> Option<Conversation> {
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        let index = *inner.call_index.get(conversation_id)?;
+        let call = &mut inner.calls[index];
+        call.promote(now);
+        Some(call.conversation_view())
+    }
+
+    /// Merges `attributes` into a participant's; returns the participant's full attributes
+    /// after the merge (including writes not yet visible to reads).
+    pub(crate) fn patch_attributes(
+        &self,
+        conversation_id: &str,
+        participant_id: &str,
+        attributes: Attributes,
+    ) -> Result<Attributes, ApiError> {
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        let Inner {
+            calls,
+            call_index,
+            faults,
+            fault_rng,
+            ..
+        } = &mut *inner;
+        let index = *call_index
+            .get(conversation_id)
+            .ok_or_else(ApiError::conversation_not_found)?;
+        let call = &mut calls[index];
+        // Whether Genesys accepts a PATCH on an ended call is not documented [?]; the simulator
+        // refuses it so that clients must handle the race between listing and writing.
+        if call.is_ended() {
+            return Err(ApiError::constraint_validation(
+                "The conversation has ended; participant attributes can no longer be changed.",
+            ));
+        }
+        let participant = call
+            .participant_mut(participant_id)
+            .ok_or_else(ApiError::participant_not_found)?;
+        if chance(fault_rng, faults.conflict_rate) {
+            return Err(ApiError::conflict());
+        }
+        let visible_at = now + faults.visibility_lag;
+        let drift = faults
+            .drift
+            .as_ref()
+            .filter(|drift| attributes.contains_key(&drift.key))
+            .filter(|drift| chance(fault_rng, drift.rate))
+            .map(|drift| Attributes::from([(drift.key.clone(), drift.value.clone())]));
+        participant.promote(now);
+        participant.write(attributes, visible_at, now);
+        let accepted = participant.true_attributes();
+        // The flow runs after the write was accepted: the 202 shows the write, reads the flow's value.
+        if let Some(drift) = drift {
+            participant.write(drift, visible_at, now);
+        }
+        Ok(accepted)
+    }
+
+    /// Runs `f` over every call (oldest first) with the lock held.
+    pub(crate) fn with_calls<R>(&self, f: impl FnOnce(&[CallRecord]) -> R) -> R {
+        f(&self.lock().calls)
+    }
+
+    pub(crate) fn record(&self, mut entry: LoggedRequest) {
+        let mut inner = self.lock();
+        let now = self.now(&inner);
+        entry.seq = inner.next_seq;
+        entry.at_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        inner.next_seq += 1;
+        inner.log.push(entry);
+    }
+}
+
+fn sim_call(call: &CallRecord) -> SimCall {
+    SimCall {
+        conversation: call.true_call_view(),
+        ended: call.is_ended(),
+        queue_id: call.queue_id.clone(),
+    }
+}

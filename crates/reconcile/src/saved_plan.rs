@@ -1,0 +1,271 @@
+//! Saved plans (`plan --out plan.json`): a versioned JSON document applied later.
+//!
+//! ```json
+//! {"format_version": 1, "kind": "attrsync-plan", "created_at": "2026-11-24T10:15:30Z",
+//!  "source": {"path": "...", "format": "csv_wide", "sha256": "..."},
+//!  "default_purpose": "customer", "targets": [ ... ]}
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::desired::SourceInfo;
+use crate::plan::{Plan, PlannedTarget};
+
+/// The only saved-plan format this build writes and reads.
+pub const PLAN_FORMAT_VERSION: u64 = 1;
+/// The `kind` of a saved plan, so that another JSON file is not mistaken for one.
+pub const PLAN_KIND: &str = "attrsync-plan";
+
+/// Where a plan came from and when it was made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMetadata {
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub source: SourceInfo,
+    pub default_purpose: String,
+}
+
+impl PlanMetadata {
+    pub fn new(source: SourceInfo, default_purpose: &str, created_at: SystemTime) -> Self {
+        Self {
+            created_at: humantime::format_rfc3339_seconds(created_at).to_string(),
+            source,
+            default_purpose: default_purpose.to_owned(),
+        }
+    }
+}
+
+/// A loaded saved plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedPlan {
+    pub metadata: PlanMetadata,
+    pub plan: Plan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("cannot write plan {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read plan {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not an attrsync plan document: {source}", path.display())]
+    NotJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{} is not an attrsync plan (kind {}, expected \"{PLAN_KIND}\")", path.display(),
+        found.as_deref().map_or_else(|| "missing".to_owned(), |k| format!("{k:?}")))]
+    WrongKind {
+        path: PathBuf,
+        found: Option<String>,
+    },
+    #[error("{}: plan format version {} is not supported (this attrsync reads version {PLAN_FORMAT_VERSION})",
+        path.display(), found.map_or_else(|| "missing".to_owned(), |v| v.to_string()))]
+    UnsupportedVersion { path: PathBuf, found: Option<u64> },
+    #[error("{}: invalid plan: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The on-disk shape, borrowed for writing.
+#[derive(Serialize)]
+struct SavedPlanRef<'a> {
+    format_version: u64,
+    kind: &'static str,
+    #[serde(flatten)]
+    metadata: &'a PlanMetadata,
+    targets: &'a [PlannedTarget],
+}
+
+#[derive(Deserialize)]
+struct SavedPlanOwned {
+    #[serde(flatten)]
+    metadata: PlanMetadata,
+    targets: Vec<PlannedTarget>,
+}
+
+/// Just enough to recognise a saved plan before trusting its shape.
+#[derive(Deserialize)]
+struct Envelope {
+    kind: Option<String>,
+    format_version: Option<u64>,
+}
+
+/// The saved-plan JSON document (pretty-printed).
+pub fn to_json(plan: &Plan, metadata: &PlanMetadata) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(&SavedPlanRef {
+        format_version: PLAN_FORMAT_VERSION,
+        kind: PLAN_KIND,
+        metadata,
+        targets: &plan.targets,
+    })
+}
+
+/// Writes the plan to `path` atomically (a temporary file beside it, then a rename), so that an
+/// interrupted save never leaves a truncated plan to be applied.
+pub fn save(plan: &Plan, metadata: &PlanMetadata, path: &Path) -> Result<(), SavedPlanError> {
+    let write_error = |source| SavedPlanError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let json = to_json(plan, metadata).map_err(|e| write_error(std::io::Error::other(e)))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp).map_err(write_error)?;
+    file.write_all(json.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.sync_all())
+        .map_err(write_error)?;
+    std::fs::rename(&tmp, path).map_err(write_error)
+}
+
+/// Reads a saved plan, refusing other JSON files and other format versions.
+pub fn load(path: &Path) -> Result<SavedPlan, SavedPlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    from_json(&text, path)
+}
+
+/// Parses a saved plan; `path` is only used in errors.
+pub fn from_json(text: &str, path: &Path) -> Result<SavedPlan, SavedPlanError> {
+    let envelope: Envelope =
+        serde_json::from_str(text).map_err(|source| SavedPlanError::NotJson {
+            path: path.to_owned(),
+            source,
+        })?;
+    if envelope.kind.as_deref() != Some(PLAN_KIND) {
+        return Err(SavedPlanError::WrongKind {
+            path: path.to_owned(),
+            found: envelope.kind,
+        });
+    }
+    if envelope.format_version != Some(PLAN_FORMAT_VERSION) {
+        return Err(SavedPlanError::UnsupportedVersion {
+            path: path.to_owned(),
+            found: envelope.format_version,
+        });
+    }
+    let saved: SavedPlanOwned =
+        serde_json::from_str(text).map_err(|source| SavedPlanError::Invalid {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(SavedPlan {
+        metadata: saved.metadata,
+        plan: Plan {
+            targets: saved.targets,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::desired::{Selector, SourceFormat};
+    use crate::plan::{Action, Change, SkipReason};
+
+    fn metadata() -> PlanMetadata {
+        PlanMetadata::new(
+            SourceInfo {
+                path: "desired.csv".into(),
+                format: SourceFormat::CsvWide,
+                sha256: "ab".repeat(32),
+            },
+            "customer",
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        )
+    }
+
+    fn plan() -> Plan {
+        let target = |action| PlannedTarget {
+            conversation_id: "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f".into(),
+            participant_id: Some("7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a".into()),
+            selector: Selector::Purpose("customer".into()),
+            lines: vec![2, 9],
+            purpose: Some("customer".into()),
+            action,
+        };
+        Plan {
+            targets: vec![
+                target(Action::Update {
+                    set: BTreeMap::from([(
+                        "tier".to_owned(),
+                        Change {
+                            before: Some("silver".into()),
+                            after: "gold".into(),
+                        },
+                    )]),
+                    clear: BTreeMap::from([("old".to_owned(), "x".to_owned())]),
+                }),
+                target(Action::Unchanged),
+                target(Action::Skip {
+                    reason: SkipReason::ConversationEnded,
+                }),
+            ],
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        save(&plan(), &metadata(), &path).unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.plan, plan());
+        assert_eq!(loaded.metadata, metadata());
+        assert_eq!(loaded.metadata.created_at, "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn document_has_the_versioned_envelope() {
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&plan(), &metadata()).unwrap()).unwrap();
+        assert_eq!(json["format_version"], 1);
+        assert_eq!(json["kind"], "attrsync-plan");
+        assert_eq!(json["default_purpose"], "customer");
+        assert_eq!(json["source"]["format"], "csv_wide");
+        assert_eq!(json["targets"][0]["action"]["type"], "update");
+        assert_eq!(json["targets"][0]["selector"]["purpose"], "customer");
+    }
+
+    #[test]
+    fn wrong_kind_and_version_are_refused_clearly() {
+        let path = Path::new("p.json");
+        let err = from_json(r#"{"kind":"something-else","format_version":1}"#, path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.json is not an attrsync plan (kind \"something-else\", expected \"attrsync-plan\")"
+        );
+        let err = from_json(r#"{"kind":"attrsync-plan","format_version":2}"#, path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.json: plan format version 2 is not supported (this attrsync reads version 1)"
+        );
+        let err = from_json("[1,2]", path).unwrap_err();
+        assert!(matches!(err, SavedPlanError::NotJson { .. }), "{err}");
+        let err = from_json(r#"{"kind":"attrsync-plan","format_version":1}"#, path).unwrap_err();
+        assert!(matches!(err, SavedPlanError::Invalid { .. }), "{err}");
+    }
+}

@@ -1,0 +1,600 @@
+//! Row validation and grouping, shared by every source format.
+//!
+//! Sources turn their records into [`RawRow`]s and feed them to a [`DesiredBuilder`], which checks
+//! each row completely (every problem of the row, not just the first), merges valid rows per
+//! target, and finally returns either the whole desired state or every problem of the input.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use crate::desired::{DesiredEntry, DesiredState, Selector, SourceInfo, Target};
+use crate::options::ReadOptions;
+use crate::problem::{LineUnit, Problem, SourceError};
+
+/// One input record, borrowed from the source's buffer. Empty strings mean "not given".
+#[derive(Debug, Default)]
+pub(crate) struct RawRow<'a> {
+    pub line: u64,
+    pub conversation_id: &'a str,
+    pub participant_id: &'a str,
+    pub purpose: &'a str,
+    pub user_id: &'a str,
+    /// (key, value) pairs; `""` as value means clear in the long form. Keys are unique in a row.
+    pub pairs: Vec<(&'a str, &'a str)>,
+}
+
+/// A hashable, allocation-light identity of a target, for grouping rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TargetKey {
+    conversation: Uuid,
+    selector: SelectorKey,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SelectorKey {
+    Participant(Uuid),
+    User(Uuid),
+    /// Index into the interned purposes.
+    Purpose(u32),
+}
+
+/// Desired values of one target while reading: each value remembers the line it came from so
+/// that a conflict can name both lines.
+struct EntryBuilder {
+    target: Target,
+    attributes: BTreeMap<String, (String, u64)>,
+    lines: Vec<u64>,
+    /// Estimated size of the PATCH body with every desired key of this target.
+    body_bytes: usize,
+}
+
+/// `{"attributes":{}}`
+const EMPTY_BODY_BYTES: usize = 17;
+
+pub(crate) struct DesiredBuilder<'o> {
+    file: String,
+    unit: LineUnit,
+    options: &'o ReadOptions,
+    default_purpose: String,
+    purposes: HashMap<String, u32>,
+    purpose_names: Vec<String>,
+    index: HashMap<TargetKey, usize>,
+    entries: Vec<EntryBuilder>,
+    errors: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl<'o> DesiredBuilder<'o> {
+    pub fn new(
+        file: String,
+        unit: LineUnit,
+        options: &'o ReadOptions,
+    ) -> Result<Self, SourceError> {
+        let default_purpose = options.default_purpose.trim().to_ascii_lowercase();
+        if default_purpose.is_empty() || has_control(&default_purpose) {
+            return Err(SourceError::Options(format!(
+                "default purpose {:?} must be non-empty and free of control characters",
+                options.default_purpose
+            )));
+        }
+        Ok(Self {
+            file,
+            unit,
+            options,
+            default_purpose,
+            purposes: HashMap::new(),
+            purpose_names: Vec::new(),
+            index: HashMap::new(),
+            entries: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    fn problem(&self, line: u64, message: String) -> Problem {
+        Problem {
+            file: self.file.clone(),
+            line,
+            unit: self.unit,
+            message,
+        }
+    }
+
+    /// A problem with the input as a whole (header, empty file, unterminated quote): always an
+    /// error, even with `skip_invalid`.
+    pub fn fatal(&mut self, line: u64, message: String) {
+        let problem = self.problem(line, message);
+        self.errors.push(problem);
+    }
+
+    /// A problem that invalidates one row: an error, or a warning if invalid rows are skipped.
+    pub fn row_problem(&mut self, line: u64, message: String) {
+        if self.options.skip_invalid {
+            let problem = self.problem(line, format!("{message} (row skipped)"));
+            self.warnings.push(problem);
+        } else {
+            let problem = self.problem(line, message);
+            self.errors.push(problem);
+        }
+    }
+
+    fn warning(&mut self, line: u64, message: String) {
+        let problem = self.problem(line, message);
+        self.warnings.push(problem);
+    }
+
+    /// What is wrong with a key name, if anything (header names in the wide form, `key` cells
+    /// in the long form).
+    pub fn key_problem(&self, key: &str) -> Option<String> {
+        if key.is_empty() {
+            Some("empty key".to_owned())
+        } else if has_control(key) {
+            Some(format!("key {key:?} contains a control character"))
+        } else if key.len() > self.options.limits.max_key_len {
+            Some(format!(
+                "key {key:?} is {} bytes, over the limit of {} bytes",
+                key.len(),
+                self.options.limits.max_key_len
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Checks one row completely and, if it is valid, merges it into its target.
+    /// `check_keys` is false when the keys were already checked (wide-form header names).
+    pub fn add_row(&mut self, row: &RawRow<'_>, check_keys: bool) {
+        let mut problems = Vec::new();
+        let conversation = match row.conversation_id.trim() {
+            "" => {
+                problems.push("missing conversation_id".to_owned());
+                None
+            }
+            cid => parse_uuid("conversation_id", cid, &mut problems),
+        };
+        let selector = self.selector(row, &mut problems);
+        for &(key, value) in &row.pairs {
+            if check_keys && let Some(problem) = self.key_problem(key) {
+                problems.push(problem);
+            }
+            if value.len() > self.options.limits.max_value_len {
+                problems.push(format!(
+                    "value of key {key:?} is {} bytes, over the limit of {} bytes",
+                    value.len(),
+                    self.options.limits.max_value_len
+                ));
+            }
+        }
+        let (Some(conversation), Some(selector), true) =
+            (conversation, selector, problems.is_empty())
+        else {
+            for problem in problems {
+                self.row_problem(row.line, problem);
+            }
+            return;
+        };
+        if row.pairs.is_empty() {
+            self.warning(
+                row.line,
+                "no attribute values in this row; nothing to do".to_owned(),
+            );
+            return;
+        }
+        self.merge(
+            row,
+            TargetKey {
+                conversation,
+                selector,
+            },
+        );
+    }
+
+    /// The row's selector, or `None` if it is invalid (problems recorded).
+    fn selector(&mut self, row: &RawRow<'_>, problems: &mut Vec<String>) -> Option<SelectorKey> {
+        let given: Vec<(&str, &str)> = [
+            ("participant_id", row.participant_id.trim()),
+            ("purpose", row.purpose.trim()),
+            ("user_id", row.user_id.trim()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        let mut parsed = Vec::with_capacity(given.len());
+        for &(column, value) in &given {
+            let key = match column {
+                "participant_id" => {
+                    parse_uuid(column, value, problems).map(SelectorKey::Participant)
+                }
+                "user_id" => parse_uuid(column, value, problems).map(SelectorKey::User),
+                _ if has_control(value) => {
+                    problems.push(format!("purpose {value:?} contains a control character"));
+                    None
+                }
+                _ => Some(SelectorKey::Purpose(
+                    self.intern_purpose(&value.to_ascii_lowercase()),
+                )),
+            };
+            parsed.extend(key);
+        }
+        match given.len() {
+            0 => {
+                let default = self.default_purpose.clone();
+                Some(SelectorKey::Purpose(self.intern_purpose(&default)))
+            }
+            1 => parsed.pop(),
+            _ => {
+                let columns: Vec<&str> = given.iter().map(|(c, _)| *c).collect();
+                problems.push(format!(
+                    "more than one selector ({}): give at most one of participant_id, purpose, user_id",
+                    columns.join(", ")
+                ));
+                None
+            }
+        }
+    }
+
+    fn intern_purpose(&mut self, purpose: &str) -> u32 {
+        if let Some(&id) = self.purposes.get(purpose) {
+            return id;
+        }
+        let id = u32::try_from(self.purpose_names.len()).unwrap_or(u32::MAX);
+        self.purposes.insert(purpose.to_owned(), id);
+        self.purpose_names.push(purpose.to_owned());
+        id
+    }
+
+    fn target(&self, key: TargetKey) -> Target {
+        let selector = match key.selector {
+            SelectorKey::Participant(id) => Selector::ParticipantId(id.hyphenated().to_string()),
+            SelectorKey::User(id) => Selector::UserId(id.hyphenated().to_string()),
+            SelectorKey::Purpose(p) => Selector::Purpose(self.purpose_names[p as usize].clone()),
+        };
+        Target {
+            conversation_id: key.conversation.hyphenated().to_string(),
+            selector,
+        }
+    }
+
+    /// Merges a valid row into its target, unless it conflicts with earlier rows or breaks a
+    /// per-target guard; either way the row is all or nothing.
+    fn merge(&mut self, row: &RawRow<'_>, key: TargetKey) {
+        let existing = self.index.get(&key).copied();
+        let mut problems = Vec::new();
+        let mut duplicates = Vec::new();
+        let (mut key_count, mut body_bytes) = (0, EMPTY_BODY_BYTES);
+        if let Some(i) = existing {
+            let entry = &self.entries[i];
+            (key_count, body_bytes) = (entry.attributes.len(), entry.body_bytes);
+            for &(k, v) in &row.pairs {
+                match entry.attributes.get(k) {
+                    Some((earlier, line)) if earlier == v => duplicates.push((k, *line)),
+                    Some((earlier, line)) => problems.push(format!(
+                        "conflicting values for key {k:?} on {}: {v:?} here, {earlier:?} on {} {line}",
+                        entry.target,
+                        self.unit_word()
+                    )),
+                    None => {}
+                }
+            }
+        }
+        for &(k, v) in &row.pairs {
+            if existing.is_some_and(|i| self.entries[i].attributes.contains_key(k)) {
+                continue;
+            }
+            key_count += 1;
+            body_bytes += usize::from(key_count > 1) + json_string_len(k) + 1 + json_string_len(v);
+        }
+        let limits = &self.options.limits;
+        if key_count > limits.max_keys_per_target {
+            problems.push(format!(
+                "{} would have {key_count} keys, over the limit of {} keys per target",
+                self.target(key),
+                limits.max_keys_per_target
+            ));
+        }
+        if body_bytes > limits.max_request_bytes {
+            problems.push(format!(
+                "the PATCH body for {} would be {body_bytes} bytes, over the limit of {} bytes per request",
+                self.target(key),
+                limits.max_request_bytes
+            ));
+        }
+        if !problems.is_empty() {
+            for problem in problems {
+                self.row_problem(row.line, problem);
+            }
+            return;
+        }
+        for (k, line) in duplicates {
+            self.warning(
+                row.line,
+                format!(
+                    "key {k:?} repeats the same value as {} {line}; merged",
+                    self.unit_word()
+                ),
+            );
+        }
+        let i = match existing {
+            Some(i) => i,
+            None => {
+                let target = self.target(key);
+                self.index.insert(key, self.entries.len());
+                self.entries.push(EntryBuilder {
+                    target,
+                    attributes: BTreeMap::new(),
+                    lines: Vec::with_capacity(1),
+                    body_bytes: EMPTY_BODY_BYTES,
+                });
+                self.entries.len() - 1
+            }
+        };
+        let entry = &mut self.entries[i];
+        for &(k, v) in &row.pairs {
+            entry
+                .attributes
+                .entry(k.to_owned())
+                .or_insert_with(|| (v.to_owned(), row.line));
+        }
+        entry.body_bytes = body_bytes;
+        if entry.lines.last() != Some(&row.line) {
+            entry.lines.push(row.line);
+        }
+    }
+
+    fn unit_word(&self) -> &'static str {
+        match self.unit {
+            LineUnit::Line => "line",
+            LineUnit::Row => "row",
+        }
+    }
+
+    /// Drops the problems of lines at or after `line` (used when the last record turns out to be
+    /// a runaway unterminated quote, whose other problems are noise).
+    pub fn forget_problems_from(&mut self, line: u64) {
+        self.errors.retain(|p| p.line < line);
+        self.warnings.retain(|p| p.line < line);
+    }
+
+    pub fn finish(self, source: SourceInfo) -> Result<DesiredState, SourceError> {
+        if !self.errors.is_empty() {
+            let mut problems = self.errors;
+            problems.sort_by_key(|p| p.line);
+            return Err(SourceError::Invalid {
+                file: self.file,
+                problems,
+            });
+        }
+        let mut warnings = self.warnings;
+        warnings.sort_by_key(|p| p.line);
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|e| DesiredEntry {
+                target: e.target,
+                attributes: e.attributes.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+                lines: e.lines,
+            })
+            .collect();
+        Ok(DesiredState {
+            entries,
+            source,
+            warnings,
+        })
+    }
+}
+
+/// Parses a canonical hyphenated UUID (any case); records a problem naming the column otherwise.
+fn parse_uuid(column: &str, value: &str, problems: &mut Vec<String>) -> Option<Uuid> {
+    let parsed = (value.len() == 36)
+        .then(|| Uuid::try_parse(value).ok())
+        .flatten();
+    if parsed.is_none() {
+        problems.push(format!("invalid {column} {value:?}: not a UUID"));
+    }
+    parsed
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Length of `s` as a JSON string literal, escaped the way serde_json does it.
+fn json_string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::SourceFormat;
+    use crate::options::Limits;
+
+    const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
+    const PID: &str = "7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a";
+
+    fn source() -> SourceInfo {
+        SourceInfo {
+            path: "t.csv".into(),
+            format: SourceFormat::CsvLong,
+            sha256: String::new(),
+        }
+    }
+
+    fn row<'a>(line: u64, pairs: Vec<(&'a str, &'a str)>) -> RawRow<'a> {
+        RawRow {
+            line,
+            conversation_id: CID,
+            pairs,
+            ..RawRow::default()
+        }
+    }
+
+    fn messages(err: SourceError) -> Vec<String> {
+        err.problems().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn rows_of_one_target_are_grouped_with_their_lines() {
+        let options = ReadOptions::default();
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(&row(2, vec![("tier", "gold")]), true);
+        b.add_row(&row(3, vec![("campaign", "")]), true);
+        let state = b.finish(source()).unwrap();
+        assert_eq!(state.entries.len(), 1);
+        let entry = &state.entries[0];
+        assert_eq!(entry.target.selector, Selector::Purpose("customer".into()));
+        assert_eq!(entry.lines, [2, 3]);
+        assert_eq!(entry.attributes["campaign"], "");
+    }
+
+    #[test]
+    fn uppercase_uuids_are_normalised_to_lowercase() {
+        let options = ReadOptions::default();
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        let upper = PID.to_uppercase();
+        let cid = CID.to_uppercase();
+        b.add_row(
+            &RawRow {
+                line: 2,
+                conversation_id: &cid,
+                participant_id: &upper,
+                pairs: vec![("k", "v")],
+                ..RawRow::default()
+            },
+            true,
+        );
+        let state = b.finish(source()).unwrap();
+        assert_eq!(state.entries[0].target.conversation_id, CID);
+        assert_eq!(
+            state.entries[0].target.selector,
+            Selector::ParticipantId(PID.into())
+        );
+    }
+
+    #[test]
+    fn conflicting_values_name_both_lines() {
+        let options = ReadOptions::default();
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(&row(2, vec![("tier", "gold")]), true);
+        b.add_row(&row(5, vec![("tier", "silver")]), true);
+        let err = b.finish(source()).unwrap_err();
+        assert_eq!(
+            messages(err),
+            [format!(
+                "t.csv:5: conflicting values for key \"tier\" on conversation {CID} purpose=customer: \"silver\" here, \"gold\" on line 2"
+            )]
+        );
+    }
+
+    #[test]
+    fn identical_duplicates_merge_with_a_warning() {
+        let options = ReadOptions::default();
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(&row(2, vec![("tier", "gold")]), true);
+        b.add_row(&row(3, vec![("tier", "gold")]), true);
+        let state = b.finish(source()).unwrap();
+        assert_eq!(state.entries[0].attributes.len(), 1);
+        assert_eq!(state.entries[0].lines, [2, 3]);
+        assert_eq!(
+            state.warnings[0].to_string(),
+            "t.csv:3: key \"tier\" repeats the same value as line 2; merged"
+        );
+    }
+
+    #[test]
+    fn skip_invalid_keeps_valid_rows_and_warns_about_the_rest() {
+        let options = ReadOptions {
+            skip_invalid: true,
+            ..ReadOptions::default()
+        };
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(&row(2, vec![("tier", "gold")]), true);
+        b.add_row(
+            &RawRow {
+                line: 3,
+                conversation_id: "nope",
+                pairs: vec![("tier", "x")],
+                ..RawRow::default()
+            },
+            true,
+        );
+        let state = b.finish(source()).unwrap();
+        assert_eq!(state.entries.len(), 1);
+        assert_eq!(
+            state.warnings[0].to_string(),
+            "t.csv:3: invalid conversation_id \"nope\": not a UUID (row skipped)"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_reported() {
+        let options = ReadOptions::default();
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(
+            &RawRow {
+                line: 4,
+                conversation_id: "x",
+                participant_id: "y",
+                purpose: "agent",
+                pairs: vec![("", "v")],
+                ..RawRow::default()
+            },
+            true,
+        );
+        let err = b.finish(source()).unwrap_err();
+        assert_eq!(err.problems().len(), 4, "{:?}", messages(err));
+    }
+
+    #[test]
+    fn request_size_guard_counts_the_json_body() {
+        // {"attributes":{"k":"vvvv"}} is 27 bytes.
+        let options = ReadOptions {
+            limits: Limits {
+                max_request_bytes: 26,
+                ..Limits::default()
+            },
+            ..ReadOptions::default()
+        };
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(&row(2, vec![("k", "vvvv")]), true);
+        let err = b.finish(source()).unwrap_err();
+        assert!(messages(err)[0].contains("would be 27 bytes"));
+        assert_eq!(
+            serde_json::to_string(&serde_json::json!({"attributes": {"k": "vvvv"}}))
+                .unwrap()
+                .len(),
+            27
+        );
+    }
+
+    #[test]
+    fn json_string_len_matches_serde_json() {
+        for s in ["", "plain", "q\"b\\", "nl\n\t\u{1}", "é✓"] {
+            assert_eq!(
+                json_string_len(s),
+                serde_json::to_string(s).unwrap().len(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_default_purpose_is_an_options_error() {
+        let options = ReadOptions {
+            default_purpose: " ".into(),
+            ..ReadOptions::default()
+        };
+        assert!(matches!(
+            DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options),
+            Err(SourceError::Options(_))
+        ));
+    }
+}
