@@ -3,8 +3,7 @@
 use crate::support::TestOrg;
 
 /// Two calls: one needs a change, one a clear, plus a call that has ended.
-fn desired_csv(org: &TestOrg) -> String {
-    let calls = org.live_calls();
+fn desired_csv(calls: &[genesys_core::models::CallConversation]) -> String {
     format!(
         "conversation_id,purpose,campaign,tier\n{},customer,spring,gold\n{},customer,spring,\n{},customer,spring,\n",
         calls[0].id, calls[1].id, calls[2].id
@@ -23,7 +22,7 @@ async fn plan_prints_changes_in_terraform_style_and_sends_no_patch() {
     let org = TestOrg::start(TestOrg::fast_config(3)).await;
     let calls = org.live_calls();
     org.state().end_call(&calls[2].id);
-    org.write("desired.csv", &desired_csv(&org));
+    org.write("desired.csv", &desired_csv(&calls));
     let run = org.run(&["plan", "desired.csv"]).await;
     run.assert_code(0);
     assert_eq!(org.count_requests("PATCH", ""), 0, "plan never writes");
@@ -40,7 +39,7 @@ async fn plan_prints_changes_in_terraform_style_and_sends_no_patch() {
 #[tokio::test]
 async fn plan_json_is_the_same_plan_as_data() {
     let org = TestOrg::start(TestOrg::fast_config(3)).await;
-    org.write("desired.csv", &desired_csv(&org));
+    org.write("desired.csv", &desired_csv(&org.live_calls()));
     let run = org.run(&["plan", "desired.csv", "--json"]).await;
     run.assert_code(0);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON plan");

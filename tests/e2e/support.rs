@@ -123,10 +123,6 @@ impl TestOrg {
     }
 }
 
-pub fn file_name(path: &Path) -> String {
-    path.file_name().unwrap().to_string_lossy().into_owned()
-}
-
 /// One target row of the audit store, as the tests look at it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct AuditRow {

@@ -13,9 +13,7 @@ use crate::output::ColorChoice;
     name = "attrsync",
     version,
     about = "Keep Genesys Cloud participant attributes on live calls equal to a desired state, and prove what changed",
-    after_help = "Credentials: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYSCLOUD_OAUTHCLIENT_SECRET, GENESYSCLOUD_REGION \
-                  (or GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET, GENESYS_ENVIRONMENT), from the environment or a .env file.\n\
-                  Try `attrsync demo` to see it work against the built-in simulator."
+    after_help = env::help_text()
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -1,7 +1,5 @@
-//! Every environment variable attrsync reads, declared once. The Genesys connection variables
-//! are owned by `genesys_core::env`; this module adds the binary's own and lists them all.
-
-pub use genesys_core::env as genesys;
+//! Every environment variable the binary itself reads, declared once. The Genesys connection
+//! variables are declared in `genesys_core::env`.
 
 /// Path of the audit store (SQLite). Default: `$XDG_STATE_HOME/attrsync/audit.sqlite`.
 pub const AUDIT: &str = "ATTRSYNC_AUDIT";
@@ -32,6 +30,19 @@ pub const OWN: &[(&str, &str)] = &[
     (USER, "recorded as the run's operator"),
 ];
 
+/// The "Environment" section of `attrsync --help`.
+pub fn help_text() -> String {
+    let mut text = String::from("Environment:\n");
+    for var in genesys_core::env::ALL {
+        text.push_str(&format!("  {:<34} {}\n", var.name, var.description));
+    }
+    for (name, description) in OWN {
+        text.push_str(&format!("  {name:<34} {description}\n"));
+    }
+    text.push_str("\nTry `attrsync demo` to see it work against the built-in simulator.");
+    text
+}
+
 pub fn is_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
@@ -44,4 +55,24 @@ pub fn default_audit_path() -> std::path::PathBuf {
         .or_else(|| std::env::var_os(HOME).map(|h| std::path::Path::new(&h).join(".local/state")))
         .unwrap_or_else(|| std::path::PathBuf::from("."));
     base.join("attrsync").join("audit.sqlite")
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's environment table is the user's copy of this list: keep them equal.
+    #[test]
+    fn readme_documents_every_environment_variable() {
+        let readme = include_str!("../../../README.md");
+        let all = super::OWN
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| !matches!(*name, "XDG_STATE_HOME" | "HOME" | "USER"))
+            .chain(genesys_core::env::ALL.iter().map(|v| v.name));
+        for name in all {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README does not document {name}"
+            );
+        }
+    }
 }

@@ -395,6 +395,7 @@ impl GenesysClient {
         let inner = &*self.inner;
         let mut attempt = 0u32;
         let mut refreshed_after_401 = false;
+        let mut throttled = 0u32;
         let mut pinned_slot = None;
         loop {
             attempt += 1;
@@ -436,22 +437,29 @@ impl GenesysClient {
                         })?;
                     pinned_slot = Some(slot.index);
                 }
-                (ErrorClass::Retryable, _) if inner.retry.allows_another(attempt) => {
-                    // After a 429 the slot's limiter is already paused; other slots may go on.
-                    if error.status() != Some(429) {
-                        let delay = {
-                            let mut rng = rand::rng();
-                            inner.retry.delay(attempt, error.retry_after(), &mut rng)
-                        };
-                        tracing::debug!(
-                            route = route.template,
-                            attempt,
-                            delay_ms = delay.as_millis() as u64,
-                            "retrying after {}",
-                            error.class()
-                        );
-                        tokio::time::sleep(delay).await;
+                (ErrorClass::Retryable, _) if error.status() == Some(429) => {
+                    throttled += 1;
+                    if !inner.retry.allows_another_after_429(throttled) {
+                        error.set_attempts(attempt);
+                        return Err(error);
                     }
+                    // The slot's limiter is already paused for Retry-After; other slots may go on.
+                }
+                (ErrorClass::Retryable, _) if inner.retry.allows_another(attempt - throttled) => {
+                    let delay = {
+                        let mut rng = rand::rng();
+                        inner
+                            .retry
+                            .delay(attempt - throttled, error.retry_after(), &mut rng)
+                    };
+                    tracing::debug!(
+                        route = route.template,
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying after {}",
+                        error.class()
+                    );
+                    tokio::time::sleep(delay).await;
                 }
                 _ => {
                     error.set_attempts(attempt);

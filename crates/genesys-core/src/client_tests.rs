@@ -34,6 +34,7 @@ fn fast_retry() -> RetryPolicy {
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
         max_retry_after: Duration::from_millis(50),
+        max_throttled: 3,
     }
 }
 

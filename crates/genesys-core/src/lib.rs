@@ -1,7 +1,7 @@
 //! Genesys Cloud Platform API client for participant attributes on live voice calls.
 //!
 //! - [`settings`]: where to connect and with which credentials (flags > env > defaults), and
-//!   [`env`], the one list of environment variables read; [`region`], the region table.
+//!   [`mod@env`], the one list of environment variables read; [`region`], the region table.
 //! - [`auth`]: OAuth client credentials with proactive and single-flight refresh.
 //! - [`rate`]: the `--rate` specification and the per-token GCRA limiter that a 429 pauses.
 //! - [`retry`] and [`error`]: what is retried, how, and how long to wait.

@@ -16,6 +16,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Upper bound of an honoured `Retry-After` (the official Go SDK uses 180 s).
     pub max_retry_after: Duration,
+    /// 429s tolerated for one call, counted apart from `max_attempts`: a 429 is Genesys saying
+    /// "wait", not a failure, and the wait is already enforced by pausing the token's limiter.
+    pub max_throttled: u32,
 }
 
 impl Default for RetryPolicy {
@@ -25,6 +28,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(180),
+            max_throttled: 30,
         }
     }
 }
@@ -34,6 +38,7 @@ impl RetryPolicy {
     pub fn none() -> Self {
         Self {
             max_attempts: 1,
+            max_throttled: 0,
             ..Self::default()
         }
     }
@@ -41,6 +46,11 @@ impl RetryPolicy {
     /// Whether another attempt is allowed after `attempts_made` attempts.
     pub fn allows_another(&self, attempts_made: u32) -> bool {
         attempts_made < self.max_attempts.max(1)
+    }
+
+    /// Whether one more attempt may follow `throttled` 429s.
+    pub fn allows_another_after_429(&self, throttled: u32) -> bool {
+        throttled <= self.max_throttled
     }
 
     /// `Retry-After` capped at [`RetryPolicy::max_retry_after`].
@@ -144,5 +154,13 @@ mod tests {
         assert!(policy.allows_another(5));
         assert!(!policy.allows_another(6));
         assert!(!RetryPolicy::none().allows_another(1));
+    }
+
+    #[test]
+    fn throttling_has_a_budget_of_its_own() {
+        let policy = RetryPolicy::default();
+        assert!(policy.allows_another_after_429(policy.max_throttled));
+        assert!(!policy.allows_another_after_429(policy.max_throttled + 1));
+        assert!(!RetryPolicy::none().allows_another_after_429(1));
     }
 }

@@ -50,6 +50,22 @@ impl SkipReason {
     }
 }
 
+impl SkipReason {
+    /// The reason as a reader of a plan would say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ConversationNotFound => "the conversation does not exist",
+            Self::ConversationEnded => "the call has ended",
+            Self::ParticipantNotLive => "the participant has left the call",
+            Self::SelectorMatchedNothing => "no participant matches the selector",
+            Self::ConflictingDesiredValues => {
+                "two input rows give this participant different values"
+            }
+            Self::LiveStateMissing => "the call was not read",
+        }
+    }
+}
+
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -83,7 +83,7 @@ pub async fn execute(
     events.run_started(&run, &source);
     ui.note(format_args!("run {run}: {} calls to work on", jobs.len()));
 
-    let client = match connect(observer::AuditObserver::new(audit.clone(), run.clone())) {
+    let client = match connect(observer::AuditObserver::shared(audit.clone(), run.clone())) {
         Ok(client) => client,
         Err(err) => {
             audit
@@ -218,17 +218,21 @@ fn exit_for(results: &[TargetResult]) -> Exit {
 
 /// Creates (or reopens) the run and its target rows before the first request, and groups the
 /// work per conversation.
+/// The entries to work on (each with the values a saved plan saw), where they came from, the
+/// run, and the rows they already have (when resuming).
+type PreparedWork = (
+    Vec<(DesiredEntry, Option<ObservedValues>)>,
+    SourceInfo,
+    RunId,
+    Option<Vec<crate::audit::TargetId>>,
+);
+
 async fn prepare(
     work: &Work,
     settings: &ApplySettings,
     audit: &AuditStore,
 ) -> anyhow::Result<(RunId, SourceInfo, Vec<Job>, u32)> {
-    let (entries, source, run, existing_rows): (
-        Vec<(DesiredEntry, Option<ObservedValues>)>,
-        SourceInfo,
-        RunId,
-        Option<Vec<_>>,
-    ) = match work {
+    let (entries, source, run, existing_rows): PreparedWork = match work {
         Work::Desired(desired) => {
             let run = begin(audit, settings, &desired.source).await?;
             (

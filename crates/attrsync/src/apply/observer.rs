@@ -13,7 +13,7 @@ pub struct AuditObserver {
 }
 
 impl AuditObserver {
-    pub fn new(audit: AuditStore, run: RunId) -> Arc<dyn RequestObserver> {
+    pub fn shared(audit: AuditStore, run: RunId) -> Arc<dyn RequestObserver> {
         Arc::new(AuditObserver { audit, run })
     }
 }

@@ -59,10 +59,6 @@ impl Progress {
         }
     }
 
-    pub fn set_client(&mut self, client: GenesysClient) {
-        self.client = Some(client);
-    }
-
     pub fn target_done(&self, status: TargetStatus) {
         let counter = match status {
             TargetStatus::Verified | TargetStatus::Applied => &self.verified,

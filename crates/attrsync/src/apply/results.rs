@@ -189,9 +189,19 @@ fn write_from_csv(
         .map(|h| !h.starts_with("attrsync_"))
         .collect();
     let mut writers = Writers::create(dir, &header)?;
+    // Line numbers from byte offsets: the csv crate's own line count drifts after CRLF endings,
+    // and the reader that produced the targets' lines counts physical lines.
+    let bytes = fs::read(input).with_context(|| format!("cannot re-read {}", input.display()))?;
+    let newlines: Vec<u64> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i as u64)
+        .collect();
     let mut record = csv::StringRecord::new();
     while reader.read_record(&mut record)? {
-        let line = record.position().map_or(0, |p| p.line());
+        let offset = record.position().map_or(0, |p| p.byte());
+        let line = 1 + newlines.partition_point(|&n| n < offset) as u64;
         if let Some(outcome) = by_line.get(&line) {
             let row: csv::StringRecord = record
                 .iter()

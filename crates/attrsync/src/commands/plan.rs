@@ -17,6 +17,9 @@ use crate::connect;
 use crate::exit::Exit;
 use crate::render::{Style, plan::plan_text};
 
+/// Version of `plan --json` output; bumped when a field changes meaning or disappears.
+const PLAN_JSON_FORMAT_VERSION: u32 = 1;
+
 pub async fn run(args: PlanArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let desired = read_desired(&args.source, &args.source_args, ui).await?;
     let client = connect::client(&args.connection, env_file, None)?;
@@ -40,7 +43,12 @@ pub async fn run(args: PlanArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Res
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &plan)?;
+        let document = serde_json::json!({
+            "format_version": PLAN_JSON_FORMAT_VERSION,
+            "summary": plan.summary(),
+            "targets": plan.targets,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &document)?;
         writeln!(stdout)?;
     } else {
         write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;

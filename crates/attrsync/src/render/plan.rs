@@ -55,9 +55,10 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                 any_change = true;
                 let _ = writeln!(
                     out,
-                    "  {} {}: skipped, {reason}\n",
+                    "  {} {}: skipped, {}\n",
                     style.dim("!"),
-                    heading(target, style)
+                    heading(target, style),
+                    reason.describe()
                 );
             }
             Action::Unchanged => {}
