@@ -417,3 +417,51 @@ async fn wait_for(org: &TestOrg, ready: impl Fn(&[genesys_sim::LoggedRequest]) -
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A CRM's SQLite table as the desired state; result files in the long form, valid input again.
+#[tokio::test]
+async fn sqlite_source_applies_and_its_results_are_long_form_input() {
+    use sqlx::ConnectOptions;
+    let org = TestOrg::start(TestOrg::fast_config(3)).await;
+    let calls = org.live_calls();
+    let db = org.path("crm.sqlite");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE desired_attributes (conversation_id TEXT, purpose TEXT, key TEXT, value TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for call in &calls {
+        sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'customer', 'campaign', 'spring')")
+            .bind(&call.id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    org.state().end_call(&calls[2].id);
+
+    org.run(&["apply", "crm.sqlite", "--results", "out"])
+        .await
+        .assert_code(0);
+    let succeeded = std::fs::read_to_string(org.path("out/succeeded.csv")).unwrap();
+    let failed = std::fs::read_to_string(org.path("out/failed.csv")).unwrap();
+    assert!(
+        succeeded.starts_with(
+            "conversation_id,participant_id,purpose,user_id,key,value,attrsync_status"
+        ),
+        "{succeeded}"
+    );
+    assert_eq!(succeeded.lines().count(), 1 + 2, "{succeeded}");
+    assert!(
+        failed.contains(&calls[2].id) && failed.contains("skipped"),
+        "{failed}"
+    );
+    org.run(&["plan", "out/succeeded.csv", "--detailed-exitcode"])
+        .await
+        .assert_code(0);
+}

@@ -29,6 +29,7 @@ use crate::output::progress_mode;
 
 pub use events::Events;
 use progress::Progress;
+pub use results::RESULT_COLUMNS;
 use stop::StopSignal;
 pub use worker::TargetResult;
 use worker::{Job, JobEntry, Pipeline};
@@ -178,8 +179,13 @@ pub async fn execute(
         .await?;
 
     if let Some(dir) = &settings.results_dir {
-        let unprocessed = audit.unfinished_targets(&run).await?;
-        results::write(dir, &source, &results, &unprocessed)?;
+        let targets = audit
+            .list_targets(&crate::audit::TargetFilter {
+                run: Some(run.clone()),
+                ..Default::default()
+            })
+            .await?;
+        results::write(dir, &source, &targets)?;
         ui.note(format_args!("results written to {}", dir.display()));
     }
     let report = RunReport {

@@ -16,10 +16,10 @@ use std::path::Path;
 use anyhow::Context;
 use reconcile::{SourceFormat, SourceInfo};
 
-use super::TargetResult;
 use crate::audit::{TargetRecord, TargetStatus};
 
-const RESULT_COLUMNS: [&str; 4] = [
+/// Columns the result files add; desired-state readers ignore them (`failed.csv` is valid input).
+pub const RESULT_COLUMNS: [&str; 4] = [
     "attrsync_status",
     "attrsync_code",
     "attrsync_message",
@@ -65,61 +65,56 @@ fn worse(a: &RowOutcome, b: &RowOutcome) -> bool {
     rank(b) > rank(a)
 }
 
-pub fn write(
-    dir: &Path,
-    source: &SourceInfo,
-    results: &[TargetResult],
-    unprocessed: &[TargetRecord],
-) -> anyhow::Result<()> {
+/// Writes the three files from the run's audit rows (the record of what happened).
+pub fn write(dir: &Path, source: &SourceInfo, targets: &[TargetRecord]) -> anyhow::Result<()> {
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create results directory {}", dir.display()))?;
+    let csv_source = matches!(source.format, SourceFormat::CsvWide | SourceFormat::CsvLong);
+    if csv_source && Path::new(&source.path).is_file() {
+        write_from_csv(dir, Path::new(&source.path), &outcome_per_line(targets))
+    } else {
+        write_long_form(dir, targets)
+    }
+}
+
+fn outcome(t: &TargetRecord) -> RowOutcome {
+    RowOutcome {
+        bucket: bucket(t.status),
+        status: t.status.as_str().to_owned(),
+        code: t.error_code.clone().unwrap_or_default(),
+        message: t
+            .error_message
+            .clone()
+            .or_else(|| t.reason.clone())
+            .unwrap_or_default(),
+        correlation_id: t.correlation_id.clone().unwrap_or_default(),
+    }
+}
+
+/// Input line -> the worst outcome of the targets that came from it.
+fn outcome_per_line(targets: &[TargetRecord]) -> HashMap<u64, RowOutcome> {
     let mut by_line: HashMap<u64, RowOutcome> = HashMap::new();
-    let mut note = |lines: &[u64], outcome: RowOutcome| {
+    for t in targets {
+        let lines = t
+            .input_lines
+            .rsplit_once(':')
+            .map(|(_, l)| {
+                l.split(',')
+                    .filter_map(|n| n.parse().ok())
+                    .collect::<Vec<u64>>()
+            })
+            .unwrap_or_default();
+        let o = outcome(t);
         for line in lines {
-            match by_line.get(line) {
-                Some(existing) if !worse(existing, &outcome) => {}
+            match by_line.get(&line) {
+                Some(existing) if !worse(existing, &o) => {}
                 _ => {
-                    by_line.insert(*line, outcome.clone());
+                    by_line.insert(line, o.clone());
                 }
             }
         }
-    };
-    for r in results {
-        note(
-            &r.lines,
-            RowOutcome {
-                bucket: bucket(r.status),
-                status: r.status.as_str().to_owned(),
-                code: r.error_code.clone().unwrap_or_default(),
-                message: r.message.clone().unwrap_or_default(),
-                correlation_id: r.correlation_id.clone().unwrap_or_default(),
-            },
-        );
     }
-    for t in unprocessed {
-        let lines: Vec<u64> = t
-            .input_lines
-            .rsplit_once(':')
-            .map(|(_, l)| l.split(',').filter_map(|n| n.parse().ok()).collect())
-            .unwrap_or_default();
-        note(
-            &lines,
-            RowOutcome {
-                bucket: Bucket::Unprocessed,
-                status: t.status.as_str().to_owned(),
-                code: String::new(),
-                message: "not reached before the run stopped".to_owned(),
-                correlation_id: String::new(),
-            },
-        );
-    }
-
-    let csv_source = matches!(source.format, SourceFormat::CsvWide | SourceFormat::CsvLong);
-    if csv_source && Path::new(&source.path).is_file() {
-        write_from_csv(dir, Path::new(&source.path), &by_line)
-    } else {
-        write_long_form(dir, results, unprocessed)
-    }
+    by_line
 }
 
 struct Writers {
@@ -215,13 +210,37 @@ fn write_from_csv(
     writers.flush()
 }
 
-fn write_long_form(
-    dir: &Path,
-    results: &[TargetResult],
-    unprocessed: &[TargetRecord],
-) -> anyhow::Result<()> {
-    let header = csv::StringRecord::from(vec!["conversation_id", "participant_id", "key", "value"]);
-    let writers = Writers::create(dir, &header)?;
-    let _ = (results, unprocessed);
+/// Long form, one row per target and key: valid input again (a known participant is pinned).
+fn write_long_form(dir: &Path, targets: &[TargetRecord]) -> anyhow::Result<()> {
+    let header = csv::StringRecord::from(vec![
+        "conversation_id",
+        "participant_id",
+        "purpose",
+        "user_id",
+        "key",
+        "value",
+    ]);
+    let mut writers = Writers::create(dir, &header)?;
+    for t in targets {
+        let (participant, purpose, user) = match (&t.participant_id, t.selector.split_once('=')) {
+            (Some(pid), _) => (pid.as_str(), "", ""),
+            (None, Some(("purpose", p))) => ("", p, ""),
+            (None, Some(("user_id", u))) => ("", "", u),
+            (None, Some((_, p))) => (p, "", ""),
+            (None, None) => ("", "", ""),
+        };
+        let o = outcome(t);
+        for (key, value) in &t.desired {
+            let row = csv::StringRecord::from(vec![
+                t.conversation_id.as_str(),
+                participant,
+                purpose,
+                user,
+                key.as_str(),
+                value.as_str(),
+            ]);
+            writers.write(&row, &o)?;
+        }
+    }
     writers.flush()
 }

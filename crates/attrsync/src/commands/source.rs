@@ -7,16 +7,8 @@ use anyhow::Context;
 use reconcile::{DesiredState, ReadOptions, SourceError, SqliteSelect, render_problems};
 
 use crate::Ui;
+use crate::apply::RESULT_COLUMNS;
 use crate::cli::SourceArgs;
-
-/// The result-file columns (`--results`) that a desired-state reader ignores, so that
-/// `failed.csv` can be fed back as input.
-pub const RESULT_COLUMNS: [&str; 4] = [
-    "attrsync_status",
-    "attrsync_code",
-    "attrsync_message",
-    "attrsync_correlation_id",
-];
 
 /// An input that could not be used: every problem has been printed already.
 #[derive(Debug, thiserror::Error)]
