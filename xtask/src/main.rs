@@ -77,6 +77,16 @@ fn bench_plan(extra: &[&str]) -> Result<(), String> {
 }
 
 fn bench_apply(extra: &[&str]) -> Result<(), String> {
+    // The benchmark runs the real binary, so build it in the same profile first.
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "attrsync",
+        "--bin",
+        "attrsync",
+    ])?;
     let mut args = vec![
         "run",
         "--release",
