@@ -5,6 +5,8 @@
 //! tool's own accounting: wall time, achieved requests/s / configured budget (utilization),
 //! requests per changed target, and 429s.
 //!
+//! attrsync runs with its default burst (5); the simulator tolerates a burst of 10.
+//!
 //! Usage: bench_apply [SCENARIO...] where SCENARIO is CALLS@RATE_PER_MINUTE (default:
 //! `60@300 300@3000`: Genesys's default budget, and a raised one).
 

@@ -73,8 +73,9 @@ pub struct ConnectionArgs {
     /// Request budget per token, as COUNT/UNIT (s, min, h). Genesys's default is 300/min per token.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
     pub rate: String,
-    /// Requests that may be sent at once before the rate applies (GCRA burst).
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    /// Requests that may be sent at once before the rate applies (GCRA burst). Kept small so that
+    /// network jitter never bunches requests beyond what Genesys tolerates.
+    #[arg(long, default_value_t = 5, value_name = "N")]
     pub burst: u32,
     /// Client-credentials tokens to spread requests over, each with its own budget (1-50).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50), value_name = "N")]
