@@ -104,14 +104,7 @@ async fn run_attrsync(calls: usize, rate: u32) -> Figures {
     let status = tokio::process::Command::new(attrsync_bin())
         .args(["-q", "apply"])
         .arg(&csv)
-        .args([
-            "--rate",
-            &format!("{rate}/min"),
-            "--burst",
-            "10",
-            "--concurrency",
-            "64",
-        ])
+        .args(["--rate", &format!("{rate}/min"), "--concurrency", "64"])
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
         .env("GENESYSCLOUD_API_URL", sim.url())
@@ -225,7 +218,7 @@ async fn main() {
             .collect()
     };
     println!(
-        "apply benchmark: simulator latency 50ms +- 20ms, burst 10, one customer target per call\n"
+        "apply benchmark: simulator latency 50ms +- 20ms and burst 10 (attrsync: default burst 5), one customer target per call\n"
     );
     for (calls, rate) in scenarios {
         println!("{calls} calls, budget {rate}/min per token");
