@@ -4,5 +4,8 @@
 mod support;
 
 mod apply;
+mod audit;
 mod get_set;
+mod live_tag;
 mod plan;
+mod reconcile;

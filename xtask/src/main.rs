@@ -4,7 +4,9 @@
 //! - `cargo xtask bench plan`: parse+validate and diff throughput on 1,000,000 desired rows.
 //! - `cargo xtask bench apply`: apply against the simulator with latency and a rate limit,
 //!   side by side with the tutorial's sequential way.
+//! - `cargo xtask man`: the man pages (`attrsync.1`, `attrsync-COMMAND.1`) into `target/man`.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
@@ -15,8 +17,9 @@ fn main() -> ExitCode {
         ["bench", "plan", rest @ ..] => bench_plan(rest),
         ["bench", "apply", rest @ ..] => bench_apply(rest),
         ["bench"] => bench_plan(&[]).and_then(|()| bench_apply(&[])),
+        ["man"] => man(),
         _ => {
-            eprintln!("usage: cargo xtask ci | bench [plan|apply]");
+            eprintln!("usage: cargo xtask ci | bench [plan|apply] | man");
             return ExitCode::from(64);
         }
     };
@@ -99,4 +102,33 @@ fn bench_apply(extra: &[&str]) -> Result<(), String> {
     ];
     args.extend_from_slice(extra);
     cargo(&args)
+}
+
+/// The man pages come from the CLI definition itself, through the binary's hidden
+/// `generate-man` command (xtask stays std-only and cannot link the binary crate).
+fn man() -> Result<(), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("target")
+        },
+        PathBuf::from,
+    );
+    let dir = target.join("man");
+    let dir_arg = dir
+        .to_str()
+        .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;
+    cargo(&[
+        "run",
+        "--quiet",
+        "-p",
+        "attrsync",
+        "--bin",
+        "attrsync",
+        "--",
+        "generate-man",
+        dir_arg,
+    ])
 }

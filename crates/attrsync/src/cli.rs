@@ -48,10 +48,23 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make live calls match the desired state; record every change in the audit store.
     Apply(ApplyArgs),
+    /// Apply the desired state again and again (`--every 5m`), or once for cron (`--once`).
+    Reconcile(ReconcileArgs),
+    /// List the live voice calls, optionally of one queue.
+    Live(LiveArgs),
+    /// Set attributes on every live call of a queue, through plan, apply, verify and audit.
+    Tag(TagArgs),
+    /// Print a shell completion script on stdout.
+    Completions(CompletionsArgs),
+    /// Write the man pages into DIR (used by `cargo xtask man`).
+    #[command(hide = true)]
+    GenerateMan(GenerateManArgs),
     /// Run the Genesys simulator on loopback (for trying attrsync without an org).
     Sim(SimArgs),
     /// Start the simulator, then plan, apply, verify and audit a sample campaign against it.
     Demo(DemoArgs),
+    /// Review the audit store: runs, targets, exports and an HTML report (read-only).
+    Audit(AuditArgs),
 }
 
 /// Where and how to reach Genesys Cloud.
@@ -275,6 +288,102 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("schedule").args(["every", "once"]).required(true)))]
+pub struct ReconcileArgs {
+    /// Desired state: a CSV file (wide or long form) or an SQLite database, re-read every time.
+    pub source: PathBuf,
+    #[command(flatten)]
+    pub source_args: SourceArgs,
+    /// Reconcile every DURATION (e.g. 5m, 1h) until SIGTERM or Ctrl-C.
+    #[arg(long, value_parser = parse_interval, value_name = "DURATION")]
+    pub every: Option<Duration>,
+    /// Reconcile once and exit with that run's exit code (for cron).
+    #[arg(long)]
+    pub once: bool,
+    /// After every run, write Prometheus text-format metrics here (atomically), e.g. for
+    /// node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Conversations worked on at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Only calls that have been in this queue (a queue id).
+    #[arg(long, value_name = "ID")]
+    pub queue: Option<String>,
+    /// How long ago a live call may have started.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lookback: Duration,
+    /// Print the calls as a JSON array.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print a desired-state skeleton (conversation_id,purpose with customer rows) to fill in.
+    #[arg(long)]
+    pub csv: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The queue (a queue id) whose live calls get the attributes.
+    #[arg(long, value_name = "ID")]
+    pub queue: String,
+    /// Attributes to set, as key=value (an empty value clears the key).
+    #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub attributes: Vec<(String, String)>,
+    /// The participants of each call that get the attributes.
+    #[arg(long, default_value = "customer", value_name = "PURPOSE")]
+    pub purpose: String,
+    /// Print the plan and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long ago a live call may have started.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lookback: Duration,
+    /// Conversations worked on at once.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateManArgs {
+    /// Directory to write attrsync.1 and attrsync-COMMAND.1 into (created if missing).
+    pub dir: PathBuf,
+}
+
+/// A reconcile interval: a humantime duration of at least one second.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!("`{s}` is shorter than the minimum interval of 1s"));
+    }
+    Ok(interval)
+}
+
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -312,6 +421,158 @@ fn parse_drift(s: &str) -> Result<(String, String, f64), String> {
     Ok((k, v, parse_fraction(rate)?))
 }
 
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// Read-only views of the audit store. None of them creates or changes a store.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// One line per run, newest first: id, start, duration, command, source, outcomes, exit code.
+    Runs(AuditRunsArgs),
+    /// One run's summary (options, tool, host, operator, requests) and its targets.
+    Show(AuditShowArgs),
+    /// Targets across runs, most recently updated first.
+    List(AuditListArgs),
+    /// Targets as CSV (one row per target and key), JSON or NDJSON on stdout.
+    Export(AuditExportArgs),
+    /// One self-contained HTML file with a run's request rate, outcomes, latency and failures.
+    Report(AuditReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditRunsArgs {
+    /// Show at most this many runs.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: u32,
+    /// Print the runs as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditShowArgs {
+    /// A run id, a unique prefix of one, or `latest`.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Only targets with this status (repeatable, or comma-separated).
+    #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = target_status_parser())]
+    pub statuses: Vec<crate::audit::TargetStatus>,
+    /// Print the run and its targets as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+}
+
+/// Which targets `audit list` and `audit export` return; every filter narrows the result.
+#[derive(Debug, Args, Clone)]
+pub struct AuditFilterArgs {
+    /// Only targets of this run (an id, a unique prefix of one, or `latest`).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Only targets of this conversation.
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<String>,
+    /// Only targets resolved to this participant.
+    #[arg(long, value_name = "ID")]
+    pub participant: Option<String>,
+    /// Only targets with this status (repeatable, or comma-separated).
+    #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = target_status_parser())]
+    pub statuses: Vec<crate::audit::TargetStatus>,
+    /// Only targets that manage this attribute key.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Only targets last updated at or after TIME: RFC 3339 (2026-11-24T10:00:00Z) or a duration ago (2h, 30m).
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub since: Option<crate::audit::UnixMillis>,
+    /// Only targets last updated before TIME: RFC 3339 or a duration ago.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub until: Option<crate::audit::UnixMillis>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    #[command(flatten)]
+    pub filters: AuditFilterArgs,
+    /// Show at most this many targets (the most recently updated).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: u32,
+    /// Print the targets as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Output format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: ExportFormat,
+    #[command(flatten)]
+    pub filters: AuditFilterArgs,
+    /// Export at most this many targets (default: all).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One row per target and managed key, formula-safe for spreadsheets.
+    Csv,
+    /// One JSON array of targets.
+    Json,
+    /// One JSON target per line.
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditReportArgs {
+    /// A run id, a unique prefix of one, or `latest`.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Where to write the HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+}
+
+fn target_status_parser() -> impl clap::builder::TypedValueParser<Value = crate::audit::TargetStatus>
+{
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        crate::audit::TargetStatus::ALL.map(crate::audit::TargetStatus::as_str),
+    )
+    .try_map(|status| status.parse::<crate::audit::TargetStatus>())
+}
+
+/// `--since`/`--until`: an RFC 3339 instant, or a duration before now.
+fn parse_instant(text: &str) -> Result<crate::audit::UnixMillis, String> {
+    instant_relative_to(text, crate::audit::UnixMillis::now())
+}
+
+fn instant_relative_to(
+    text: &str,
+    now: crate::audit::UnixMillis,
+) -> Result<crate::audit::UnixMillis, String> {
+    if let Ok(instant) = text.parse::<crate::audit::UnixMillis>() {
+        return Ok(instant);
+    }
+    humantime::parse_duration(text)
+        .map(|ago| now.saturating_sub(ago))
+        .map_err(|_| {
+            format!("`{text}` is neither an RFC 3339 time (2026-11-24T10:00:00Z) nor a duration ago (2h)")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +604,21 @@ mod tests {
             ("campaign".into(), "flow".into(), 0.5)
         );
         assert_eq!(parse_drift("k=v").unwrap().2, 1.0);
+    }
+
+    #[test]
+    fn audit_time_filters_take_rfc3339_or_a_duration_ago() {
+        let now = crate::audit::UnixMillis::from_millis(10_000_000);
+        assert_eq!(
+            instant_relative_to("2h", now),
+            Ok(crate::audit::UnixMillis::from_millis(
+                10_000_000 - 7_200_000
+            ))
+        );
+        assert_eq!(
+            instant_relative_to("1970-01-01T00:00:01Z", now),
+            Ok(crate::audit::UnixMillis::from_millis(1_000))
+        );
+        assert!(instant_relative_to("yesterday-ish", now).is_err());
     }
 }

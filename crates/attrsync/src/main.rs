@@ -4,15 +4,13 @@
 //! its outcome into an exit code (see `exit.rs`). Errors are printed once, as one chain.
 
 mod apply;
-// Parts of the store (locks, run listings, request stats) serve the audit review and scheduled
-// reconcile commands that are still to come.
-#[allow(dead_code, unused_imports)]
 mod audit;
 mod cli;
 mod commands;
 mod connect;
 mod env;
 mod exit;
+mod metrics;
 mod output;
 mod render;
 

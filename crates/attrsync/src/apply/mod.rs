@@ -98,7 +98,7 @@ pub async fn execute(
         }
     };
     let stop = StopSignal::default();
-    stop.listen();
+    let _listening = stop.listen();
     let progress = Arc::new(Progress::new(
         progress_mode(ui.output),
         jobs.len() as u64,

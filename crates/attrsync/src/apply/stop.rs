@@ -19,9 +19,12 @@ impl StopSignal {
 
     /// Sets the signal on the first Ctrl-C or SIGTERM. A second Ctrl-C is left to the default
     /// handler's successor: we exit at once (the audit store is consistent at every commit).
-    pub fn listen(&self) {
+    /// Listening ends when the returned guard is dropped, so that a process running one run
+    /// after another (`reconcile`) never has more than one listener.
+    #[must_use = "listening stops when the guard is dropped"]
+    pub fn listen(&self) -> Listening {
         let stop = self.clone();
-        tokio::spawn(async move {
+        Listening(tokio::spawn(async move {
             wait_for_signal().await;
             eprintln!(
                 "\nattrsync: stopping: finishing in-flight requests (Ctrl-C again to quit now)"
@@ -29,12 +32,23 @@ impl StopSignal {
             stop.stop();
             wait_for_signal().await;
             std::process::exit(i32::from(crate::exit::Exit::Interrupted.code()));
-        });
+        }))
     }
 }
 
+/// Keeps a `StopSignal` listening; aborts the listener when dropped.
+#[derive(Debug)]
+pub struct Listening(tokio::task::JoinHandle<()>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits for the next Ctrl-C or SIGTERM.
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
@@ -50,6 +64,6 @@ async fn wait_for_signal() {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

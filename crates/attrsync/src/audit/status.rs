@@ -77,6 +77,7 @@ impl TargetStatus {
         }
     }
 
+    #[allow(dead_code)] // Resume asks the store for unfinished targets instead.
     pub fn is_unfinished(self) -> bool {
         Self::UNFINISHED.contains(&self)
     }

@@ -83,6 +83,8 @@ impl From<sqlx::Error> for OpFailure {
 #[derive(Debug)]
 pub(super) struct GroupWriter {
     queue: mpsc::UnboundedSender<WriteOp>,
+    /// Read only through `AuditStore::group_commits` (diagnostics, tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     commits: Arc<AtomicU64>,
     path: Arc<Path>,
 }
@@ -107,6 +109,7 @@ impl GroupWriter {
     }
 
     /// Transactions committed by the writer so far.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }

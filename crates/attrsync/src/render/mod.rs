@@ -1,7 +1,11 @@
 //! Human renderings of the command's products. Pure: they return text, `commands` prints it.
 
+pub mod audit;
 pub mod call;
+pub mod charts;
+pub mod export;
 pub mod plan;
+pub mod report;
 pub mod summary;
 
 /// ANSI styling that is a no-op when color is off.

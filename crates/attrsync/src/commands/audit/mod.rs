@@ -1,0 +1,111 @@
+//! `attrsync audit runs|show|list|export|report`: read-only review of the audit store. None of
+//! these commands creates a store or changes one (beyond what opening SQLite in WAL mode does).
+
+mod export;
+mod list;
+mod report;
+mod runs;
+mod show;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::Ui;
+use crate::audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
+use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, AuditPathArgs};
+use crate::exit::Exit;
+
+/// Version of the JSON documents printed by `audit runs|show|list --json`.
+const AUDIT_JSON_FORMAT_VERSION: u32 = 1;
+
+pub async fn run(args: AuditArgs, ui: Ui) -> anyhow::Result<Exit> {
+    match args.command {
+        AuditCommand::Runs(args) => runs::run(args, ui).await,
+        AuditCommand::Show(args) => show::run(args, ui).await,
+        AuditCommand::List(args) => list::run(args, ui).await,
+        AuditCommand::Export(args) => export::run(args).await,
+        AuditCommand::Report(args) => report::run(args, ui).await,
+    }
+}
+
+/// Opens the store named by `--audit`/`ATTRSYNC_AUDIT`, refusing to create one: a typo in the
+/// path must be an error, not an empty review.
+async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
+    let path = args.resolve();
+    check_store_exists(&path).await?;
+    AuditStore::open(&path)
+        .await
+        .with_context(|| format!("cannot open the audit store {}", path.display()))
+}
+
+async fn check_store_exists(path: &Path) -> anyhow::Result<()> {
+    match tokio::fs::metadata(path).await {
+        Ok(metadata) if metadata.is_file() => Ok(()),
+        Ok(_) => anyhow::bail!("the audit store {} is not a file", path.display()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no audit store at {}: nothing has been recorded there \
+             (name the store with --audit PATH or ATTRSYNC_AUDIT)",
+            path.display()
+        ),
+        Err(error) => Err(anyhow::Error::new(error)
+            .context(format!("cannot read the audit store {}", path.display()))),
+    }
+}
+
+/// Resolves `latest`, a run id or a unique prefix; when that fails, says how to see the runs.
+async fn resolve_run(store: &AuditStore, reference: &str) -> anyhow::Result<RunId> {
+    store
+        .resolve_run(reference)
+        .await
+        .map_err(|error| match error {
+            AuditError::RunNotFound { .. }
+            | AuditError::NoRuns { .. }
+            | AuditError::AmbiguousRun { .. } => anyhow::anyhow!(
+                "{error}\nsee the recorded runs with: attrsync audit runs --audit {}",
+                store.path().display()
+            ),
+            other => other.into(),
+        })
+}
+
+/// The store query for `audit list`/`audit export` filters.
+async fn target_filter(
+    store: &AuditStore,
+    filters: &AuditFilterArgs,
+    limit: Option<u32>,
+    order: TargetOrder,
+) -> anyhow::Result<TargetFilter> {
+    let run = match &filters.run {
+        Some(reference) => Some(resolve_run(store, reference).await?),
+        None => None,
+    };
+    Ok(TargetFilter {
+        run,
+        conversation: filters.conversation.clone(),
+        participant: filters.participant.clone(),
+        statuses: filters.statuses.clone(),
+        key: filters.key.clone(),
+        since: filters.since,
+        until: filters.until,
+        limit,
+        order,
+    })
+}
+
+/// A JSON document on stdout.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, value)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// Text on stdout.
+fn print_text(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}

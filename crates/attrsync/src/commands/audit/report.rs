@@ -1,0 +1,43 @@
+//! `attrsync audit report RUN|latest --html FILE`: one self-contained HTML page about a run.
+
+use anyhow::Context;
+
+use super::{open_existing, resolve_run};
+use crate::Ui;
+use crate::audit::{TargetFilter, TargetOrder, TargetStatus, UnixMillis};
+use crate::cli::AuditReportArgs;
+use crate::exit::Exit;
+use crate::render::report::{ReportInput, html_report};
+
+pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
+    let store = open_existing(&args.audit).await?;
+    let run = resolve_run(&store, &args.run).await?;
+    let summary = store.run_summary(&run).await?;
+    let requests = store.request_timeline(&run).await?;
+    let problems = store
+        .list_targets(&TargetFilter {
+            run: Some(run.clone()),
+            statuses: vec![TargetStatus::Failed, TargetStatus::Drift],
+            order: TargetOrder::Plan,
+            ..TargetFilter::default()
+        })
+        .await?;
+    store.close().await?;
+
+    let page = html_report(&ReportInput {
+        summary: &summary,
+        requests: &requests,
+        problems: &problems,
+        tool_version: env!("CARGO_PKG_VERSION"),
+        generated_at: UnixMillis::now(),
+    })
+    .context("cannot draw the report's charts")?;
+    tokio::fs::write(&args.html, page)
+        .await
+        .with_context(|| format!("cannot write the report {}", args.html.display()))?;
+    ui.note(format_args!(
+        "wrote the report of run {run} to {}",
+        args.html.display()
+    ));
+    Ok(Exit::Success)
+}

@@ -1,0 +1,48 @@
+//! `attrsync audit show RUN|latest`: one run's summary and its targets.
+
+use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, resolve_run};
+use crate::Ui;
+use crate::audit::{TargetFilter, TargetOrder};
+use crate::cli::AuditShowArgs;
+use crate::exit::Exit;
+use crate::render::Style;
+use crate::render::audit::{RunView, run_details, targets_table};
+
+pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
+    let ui = ui.with_json(args.json);
+    let store = open_existing(&args.audit).await?;
+    let run = resolve_run(&store, &args.run).await?;
+    let summary = store.run_summary(&run).await?;
+    let targets = store
+        .list_targets(&TargetFilter {
+            run: Some(run),
+            statuses: args.statuses.clone(),
+            order: TargetOrder::Plan,
+            ..TargetFilter::default()
+        })
+        .await?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "format_version": AUDIT_JSON_FORMAT_VERSION,
+            "run": RunView::new(&summary),
+            "targets": targets,
+        }))?;
+    } else {
+        let style = Style { color: ui.color };
+        let mut text = run_details(&summary, style);
+        text.push('\n');
+        if targets.is_empty() {
+            text.push_str("(no targets");
+            text.push_str(if args.statuses.is_empty() {
+                ")\n"
+            } else {
+                " with the given status)\n"
+            });
+        } else {
+            text.push_str(&targets_table(&targets, false, style));
+        }
+        print_text(&text)?;
+    }
+    store.close().await?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,441 @@
+//! `attrsync reconcile SOURCE --every 5m | --once`: scheduled reconciliation.
+//!
+//! Each iteration re-reads the source (a CRM may have rewritten it) and runs the same pipeline
+//! as `apply`, as a run of its own in the audit store. One reconcile at a time per audit store:
+//! the store's `reconcile` lock is held, and heartbeated, for the whole process. Quiet by
+//! design: one summary line per iteration on stderr. Ctrl-C and SIGTERM let the iteration in
+//! flight finish its in-flight requests, then the process exits (0 between iterations, 130 if
+//! an iteration was cut short).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::apply::open_audit;
+use super::source::read_desired;
+use crate::Ui;
+use crate::apply::stop::wait_for_signal;
+use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::audit::{
+    AuditError, AuditStore, LockLease, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus,
+};
+use crate::cli::ReconcileArgs;
+use crate::connect;
+use crate::exit::Exit;
+use crate::metrics::{self, IterationMetrics};
+use crate::output::OutputContext;
+
+/// A holder that has not heartbeated for this long is presumed dead and may be replaced.
+const LOCK_STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+/// Well within `LOCK_STALE_AFTER`, independent of the interval and of how long a run takes.
+const LOCK_HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the loop stops before the next iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopReason {
+    Signal,
+    /// Another process took the lock over (we were presumed dead, e.g. after a suspend).
+    LockLost,
+}
+
+/// The first stop request wins; later ones change nothing.
+type StopSender = Arc<watch::Sender<Option<StopReason>>>;
+
+fn request_stop(sender: &StopSender, reason: StopReason) {
+    sender.send_if_modified(|current| {
+        let first = current.is_none();
+        if first {
+            *current = Some(reason);
+        }
+        first
+    });
+}
+
+/// How one iteration ended, for the summary line, the metrics and the exit code.
+struct Iteration {
+    run: RunId,
+    counts: StatusCounts,
+    requests: u64,
+    throttled: u64,
+    interrupted: bool,
+    exit: Exit,
+}
+
+pub async fn run(args: ReconcileArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+    let audit_path = args.audit.resolve();
+    let audit = open_audit(&audit_path).await?;
+    let lease = match audit.acquire_lock(RECONCILE_LOCK, LOCK_STALE_AFTER).await {
+        Ok(lease) => lease,
+        Err(err @ AuditError::Locked { .. }) => {
+            eprintln!(
+                "error: {err}\nanother `attrsync reconcile` is working on this audit store; \
+                 this one exits without doing anything"
+            );
+            return Ok(Exit::Locked);
+        }
+        Err(err) => return Err(err).context("cannot take the reconcile lock"),
+    };
+    if let Some(previous) = &lease.took_over {
+        tracing::warn!(
+            "took over the reconcile lock from process {} on {} (last heartbeat {})",
+            previous.pid,
+            previous.host,
+            previous.heartbeat_at
+        );
+    }
+    // Runs left `running` by a crashed predecessor; safe to settle now that we hold the lock.
+    match audit.mark_interrupted_runs().await {
+        Ok(settled) if !settled.is_empty() => tracing::warn!(
+            runs = settled.len(),
+            "marked runs of processes that are gone as interrupted"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!("cannot settle runs of processes that are gone: {err}"),
+    }
+
+    let (sender, stop) = watch::channel(None);
+    let sender: StopSender = Arc::new(sender);
+    let signals = {
+        let sender = Arc::clone(&sender);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            request_stop(&sender, StopReason::Signal);
+        })
+    };
+    let heartbeat = tokio::spawn(heartbeat(audit.clone(), lease.clone(), Arc::clone(&sender)));
+
+    let outcome = schedule(&args, env_file, ui, &audit, stop.clone()).await;
+
+    heartbeat.abort();
+    signals.abort();
+    // A lock taken over belongs to the process that took it.
+    let lock_lost = *stop.borrow() == Some(StopReason::LockLost);
+    if !lock_lost && let Err(err) = audit.release_lock(lease).await {
+        tracing::warn!("cannot release the reconcile lock: {err}");
+    }
+    audit.close().await?;
+    outcome
+}
+
+/// When iterations run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schedule {
+    Once,
+    Every(Duration),
+}
+
+/// The loop (or the single iteration of `--once`) and its exit code.
+async fn schedule(
+    args: &ReconcileArgs,
+    env_file: Option<&Path>,
+    ui: Ui,
+    audit: &AuditStore,
+    mut stop: watch::Receiver<Option<StopReason>>,
+) -> anyhow::Result<Exit> {
+    let schedule = match (args.once, args.every) {
+        (true, _) => Schedule::Once,
+        (false, Some(every)) => Schedule::Every(every),
+        (false, None) => anyhow::bail!("give --every DURATION, or --once"),
+    };
+    loop {
+        let started = Instant::now();
+        let outcome = iterate(args, env_file, ui, audit, &stop).await;
+        let exit = report(args, ui, &outcome, started.elapsed());
+        let Schedule::Every(every) = schedule else {
+            return outcome.map(|_| exit);
+        };
+        let interrupted = matches!(&outcome, Ok(Some(done)) if done.interrupted);
+        let requested = *stop.borrow();
+        if let Some(reason) = requested {
+            return Ok(stopped(reason, interrupted, ui));
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(started + every) => {}
+            changed = stop.wait_for(Option::is_some) => {
+                let reason = changed.ok().and_then(|r| *r).unwrap_or(StopReason::Signal);
+                return Ok(stopped(reason, false, ui));
+            }
+        }
+    }
+}
+
+fn stopped(reason: StopReason, iteration_interrupted: bool, ui: Ui) -> Exit {
+    match reason {
+        StopReason::LockLost => {
+            eprintln!("error: reconcile: the lock was taken over by another process; stopping");
+            Exit::Locked
+        }
+        StopReason::Signal if iteration_interrupted => {
+            ui.note("reconcile: stopped during an iteration; the next run finishes its work");
+            Exit::Interrupted
+        }
+        StopReason::Signal => {
+            ui.note("reconcile: stopped");
+            Exit::Success
+        }
+    }
+}
+
+/// One iteration: read the source, run the pipeline. `Ok(None)`: a stop was requested before
+/// the pipeline started, so nothing was sent.
+async fn iterate(
+    args: &ReconcileArgs,
+    env_file: Option<&Path>,
+    ui: Ui,
+    audit: &AuditStore,
+    stop: &watch::Receiver<Option<StopReason>>,
+) -> anyhow::Result<Option<Iteration>> {
+    // The pipeline's own notes and progress would be noise every few minutes; the summary
+    // line says what matters. Warnings and errors still reach stderr.
+    let quiet = Ui {
+        quiet: true,
+        output: OutputContext {
+            quiet: true,
+            ..ui.output
+        },
+        ..ui
+    };
+    if stop.borrow().is_some() {
+        return Ok(None);
+    }
+    let desired = read_desired(&args.source, &args.source_args, quiet).await?;
+    if stop.borrow().is_some() {
+        return Ok(None);
+    }
+    let rate = connect::rate_spec(&args.connection)?;
+    let settings = ApplySettings {
+        command: "reconcile".into(),
+        concurrency: args.concurrency,
+        verify_timeout: args.verify.verify_timeout,
+        results_dir: None,
+        rate_per_minute: rate.per_minute() * f64::from(args.connection.tokens),
+        options: serde_json::json!({
+            "every": args.every.map(|d| humantime::format_duration(d).to_string()),
+            "once": args.once,
+            "concurrency": args.concurrency,
+            "rate": args.connection.rate,
+            "burst": args.connection.burst,
+            "tokens": args.connection.tokens,
+            "verify_timeout": humantime::format_duration(args.verify.verify_timeout).to_string(),
+            "default_purpose": args.source_args.default_purpose,
+            "skip_invalid": args.source_args.skip_invalid,
+        }),
+    };
+    let connection = args.connection.clone();
+    let report = execute(
+        Work::Desired(desired),
+        settings,
+        audit.clone(),
+        |observer| connect::client(&connection, env_file, Some(observer)),
+        quiet,
+        &Events::new(false),
+    )
+    .await?;
+    let summary = audit.run_summary(&report.run).await?;
+    Ok(Some(Iteration {
+        run: report.run,
+        counts: summary.counts,
+        requests: summary.requests.total,
+        throttled: summary.requests.throttled,
+        interrupted: report.interrupted,
+        exit: report.exit,
+    }))
+}
+
+/// Prints the iteration's one line, writes the metrics, and returns its exit code.
+fn report(
+    args: &ReconcileArgs,
+    ui: Ui,
+    outcome: &anyhow::Result<Option<Iteration>>,
+    elapsed: Duration,
+) -> Exit {
+    let (exit, metrics) = match outcome {
+        Ok(Some(done)) => {
+            ui.note(summary_line(done, elapsed));
+            let metrics = IterationMetrics {
+                finished_at: SystemTime::now(),
+                duration: elapsed,
+                exit_code: done.exit.code(),
+                targets: done.counts,
+                requests: done.requests,
+                throttled: done.throttled,
+            };
+            (done.exit, Some(metrics))
+        }
+        // Stopped before sending anything: nothing to report, the previous metrics stand.
+        Ok(None) => (Exit::Interrupted, None),
+        Err(err) => {
+            // Logged here, not returned: the loop goes on (for --once the caller returns it).
+            if !args.once {
+                eprintln!(
+                    "error: reconcile: iteration failed after {:.1}s: {err:#}",
+                    elapsed.as_secs_f64()
+                );
+            }
+            let metrics = IterationMetrics {
+                finished_at: SystemTime::now(),
+                duration: elapsed,
+                exit_code: Exit::Failure.code(),
+                targets: StatusCounts::default(),
+                requests: 0,
+                throttled: 0,
+            };
+            (Exit::Failure, Some(metrics))
+        }
+    };
+    if let (Some(path), Some(metrics)) = (&args.metrics_file, metrics)
+        && let Err(err) = metrics::write_atomically(path, &metrics::render(&metrics))
+    {
+        eprintln!(
+            "error: reconcile: cannot write the metrics file {}: {err}",
+            path.display()
+        );
+    }
+    exit
+}
+
+/// `reconcile: in sync (120 targets, 0 changes) in 1.2s, run R`, or the counts that moved.
+fn summary_line(done: &Iteration, elapsed: Duration) -> String {
+    let counts = &done.counts;
+    let seconds = elapsed.as_secs_f64();
+    let changes = [
+        TargetStatus::Verified,
+        TargetStatus::Stale,
+        TargetStatus::Drift,
+        TargetStatus::Failed,
+        TargetStatus::Planned,
+        TargetStatus::Sending,
+        TargetStatus::Applied,
+    ]
+    .iter()
+    .map(|s| counts.get(*s))
+    .sum::<u64>();
+    if changes == 0 && !done.interrupted {
+        let skipped = match counts.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        };
+        return format!(
+            "reconcile: in sync ({} targets, 0 changes{skipped}) in {seconds:.1}s, run {}",
+            counts.total(),
+            done.run
+        );
+    }
+    let order = [
+        TargetStatus::Verified,
+        TargetStatus::Unchanged,
+        TargetStatus::Skipped,
+        TargetStatus::Stale,
+        TargetStatus::Drift,
+        TargetStatus::Failed,
+        TargetStatus::Planned,
+        TargetStatus::Sending,
+        TargetStatus::Applied,
+    ];
+    let parts: Vec<String> = order
+        .iter()
+        .filter(|s| counts.get(**s) > 0)
+        .map(|s| format!("{} {s}", counts.get(*s)))
+        .collect();
+    let head = if done.interrupted {
+        "interrupted"
+    } else {
+        "applied"
+    };
+    format!(
+        "reconcile: {head} ({} targets: {}) in {seconds:.1}s, run {}",
+        counts.total(),
+        parts.join(", "),
+        done.run
+    )
+}
+
+/// Keeps the lock fresh while the process lives; stops the loop if the lock was taken over.
+async fn heartbeat(audit: AuditStore, lease: LockLease, stop: StopSender) {
+    let mut ticks = tokio::time::interval(LOCK_HEARTBEAT_EVERY);
+    ticks.tick().await; // the first tick is immediate: the lock was just taken
+    loop {
+        ticks.tick().await;
+        match audit.heartbeat_lock(&lease).await {
+            Ok(()) => {}
+            Err(AuditError::LockLost { .. }) => {
+                request_stop(&stop, StopReason::LockLost);
+                return;
+            }
+            // A busy store is not a lost lock: the next beat will do.
+            Err(err) => tracing::warn!("cannot heartbeat the reconcile lock: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iteration(counts: &[(TargetStatus, u64)], interrupted: bool) -> Iteration {
+        let mut all = StatusCounts::default();
+        for (status, n) in counts {
+            all.add(*status, *n);
+        }
+        Iteration {
+            run: RunId::from_stored("20260101T000000Z-abcdef".into()),
+            counts: all,
+            requests: 0,
+            throttled: 0,
+            interrupted,
+            exit: Exit::Success,
+        }
+    }
+
+    #[test]
+    fn in_sync_is_one_short_line() {
+        let done = iteration(
+            &[(TargetStatus::Unchanged, 118), (TargetStatus::Skipped, 2)],
+            false,
+        );
+        assert_eq!(
+            summary_line(&done, Duration::from_millis(1_240)),
+            "reconcile: in sync (120 targets, 0 changes, 2 skipped) in 1.2s, run 20260101T000000Z-abcdef"
+        );
+    }
+
+    #[test]
+    fn changes_are_counted_per_status() {
+        let done = iteration(
+            &[
+                (TargetStatus::Verified, 5),
+                (TargetStatus::Unchanged, 113),
+                (TargetStatus::Failed, 2),
+            ],
+            false,
+        );
+        assert_eq!(
+            summary_line(&done, Duration::from_secs(2)),
+            "reconcile: applied (120 targets: 5 verified, 113 unchanged, 2 failed) in 2.0s, run 20260101T000000Z-abcdef"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_iteration_says_so() {
+        let done = iteration(
+            &[(TargetStatus::Verified, 1), (TargetStatus::Planned, 3)],
+            true,
+        );
+        assert!(
+            summary_line(&done, Duration::ZERO).starts_with("reconcile: interrupted (4 targets: ")
+        );
+    }
+
+    #[test]
+    fn the_first_stop_reason_wins() {
+        let (sender, receiver) = watch::channel(None);
+        let sender = Arc::new(sender);
+        request_stop(&sender, StopReason::Signal);
+        request_stop(&sender, StopReason::LockLost);
+        assert_eq!(*receiver.borrow(), Some(StopReason::Signal));
+    }
+}

@@ -1,0 +1,165 @@
+//! `attrsync tag --queue ID [--purpose customer] [--dry-run] key=value...`: every live call of a
+//! queue gets the attributes, through the same plan -> apply -> verify -> audit pipeline as
+//! `apply`. The desired state is built in memory from the live-call listing; its source is
+//! recorded as `queue:ID`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+
+use genesys_core::LiveCallsQuery;
+use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
+
+use super::apply::open_audit;
+use super::plan::fetch_live;
+use crate::Ui;
+use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::cli::TagArgs;
+use crate::connect;
+use crate::exit::Exit;
+use crate::render::Style;
+use crate::render::plan::plan_text;
+use crate::render::summary::run_summary;
+
+pub async fn run(args: TagArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+    let attributes = attribute_map(&args.attributes)?;
+    let client = connect::client(&args.connection, env_file, None)?;
+    let query = LiveCallsQuery {
+        queue_id: Some(args.queue.clone()),
+        lookback: args.lookback,
+        ..LiveCallsQuery::default()
+    };
+    let calls = client.query_live_calls(&query).await?;
+    let conversation_ids: Vec<String> = calls
+        .iter()
+        .filter_map(|call| match uuid::Uuid::parse_str(&call.conversation_id) {
+            Ok(id) => Some(id.hyphenated().to_string()),
+            Err(_) => {
+                tracing::warn!(
+                    conversation = call.conversation_id,
+                    "skipping a live call whose id is not a UUID"
+                );
+                None
+            }
+        })
+        .collect();
+    if conversation_ids.is_empty() {
+        ui.note(format_args!(
+            "no live calls in queue {}; nothing to do",
+            args.queue
+        ));
+        return Ok(Exit::Success);
+    }
+    ui.note(format_args!(
+        "{} live calls in queue {}",
+        conversation_ids.len(),
+        args.queue
+    ));
+    let desired = desired_state(&args, attributes, &conversation_ids);
+
+    if args.dry_run {
+        let live = fetch_live(&client, conversation_ids, args.concurrency).await?;
+        let plan = reconcile::diff(&desired, &live);
+        let mut stdout = std::io::stdout().lock();
+        write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;
+        stdout.flush()?;
+        ui.note("dry run: nothing was sent");
+        return Ok(Exit::Success);
+    }
+
+    let audit_path = args.audit.resolve();
+    let audit = open_audit(&audit_path).await?;
+    let rate = connect::rate_spec(&args.connection)?;
+    let settings = ApplySettings {
+        command: "tag".into(),
+        concurrency: args.concurrency,
+        verify_timeout: args.verify.verify_timeout,
+        results_dir: None,
+        rate_per_minute: rate.per_minute() * f64::from(args.connection.tokens),
+        options: serde_json::json!({
+            "queue": args.queue,
+            "purpose": args.purpose,
+            "attributes": args.attributes.len(),
+            "concurrency": args.concurrency,
+            "rate": args.connection.rate,
+            "burst": args.connection.burst,
+            "tokens": args.connection.tokens,
+            "verify_timeout": humantime::format_duration(args.verify.verify_timeout).to_string(),
+        }),
+    };
+    let connection = args.connection.clone();
+    let report = execute(
+        Work::Desired(desired),
+        settings,
+        audit,
+        |observer| connect::client(&connection, env_file, Some(observer)),
+        ui,
+        &Events::new(false),
+    )
+    .await?;
+    ui.note(run_summary(&report, &audit_path));
+    Ok(report.exit)
+}
+
+/// One target per call: the participants with the purpose get every attribute. The "line" of
+/// an entry is the call's position in the listing.
+fn desired_state(
+    args: &TagArgs,
+    attributes: BTreeMap<String, String>,
+    conversation_ids: &[String],
+) -> DesiredState {
+    let selector = Selector::Purpose(args.purpose.to_lowercase());
+    DesiredState {
+        entries: conversation_ids
+            .iter()
+            .zip(1..)
+            .map(|(conversation_id, position)| DesiredEntry {
+                target: Target {
+                    conversation_id: conversation_id.clone(),
+                    selector: selector.clone(),
+                },
+                attributes: attributes.clone(),
+                lines: vec![position],
+            })
+            .collect(),
+        source: SourceInfo {
+            path: format!("queue:{}", args.queue),
+            format: SourceFormat::CsvWide,
+            sha256: String::new(),
+        },
+        warnings: Vec::new(),
+    }
+}
+
+/// The command line's `key=value` pairs; one key with two different values is a mistake.
+fn attribute_map(pairs: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut attributes = BTreeMap::new();
+    for (key, value) in pairs {
+        if let Some(previous) = attributes.insert(key.clone(), value.clone())
+            && previous != *value
+        {
+            anyhow::bail!("`{key}` is given twice, as {previous:?} and as {value:?}");
+        }
+    }
+    Ok(attributes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_key_given_twice_must_agree_with_itself() {
+        let same = attribute_map(&pairs(&[("a", "1"), ("b", ""), ("a", "1")])).unwrap();
+        assert_eq!(same.len(), 2);
+        let err = attribute_map(&pairs(&[("a", "1"), ("a", "2")])).unwrap_err();
+        assert!(err.to_string().contains("`a` is given twice"), "{err}");
+    }
+}

@@ -1,0 +1,378 @@
+//! `attrsync audit runs|show|list`: runs and targets of the audit store as text, and the JSON
+//! shape of a run.
+
+use std::fmt::Write;
+
+use crate::audit::{RequestStats, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus};
+
+use super::{Style, quoted};
+
+/// A run as `--json` shows it: the record, its duration, outcome counts and request statistics.
+#[derive(Debug, serde::Serialize)]
+pub struct RunView<'a> {
+    #[serde(flatten)]
+    pub run: &'a RunRecord,
+    /// `None` while the run has not finished.
+    pub duration_ms: Option<i64>,
+    pub counts: &'a StatusCounts,
+    pub requests: &'a RequestStats,
+}
+
+impl<'a> RunView<'a> {
+    pub fn new(summary: &'a RunSummary) -> Self {
+        Self {
+            run: &summary.run,
+            duration_ms: duration_ms(&summary.run),
+            counts: &summary.counts,
+            requests: &summary.requests,
+        }
+    }
+}
+
+/// Wall-clock time from start to finish; `None` while the run has not finished.
+pub fn duration_ms(run: &RunRecord) -> Option<i64> {
+    run.finished_at
+        .map(|finished| (finished.as_millis() - run.started_at.as_millis()).max(0))
+}
+
+/// `850ms`, `12.3s`, `4m05s`, `2h03m`: short enough for a table column.
+pub fn format_millis(millis: i64) -> String {
+    if millis < 1_000 {
+        format!("{millis}ms")
+    } else if millis < 60_000 {
+        format!("{:.1}s", millis as f64 / 1000.0)
+    } else if millis < 3_600_000 {
+        format!("{}m{:02}s", millis / 60_000, (millis / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", millis / 3_600_000, (millis / 60_000) % 60)
+    }
+}
+
+/// The run's duration, or its status when it has none (`running`).
+pub fn duration_text(run: &RunRecord) -> String {
+    duration_ms(run).map_or_else(|| run.status.to_string(), format_millis)
+}
+
+/// `10 verified, 2 drift`: the non-zero counts in lifecycle order.
+pub fn counts_text(counts: &StatusCounts) -> String {
+    let parts: Vec<String> = TargetStatus::ALL
+        .iter()
+        .filter(|status| counts.get(**status) > 0)
+        .map(|status| format!("{} {status}", counts.get(*status)))
+        .collect();
+    if parts.is_empty() {
+        "no targets".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `audit runs`: one line per run.
+pub fn runs_table(runs: &[RunSummary], style: Style) -> String {
+    let header = [
+        "RUN", "STARTED", "DURATION", "COMMAND", "SOURCE", "STATUS", "EXIT", "TARGETS",
+    ];
+    let rows = runs
+        .iter()
+        .map(|summary| {
+            let run = &summary.run;
+            vec![
+                run.id.to_string(),
+                run.started_at.to_string(),
+                duration_text(run),
+                run.command.clone(),
+                run.source_path.clone().unwrap_or_else(|| "-".to_owned()),
+                run.status.to_string(),
+                run.exit_code
+                    .map_or_else(|| "-".to_owned(), |code| code.to_string()),
+                counts_text(&summary.counts),
+            ]
+        })
+        .collect();
+    table(&header, rows, style)
+}
+
+/// `audit show`: everything recorded about a run but its targets.
+pub fn run_details(summary: &RunSummary, style: Style) -> String {
+    let run = &summary.run;
+    let mut out = String::new();
+    let exit = run
+        .exit_code
+        .map_or_else(String::new, |code| format!(", exit {code}"));
+    let _ = writeln!(
+        out,
+        "{} {}  {}{exit}",
+        style.bold("Run"),
+        run.id,
+        run.status
+    );
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(out, "  {:<10} {value}", style.dim(name));
+    };
+    field("command", run.command.clone());
+    if let Some(source) = &run.source_path {
+        field("source", source.clone());
+    }
+    if let Some(sha256) = &run.source_sha256 {
+        field("sha256", sha256.clone());
+    }
+    field("started", run.started_at.to_string());
+    field(
+        "finished",
+        match run.finished_at {
+            Some(finished) => format!("{finished} ({})", duration_text(run)),
+            None => "-".to_owned(),
+        },
+    );
+    field("tool", format!("attrsync {}", run.tool_version));
+    field("host", format!("{} (pid {})", run.host, run.pid));
+    field(
+        "operator",
+        run.operator.clone().unwrap_or_else(|| "-".to_owned()),
+    );
+    if let Some(rate) = run.rate_per_minute {
+        field("budget", format!("{rate} requests/min"));
+    }
+    field("options", run.options.to_string());
+    if run.resumed_count > 0 {
+        field("resumed", format!("{} time(s)", run.resumed_count));
+    }
+    let requests = &summary.requests;
+    field(
+        "requests",
+        format!(
+            "{} total, {} throttled (429), {} retries, {} without response",
+            requests.total, requests.throttled, requests.retries, requests.transport_errors
+        ),
+    );
+    field("targets", counts_text(&summary.counts));
+    out
+}
+
+/// `audit show` and `audit list`: one line per target; `with_run` adds the run and update time
+/// (for listings across runs).
+pub fn targets_table(targets: &[TargetRecord], with_run: bool, style: Style) -> String {
+    let mut header = vec![
+        "SEQ",
+        "STATUS",
+        "CONVERSATION",
+        "PARTICIPANT",
+        "CHANGES",
+        "DETAIL",
+    ];
+    if with_run {
+        header.splice(0..0, ["RUN", "UPDATED"]);
+    }
+    let rows = targets
+        .iter()
+        .map(|target| {
+            let mut row = vec![
+                target.seq.to_string(),
+                target.status.to_string(),
+                target.conversation_id.clone(),
+                target
+                    .participant_id
+                    .clone()
+                    .unwrap_or_else(|| target.selector.clone()),
+                changes_text(target),
+                detail_text(target),
+            ];
+            if with_run {
+                row.splice(
+                    0..0,
+                    [target.run_id.to_string(), target.updated_at.to_string()],
+                );
+            }
+            row
+        })
+        .collect();
+    table(&header, rows, style)
+}
+
+/// `campaign: "fall" → "spring"`, `tier = "gold"` (already so), and what a later read saw when
+/// it differs from the desire (drift).
+pub fn changes_text(target: &TargetRecord) -> String {
+    target
+        .desired
+        .iter()
+        .map(|(key, desired)| {
+            let before = target.before.get(key).cloned().flatten();
+            let mut text = match before {
+                Some(before) if before == *desired => format!("{key} = {}", quoted(desired)),
+                Some(before) => format!("{key}: {} → {}", quoted(&before), value_text(desired)),
+                None => format!("{key}: (absent) → {}", value_text(desired)),
+            };
+            let observed = target
+                .observed
+                .as_ref()
+                .and_then(|observed| observed.get(key));
+            match observed {
+                Some(Some(seen)) if seen != desired => {
+                    let _ = write!(text, " (now {})", quoted(seen));
+                }
+                Some(None) if !desired.is_empty() => text.push_str(" (now absent)"),
+                _ => {}
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a target ended as it did: the Genesys error, else the recorded reason.
+pub fn detail_text(target: &TargetRecord) -> String {
+    let error = [
+        target.error_code.as_deref(),
+        target.error_message.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(": ");
+    match (target.http_status, error.is_empty(), &target.reason) {
+        (Some(status), false, _) => format!("HTTP {status} {error}"),
+        (None, false, _) => error,
+        (_, true, Some(reason)) => reason.clone(),
+        (_, true, None) => String::new(),
+    }
+}
+
+/// A desired value; `""` is how Genesys clears a key.
+fn value_text(desired: &str) -> String {
+    if desired.is_empty() {
+        "(cleared)".to_owned()
+    } else {
+        quoted(desired)
+    }
+}
+
+/// Left-aligned columns; the last one is not padded.
+fn table(header: &[&str], rows: Vec<Vec<String>>, style: Style) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ");
+            }
+        }
+        text.trim_end().to_owned()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.dim(&line(header)));
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "{}", line(&cells));
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::audit::{RunId, TargetId, UnixMillis};
+
+    /// A target whose campaign changes, tier stays and note is cleared.
+    pub(crate) fn target(status: TargetStatus) -> TargetRecord {
+        let at = UnixMillis::from_millis(1_000);
+        TargetRecord {
+            id: TargetId::from_row(1),
+            run_id: RunId::from_stored("20261124T101530Z-ab12cd".into()),
+            seq: 0,
+            conversation_id: "c1".into(),
+            participant_id: Some("p1".into()),
+            selector: "purpose=customer".into(),
+            purpose: Some("customer".into()),
+            input_lines: "desired.csv:2".into(),
+            status,
+            reason: None,
+            before: [
+                ("campaign".to_owned(), Some("fall".to_owned())),
+                ("tier".to_owned(), Some("gold".to_owned())),
+            ]
+            .into(),
+            desired: [
+                ("campaign".to_owned(), "spring".to_owned()),
+                ("tier".to_owned(), "gold".to_owned()),
+                ("note".to_owned(), String::new()),
+            ]
+            .into(),
+            observed: None,
+            http_status: None,
+            error_code: None,
+            error_message: None,
+            correlation_id: None,
+            attempts: 1,
+            created_at: at,
+            updated_at: at,
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn durations_are_short_and_readable() {
+        assert_eq!(format_millis(850), "850ms");
+        assert_eq!(format_millis(12_345), "12.3s");
+        assert_eq!(format_millis(245_000), "4m05s");
+        assert_eq!(format_millis(7_380_000), "2h03m");
+    }
+
+    #[test]
+    fn counts_list_only_present_statuses_in_lifecycle_order() {
+        let mut counts = StatusCounts::default();
+        assert_eq!(counts_text(&counts), "no targets");
+        counts.add(TargetStatus::Failed, 1);
+        counts.add(TargetStatus::Verified, 10);
+        assert_eq!(counts_text(&counts), "10 verified, 1 failed");
+    }
+
+    #[test]
+    fn changes_show_before_after_unchanged_cleared_and_drift() {
+        let mut drifted = target(TargetStatus::Drift);
+        drifted.observed = Some(
+            [
+                ("campaign".to_owned(), Some("flow".to_owned())),
+                ("tier".to_owned(), Some("gold".to_owned())),
+                ("note".to_owned(), None),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            changes_text(&drifted),
+            r#"campaign: "fall" → "spring" (now "flow"), note: (absent) → (cleared), tier = "gold""#
+        );
+    }
+
+    #[test]
+    fn detail_prefers_the_genesys_error_over_the_reason() {
+        let mut failed = target(TargetStatus::Failed);
+        failed.reason = Some("terminal error".into());
+        failed.http_status = Some(400);
+        failed.error_code = Some("bad.request".into());
+        failed.error_message = Some("no".into());
+        assert_eq!(detail_text(&failed), "HTTP 400 bad.request: no");
+        let mut skipped = target(TargetStatus::Skipped);
+        skipped.reason = Some("conversation ended".into());
+        assert_eq!(detail_text(&skipped), "conversation ended");
+    }
+
+    #[test]
+    fn target_table_aligns_columns_and_can_name_the_run() {
+        let text = targets_table(
+            &[target(TargetStatus::Verified)],
+            true,
+            Style { color: false },
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("RUN"), "{text}");
+        assert!(lines[1].starts_with("20261124T101530Z-ab12cd"), "{text}");
+        assert_eq!(lines[0].find("STATUS"), lines[1].find("verified"), "{text}");
+    }
+}

@@ -1,0 +1,522 @@
+//! `attrsync audit runs|show|list|export|report` over the audit store of real runs against the
+//! simulator, and the report rendered by a real (headless) browser.
+
+use std::path::Path;
+
+use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
+use serde_json::Value;
+
+use crate::support::{Run, TestOrg};
+
+/// Debian's chromium, installed by `.ci/run`.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A desired state giving the customer of every live call `key=value`.
+fn desired_csv(org: &TestOrg, key: &str, value: &str) -> String {
+    let mut csv = format!("conversation_id,{key}\n");
+    for call in org.live_calls() {
+        csv.push_str(&format!("{},{value}\n", call.id));
+    }
+    csv
+}
+
+#[track_caller]
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}", run.stdout))
+}
+
+fn statuses(targets: &Value) -> Vec<String> {
+    targets
+        .as_array()
+        .expect("targets array")
+        .iter()
+        .map(|target| target["status"].as_str().expect("status").to_owned())
+        .collect()
+}
+
+/// One number read straight from the audit store (read-only), as an auditor would.
+async fn store_count(path: &Path, sql: &str) -> i64 {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .expect("audit store opens");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .expect("count query")
+}
+
+const LATEST_RUN: &str = "(SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1)";
+
+/// An org where a "flow" overwrites about half of the campaign tags: a run ends with verified
+/// and drifted targets (exit 3). Enough calls that "none" or "all" drifting is vanishingly rare.
+async fn drifting_org(calls: usize) -> TestOrg {
+    let faults = FaultConfig {
+        drift: Some(DriftConfig {
+            key: "campaign".into(),
+            value: "flow-override".into(),
+            rate: 0.5,
+        }),
+        ..FaultConfig::default()
+    };
+    TestOrg::start(SimConfig {
+        seed: 3,
+        faults,
+        ..TestOrg::fast_config(calls)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn runs_lists_every_run_newest_first_with_counts_and_exit_codes() {
+    let org = TestOrg::start(TestOrg::fast_config(4)).await;
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+
+    let listed = org.run(&["audit", "runs", "--json"]).await;
+    listed.assert_code(0);
+    let document = json(&listed);
+    assert_eq!(document["format_version"], 1);
+    let runs = document["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{document}");
+    // Newest first: the second apply found everything in sync.
+    assert_eq!(runs[0]["counts"]["unchanged"], 4, "{document}");
+    assert_eq!(runs[1]["counts"]["verified"], 4, "{document}");
+    for run in runs {
+        assert_eq!(run["command"], "apply");
+        assert_eq!(run["exit_code"], 0);
+        assert_eq!(run["status"], "completed");
+        assert!(
+            run["source_path"]
+                .as_str()
+                .unwrap()
+                .ends_with("desired.csv")
+        );
+        assert!(run["duration_ms"].as_i64().is_some(), "{run}");
+        assert!(run["started_at"].as_str().unwrap().ends_with('Z'), "{run}");
+    }
+
+    let text = org.run(&["audit", "runs"]).await;
+    text.assert_code(0);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(lines.len(), 1 + 2, "{}", text.stdout);
+    assert!(lines[0].starts_with("RUN"), "{}", text.stdout);
+    let newest = runs[0]["id"].as_str().unwrap();
+    assert!(lines[1].starts_with(newest), "{}", text.stdout);
+    assert!(lines[1].contains("4 unchanged") && lines[2].contains("4 verified"));
+    assert!(lines[1].contains("apply") && lines[1].contains("desired.csv"));
+
+    let limited = org.run(&["audit", "runs", "--json", "--limit", "1"]).await;
+    assert_eq!(json(&limited)["runs"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn show_has_the_runs_summary_and_its_targets_filterable_by_status() {
+    let org = drifting_org(16).await;
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&[
+        "apply",
+        "desired.csv",
+        "--verify-timeout",
+        "1s",
+        "--rate",
+        "60000/min",
+        "--burst",
+        "100",
+    ])
+    .await
+    .assert_code(3);
+    let audit = org.audit_path();
+
+    let shown = org.run(&["audit", "show", "latest", "--json"]).await;
+    shown.assert_code(0);
+    let document = json(&shown);
+    let run = &document["run"];
+    assert_eq!(run["exit_code"], 3);
+    assert_eq!(run["tool_version"], env!("CARGO_PKG_VERSION"));
+    assert!(!run["host"].as_str().unwrap().is_empty());
+    assert_eq!(
+        run["source_sha256"].as_str().map(str::len),
+        Some(64),
+        "{run}"
+    );
+    assert!(run["options"]["concurrency"].is_number(), "{run}");
+    let requests = store_count(
+        &audit,
+        &format!("SELECT count(*) FROM requests WHERE run_id = {LATEST_RUN}"),
+    )
+    .await;
+    assert_eq!(run["requests"]["total"], requests);
+    let all = statuses(&document["targets"]);
+    assert_eq!(all.len(), 16);
+    let drifted = all.iter().filter(|s| *s == "drift").count();
+    assert!(drifted > 0 && drifted < 16, "{all:?}");
+
+    let only_drift = org
+        .run(&["audit", "show", "latest", "--status", "drift", "--json"])
+        .await;
+    only_drift.assert_code(0);
+    let filtered = statuses(&json(&only_drift)["targets"]);
+    assert_eq!(filtered, vec!["drift".to_owned(); drifted]);
+
+    // A unique prefix of the id works as well as the id.
+    let id = run["id"].as_str().unwrap();
+    let text = org.run(&["audit", "show", &id[..id.len() - 2]]).await;
+    text.assert_code(0);
+    for expected in [
+        id,
+        "sha256",
+        "operator",
+        "throttled (429)",
+        "verified",
+        "(now \"flow-override\")",
+    ] {
+        assert!(
+            text.stdout.contains(expected),
+            "{expected}:\n{}",
+            text.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_filters_targets_across_runs() {
+    let org = TestOrg::start(TestOrg::fast_config(3)).await;
+    let calls = org.live_calls();
+    org.write("campaign.csv", &desired_csv(&org, "campaign", "spring"));
+    org.write("tier.csv", &desired_csv(&org, "tier", "gold"));
+    org.run(&["apply", "campaign.csv"]).await.assert_code(0);
+    org.run(&["apply", "tier.csv"]).await.assert_code(0);
+
+    let targets = |run: Run| -> Vec<Value> {
+        run.assert_code(0);
+        json(&run)["targets"].as_array().expect("targets").clone()
+    };
+
+    let everything = targets(org.run(&["audit", "list", "--json"]).await);
+    assert_eq!(everything.len(), 6);
+
+    let one_call = targets(
+        org.run(&["audit", "list", "--json", "--conversation", &calls[0].id])
+            .await,
+    );
+    assert_eq!(one_call.len(), 2, "one target per run");
+    assert!(one_call.iter().all(|t| t["conversation_id"] == calls[0].id));
+
+    let participant = one_call[0]["participant_id"].as_str().unwrap().to_owned();
+    let by_participant = targets(
+        org.run(&["audit", "list", "--json", "--participant", &participant])
+            .await,
+    );
+    assert_eq!(by_participant.len(), 2);
+
+    let tier = targets(org.run(&["audit", "list", "--json", "--key", "tier"]).await);
+    assert_eq!(tier.len(), 3);
+    assert!(tier.iter().all(|t| t["desired"]["tier"] == "gold"));
+
+    let verified = targets(
+        org.run(&["audit", "list", "--json", "--status", "verified,failed"])
+            .await,
+    );
+    assert_eq!(verified.len(), 6);
+    let none_failed = targets(
+        org.run(&["audit", "list", "--json", "--status", "failed"])
+            .await,
+    );
+    assert!(none_failed.is_empty());
+
+    let recent = targets(org.run(&["audit", "list", "--json", "--since", "1h"]).await);
+    assert_eq!(recent.len(), 6);
+    let older = targets(org.run(&["audit", "list", "--json", "--until", "1h"]).await);
+    assert!(
+        older.is_empty(),
+        "nothing was updated more than an hour ago"
+    );
+    let future = targets(
+        org.run(&["audit", "list", "--json", "--since", "2999-01-01T00:00:00Z"])
+            .await,
+    );
+    assert!(future.is_empty());
+
+    let limited = targets(org.run(&["audit", "list", "--json", "--limit", "2"]).await);
+    assert_eq!(limited.len(), 2);
+    // Most recently updated first: the tier run's targets.
+    assert!(limited.iter().all(|t| t["desired"]["tier"] == "gold"));
+
+    let text = org.run(&["audit", "list", "--key", "tier"]).await;
+    text.assert_code(0);
+    assert_eq!(text.stdout.lines().count(), 1 + 3, "{}", text.stdout);
+    assert!(
+        text.stdout.contains("tier: (absent) → \"gold\""),
+        "{}",
+        text.stdout
+    );
+
+    let bad = org.run(&["audit", "list", "--since", "last tuesday"]).await;
+    bad.assert_code(64);
+    assert!(bad.stderr.contains("RFC 3339"), "{}", bad.stderr);
+}
+
+#[tokio::test]
+async fn export_csv_escapes_formulas_and_all_formats_agree() {
+    let org = TestOrg::start(TestOrg::fast_config(3)).await;
+    org.write("desired.csv", &desired_csv(&org, "campaign", "=1+2"));
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    // The value reached Genesys as written: escaping is for the spreadsheet only.
+    assert!(org.live_calls().iter().all(|call| {
+        call.participants
+            .iter()
+            .any(|p| p.attributes.get("campaign").map(String::as_str) == Some("=1+2"))
+    }));
+
+    let csv_run = org.run(&["audit", "export", "--format", "csv"]).await;
+    csv_run.assert_code(0);
+    let mut reader = csv::Reader::from_reader(csv_run.stdout.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{}", csv_run.stdout);
+    for row in &rows {
+        assert_eq!(&row[column("key")], "campaign");
+        assert_eq!(&row[column("desired")], "'=1+2", "{}", csv_run.stdout);
+        assert_eq!(&row[column("observed")], "'=1+2");
+        assert_eq!(&row[column("status")], "verified");
+    }
+    assert!(
+        !csv_run
+            .stdout
+            .lines()
+            .any(|line| line.split(',').any(|cell| cell.starts_with('='))),
+        "no cell starts with a formula:\n{}",
+        csv_run.stdout
+    );
+
+    let json_run = org.run(&["audit", "export", "--format", "json"]).await;
+    json_run.assert_code(0);
+    let array: Vec<Value> = serde_json::from_str(&json_run.stdout).unwrap();
+    assert_eq!(array.len(), 3);
+    assert!(
+        array.iter().all(|t| t["desired"]["campaign"] == "=1+2"),
+        "JSON keeps values exact"
+    );
+
+    let ndjson_run = org
+        .run(&[
+            "audit", "export", "--format", "ndjson", "--status", "verified",
+        ])
+        .await;
+    ndjson_run.assert_code(0);
+    let lines: Vec<Value> = ndjson_run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, array);
+
+    let filtered = org
+        .run(&[
+            "audit", "export", "--format", "ndjson", "--status", "failed",
+        ])
+        .await;
+    filtered.assert_code(0);
+    assert!(filtered.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_runs_and_missing_stores_are_errors_that_say_what_to_do() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+
+    // No store yet: an error, and the read command does not create one.
+    let missing = org.run(&["audit", "runs"]).await;
+    missing.assert_code(1);
+    assert!(
+        missing.stderr.contains("no audit store"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        !org.audit_path().exists(),
+        "a review command created the store"
+    );
+
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    for args in [
+        &["audit", "show", "no-such-run"][..],
+        &["audit", "report", "no-such-run", "--html", "r.html"],
+        &["audit", "list", "--run", "no-such-run"],
+    ] {
+        let unknown = org.run(args).await;
+        unknown.assert_code(1);
+        assert!(
+            unknown.stderr.contains("no run matches \"no-such-run\""),
+            "{}",
+            unknown.stderr
+        );
+        assert!(
+            unknown.stderr.contains("attrsync audit runs"),
+            "{}",
+            unknown.stderr
+        );
+    }
+    assert!(!org.path("r.html").exists());
+}
+
+/// A run with 429s: the simulator's burst is far below the tool's, and the tool reads all calls
+/// at once.
+async fn throttled_run() -> TestOrg {
+    let org = TestOrg::start(SimConfig {
+        calls: 6,
+        rate_per_minute: 6_000,
+        burst: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&[
+        "apply",
+        "desired.csv",
+        "--rate",
+        "60000/min",
+        "--burst",
+        "100",
+    ])
+    .await
+    .assert_code(0);
+    org
+}
+
+#[tokio::test]
+async fn report_is_one_self_contained_page_with_the_runs_real_numbers() {
+    let org = throttled_run().await;
+    let audit = org.audit_path();
+    let report = org
+        .run(&["audit", "report", "latest", "--html", "report.html"])
+        .await;
+    report.assert_code(0);
+    let page = std::fs::read_to_string(org.path("report.html")).unwrap();
+
+    for forbidden in ["<script", "<link", "http://", "https://", "@import", "url("] {
+        assert!(!page.contains(forbidden), "the page references {forbidden}");
+    }
+    for chart in ["chart-rps", "chart-outcomes", "chart-latency"] {
+        assert!(page.contains(&format!("<svg id=\"{chart}\"")), "{chart}");
+    }
+    let total = store_count(
+        &audit,
+        &format!("SELECT count(*) FROM requests WHERE run_id = {LATEST_RUN}"),
+    )
+    .await;
+    let throttled = store_count(
+        &audit,
+        &format!("SELECT count(*) FROM requests WHERE status = 429 AND run_id = {LATEST_RUN}"),
+    )
+    .await;
+    assert!(
+        total > 0 && throttled > 0,
+        "{total} requests, {throttled} throttled"
+    );
+    assert!(page.contains(&format!("<span id=\"total-requests\">{total}</span>")));
+    assert!(page.contains(&format!("<span id=\"throttled\">{throttled}</span>")));
+    assert!(page.contains("<td id=\"count-verified\">6</td>"));
+    // The configured budget (60000/min = 1000/s) is drawn and stated.
+    assert!(page.contains("<span id=\"budget-rps\">1000.0</span>"));
+    assert!(page.contains("budget 1000.0/s"));
+    assert!(
+        page.contains("429 throttled"),
+        "429s are marked on the timeline"
+    );
+}
+
+#[tokio::test]
+async fn report_renders_in_a_real_headless_browser() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's chromium \
+         (apt-get install --no-install-recommends chromium; .ci/run does it)"
+    );
+    let org = drifting_org(16).await;
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&[
+        "apply",
+        "desired.csv",
+        "--verify-timeout",
+        "1s",
+        "--rate",
+        "60000/min",
+        "--burst",
+        "100",
+    ])
+    .await
+    .assert_code(3);
+    org.run(&["audit", "report", "latest", "--html", "report.html"])
+        .await
+        .assert_code(0);
+    let audit = org.audit_path();
+    let total = store_count(
+        &audit,
+        &format!("SELECT count(*) FROM requests WHERE run_id = {LATEST_RUN}"),
+    )
+    .await;
+    let drifted = store_count(
+        &audit,
+        &format!("SELECT count(*) FROM targets WHERE status = 'drift' AND run_id = {LATEST_RUN}"),
+    )
+    .await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", org.path("report.html").display());
+    let output = tokio::process::Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", &url])
+        .env("HOME", profile.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && dom.contains("</html>"),
+        "chromium failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for chart in ["chart-rps", "chart-outcomes", "chart-latency"] {
+        let start = dom
+            .find(&format!("<svg id=\"{chart}\""))
+            .unwrap_or_else(|| panic!("{chart} is not in the rendered DOM:\n{dom}"));
+        let end = start + dom[start..].find("</svg>").expect("svg closes");
+        let svg = &dom[start..end];
+        assert!(
+            svg.contains("<rect") || svg.contains("<polyline"),
+            "{chart} draws nothing"
+        );
+        assert!(svg.contains("<text"), "{chart} has no labels");
+    }
+    assert!(
+        dom.contains(&format!("<span id=\"total-requests\">{total}</span>")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!("<span id=\"problem-count\">{drifted}</span>")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("flow-override"),
+        "the drifted values are in the table"
+    );
+}
