@@ -354,11 +354,7 @@ fn entry_from_record(t: &TargetRecord) -> DesiredEntry {
         Some(pid) => Selector::ParticipantId(pid.clone()),
         None => parse_selector(&t.selector).unwrap_or_else(|| Selector::Purpose("customer".into())),
     };
-    let lines = t
-        .input_lines
-        .rsplit_once(':')
-        .map(|(_, l)| l.split(',').filter_map(|n| n.parse().ok()).collect())
-        .unwrap_or_default();
+    let lines = worker::input_lines(&t.input_lines);
     DesiredEntry {
         target: Target {
             conversation_id: t.conversation_id.clone(),

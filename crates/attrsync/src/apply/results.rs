@@ -95,15 +95,7 @@ fn outcome(t: &TargetRecord) -> RowOutcome {
 fn outcome_per_line(targets: &[TargetRecord]) -> HashMap<u64, RowOutcome> {
     let mut by_line: HashMap<u64, RowOutcome> = HashMap::new();
     for t in targets {
-        let lines = t
-            .input_lines
-            .rsplit_once(':')
-            .map(|(_, l)| {
-                l.split(',')
-                    .filter_map(|n| n.parse().ok())
-                    .collect::<Vec<u64>>()
-            })
-            .unwrap_or_default();
+        let lines = super::worker::input_lines(&t.input_lines);
         let o = outcome(t);
         for line in lines {
             match by_line.get(&line) {

@@ -552,6 +552,13 @@ pub fn lines_text(source: &SourceInfo, lines: &[u64]) -> String {
     format!("{name}:{}", lines.join(","))
 }
 
+/// The line numbers of an audit row's `input_lines` (the inverse of [`lines_text`]).
+pub fn input_lines(text: &str) -> Vec<u64> {
+    text.rsplit_once(':')
+        .map(|(_, lines)| lines.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +575,18 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
             .collect()
+    }
+
+    #[test]
+    fn input_lines_round_trip_through_their_audit_text() {
+        let source = SourceInfo {
+            path: "dir/desired.csv".into(),
+            format: reconcile::SourceFormat::CsvWide,
+            sha256: String::new(),
+        };
+        let text = lines_text(&source, &[2, 7]);
+        assert_eq!(text, "desired.csv:2,7");
+        assert_eq!(input_lines(&text), vec![2, 7]);
     }
 
     #[test]
