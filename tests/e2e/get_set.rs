@@ -79,6 +79,29 @@ async fn missing_credentials_are_named_in_the_error() {
 }
 
 #[tokio::test]
+async fn apply_without_credentials_fails_before_recording_a_run() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    let call = org.live_calls().remove(0);
+    org.write(
+        "desired.csv",
+        &format!("conversation_id,campaign\n{},spring\n", call.id),
+    );
+    let out = org
+        .command(&["apply", "desired.csv"])
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("GENESYSCLOUD_OAUTHCLIENT_ID"), "{stderr}");
+    assert!(
+        !org.audit_path().exists(),
+        "no run is recorded for a configuration error"
+    );
+}
+
+#[tokio::test]
 async fn set_patches_only_the_keys_that_differ_then_verifies() {
     let org = TestOrg::start(TestOrg::fast_config(2)).await;
     let call = org.live_calls().remove(0);

@@ -14,33 +14,39 @@ pub fn client(
     env_file: Option<&std::path::Path>,
     observer: Option<Arc<dyn RequestObserver>>,
 ) -> anyhow::Result<GenesysClient> {
+    with_settings(&settings(args, env_file)?, args, observer)
+}
+
+/// Resolves where and as whom to connect. Commands that record a run call this first, so that
+/// a missing credential or unknown region fails before anything is recorded.
+pub fn settings(
+    args: &ConnectionArgs,
+    env_file: Option<&std::path::Path>,
+) -> anyhow::Result<Settings> {
     load_dotenv(env_file)?;
-    let explicit = ExplicitSettings {
+    Ok(Settings::from_env(&ExplicitSettings {
         client_id: args.client_id.clone(),
         client_secret: None,
         region: args.region.clone(),
         api_url: args.api_url.clone(),
         login_url: args.login_url.clone(),
-    };
-    build(&explicit, args, observer)
+    })?)
 }
 
-/// Builds the client from explicit settings completed by the environment.
-pub fn build(
-    explicit: &ExplicitSettings,
+/// Builds the client for resolved settings with the rate and pool of `args`.
+pub fn with_settings(
+    settings: &Settings,
     args: &ConnectionArgs,
     observer: Option<Arc<dyn RequestObserver>>,
 ) -> anyhow::Result<GenesysClient> {
-    let settings = Settings::from_env(explicit)?;
-    let rate = rate_spec(args)?;
     let options = ClientOptions {
-        rate,
+        rate: rate_spec(args)?,
         tokens: usize::from(args.tokens),
         request_timeout: args.timeout,
         observer,
         ..ClientOptions::default()
     };
-    GenesysClient::new(&settings, options).context("cannot set up the Genesys client")
+    GenesysClient::new(settings, options).context("cannot set up the Genesys client")
 }
 
 pub fn rate_spec(args: &ConnectionArgs) -> anyhow::Result<RateSpec> {

@@ -102,7 +102,7 @@ pub async fn execute(
     let progress = Arc::new(Progress::new(
         progress_mode(ui.output),
         jobs.len() as u64,
-        Some(client.clone()),
+        client.clone(),
     ));
     let ticker = progress.start_ticker();
     let pipeline = Pipeline {

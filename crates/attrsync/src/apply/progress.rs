@@ -24,15 +24,11 @@ pub struct Progress {
     skipped: AtomicU64,
     failed: AtomicU64,
     drift: AtomicU64,
-    client: Option<GenesysClient>,
+    client: GenesysClient,
 }
 
 impl Progress {
-    pub fn new(
-        mode: ProgressMode,
-        total_conversations: u64,
-        client: Option<GenesysClient>,
-    ) -> Self {
+    pub fn new(mode: ProgressMode, total_conversations: u64, client: GenesysClient) -> Self {
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::new(total_conversations);
             bar.set_style(
@@ -80,14 +76,8 @@ impl Progress {
     }
 
     fn counts_text(&self) -> String {
-        let (throttled, retries) = self
-            .client
-            .as_ref()
-            .map(|c| {
-                let s = c.stats();
-                (s.throttled, s.retries)
-            })
-            .unwrap_or_default();
+        let stats = self.client.stats();
+        let (throttled, retries) = (stats.throttled, stats.retries);
         format!(
             "verified {} unchanged {} skipped {} failed {} drift {} | 429s {throttled} retries {retries}",
             self.verified.load(Ordering::Relaxed),

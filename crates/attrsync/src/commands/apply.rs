@@ -17,6 +17,7 @@ use crate::render::summary::run_summary;
 
 pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);
+    let connection_settings = connect::settings(&args.connection, env_file)?;
     let audit_path = args.audit.resolve();
     let work = match (&args.resume, &args.source) {
         (Some(run), _) => {
@@ -61,7 +62,7 @@ pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Re
         work,
         settings,
         audit,
-        |observer| connect::client(&connection, env_file, Some(observer)),
+        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
         ui,
         &events,
     )

@@ -115,7 +115,8 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
         style.bold("3. The plan"),
         csv_path.display()
     );
-    let plan_client = connect::build(&explicit, &connection, None)?;
+    let connection_settings = genesys_core::Settings::from_env(&explicit)?;
+    let plan_client = connect::with_settings(&connection_settings, &connection, None)?;
     let live = fetch_live(&plan_client, reconcile::conversation_ids(&desired), 16).await?;
     let plan = reconcile::diff(&desired, &live);
     eprintln!("{}", shorten(&plan_text(&plan, style), PLAN_LINES_SHOWN));
@@ -139,7 +140,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
         Work::Desired(desired),
         settings,
         audit,
-        |observer| connect::build(&explicit, &connection, Some(observer)),
+        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
         ui,
         &Events::new(false),
     )

@@ -189,6 +189,7 @@ async fn iterate(
     audit: &AuditStore,
     stop: &watch::Receiver<Option<StopReason>>,
 ) -> anyhow::Result<Option<Iteration>> {
+    let connection_settings = connect::settings(&args.connection, env_file)?;
     // The pipeline's own notes and progress would be noise every few minutes; the summary
     // line says what matters. Warnings and errors still reach stderr.
     let quiet = Ui {
@@ -230,7 +231,7 @@ async fn iterate(
         Work::Desired(desired),
         settings,
         audit.clone(),
-        |observer| connect::client(&connection, env_file, Some(observer)),
+        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
         quiet,
         &Events::new(false),
     )

@@ -18,6 +18,7 @@ use crate::exit::Exit;
 
 pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;
+    let connection_settings = connect::settings(&args.connection, env_file)?;
     let selector = match (&args.participant_id, &args.purpose, &args.user_id) {
         (Some(p), _, _) => Selector::ParticipantId(uuid_arg("--participant-id", p)?),
         (_, Some(p), _) => Selector::Purpose(p.to_lowercase()),
@@ -58,7 +59,7 @@ pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Resu
         Work::Desired(desired),
         settings,
         audit,
-        |observer| connect::client(&connection, env_file, Some(observer)),
+        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
         ui.with_json(args.json),
         &events,
     )

@@ -23,7 +23,8 @@ use crate::render::summary::run_summary;
 
 pub async fn run(args: TagArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let attributes = attribute_map(&args.attributes)?;
-    let client = connect::client(&args.connection, env_file, None)?;
+    let connection_settings = connect::settings(&args.connection, env_file)?;
+    let client = connect::with_settings(&connection_settings, &args.connection, None)?;
     let query = LiveCallsQuery {
         queue_id: Some(args.queue.clone()),
         lookback: args.lookback,
@@ -92,7 +93,7 @@ pub async fn run(args: TagArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Resu
         Work::Desired(desired),
         settings,
         audit,
-        |observer| connect::client(&connection, env_file, Some(observer)),
+        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
         ui,
         &Events::new(false),
     )
