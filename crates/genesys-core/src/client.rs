@@ -141,6 +141,9 @@ impl Route {
     }
 }
 
+/// The contract's 404 code for a conversation that does not exist (call GET and both PATCHes).
+pub const CONVERSATION_NOT_FOUND: &str = "conversation.error.conversation.not.found";
+
 const GET_CALL: Route = Route {
     method: "GET",
     template: "GET /api/v2/conversations/calls/{conversationId}",
@@ -235,6 +238,42 @@ impl GenesysClient {
             (conversation_id, Some("conversation id")),
         ])?;
         self.execute(GET_CALL, url, None, decode_json).await
+    }
+
+    /// [`Self::get_call`], with Genesys's "no such conversation" as `Ok(None)`: the one place a
+    /// call read's 404 is interpreted. Only the contract's code
+    /// [`CONVERSATION_NOT_FOUND`] means that; any other 404 (a wrong base URL, a route the API
+    /// does not have, a gateway's page) stays an error and names the URL.
+    pub async fn find_call(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<Fetched<CallConversation>>, ApiError> {
+        match self.get_call(conversation_id).await {
+            Ok(fetched) => Ok(Some(fetched)),
+            Err(err) if err.status() == Some(404) && err.code() == Some(CONVERSATION_NOT_FOUND) => {
+                Ok(None)
+            }
+            Err(ApiError::Http(mut failure)) if failure.status == 404 => {
+                let url = self.url(&[
+                    ("api", None),
+                    ("v2", None),
+                    ("conversations", None),
+                    ("calls", None),
+                    (conversation_id, Some("conversation id")),
+                ])?;
+                failure.message = Some(format!(
+                    "{}GET {url} is not an API route here (Genesys answers an unknown \
+                     conversation with {CONVERSATION_NOT_FOUND}): check --api-url or the region",
+                    failure
+                        .message
+                        .as_deref()
+                        .map(|m| format!("{m} "))
+                        .unwrap_or_default()
+                ));
+                Err(ApiError::Http(failure))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// `GET /api/v2/conversations/{conversationId}` (media-agnostic).

@@ -1,6 +1,6 @@
 //! The diff of a desired state against live conversations: a [`Plan`]. Pure: no I/O.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use genesys_core::models::{Attributes, CallConversation, CallMediaParticipant};
@@ -29,9 +29,9 @@ pub enum SkipReason {
     /// The matched participant is disconnected or terminated.
     ParticipantNotLive,
     SelectorMatchedNothing,
-    /// Two desired entries (e.g. `purpose=customer` and the customer's `participant_id`) give
-    /// this participant different values for the same key. Every entry involved is skipped for
-    /// that participant, since neither can be preferred; other participants are unaffected.
+    /// Two input rows that reach this participant (e.g. through `purpose=customer` and the
+    /// customer's `participant_id`) give one key different values. Neither can be preferred, so
+    /// the participant is left alone; the skip's detail names the key and both lines.
     ConflictingDesiredValues,
     /// The live state given to [`diff`] has no answer for this conversation (it was not fetched).
     LiveStateMissing,
@@ -48,9 +48,7 @@ impl SkipReason {
             Self::LiveStateMissing => "live-state-missing",
         }
     }
-}
 
-impl SkipReason {
     /// The reason as a reader of a plan would say it.
     pub fn describe(self) -> &'static str {
         match self {
@@ -92,42 +90,208 @@ pub enum Action {
     },
     Skip {
         reason: SkipReason,
+        /// What exactly, where the reason alone does not say (a conflict's key and lines).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
 }
 
-/// One participant (or, when skipped before matching, one desired entry) and what to do to it.
+impl Action {
+    pub fn skip(reason: SkipReason) -> Self {
+        Self::Skip {
+            reason,
+            detail: None,
+        }
+    }
+}
+
+/// One participant and what to do to it; or, when no participant could be matched, one input
+/// entry and why it is left alone.
+///
+/// This is the identity every later step carries: apply executes exactly this, the audit row
+/// records it, and result files map its `lines` back to the input rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedTarget {
     pub conversation_id: String,
     /// The matched participant; `None` when no participant could be matched.
     pub participant_id: Option<String>,
-    pub selector: Selector,
-    /// Input lines (or rows) of the desired entry.
+    /// Every selector of the input that reached this participant, in input order.
+    pub selectors: Vec<Selector>,
+    /// Input lines (or SQLite row ordinals) of every entry merged into this target, ascending.
     pub lines: Vec<u64>,
     /// Purpose of the matched participant.
     pub purpose: Option<String>,
+    /// The managed keys and their desired values (`""` clears), merged from every entry.
+    pub desired: Attributes,
     pub action: Action,
 }
 
+/// What executing a planned target against the call as read now comes to: the one re-check that
+/// every path (a fresh plan, a saved plan, a resumed row, a re-read after a 409) goes through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// Nothing to send: the plan has no update for this target.
+    NothingToSend,
+    /// The call or participant is gone since the plan was made.
+    Gone(SkipReason),
+    /// Live values moved since the plan saw them: sending would overwrite a change nobody
+    /// reviewed. Holds a description of the first moved key.
+    Stale(String),
+    /// Send exactly this body (the plan's set and clear keys).
+    Send(Attributes),
+}
+
 impl PlannedTarget {
+    /// A target pinned to a known participant, planned from recorded before-values (`None`:
+    /// absent), e.g. an audit row written by an earlier process of a run. The same diff as
+    /// [`diff`], with the recorded values standing in for a read.
+    pub fn from_recorded(
+        conversation_id: String,
+        participant_id: String,
+        purpose: Option<String>,
+        selectors: Vec<Selector>,
+        lines: Vec<u64>,
+        desired: Attributes,
+        before: &BTreeMap<String, Option<String>>,
+    ) -> Self {
+        let live: Attributes = before
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let action = diff_attributes(&desired, &live);
+        Self {
+            conversation_id,
+            participant_id: Some(participant_id),
+            selectors,
+            lines,
+            purpose,
+            desired,
+            action,
+        }
+    }
+
     /// Keys of an update whose live value no longer is the plan's before-value (absent and `""`
     /// count as the same): applying a saved plan must not overwrite a change made since.
     pub fn stale_keys<'a>(&'a self, live: &Attributes) -> Vec<&'a str> {
         let Action::Update { set, clear } = &self.action else {
             return Vec::new();
         };
-        let live_value = |k: &str| live.get(k).map_or("", String::as_str);
         let stale_sets = set
             .iter()
-            .filter(|(k, c)| live_value(k) != c.before.as_deref().unwrap_or(""));
+            .filter(|(k, c)| value_of(live, k) != c.before.as_deref().unwrap_or(""));
         let stale_clears = clear
             .iter()
-            .filter(|(k, before)| live_value(k) != before.as_str());
+            .filter(|(k, before)| value_of(live, k) != before.as_str());
         stale_sets
             .map(|(k, _)| k.as_str())
             .chain(stale_clears.map(|(k, _)| k.as_str()))
             .collect()
     }
+
+    /// The PATCH body of an update: its set keys with their new values, its cleared keys as `""`.
+    pub fn patch_body(&self) -> Attributes {
+        let Action::Update { set, clear } = &self.action else {
+            return Attributes::new();
+        };
+        set.iter()
+            .map(|(k, c)| (k.clone(), c.after.clone()))
+            .chain(clear.keys().map(|k| (k.clone(), String::new())))
+            .collect()
+    }
+
+    /// The live value of each managed key the plan saw (`None`: absent). For keys the plan does
+    /// not change, that is their desired value.
+    pub fn before_values(&self) -> BTreeMap<String, Option<String>> {
+        let (set, clear) = match &self.action {
+            Action::Update { set, clear } => (Some(set), Some(clear)),
+            _ => (None, None),
+        };
+        self.desired
+            .iter()
+            .map(|(k, want)| {
+                let before = if let Some(c) = set.and_then(|s| s.get(k)) {
+                    c.before.clone()
+                } else if let Some(was) = clear.and_then(|c| c.get(k)) {
+                    Some(was.clone())
+                } else {
+                    Some(want.clone()).filter(|w| !w.is_empty())
+                };
+                (k.clone(), before)
+            })
+            .collect()
+    }
+
+    /// Re-checks this target against the conversation as read now. See [`Recheck`].
+    pub fn recheck(&self, live: &LiveConversation) -> Recheck {
+        if !matches!(self.action, Action::Update { .. }) {
+            return Recheck::NothingToSend;
+        }
+        let participant = match live {
+            LiveConversation::NotFound => return Recheck::Gone(SkipReason::ConversationNotFound),
+            LiveConversation::Found(c) if has_ended(c) => {
+                return Recheck::Gone(SkipReason::ConversationEnded);
+            }
+            LiveConversation::Found(c) => self.participant_id.as_deref().and_then(|pid| {
+                c.participants
+                    .iter()
+                    .find(|p| p.id.eq_ignore_ascii_case(pid))
+            }),
+        };
+        let Some(participant) = participant.filter(|p| !is_gone(p)) else {
+            return Recheck::Gone(SkipReason::ParticipantNotLive);
+        };
+        let stale = self.stale_keys(&participant.attributes);
+        if let Some(key) = stale.first() {
+            let was = self.before_values().get(*key).cloned().flatten();
+            let now = participant.attributes.get(*key);
+            return Recheck::Stale(format!(
+                "`{key}` is {} now but the plan saw {}",
+                now.filter(|v| !v.is_empty())
+                    .map_or("absent".to_owned(), |v| format!("{v:?}")),
+                was.map_or("absent".to_owned(), |v| format!("{v:?}"))
+            ));
+        }
+        Recheck::Send(self.patch_body())
+    }
+
+    /// How the managed keys read back compare with what was wanted. `observed` is the
+    /// participant's attributes as read after the PATCH.
+    pub fn verification(&self, observed: &Attributes) -> Verification {
+        let before = self.before_values();
+        let mut pending = false;
+        for (key, want) in &self.desired {
+            let now = value_of(observed, key);
+            if now == want {
+                continue;
+            }
+            let was = before.get(key).cloned().flatten().unwrap_or_default();
+            if now != was {
+                return Verification::Overwritten(key.clone());
+            }
+            pending = true;
+        }
+        if pending {
+            Verification::NotYetVisible
+        } else {
+            Verification::Done
+        }
+    }
+}
+
+/// See [`PlannedTarget::verification`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Every managed key reads as desired.
+    Done,
+    /// Some key still reads as before: 202 means accepted, so it may yet become visible.
+    NotYetVisible,
+    /// This key is neither what it was nor what was written: a flow or a person changed it.
+    Overwritten(String),
+}
+
+/// A key's live value; absent reads as `""`, as Genesys has no delete.
+fn value_of<'a>(attributes: &'a Attributes, key: &str) -> &'a str {
+    attributes.get(key).map_or("", String::as_str)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,61 +334,154 @@ impl Plan {
     }
 }
 
-/// Diffs every desired entry against the live state. Only managed keys are compared; clearing a
-/// key that is absent or already `""` is no change. A `purpose`/`user_id` selector yields one
-/// planned target per matched participant; targets follow the desired entries' order.
+/// Diffs a desired state against the live state: the one diff of the codebase.
+///
+/// Every entry that reaches the same live participant is merged into one target (one PATCH per
+/// participant); the same key with two values is a conflict and the participant is skipped.
+/// Only managed keys are compared; clearing a key that is absent or already `""` is no change.
+/// Targets follow the order in which the input first reaches them.
 pub fn diff(desired: &DesiredState, live: &LiveState) -> Plan {
-    let conflicts = find_conflicts(&desired.entries, live);
-    let mut targets = Vec::with_capacity(desired.entries.len());
-    for (index, entry) in desired.entries.iter().enumerate() {
-        plan_entry(index, entry, live, &conflicts, &mut targets);
+    diff_entries(&desired.entries, live)
+}
+
+/// [`diff`] over entries, e.g. the entries of one conversation.
+pub fn diff_entries(entries: &[DesiredEntry], live: &LiveState) -> Plan {
+    enum Slot<'a> {
+        Done(PlannedTarget),
+        Participant {
+            conversation: &'a CallConversation,
+            index: usize,
+            entries: Vec<&'a DesiredEntry>,
+        },
     }
+    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(entries.len());
+    // (conversation id, participant index) -> slot
+    let mut by_participant: HashMap<(&str, usize), usize> = HashMap::new();
+    for entry in entries {
+        let unmatched = |reason| {
+            Slot::Done(PlannedTarget {
+                conversation_id: entry.target.conversation_id.clone(),
+                participant_id: None,
+                selectors: vec![entry.target.selector.clone()],
+                lines: entry.lines.clone(),
+                purpose: None,
+                desired: entry.attributes.clone(),
+                action: Action::skip(reason),
+            })
+        };
+        let conversation = match live.get(&entry.target.conversation_id) {
+            None => {
+                slots.push(unmatched(SkipReason::LiveStateMissing));
+                continue;
+            }
+            Some(LiveConversation::NotFound) => {
+                slots.push(unmatched(SkipReason::ConversationNotFound));
+                continue;
+            }
+            Some(LiveConversation::Found(c)) if has_ended(c) => {
+                slots.push(unmatched(SkipReason::ConversationEnded));
+                continue;
+            }
+            Some(LiveConversation::Found(c)) => c,
+        };
+        let mut matched_any = false;
+        for (index, _) in matching(conversation, &entry.target.selector) {
+            matched_any = true;
+            let key = (entry.target.conversation_id.as_str(), index);
+            match by_participant.get(&key) {
+                Some(&slot) => {
+                    if let Slot::Participant { entries, .. } = &mut slots[slot] {
+                        entries.push(entry);
+                    }
+                }
+                None => {
+                    by_participant.insert(key, slots.len());
+                    slots.push(Slot::Participant {
+                        conversation,
+                        index,
+                        entries: vec![entry],
+                    });
+                }
+            }
+        }
+        if !matched_any {
+            slots.push(unmatched(SkipReason::SelectorMatchedNothing));
+        }
+    }
+    let targets = slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Done(target) => target,
+            Slot::Participant {
+                conversation,
+                index,
+                entries,
+            } => plan_participant(&conversation.participants[index], &entries),
+        })
+        .collect();
     Plan { targets }
 }
 
-fn plan_entry(
-    index: usize,
-    entry: &DesiredEntry,
-    live: &LiveState,
-    conflicts: &HashSet<(usize, usize)>,
-    out: &mut Vec<PlannedTarget>,
-) {
-    let planned = |participant: Option<&CallMediaParticipant>, action| PlannedTarget {
-        conversation_id: entry.target.conversation_id.clone(),
-        participant_id: participant.map(|p| p.id.clone()),
-        selector: entry.target.selector.clone(),
-        lines: entry.lines.clone(),
-        purpose: participant.and_then(|p| p.purpose.clone()),
-        action,
-    };
-    let skip = |reason| Action::Skip { reason };
-    let conversation = match live.get(&entry.target.conversation_id) {
-        None => return out.push(planned(None, skip(SkipReason::LiveStateMissing))),
-        Some(LiveConversation::NotFound) => {
-            return out.push(planned(None, skip(SkipReason::ConversationNotFound)));
+/// The target of one live participant reached by `entries` (at least one).
+fn plan_participant(
+    participant: &CallMediaParticipant,
+    entries: &[&DesiredEntry],
+) -> PlannedTarget {
+    let mut selectors: Vec<Selector> = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
+    // key -> (value, the first line that wants it)
+    let mut wanted: BTreeMap<&str, (&str, u64)> = BTreeMap::new();
+    let mut conflict = None;
+    for entry in entries {
+        if !selectors.contains(&entry.target.selector) {
+            selectors.push(entry.target.selector.clone());
         }
-        Some(LiveConversation::Found(c)) if has_ended(c) => {
-            return out.push(planned(None, skip(SkipReason::ConversationEnded)));
+        lines.extend(&entry.lines);
+        let line = entry.lines.first().copied().unwrap_or(0);
+        for (key, value) in &entry.attributes {
+            match wanted.get(key.as_str()) {
+                Some((other, other_line)) if *other != value.as_str() => {
+                    conflict.get_or_insert_with(|| {
+                        format!(
+                            "`{key}`: line {other_line} wants {other:?}, line {line} wants {value:?}"
+                        )
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    wanted.insert(key, (value, line));
+                }
+            }
         }
-        Some(LiveConversation::Found(c)) => c,
-    };
-    let before = out.len();
-    for (pi, participant) in matching(conversation, &entry.target.selector) {
-        let action = if is_gone(participant) {
-            skip(SkipReason::ParticipantNotLive)
-        } else if conflicts.contains(&(index, pi)) {
-            skip(SkipReason::ConflictingDesiredValues)
-        } else {
-            diff_attributes(&entry.attributes, &participant.attributes)
-        };
-        out.push(planned(Some(participant), action));
     }
-    if out.len() == before {
-        out.push(planned(None, skip(SkipReason::SelectorMatchedNothing)));
+    lines.sort_unstable();
+    lines.dedup();
+    let desired: Attributes = wanted
+        .into_iter()
+        .map(|(k, (v, _))| (k.to_owned(), v.to_owned()))
+        .collect();
+    let action = if is_gone(participant) {
+        Action::skip(SkipReason::ParticipantNotLive)
+    } else if let Some(detail) = conflict {
+        Action::Skip {
+            reason: SkipReason::ConflictingDesiredValues,
+            detail: Some(detail),
+        }
+    } else {
+        diff_attributes(&desired, &participant.attributes)
+    };
+    PlannedTarget {
+        conversation_id: entries[0].target.conversation_id.clone(),
+        participant_id: Some(participant.id.clone()),
+        selectors,
+        lines,
+        purpose: participant.purpose.clone(),
+        desired,
+        action,
     }
 }
 
-fn diff_attributes(desired: &BTreeMap<String, String>, live: &Attributes) -> Action {
+fn diff_attributes(desired: &Attributes, live: &Attributes) -> Action {
     let mut set = BTreeMap::new();
     let mut clear = BTreeMap::new();
     for (key, want) in desired {
@@ -276,49 +533,6 @@ fn matching<'a>(
                 .is_some_and(|x| x.eq_ignore_ascii_case(purpose)),
             Selector::UserId(user) => p.user_id().is_some_and(|x| x.eq_ignore_ascii_case(user)),
         })
-}
-
-/// (entry index, participant index) pairs where two entries reaching the same live participant
-/// want different values for one key. Only conversations with several entries can have any.
-fn find_conflicts(entries: &[DesiredEntry], live: &LiveState) -> HashSet<(usize, usize)> {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by(|&a, &b| {
-        entries[a]
-            .target
-            .conversation_id
-            .cmp(&entries[b].target.conversation_id)
-    });
-    let mut conflicts = HashSet::new();
-    for group in order
-        .chunk_by(|&a, &b| entries[a].target.conversation_id == entries[b].target.conversation_id)
-    {
-        if group.len() < 2 {
-            continue;
-        }
-        let Some(LiveConversation::Found(conversation)) =
-            live.get(&entries[group[0]].target.conversation_id)
-        else {
-            continue;
-        };
-        // (participant, key) -> the entries that set it, with their values.
-        let mut wanted: HashMap<(usize, &str), Vec<(usize, &str)>> = HashMap::new();
-        for &e in group {
-            for (pi, participant) in matching(conversation, &entries[e].target.selector) {
-                if is_gone(participant) {
-                    continue;
-                }
-                for (key, value) in &entries[e].attributes {
-                    wanted.entry((pi, key)).or_default().push((e, value));
-                }
-            }
-        }
-        for ((pi, _), setters) in wanted {
-            if setters.iter().any(|(_, v)| *v != setters[0].1) {
-                conflicts.extend(setters.iter().map(|&(e, _)| (e, pi)));
-            }
-        }
-    }
-    conflicts
 }
 
 #[cfg(test)]
@@ -451,9 +665,7 @@ mod tests {
         assert_eq!(
             actions(&plan),
             [
-                &Action::Skip {
-                    reason: SkipReason::ParticipantNotLive
-                },
+                &Action::skip(SkipReason::ParticipantNotLive),
                 &Action::Unchanged
             ]
         );
@@ -480,7 +692,7 @@ mod tests {
         let reason = |live: &LiveState, selector: Selector| {
             let plan = diff(&desired(vec![(selector, &[("k", "v")])]), live);
             match plan.targets[0].action {
-                Action::Skip { reason } => reason,
+                Action::Skip { reason, .. } => reason,
                 ref other => panic!("expected a skip, got {other:?}"),
             }
         };
@@ -521,7 +733,7 @@ mod tests {
     }
 
     #[test]
-    fn conflicting_entries_on_one_participant_are_both_skipped_for_it_only() {
+    fn conflicting_entries_on_one_participant_skip_it_naming_both_lines_and_spare_others() {
         let live = live(vec![
             participant("c", "customer", ParticipantState::Connected, &[]),
             participant("c2", "customer", ParticipantState::Connected, &[]),
@@ -533,43 +745,60 @@ mod tests {
             ]),
             &live,
         );
-        let conflict = Action::Skip {
-            reason: SkipReason::ConflictingDesiredValues,
-        };
-        assert_eq!(plan.targets.len(), 3);
-        assert_eq!(plan.targets[0].action, conflict);
+        assert_eq!(plan.targets.len(), 2, "{plan:#?}");
+        assert_eq!(plan.targets[0].participant_id.as_deref(), Some("c"));
+        assert_eq!(plan.targets[0].lines, [2, 3]);
+        assert_eq!(
+            plan.targets[0].action,
+            Action::Skip {
+                reason: SkipReason::ConflictingDesiredValues,
+                detail: Some(r#"`tier`: line 2 wants "gold", line 3 wants "silver""#.into()),
+            }
+        );
         assert!(matches!(plan.targets[1].action, Action::Update { .. }));
         assert_eq!(plan.targets[1].participant_id.as_deref(), Some("c2"));
-        assert_eq!(plan.targets[2].action, conflict);
+        assert_eq!(plan.targets[1].lines, [2]);
     }
 
     #[test]
-    fn agreeing_overlapping_entries_are_not_a_conflict() {
+    fn entries_reaching_one_participant_are_one_target_with_every_key_and_line() {
         let live = live(vec![participant(
             "c",
             "customer",
             ParticipantState::Connected,
-            &[],
+            &[("kb", "old")],
         )]);
         let plan = diff(
             &desired(vec![
-                (customer(), &[("tier", "gold")]),
-                (Selector::ParticipantId("c".into()), &[("tier", "gold")]),
+                (customer(), &[("ka", "1"), ("shared", "s")]),
+                (
+                    Selector::ParticipantId("c".into()),
+                    &[("kb", "2"), ("shared", "s")],
+                ),
             ]),
             &live,
         );
-        assert!(
-            plan.targets
-                .iter()
-                .all(|t| matches!(t.action, Action::Update { .. }))
+        assert_eq!(plan.targets.len(), 1, "{plan:#?}");
+        let target = &plan.targets[0];
+        assert_eq!(target.lines, [2, 3]);
+        assert_eq!(
+            target.selectors,
+            [customer(), Selector::ParticipantId("c".into())]
         );
+        assert_eq!(
+            target.patch_body(),
+            Attributes::from([
+                ("ka".to_owned(), "1".to_owned()),
+                ("kb".to_owned(), "2".to_owned()),
+                ("shared".to_owned(), "s".to_owned()),
+            ])
+        );
+        assert_eq!(target.desired.len(), 3);
     }
 
     #[test]
     fn action_json_is_tagged_by_type() {
-        let action = Action::Skip {
-            reason: SkipReason::ParticipantNotLive,
-        };
+        let action = Action::skip(SkipReason::ParticipantNotLive);
         assert_eq!(
             serde_json::to_string(&action).unwrap(),
             r#"{"type":"skip","reason":"participant-not-live"}"#
@@ -590,43 +819,139 @@ mod tests {
         );
     }
 
-    #[test]
-    fn stale_keys_are_those_whose_live_value_moved_since_the_plan() {
-        let target = PlannedTarget {
+    fn planned(
+        set: &[(&str, Option<&str>, &str)],
+        clear: &[(&str, &str)],
+        unchanged: &[(&str, &str)],
+    ) -> PlannedTarget {
+        let mut desired: Attributes = unchanged
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        desired.extend(set.iter().map(|(k, _, v)| ((*k).into(), (*v).into())));
+        desired.extend(clear.iter().map(|(k, _)| ((*k).into(), String::new())));
+        PlannedTarget {
             conversation_id: CID.into(),
             participant_id: Some("c".into()),
-            selector: customer(),
+            selectors: vec![customer()],
             lines: vec![2],
             purpose: Some("customer".into()),
+            desired,
             action: Action::Update {
-                set: BTreeMap::from([
-                    (
-                        "a".to_owned(),
-                        Change {
-                            before: None,
-                            after: "1".into(),
-                        },
-                    ),
-                    (
-                        "b".to_owned(),
-                        Change {
-                            before: Some("x".into()),
-                            after: "2".into(),
-                        },
-                    ),
-                ]),
-                clear: BTreeMap::from([("c".to_owned(), "old".to_owned())]),
+                set: set
+                    .iter()
+                    .map(|(k, before, after)| {
+                        (
+                            (*k).to_owned(),
+                            Change {
+                                before: before.map(str::to_owned),
+                                after: (*after).into(),
+                            },
+                        )
+                    })
+                    .collect(),
+                clear: clear
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
             },
+        }
+    }
+
+    fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn stale_keys_are_those_whose_live_value_moved_since_the_plan() {
+        let target = planned(
+            &[("a", None, "1"), ("b", Some("x"), "2")],
+            &[("c", "old")],
+            &[],
+        );
+        assert!(
+            target
+                .stale_keys(&attrs(&[("a", ""), ("b", "x"), ("c", "old")]))
+                .is_empty()
+        );
+        assert_eq!(
+            target.stale_keys(&attrs(&[("a", "flow"), ("b", "x")])),
+            ["a", "c"]
+        );
+    }
+
+    #[test]
+    fn recheck_sends_exactly_the_plans_keys_or_says_why_not() {
+        let target = planned(&[("a", None, "1")], &[("c", "old")], &[("same", "v")]);
+        let now = |attributes: &[(&str, &str)], state| {
+            live(vec![participant("c", "customer", state, attributes)])
+                .remove(CID)
+                .unwrap()
         };
-        let unchanged_live: Attributes = [("a", ""), ("b", "x"), ("c", "old")]
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        assert!(target.stale_keys(&unchanged_live).is_empty());
-        let moved: Attributes = [("a", "flow"), ("b", "x")]
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        assert_eq!(target.stale_keys(&moved), ["a", "c"]);
+        assert_eq!(
+            target.recheck(&now(
+                &[("c", "old"), ("same", "v")],
+                ParticipantState::Connected
+            )),
+            Recheck::Send(attrs(&[("a", "1"), ("c", "")]))
+        );
+        assert_eq!(
+            target.recheck(&now(&[("c", "new")], ParticipantState::Connected)),
+            Recheck::Stale(r#"`c` is "new" now but the plan saw "old""#.into())
+        );
+        assert_eq!(
+            target.recheck(&now(&[("c", "old")], ParticipantState::Terminated)),
+            Recheck::Gone(SkipReason::ConversationEnded)
+        );
+        assert_eq!(
+            target.recheck(&LiveConversation::NotFound),
+            Recheck::Gone(SkipReason::ConversationNotFound)
+        );
+        let mut other = participant("c", "customer", ParticipantState::Disconnected, &[]);
+        other.id = "c".into();
+        let left = live(vec![
+            other,
+            participant("a", "agent", ParticipantState::Connected, &[]),
+        ])
+        .remove(CID)
+        .unwrap();
+        assert_eq!(
+            target.recheck(&left),
+            Recheck::Gone(SkipReason::ParticipantNotLive)
+        );
+        let mut unchanged = target.clone();
+        unchanged.action = Action::Unchanged;
+        assert_eq!(
+            unchanged.recheck(&now(&[], ParticipantState::Connected)),
+            Recheck::NothingToSend
+        );
+    }
+
+    #[test]
+    fn verification_tells_done_from_lagging_from_overwritten() {
+        let target = planned(
+            &[("a", Some("old"), "new")],
+            &[("c", "x")],
+            &[("same", "v")],
+        );
+        assert_eq!(
+            target.verification(&attrs(&[("a", "new"), ("same", "v")])),
+            Verification::Done
+        );
+        assert_eq!(
+            target.verification(&attrs(&[("a", "old"), ("c", "x"), ("same", "v")])),
+            Verification::NotYetVisible
+        );
+        assert_eq!(
+            target.verification(&attrs(&[("a", "flow"), ("same", "v")])),
+            Verification::Overwritten("a".into())
+        );
+        assert_eq!(
+            target.verification(&attrs(&[("a", "new"), ("same", "changed")])),
+            Verification::Overwritten("same".into())
+        );
     }
 }

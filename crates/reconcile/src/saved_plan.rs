@@ -1,7 +1,7 @@
 //! Saved plans (`plan --out plan.json`): a versioned JSON document applied later.
 //!
 //! ```json
-//! {"format_version": 1, "kind": "attrsync-plan", "created_at": "2026-11-24T10:15:30Z",
+//! {"format_version": 2, "kind": "attrsync-plan", "created_at": "2026-11-24T10:15:30Z",
 //!  "source": {"path": "...", "format": "csv_wide", "sha256": "..."},
 //!  "default_purpose": "customer", "targets": [ ... ]}
 //! ```
@@ -16,7 +16,7 @@ use crate::desired::SourceInfo;
 use crate::plan::{Plan, PlannedTarget};
 
 /// The only saved-plan format this build writes and reads.
-pub const PLAN_FORMAT_VERSION: u64 = 1;
+pub const PLAN_FORMAT_VERSION: u64 = 2;
 /// The `kind` of a saved plan, so that another JSON file is not mistaken for one.
 pub const PLAN_KIND: &str = "attrsync-plan";
 
@@ -202,9 +202,13 @@ mod tests {
         let target = |action| PlannedTarget {
             conversation_id: "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f".into(),
             participant_id: Some("7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a".into()),
-            selector: Selector::Purpose("customer".into()),
+            selectors: vec![Selector::Purpose("customer".into())],
             lines: vec![2, 9],
             purpose: Some("customer".into()),
+            desired: BTreeMap::from([
+                ("tier".to_owned(), "gold".to_owned()),
+                ("old".to_owned(), String::new()),
+            ]),
             action,
         };
         Plan {
@@ -220,9 +224,7 @@ mod tests {
                     clear: BTreeMap::from([("old".to_owned(), "x".to_owned())]),
                 }),
                 target(Action::Unchanged),
-                target(Action::Skip {
-                    reason: SkipReason::ConversationEnded,
-                }),
+                target(Action::skip(SkipReason::ConversationEnded)),
             ],
         }
     }
@@ -242,12 +244,12 @@ mod tests {
     fn document_has_the_versioned_envelope() {
         let json: serde_json::Value =
             serde_json::from_str(&to_json(&plan(), &metadata()).unwrap()).unwrap();
-        assert_eq!(json["format_version"], 1);
+        assert_eq!(json["format_version"], 2);
         assert_eq!(json["kind"], "attrsync-plan");
         assert_eq!(json["default_purpose"], "customer");
         assert_eq!(json["source"]["format"], "csv_wide");
         assert_eq!(json["targets"][0]["action"]["type"], "update");
-        assert_eq!(json["targets"][0]["selector"]["purpose"], "customer");
+        assert_eq!(json["targets"][0]["selectors"][0]["purpose"], "customer");
     }
 
     #[test]
@@ -258,14 +260,14 @@ mod tests {
             err.to_string(),
             "p.json is not an attrsync plan (kind \"something-else\", expected \"attrsync-plan\")"
         );
-        let err = from_json(r#"{"kind":"attrsync-plan","format_version":2}"#, path).unwrap_err();
+        let err = from_json(r#"{"kind":"attrsync-plan","format_version":1}"#, path).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "p.json: plan format version 2 is not supported (this attrsync reads version 1)"
+            "p.json: plan format version 1 is not supported (this attrsync reads version 2)"
         );
         let err = from_json("[1,2]", path).unwrap_err();
         assert!(matches!(err, SavedPlanError::NotJson { .. }), "{err}");
-        let err = from_json(r#"{"kind":"attrsync-plan","format_version":1}"#, path).unwrap_err();
+        let err = from_json(r#"{"kind":"attrsync-plan","format_version":2}"#, path).unwrap_err();
         assert!(matches!(err, SavedPlanError::Invalid { .. }), "{err}");
     }
 }

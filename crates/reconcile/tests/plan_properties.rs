@@ -6,6 +6,7 @@ use genesys_core::models::{
     CallConversation, CallMediaParticipant, DomainEntityRef, ParticipantState,
 };
 use proptest::prelude::*;
+
 use reconcile::{
     Action, DesiredEntry, DesiredState, LiveConversation, LiveState, Selector, SourceFormat,
     SourceInfo, Target, diff,
@@ -143,13 +144,14 @@ fn apply(plan: &reconcile::Plan, live: &mut LiveState) {
     }
 }
 
-fn entry_keys(desired: &DesiredState, line: u64) -> Vec<&str> {
+/// The keys of every entry merged into a target (each entry has one unique line).
+fn entry_keys<'a>(desired: &'a DesiredState, lines: &[u64]) -> Vec<&'a str> {
     desired
         .entries
         .iter()
-        .find(|e| e.lines == [line])
-        .map(|e| e.attributes.keys().map(String::as_str).collect())
-        .unwrap_or_default()
+        .filter(|e| lines.contains(&e.lines[0]))
+        .flat_map(|e| e.attributes.keys().map(String::as_str))
+        .collect()
 }
 
 proptest! {
@@ -177,7 +179,7 @@ proptest! {
     ) {
         for target in diff(&desired, &live).targets {
             if let Action::Update { set, clear } = &target.action {
-                let managed = entry_keys(&desired, target.lines[0]);
+                let managed = entry_keys(&desired, &target.lines);
                 for key in set.keys().chain(clear.keys()) {
                     prop_assert!(managed.contains(&key.as_str()), "{key} is not managed: {target:?}");
                 }
@@ -208,8 +210,57 @@ proptest! {
         let plan = diff(&desired, &live);
         let mut per_line: BTreeMap<u64, usize> = BTreeMap::new();
         for target in &plan.targets {
-            *per_line.entry(target.lines[0]).or_default() += 1;
+            for line in &target.lines {
+                *per_line.entry(*line).or_default() += 1;
+            }
         }
         prop_assert_eq!(per_line.len(), desired.entries.len());
+    }
+
+    #[test]
+    fn one_target_per_live_participant(
+        desired in desired_state(),
+        live in live_state(),
+    ) {
+        let plan = diff(&desired, &live);
+        let mut seen = std::collections::HashSet::new();
+        for target in &plan.targets {
+            if let Some(pid) = &target.participant_id {
+                prop_assert!(
+                    seen.insert((target.conversation_id.clone(), pid.clone())),
+                    "two targets for one participant: {:?}", plan.targets
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_wants_exactly_its_entries_values_or_is_a_named_conflict(
+        desired in desired_state(),
+        live in live_state(),
+    ) {
+        for target in diff(&desired, &live).targets {
+            let merged = desired.entries.iter().filter(|e| {
+                target.lines.contains(&e.lines[0])
+            });
+            let mut conflict = false;
+            for entry in merged {
+                for (key, value) in &entry.attributes {
+                    match target.desired.get(key) {
+                        Some(v) if v == value => {}
+                        Some(_) => conflict = true,
+                        None => prop_assert!(false, "{key} missing from {target:?}"),
+                    }
+                }
+            }
+            if conflict && target.participant_id.is_some() {
+                let is_conflict = matches!(
+                    &target.action,
+                    Action::Skip { reason: reconcile::SkipReason::ConflictingDesiredValues, detail: Some(_) }
+                        | Action::Skip { reason: reconcile::SkipReason::ParticipantNotLive, .. }
+                );
+                prop_assert!(is_conflict, "conflict not reported: {target:?}");
+            }
+        }
     }
 }

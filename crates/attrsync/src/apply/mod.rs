@@ -8,9 +8,10 @@ mod observer;
 pub mod progress;
 mod results;
 pub mod stop;
+pub mod target_text;
 mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use genesys_core::GenesysClient;
-use reconcile::{DesiredEntry, DesiredState, Selector, SourceInfo, Target};
+use reconcile::{Action, DesiredEntry, DesiredState, PlannedTarget, Selector, SourceInfo, Target};
 
 use crate::Ui;
 use crate::audit::{
@@ -32,16 +33,17 @@ use progress::Progress;
 pub use results::RESULT_COLUMNS;
 use stop::StopSignal;
 pub use worker::TargetResult;
-use worker::{Job, JobEntry, Pipeline};
+use worker::{Job, Pipeline};
 
 /// What a run works on, once read and validated.
 pub enum Work {
-    /// A desired state, read from a CSV or SQLite source (or built by `set`).
+    /// A desired state, read from a CSV or SQLite source (or built by `set`/`tag`): planned per
+    /// conversation against the read that precedes its PATCHes.
     Desired(DesiredState),
-    /// Updates from a saved plan: each with the values the plan saw, for stale detection.
+    /// A saved plan: executed as planned, each update re-checked against the live call first.
     Planned {
         source: SourceInfo,
-        entries: Vec<(DesiredEntry, ObservedValues)>,
+        targets: Vec<PlannedTarget>,
     },
     /// The unfinished targets of an earlier run.
     Resume {
@@ -80,7 +82,7 @@ pub async fn execute(
     events: &Events,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
-    let (run, source, jobs, next_seq) = prepare(&work, &settings, &audit).await?;
+    let (run, source, jobs, next_seq, planned_results) = prepare(work, &settings, &audit).await?;
     events.run_started(&run, &source);
     ui.note(format_args!("run {run}: {} calls to work on", jobs.len()));
 
@@ -116,7 +118,7 @@ pub async fn execute(
         progress: Arc::clone(&progress),
     };
 
-    let mut results = Vec::new();
+    let mut results = planned_results;
     let mut fatal = None;
     let mut work_stream = futures::stream::iter(jobs)
         .map(|job| {
@@ -223,69 +225,25 @@ fn exit_for(results: &[TargetResult]) -> Exit {
 }
 
 /// Creates (or reopens) the run and its target rows before the first request, and groups the
-/// work per conversation.
-/// The entries to work on (each with the values a saved plan saw), where they came from, the
-/// run, and the rows they already have (when resuming).
-type PreparedWork = (
-    Vec<(DesiredEntry, Option<ObservedValues>)>,
-    SourceInfo,
-    RunId,
-    Option<Vec<crate::audit::TargetId>>,
-);
-
+/// work per conversation. Returns the run, the source, the jobs, the next free `seq`, and the
+/// results of targets whose plan is already final (a saved plan's unchanged and skipped ones).
 async fn prepare(
-    work: &Work,
+    work: Work,
     settings: &ApplySettings,
     audit: &AuditStore,
-) -> anyhow::Result<(RunId, SourceInfo, Vec<Job>, u32)> {
-    let (entries, source, run, existing_rows): PreparedWork = match work {
+) -> anyhow::Result<(RunId, SourceInfo, Vec<Job>, u32, Vec<TargetResult>)> {
+    let mut jobs = Jobs::default();
+    let mut final_results = Vec::new();
+    let (run, source, next_seq) = match work {
         Work::Desired(desired) => {
-            let run = begin(audit, settings, &desired.source).await?;
-            (
-                desired.entries.iter().map(|e| (e.clone(), None)).collect(),
-                desired.source.clone(),
-                run,
-                None,
-            )
-        }
-        Work::Planned { source, entries } => {
-            let run = begin(audit, settings, source).await?;
-            (
-                entries
-                    .iter()
-                    .map(|(e, before)| (e.clone(), Some(before.clone())))
-                    .collect(),
-                source.clone(),
-                run,
-                None,
-            )
-        }
-        Work::Resume {
-            run,
-            source,
-            targets,
-        } => {
-            audit.reopen_run(run).await?;
-            let entries = targets
-                .iter()
-                .map(|t| (entry_from_record(t), None))
-                .collect();
-            (
-                entries,
-                source.clone(),
-                run.clone(),
-                Some(targets.iter().map(|t| t.id).collect::<Vec<_>>()),
-            )
-        }
-    };
-
-    let rows = match existing_rows {
-        Some(rows) => rows,
-        None => {
-            let new: Vec<NewTarget> = entries
+            let source = desired.source.clone();
+            let run = begin(audit, settings, &source).await?;
+            // One row per input entry until its call is read and planned (see worker).
+            let new: Vec<NewTarget> = desired
+                .entries
                 .iter()
                 .enumerate()
-                .map(|(seq, (entry, _))| NewTarget {
+                .map(|(seq, entry)| NewTarget {
                     seq: seq as u32,
                     conversation_id: entry.target.conversation_id.clone(),
                     participant_id: match &entry.target.selector {
@@ -294,39 +252,101 @@ async fn prepare(
                     },
                     selector: entry.target.selector.to_string(),
                     purpose: None,
-                    input_lines: worker::lines_text(&source, &entry.lines),
+                    input_lines: target_text::lines_text(&source, &entry.lines),
                     status: TargetStatus::Planned,
                     reason: None,
                     before: ObservedValues::new(),
                     desired: entry.attributes.clone(),
                 })
                 .collect();
-            audit.insert_targets(&run, &new).await?
+            let rows = audit.insert_targets(&run, &new).await?;
+            let next_seq = rows.len() as u32;
+            for (row, entry) in rows.into_iter().zip(desired.entries) {
+                jobs.get(&entry.target.conversation_id)
+                    .entries
+                    .push((row, entry));
+            }
+            (run, source, next_seq)
+        }
+        Work::Planned { source, targets } => {
+            let run = begin(audit, settings, &source).await?;
+            let new: Vec<NewTarget> = targets
+                .iter()
+                .enumerate()
+                .map(|(seq, t)| worker::new_target(seq as u32, &source, t))
+                .collect();
+            let rows = audit.insert_targets(&run, &new).await?;
+            let next_seq = rows.len() as u32;
+            for ((row, target), recorded) in rows.into_iter().zip(targets).zip(new) {
+                if matches!(target.action, Action::Update { .. }) {
+                    jobs.get(&target.conversation_id)
+                        .planned
+                        .push((row, target));
+                } else {
+                    final_results.push(TargetResult {
+                        conversation_id: target.conversation_id,
+                        participant_id: target.participant_id,
+                        lines: target.lines,
+                        status: recorded.status,
+                        http_status: None,
+                        error_code: None,
+                        message: recorded.reason,
+                        correlation_id: None,
+                    });
+                }
+            }
+            (run, source, next_seq)
+        }
+        Work::Resume {
+            run,
+            source,
+            targets,
+        } => {
+            audit.reopen_run(&run).await?;
+            for record in targets {
+                let job = jobs.get(&record.conversation_id);
+                match (&record.participant_id, record.status) {
+                    (None, _) => job.entries.push((record.id, entry_from_record(&record))),
+                    (Some(_), TargetStatus::Planned) => {
+                        job.planned.push((record.id, target_from_record(&record)));
+                    }
+                    (Some(_), _) => job.in_doubt.push((record.id, target_from_record(&record))),
+                }
+            }
+            let next_seq = audit.max_seq(&run).await?.map_or(0, |s| s + 1);
+            (run, source, next_seq)
         }
     };
-    let next_seq = match work {
-        Work::Resume { run, .. } => audit.max_seq(run).await?.map_or(0, |s| s + 1),
-        _ => entries.len() as u32,
-    };
+    Ok((run, source, jobs.into_vec(), next_seq, final_results))
+}
 
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for ((entry, expected_before), row) in entries.into_iter().zip(rows) {
-        let cid = entry.target.conversation_id.clone();
-        let slot = *index.entry(cid.clone()).or_insert_with(|| {
-            jobs.push(Job {
-                conversation_id: cid,
-                entries: Vec::new(),
-            });
-            jobs.len() - 1
-        });
-        jobs[slot].entries.push(JobEntry {
-            row,
-            entry,
-            expected_before,
-        });
+/// Jobs per conversation, in order of first appearance.
+#[derive(Default)]
+struct Jobs {
+    jobs: Vec<Job>,
+    index: HashMap<String, usize>,
+}
+
+impl Jobs {
+    fn get(&mut self, conversation_id: &str) -> &mut Job {
+        let slot = match self.index.get(conversation_id) {
+            Some(&slot) => slot,
+            None => {
+                self.jobs.push(Job {
+                    conversation_id: conversation_id.to_owned(),
+                    ..Job::default()
+                });
+                self.index
+                    .insert(conversation_id.to_owned(), self.jobs.len() - 1);
+                self.jobs.len() - 1
+            }
+        };
+        &mut self.jobs[slot]
     }
-    Ok((run, source, jobs, next_seq))
+
+    fn into_vec(self) -> Vec<Job> {
+        self.jobs
+    }
 }
 
 async fn begin(
@@ -347,48 +367,32 @@ async fn begin(
         .await?)
 }
 
-/// A desired entry rebuilt from an audit row, for `--resume`. A row whose participant is known
-/// is pinned to it, so a purpose selector that matched two participants resumes both exactly.
+/// An input entry rebuilt from an audit row no process has planned yet (its call was not read).
 fn entry_from_record(t: &TargetRecord) -> DesiredEntry {
-    let selector = match &t.participant_id {
-        Some(pid) => Selector::ParticipantId(pid.clone()),
-        None => parse_selector(&t.selector).unwrap_or_else(|| Selector::Purpose("customer".into())),
-    };
-    let lines = worker::input_lines(&t.input_lines);
+    let selector = target_text::parse_selectors(&t.selector)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Selector::Purpose("customer".into()));
     DesiredEntry {
         target: Target {
             conversation_id: t.conversation_id.clone(),
             selector,
         },
         attributes: t.desired.clone(),
-        lines,
+        lines: target_text::input_lines(&t.input_lines),
     }
 }
 
-fn parse_selector(text: &str) -> Option<Selector> {
-    let (column, value) = text.split_once('=')?;
-    let value = value.to_owned();
-    match column {
-        "participant_id" => Some(Selector::ParticipantId(value)),
-        "purpose" => Some(Selector::Purpose(value)),
-        "user_id" => Some(Selector::UserId(value)),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selectors_round_trip_through_their_audit_text() {
-        for s in [
-            Selector::Purpose("customer".into()),
-            Selector::ParticipantId("p".into()),
-            Selector::UserId("u".into()),
-        ] {
-            assert_eq!(parse_selector(&s.to_string()), Some(s));
-        }
-        assert_eq!(parse_selector("nonsense"), None);
-    }
+/// A planned target rebuilt from its audit row: pinned to its participant, with the
+/// before-values the row recorded.
+fn target_from_record(t: &TargetRecord) -> PlannedTarget {
+    PlannedTarget::from_recorded(
+        t.conversation_id.clone(),
+        t.participant_id.clone().unwrap_or_default(),
+        t.purpose.clone(),
+        target_text::parse_selectors(&t.selector),
+        target_text::input_lines(&t.input_lines),
+        t.desired.clone(),
+        &t.before,
+    )
 }

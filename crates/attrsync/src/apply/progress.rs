@@ -60,9 +60,9 @@ impl Progress {
             TargetStatus::Verified | TargetStatus::Applied => &self.verified,
             TargetStatus::Unchanged => &self.unchanged,
             TargetStatus::Skipped | TargetStatus::Stale => &self.skipped,
-            TargetStatus::Failed => &self.failed,
+            TargetStatus::Failed | TargetStatus::Unknown => &self.failed,
             TargetStatus::Drift => &self.drift,
-            TargetStatus::Planned | TargetStatus::Sending => return,
+            TargetStatus::Planned | TargetStatus::Sending | TargetStatus::NotApplied => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -38,8 +38,11 @@ fn bucket(status: TargetStatus) -> Bucket {
         TargetStatus::Verified | TargetStatus::Unchanged | TargetStatus::Applied => {
             Bucket::Succeeded
         }
-        TargetStatus::Planned | TargetStatus::Sending => Bucket::Unprocessed,
+        TargetStatus::Planned | TargetStatus::Sending | TargetStatus::NotApplied => {
+            Bucket::Unprocessed
+        }
         TargetStatus::Failed
+        | TargetStatus::Unknown
         | TargetStatus::Drift
         | TargetStatus::Stale
         | TargetStatus::Skipped => Bucket::Failed,
@@ -95,7 +98,7 @@ fn outcome(t: &TargetRecord) -> RowOutcome {
 fn outcome_per_line(targets: &[TargetRecord]) -> HashMap<u64, RowOutcome> {
     let mut by_line: HashMap<u64, RowOutcome> = HashMap::new();
     for t in targets {
-        let lines = super::worker::input_lines(&t.input_lines);
+        let lines = super::target_text::input_lines(&t.input_lines);
         let o = outcome(t);
         for line in lines {
             match by_line.get(&line) {

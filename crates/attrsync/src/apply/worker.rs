@@ -1,45 +1,59 @@
-//! One conversation through the pipeline: read -> diff -> PATCH changed participants -> verify,
-//! recording every step in the audit store. A PATCH is sent only after its `sending` mark is
-//! durable, so the audit log never misses a change that reached Genesys.
+//! One conversation through the pipeline: read -> (plan) -> re-check -> PATCH -> verify,
+//! recording every step in the audit store.
+//!
+//! The worker executes planned targets; it never diffs on its own. Entries from a source are
+//! planned here with the one diff (`reconcile::diff_entries`) against the read it just made;
+//! targets from a saved plan or an earlier process of the run arrive planned. Every target then
+//! goes through the one re-check (`PlannedTarget::recheck`), which is also what a 409 leads to.
+//! A PATCH is sent only after its `sending` mark is durable, so the audit log never misses a
+//! change that reached Genesys.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use genesys_core::models::{Attributes, CallConversation};
+use genesys_core::models::{Attributes, CallConversation, CallMediaParticipant};
 use genesys_core::{ApiError, GenesysClient};
-use reconcile::{Action, DesiredEntry, DesiredState, LiveConversation, PlannedTarget, SourceInfo};
+use reconcile::{
+    Action, DesiredEntry, LiveConversation, PlannedTarget, Recheck, SourceInfo, Verification,
+};
 use tokio::time::Instant;
 
 use crate::audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
 
 use super::progress::Progress;
 use super::stop::StopSignal;
+use super::target_text;
 
-/// How many times a 409 (the participant changed under us) leads to re-read, re-diff, retry.
+/// How many times a 409 (the participant changed under us) leads to re-read, re-check, retry.
 const MAX_CONFLICT_RETRIES: u32 = 3;
 
-/// All desired entries of one conversation.
-#[derive(Debug)]
+/// The work of one conversation.
+#[derive(Debug, Default)]
 pub struct Job {
     pub conversation_id: String,
-    pub entries: Vec<JobEntry>,
+    /// Input entries still to be planned, with the audit row made for each when the run began.
+    pub entries: Vec<(TargetId, DesiredEntry)>,
+    /// Targets planned already (a saved plan, or rows of this run a dead process planned).
+    pub planned: Vec<(TargetId, PlannedTarget)>,
+    /// Targets a dead process of this run may have sent: the live state says what happened.
+    pub in_doubt: Vec<(TargetId, PlannedTarget)>,
 }
 
-#[derive(Debug)]
-pub struct JobEntry {
-    /// The audit row created for this entry when the run began.
-    pub row: TargetId,
-    pub entry: DesiredEntry,
-    /// From a saved plan: the values the plan saw. A live value that differs makes the target stale.
-    pub expected_before: Option<ObservedValues>,
+impl Job {
+    pub fn rows(&self) -> impl Iterator<Item = TargetId> + '_ {
+        self.entries
+            .iter()
+            .map(|(row, _)| *row)
+            .chain(self.planned.iter().map(|(row, _)| *row))
+            .chain(self.in_doubt.iter().map(|(row, _)| *row))
+    }
 }
 
-/// The final word on one target (one participant, or one entry that matched none).
+/// The final word on one target, as the NDJSON events and the summary report it.
 #[derive(Clone, Debug)]
 pub struct TargetResult {
-    pub row: TargetId,
     pub conversation_id: String,
     pub participant_id: Option<String>,
     pub lines: Vec<u64>,
@@ -57,19 +71,17 @@ pub struct Pipeline {
     pub run: RunId,
     pub source: SourceInfo,
     pub verify_timeout: Duration,
-    /// Next `seq` for rows added when a selector matches more than one participant.
+    /// Next `seq` for rows added when a selector reaches more participants than it has rows.
     pub next_seq: AtomicU32,
     pub stop: StopSignal,
     pub progress: Arc<Progress>,
 }
 
-/// An update the diff asked for, on its way to Genesys.
-struct Pending {
+/// A target on its way to Genesys: its row, its plan, and the body to send.
+struct Sending {
     row: TargetId,
-    participant_id: String,
-    lines: Vec<u64>,
-    desired: Attributes,
-    before: ObservedValues,
+    target: PlannedTarget,
+    body: Attributes,
 }
 
 impl Pipeline {
@@ -79,89 +91,61 @@ impl Pipeline {
             Ok(live) => live,
             Err(err) => {
                 let mut results = Vec::new();
-                for e in &job.entries {
-                    results.push(self.fail(e.row, &cid, None, &e.entry.lines, &err).await?);
+                for row in job.rows().collect::<Vec<_>>() {
+                    results.push(self.fail(row, &cid, None, &[], &err).await?);
                 }
                 return Ok(results);
             }
         };
 
         let mut results = Vec::new();
-        let mut pending = Vec::new();
-        let mut first_row_used = vec![false; job.entries.len()];
-        for (index, target) in self.diff(&job, &live) {
-            let job_entry = &job.entries[index];
-            let row = if first_row_used[index] {
-                self.add_row(&target, job_entry).await?
-            } else {
-                first_row_used[index] = true;
-                job_entry.row
-            };
-            let before = before_values(&live, &target, &job_entry.entry.attributes);
-            self.audit
-                .resolve_target(
-                    row,
-                    target.participant_id.as_deref(),
-                    target.purpose.as_deref(),
-                    &before,
-                )
-                .await?;
-            let base = TargetResult {
-                row,
-                conversation_id: cid.clone(),
-                participant_id: target.participant_id.clone(),
-                lines: target.lines.clone(),
-                status: TargetStatus::Planned,
-                http_status: None,
-                error_code: None,
-                message: None,
-                correlation_id: None,
-            };
-            match &target.action {
-                Action::Unchanged => {
-                    results.push(self.finish(base, TargetStatus::Unchanged, None).await?);
+        let mut to_check = self.plan_entries(&cid, job.entries, &live).await?;
+        to_check.extend(job.planned);
+        for (row, target) in job.in_doubt {
+            match self.resolve_in_doubt(row, target, &live).await? {
+                Ok(result) => results.push(result),
+                Err(sending) => to_check.push((sending.row, sending.target)),
+            }
+        }
+
+        let mut sending = Vec::new();
+        for (row, target) in to_check {
+            match target.recheck(&live) {
+                Recheck::NothingToSend => {
+                    let status = match target.action {
+                        Action::Skip { .. } => TargetStatus::Skipped,
+                        _ => TargetStatus::Unchanged,
+                    };
+                    results.push(self.finish(row, &target, status, None).await?);
                 }
-                Action::Skip { reason } => {
+                Recheck::Gone(reason) => {
+                    let reason = Some(reason.describe().to_owned());
                     results.push(
-                        self.finish(base, TargetStatus::Skipped, Some(reason.to_string()))
+                        self.finish(row, &target, TargetStatus::Skipped, reason)
                             .await?,
                     );
                 }
-                Action::Update { .. } => {
-                    if let Some(reason) = stale_reason(job_entry.expected_before.as_ref(), &before)
-                    {
-                        results.push(self.finish(base, TargetStatus::Stale, Some(reason)).await?);
-                        continue;
-                    }
-                    let participant_id = target.participant_id.clone().unwrap_or_default();
-                    pending.push(Pending {
-                        row,
-                        participant_id,
-                        lines: target.lines.clone(),
-                        desired: job_entry.entry.attributes.clone(),
-                        before,
-                    });
+                Recheck::Stale(reason) => {
+                    results.push(
+                        self.finish(row, &target, TargetStatus::Stale, Some(reason))
+                            .await?,
+                    );
                 }
+                Recheck::Send(body) => sending.push(Sending { row, target, body }),
             }
         }
-        if pending.is_empty() {
-            return Ok(results);
-        }
-        if self.stop.is_stopping() {
-            // Not sent: the rows stay `planned`, and `--resume` picks them up.
+        if sending.is_empty() || self.stop.is_stopping() {
+            // Not sent: the rows stay `planned`, and `--resume` or a rerun picks them up.
             return Ok(results);
         }
 
-        let rows: Vec<TargetId> = pending.iter().map(|p| p.row).collect();
+        let rows: Vec<TargetId> = sending.iter().map(|s| s.row).collect();
         self.audit.mark_sending(&rows).await?;
         let mut applied = Vec::new();
-        for p in pending {
-            match self.patch_with_conflict_retry(&cid, &p).await {
-                Ok(outcome) => {
-                    self.audit.record_outcome(p.row, outcome).await?;
-                    applied.push(p);
-                }
-                Err(err) => results.push(self.fail_or_skip_gone(&cid, &p, &err).await?),
+        for s in sending {
+            match self.patch(&cid, s).await? {
+                Patched::Applied(s) => applied.push(s),
+                Patched::Done(result) => results.push(result),
             }
         }
         if !applied.is_empty() {
@@ -170,72 +154,263 @@ impl Pipeline {
         Ok(results)
     }
 
+    /// Reads the call; Genesys's "no such conversation" is an answer, not an error.
     async fn read(&self, cid: &str) -> Result<LiveConversation, ApiError> {
-        match self.client.get_call(cid).await {
-            Ok(fetched) => Ok(LiveConversation::Found(fetched.value)),
-            Err(err) if err.status() == Some(404) => Ok(LiveConversation::NotFound),
-            Err(err) => Err(err),
+        Ok(match self.client.find_call(cid).await? {
+            Some(fetched) => LiveConversation::Found(fetched.value),
+            None => LiveConversation::NotFound,
+        })
+    }
+
+    /// Plans the conversation's input entries against the read just made (the one diff) and
+    /// records each target on a row: the entries' rows are reused in order, more are added when
+    /// a selector reaches more participants than there are rows, and rows left over (entries
+    /// merged into another's target) are removed, their lines being carried by that target.
+    async fn plan_entries(
+        &self,
+        cid: &str,
+        entries: Vec<(TargetId, DesiredEntry)>,
+        live: &LiveConversation,
+    ) -> anyhow::Result<Vec<(TargetId, PlannedTarget)>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (mut rows, entries): (std::collections::VecDeque<TargetId>, Vec<DesiredEntry>) =
+            entries.into_iter().unzip();
+        let live_state = HashMap::from([(cid.to_owned(), live.clone())]);
+        let plan = reconcile::diff_entries(&entries, &live_state);
+        let mut planned = Vec::with_capacity(plan.targets.len());
+        for target in plan.targets {
+            let row = match rows.pop_front() {
+                Some(row) => row,
+                None => self.add_row(&target).await?,
+            };
+            self.audit
+                .resolve_target(row, resolution(&self.source, &target))
+                .await?;
+            planned.push((row, target));
+        }
+        if !rows.is_empty() {
+            self.audit.remove_targets(rows.into()).await?;
+        }
+        Ok(planned)
+    }
+
+    /// A target a dead process may have sent. The live value says what happened: the desired
+    /// values are there (it was applied: verified), a key holds a third value (drift), or the
+    /// before-values are still there (not applied: send it now). The row keeps its recorded
+    /// before-values either way, so the audit never forgets a change that reached Genesys.
+    async fn resolve_in_doubt(
+        &self,
+        row: TargetId,
+        target: PlannedTarget,
+        live: &LiveConversation,
+    ) -> anyhow::Result<Result<TargetResult, Sending>> {
+        let participant = live_participant(live, target.participant_id.as_deref());
+        let Some(participant) = participant else {
+            let reason = "the call ended before whether the change reached Genesys could be read";
+            return Ok(Ok(self
+                .finish(row, &target, TargetStatus::Unknown, Some(reason.into()))
+                .await?));
+        };
+        let observed = observed_values(&target, &participant.attributes);
+        match target.verification(&participant.attributes) {
+            Verification::Done => Ok(Ok(self
+                .verified(row, &target, TargetStatus::Verified, observed, None)
+                .await?)),
+            Verification::Overwritten(key) => {
+                let reason = format!("`{key}` holds neither the value before nor the one sent");
+                Ok(Ok(self
+                    .verified(row, &target, TargetStatus::Drift, observed, Some(reason))
+                    .await?))
+            }
+            Verification::NotYetVisible => {
+                let body = target
+                    .desired
+                    .iter()
+                    .filter(|(k, want)| {
+                        participant.attributes.get(*k).map_or("", String::as_str) != want.as_str()
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Ok(Err(Sending { row, target, body }))
+            }
         }
     }
 
-    /// The pure diff for this conversation, each planned target tagged with its job entry.
-    fn diff(&self, job: &Job, live: &LiveConversation) -> Vec<(usize, PlannedTarget)> {
-        let desired = DesiredState {
-            entries: job.entries.iter().map(|e| e.entry.clone()).collect(),
-            source: self.source.clone(),
-            warnings: Vec::new(),
-        };
-        let live_state = HashMap::from([(job.conversation_id.clone(), live.clone())]);
-        let plan = reconcile::diff(&desired, &live_state);
-        plan.targets
-            .into_iter()
-            .map(|t| {
-                let index = job
-                    .entries
-                    .iter()
-                    .position(|e| e.entry.target.selector == t.selector)
-                    .unwrap_or(0);
-                (index, t)
-            })
-            .collect()
+    /// PATCHes one target. A 409 re-reads and re-checks (resend, stale, or gone); any other
+    /// error re-reads once to tell a call that ended (skipped) from a failure.
+    async fn patch(&self, cid: &str, mut s: Sending) -> anyhow::Result<Patched> {
+        let pid = s.target.participant_id.clone().unwrap_or_default();
+        let mut conflicts = 0;
+        loop {
+            let err = match self
+                .client
+                .patch_call_participant_attributes(cid, &pid, &s.body)
+                .await
+            {
+                Ok(done) => {
+                    self.audit
+                        .record_outcome(
+                            s.row,
+                            Outcome {
+                                status: Some(TargetStatus::Applied),
+                                http_status: Some(done.meta.status),
+                                correlation_id: done.meta.correlation_id,
+                                attempts: Some(done.meta.attempts),
+                                ..Outcome::default()
+                            },
+                        )
+                        .await?;
+                    return Ok(Patched::Applied(s));
+                }
+                Err(err) => err,
+            };
+            let conflict = err.status() == Some(409) && conflicts < MAX_CONFLICT_RETRIES;
+            let live = match self.read(cid).await {
+                Ok(live) => live,
+                Err(_) => return Ok(Patched::Done(self.patch_failed(cid, &s, &err).await?)),
+            };
+            match s.target.recheck(&live) {
+                Recheck::Gone(reason) => {
+                    let reason = format!("{} during the run ({err})", reason.describe());
+                    let mut outcome = error_outcome(TargetStatus::Skipped, &err);
+                    outcome.reason = Some(reason.clone());
+                    self.audit.record_outcome(s.row, outcome).await?;
+                    self.progress.target_done(TargetStatus::Skipped);
+                    let mut result = result_of(&s.target, TargetStatus::Skipped);
+                    result.message = Some(reason);
+                    result.http_status = err.status();
+                    result.error_code = err.code().map(str::to_owned);
+                    result.correlation_id = err.correlation_id().map(str::to_owned);
+                    return Ok(Patched::Done(result));
+                }
+                Recheck::Stale(reason) if conflict => {
+                    let result = self
+                        .finish(s.row, &s.target, TargetStatus::Stale, Some(reason))
+                        .await?;
+                    return Ok(Patched::Done(result));
+                }
+                Recheck::Send(body) if conflict => {
+                    conflicts += 1;
+                    tracing::debug!(conversation = cid, participant = %pid, "409 conflict: resending the plan's keys");
+                    s.body = body;
+                }
+                _ => return Ok(Patched::Done(self.patch_failed(cid, &s, &err).await?)),
+            }
+        }
     }
 
-    async fn add_row(
+    async fn patch_failed(
         &self,
-        target: &PlannedTarget,
-        job_entry: &JobEntry,
-    ) -> anyhow::Result<TargetId> {
+        cid: &str,
+        s: &Sending,
+        err: &ApiError,
+    ) -> anyhow::Result<TargetResult> {
+        self.fail(
+            s.row,
+            cid,
+            s.target.participant_id.clone(),
+            &s.target.lines,
+            err,
+        )
+        .await
+    }
+
+    /// Re-reads until every applied target shows its desired values, or the time is up.
+    /// 202 means "accepted", so a read right after a PATCH may still show the old values.
+    async fn verify(&self, cid: &str, applied: Vec<Sending>) -> anyhow::Result<Vec<TargetResult>> {
+        let deadline = Instant::now() + self.verify_timeout;
+        let mut delay = Duration::from_millis(100);
+        let mut waiting = applied;
+        let mut results = Vec::new();
+        let mut last_observed: HashMap<TargetId, ObservedValues> = HashMap::new();
+        loop {
+            let live = self.read(cid).await.ok();
+            let mut still = Vec::new();
+            for s in waiting {
+                let participant = live
+                    .as_ref()
+                    .and_then(|l| live_participant(l, s.target.participant_id.as_deref()));
+                let Some(participant) = participant else {
+                    still.push(s);
+                    continue;
+                };
+                let observed = observed_values(&s.target, &participant.attributes);
+                match s.target.verification(&participant.attributes) {
+                    Verification::Done => results.push(
+                        self.verified(s.row, &s.target, TargetStatus::Verified, observed, None)
+                            .await?,
+                    ),
+                    Verification::Overwritten(key) => {
+                        let reason =
+                            format!("`{key}` was overwritten by someone else after the change");
+                        results.push(
+                            self.verified(
+                                s.row,
+                                &s.target,
+                                TargetStatus::Drift,
+                                observed,
+                                Some(reason),
+                            )
+                            .await?,
+                        );
+                    }
+                    Verification::NotYetVisible => {
+                        last_observed.insert(s.row, observed);
+                        still.push(s);
+                    }
+                }
+            }
+            waiting = still;
+            if waiting.is_empty() {
+                return Ok(results);
+            }
+            if Instant::now() + delay > deadline {
+                for s in waiting {
+                    let observed = last_observed.remove(&s.row).unwrap_or_default();
+                    let reason = format!(
+                        "the change was accepted but not visible within --verify-timeout {}",
+                        humantime::format_duration(self.verify_timeout)
+                    );
+                    results.push(
+                        self.verified(
+                            s.row,
+                            &s.target,
+                            TargetStatus::Drift,
+                            observed,
+                            Some(reason),
+                        )
+                        .await?,
+                    );
+                }
+                return Ok(results);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn add_row(&self, target: &PlannedTarget) -> anyhow::Result<TargetId> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let ids = self
             .audit
-            .insert_targets(
-                &self.run,
-                &[NewTarget {
-                    seq,
-                    conversation_id: target.conversation_id.clone(),
-                    participant_id: target.participant_id.clone(),
-                    selector: target.selector.to_string(),
-                    purpose: target.purpose.clone(),
-                    input_lines: lines_text(&self.source, &target.lines),
-                    status: TargetStatus::Planned,
-                    reason: None,
-                    before: ObservedValues::new(),
-                    desired: job_entry.entry.attributes.clone(),
-                }],
-            )
+            .insert_targets(&self.run, &[new_target(seq, &self.source, target)])
             .await?;
         Ok(ids[0])
     }
 
     async fn finish(
         &self,
-        mut result: TargetResult,
+        row: TargetId,
+        target: &PlannedTarget,
         status: TargetStatus,
         reason: Option<String>,
     ) -> anyhow::Result<TargetResult> {
+        let reason = reason.or_else(|| skip_text(&target.action));
         self.audit
             .record_outcome(
-                result.row,
+                row,
                 Outcome {
                     status: Some(status),
                     reason: reason.clone(),
@@ -243,9 +418,34 @@ impl Pipeline {
                 },
             )
             .await?;
-        result.status = status;
-        result.message = reason;
         self.progress.target_done(status);
+        let mut result = result_of(target, status);
+        result.message = reason;
+        Ok(result)
+    }
+
+    async fn verified(
+        &self,
+        row: TargetId,
+        target: &PlannedTarget,
+        status: TargetStatus,
+        observed: ObservedValues,
+        reason: Option<String>,
+    ) -> anyhow::Result<TargetResult> {
+        self.audit
+            .record_outcome(
+                row,
+                Outcome {
+                    status: Some(status),
+                    reason: reason.clone(),
+                    observed: Some(observed),
+                    ..Outcome::default()
+                },
+            )
+            .await?;
+        self.progress.target_done(status);
+        let mut result = result_of(target, status);
+        result.message = reason;
         Ok(result)
     }
 
@@ -262,7 +462,6 @@ impl Pipeline {
             .await?;
         self.progress.target_done(TargetStatus::Failed);
         Ok(TargetResult {
-            row,
             conversation_id: cid.to_owned(),
             participant_id,
             lines: lines.to_vec(),
@@ -273,261 +472,101 @@ impl Pipeline {
             correlation_id: err.correlation_id().map(str::to_owned),
         })
     }
+}
 
-    /// A PATCH failed. If the call ended or the participant left meanwhile, that is a skip
-    /// (nothing to tag any more), not a failure.
-    async fn fail_or_skip_gone(
-        &self,
-        cid: &str,
-        p: &Pending,
-        err: &ApiError,
-    ) -> anyhow::Result<TargetResult> {
-        let gone = match self.read(cid).await {
-            Ok(LiveConversation::NotFound) => true,
-            Ok(LiveConversation::Found(call)) => participant(&call, &p.participant_id)
-                .is_none_or(|part| part.state.as_ref().is_some_and(|s| s.is_gone())),
-            Err(_) => false,
-        };
-        if gone {
-            let reason = format!("call ended during the run ({err})");
-            let mut outcome = error_outcome(TargetStatus::Skipped, err);
-            outcome.reason = Some(reason.clone());
-            self.audit.record_outcome(p.row, outcome).await?;
-            self.progress.target_done(TargetStatus::Skipped);
-            return Ok(TargetResult {
-                row: p.row,
-                conversation_id: cid.to_owned(),
-                participant_id: Some(p.participant_id.clone()),
-                lines: p.lines.clone(),
-                status: TargetStatus::Skipped,
-                http_status: err.status(),
-                error_code: err.code().map(str::to_owned),
-                message: Some(reason),
-                correlation_id: err.correlation_id().map(str::to_owned),
-            });
-        }
-        self.fail(p.row, cid, Some(p.participant_id.clone()), &p.lines, err)
-            .await
-    }
+enum Patched {
+    /// Accepted by Genesys; verification follows.
+    Applied(Sending),
+    /// Final without verification (failed, skipped, stale).
+    Done(TargetResult),
+}
 
-    /// PATCH the keys that differ; on 409 re-read, re-diff and retry.
-    async fn patch_with_conflict_retry(&self, cid: &str, p: &Pending) -> Result<Outcome, ApiError> {
-        let mut body = changed_keys(&p.desired, &p.before);
-        let mut conflicts = 0;
-        loop {
-            if body.is_empty() {
-                // Someone else already made it so (seen after a 409): nothing to send.
-                return Ok(Outcome {
-                    status: Some(TargetStatus::Applied),
-                    ..Outcome::default()
-                });
-            }
-            match self
-                .client
-                .patch_call_participant_attributes(cid, &p.participant_id, &body)
-                .await
-            {
-                Ok(done) => {
-                    return Ok(Outcome {
-                        status: Some(TargetStatus::Applied),
-                        http_status: Some(done.meta.status),
-                        correlation_id: done.meta.correlation_id,
-                        attempts: Some(done.meta.attempts),
-                        ..Outcome::default()
-                    });
-                }
-                Err(err) if err.status() == Some(409) && conflicts < MAX_CONFLICT_RETRIES => {
-                    conflicts += 1;
-                    tracing::debug!(conversation = cid, participant = %p.participant_id, "409 conflict: re-reading");
-                    let LiveConversation::Found(call) = self.read(cid).await? else {
-                        return Err(err);
-                    };
-                    let Some(part) = participant(&call, &p.participant_id) else {
-                        return Err(err);
-                    };
-                    let now: ObservedValues = p
-                        .desired
-                        .keys()
-                        .map(|k| (k.clone(), part.attributes.get(k).cloned()))
-                        .collect();
-                    body = changed_keys(&p.desired, &now);
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
-
-    /// Re-read until every applied target shows its desired values, or the time is up.
-    /// 202 means "accepted", so a read right after a PATCH may still show the old values.
-    async fn verify(&self, cid: &str, applied: Vec<Pending>) -> anyhow::Result<Vec<TargetResult>> {
-        let deadline = Instant::now() + self.verify_timeout;
-        let mut delay = Duration::from_millis(100);
-        let mut waiting: Vec<Pending> = applied;
-        let mut results = Vec::new();
-        let mut last_observed: BTreeMap<TargetId, ObservedValues> = BTreeMap::new();
-        loop {
-            let call = match self.read(cid).await {
-                Ok(LiveConversation::Found(call)) => Some(call),
-                _ => None,
-            };
-            let mut still = Vec::new();
-            for p in waiting {
-                let observed: ObservedValues = match call
-                    .as_ref()
-                    .and_then(|c| participant(c, &p.participant_id))
-                {
-                    Some(part) => p
-                        .desired
-                        .keys()
-                        .map(|k| (k.clone(), part.attributes.get(k).cloned()))
-                        .collect(),
-                    None => {
-                        still.push(p);
-                        continue;
-                    }
-                };
-                if matches_desired(&p.desired, &observed) {
-                    results.push(
-                        self.verified(cid, &p, TargetStatus::Verified, observed, None)
-                            .await?,
-                    );
-                } else if let Some(key) = overwritten_key(&p, &observed) {
-                    let reason =
-                        format!("`{key}` was overwritten by someone else after the change");
-                    results.push(
-                        self.verified(cid, &p, TargetStatus::Drift, observed, Some(reason))
-                            .await?,
-                    );
-                } else {
-                    last_observed.insert(p.row, observed);
-                    still.push(p);
-                }
-            }
-            waiting = still;
-            if waiting.is_empty() {
-                return Ok(results);
-            }
-            if Instant::now() + delay > deadline {
-                for p in waiting {
-                    let observed = last_observed.remove(&p.row).unwrap_or_default();
-                    let reason = format!(
-                        "the change was accepted but not visible within --verify-timeout {}",
-                        humantime::format_duration(self.verify_timeout)
-                    );
-                    results.push(
-                        self.verified(cid, &p, TargetStatus::Drift, observed, Some(reason))
-                            .await?,
-                    );
-                }
-                return Ok(results);
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-    }
-
-    async fn verified(
-        &self,
-        cid: &str,
-        p: &Pending,
-        status: TargetStatus,
-        observed: ObservedValues,
-        reason: Option<String>,
-    ) -> anyhow::Result<TargetResult> {
-        self.audit
-            .record_outcome(
-                p.row,
-                Outcome {
-                    status: Some(status),
-                    reason: reason.clone(),
-                    observed: Some(observed),
-                    ..Outcome::default()
-                },
-            )
-            .await?;
-        self.progress.target_done(status);
-        Ok(TargetResult {
-            row: p.row,
-            conversation_id: cid.to_owned(),
-            participant_id: Some(p.participant_id.clone()),
-            lines: p.lines.clone(),
-            status,
-            http_status: None,
-            error_code: None,
-            message: reason,
-            correlation_id: None,
-        })
+fn result_of(target: &PlannedTarget, status: TargetStatus) -> TargetResult {
+    TargetResult {
+        conversation_id: target.conversation_id.clone(),
+        participant_id: target.participant_id.clone(),
+        lines: target.lines.clone(),
+        status,
+        http_status: None,
+        error_code: None,
+        message: None,
+        correlation_id: None,
     }
 }
 
-fn participant<'a>(
-    call: &'a CallConversation,
-    id: &str,
-) -> Option<&'a genesys_core::models::CallMediaParticipant> {
-    call.participants.iter().find(|p| p.id == id)
-}
-
-/// The live values of the managed keys of a planned target's participant.
-fn before_values(
-    live: &LiveConversation,
-    target: &PlannedTarget,
-    desired: &Attributes,
-) -> ObservedValues {
-    let attrs = match (live, &target.participant_id) {
-        (LiveConversation::Found(call), Some(pid)) => participant(call, pid).map(|p| &p.attributes),
+/// The reason a planned skip is recorded with: the reason's code, and its detail if any.
+fn skip_text(action: &Action) -> Option<String> {
+    match action {
+        Action::Skip {
+            reason,
+            detail: Some(detail),
+        } => Some(format!("{reason}: {detail}")),
+        Action::Skip { reason, .. } => Some(reason.to_string()),
         _ => None,
+    }
+}
+
+/// The participant of a live call a target is pinned to, if the call is found.
+fn live_participant<'a>(
+    live: &'a LiveConversation,
+    participant_id: Option<&str>,
+) -> Option<&'a CallMediaParticipant> {
+    let LiveConversation::Found(call) = live else {
+        return None;
     };
-    desired
-        .keys()
-        .map(|k| (k.clone(), attrs.and_then(|a| a.get(k).cloned())))
-        .collect()
+    participant(call, participant_id?)
 }
 
-/// Keys whose live value differs from the desired one; clearing an absent key is no change.
-fn changed_keys(desired: &Attributes, live: &ObservedValues) -> Attributes {
-    desired
+fn participant<'a>(call: &'a CallConversation, id: &str) -> Option<&'a CallMediaParticipant> {
+    call.participants
         .iter()
-        .filter(|(k, want)| {
-            let have = live.get(*k).cloned().flatten();
-            match have {
-                Some(have) => &have != *want,
-                None => !want.is_empty(),
-            }
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .find(|p| p.id.eq_ignore_ascii_case(id))
+}
+
+/// The live values of a target's managed keys.
+fn observed_values(target: &PlannedTarget, live: &Attributes) -> ObservedValues {
+    target
+        .desired
+        .keys()
+        .map(|k| (k.clone(), live.get(k).cloned()))
         .collect()
 }
 
-fn matches_desired(desired: &Attributes, observed: &ObservedValues) -> bool {
-    changed_keys(desired, observed).is_empty()
+/// What the audit row of a planned target says: who it is, where it came from, what it wants,
+/// what the plan saw, and (for a plan without an update) its final status.
+pub fn resolution(source: &SourceInfo, target: &PlannedTarget) -> crate::audit::Resolution {
+    let (status, reason) = match &target.action {
+        Action::Update { .. } => (TargetStatus::Planned, None),
+        Action::Unchanged => (TargetStatus::Unchanged, None),
+        Action::Skip { .. } => (TargetStatus::Skipped, skip_text(&target.action)),
+    };
+    crate::audit::Resolution {
+        participant_id: target.participant_id.clone(),
+        purpose: target.purpose.clone(),
+        selector: target_text::selectors_text(&target.selectors),
+        input_lines: target_text::lines_text(source, &target.lines),
+        before: target.before_values(),
+        desired: target.desired.clone(),
+        status,
+        reason,
+    }
 }
 
-/// A key whose value is now neither what it was nor what we wrote: a flow or a person changed it.
-fn overwritten_key(p: &Pending, observed: &ObservedValues) -> Option<String> {
-    p.desired.iter().find_map(|(k, want)| {
-        let now = observed.get(k).cloned().flatten();
-        let before = p.before.get(k).cloned().flatten();
-        let is_desired = now.as_deref().unwrap_or("") == want;
-        (!is_desired && now != before).then(|| k.clone())
-    })
-}
-
-/// A saved plan saw other values than the live ones now: applying it would overwrite a change
-/// the reviewer never saw.
-fn stale_reason(expected: Option<&ObservedValues>, live: &ObservedValues) -> Option<String> {
-    let expected = expected?;
-    expected.iter().find_map(|(k, plan_saw)| {
-        let now = live.get(k).cloned().flatten();
-        (now != *plan_saw).then(|| {
-            format!(
-                "`{k}` is {} now but the plan saw {}",
-                now.map_or("absent".to_owned(), |v| format!("{v:?}")),
-                plan_saw
-                    .as_ref()
-                    .map_or("absent".to_owned(), |v| format!("{v:?}"))
-            )
-        })
-    })
+/// A new audit row for a planned target.
+pub fn new_target(seq: u32, source: &SourceInfo, target: &PlannedTarget) -> NewTarget {
+    let r = resolution(source, target);
+    NewTarget {
+        seq,
+        conversation_id: target.conversation_id.clone(),
+        participant_id: r.participant_id,
+        selector: r.selector,
+        purpose: r.purpose,
+        input_lines: r.input_lines,
+        status: r.status,
+        reason: r.reason,
+        before: r.before,
+        desired: r.desired,
+    }
 }
 
 fn error_outcome(status: TargetStatus, err: &ApiError) -> Outcome {
@@ -540,87 +579,5 @@ fn error_outcome(status: TargetStatus, err: &ApiError) -> Outcome {
         correlation_id: err.correlation_id().map(str::to_owned),
         attempts: Some(err.attempts()),
         observed: None,
-    }
-}
-
-/// `file:line` references of a target, as stored in the audit row.
-pub fn lines_text(source: &SourceInfo, lines: &[u64]) -> String {
-    let name = std::path::Path::new(&source.path)
-        .file_name()
-        .map_or_else(|| source.path.clone(), |n| n.to_string_lossy().into_owned());
-    let lines: Vec<String> = lines.iter().map(u64::to_string).collect();
-    format!("{name}:{}", lines.join(","))
-}
-
-/// The line numbers of an audit row's `input_lines` (the inverse of [`lines_text`]).
-pub fn input_lines(text: &str) -> Vec<u64> {
-    text.rsplit_once(':')
-        .map(|(_, lines)| lines.split(',').filter_map(|n| n.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attrs(pairs: &[(&str, &str)]) -> Attributes {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    fn observed(pairs: &[(&str, Option<&str>)]) -> ObservedValues {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
-            .collect()
-    }
-
-    #[test]
-    fn input_lines_round_trip_through_their_audit_text() {
-        let source = SourceInfo {
-            path: "dir/desired.csv".into(),
-            format: reconcile::SourceFormat::CsvWide,
-            sha256: String::new(),
-        };
-        let text = lines_text(&source, &[2, 7]);
-        assert_eq!(text, "desired.csv:2,7");
-        assert_eq!(input_lines(&text), vec![2, 7]);
-    }
-
-    #[test]
-    fn only_differing_keys_are_sent_and_clearing_an_absent_key_is_no_change() {
-        let desired = attrs(&[("a", "1"), ("b", "2"), ("gone", "")]);
-        let live = observed(&[("a", Some("1")), ("b", Some("x")), ("gone", None)]);
-        assert_eq!(changed_keys(&desired, &live), attrs(&[("b", "2")]));
-    }
-
-    #[test]
-    fn a_value_that_is_neither_before_nor_desired_is_drift_but_a_lagging_one_is_not() {
-        let p = Pending {
-            row: TargetId::from_row(1),
-            participant_id: "p".into(),
-            lines: vec![2],
-            desired: attrs(&[("k", "new")]),
-            before: observed(&[("k", Some("old"))]),
-        };
-        assert_eq!(overwritten_key(&p, &observed(&[("k", Some("old"))])), None);
-        assert_eq!(
-            overwritten_key(&p, &observed(&[("k", Some("flow"))])),
-            Some("k".into())
-        );
-        assert_eq!(overwritten_key(&p, &observed(&[("k", Some("new"))])), None);
-    }
-
-    #[test]
-    fn a_saved_plan_is_stale_when_a_live_value_moved_since() {
-        let plan_saw = observed(&[("k", Some("old"))]);
-        assert_eq!(
-            stale_reason(Some(&plan_saw), &observed(&[("k", Some("old"))])),
-            None
-        );
-        assert!(stale_reason(Some(&plan_saw), &observed(&[("k", Some("other"))])).is_some());
-        assert_eq!(stale_reason(None, &observed(&[("k", Some("other"))])), None);
     }
 }

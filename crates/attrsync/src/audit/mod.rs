@@ -37,6 +37,7 @@ pub use records::{
     TargetFilter, TargetOrder, TargetRecord,
 };
 pub use status::{RunStatus, StatusCounts, TargetStatus};
+pub use targets::Resolution;
 pub use time::UnixMillis;
 // The rest of the store's vocabulary, which no command names yet (the store resolves `latest`
 // itself and returns these types from its own methods).

@@ -34,7 +34,7 @@ impl RunStatus {
 /// Where one target stands. `planned`, `sending` and `applied` are unfinished: a resumed run
 /// re-reads live state for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum TargetStatus {
     Planned,
     Unchanged,
@@ -45,10 +45,16 @@ pub enum TargetStatus {
     Verified,
     Drift,
     Failed,
+    /// A row a dead process left `planned` or `sending`, resolved by a later run from the live
+    /// state: the change is not there (it was never sent, or never took effect).
+    NotApplied,
+    /// A row a dead process left `sending` whose call had ended by the time a later run could
+    /// look: whether the change reached Genesys cannot be known.
+    Unknown,
 }
 
 impl TargetStatus {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Planned,
         Self::Unchanged,
         Self::Skipped,
@@ -58,6 +64,8 @@ impl TargetStatus {
         Self::Verified,
         Self::Drift,
         Self::Failed,
+        Self::NotApplied,
+        Self::Unknown,
     ];
 
     /// The states `apply --resume` must revisit.
@@ -74,6 +82,8 @@ impl TargetStatus {
             Self::Verified => "verified",
             Self::Drift => "drift",
             Self::Failed => "failed",
+            Self::NotApplied => "not_applied",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -133,6 +143,8 @@ pub struct StatusCounts {
     pub verified: u64,
     pub drift: u64,
     pub failed: u64,
+    pub not_applied: u64,
+    pub unknown: u64,
 }
 
 impl StatusCounts {
@@ -162,6 +174,8 @@ impl StatusCounts {
             TargetStatus::Verified => &self.verified,
             TargetStatus::Drift => &self.drift,
             TargetStatus::Failed => &self.failed,
+            TargetStatus::NotApplied => &self.not_applied,
+            TargetStatus::Unknown => &self.unknown,
         }
     }
 
@@ -176,6 +190,8 @@ impl StatusCounts {
             TargetStatus::Verified => &mut self.verified,
             TargetStatus::Drift => &mut self.drift,
             TargetStatus::Failed => &mut self.failed,
+            TargetStatus::NotApplied => &mut self.not_applied,
+            TargetStatus::Unknown => &mut self.unknown,
         }
     }
 }

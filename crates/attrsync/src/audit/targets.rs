@@ -9,7 +9,9 @@ use super::AuditStore;
 use super::decode::{corrupt, int, json, opt_int, opt_millis, parsed, to_json_text};
 use super::error::AuditError;
 use super::ids::{RunId, TargetId};
-use super::records::{NewTarget, ObservedValues, Outcome, TargetFilter, TargetOrder, TargetRecord};
+use super::records::{
+    DesiredValues, NewTarget, ObservedValues, Outcome, TargetFilter, TargetOrder, TargetRecord,
+};
 use super::status::TargetStatus;
 use super::time::UnixMillis;
 use super::writer::OpFailure;
@@ -106,21 +108,19 @@ impl AuditStore {
             .collect()
     }
 
-    /// Records what the live read resolved a target to: the participant a selector matched, its
-    /// purpose, and the before-values of the managed keys. Returns after the commit.
+    /// Records what planning against a live read resolved a target to (see [`Resolution`]).
+    /// Returns after the commit.
     pub async fn resolve_target(
         &self,
         target: TargetId,
-        participant_id: Option<&str>,
-        purpose: Option<&str>,
-        before: &ObservedValues,
+        resolution: Resolution,
     ) -> Result<(), AuditError> {
-        let resolution = Resolution {
-            participant_id: participant_id.map(str::to_owned),
-            purpose: purpose.map(str::to_owned),
-            before: to_json_text(before),
-        };
         self.writer().resolve_target(target, resolution).await
+    }
+
+    /// Removes never-sent rows whose input another row now carries. Returns after the commit.
+    pub async fn remove_targets(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
+        self.writer().remove_targets(targets).await
     }
 
     /// The highest plan position used in a run, so a resumed run can add targets after it.
@@ -261,15 +261,22 @@ impl AuditStore {
     }
 }
 
-/// A target's resolution, encoded for the writer.
-#[derive(Debug)]
-pub(super) struct Resolution {
-    participant_id: Option<String>,
-    purpose: Option<String>,
-    before: String,
+/// What planning a target against a live read decided, written over its row: who it is, the
+/// input it carries, what the plan saw and wants, and its status (`planned`, or a plan's final
+/// `unchanged`/`skipped`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub participant_id: Option<String>,
+    pub purpose: Option<String>,
+    pub selector: String,
+    pub input_lines: String,
+    pub before: ObservedValues,
+    pub desired: DesiredValues,
+    pub status: TargetStatus,
+    pub reason: Option<String>,
 }
 
-/// Writer operation: records a resolution; `None` fields keep what the row holds.
+/// Writer operation: writes a resolution over a row.
 pub(super) async fn update_resolution(
     conn: &mut SqliteConnection,
     target: TargetId,
@@ -277,18 +284,42 @@ pub(super) async fn update_resolution(
     now: UnixMillis,
 ) -> Result<(), OpFailure> {
     let updated = sqlx::query(
-        "UPDATE targets SET participant_id = coalesce(?1, participant_id), \
-         purpose = coalesce(?2, purpose), before = ?3, updated_at = ?4 WHERE id = ?5",
+        "UPDATE targets SET participant_id = ?1, purpose = ?2, selector = ?3, input_lines = ?4, \
+         before = ?5, desired = ?6, status = ?7, reason = ?8, updated_at = ?9 WHERE id = ?10",
     )
     .bind(&resolution.participant_id)
     .bind(&resolution.purpose)
-    .bind(&resolution.before)
+    .bind(&resolution.selector)
+    .bind(&resolution.input_lines)
+    .bind(to_json_text(&resolution.before))
+    .bind(to_json_text(&resolution.desired))
+    .bind(resolution.status.as_str())
+    .bind(&resolution.reason)
     .bind(now.as_millis())
     .bind(target.get())
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
         return Err(OpFailure::UnknownTarget(target));
+    }
+    Ok(())
+}
+
+/// Writer operation: removes rows whose input was merged into another target's row (that row
+/// carries their lines). Only rows never sent can be removed.
+pub(super) async fn delete_rows(
+    conn: &mut SqliteConnection,
+    targets: &[TargetId],
+) -> Result<(), OpFailure> {
+    for chunk in targets.chunks(IDS_PER_UPDATE) {
+        let mut delete: QueryBuilder<Sqlite> =
+            QueryBuilder::new("DELETE FROM targets WHERE status = 'planned' AND id IN (");
+        let mut ids = delete.separated(", ");
+        for id in chunk {
+            ids.push_bind(id.get());
+        }
+        ids.push_unseparated(")");
+        delete.build().execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -282,12 +282,22 @@ async fn resolving_a_target_records_its_participant_purpose_and_before_values() 
     assert_eq!(store.max_seq(&run).await.expect("max seq"), Some(7));
 
     let before = BTreeMap::from([("campaign".to_owned(), Some("winter".to_owned()))]);
+    let resolution = Resolution {
+        participant_id: Some("participant-x".into()),
+        purpose: Some("customer".into()),
+        selector: "purpose=customer, participant_id=participant-x".into(),
+        input_lines: "desired.csv:2,3".into(),
+        before: before.clone(),
+        desired: BTreeMap::from([("campaign".to_owned(), "spring".to_owned())]),
+        status: TargetStatus::Planned,
+        reason: None,
+    };
     store
-        .resolve_target(ids[0], Some("participant-x"), Some("customer"), &before)
+        .resolve_target(ids[0], resolution.clone())
         .await
         .expect("resolve");
     let unknown = TargetId::from_row(ids[0].get() + 1);
-    let refused = store.resolve_target(unknown, None, None, &before).await;
+    let refused = store.resolve_target(unknown, resolution).await;
     assert!(
         matches!(refused, Err(AuditError::UnknownTarget { .. })),
         "{refused:?}"
@@ -297,6 +307,31 @@ async fn resolving_a_target_records_its_participant_purpose_and_before_values() 
     assert_eq!(target.participant_id.as_deref(), Some("participant-x"));
     assert_eq!(target.purpose.as_deref(), Some("customer"));
     assert_eq!(target.before, before);
+    assert_eq!(
+        target.selector,
+        "purpose=customer, participant_id=participant-x"
+    );
+    assert_eq!(target.input_lines, "desired.csv:2,3");
+}
+
+#[tokio::test]
+async fn removing_targets_removes_only_rows_never_sent() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let ids = store
+        .insert_targets(
+            &run,
+            &[
+                new_target(0, "conversation-a", &[("k", "v")]),
+                new_target(1, "conversation-a", &[("k", "v")]),
+            ],
+        )
+        .await
+        .expect("insert");
+    store.mark_sending(&ids[1..]).await.expect("mark");
+    store.remove_targets(ids.clone()).await.expect("remove");
+    let left = store.unfinished_targets(&run).await.expect("targets");
+    assert_eq!(left.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[1]]);
 }
 
 #[tokio::test]

@@ -34,6 +34,10 @@ enum WriteOp {
         targets: Vec<TargetId>,
         reply: Reply,
     },
+    RemoveTargets {
+        targets: Vec<TargetId>,
+        reply: Reply,
+    },
     RecordOutcome {
         target: TargetId,
         outcome: Outcome,
@@ -50,6 +54,7 @@ impl WriteOp {
         match self {
             Self::ResolveTarget { reply, .. }
             | Self::MarkSending { reply, .. }
+            | Self::RemoveTargets { reply, .. }
             | Self::RecordOutcome { reply, .. }
             | Self::Flush { reply } => {
                 // The caller may have given up waiting (e.g. cancelled); the write stands.
@@ -125,6 +130,11 @@ impl GroupWriter {
             reply,
         })
         .await
+    }
+
+    pub(super) async fn remove_targets(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
+        self.round_trip(|reply| WriteOp::RemoveTargets { targets, reply })
+            .await
     }
 
     pub(super) async fn mark_sending(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
@@ -228,6 +238,9 @@ impl WriterTask {
                 } => targets::update_resolution(&mut tx, *target, resolution, now).await,
                 WriteOp::MarkSending { targets, .. } => {
                     targets::mark_sending_rows(&mut tx, targets, now).await
+                }
+                WriteOp::RemoveTargets { targets, .. } => {
+                    targets::delete_rows(&mut tx, targets).await
                 }
                 WriteOp::RecordOutcome {
                     target, outcome, ..

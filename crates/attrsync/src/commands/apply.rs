@@ -4,12 +4,12 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context;
-use reconcile::{Action, DesiredEntry, Selector, SourceFormat, SourceInfo, Target};
+use reconcile::{SourceFormat, SourceInfo};
 
 use super::source::read_desired;
 use crate::Ui;
 use crate::apply::{ApplySettings, Events, Work, execute};
-use crate::audit::{AuditStore, ObservedValues};
+use crate::audit::AuditStore;
 use crate::cli::ApplyArgs;
 use crate::connect;
 use crate::exit::Exit;
@@ -85,42 +85,20 @@ fn is_saved_plan(path: &Path) -> bool {
     head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// The updates of a saved plan, each pinned to its participant and carrying the values the plan
-/// saw, so that a target changed since the plan is marked stale instead of overwritten.
+/// A saved plan, executed as planned: each update is re-checked against the live call before
+/// it is sent, and marked stale if a value moved since the plan saw it.
 fn saved_plan_work(path: &Path) -> anyhow::Result<Work> {
     let saved = reconcile::saved_plan::load(path)
         .with_context(|| format!("cannot load the plan {}", path.display()))?;
-    let mut entries = Vec::new();
-    for t in &saved.plan.targets {
-        let (Action::Update { set, clear }, Some(pid)) = (&t.action, &t.participant_id) else {
-            continue;
-        };
-        let mut desired = std::collections::BTreeMap::new();
-        let mut before = ObservedValues::new();
-        for (k, change) in set {
-            desired.insert(k.clone(), change.after.clone());
-            before.insert(k.clone(), change.before.clone());
-        }
-        for (k, was) in clear {
-            desired.insert(k.clone(), String::new());
-            before.insert(k.clone(), Some(was.clone()));
-        }
-        let entry = DesiredEntry {
-            target: Target {
-                conversation_id: t.conversation_id.clone(),
-                selector: Selector::ParticipantId(pid.clone()),
-            },
-            attributes: desired,
-            lines: t.lines.clone(),
-        };
-        entries.push((entry, before));
-    }
     let source = SourceInfo {
         path: path.display().to_string(),
         format: saved.metadata.source.format,
         sha256: saved.metadata.source.sha256.clone(),
     };
-    Ok(Work::Planned { source, entries })
+    Ok(Work::Planned {
+        source,
+        targets: saved.plan.targets,
+    })
 }
 
 async fn resume_work(audit: &AuditStore, run: &str) -> anyhow::Result<Work> {

@@ -18,7 +18,7 @@ use crate::exit::Exit;
 use crate::render::{Style, plan::plan_text};
 
 /// Version of `plan --json` output; bumped when a field changes meaning or disappears.
-const PLAN_JSON_FORMAT_VERSION: u32 = 1;
+const PLAN_JSON_FORMAT_VERSION: u32 = 2;
 
 pub async fn run(args: PlanArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let desired = read_desired(&args.source, &args.source_args, ui).await?;

@@ -51,11 +51,15 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                 }
                 out.push('\n');
             }
-            Action::Skip { reason } => {
+            Action::Skip { reason, detail } => {
                 any_change = true;
+                let detail = detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {} {}: skipped, {}\n",
+                    "  {} {}: skipped, {}{detail}\n",
                     style.dim("!"),
                     heading(target, style),
                     reason.describe()
@@ -75,7 +79,7 @@ fn heading(target: &PlannedTarget, style: Style) -> String {
     let who = match (&target.participant_id, &target.purpose) {
         (Some(pid), Some(purpose)) => format!("participant {pid} ({purpose})"),
         (Some(pid), None) => format!("participant {pid}"),
-        (None, _) => target.selector.to_string(),
+        (None, _) => crate::apply::target_text::selectors_text(&target.selectors),
     };
     let lines = target
         .lines
