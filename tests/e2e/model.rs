@@ -1018,10 +1018,11 @@ async fn check(
     }
 
     // 5. The result files partition the input rows.
-    if case.results && !last.killed {
-        if let Err(problem) = check_results(org, input, case.format, &case.rows) {
-            violations.push(format!("[5 results] {problem}"));
-        }
+    if case.results
+        && !last.killed
+        && let Err(problem) = check_results(org, input, case.format, &case.rows)
+    {
+        violations.push(format!("[5 results] {problem}"));
     }
 
     // 6. The exit code follows from the final run's statuses and is the one recorded.
