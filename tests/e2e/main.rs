@@ -7,5 +7,6 @@ mod apply;
 mod audit;
 mod get_set;
 mod live_tag;
+mod model;
 mod plan;
 mod reconcile;

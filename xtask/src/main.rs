@@ -5,9 +5,13 @@
 //! - `cargo xtask bench apply`: apply against the simulator with latency and a rate limit,
 //!   side by side with the tutorial's sequential way.
 //! - `cargo xtask man`: the man pages (`attrsync.1`, `attrsync-COMMAND.1`) into `target/man`.
+//! - `cargo xtask soak [--minutes N] [--seed S]`: the model-based end-to-end test
+//!   (`tests/e2e/model.rs`) in batches from a random (or given) base seed until the time is up;
+//!   prints each failing case's seed and the command that replays it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant, SystemTime};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,8 +22,11 @@ fn main() -> ExitCode {
         ["bench", "apply", rest @ ..] => bench_apply(rest),
         ["bench"] => bench_plan(&[]).and_then(|()| bench_apply(&[])),
         ["man"] => man(),
+        ["soak", rest @ ..] => soak(rest),
         _ => {
-            eprintln!("usage: cargo xtask ci | bench [plan|apply] | man");
+            eprintln!(
+                "usage: cargo xtask ci | bench [plan|apply] | man | soak [--minutes N] [--seed S]"
+            );
             return ExitCode::from(64);
         }
     };
@@ -131,4 +138,94 @@ fn man() -> Result<(), String> {
         "generate-man",
         dir_arg,
     ])
+}
+
+/// Cases per batch: one `cargo nextest` invocation of the model test.
+const SOAK_BATCH: u64 = 10;
+
+/// Runs the model test (`model::model_cases`) in batches of generated cases until the time is
+/// up. The case code lives in the test; this only chooses base seeds and reads the verdicts.
+fn soak(args: &[&str]) -> Result<(), String> {
+    let mut minutes: u64 = 10;
+    let mut seed: Option<u64> = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            rest.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        match *arg {
+            "--minutes" => minutes = value("--minutes")?,
+            "--seed" => seed = Some(value("--seed")?),
+            other => return Err(format!("soak: unknown argument {other:?}")),
+        }
+    }
+    let mut base = seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    // Build once, so that the clock measures cases rather than compiling.
+    cargo(&[
+        "nextest", "run", "-p", "attrsync", "--test", "e2e", "--no-run",
+    ])?;
+    let deadline = Instant::now() + Duration::from_secs(minutes * 60);
+    let started = Instant::now();
+    let mut cases = 0;
+    eprintln!("soak: {minutes} min, base seed {base}, {SOAK_BATCH} cases per batch");
+    while Instant::now() < deadline {
+        let output = Command::new(env_or("CARGO", "cargo"))
+            .args([
+                "nextest",
+                "run",
+                "-p",
+                "attrsync",
+                "--test",
+                "e2e",
+                "--no-capture",
+                "--no-fail-fast",
+                "-E",
+                "test(=model::model_cases)",
+            ])
+            .env("ATTRSYNC_MODEL_BASE_SEED", base.to_string())
+            .env("ATTRSYNC_MODEL_CASES", SOAK_BATCH.to_string())
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        cases += SOAK_BATCH;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let failed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("MODEL FAIL seed="))
+            .collect();
+        if !output.status.success() {
+            eprintln!("{text}");
+            if failed.is_empty() {
+                return Err(format!(
+                    "the model test failed (base seed {base}); see above"
+                ));
+            }
+            eprintln!(
+                "soak: {} failing case(s) after {cases} cases:",
+                failed.len()
+            );
+            for seed in &failed {
+                eprintln!(
+                    "  ATTRSYNC_MODEL_SEED={seed} cargo nextest run -p attrsync --test e2e -E 'test(model_replay)'"
+                );
+            }
+            return Err(format!("{} model case(s) failed", failed.len()));
+        }
+        eprintln!(
+            "soak: {cases} cases passed ({} s), batch base seed {base}",
+            started.elapsed().as_secs()
+        );
+        base = base.wrapping_add(SOAK_BATCH);
+    }
+    eprintln!("soak: done, {cases} cases passed");
+    Ok(())
 }

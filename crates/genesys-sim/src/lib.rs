@@ -42,4 +42,4 @@ mod state;
 pub use config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, SimConfig};
 pub use org::SimQueue;
 pub use server::{SimHandle, Simulator};
-pub use state::{LoggedRequest, SimCall, SimState};
+pub use state::{LoggedRequest, SeedCall, SeedParticipant, SimCall, SimState};

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
 use crate::error::{ApiError, MAX_REQUEST_BYTES};
-use crate::state::{Fault, LoggedRequest, SimState};
+use crate::state::{Admission, Fault, LoggedRequest, SimState};
 
 pub(crate) const CORRELATION_HEADER: &str = "inin-correlation-id";
 
@@ -46,6 +46,18 @@ pub(crate) async fn edge(
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let dropper = request.extensions_mut().remove::<ConnectionDropper>();
+
+    if !path.starts_with("/__sim")
+        && let Admission::Held(generation) = state.admit()
+    {
+        // A test holds requests (`SimState::hold_after`): no answer, no effect, no log entry.
+        state.held_until_released(generation).await;
+        if let Some(ConnectionDropper(notify)) = dropper {
+            notify.notify_one();
+            std::future::pending::<()>().await;
+        }
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
 
     let mut response = next.run(request).await;
 

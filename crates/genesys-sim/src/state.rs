@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use genesys_core::models::{Attributes, CallConversation, Conversation, TokenResponse};
+use genesys_core::models::{
+    Attributes, CallConversation, Conversation, DomainEntityRef, ParticipantState, TokenResponse,
+};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::call::CallRecord;
+use crate::call::{CallRecord, ParticipantRecord};
 use crate::clock::SimClock;
 use crate::config::{FaultConfig, SimConfig};
 use crate::error::ApiError;
@@ -60,6 +62,53 @@ pub(crate) enum Fault {
     Status(u16),
 }
 
+/// A call a test puts into the org exactly as it needs it (see [`SimState::add_call`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedCall {
+    /// A UUID.
+    pub id: String,
+    /// Ended calls have every participant disconnected.
+    pub ended: bool,
+    pub participants: Vec<SeedParticipant>,
+}
+
+/// One participant of a [`SeedCall`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedParticipant {
+    /// A UUID.
+    pub id: String,
+    /// e.g. `customer`, `agent`, `acd`, `ivr`.
+    pub purpose: String,
+    /// The user of an agent participant.
+    pub user_id: Option<String>,
+    /// Still on the call (`connected`) or already left (`disconnected`).
+    pub connected: bool,
+    pub attributes: Attributes,
+}
+
+/// Where the request hold set by [`SimState::hold_after`] stands.
+#[derive(Debug, Default)]
+struct Gate {
+    /// Requests (outside `/__sim/`) let through so far.
+    admitted: u64,
+    /// Of those, the ones answered (logged).
+    completed: u64,
+    /// Requests beyond this count are held.
+    limit: Option<u64>,
+    /// Requests being held now.
+    held: u64,
+    /// Bumped by every release: a held request waits for the generation it was held in to end.
+    generation: u64,
+}
+
+/// What [`SimState::admit`] decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Go,
+    /// Held until the hold of this generation is released.
+    Held(u64),
+}
+
 /// Handle on the running simulator's state: a cheap clone, for tests and the admin surface.
 #[derive(Clone)]
 pub struct SimState {
@@ -84,6 +133,8 @@ struct Shared {
     clients: Vec<(String, String)>,
     token_ttl: Duration,
     inner: Mutex<Inner>,
+    /// Bumped whenever the request gate changes, for tests that wait on it.
+    gate_events: tokio::sync::watch::Sender<u64>,
 }
 
 struct Inner {
@@ -101,6 +152,7 @@ struct Inner {
     latency_rng: StdRng,
     /// Added to real elapsed time (see `SimState::advance_clock`).
     clock_offset: Duration,
+    gate: Gate,
 }
 
 struct TokenRecord {
@@ -148,6 +200,7 @@ impl SimState {
             fault_rng: StdRng::seed_from_u64(config.seed ^ FAULT_STREAM),
             latency_rng: StdRng::seed_from_u64(config.seed ^ LATENCY_STREAM),
             clock_offset: Duration::ZERO,
+            gate: Gate::default(),
         };
         Self {
             shared: Arc::new(Shared {
@@ -160,6 +213,7 @@ impl SimState {
                 clients: config.clients.clone(),
                 token_ttl: config.token_ttl,
                 inner: Mutex::new(inner),
+                gate_events: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -253,7 +307,141 @@ impl SimState {
         self.lock().clock_offset += by;
     }
 
+    /// Adds a call exactly as described (test-only: it lets a test build the world it needs).
+    /// Participants join in the given order, a second apart, starting a minute ago.
+    pub fn add_call(&self, seed: SeedCall) {
+        let mut inner = self.lock();
+        let now = self.shared.clock.wall(self.now(&inner));
+        let start = now - Duration::from_secs(60);
+        let end = seed.ended.then_some(now - Duration::from_secs(1));
+        let participants = seed
+            .participants
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let joined = start + Duration::from_secs(i as u64);
+                let left = if seed.ended || !p.connected {
+                    Some(end.unwrap_or(now - Duration::from_secs(1)))
+                } else {
+                    None
+                };
+                ParticipantRecord {
+                    leg_id: uuid::Uuid::new_v4().to_string(),
+                    name: None,
+                    address: None,
+                    direction: if p.purpose == "agent" {
+                        "outbound"
+                    } else {
+                        "inbound"
+                    },
+                    state: if left.is_some() {
+                        ParticipantState::Disconnected
+                    } else {
+                        ParticipantState::Connected
+                    },
+                    start: joined,
+                    connected: Some(joined),
+                    end: left,
+                    user: p.user_id.map(|id| DomainEntityRef {
+                        self_uri: Some(format!("/api/v2/users/{id}")),
+                        name: None,
+                        id: Some(id),
+                    }),
+                    queue: None,
+                    external_contact: None,
+                    visible: p.attributes,
+                    pending: Vec::new(),
+                    id: p.id,
+                    purpose: p.purpose,
+                }
+            })
+            .collect();
+        let index = inner.calls.len();
+        inner.call_index.insert(seed.id.clone(), index);
+        inner.calls.push(CallRecord {
+            id: seed.id,
+            queue_id: None,
+            start,
+            end,
+            participants,
+        });
+    }
+
+    /// Holds every request (outside `/__sim/`) after the next `requests` ones: a held request
+    /// gets no answer and has no effect until [`SimState::release`], after which its connection
+    /// is closed unanswered and unlogged. Lets a test stop a client at an exact request count.
+    pub fn hold_after(&self, requests: u64) {
+        let mut inner = self.lock();
+        inner.gate.limit = Some(inner.gate.admitted + requests);
+        drop(inner);
+        self.bump_gate();
+    }
+
+    /// Waits until a request is being held and every request let through has been answered.
+    pub async fn wait_until_holding(&self) {
+        let mut events = self.shared.gate_events.subscribe();
+        loop {
+            {
+                let inner = self.lock();
+                if inner.gate.held > 0 && inner.gate.completed >= inner.gate.admitted {
+                    return;
+                }
+            }
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Ends the hold: held requests are closed without an answer, later ones are served.
+    pub fn release(&self) {
+        let mut inner = self.lock();
+        inner.gate.limit = None;
+        inner.gate.held = 0;
+        inner.gate.generation += 1;
+        drop(inner);
+        self.bump_gate();
+    }
+
+    /// How many tokens were issued so far (token ids in the log are `t1` ..= `tN`).
+    pub fn tokens_issued(&self) -> u64 {
+        self.lock().tokens_issued
+    }
+
     // ---- crate-internal, for the HTTP handlers ----
+
+    fn bump_gate(&self) {
+        self.shared.gate_events.send_modify(|n| *n += 1);
+    }
+
+    /// Lets a request through, or holds it (see [`SimState::hold_after`]).
+    pub(crate) fn admit(&self) -> Admission {
+        let mut inner = self.lock();
+        let gate = &mut inner.gate;
+        let admission = match gate.limit {
+            Some(limit) if gate.admitted >= limit => {
+                gate.held += 1;
+                Admission::Held(gate.generation)
+            }
+            _ => {
+                gate.admitted += 1;
+                Admission::Go
+            }
+        };
+        drop(inner);
+        self.bump_gate();
+        admission
+    }
+
+    /// Returns once the hold a request was held in has been released.
+    pub(crate) async fn held_until_released(&self, generation: u64) {
+        let mut events = self.shared.gate_events.subscribe();
+        while self.lock().gate.generation == generation {
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    }
 
     pub(crate) fn demo_credentials(&self) -> Option<(String, String)> {
         self.shared.clients.first().cloned()
@@ -436,6 +624,9 @@ impl SimState {
         entry.at_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
         inner.next_seq += 1;
         inner.log.push(entry);
+        inner.gate.completed += 1;
+        drop(inner);
+        self.bump_gate();
     }
 }
 
