@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use genesys_core::models::{Attributes, CallConversation, Conversation, TokenResponse};
+use genesys_models::{Attributes, CallConversation, Conversation, TokenResponse};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
