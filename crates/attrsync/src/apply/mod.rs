@@ -21,11 +21,11 @@ use genesys_core::GenesysClient;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceInfo, Target};
 
 use crate::Ui;
-use crate::audit::{
-    AuditStore, NewRun, NewTarget, ObservedValues, RunId, RunStatus, TargetRecord, TargetStatus,
-};
 use crate::exit::Exit;
 use crate::output::progress_mode;
+use audit::{
+    AuditStore, NewRun, NewTarget, ObservedValues, RunId, RunStatus, TargetRecord, TargetStatus,
+};
 
 pub use events::Events;
 use progress::Progress;
@@ -180,7 +180,7 @@ pub async fn execute(
 
     if let Some(dir) = &settings.results_dir {
         let targets = audit
-            .list_targets(&crate::audit::TargetFilter {
+            .list_targets(&audit::TargetFilter {
                 run: Some(run.clone()),
                 ..Default::default()
             })
@@ -230,7 +230,7 @@ type PreparedWork = (
     Vec<(DesiredEntry, Option<ObservedValues>)>,
     SourceInfo,
     RunId,
-    Option<Vec<crate::audit::TargetId>>,
+    Option<Vec<audit::TargetId>>,
 );
 
 async fn prepare(

@@ -12,7 +12,7 @@ use genesys_core::{ApiError, GenesysClient};
 use reconcile::{Action, DesiredEntry, DesiredState, LiveConversation, PlannedTarget, SourceInfo};
 use tokio::time::Instant;
 
-use crate::audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
+use audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
 
 use super::progress::Progress;
 use super::stop::StopSignal;

@@ -9,11 +9,11 @@ use reconcile::{Action, DesiredEntry, Selector, SourceFormat, SourceInfo, Target
 use super::source::read_desired;
 use crate::Ui;
 use crate::apply::{ApplySettings, Events, Work, execute};
-use crate::audit::{AuditStore, ObservedValues};
 use crate::cli::ApplyArgs;
 use crate::connect;
 use crate::exit::Exit;
 use crate::render::summary::run_summary;
+use audit::{AuditStore, ObservedValues};
 
 pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);
@@ -127,7 +127,7 @@ async fn resume_work(audit: &AuditStore, run: &str) -> anyhow::Result<Work> {
     audit.mark_interrupted_runs().await?;
     let run = audit.resolve_run(run).await?;
     let record = audit.run(&run).await?;
-    if record.status == crate::audit::RunStatus::Running {
+    if record.status == audit::RunStatus::Running {
         anyhow::bail!(
             "run {run} is still running (pid {} on {}); wait for it or stop it first",
             record.pid,

@@ -13,9 +13,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::Ui;
-use crate::audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, AuditPathArgs};
 use crate::exit::Exit;
+use audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 
 /// Version of the JSON documents printed by `audit runs|show|list --json`.
 const AUDIT_JSON_FORMAT_VERSION: u32 = 1;
