@@ -427,7 +427,7 @@ pub struct AuditArgs {
     pub command: AuditCommand,
 }
 
-/// Read-only views of the audit store. None of them creates or changes a store.
+/// Read-only views of the audit store (none creates or changes a store), and `upgrade`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// One line per run, newest first: id, start, duration, command, source, outcomes, exit code.
@@ -440,6 +440,15 @@ pub enum AuditCommand {
     Export(AuditExportArgs),
     /// One self-contained HTML file with a run's request rate, outcomes, latency and failures.
     Report(AuditReportArgs),
+    /// Migrate a store written by an older attrsync so the views above can read it (the one
+    /// `audit` command that writes).
+    Upgrade(AuditUpgradeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditUpgradeArgs {
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
 }
 
 #[derive(Debug, Args)]

@@ -120,7 +120,7 @@ impl AuditStore {
             purpose: purpose.map(str::to_owned),
             before: to_json_text(before),
         };
-        self.writer().resolve_target(target, resolution).await
+        self.writer()?.resolve_target(target, resolution).await
     }
 
     /// The highest plan position used in a run, so a resumed run can add targets after it.
@@ -139,7 +139,7 @@ impl AuditStore {
         if targets.is_empty() {
             return Ok(());
         }
-        self.writer().mark_sending(targets.to_vec()).await
+        self.writer()?.mark_sending(targets.to_vec()).await
     }
 
     /// Records the outcome of a step for one target (see `Outcome` for which fields overwrite).
@@ -149,7 +149,7 @@ impl AuditStore {
         target: TargetId,
         outcome: Outcome,
     ) -> Result<(), AuditError> {
-        self.writer().record_outcome(target, outcome).await
+        self.writer()?.record_outcome(target, outcome).await
     }
 
     /// The run's targets that `apply --resume` must revisit (planned, sending, applied), in
