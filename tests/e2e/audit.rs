@@ -367,6 +367,121 @@ async fn unknown_runs_and_missing_stores_are_errors_that_say_what_to_do() {
     assert!(!org.path("r.html").exists());
 }
 
+/// The store's files (the database, and its `-wal` when present) with bytes and mtime.
+fn store_files(org: &TestOrg) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let path = org.audit_path();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    [name.clone(), format!("{name}-wal")]
+        .into_iter()
+        .filter_map(|file| {
+            let file_path = org.path(&file);
+            let bytes = std::fs::read(&file_path).ok()?;
+            let modified = std::fs::metadata(&file_path).ok()?.modified().ok()?;
+            // An empty WAL, which SQLite may create for a reader, holds nothing.
+            (!(file.ends_with("-wal") && bytes.is_empty())).then_some((file, bytes, modified))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn review_commands_leave_the_store_byte_identical() {
+    let org = TestOrg::start(TestOrg::fast_config(3)).await;
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    let before = store_files(&org);
+    assert!(!before.is_empty(), "apply left no store");
+    // Any write would now give the file a different mtime.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let runs = org.run(&["audit", "runs"]).await;
+    runs.assert_code(0);
+    assert_eq!(runs.stdout.lines().count(), 1 + 1, "{}", runs.stdout);
+    assert_eq!(store_files(&org), before, "`audit runs` changed the store");
+    for args in [
+        &["audit", "runs", "--json"][..],
+        &["audit", "show", "latest"],
+        &["audit", "list"],
+        &["audit", "export", "--format", "json"],
+    ] {
+        org.run(args).await.assert_code(0);
+    }
+    assert_eq!(
+        store_files(&org),
+        before,
+        "a review command changed the store"
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_an_older_attrsync_is_refused_until_upgraded() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    // A store whose schema predates every migration this build embeds: migrated with none.
+    {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(org.audit_path())
+            .create_if_missing(true)
+            .connect()
+            .await
+            .expect("create the store");
+        sqlx::migrate::Migrator::with_migrations(Vec::new())
+            .run(&mut conn)
+            .await
+            .expect("empty migration table");
+    }
+    let before = store_files(&org);
+    let store = org.audit_path().display().to_string();
+
+    let refused = org.run(&["audit", "runs"]).await;
+    refused.assert_code(1);
+    for needle in [
+        store.as_str(),
+        "written by an older attrsync",
+        "attrsync audit upgrade",
+    ] {
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        store_files(&org),
+        before,
+        "a refused review changed the store"
+    );
+
+    let upgraded = org.run(&["audit", "upgrade"]).await;
+    upgraded.assert_code(0);
+    assert!(
+        upgraded.stderr.contains("applied migration"),
+        "{}",
+        upgraded.stderr
+    );
+    let again = org.run(&["audit", "upgrade"]).await;
+    again.assert_code(0);
+    assert!(
+        again.stderr.contains("already up to date"),
+        "{}",
+        again.stderr
+    );
+    let runs = org.run(&["audit", "runs"]).await;
+    runs.assert_code(0);
+    assert!(runs.stderr.contains("no runs recorded"), "{}", runs.stderr);
+
+    // `upgrade` does not create a store either.
+    let missing = org
+        .run(&["audit", "upgrade", "--audit", "nowhere.sqlite"])
+        .await;
+    missing.assert_code(1);
+    assert!(
+        missing.stderr.contains("no audit store"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!org.path("nowhere.sqlite").exists());
+}
+
 /// A run with 429s: the simulator's burst is far below the tool's, and the tool reads all calls
 /// at once.
 async fn throttled_run() -> TestOrg {

@@ -427,7 +427,7 @@ pub struct AuditArgs {
     pub command: AuditCommand,
 }
 
-/// Read-only views of the audit store. None of them creates or changes a store.
+/// Read-only views of the audit store (none creates or changes a store), and `upgrade`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// One line per run, newest first: id, start, duration, command, source, outcomes, exit code.
@@ -440,6 +440,15 @@ pub enum AuditCommand {
     Export(AuditExportArgs),
     /// One self-contained HTML file with a run's request rate, outcomes, latency and failures.
     Report(AuditReportArgs),
+    /// Migrate a store written by an older attrsync so the views above can read it (the one
+    /// `audit` command that writes).
+    Upgrade(AuditUpgradeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditUpgradeArgs {
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
 }
 
 #[derive(Debug, Args)]
@@ -461,7 +470,7 @@ pub struct AuditShowArgs {
     pub run: String,
     /// Only targets with this status (repeatable, or comma-separated).
     #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = target_status_parser())]
-    pub statuses: Vec<crate::audit::TargetStatus>,
+    pub statuses: Vec<audit::TargetStatus>,
     /// Print the run and its targets as JSON.
     #[arg(long)]
     pub json: bool,
@@ -483,16 +492,16 @@ pub struct AuditFilterArgs {
     pub participant: Option<String>,
     /// Only targets with this status (repeatable, or comma-separated).
     #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = target_status_parser())]
-    pub statuses: Vec<crate::audit::TargetStatus>,
+    pub statuses: Vec<audit::TargetStatus>,
     /// Only targets that manage this attribute key.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
     /// Only targets last updated at or after TIME: RFC 3339 (2026-11-24T10:00:00Z) or a duration ago (2h, 30m).
     #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    pub since: Option<crate::audit::UnixMillis>,
+    pub since: Option<audit::UnixMillis>,
     /// Only targets last updated before TIME: RFC 3339 or a duration ago.
     #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    pub until: Option<crate::audit::UnixMillis>,
+    pub until: Option<audit::UnixMillis>,
 }
 
 #[derive(Debug, Args)]
@@ -545,25 +554,25 @@ pub struct AuditReportArgs {
     pub audit: AuditPathArgs,
 }
 
-fn target_status_parser() -> impl clap::builder::TypedValueParser<Value = crate::audit::TargetStatus>
+fn target_status_parser() -> impl clap::builder::TypedValueParser<Value = audit::TargetStatus>
 {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(
-        crate::audit::TargetStatus::ALL.map(crate::audit::TargetStatus::as_str),
+        audit::TargetStatus::ALL.map(audit::TargetStatus::as_str),
     )
-    .try_map(|status| status.parse::<crate::audit::TargetStatus>())
+    .try_map(|status| status.parse::<audit::TargetStatus>())
 }
 
 /// `--since`/`--until`: an RFC 3339 instant, or a duration before now.
-fn parse_instant(text: &str) -> Result<crate::audit::UnixMillis, String> {
-    instant_relative_to(text, crate::audit::UnixMillis::now())
+fn parse_instant(text: &str) -> Result<audit::UnixMillis, String> {
+    instant_relative_to(text, audit::UnixMillis::now())
 }
 
 fn instant_relative_to(
     text: &str,
-    now: crate::audit::UnixMillis,
-) -> Result<crate::audit::UnixMillis, String> {
-    if let Ok(instant) = text.parse::<crate::audit::UnixMillis>() {
+    now: audit::UnixMillis,
+) -> Result<audit::UnixMillis, String> {
+    if let Ok(instant) = text.parse::<audit::UnixMillis>() {
         return Ok(instant);
     }
     humantime::parse_duration(text)
@@ -608,16 +617,16 @@ mod tests {
 
     #[test]
     fn audit_time_filters_take_rfc3339_or_a_duration_ago() {
-        let now = crate::audit::UnixMillis::from_millis(10_000_000);
+        let now = audit::UnixMillis::from_millis(10_000_000);
         assert_eq!(
             instant_relative_to("2h", now),
-            Ok(crate::audit::UnixMillis::from_millis(
+            Ok(audit::UnixMillis::from_millis(
                 10_000_000 - 7_200_000
             ))
         );
         assert_eq!(
             instant_relative_to("1970-01-01T00:00:01Z", now),
-            Ok(crate::audit::UnixMillis::from_millis(1_000))
+            Ok(audit::UnixMillis::from_millis(1_000))
         );
         assert!(instant_relative_to("yesterday-ish", now).is_err());
     }

@@ -4,7 +4,6 @@
 //! its outcome into an exit code (see `exit.rs`). Errors are printed once, as one chain.
 
 mod apply;
-mod audit;
 mod cli;
 mod commands;
 mod connect;

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::audit::{StatusCounts, TargetStatus};
+use audit::{StatusCounts, TargetStatus};
 
 /// What one iteration leaves for monitoring.
 #[derive(Clone, Debug, PartialEq)]

@@ -55,8 +55,8 @@ pub fn log_filter(verbose: u8, quiet: u8) -> &'static str {
         (_, 1) => "error",
         (0, _) => "warn",
         (1, _) => "info,attrsync=info",
-        (2, _) => "info,attrsync=debug,genesys_core=debug,reconcile=debug",
-        _ => "debug,attrsync=trace,genesys_core=trace,reconcile=trace",
+        (2, _) => "info,attrsync=debug,genesys_core=debug,reconcile=debug,audit=debug",
+        _ => "debug,attrsync=trace,genesys_core=trace,reconcile=trace,audit=trace",
     }
 }
 

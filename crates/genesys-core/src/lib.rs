@@ -6,7 +6,8 @@
 //! - [`rate`]: the `--rate` specification and the per-token GCRA limiter that a 429 pauses.
 //! - [`retry`] and [`error`]: what is retried, how, and how long to wait.
 //! - [`client`]: [`GenesysClient`], the calls attrsync makes; [`observer`] reports each attempt.
-//! - [`models`]: the wire types (shared, as plain data, with the simulator).
+//! - [`models`]: the wire types, re-exported from the `genesys-models` crate (shared, as plain
+//!   data, with reconcile and the simulator).
 //!
 //! This crate owns HTTP, auth, retries and rate limiting; it knows nothing of CSV, SQLite,
 //! terminals or exit codes. Secrets (client secret, tokens) never reach logs, errors or `Debug`.
@@ -16,7 +17,6 @@ pub mod client;
 pub mod env;
 pub mod error;
 pub mod live_calls;
-pub mod models;
 pub mod observer;
 mod pool;
 pub mod rate;
@@ -24,6 +24,8 @@ pub mod region;
 pub mod retry;
 pub mod settings;
 pub mod stats;
+
+pub use genesys_models as models;
 
 pub use auth::AuthError;
 pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, ResponseMeta};

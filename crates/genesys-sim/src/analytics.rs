@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use genesys_core::models::{
+use genesys_models::{
     AnalyticsConversationQueryResponse, ConversationQuery, QueryFilter, QueryPredicate,
 };
 

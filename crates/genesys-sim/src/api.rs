@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use genesys_core::models::{Attributes, CallConversation, Conversation, ParticipantAttributes};
+use genesys_models::{Attributes, CallConversation, Conversation, ParticipantAttributes};
 
 use crate::error::ApiError;
 use crate::state::SimState;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use genesys_core::models::{
+use genesys_models::{
     AnalyticsConversation, AnalyticsParticipant, AnalyticsSegment, AnalyticsSession, Attributes,
     Call, CallConversation, CallMediaParticipant, Conversation, DomainEntityRef, Participant,
     ParticipantState,

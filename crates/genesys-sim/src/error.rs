@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use genesys_core::models::ErrorBody;
+use genesys_models::ErrorBody;
 
 use crate::rate_limit::retry_after_secs;
 

@@ -23,7 +23,7 @@
 //!   lists for it), `conversation.error.participant.not.found` for an unknown participant.
 //!
 //! It shares nothing with the client's request handling beyond the plain model types of
-//! `genesys_core::models`.
+//! `genesys_models` (the `genesys-models` crate).
 
 mod admin;
 mod analytics;

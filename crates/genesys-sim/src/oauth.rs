@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use genesys_core::models::OAuthError;
+use genesys_models::OAuthError;
 use serde::Deserialize;
 
 use crate::state::SimState;

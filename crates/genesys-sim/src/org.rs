@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use genesys_core::models::{Attributes, DomainEntityRef, ParticipantState};
+use genesys_models::{Attributes, DomainEntityRef, ParticipantState};
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use genesys_core::models::{
+use genesys_models::{
     Attributes, CallConversation, Conversation, DomainEntityRef, ParticipantState, TokenResponse,
 };
 use rand::distr::{Alphanumeric, SampleString};

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use genesys_core::models::{
+use genesys_models::{
     AnalyticsConversationQueryResponse, CallConversation, Conversation, ErrorBody,
     ParticipantAttributes, ParticipantState, TokenResponse,
 };

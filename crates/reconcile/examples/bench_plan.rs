@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
-use genesys_core::models::{CallConversation, CallMediaParticipant, ParticipantState};
+use genesys_models::{CallConversation, CallMediaParticipant, ParticipantState};
 use reconcile::{LiveConversation, LiveState, ReadOptions, diff, read_csv};
 use uuid::Uuid;
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use genesys_core::models::{Attributes, CallConversation, CallMediaParticipant};
+use genesys_models::{Attributes, CallConversation, CallMediaParticipant};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{DesiredEntry, DesiredState, Selector};
@@ -539,7 +539,7 @@ fn matching<'a>(
 mod tests {
     use super::*;
     use crate::desired::{SourceFormat, SourceInfo, Target};
-    use genesys_core::models::{DomainEntityRef, ParticipantState};
+    use genesys_models::{DomainEntityRef, ParticipantState};
 
     const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
     const USER: &str = "0b7c9d2e-3f4a-4b5c-8d6e-7f8a9b0c1d2e";

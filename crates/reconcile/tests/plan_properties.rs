@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use genesys_core::models::{
-    CallConversation, CallMediaParticipant, DomainEntityRef, ParticipantState,
-};
+use genesys_models::{CallConversation, CallMediaParticipant, DomainEntityRef, ParticipantState};
 use proptest::prelude::*;
 
 use reconcile::{

@@ -7,7 +7,7 @@ use reconcile::SourceInfo;
 use serde_json::{Value, json};
 
 use super::{RunReport, TargetResult, counts};
-use crate::audit::RunId;
+use audit::RunId;
 
 /// Bump when an event's fields change meaning or disappear (adding fields is compatible).
 pub const FORMAT_VERSION: u32 = 1;

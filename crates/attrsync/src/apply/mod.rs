@@ -22,7 +22,7 @@ use genesys_core::GenesysClient;
 use reconcile::{Action, DesiredEntry, DesiredState, PlannedTarget, Selector, SourceInfo, Target};
 
 use crate::Ui;
-use crate::audit::{
+use audit::{
     AuditStore, NewRun, NewTarget, ObservedValues, RunId, RunStatus, TargetRecord, TargetStatus,
 };
 use crate::exit::Exit;
@@ -182,7 +182,7 @@ pub async fn execute(
 
     if let Some(dir) = &settings.results_dir {
         let targets = audit
-            .list_targets(&crate::audit::TargetFilter {
+            .list_targets(&audit::TargetFilter {
                 run: Some(run.clone()),
                 ..Default::default()
             })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use genesys_core::{RequestEvent, RequestObserver};
 
-use crate::audit::{AuditStore, RequestRow, RunId, UnixMillis};
+use audit::{AuditStore, RequestRow, RunId, UnixMillis};
 
 pub struct AuditObserver {
     audit: AuditStore,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use genesys_core::GenesysClient;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::audit::TargetStatus;
 use crate::output::ProgressMode;
+use audit::TargetStatus;
 
 /// How often a plain progress line is printed when there is no terminal.
 const LINE_INTERVAL: Duration = Duration::from_secs(5);

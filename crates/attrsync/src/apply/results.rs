@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::Context;
 use reconcile::{SourceFormat, SourceInfo};
 
-use crate::audit::{TargetRecord, TargetStatus};
+use audit::{TargetRecord, TargetStatus};
 
 /// Columns the result files add; desired-state readers ignore them (`failed.csv` is valid input).
 pub const RESULT_COLUMNS: [&str; 4] = [

@@ -20,7 +20,7 @@ use reconcile::{
 };
 use tokio::time::Instant;
 
-use crate::audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
+use audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
 
 use super::progress::Progress;
 use super::stop::StopSignal;
@@ -534,13 +534,13 @@ fn observed_values(target: &PlannedTarget, live: &Attributes) -> ObservedValues 
 
 /// What the audit row of a planned target says: who it is, where it came from, what it wants,
 /// what the plan saw, and (for a plan without an update) its final status.
-pub fn resolution(source: &SourceInfo, target: &PlannedTarget) -> crate::audit::Resolution {
+pub fn resolution(source: &SourceInfo, target: &PlannedTarget) -> audit::Resolution {
     let (status, reason) = match &target.action {
         Action::Update { .. } => (TargetStatus::Planned, None),
         Action::Unchanged => (TargetStatus::Unchanged, None),
         Action::Skip { .. } => (TargetStatus::Skipped, skip_text(&target.action)),
     };
-    crate::audit::Resolution {
+    audit::Resolution {
         participant_id: target.participant_id.clone(),
         purpose: target.purpose.clone(),
         selector: target_text::selectors_text(&target.selectors),

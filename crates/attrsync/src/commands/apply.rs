@@ -9,7 +9,7 @@ use reconcile::{SourceFormat, SourceInfo};
 use super::source::read_desired;
 use crate::Ui;
 use crate::apply::{ApplySettings, Events, Work, execute};
-use crate::audit::AuditStore;
+use audit::AuditStore;
 use crate::cli::ApplyArgs;
 use crate::connect;
 use crate::exit::Exit;
@@ -105,7 +105,7 @@ async fn resume_work(audit: &AuditStore, run: &str) -> anyhow::Result<Work> {
     audit.mark_interrupted_runs().await?;
     let run = audit.resolve_run(run).await?;
     let record = audit.run(&run).await?;
-    if record.status == crate::audit::RunStatus::Running {
+    if record.status == audit::RunStatus::Running {
         anyhow::bail!(
             "run {run} is still running (pid {} on {}); wait for it or stop it first",
             record.pid,

@@ -20,14 +20,12 @@ use super::source::read_desired;
 use crate::Ui;
 use crate::apply::stop::wait_for_signal;
 use crate::apply::{ApplySettings, Events, Work, execute};
-use crate::audit::{
-    AuditError, AuditStore, LockLease, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus,
-};
 use crate::cli::ReconcileArgs;
 use crate::connect;
 use crate::exit::Exit;
 use crate::metrics::{self, IterationMetrics};
 use crate::output::OutputContext;
+use audit::{AuditError, AuditStore, LockLease, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
 
 /// A holder that has not heartbeated for this long is presumed dead and may be replaced.
 const LOCK_STALE_AFTER: Duration = Duration::from_secs(10 * 60);

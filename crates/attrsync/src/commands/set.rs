@@ -11,10 +11,10 @@ use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, 
 use super::apply::open_audit;
 use crate::Ui;
 use crate::apply::{ApplySettings, Events, Work, execute};
-use crate::audit::TargetStatus;
 use crate::cli::SetArgs;
 use crate::connect;
 use crate::exit::Exit;
+use audit::TargetStatus;
 
 pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::audit::{RequestStats, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus};
+use audit::{RequestStats, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus};
 
 use super::{Style, quoted};
 
@@ -277,7 +277,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>, style: Style) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::audit::{RunId, TargetId, UnixMillis};
+    use audit::{RunId, TargetId, UnixMillis};
 
     /// A target whose campaign changes, tier stays and note is cleared.
     pub(crate) fn target(status: TargetStatus) -> TargetRecord {

@@ -8,7 +8,7 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::audit::{RequestRow, StatusCounts, TargetStatus, UnixMillis};
+use audit::{RequestRow, StatusCounts, TargetStatus, UnixMillis};
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 320;
@@ -348,7 +348,7 @@ fn status_color(status: TargetStatus) -> RGBColor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::RunId;
+    use audit::RunId;
 
     fn request(at_ms: i64, status: Option<u16>, attempt: u32, latency_ms: u32) -> RequestRow {
         RequestRow {

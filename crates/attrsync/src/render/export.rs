@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use crate::audit::TargetRecord;
+use audit::TargetRecord;
 
 /// Columns of the CSV export, in order.
 pub const CSV_HEADER: [&str; 21] = [
@@ -139,8 +139,8 @@ fn csv_rows(target: &TargetRecord) -> Vec<[String; 21]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::TargetStatus;
     use crate::render::audit::tests::target;
+    use audit::TargetStatus;
 
     #[test]
     fn formula_triggers_are_escaped_and_everything_else_is_kept() {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use crate::audit::{RequestRow, RunSummary, TargetRecord, TargetStatus, UnixMillis};
+use audit::{RequestRow, RunSummary, TargetRecord, TargetStatus, UnixMillis};
 
 use super::audit::{changes_text, counts_text, duration_text};
 use super::charts::{latency_bins, latency_chart, outcomes_chart, rate_chart, rate_series};
@@ -275,8 +275,8 @@ fn percentile(sorted: &[u32], fraction: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{RequestStats, RunId, RunRecord, RunStatus, StatusCounts};
     use crate::render::audit::tests::target;
+    use audit::{RequestStats, RunId, RunRecord, RunStatus, StatusCounts};
 
     fn summary() -> RunSummary {
         let mut counts = StatusCounts::default();

@@ -3,10 +3,10 @@
 use std::io::BufWriter;
 
 use super::{open_existing, target_filter};
-use crate::audit::TargetOrder;
 use crate::cli::{AuditExportArgs, ExportFormat};
 use crate::exit::Exit;
 use crate::render::export::{write_csv, write_json, write_ndjson};
+use audit::TargetOrder;
 
 pub async fn run(args: AuditExportArgs) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;

@@ -2,11 +2,11 @@
 
 use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, target_filter};
 use crate::Ui;
-use crate::audit::TargetOrder;
 use crate::cli::AuditListArgs;
 use crate::exit::Exit;
 use crate::render::Style;
 use crate::render::audit::targets_table;
+use audit::TargetOrder;
 
 pub async fn run(args: AuditListArgs, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);

@@ -1,21 +1,22 @@
 //! `attrsync audit runs|show|list|export|report`: read-only review of the audit store. None of
-//! these commands creates a store or changes one (beyond what opening SQLite in WAL mode does).
+//! these commands creates a store or changes one: the file is opened read-only, no migration
+//! runs and no writer starts. `attrsync audit upgrade` is the one that migrates a store written
+//! by an older attrsync.
 
 mod export;
 mod list;
 mod report;
 mod runs;
 mod show;
+mod upgrade;
 
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
-
 use crate::Ui;
-use crate::audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, AuditPathArgs};
 use crate::exit::Exit;
+use audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 
 /// Version of the JSON documents printed by `audit runs|show|list --json`.
 const AUDIT_JSON_FORMAT_VERSION: u32 = 1;
@@ -27,17 +28,25 @@ pub async fn run(args: AuditArgs, ui: Ui) -> anyhow::Result<Exit> {
         AuditCommand::List(args) => list::run(args, ui).await,
         AuditCommand::Export(args) => export::run(args).await,
         AuditCommand::Report(args) => report::run(args, ui).await,
+        AuditCommand::Upgrade(args) => upgrade::run(args, ui).await,
     }
 }
 
-/// Opens the store named by `--audit`/`ATTRSYNC_AUDIT`, refusing to create one: a typo in the
-/// path must be an error, not an empty review.
+/// Opens the store named by `--audit`/`ATTRSYNC_AUDIT` read-only, refusing to create one: a
+/// typo in the path must be an error, not an empty review. A store written by an older
+/// attrsync is an error that names the command upgrading it.
 async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
     let path = args.resolve();
     check_store_exists(&path).await?;
-    AuditStore::open(&path)
-        .await
-        .with_context(|| format!("cannot open the audit store {}", path.display()))
+    match AuditStore::open_read_only(&path).await {
+        Ok(store) => Ok(store),
+        Err(error @ AuditError::OutdatedSchema { .. }) => Err(anyhow::anyhow!(
+            "{error}\nupgrade it with: attrsync audit upgrade --audit {}",
+            path.display()
+        )),
+        Err(error) => Err(anyhow::Error::new(error)
+            .context(format!("cannot open the audit store {}", path.display()))),
+    }
 }
 
 async fn check_store_exists(path: &Path) -> anyhow::Result<()> {

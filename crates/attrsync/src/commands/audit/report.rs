@@ -4,10 +4,10 @@ use anyhow::Context;
 
 use super::{open_existing, resolve_run};
 use crate::Ui;
-use crate::audit::{TargetFilter, TargetOrder, TargetStatus, UnixMillis};
 use crate::cli::AuditReportArgs;
 use crate::exit::Exit;
 use crate::render::report::{ReportInput, html_report};
+use audit::{TargetFilter, TargetOrder, TargetStatus, UnixMillis};
 
 pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;

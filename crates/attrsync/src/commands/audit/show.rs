@@ -2,11 +2,11 @@
 
 use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, resolve_run};
 use crate::Ui;
-use crate::audit::{TargetFilter, TargetOrder};
 use crate::cli::AuditShowArgs;
 use crate::exit::Exit;
 use crate::render::Style;
 use crate::render::audit::{RunView, run_details, targets_table};
+use audit::{TargetFilter, TargetOrder};
 
 pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);

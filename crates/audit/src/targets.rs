@@ -115,12 +115,12 @@ impl AuditStore {
         target: TargetId,
         resolution: Resolution,
     ) -> Result<(), AuditError> {
-        self.writer().resolve_target(target, resolution).await
+        self.writer()?.resolve_target(target, resolution).await
     }
 
     /// Removes never-sent rows whose input another row now carries. Returns after the commit.
     pub async fn remove_targets(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
-        self.writer().remove_targets(targets).await
+        self.writer()?.remove_targets(targets).await
     }
 
     /// The highest plan position used in a run, so a resumed run can add targets after it.
@@ -139,7 +139,7 @@ impl AuditStore {
         if targets.is_empty() {
             return Ok(());
         }
-        self.writer().mark_sending(targets.to_vec()).await
+        self.writer()?.mark_sending(targets.to_vec()).await
     }
 
     /// Records the outcome of a step for one target (see `Outcome` for which fields overwrite).
@@ -149,7 +149,7 @@ impl AuditStore {
         target: TargetId,
         outcome: Outcome,
     ) -> Result<(), AuditError> {
-        self.writer().record_outcome(target, outcome).await
+        self.writer()?.record_outcome(target, outcome).await
     }
 
     /// The run's targets that `apply --resume` must revisit (planned, sending, applied), in

@@ -40,7 +40,9 @@ impl fmt::Display for RunId {
 pub struct TargetId(i64);
 
 impl TargetId {
-    pub(crate) const fn from_row(id: i64) -> Self {
+    /// The id of the target stored at row `id` (the store hands out ids; this is for decoding
+    /// and for fixtures of callers' tests).
+    pub const fn from_row(id: i64) -> Self {
         Self(id)
     }
 

@@ -844,3 +844,205 @@ fn timestamps_render_and_parse_as_rfc3339_millis() {
         "\"2026-11-24T10:15:30.123Z\""
     );
 }
+
+/// Every file of `dir` (the store, and its `-wal`/`-shm` when present) with its bytes and
+/// modification time.
+fn snapshot_dir(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|entry| {
+            let entry = entry.expect("dir entry");
+            let bytes = std::fs::read(entry.path()).expect("read file");
+            let modified = entry
+                .metadata()
+                .expect("metadata")
+                .modified()
+                .expect("mtime");
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                (bytes, modified),
+            )
+        })
+        .collect()
+}
+
+/// A store with one finished run, closed (so its WAL is checkpointed).
+async fn closed_store_with_a_run() -> (TempDir, std::path::PathBuf, RunId) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.db");
+    let store = AuditStore::open(&path).await.expect("open store");
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let targets = store
+        .insert_targets(&run, &numbered_targets(2))
+        .await
+        .expect("add targets");
+    store.mark_sending(&targets).await.expect("mark sending");
+    store
+        .finish_run(&run, RunStatus::Completed, Some(0))
+        .await
+        .expect("finish run");
+    store.close().await.expect("close");
+    (dir, path, run)
+}
+
+#[tokio::test]
+async fn read_only_open_reads_the_store_and_writes_nothing() {
+    let (dir, path, run) = closed_store_with_a_run().await;
+    let before = snapshot_dir(dir.path());
+    // Make any write's new mtime distinguishable from the old one.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let store = AuditStore::open_read_only(&path)
+        .await
+        .expect("open read-only");
+    assert!(store.is_read_only());
+    let runs = store.list_runs(10).await.expect("list runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run.id, run);
+    assert_eq!(store.resolve_run(LATEST).await.expect("latest"), run);
+    let summary = store.run_summary(&run).await.expect("summary");
+    assert_eq!(summary.run.id, run);
+
+    // Writes fail: through the (absent) group-commit writer, and through the pool.
+    let targets = store
+        .list_targets(&TargetFilter::default())
+        .await
+        .expect("targets");
+    assert_eq!(targets.len(), 2);
+    let error = store
+        .mark_sending(&[targets[0].id])
+        .await
+        .expect_err("no writer");
+    assert!(matches!(error, AuditError::ReadOnly { .. }), "{error}");
+    let error = store
+        .begin_run(new_run("apply"))
+        .await
+        .expect_err("read-only file");
+    assert!(
+        error.to_string().contains("readonly"),
+        "a write through the read-only pool: {error}"
+    );
+    store.record_request(RequestRow {
+        run_id: run.clone(),
+        at: UnixMillis::from_millis(1_000),
+        method: "GET".to_owned(),
+        route: "/api/v2/conversations/calls/{conversationId}".to_owned(),
+        conversation_id: None,
+        participant_id: None,
+        status: Some(200),
+        latency_ms: 1,
+        attempt: 1,
+        retry_after_ms: None,
+        error_class: None,
+        correlation_id: None,
+        token_slot: None,
+    });
+    store.flush().await.expect("flush is a no-op");
+    assert_eq!(store.group_commits(), 0);
+    store.close().await.expect("close");
+
+    // The store and its WAL are as they were. SQLite may create an empty `-wal` and the
+    // shared-memory index `-shm` for a reader; neither holds data.
+    let mut after = snapshot_dir(dir.path());
+    for side in ["audit.db-wal", "audit.db-shm"] {
+        if !before.contains_key(side)
+            && let Some((bytes, _)) = after.remove(side)
+        {
+            assert!(
+                side.ends_with("-shm") || bytes.is_empty(),
+                "{side} gained {} bytes",
+                bytes.len()
+            );
+        }
+    }
+    assert_eq!(
+        before, after,
+        "the read-only open changed the store's files"
+    );
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_store_missing_a_migration_says_it_is_older() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("old.db");
+    // What an older attrsync left: every migration but the last one this build embeds.
+    let embedded: Vec<_> = MIGRATOR.iter().cloned().collect();
+    let last = embedded.last().expect("at least one migration").version;
+    let older = sqlx::migrate::Migrator::with_migrations(embedded[..embedded.len() - 1].to_vec());
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create the old store");
+    older.run(&pool).await.expect("apply the older migrations");
+    pool.close().await;
+    let before = std::fs::read(&path).expect("read store");
+
+    let error = AuditStore::open_read_only(&path)
+        .await
+        .expect_err("an outdated schema");
+    match &error {
+        AuditError::OutdatedSchema {
+            path: named,
+            missing,
+        } => {
+            assert_eq!(named, &path);
+            assert_eq!(missing, &vec![last]);
+        }
+        other => panic!("expected OutdatedSchema, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains(&path.display().to_string())
+            && message.contains("written by an older attrsync")
+            && message.contains(&last.to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("read store"),
+        before,
+        "nothing migrated"
+    );
+
+    // `upgrade` applies exactly what was missing; then the store is readable, and current.
+    assert_eq!(
+        AuditStore::upgrade(&path).await.expect("upgrade"),
+        vec![last]
+    );
+    let store = AuditStore::open_read_only(&path)
+        .await
+        .expect("open upgraded");
+    assert!(store.list_runs(10).await.expect("list runs").is_empty());
+    store.close().await.expect("close");
+    assert!(
+        AuditStore::upgrade(&path)
+            .await
+            .expect("upgrade again")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_missing_file_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("nested").join("never.db");
+    let error = AuditStore::open_read_only(&path)
+        .await
+        .expect_err("a missing store");
+    assert!(matches!(error, AuditError::Open { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
+    let error = AuditStore::open_read_only(dir.path().join("never.db"))
+        .await
+        .expect_err("a missing store");
+    assert!(matches!(error, AuditError::Open { .. }), "{error:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("read dir").count(),
+        0,
+        "open_read_only created a file or directory"
+    );
+}

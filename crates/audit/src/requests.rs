@@ -56,14 +56,21 @@ impl AuditStore {
     /// synchronous observers). A failure to record it is logged; `flush`, `finish_run` and
     /// `close` wait for queued rows.
     pub fn record_request(&self, row: RequestRow) {
-        self.writer().record_requests(vec![row]);
+        self.queue_requests(vec![row]);
     }
 
     /// Queues request rows like `record_request`; the rows of one call are recorded all or none.
     #[cfg_attr(not(test), allow(dead_code))] // Apply records one row per attempt, as it happens.
     pub fn record_requests(&self, rows: Vec<RequestRow>) {
         if !rows.is_empty() {
-            self.writer().record_requests(rows);
+            self.queue_requests(rows);
+        }
+    }
+
+    fn queue_requests(&self, rows: Vec<RequestRow>) {
+        match self.writer() {
+            Ok(writer) => writer.record_requests(rows),
+            Err(error) => tracing::warn!(%error, rows = rows.len(), "request rows not recorded"),
         }
     }
 

@@ -29,6 +29,19 @@ pub enum AuditError {
         source: sqlx::migrate::MigrateError,
     },
 
+    /// The store lacks migrations this build embeds: it was last written by an older version
+    /// and must be upgraded (migrated) before it can be read.
+    #[error(
+        "audit store {path} was written by an older attrsync: its schema lacks migration{} {}",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    OutdatedSchema { path: PathBuf, missing: Vec<i64> },
+
+    /// A write through a store opened read-only.
+    #[error("audit store {path} is open read-only")]
+    ReadOnly { path: PathBuf },
+
     #[error("audit store {path}: {source}")]
     Database {
         path: PathBuf,

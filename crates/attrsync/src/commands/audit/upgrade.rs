@@ -1,0 +1,33 @@
+//! `attrsync audit upgrade`: applies to an existing store the migrations this attrsync embeds
+//! and it lacks, so that the read-only review commands can open it. That is its only job.
+
+use anyhow::Context;
+use audit::AuditStore;
+
+use super::check_store_exists;
+use crate::Ui;
+use crate::cli::AuditUpgradeArgs;
+use crate::exit::Exit;
+
+pub async fn run(args: AuditUpgradeArgs, ui: Ui) -> anyhow::Result<Exit> {
+    let path = args.audit.resolve();
+    check_store_exists(&path).await?;
+    let applied = AuditStore::upgrade(&path)
+        .await
+        .with_context(|| format!("cannot upgrade the audit store {}", path.display()))?;
+    if applied.is_empty() {
+        ui.note(format_args!(
+            "audit store {} is already up to date",
+            path.display()
+        ));
+    } else {
+        let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+        ui.note(format_args!(
+            "upgraded audit store {}: applied migration{} {}",
+            path.display(),
+            if applied.len() == 1 { "" } else { "s" },
+            versions.join(", ")
+        ));
+    }
+    Ok(Exit::Success)
+}
