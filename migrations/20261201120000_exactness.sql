@@ -7,7 +7,7 @@
 
 CREATE TABLE targets_new (
     id               INTEGER PRIMARY KEY,
-    run_id           TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    run_id           TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE ON UPDATE CASCADE,
     seq              INTEGER NOT NULL,               -- position in the plan
     conversation_id  TEXT    NOT NULL,
     participant_id   TEXT,                           -- NULL when nothing was matched
@@ -53,7 +53,7 @@ ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
 -- Every process that worked on a run: the first, and each `--resume`.
 CREATE TABLE run_processes (
     id               INTEGER PRIMARY KEY,
-    run_id           TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    run_id           TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE ON UPDATE CASCADE,
     command          TEXT    NOT NULL,
     host             TEXT    NOT NULL,
     pid              INTEGER NOT NULL,
@@ -71,7 +71,7 @@ CREATE INDEX run_processes_run ON run_processes (run_id);
 ALTER TABLE runs ADD COLUMN input_header TEXT CHECK (input_header IS NULL OR json_valid(input_header));
 
 CREATE TABLE input_rows (
-    run_id           TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    run_id           TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE ON UPDATE CASCADE,
     line             INTEGER NOT NULL,
     cells            TEXT    NOT NULL CHECK (json_valid(cells) AND json_type(cells) = 'array'),
     problem          TEXT,

@@ -554,8 +554,7 @@ pub struct AuditReportArgs {
     pub audit: AuditPathArgs,
 }
 
-fn target_status_parser() -> impl clap::builder::TypedValueParser<Value = audit::TargetStatus>
-{
+fn target_status_parser() -> impl clap::builder::TypedValueParser<Value = audit::TargetStatus> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(
         audit::TargetStatus::ALL.map(audit::TargetStatus::as_str),
@@ -568,10 +567,7 @@ fn parse_instant(text: &str) -> Result<audit::UnixMillis, String> {
     instant_relative_to(text, audit::UnixMillis::now())
 }
 
-fn instant_relative_to(
-    text: &str,
-    now: audit::UnixMillis,
-) -> Result<audit::UnixMillis, String> {
+fn instant_relative_to(text: &str, now: audit::UnixMillis) -> Result<audit::UnixMillis, String> {
     if let Ok(instant) = text.parse::<audit::UnixMillis>() {
         return Ok(instant);
     }
@@ -620,9 +616,7 @@ mod tests {
         let now = audit::UnixMillis::from_millis(10_000_000);
         assert_eq!(
             instant_relative_to("2h", now),
-            Ok(audit::UnixMillis::from_millis(
-                10_000_000 - 7_200_000
-            ))
+            Ok(audit::UnixMillis::from_millis(10_000_000 - 7_200_000))
         );
         assert_eq!(
             instant_relative_to("1970-01-01T00:00:01Z", now),

@@ -10,6 +10,7 @@
 mod decode;
 mod error;
 mod ids;
+mod inputs;
 mod lock;
 mod process;
 mod records;
@@ -33,13 +34,14 @@ use sqlx::{ConnectOptions as _, SqlitePool};
 
 pub use error::AuditError;
 pub use ids::{RunId, TargetId};
+pub use inputs::{InputRecord, RecordedInput};
 pub use lock::{LockLease, RECONCILE_LOCK};
-pub use targets::Resolution;
 pub use records::{
-    NewRun, NewTarget, ObservedValues, Outcome, RequestRow, RequestStats, RunRecord, RunSummary,
-    TargetFilter, TargetOrder, TargetRecord,
+    NewRun, NewTarget, ObservedValues, Outcome, RequestRow, RequestStats, RunProcess, RunRecord,
+    RunSummary, TargetFilter, TargetOrder, TargetRecord,
 };
 pub use status::{RunStatus, StatusCounts, TargetStatus};
+pub use targets::Resolution;
 pub use time::UnixMillis;
 // The rest of the store's vocabulary, which no command names yet (the store resolves `latest`
 // itself and returns these types from its own methods).
@@ -47,7 +49,7 @@ pub use time::UnixMillis;
 pub use {
     lock::LockHolder,
     records::DesiredValues,
-    runs::{LATEST, REMOTE_RUN_QUIET_LIMIT},
+    runs::{LATEST, REMOTE_RUN_QUIET_LIMIT, RUN_HEARTBEAT},
     status::UnknownStatus,
 };
 

@@ -113,6 +113,17 @@ pub struct RunRecord {
     pub resumed_count: u32,
 }
 
+/// One process that worked on a run: its first, or a `--resume`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunProcess {
+    pub command: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: UnixMillis,
+    pub finished_at: Option<UnixMillis>,
+    pub exit_code: Option<i32>,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TargetRecord {
     pub id: TargetId,

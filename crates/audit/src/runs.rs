@@ -7,21 +7,24 @@ use super::AuditStore;
 use super::decode::{int, json, opt_int, opt_millis, parsed, to_json_text};
 use super::error::AuditError;
 use super::ids::RunId;
-use super::process::{current_host, current_pid, holder_is_gone, pid_is_alive};
-use super::records::{NewRun, RunRecord, RunSummary};
+use super::process::{current_host, current_pid, current_start_time, process_is_gone};
+use super::records::{NewRun, RunProcess, RunRecord, RunSummary};
 use super::status::{RunStatus, StatusCounts, TargetStatus};
 use super::time::UnixMillis;
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_code, command, source_path, \
-     source_sha256, options, tool_version, host, pid, operator, rate_per_minute, resumed_count";
+     source_sha256, options, tool_version, host, pid, operator, rate_per_minute, resumed_count, \
+     pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at";
 
 /// The run reference that means "the most recently started run".
 pub const LATEST: &str = "latest";
 
-/// How long a run of another host may stay silent before `mark_interrupted_runs` deems it
-/// crashed. Apply records a request at least every few seconds while it works, and verification
-/// polls are bounded well below this.
-pub const REMOTE_RUN_QUIET_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// How long a run of another host may go without a heartbeat before it is deemed dead (its
+/// process crashed or its machine went away).
+pub const REMOTE_RUN_QUIET_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+/// How often a working process refreshes its run's heartbeat: well inside the quiet limit.
+pub const RUN_HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Attempts at drawing a fresh run id; a clash needs two runs in the same second with the
 /// same 24 random bits.
@@ -44,6 +47,8 @@ struct RunRow {
     operator: Option<String>,
     rate_per_minute: Option<f64>,
     resumed_count: i64,
+    pid_start_time: Option<i64>,
+    heartbeat_at: i64,
 }
 
 impl AuditStore {
@@ -57,8 +62,9 @@ impl AuditStore {
             let id = RunId::generate(started_at);
             let inserted = sqlx::query(
                 "INSERT INTO runs (id, started_at, status, command, source_path, source_sha256, \
-                 options, tool_version, host, pid, operator, rate_per_minute) \
-                 VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 options, tool_version, host, pid, operator, rate_per_minute, pid_start_time, \
+                 heartbeat_at) \
+                 VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?2)",
             )
             .bind(id.as_str())
             .bind(started_at.as_millis())
@@ -71,10 +77,14 @@ impl AuditStore {
             .bind(current_pid())
             .bind(&run.operator)
             .bind(run.rate_per_minute)
+            .bind(current_start_time())
             .execute(self.pool())
             .await;
             match inserted {
-                Ok(_) => return Ok(id),
+                Ok(_) => {
+                    self.record_process(&id, &run.command).await?;
+                    return Ok(id);
+                }
                 Err(error) if is_unique_violation(&error) && attempt < RUN_ID_ATTEMPTS => {}
                 Err(error) => return Err(self.db_error(error)),
             }
@@ -103,17 +113,84 @@ impl AuditStore {
         if updated.rows_affected() == 0 {
             return Err(self.run_not_found(run.as_str()));
         }
+        sqlx::query(
+            "UPDATE run_processes SET finished_at = ?1, exit_code = ?2 \
+             WHERE run_id = ?3 AND host = ?4 AND pid = ?5 AND finished_at IS NULL",
+        )
+        .bind(UnixMillis::now().as_millis())
+        .bind(exit_code)
+        .bind(run.as_str())
+        .bind(current_host())
+        .bind(current_pid())
+        .execute(self.pool())
+        .await
+        .map_err(|error| self.db_error(error))?;
+        Ok(())
+    }
+
+    /// Records that this process works on `run` (its first process, or a `--resume`).
+    async fn record_process(&self, run: &RunId, command: &str) -> Result<(), AuditError> {
+        sqlx::query(
+            "INSERT INTO run_processes (run_id, command, host, pid, pid_start_time, started_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(run.as_str())
+        .bind(command)
+        .bind(current_host())
+        .bind(current_pid())
+        .bind(current_start_time())
+        .bind(UnixMillis::now().as_millis())
+        .execute(self.pool())
+        .await
+        .map_err(|error| self.db_error(error))?;
+        Ok(())
+    }
+
+    /// The processes that worked on a run, in order: (command, host, pid, started, finished,
+    /// exit code).
+    pub async fn run_processes(&self, run: &RunId) -> Result<Vec<RunProcess>, AuditError> {
+        let rows: Vec<(String, String, i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT command, host, pid, started_at, finished_at, exit_code FROM run_processes \
+             WHERE run_id = ?1 ORDER BY id",
+        )
+        .bind(run.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.db_error(error))?;
+        rows.into_iter()
+            .map(|(command, host, pid, started, finished, exit)| {
+                Ok(RunProcess {
+                    command,
+                    host,
+                    pid: int(self.path(), "run_processes.pid", pid)?,
+                    started_at: UnixMillis::from_millis(started),
+                    finished_at: opt_millis(finished),
+                    exit_code: opt_int(self.path(), "run_processes.exit_code", exit)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Refreshes the heartbeat of a run this process is working on, so that readers on other
+    /// hosts can tell it is alive (see [`RUN_HEARTBEAT`]).
+    pub async fn heartbeat_run(&self, run: &RunId) -> Result<(), AuditError> {
+        sqlx::query("UPDATE runs SET heartbeat_at = ?1 WHERE id = ?2 AND status = 'running'")
+            .bind(UnixMillis::now().as_millis())
+            .bind(run.as_str())
+            .execute(self.pool())
+            .await
+            .map_err(|error| self.db_error(error))?;
         Ok(())
     }
 
     /// Takes an earlier run over for `apply --resume`: it becomes `running` in this process
     /// again. Refused while the process that ran it is still alive (call
     /// `mark_interrupted_runs` first so that crashed runs are recognised).
-    pub async fn reopen_run(&self, run: &RunId) -> Result<RunRecord, AuditError> {
+    pub async fn reopen_run(&self, run: &RunId, command: &str) -> Result<RunRecord, AuditError> {
         let record = self.run(run).await?;
+        // `run` reports a dead process's run as interrupted: still running means alive.
         let held_elsewhere = record.status == RunStatus::Running
-            && !(record.host == current_host() && record.pid == current_pid())
-            && !holder_is_gone(&record.host, record.pid);
+            && !(record.host == current_host() && record.pid == current_pid());
         if held_elsewhere {
             return Err(AuditError::RunActive {
                 path: self.path_buf(),
@@ -124,14 +201,18 @@ impl AuditStore {
         }
         sqlx::query(
             "UPDATE runs SET status = 'running', finished_at = NULL, exit_code = NULL, \
-             host = ?1, pid = ?2, resumed_count = resumed_count + 1 WHERE id = ?3",
+             host = ?1, pid = ?2, pid_start_time = ?3, heartbeat_at = ?4, \
+             resumed_count = resumed_count + 1 WHERE id = ?5",
         )
         .bind(current_host())
         .bind(current_pid())
+        .bind(current_start_time())
+        .bind(UnixMillis::now().as_millis())
         .bind(run.as_str())
         .execute(self.pool())
         .await
         .map_err(|error| self.db_error(error))?;
+        self.record_process(run, command).await?;
         self.run(run).await
     }
 
@@ -226,54 +307,38 @@ impl AuditStore {
         })
     }
 
-    /// Marks `running` runs whose process is gone as `interrupted` and returns them; see
-    /// `mark_interrupted_runs_quiet_for`, with `REMOTE_RUN_QUIET_LIMIT`.
+    /// Records as `interrupted` the runs whose process is gone (see [`RunRecord::status`], which
+    /// readers get without writing) and returns them.
     pub async fn mark_interrupted_runs(&self) -> Result<Vec<RunId>, AuditError> {
         self.mark_interrupted_runs_quiet_for(REMOTE_RUN_QUIET_LIMIT)
             .await
     }
 
-    /// Marks `running` runs whose process is gone as `interrupted` and returns them. A run of
-    /// this host is gone when its pid no longer exists; a run of another host (or of a platform
-    /// where pids cannot be checked), when it has shown no activity (targets, requests) for
-    /// `quiet_for`.
+    /// [`Self::mark_interrupted_runs`] with another quiet limit for runs of other hosts.
     pub async fn mark_interrupted_runs_quiet_for(
         &self,
         quiet_for: Duration,
     ) -> Result<Vec<RunId>, AuditError> {
-        let candidates: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT r.id, r.host, r.pid, max(r.started_at, \
-               coalesce((SELECT max(t.updated_at) FROM targets t WHERE t.run_id = r.id), 0), \
-               coalesce((SELECT max(q.at) FROM requests q WHERE q.run_id = r.id), 0)) \
-             FROM runs r WHERE r.status = 'running'",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(|error| self.db_error(error))?;
-
-        let stale_before = UnixMillis::now().saturating_sub(quiet_for);
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running'");
+        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| self.db_error(error))?;
         let mut interrupted = Vec::new();
-        for (id, host, pid, last_activity) in candidates {
-            let pid: u32 = int(self.path(), "runs.pid", pid)?;
-            let quiet = last_activity < stale_before.as_millis();
-            // On this host the pid answers definitively; elsewhere only inactivity can tell.
-            let gone = match (host == current_host(), pid_is_alive(pid)) {
-                (true, Some(alive)) => !alive,
-                _ => quiet,
-            };
-            if !gone {
+        for row in rows {
+            if !run_is_dead(&row, quiet_for)? {
                 continue;
             }
             sqlx::query(
-                "UPDATE runs SET status = 'interrupted', finished_at = ?1 \
+                "UPDATE runs SET status = 'interrupted', finished_at = max(?1, started_at) \
                  WHERE id = ?2 AND status = 'running'",
             )
-            .bind(last_activity)
-            .bind(&id)
+            .bind(row.heartbeat_at)
+            .bind(&row.id)
             .execute(self.pool())
             .await
             .map_err(|error| self.db_error(error))?;
-            interrupted.push(RunId::from_stored(id));
+            interrupted.push(RunId::from_stored(row.id));
         }
         Ok(interrupted)
     }
@@ -338,8 +403,15 @@ impl AuditStore {
 
     fn run_record(&self, row: RunRow) -> Result<RunRecord, AuditError> {
         let path = self.path();
+        let stored: RunStatus = parsed(path, "runs.status", &row.status)?;
+        // Worked out when read, never written by a reader: a run whose process is gone.
+        let status = if stored == RunStatus::Running && run_is_dead(&row, REMOTE_RUN_QUIET_LIMIT)? {
+            RunStatus::Interrupted
+        } else {
+            stored
+        };
         Ok(RunRecord {
-            status: parsed(path, "runs.status", &row.status)?,
+            status,
             exit_code: opt_int(path, "runs.exit_code", row.exit_code)?,
             options: json(path, "runs.options", &row.options)?,
             pid: int(path, "runs.pid", row.pid)?,
@@ -356,6 +428,16 @@ impl AuditStore {
             rate_per_minute: row.rate_per_minute,
         })
     }
+}
+
+/// Whether the process of a `running` run is gone: on its own host, /proc says so (pid and start
+/// time); from another host, its heartbeat is older than `quiet_for`.
+fn run_is_dead(row: &RunRow, quiet_for: Duration) -> Result<bool, AuditError> {
+    let pid = u32::try_from(row.pid).unwrap_or(u32::MAX);
+    Ok(match process_is_gone(&row.host, pid, row.pid_start_time) {
+        Some(gone) => gone,
+        None => row.heartbeat_at < UnixMillis::now().saturating_sub(quiet_for).as_millis(),
+    })
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

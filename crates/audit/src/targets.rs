@@ -58,12 +58,24 @@ impl AuditStore {
         run: &RunId,
         targets: &[NewTarget],
     ) -> Result<Vec<TargetId>, AuditError> {
-        let now = UnixMillis::now().as_millis();
         let mut tx = self
             .pool()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|error| self.db_error(error))?;
+        let ids = self.insert_rows(&mut tx, run, targets).await?;
+        tx.commit().await.map_err(|error| self.db_error(error))?;
+        Ok(ids)
+    }
+
+    /// Inserts rows inside a caller's transaction; returns their ids in input order.
+    async fn insert_rows(
+        &self,
+        tx: &mut SqliteConnection,
+        run: &RunId,
+        targets: &[NewTarget],
+    ) -> Result<Vec<TargetId>, AuditError> {
+        let now = UnixMillis::now().as_millis();
         let mut ids_by_seq = HashMap::with_capacity(targets.len());
         for chunk in targets.chunks(ROWS_PER_INSERT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -95,7 +107,6 @@ impl AuditStore {
                 .map_err(|error| self.db_error(error))?;
             ids_by_seq.extend(returned);
         }
-        tx.commit().await.map_err(|error| self.db_error(error))?;
 
         targets
             .iter()
@@ -108,6 +119,40 @@ impl AuditStore {
             .collect()
     }
 
+    /// Records the plan of one conversation in ONE transaction: `resolved` rows are overwritten
+    /// with their resolution, `added` rows inserted, `removed` rows (never sent) deleted. Being
+    /// atomic, a crash never leaves a conversation half planned. Returns the added rows' ids.
+    pub async fn plan_conversation(
+        &self,
+        run: &RunId,
+        resolved: &[(TargetId, Resolution)],
+        added: &[NewTarget],
+        removed: &[TargetId],
+    ) -> Result<Vec<TargetId>, AuditError> {
+        let now = UnixMillis::now();
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|error| self.db_error(error))?;
+        let fail = |failure: OpFailure| match failure {
+            OpFailure::Sql(error) => self.db_error(error),
+            OpFailure::UnknownTarget(target) => AuditError::UnknownTarget {
+                path: self.path_buf(),
+                target: target.get(),
+            },
+        };
+        for (row, resolution) in resolved {
+            update_resolution(&mut tx, *row, resolution, now)
+                .await
+                .map_err(fail)?;
+        }
+        delete_rows(&mut tx, removed).await.map_err(fail)?;
+        let ids = self.insert_rows(&mut tx, run, added).await?;
+        tx.commit().await.map_err(|error| self.db_error(error))?;
+        Ok(ids)
+    }
+
     /// Records what planning against a live read resolved a target to (see [`Resolution`]).
     /// Returns after the commit.
     pub async fn resolve_target(
@@ -116,11 +161,6 @@ impl AuditStore {
         resolution: Resolution,
     ) -> Result<(), AuditError> {
         self.writer()?.resolve_target(target, resolution).await
-    }
-
-    /// Removes never-sent rows whose input another row now carries. Returns after the commit.
-    pub async fn remove_targets(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
-        self.writer()?.remove_targets(targets).await
     }
 
     /// The highest plan position used in a run, so a resumed run can add targets after it.
@@ -161,6 +201,25 @@ impl AuditStore {
             ..TargetFilter::default()
         })
         .await
+    }
+
+    /// Rows that runs whose process is gone left unfinished (`planned`, `sending`, `applied`),
+    /// in runs other than `except`: the ones a later run settles from the live state. Call
+    /// [`AuditStore::mark_interrupted_runs`] first so that dead runs are recorded as such.
+    pub async fn unsettled_targets(&self, except: &RunId) -> Result<Vec<TargetRecord>, AuditError> {
+        let sql = format!(
+            "SELECT {TARGET_COLUMNS} FROM targets t JOIN runs r ON r.id = t.run_id \
+             WHERE r.status IN ('interrupted', 'failed') AND r.id != ?1 \
+             AND t.status IN ('planned', 'sending', 'applied') ORDER BY t.run_id, t.seq"
+        );
+        let rows: Vec<TargetRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(except.as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(|error| self.db_error(error))?;
+        rows.into_iter()
+            .map(|row| self.target_record(row))
+            .collect()
     }
 
     pub async fn list_targets(
@@ -305,7 +364,7 @@ pub(super) async fn update_resolution(
     Ok(())
 }
 
-/// Writer operation: removes rows whose input was merged into another target's row (that row
+/// Removes rows whose input was merged into another target's row (that row
 /// carries their lines). Only rows never sent can be removed.
 pub(super) async fn delete_rows(
     conn: &mut SqliteConnection,

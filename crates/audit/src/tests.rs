@@ -315,7 +315,7 @@ async fn resolving_a_target_records_its_participant_purpose_and_before_values() 
 }
 
 #[tokio::test]
-async fn removing_targets_removes_only_rows_never_sent() {
+async fn planning_a_conversation_removes_only_rows_never_sent() {
     let (_dir, store) = open_fresh().await;
     let run = store.begin_run(new_run("apply")).await.expect("begin run");
     let ids = store
@@ -329,9 +329,20 @@ async fn removing_targets_removes_only_rows_never_sent() {
         .await
         .expect("insert");
     store.mark_sending(&ids[1..]).await.expect("mark");
-    store.remove_targets(ids.clone()).await.expect("remove");
+    let added = store
+        .plan_conversation(
+            &run,
+            &[],
+            &[new_target(2, "conversation-a", &[("k", "v")])],
+            &ids,
+        )
+        .await
+        .expect("plan");
     let left = store.unfinished_targets(&run).await.expect("targets");
-    assert_eq!(left.iter().map(|t| t.id).collect::<Vec<_>>(), [ids[1]]);
+    assert_eq!(
+        left.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [ids[1], added[0]]
+    );
 }
 
 #[tokio::test]
@@ -491,10 +502,78 @@ async fn after_a_crash_the_run_is_interrupted_and_its_unfinished_targets_resumab
         ]
     );
 
-    let resumed = store.reopen_run(&run).await.expect("resume");
+    let resumed = store
+        .reopen_run(&run, "apply --resume")
+        .await
+        .expect("resume");
     assert_eq!(resumed.status, RunStatus::Running);
     assert_eq!(resumed.resumed_count, 1);
     assert_eq!((resumed.finished_at, resumed.pid), (None, current_pid()));
+    let processes = store.run_processes(&run).await.expect("processes");
+    assert_eq!(
+        processes
+            .iter()
+            .map(|p| p.command.as_str())
+            .collect::<Vec<_>>(),
+        ["apply", "apply --resume"]
+    );
+    store
+        .finish_run(&run, RunStatus::Completed, Some(0))
+        .await
+        .expect("finish");
+    let processes = store.run_processes(&run).await.expect("processes");
+    assert_eq!(processes[1].exit_code, Some(0));
+    assert!(processes[1].finished_at.is_some());
+}
+
+#[tokio::test]
+async fn a_dead_process_run_reads_as_interrupted_without_any_write() {
+    let (_dir, store) = open_fresh().await;
+    let gone = store.begin_run(new_run("apply")).await.expect("gone");
+    set_run_holder(&store, &gone, current_host(), dead_pid()).await;
+    // pid 1 exists, but it is not the process that started the run (another start time): in a
+    // container every first process is pid 1.
+    let reused = store.begin_run(new_run("apply")).await.expect("reused");
+    set_run_holder(&store, &reused, current_host(), 1).await;
+    sqlx::query("UPDATE runs SET pid_start_time = -1 WHERE id = ?1")
+        .bind(reused.as_str())
+        .execute(store.pool())
+        .await
+        .expect("other start time");
+    let silent = store.begin_run(new_run("apply")).await.expect("silent");
+    set_run_holder(&store, &silent, "another-host", 1).await;
+    sqlx::query("UPDATE runs SET heartbeat_at = 0 WHERE id = ?1")
+        .bind(silent.as_str())
+        .execute(store.pool())
+        .await
+        .expect("old heartbeat");
+    let alive = store.begin_run(new_run("apply")).await.expect("alive");
+
+    for run in [&gone, &reused, &silent] {
+        assert_eq!(
+            store.run(run).await.expect("run").status,
+            RunStatus::Interrupted,
+            "{run}"
+        );
+    }
+    assert_eq!(
+        store.run(&alive).await.expect("run").status,
+        RunStatus::Running
+    );
+    let listed = store.list_runs(10).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|s| s.run.status == RunStatus::Interrupted)
+            .count(),
+        3
+    );
+    // Reading wrote nothing: the stored status is still `running` for all four.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'running'")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 4);
 }
 
 #[tokio::test]
@@ -505,7 +584,7 @@ async fn live_runs_are_not_marked_interrupted() {
     set_run_holder(&store, &remote_active, "another-host", 1).await;
     let remote_quiet = store.begin_run(new_run("apply")).await.expect("quiet");
     set_run_holder(&store, &remote_quiet, "another-host", 1).await;
-    sqlx::query("UPDATE runs SET started_at = 0 WHERE id = ?1")
+    sqlx::query("UPDATE runs SET started_at = 0, heartbeat_at = 0 WHERE id = ?1")
         .bind(remote_quiet.as_str())
         .execute(store.pool())
         .await
@@ -520,7 +599,7 @@ async fn live_runs_are_not_marked_interrupted() {
         store.run_summary(&ours).await.expect("ours").run.status,
         RunStatus::Running
     );
-    let refused = store.reopen_run(&remote_active).await;
+    let refused = store.reopen_run(&remote_active, "apply --resume").await;
     assert!(
         matches!(refused, Err(AuditError::RunActive { .. })),
         "{refused:?}"

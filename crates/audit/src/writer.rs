@@ -34,10 +34,7 @@ enum WriteOp {
         targets: Vec<TargetId>,
         reply: Reply,
     },
-    RemoveTargets {
-        targets: Vec<TargetId>,
-        reply: Reply,
-    },
+
     RecordOutcome {
         target: TargetId,
         outcome: Outcome,
@@ -54,7 +51,6 @@ impl WriteOp {
         match self {
             Self::ResolveTarget { reply, .. }
             | Self::MarkSending { reply, .. }
-            | Self::RemoveTargets { reply, .. }
             | Self::RecordOutcome { reply, .. }
             | Self::Flush { reply } => {
                 // The caller may have given up waiting (e.g. cancelled); the write stands.
@@ -130,11 +126,6 @@ impl GroupWriter {
             reply,
         })
         .await
-    }
-
-    pub(super) async fn remove_targets(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
-        self.round_trip(|reply| WriteOp::RemoveTargets { targets, reply })
-            .await
     }
 
     pub(super) async fn mark_sending(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
@@ -238,9 +229,6 @@ impl WriterTask {
                 } => targets::update_resolution(&mut tx, *target, resolution, now).await,
                 WriteOp::MarkSending { targets, .. } => {
                     targets::mark_sending_rows(&mut tx, targets, now).await
-                }
-                WriteOp::RemoveTargets { targets, .. } => {
-                    targets::delete_rows(&mut tx, targets).await
                 }
                 WriteOp::RecordOutcome {
                     target, outcome, ..

@@ -7,6 +7,7 @@ mod events;
 mod observer;
 pub mod progress;
 mod results;
+mod settle;
 pub mod stop;
 pub mod target_text;
 mod worker;
@@ -22,11 +23,11 @@ use genesys_core::GenesysClient;
 use reconcile::{Action, DesiredEntry, DesiredState, PlannedTarget, Selector, SourceInfo, Target};
 
 use crate::Ui;
+use crate::exit::Exit;
+use crate::output::progress_mode;
 use audit::{
     AuditStore, NewRun, NewTarget, ObservedValues, RunId, RunStatus, TargetRecord, TargetStatus,
 };
-use crate::exit::Exit;
-use crate::output::progress_mode;
 
 pub use events::Events;
 use progress::Progress;
@@ -99,6 +100,24 @@ pub async fn execute(
             return Err(err);
         }
     };
+    let settled = settle::settle_dead_runs(&client, &audit, &run).await?;
+    if settled > 0 {
+        ui.note(format_args!(
+            "settled {settled} rows that earlier runs left unfinished when their process died"
+        ));
+    }
+    let heartbeat = tokio::spawn({
+        let (audit, run) = (audit.clone(), run.clone());
+        async move {
+            let mut every = tokio::time::interval(audit::RUN_HEARTBEAT);
+            loop {
+                every.tick().await;
+                if let Err(err) = audit.heartbeat_run(&run).await {
+                    tracing::warn!(%err, "cannot refresh the run's heartbeat");
+                }
+            }
+        }
+    });
     let stop = StopSignal::default();
     let _listening = stop.listen();
     let progress = Arc::new(Progress::new(
@@ -149,6 +168,7 @@ pub async fn execute(
         }
     }
     drop(work_stream);
+    heartbeat.abort();
     if let Some(t) = ticker {
         t.abort();
     }
@@ -302,7 +322,7 @@ async fn prepare(
             source,
             targets,
         } => {
-            audit.reopen_run(&run).await?;
+            audit.reopen_run(&run, &settings.command).await?;
             for record in targets {
                 let job = jobs.get(&record.conversation_id);
                 match (&record.participant_id, record.status) {
@@ -385,7 +405,7 @@ fn entry_from_record(t: &TargetRecord) -> DesiredEntry {
 
 /// A planned target rebuilt from its audit row: pinned to its participant, with the
 /// before-values the row recorded.
-fn target_from_record(t: &TargetRecord) -> PlannedTarget {
+pub(crate) fn target_from_record(t: &TargetRecord) -> PlannedTarget {
     PlannedTarget::from_recorded(
         t.conversation_id.clone(),
         t.participant_id.clone().unwrap_or_default(),

@@ -179,20 +179,29 @@ impl Pipeline {
             entries.into_iter().unzip();
         let live_state = HashMap::from([(cid.to_owned(), live.clone())]);
         let plan = reconcile::diff_entries(&entries, &live_state);
+        let mut resolved = Vec::new();
+        let mut added = Vec::new();
+        let mut added_targets = Vec::new();
         let mut planned = Vec::with_capacity(plan.targets.len());
         for target in plan.targets {
-            let row = match rows.pop_front() {
-                Some(row) => row,
-                None => self.add_row(&target).await?,
-            };
-            self.audit
-                .resolve_target(row, resolution(&self.source, &target))
-                .await?;
-            planned.push((row, target));
+            match rows.pop_front() {
+                Some(row) => {
+                    resolved.push((row, resolution(&self.source, &target)));
+                    planned.push((row, target));
+                }
+                None => {
+                    let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                    added.push(new_target(seq, &self.source, &target));
+                    added_targets.push(target);
+                }
+            }
         }
-        if !rows.is_empty() {
-            self.audit.remove_targets(rows.into()).await?;
-        }
+        let removed: Vec<TargetId> = rows.into();
+        let added_rows = self
+            .audit
+            .plan_conversation(&self.run, &resolved, &added, &removed)
+            .await?;
+        planned.extend(added_rows.into_iter().zip(added_targets));
         Ok(planned)
     }
 
@@ -389,15 +398,6 @@ impl Pipeline {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
-    }
-
-    async fn add_row(&self, target: &PlannedTarget) -> anyhow::Result<TargetId> {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let ids = self
-            .audit
-            .insert_targets(&self.run, &[new_target(seq, &self.source, target)])
-            .await?;
-        Ok(ids[0])
     }
 
     async fn finish(

@@ -9,11 +9,11 @@ use reconcile::{SourceFormat, SourceInfo};
 use super::source::read_desired;
 use crate::Ui;
 use crate::apply::{ApplySettings, Events, Work, execute};
-use audit::AuditStore;
 use crate::cli::ApplyArgs;
 use crate::connect;
 use crate::exit::Exit;
 use crate::render::summary::run_summary;
+use audit::AuditStore;
 
 pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);
