@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod audit;
+mod exactness;
 mod get_set;
 mod live_tag;
 mod model;

@@ -458,3 +458,36 @@ fn client_debug_hides_credentials() {
     assert!(!debug.contains(SECRET), "{debug}");
     assert!(debug.contains("api.mypurecloud.com"), "{debug}");
 }
+
+#[tokio::test]
+async fn find_call_reads_not_found_only_from_genesys_code() {
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path(CALL_PATH))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "message": "The conversation does not exist.",
+            "code": "conversation.error.conversation.not.found",
+            "status": 404
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/conversations/calls/c-2"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "message": "The requested resource was not found.",
+            "code": "not.found",
+            "status": 404
+        })))
+        .mount(&server)
+        .await;
+    let client = client_with(&server, None);
+    assert!(client.find_call("c-1").await.unwrap().is_none());
+    let err = client.find_call("c-2").await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.code(), Some("not.found"));
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{}/api/v2/conversations/calls/c-2", server.uri())),
+        "the error names the URL: {text}"
+    );
+}

@@ -13,7 +13,7 @@ pub mod target_text;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
@@ -177,7 +177,7 @@ pub async fn execute(
 
     let unfinished = audit.unfinished_targets(&run).await?.len();
     let interrupted = stop.is_stopping() && unfinished > 0;
-    let exit = if let Some(err) = fatal {
+    if let Some(err) = fatal {
         audit
             .finish_run(
                 &run,
@@ -186,28 +186,34 @@ pub async fn execute(
             )
             .await?;
         return Err(err.context(format!("run {run} stopped")));
-    } else if interrupted {
-        Exit::Interrupted
+    }
+    // The exit code follows from what the run recorded (all its processes, for a resume).
+    let counts = audit.run_summary(&run).await?.counts;
+    let (status, exit) = if interrupted {
+        (RunStatus::Interrupted, Exit::Interrupted)
     } else {
-        exit_for(&results)
+        (RunStatus::Completed, exit_for(&counts))
     };
-    let status = if interrupted {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Completed
-    };
+    // Result files are written before the run is finished, so that failing to write them is the
+    // run's recorded outcome as well as the process's.
+    if let Some(dir) = &settings.results_dir
+        && let Err(err) = write_results(&audit, &run, dir).await
+    {
+        audit
+            .finish_run(
+                &run,
+                RunStatus::Failed,
+                Some(i32::from(Exit::Failure.code())),
+            )
+            .await?;
+        return Err(err.context(format!(
+            "run {run} made its changes, but its result files could not be written"
+        )));
+    }
     audit
         .finish_run(&run, status, Some(i32::from(exit.code())))
         .await?;
-
     if let Some(dir) = &settings.results_dir {
-        let targets = audit
-            .list_targets(&audit::TargetFilter {
-                run: Some(run.clone()),
-                ..Default::default()
-            })
-            .await?;
-        results::write(dir, &source, &targets)?;
         ui.note(format_args!("results written to {}", dir.display()));
     }
     let report = RunReport {
@@ -230,18 +236,36 @@ pub fn counts(results: &[TargetResult]) -> BTreeMap<&'static str, usize> {
     counts
 }
 
-fn exit_for(results: &[TargetResult]) -> Exit {
-    let bad = results
-        .iter()
-        .filter(|r| matches!(r.status, TargetStatus::Failed | TargetStatus::Drift))
-        .count();
+/// The exit code of a finished run from its recorded statuses: targets that failed, drifted,
+/// went stale or are unknown are not done; 1 when no target is done, 3 when some are not.
+fn exit_for(counts: &audit::StatusCounts) -> Exit {
+    let bad = [
+        TargetStatus::Failed,
+        TargetStatus::Drift,
+        TargetStatus::Stale,
+        TargetStatus::Unknown,
+    ]
+    .into_iter()
+    .map(|s| counts.get(s))
+    .sum::<u64>();
     if bad == 0 {
         Exit::Success
-    } else if bad == results.len() {
+    } else if bad == counts.total() {
         Exit::Failure
     } else {
         Exit::Partial
     }
+}
+
+async fn write_results(audit: &AuditStore, run: &RunId, dir: &Path) -> anyhow::Result<()> {
+    let targets = audit
+        .list_targets(&audit::TargetFilter {
+            run: Some(run.clone()),
+            ..Default::default()
+        })
+        .await?;
+    let input = audit.recorded_input(run).await?;
+    results::write(dir, input.as_ref(), &targets)
 }
 
 /// Creates (or reopens) the run and its target rows before the first request, and groups the

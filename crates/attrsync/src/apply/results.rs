@@ -1,22 +1,23 @@
-//! `--results DIR`: per-row result files.
+//! `--results DIR`: per-row result files, written from what the run recorded (its input rows and
+//! its targets), never by reading the source again.
 //!
-//! - `succeeded.csv`: rows whose targets are verified or were already in sync;
-//! - `failed.csv`: rows with a target that failed, drifted, went stale or was skipped;
-//! - `unprocessed.csv`: rows never reached (an interrupted run).
+//! - `succeeded.csv`: rows whose targets are all verified or were already in sync;
+//! - `failed.csv`: rows with a target that failed, drifted, went stale, was skipped or is
+//!   unknown, and rows `--skip-invalid` left out (status `invalid`, the problem as message);
+//! - `unprocessed.csv`: rows not reached (an interrupted run).
 //!
-//! For a CSV source each file repeats the input's own rows, columns and header, plus
-//! `attrsync_status`, `attrsync_code`, `attrsync_message`, `attrsync_correlation_id`; the reader
-//! ignores `attrsync_*` columns, so `failed.csv` can be fed straight back as input. Other
-//! sources (SQLite, saved plans, resumed runs) get the long form with the same result columns.
+//! Each input row lands in exactly one file, with the input's own header and cells plus
+//! `attrsync_status`, `attrsync_code`, `attrsync_message`, `attrsync_correlation_id`; the
+//! reader ignores `attrsync_*` columns, so `failed.csv` can be fed straight back as input. A run
+//! without recorded input rows (`tag`) gets the long form, one row per target and key.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
 use anyhow::Context;
-use reconcile::{SourceFormat, SourceInfo};
 
-use audit::{TargetRecord, TargetStatus};
+use audit::{RecordedInput, TargetRecord, TargetStatus};
 
 /// Columns the result files add; desired-state readers ignore them (`failed.csv` is valid input).
 pub const RESULT_COLUMNS: [&str; 4] = [
@@ -68,15 +69,18 @@ fn worse(a: &RowOutcome, b: &RowOutcome) -> bool {
     rank(b) > rank(a)
 }
 
-/// Writes the three files from the run's audit rows (the record of what happened).
-pub fn write(dir: &Path, source: &SourceInfo, targets: &[TargetRecord]) -> anyhow::Result<()> {
+/// Writes the three files from the run's record: its input rows when it has them, else its
+/// targets in long form.
+pub fn write(
+    dir: &Path,
+    input: Option<&RecordedInput>,
+    targets: &[TargetRecord],
+) -> anyhow::Result<()> {
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create results directory {}", dir.display()))?;
-    let csv_source = matches!(source.format, SourceFormat::CsvWide | SourceFormat::CsvLong);
-    if csv_source && Path::new(&source.path).is_file() {
-        write_from_csv(dir, Path::new(&source.path), &outcome_per_line(targets))
-    } else {
-        write_long_form(dir, targets)
+    match input {
+        Some(input) if !input.header.is_empty() => write_input_rows(dir, input, targets),
+        _ => write_long_form(dir, targets),
     }
 }
 
@@ -158,49 +162,34 @@ impl Writers {
     }
 }
 
-fn write_from_csv(
+fn write_input_rows(
     dir: &Path,
-    input: &Path,
-    by_line: &HashMap<u64, RowOutcome>,
+    input: &RecordedInput,
+    targets: &[TargetRecord],
 ) -> anyhow::Result<()> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(input)
-        .with_context(|| format!("cannot re-read {}", input.display()))?;
-    let header: csv::StringRecord = reader
-        .headers()?
-        .iter()
-        .filter(|h| !h.starts_with("attrsync_"))
-        .map(|h| h.trim_start_matches('\u{feff}'))
-        .collect();
-    let keep: Vec<bool> = reader
-        .headers()?
-        .iter()
-        .map(|h| !h.starts_with("attrsync_"))
-        .collect();
+    let by_line = outcome_per_line(targets);
+    let header = csv::StringRecord::from(input.header.clone());
     let mut writers = Writers::create(dir, &header)?;
-    // Line numbers from byte offsets: the csv crate's own line count drifts after CRLF endings,
-    // and the reader that produced the targets' lines counts physical lines.
-    let bytes = fs::read(input).with_context(|| format!("cannot re-read {}", input.display()))?;
-    let newlines: Vec<u64> = bytes
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i as u64)
-        .collect();
-    let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record)? {
-        let offset = record.position().map_or(0, |p| p.byte());
-        let line = 1 + newlines.partition_point(|&n| n < offset) as u64;
-        if let Some(outcome) = by_line.get(&line) {
-            let row: csv::StringRecord = record
-                .iter()
-                .zip(keep.iter().chain(std::iter::repeat(&true)))
-                .filter(|(_, k)| **k)
-                .map(|(v, _)| v)
-                .collect();
-            writers.write(&row, outcome)?;
-        }
+    for row in &input.rows {
+        let outcome = match (&row.problem, by_line.get(&row.line)) {
+            (Some(problem), _) => RowOutcome {
+                bucket: Bucket::Failed,
+                status: "invalid".into(),
+                code: String::new(),
+                message: problem.clone(),
+                correlation_id: String::new(),
+            },
+            (None, Some(outcome)) => outcome.clone(),
+            // No target carries the row: nothing was done with it.
+            (None, None) => RowOutcome {
+                bucket: Bucket::Unprocessed,
+                status: TargetStatus::Planned.as_str().into(),
+                code: String::new(),
+                message: String::new(),
+                correlation_id: String::new(),
+            },
+        };
+        writers.write(&csv::StringRecord::from(row.cells.clone()), &outcome)?;
     }
     writers.flush()
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use genesys_core::models::{Attributes, CallConversation, CallMediaParticipant};
 use genesys_core::{ApiError, GenesysClient};
 use reconcile::{
-    Action, DesiredEntry, LiveConversation, PlannedTarget, Recheck, SourceInfo, Verification,
+    Action, DesiredEntry, LiveConversation, PlannedTarget, Recheck, SkipReason, SourceInfo,
+    Verification,
 };
 use tokio::time::Instant;
 
@@ -112,10 +113,7 @@ impl Pipeline {
         for (row, target) in to_check {
             match target.recheck(&live) {
                 Recheck::NothingToSend => {
-                    let status = match target.action {
-                        Action::Skip { .. } => TargetStatus::Skipped,
-                        _ => TargetStatus::Unchanged,
-                    };
+                    let status = planned_status(&target.action);
                     results.push(self.finish(row, &target, status, None).await?);
                 }
                 Recheck::Gone(reason) => {
@@ -494,6 +492,21 @@ fn result_of(target: &PlannedTarget, status: TargetStatus) -> TargetResult {
     }
 }
 
+/// The status a plan gives a target before anything is sent. A conflict between input rows is
+/// the input's fault, not the call's: it is recorded as failed (in `failed.csv`, exit 3), never
+/// as a quiet skip.
+fn planned_status(action: &Action) -> TargetStatus {
+    match action {
+        Action::Update { .. } => TargetStatus::Planned,
+        Action::Unchanged => TargetStatus::Unchanged,
+        Action::Skip {
+            reason: SkipReason::ConflictingDesiredValues,
+            ..
+        } => TargetStatus::Failed,
+        Action::Skip { .. } => TargetStatus::Skipped,
+    }
+}
+
 /// The reason a planned skip is recorded with: the reason's code, and its detail if any.
 fn skip_text(action: &Action) -> Option<String> {
     match action {
@@ -535,11 +548,8 @@ fn observed_values(target: &PlannedTarget, live: &Attributes) -> ObservedValues 
 /// What the audit row of a planned target says: who it is, where it came from, what it wants,
 /// what the plan saw, and (for a plan without an update) its final status.
 pub fn resolution(source: &SourceInfo, target: &PlannedTarget) -> audit::Resolution {
-    let (status, reason) = match &target.action {
-        Action::Update { .. } => (TargetStatus::Planned, None),
-        Action::Unchanged => (TargetStatus::Unchanged, None),
-        Action::Skip { .. } => (TargetStatus::Skipped, skip_text(&target.action)),
-    };
+    let status = planned_status(&target.action);
+    let reason = skip_text(&target.action);
     audit::Resolution {
         participant_id: target.participant_id.clone(),
         purpose: target.purpose.clone(),

@@ -1,0 +1,221 @@
+//! The plan carried from the input to the audit row on every path: merged targets, conflicts,
+//! stale plans, dead runs and resumes, told from the simulator's request log and the audit store.
+
+use genesys_sim::{SeedCall, SeedParticipant};
+
+use crate::support::{TestOrg, audit_targets};
+
+const CALL: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
+const CUSTOMER: &str = "7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a";
+const AGENT: &str = "0b7c9d2e-3f4a-4b5c-8d6e-7f8a9b0c1d2e";
+
+/// An org with one live call: a customer with `kb=old` and a connected agent.
+async fn one_call_org() -> TestOrg {
+    let org = TestOrg::start(TestOrg::fast_config(0)).await;
+    org.state().add_call(SeedCall {
+        id: CALL.into(),
+        ended: false,
+        participants: vec![
+            SeedParticipant {
+                id: CUSTOMER.into(),
+                purpose: "customer".into(),
+                user_id: None,
+                connected: true,
+                attributes: [("kb".to_owned(), "old".to_owned())].into(),
+            },
+            SeedParticipant {
+                id: AGENT.into(),
+                purpose: "agent".into(),
+                user_id: None,
+                connected: true,
+                attributes: Default::default(),
+            },
+        ],
+    });
+    org
+}
+
+fn customer_attributes(org: &TestOrg) -> std::collections::BTreeMap<String, String> {
+    org.state()
+        .call(CALL)
+        .unwrap()
+        .conversation
+        .participants
+        .into_iter()
+        .find(|p| p.id == CUSTOMER)
+        .unwrap()
+        .attributes
+}
+
+fn patches(org: &TestOrg) -> usize {
+    org.count_requests("PATCH", "/attributes")
+}
+
+/// Row 2 reaches the customer by purpose, row 3 by participant id: one target, one PATCH.
+fn two_selectors_csv(org: &TestOrg, line_end: &str) -> std::path::PathBuf {
+    let csv = [
+        "conversation_id,purpose,participant_id,ka,kb".to_owned(),
+        format!("{CALL},customer,,1,"),
+        format!("{CALL},,{CUSTOMER},,2"),
+        String::new(),
+    ]
+    .join(line_end);
+    org.write("two.csv", &csv)
+}
+
+fn read_results(org: &TestOrg, name: &str) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(org.path("res").join(name))
+        .expect("result file exists");
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn rows_reaching_one_participant_are_one_patch_with_every_key() {
+    let org = one_call_org().await;
+    two_selectors_csv(&org, "\n");
+    org.run(&["apply", "two.csv", "--results", "res"])
+        .await
+        .assert_code(0);
+    assert_eq!(patches(&org), 1, "one PATCH for the one participant");
+    let attributes = customer_attributes(&org);
+    assert_eq!(attributes["ka"], "1");
+    assert_eq!(attributes["kb"], "2");
+    let rows = audit_targets(&org.audit_path()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, "verified");
+    let succeeded = read_results(&org, "succeeded.csv");
+    assert_eq!(succeeded.len(), 3, "header and both input rows: {succeeded:?}");
+}
+
+#[tokio::test]
+async fn a_saved_plan_keeps_every_key_of_a_merged_target_and_its_rows() {
+    let org = one_call_org().await;
+    two_selectors_csv(&org, "\r\n");
+    org.run(&["plan", "two.csv", "--out", "plan.json"])
+        .await
+        .assert_code(0);
+    org.run(&["apply", "plan.json", "--results", "res"])
+        .await
+        .assert_code(0);
+    assert_eq!(patches(&org), 1);
+    let attributes = customer_attributes(&org);
+    assert_eq!((attributes["ka"].as_str(), attributes["kb"].as_str()), ("1", "2"));
+    let rows = audit_targets(&org.audit_path()).await;
+    assert_eq!(
+        rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
+        ["verified"]
+    );
+    let succeeded = read_results(&org, "succeeded.csv");
+    assert_eq!(succeeded.len(), 3, "{succeeded:?}");
+    assert_eq!(succeeded[1][0], CALL);
+}
+
+#[tokio::test]
+async fn a_conflict_across_selectors_fails_the_participant_and_names_both_lines() {
+    let org = one_call_org().await;
+    org.write(
+        "conflict.csv",
+        &format!(
+            "conversation_id,purpose,participant_id,tier\n{CALL},customer,,gold\n{CALL},,{CUSTOMER},silver\n"
+        ),
+    );
+    let run = org.run(&["apply", "conflict.csv", "--results", "res"]).await;
+    run.assert_code(1);
+    assert_eq!(patches(&org), 0, "nothing is sent to a conflicted participant");
+    let failed = read_results(&org, "failed.csv");
+    assert_eq!(failed.len(), 3, "both rows fail: {failed:?}");
+    let message = &failed[1][failed[0].len() - 2];
+    assert!(
+        message.contains("line 2") && message.contains("line 3"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_whose_every_target_went_stale_does_not_exit_0() {
+    let org = one_call_org().await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},planned\n"));
+    org.run(&["plan", "kb.csv", "--out", "plan.json"])
+        .await
+        .assert_code(0);
+    // Someone changes the key after the plan was reviewed.
+    org.run(&["set", CALL, &format!("participant_id={CUSTOMER}"), "kb=moved"])
+        .await
+        .assert_code(0);
+    let before = patches(&org);
+    org.run(&["apply", "plan.json"]).await.assert_code(1);
+    assert_eq!(patches(&org), before, "a stale target is not sent");
+    assert_eq!(customer_attributes(&org)["kb"], "moved");
+}
+
+#[tokio::test]
+async fn resume_after_a_kill_keeps_the_true_before_of_a_change_that_was_sent() {
+    let org = one_call_org().await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
+    // token, read, PATCH: then the verification read is held, and the process is killed there.
+    org.state().hold_after(3);
+    let mut child = org.command(&["apply", "kb.csv"]).spawn().unwrap();
+    org.state().wait_until_holding().await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    org.state().release();
+    assert_eq!(patches(&org), 1, "the change reached Genesys");
+    assert_eq!(customer_attributes(&org)["kb"], "new");
+
+    // The dead run reads as interrupted without anyone writing it so.
+    let runs = org.run(&["audit", "runs", "--json"]).await;
+    runs.assert_code(0);
+    assert!(runs.stdout.contains("\"interrupted\""), "{}", runs.stdout);
+
+    org.run(&["apply", "--resume", "latest"])
+        .await
+        .assert_code(0);
+    assert_eq!(patches(&org), 1, "nothing needed sending again");
+    let export = org
+        .run(&["audit", "export", "--format", "json"])
+        .await;
+    export.assert_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&export.stdout).unwrap();
+    let text = rows.to_string();
+    assert!(text.contains("\"verified\""), "{text}");
+    assert!(
+        text.contains("\"before\":\"old\"") || text.contains("\"before\":{\"kb\":\"old\"}"),
+        "the change keeps its true before-value: {text}"
+    );
+    assert!(!text.contains("\"unchanged\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_plain_rerun_settles_the_rows_a_killed_run_left_sending() {
+    let org = one_call_org().await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
+    org.state().hold_after(3);
+    let mut child = org.command(&["apply", "kb.csv"]).spawn().unwrap();
+    org.state().wait_until_holding().await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    org.state().release();
+
+    org.run(&["apply", "kb.csv"]).await.assert_code(0);
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(
+        rows.iter()
+            .all(|r| !matches!(r.status.as_str(), "planned" | "sending" | "applied")),
+        "no row stays in doubt once a later run has finished: {rows:?}"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "verified").count(),
+        1,
+        "the killed run's change is recorded as verified: {rows:?}"
+    );
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "unchanged").count(),
+        1,
+        "the rerun found it done: {rows:?}"
+    );
+}
