@@ -97,6 +97,31 @@ pub struct SourceInfo {
     pub sha256: String,
 }
 
+/// The source's own data rows, as read, in input order: what a result file is written from
+/// without reading the source again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputTable {
+    /// Column names as read. CSV: the header without a BOM and without `attrsync_*` result
+    /// columns. SQLite: the selected columns' names.
+    pub header: Vec<String>,
+    /// Every data row of the input, once, in order.
+    pub rows: Vec<InputRow>,
+}
+
+/// One data row of the source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRow {
+    /// The line this row is known by everywhere else ([`DesiredEntry::lines`], problems): the
+    /// CSV record's first physical line, or the SQLite row ordinal.
+    pub line: u64,
+    /// The cells as read (CSV: without `attrsync_*` columns; SQLite: every value as text,
+    /// NULL as empty).
+    pub cells: Vec<String>,
+    /// For a row dropped under `skip_invalid`: the message it was reported with (several are
+    /// joined with `; `). `None` otherwise.
+    pub problem: Option<String>,
+}
+
 /// A validated desired state, grouped per target in order of first appearance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredState {
