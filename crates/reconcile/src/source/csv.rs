@@ -371,6 +371,17 @@ mod tests {
     }
 
     #[test]
+    fn long_form_accepts_bom_with_any_line_ending() {
+        let input = format!("\u{feff}conversation_id,key,value\n{CID},tier,gold\n{CID},old,\n");
+        for (style, input) in line_endings(&input) {
+            let state = read(&input).unwrap();
+            assert_eq!(state.source.format, SourceFormat::CsvLong, "{style}");
+            assert_eq!(state.entries[0].attributes["old"], "", "{style}");
+            assert_eq!(state.entries[0].lines, [2, 3], "{style}");
+        }
+    }
+
+    #[test]
     fn sha256_is_of_the_raw_bytes() {
         let input = format!("conversation_id,tier\n{CID},gold\n");
         let state = read(&input).unwrap();
