@@ -129,6 +129,8 @@ pub struct DesiredState {
     pub source: SourceInfo,
     /// Non-fatal findings: merged identical duplicates, and rows dropped under `skip_invalid`.
     pub warnings: Vec<Problem>,
+    /// The source's data rows as read (empty for states not read from a source).
+    pub input: InputTable,
 }
 
 impl DesiredState {
@@ -194,6 +196,7 @@ mod tests {
                 sha256: String::new(),
             },
             warnings: vec![],
+            input: InputTable::default(),
         };
         assert_eq!(conversation_ids(&desired), ["b", "a"]);
     }

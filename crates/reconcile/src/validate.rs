@@ -409,6 +409,7 @@ impl<'o> DesiredBuilder<'o> {
                 entries,
                 source,
                 warnings,
+                input: InputTable::default(),
             },
             self.input,
         ))

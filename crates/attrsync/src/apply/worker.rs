@@ -181,6 +181,7 @@ impl Pipeline {
     /// The pure diff for this conversation, each planned target tagged with its job entry.
     fn diff(&self, job: &Job, live: &LiveConversation) -> Vec<(usize, PlannedTarget)> {
         let desired = DesiredState {
+            input: reconcile::InputTable::default(),
             entries: job.entries.iter().map(|e| e.entry.clone()).collect(),
             source: self.source.clone(),
             warnings: Vec::new(),

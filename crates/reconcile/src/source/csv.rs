@@ -15,6 +15,7 @@ use std::path::Path;
 use csv::{ByteRecord, ReaderBuilder};
 
 use super::raw_input::{LineIndex, sha256_hex, unterminated_quote};
+use super::with_input;
 use crate::desired::{DesiredState, InputTable, SourceFormat, SourceInfo};
 use crate::options::ReadOptions;
 use crate::problem::{LineUnit, SourceError};
@@ -31,7 +32,7 @@ pub fn read_csv(path: &Path, options: &ReadOptions) -> Result<DesiredState, Sour
         path: path.to_owned(),
         source,
     })?;
-    parse_csv(&bytes, &path.display().to_string(), options).map(|(state, _)| state)
+    parse_csv(&bytes, &path.display().to_string(), options).map(with_input)
 }
 
 /// Reads and validates a CSV desired state from any reader (read to its end, once); `name` is
@@ -48,7 +49,7 @@ pub fn read_csv_from<R: Read>(
             path: name.into(),
             source,
         })?;
-    parse_csv(&bytes, name, options).map(|(state, _)| state)
+    parse_csv(&bytes, name, options).map(with_input)
 }
 
 /// Parses and validates a whole CSV input; also returns the input table (its data rows as read).

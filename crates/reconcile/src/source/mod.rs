@@ -18,6 +18,12 @@ use crate::problem::SourceError;
 pub use self::csv::{read_csv, read_csv_from};
 pub use self::sqlite::{DEFAULT_TABLE, SqliteSelect, read_sqlite};
 
+/// The desired state with its input table in [`DesiredState::input`].
+fn with_input((mut state, input): (DesiredState, InputTable)) -> DesiredState {
+    state.input = input;
+    state
+}
+
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -51,7 +57,7 @@ pub async fn read_path(
 ) -> Result<DesiredState, SourceError> {
     read_path_with_input(path, select, options)
         .await
-        .map(|(state, _)| state)
+        .map(with_input)
 }
 
 /// [`read_path`], also returning the input table.

@@ -58,7 +58,7 @@ pub async fn read_sqlite(
         })?;
     read_sqlite_file(path, &bytes, select, options)
         .await
-        .map(|(state, _)| state)
+        .map(super::with_input)
 }
 
 /// Reads a database whose bytes (for the SHA-256 and the header check) were already read.
