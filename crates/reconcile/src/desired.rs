@@ -97,6 +97,31 @@ pub struct SourceInfo {
     pub sha256: String,
 }
 
+/// The source's own data rows, as read, in input order: what a result file is written from
+/// without reading the source again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputTable {
+    /// Column names as read. CSV: the header without a BOM and without `attrsync_*` result
+    /// columns. SQLite: the selected columns' names.
+    pub header: Vec<String>,
+    /// Every data row of the input, once, in order.
+    pub rows: Vec<InputRow>,
+}
+
+/// One data row of the source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRow {
+    /// The line this row is known by everywhere else ([`DesiredEntry::lines`], problems): the
+    /// CSV record's first physical line, or the SQLite row ordinal.
+    pub line: u64,
+    /// The cells as read (CSV: without `attrsync_*` columns; SQLite: every value as text,
+    /// NULL as empty).
+    pub cells: Vec<String>,
+    /// For a row dropped under `skip_invalid`: the message it was reported with (several are
+    /// joined with `; `). `None` otherwise.
+    pub problem: Option<String>,
+}
+
 /// A validated desired state, grouped per target in order of first appearance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredState {
@@ -104,6 +129,8 @@ pub struct DesiredState {
     pub source: SourceInfo,
     /// Non-fatal findings: merged identical duplicates, and rows dropped under `skip_invalid`.
     pub warnings: Vec<Problem>,
+    /// The source's data rows as read (empty for states not read from a source).
+    pub input: InputTable,
 }
 
 impl DesiredState {
@@ -169,6 +196,7 @@ mod tests {
                 sha256: String::new(),
             },
             warnings: vec![],
+            input: InputTable::default(),
         };
         assert_eq!(conversation_ids(&desired), ["b", "a"]);
     }

@@ -14,7 +14,8 @@ pub mod source;
 mod validate;
 
 pub use desired::{
-    DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target, conversation_ids,
+    DesiredEntry, DesiredState, InputRow, InputTable, Selector, SourceFormat, SourceInfo, Target,
+    conversation_ids,
 };
 pub use options::{Limits, ReadOptions};
 pub use plan::{

@@ -575,6 +575,7 @@ mod tests {
 
     fn desired(entries: Vec<(Selector, &[(&str, &str)])>) -> DesiredState {
         DesiredState {
+            input: crate::InputTable::default(),
             entries: entries
                 .into_iter()
                 .enumerate()

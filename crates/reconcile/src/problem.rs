@@ -83,6 +83,15 @@ pub enum SourceError {
         what: String,
         missing: Vec<String>,
     },
+    /// SQLite cannot read a database from a pipe (`<(...)`, `/dev/stdin`, a FIFO).
+    #[error("{}: not a regular file: reading an SQLite database from a pipe is not supported (save it to a file first)", path.display())]
+    SqlitePipe { path: PathBuf },
+    /// A truncated, corrupt or non-SQLite file given as an SQLite source.
+    #[error("{}: not a SQLite database, or corrupt: {detail}", path.display())]
+    SqliteNotADatabase { path: PathBuf, detail: String },
+    /// `--query` is not a single read-only statement returning rows.
+    #[error("{}: --query must be a SELECT (read-only) statement: {reason}", path.display())]
+    SqliteQueryNotSelect { path: PathBuf, reason: String },
     #[error("{}: SQLite query failed: {source}", path.display())]
     Sqlite {
         path: PathBuf,

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use uuid::Uuid;
 
-use crate::desired::{DesiredEntry, DesiredState, Selector, SourceInfo, Target};
+use crate::desired::{
+    DesiredEntry, DesiredState, InputRow, InputTable, Selector, SourceInfo, Target,
+};
 use crate::options::ReadOptions;
 use crate::problem::{LineUnit, Problem, SourceError};
 
@@ -63,6 +65,8 @@ pub(crate) struct DesiredBuilder<'o> {
     entries: Vec<EntryBuilder>,
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
+    /// The source's data rows as read, in order.
+    input: InputTable,
 }
 
 impl<'o> DesiredBuilder<'o> {
@@ -89,6 +93,7 @@ impl<'o> DesiredBuilder<'o> {
             entries: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
+            input: InputTable::default(),
         })
     }
 
@@ -108,10 +113,31 @@ impl<'o> DesiredBuilder<'o> {
         self.errors.push(problem);
     }
 
+    /// The header of the input table (the source's column names, as read).
+    pub fn set_input_header(&mut self, header: Vec<String>) {
+        self.input.header = header;
+    }
+
+    /// Records a data row of the source as read, before it is checked with [`Self::add_row`].
+    pub fn add_input_row(&mut self, line: u64, cells: Vec<String>) {
+        self.input.rows.push(InputRow {
+            line,
+            cells,
+            problem: None,
+        });
+    }
+
     /// A problem that invalidates one row: an error, or a warning if invalid rows are skipped.
+    /// A skipped row's input row carries the warning's message (all of them, `; `-separated).
     pub fn row_problem(&mut self, line: u64, message: String) {
         if self.options.skip_invalid {
             let problem = self.problem(line, format!("{message} (row skipped)"));
+            if let Some(row) = self.input.rows.last_mut().filter(|r| r.line == line) {
+                row.problem = Some(match row.problem.take() {
+                    Some(earlier) => format!("{earlier}; {}", problem.message),
+                    None => problem.message.clone(),
+                });
+            }
             self.warnings.push(problem);
         } else {
             let problem = self.problem(line, message);
@@ -349,14 +375,16 @@ impl<'o> DesiredBuilder<'o> {
         }
     }
 
-    /// Drops the problems of lines at or after `line` (used when the last record turns out to be
-    /// a runaway unterminated quote, whose other problems are noise).
-    pub fn forget_problems_from(&mut self, line: u64) {
-        self.errors.retain(|p| p.line < line);
-        self.warnings.retain(|p| p.line < line);
+    #[cfg(test)]
+    pub fn finish(self, source: SourceInfo) -> Result<DesiredState, SourceError> {
+        self.finish_with_input(source).map(|(state, _)| state)
     }
 
-    pub fn finish(self, source: SourceInfo) -> Result<DesiredState, SourceError> {
+    /// The desired state and the input table, or every error of the input.
+    pub fn finish_with_input(
+        self,
+        source: SourceInfo,
+    ) -> Result<(DesiredState, InputTable), SourceError> {
         if !self.errors.is_empty() {
             let mut problems = self.errors;
             problems.sort_by_key(|p| p.line);
@@ -376,11 +404,15 @@ impl<'o> DesiredBuilder<'o> {
                 lines: e.lines,
             })
             .collect();
-        Ok(DesiredState {
-            entries,
-            source,
-            warnings,
-        })
+        Ok((
+            DesiredState {
+                entries,
+                source,
+                warnings,
+                input: InputTable::default(),
+            },
+            self.input,
+        ))
     }
 }
 

@@ -94,6 +94,7 @@ fn desired_state() -> impl Strategy<Value = DesiredState> {
         ),
     );
     prop::collection::vec(entry, 0..8).prop_map(|entries| DesiredState {
+        input: reconcile::InputTable::default(),
         entries: entries
             .into_iter()
             .enumerate()

@@ -98,3 +98,24 @@ async fn sqlite_seed_builds_a_readable_desired_state() {
     assert_eq!(state.entries[1].attributes["promo_code"], "");
     assert_eq!(state.source.sha256.len(), 64);
 }
+
+#[test]
+fn the_input_table_holds_every_data_row_with_the_lines_entries_use() {
+    for name in ["wide.csv", "long.csv", "crlf_bom.csv"] {
+        let state = read_csv(&sample(name), &ReadOptions::default()).unwrap();
+        let lines: Vec<u64> = state.input.rows.iter().map(|r| r.line).collect();
+        let mut entry_lines: Vec<u64> =
+            state.entries.iter().flat_map(|e| e.lines.clone()).collect();
+        entry_lines.sort_unstable();
+        assert_eq!(lines, entry_lines, "{name}");
+        assert_eq!(state.input.header[0], "conversation_id", "{name}");
+        assert!(
+            state
+                .input
+                .rows
+                .iter()
+                .all(|r| r.cells.len() == state.input.header.len() && r.problem.is_none()),
+            "{name}"
+        );
+    }
+}

@@ -27,6 +27,7 @@ pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Resu
     };
     let attributes: BTreeMap<String, String> = args.attributes.iter().cloned().collect();
     let desired = DesiredState {
+        input: reconcile::InputTable::default(),
         entries: vec![DesiredEntry {
             target: Target {
                 conversation_id: conversation_id.clone(),

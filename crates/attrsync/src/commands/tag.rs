@@ -111,6 +111,7 @@ fn desired_state(
 ) -> DesiredState {
     let selector = Selector::Purpose(args.purpose.to_lowercase());
     DesiredState {
+        input: reconcile::InputTable::default(),
         entries: conversation_ids
             .iter()
             .zip(1..)

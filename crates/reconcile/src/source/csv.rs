@@ -1,113 +1,126 @@
-//! CSV desired states, wide and long form, read as a stream of byte records.
+//! CSV desired states, wide and long form, parsed from the whole input held in memory.
 //!
 //! Wide form: `conversation_id`, optional selector columns, every other column a key; an empty
 //! cell means "no opinion". Long form (header has `key` and `value`): one row per key, an empty
-//! `value` means clear; columns other than the known ones are ignored.
+//! `value` means clear; columns other than the known ones are ignored. Header names are trimmed;
+//! an empty or duplicate name is an error.
+//!
+//! The source is read exactly once (so a pipe or `/dev/stdin` works) and its SHA-256 is of those
+//! same bytes.
 
-use std::fs::File;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::raw_input::RawInput;
-use crate::desired::{DesiredState, SourceFormat, SourceInfo};
+use super::raw_input::{LineIndex, sha256_hex, unterminated_quote};
+use super::with_input;
+use crate::desired::{DesiredState, InputTable, SourceFormat, SourceInfo};
 use crate::options::ReadOptions;
 use crate::problem::{LineUnit, SourceError};
 use crate::validate::{DesiredBuilder, RawRow};
 
 const CONVERSATION_ID: &str = "conversation_id";
 const SELECTOR_COLUMNS: [&str; 3] = ["participant_id", "purpose", "user_id"];
+/// Columns of a result file (`attrsync_status`, ...): never part of the input table.
+const RESULT_COLUMN_PREFIX: &str = "attrsync_";
 
-/// Reads and validates a CSV desired state from a file.
+/// Reads and validates a CSV desired state from a file (read once, whole).
 pub fn read_csv(path: &Path, options: &ReadOptions) -> Result<DesiredState, SourceError> {
-    let file = File::open(path).map_err(|source| SourceError::Io {
+    let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
         path: path.to_owned(),
         source,
     })?;
-    read_csv_from(file, &path.display().to_string(), options)
+    parse_csv(&bytes, &path.display().to_string(), options).map(with_input)
 }
 
-/// Reads and validates a CSV desired state from any reader; `name` is the file name used in
-/// problems and in [`SourceInfo::path`].
+/// Reads and validates a CSV desired state from any reader (read to its end, once); `name` is
+/// the file name used in problems and in [`SourceInfo::path`].
 pub fn read_csv_from<R: Read>(
-    reader: R,
+    mut reader: R,
     name: &str,
     options: &ReadOptions,
 ) -> Result<DesiredState, SourceError> {
-    let io_error = |e: csv::Error| SourceError::Io {
-        path: name.into(),
-        source: match e.into_kind() {
-            csv::ErrorKind::Io(e) => e,
-            other => std::io::Error::other(format!("{other:?}")),
-        },
-    };
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|source| SourceError::Io {
+            path: name.into(),
+            source,
+        })?;
+    parse_csv(&bytes, name, options).map(with_input)
+}
+
+/// Parses and validates a whole CSV input; also returns the input table (its data rows as read).
+pub(crate) fn parse_csv(
+    bytes: &[u8],
+    name: &str,
+    options: &ReadOptions,
+) -> Result<(DesiredState, InputTable), SourceError> {
     let mut builder = DesiredBuilder::new(name.to_owned(), LineUnit::Line, options)?;
-    let mut raw = RawInput::new(reader);
+    let lines = LineIndex::new(bytes);
+    let unterminated = unterminated_quote(bytes).map(|offset| lines.line_of(offset));
     let mut rdr = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(&mut raw);
+        .from_reader(bytes);
+    // Reading from memory, the only possible error is an I/O one, which a slice never gives.
+    let mut next = |record: &mut ByteRecord| -> Option<u64> {
+        match rdr.read_byte_record(record) {
+            Ok(true) => Some(lines.record_line(record.position().map_or(0, csv::Position::byte))),
+            Ok(false) | Err(_) => None,
+        }
+    };
 
     let mut header = ByteRecord::new();
     let mut pending = ByteRecord::new();
     let mut format = SourceFormat::CsvWide;
-    if !rdr.read_byte_record(&mut header).map_err(io_error)? {
+    if let Some(header_line) = next(&mut header) {
+        let pending_line = next(&mut pending);
+        match (pending_line, unterminated) {
+            // The header itself runs away: nothing else can be trusted.
+            (None, Some(line)) => report_unterminated(&mut builder, line),
+            _ => {
+                if let Some(columns) =
+                    Columns::from_header(&header, header_line, options, &mut builder)
+                {
+                    format = columns.format;
+                    builder.set_input_header(columns.input_header(&header));
+                    match pending_line {
+                        None => builder.fatal(header_line, "no data rows after the header".into()),
+                        Some(mut pending_line) => {
+                            // Records are processed one behind the parser: the last one is the
+                            // runaway field of an unterminated quote, if there is one.
+                            let mut current = ByteRecord::new();
+                            while let Some(current_line) = next(&mut current) {
+                                columns.add_record(&pending, pending_line, &mut builder);
+                                std::mem::swap(&mut current, &mut pending);
+                                pending_line = current_line;
+                            }
+                            match unterminated {
+                                Some(line) => report_unterminated(&mut builder, line),
+                                None => columns.add_record(&pending, pending_line, &mut builder),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    } else {
         builder.fatal(
             1,
             "empty file: expected a header line with a conversation_id column".to_owned(),
         );
-    } else {
-        let header_line = rdr.get_mut().next_record_line();
-        let has_pending = rdr.read_byte_record(&mut pending).map_err(io_error)?;
-        let mut pending_line = rdr.get_mut().next_record_line();
-        let unterminated = if has_pending {
-            None
-        } else {
-            rdr_unterminated(&rdr)
-        };
-        if let Some(line) = unterminated {
-            report_unterminated(&mut builder, line);
-        } else if let Some(columns) =
-            Columns::from_header(&header, header_line, options, &mut builder)
-        {
-            format = columns.format;
-            // Records are processed one behind the parser: the last one is only trusted once the
-            // whole input has been scanned for an unterminated quote.
-            if !has_pending {
-                builder.fatal(header_line, "no data rows after the header".to_owned());
-            } else {
-                let mut current = ByteRecord::new();
-                while rdr.read_byte_record(&mut current).map_err(io_error)? {
-                    columns.add_record(&pending, pending_line, &mut builder);
-                    std::mem::swap(&mut current, &mut pending);
-                    pending_line = rdr.get_mut().next_record_line();
-                }
-                match rdr_unterminated(&rdr) {
-                    Some(line) => report_unterminated(&mut builder, line),
-                    None => columns.add_record(&pending, pending_line, &mut builder),
-                }
-            }
-        }
     }
-    drop(rdr);
-    let sha256 = raw.finish().map_err(|source| SourceError::Io {
-        path: name.into(),
-        source,
-    })?;
-    builder.finish(SourceInfo {
+    builder.finish_with_input(SourceInfo {
         path: name.to_owned(),
         format,
-        sha256,
+        sha256: sha256_hex(bytes),
     })
 }
 
-fn rdr_unterminated<R: Read>(rdr: &csv::Reader<&mut RawInput<R>>) -> Option<u64> {
-    rdr.get_ref().unterminated_quote_line()
-}
-
 fn report_unterminated(builder: &mut DesiredBuilder<'_>, line: u64) {
-    builder.forget_problems_from(line);
     builder.fatal(
         line,
         "unterminated quoted field: the quote opened on this line is never closed".to_owned(),
@@ -125,6 +138,8 @@ struct Columns {
     /// Wide form: (column index, key). Long form: the `key` and `value` columns.
     keys: Vec<(usize, String)>,
     long: Option<(usize, usize)>,
+    /// Per header column: whether it is a result column (`attrsync_*`), left out of the input table.
+    result_column: Vec<bool>,
 }
 
 impl Columns {
@@ -136,16 +151,27 @@ impl Columns {
         builder: &mut DesiredBuilder<'_>,
     ) -> Option<Self> {
         let mut names = Vec::with_capacity(header.len());
+        let mut valid = Vec::with_capacity(header.len());
         for (i, raw) in header.iter().enumerate() {
             match std::str::from_utf8(raw) {
-                Ok(name) => names.push(name.trim_start_matches('\u{feff}').to_owned()),
+                Ok(name) => {
+                    names.push(name.trim_start_matches('\u{feff}').trim().to_owned());
+                    valid.push(true);
+                }
                 Err(_) => {
                     builder.fatal(line, format!("header column {} is not valid UTF-8", i + 1));
                     names.push(String::new());
+                    valid.push(false);
                 }
             }
         }
-        let position = |wanted: &str| names.iter().position(|n| n == wanted);
+        let mut first_position: HashMap<&str, usize> = HashMap::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            if valid[i] {
+                first_position.entry(name.as_str()).or_insert(i);
+            }
+        }
+        let position = |wanted: &str| first_position.get(wanted).copied();
         let Some(conversation_id) = position(CONVERSATION_ID) else {
             builder.fatal(line, format!("missing required column `{CONVERSATION_ID}`"));
             return None;
@@ -154,10 +180,18 @@ impl Columns {
         let long = position("key").zip(position("value"));
         let mut keys = Vec::new();
         for (i, name) in names.iter().enumerate() {
+            if !valid[i] {
+                continue;
+            }
+            if name.is_empty() {
+                builder.fatal(line, format!("column {}: empty column name", i + 1));
+                continue;
+            }
             let known = name == CONVERSATION_ID
                 || SELECTOR_COLUMNS.contains(&name.as_str())
                 || (long.is_some() && (name == "key" || name == "value"));
-            if let Some(first) = names[..i].iter().position(|n| n == name) {
+            let first = first_position[name.as_str()];
+            if first != i {
                 // In the long form unknown columns are ignored, duplicates included.
                 if long.is_none() || known {
                     builder.fatal(
@@ -172,7 +206,7 @@ impl Columns {
                 continue;
             }
             let not_a_key = known || long.is_some() || options.ignored_columns.contains(name);
-            if not_a_key || std::str::from_utf8(&header[i]).is_err() {
+            if not_a_key {
                 continue;
             }
             match builder.key_problem(name) {
@@ -180,6 +214,10 @@ impl Columns {
                 None => keys.push((i, name.clone())),
             }
         }
+        let result_column = names
+            .iter()
+            .map(|n| n.starts_with(RESULT_COLUMN_PREFIX))
+            .collect();
         Some(Self {
             format: if long.is_some() {
                 SourceFormat::CsvLong
@@ -192,10 +230,33 @@ impl Columns {
             selectors,
             keys,
             long,
+            result_column,
         })
     }
 
+    /// The cells of a record as the input table keeps them: as read, without result columns.
+    fn input_cells(&self, record: &ByteRecord) -> Vec<String> {
+        record
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.result_column.get(*i).copied().unwrap_or(false))
+            .map(|(_, cell)| String::from_utf8_lossy(cell).into_owned())
+            .collect()
+    }
+
+    /// The header as the input table keeps it: as read (untrimmed), without a BOM.
+    fn input_header(&self, header: &ByteRecord) -> Vec<String> {
+        let mut cells = self.input_cells(header);
+        if let Some(first) = cells.first_mut()
+            && let Some(rest) = first.strip_prefix('\u{feff}')
+        {
+            *first = rest.to_owned();
+        }
+        cells
+    }
+
     fn add_record(&self, record: &ByteRecord, line: u64, builder: &mut DesiredBuilder<'_>) {
+        builder.add_input_row(line, self.input_cells(record));
         if record.len() != self.count {
             builder.row_problem(
                 line,
@@ -250,7 +311,7 @@ impl Columns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::Selector;
+    use crate::desired::{InputRow, Selector};
 
     const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
 
@@ -311,13 +372,21 @@ mod tests {
     }
 
     #[test]
+    fn long_form_accepts_bom_with_any_line_ending() {
+        let input = format!("\u{feff}conversation_id,key,value\n{CID},tier,gold\n{CID},old,\n");
+        for (style, input) in line_endings(&input) {
+            let state = read(&input).unwrap();
+            assert_eq!(state.source.format, SourceFormat::CsvLong, "{style}");
+            assert_eq!(state.entries[0].attributes["old"], "", "{style}");
+            assert_eq!(state.entries[0].lines, [2, 3], "{style}");
+        }
+    }
+
+    #[test]
     fn sha256_is_of_the_raw_bytes() {
         let input = format!("conversation_id,tier\n{CID},gold\n");
         let state = read(&input).unwrap();
-        assert_eq!(
-            state.source.sha256,
-            super::super::raw_input::sha256_hex(input.as_bytes()).unwrap()
-        );
+        assert_eq!(state.source.sha256, sha256_hex(input.as_bytes()));
     }
 
     #[test]
@@ -343,5 +412,170 @@ mod tests {
         let input = format!("conversation_id,tier,status\n{CID},gold,failed\n");
         let state = read_csv_from(input.as_bytes(), "in.csv", &options).unwrap();
         assert!(!state.entries[0].attributes.contains_key("status"));
+    }
+
+    fn parse(
+        input: &str,
+        options: &ReadOptions,
+    ) -> Result<(DesiredState, InputTable), SourceError> {
+        parse_csv(input.as_bytes(), "in.csv", options)
+    }
+
+    /// The three line-ending styles of one input written with `\n`.
+    fn line_endings(input: &str) -> [(&'static str, String); 3] {
+        [
+            ("LF", input.to_owned()),
+            ("CRLF", input.replace('\n', "\r\n")),
+            ("CR", input.replace('\n', "\r")),
+        ]
+    }
+
+    #[test]
+    fn header_names_are_trimmed() {
+        let state = read(&format!(" conversation_id , tier \n{CID},gold\n")).unwrap();
+        assert_eq!(state.entries[0].attributes["tier"], "gold");
+    }
+
+    #[test]
+    fn blank_header_cells_are_errors_naming_the_column() {
+        assert_eq!(
+            problems(&format!("conversation_id,   ,tier,\n{CID},x,gold,\n")),
+            [
+                "in.csv:1: column 2: empty column name",
+                "in.csv:1: column 4: empty column name"
+            ]
+        );
+        // The long form ignores unknown columns, but not nameless ones.
+        assert_eq!(
+            problems(&format!("conversation_id,key,value,\n{CID},k,v,\n")),
+            ["in.csv:1: column 4: empty column name"]
+        );
+    }
+
+    #[test]
+    fn duplicate_columns_after_trimming_name_both_positions() {
+        assert_eq!(
+            problems(&format!("conversation_id,tier, tier \n{CID},a,b\n")),
+            ["in.csv:1: duplicate column \"tier\" (columns 2 and 3)"]
+        );
+    }
+
+    #[test]
+    fn line_numbers_agree_for_lf_crlf_and_cr_only() {
+        let input = format!(
+            "conversation_id,purpose,note\n{CID},customer,x\n\nnope,,y\n{CID},agent,\"two\nlines\"\nbad,,z\n"
+        );
+        for (style, input) in line_endings(&input) {
+            assert_eq!(
+                problems(&input),
+                [
+                    "in.csv:4: invalid conversation_id \"nope\": not a UUID",
+                    "in.csv:7: invalid conversation_id \"bad\": not a UUID"
+                ],
+                "{style}"
+            );
+        }
+        for (style, input) in line_endings(&format!("conversation_id,tier\n\n{CID},\"open\n")) {
+            assert_eq!(
+                problems(&input),
+                [
+                    "in.csv:3: unterminated quoted field: the quote opened on this line is never closed"
+                ],
+                "{style}"
+            );
+        }
+    }
+
+    #[test]
+    fn input_table_is_the_same_for_every_line_ending() {
+        let input =
+            format!("\u{feff}conversation_id,tier,note\n{CID},gold,\"a\nb\"\n\n{CID},gold,\n");
+        let mut tables = Vec::new();
+        for (style, input) in line_endings(&input) {
+            let (state, table) = parse(&input, &ReadOptions::default()).unwrap();
+            assert_eq!(state.entries[0].lines, [2, 5], "{style}");
+            let lines: Vec<u64> = table.rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 5], "{style}");
+            tables.push(table);
+        }
+        // The embedded line break is kept as read, so only the note of line 2 differs.
+        for table in &mut tables {
+            table.rows[0].cells[2] = table.rows[0].cells[2].replace(['\r', '\n'], "|");
+        }
+        let expected = InputTable {
+            header: vec!["conversation_id".into(), "tier".into(), "note".into()],
+            rows: vec![
+                InputRow {
+                    line: 2,
+                    cells: vec![CID.into(), "gold".into(), "a|b".into()],
+                    problem: None,
+                },
+                InputRow {
+                    line: 5,
+                    cells: vec![CID.into(), "gold".into(), String::new()],
+                    problem: None,
+                },
+            ],
+        };
+        assert_eq!(tables[0], expected);
+        assert!(tables[1].rows[0].cells[2] == "a||b" && tables[2].rows[0].cells[2] == "a|b");
+        assert_eq!(tables[0].rows[1..], tables[1].rows[1..]);
+        assert_eq!(tables[0].rows[1..], tables[2].rows[1..]);
+    }
+
+    #[test]
+    fn input_table_has_every_row_and_skipped_rows_carry_their_problem() {
+        let options = ReadOptions {
+            skip_invalid: true,
+            ..ReadOptions::default()
+        };
+        let input = format!(
+            "conversation_id, tier ,attrsync_status,purpose\n{CID},gold,failed,\nnope,x,,\n{CID},y,,a,extra\nnah,,,p\n"
+        );
+        let (state, table) = parse(&input, &options).unwrap();
+        assert_eq!(table.header, ["conversation_id", " tier ", "purpose"]);
+        let rows: Vec<(u64, Vec<&str>, Option<&str>)> = table
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.line,
+                    r.cells.iter().map(String::as_str).collect(),
+                    r.problem.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (2, vec![CID, "gold", ""], None),
+                (
+                    3,
+                    vec!["nope", "x", ""],
+                    Some("invalid conversation_id \"nope\": not a UUID (row skipped)")
+                ),
+                (
+                    4,
+                    vec![CID, "y", "a", "extra"],
+                    Some("expected 4 fields, found 5 (row skipped)")
+                ),
+                (
+                    5,
+                    vec!["nah", "", "p"],
+                    Some("invalid conversation_id \"nah\": not a UUID (row skipped)")
+                ),
+            ]
+        );
+        for row in &table.rows {
+            if let Some(problem) = &row.problem {
+                assert!(
+                    state
+                        .warnings
+                        .iter()
+                        .any(|w| w.line == row.line && &w.message == problem)
+                );
+            }
+        }
+        assert_eq!(state.entries[0].lines, [2]);
     }
 }

@@ -1,146 +1,113 @@
-//! A pass-through reader that observes the raw bytes of a CSV file as the parser pulls them:
-//! it hashes them (the source's SHA-256) and tracks CSV quoting, because the csv crate silently
-//! accepts a quote that is never closed (the field just runs to the end of the file), and
-//! records the line each record starts on, because the csv crate's own record positions lag
-//! one line behind after a CRLF terminator.
-
-use std::collections::VecDeque;
-use std::io::{self, Read};
+//! Facts about the raw bytes of a text source that the csv crate does not give: physical line
+//! numbers and unterminated quotes.
+//!
+//! Lines: a line ends at `\r\n`, `\n` or a lone `\r` (Unix, Windows and classic Mac/Excel
+//! "CSV (Macintosh)" files), inside a quoted field as well as outside, so a record's line is
+//! the physical line it starts on and a quoted cell spanning two lines counts as two lines.
+//!
+//! Quotes: the csv crate silently accepts a quote that is never closed (the field just runs to
+//! the end of the file); [`unterminated_quote`] finds it.
 
 use sha2::{Digest, Sha256};
 
+/// Byte offsets where each physical line starts, for turning offsets into 1-based lines.
+pub(crate) struct LineIndex<'a> {
+    bytes: &'a [u8],
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        let mut starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    i += 2;
+                    starts.push(i);
+                }
+                b'\r' | b'\n' => {
+                    i += 1;
+                    starts.push(i);
+                }
+                _ => i += 1,
+            }
+        }
+        Self { bytes, starts }
+    }
+
+    /// The 1-based line of the byte at `offset`.
+    pub fn line_of(&self, offset: usize) -> u64 {
+        self.starts.partition_point(|&start| start <= offset) as u64
+    }
+
+    /// The line of the record whose parsing started at byte `offset` (the csv crate's record
+    /// position): the parser skips empty lines, and after a `\r\n` its position still points at
+    /// the `\n`, so the record starts at the first byte that is not a line terminator.
+    pub fn record_line(&self, offset: u64) -> u64 {
+        let offset = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        let skipped = self.bytes[offset..]
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        self.line_of(offset + skipped)
+    }
+}
+
 /// Quoting state of an RFC 4180 scanner, in the csv crate's lenient dialect: a quote only opens
 /// a quoted field at the start of a field; a doubled quote inside is an escaped quote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum QuoteState {
     FieldStart,
     Unquoted,
-    /// Inside a quoted field opened on this 1-based line.
-    Quoted {
-        opened_on: u64,
-    },
+    /// Inside a quoted field opened at this byte offset.
+    Quoted(usize),
     /// Just saw a quote inside a quoted field: either its end or the first half of `""`.
-    QuoteInQuoted {
-        opened_on: u64,
-    },
+    QuoteInQuoted(usize),
 }
 
-pub(crate) struct RawInput<R> {
-    inner: R,
-    hasher: Sha256,
-    state: QuoteState,
-    line: u64,
-    at_start: bool,
-    in_record: bool,
-    /// Start lines of records scanned but not yet taken by the parser (bounded by its read-ahead).
-    record_lines: VecDeque<u64>,
-}
-
-impl<R: Read> RawInput<R> {
-    pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            state: QuoteState::FieldStart,
-            line: 1,
-            at_start: true,
-            in_record: false,
-            record_lines: VecDeque::new(),
-        }
-    }
-
-    fn observe(&mut self, mut bytes: &[u8]) {
-        self.hasher.update(bytes);
-        if self.at_start && !bytes.is_empty() {
-            self.at_start = false;
-            // The parser strips a UTF-8 BOM; so does the scanner (a quote right after it opens a field).
-            if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
-                bytes = rest;
+/// The byte offset of a quote that is never closed, if any.
+pub(crate) fn unterminated_quote(bytes: &[u8]) -> Option<usize> {
+    // The parser strips a UTF-8 BOM; so does the scanner (a quote right after it opens a field).
+    let start = if bytes.starts_with(b"\xef\xbb\xbf") {
+        3
+    } else {
+        0
+    };
+    let mut state = QuoteState::FieldStart;
+    for (offset, &b) in bytes.iter().enumerate().skip(start) {
+        state = match (state, b) {
+            (QuoteState::FieldStart, b'"') => QuoteState::Quoted(offset),
+            (QuoteState::FieldStart | QuoteState::Unquoted, b',' | b'\r' | b'\n') => {
+                QuoteState::FieldStart
             }
-        }
-        for &b in bytes {
-            let quoted = matches!(self.state, QuoteState::Quoted { .. });
-            let terminator = !quoted && (b == b'\n' || b == b'\r');
-            if terminator {
-                // Empty lines between records are skipped by the parser, and so here.
-                self.in_record = false;
-            } else if !self.in_record {
-                self.in_record = true;
-                self.record_lines.push_back(self.line);
-            }
-            self.state = match (self.state, b) {
-                (_, b'\n') if !matches!(self.state, QuoteState::Quoted { .. }) => {
-                    self.line += 1;
-                    QuoteState::FieldStart
-                }
-                (QuoteState::Quoted { opened_on }, b'\n') => {
-                    self.line += 1;
-                    QuoteState::Quoted { opened_on }
-                }
-                (QuoteState::FieldStart, b'"') => QuoteState::Quoted {
-                    opened_on: self.line,
-                },
-                (QuoteState::FieldStart | QuoteState::Unquoted, b',' | b'\r') => {
-                    QuoteState::FieldStart
-                }
-                (QuoteState::FieldStart | QuoteState::Unquoted, _) => QuoteState::Unquoted,
-                (QuoteState::Quoted { opened_on }, b'"') => QuoteState::QuoteInQuoted { opened_on },
-                (state @ QuoteState::Quoted { .. }, _) => state,
-                (QuoteState::QuoteInQuoted { opened_on }, b'"') => QuoteState::Quoted { opened_on },
-                (QuoteState::QuoteInQuoted { .. }, b',' | b'\r') => QuoteState::FieldStart,
-                (QuoteState::QuoteInQuoted { .. }, _) => QuoteState::Unquoted,
-            };
-        }
+            (QuoteState::FieldStart | QuoteState::Unquoted, _) => QuoteState::Unquoted,
+            (QuoteState::Quoted(opened), b'"') => QuoteState::QuoteInQuoted(opened),
+            (state @ QuoteState::Quoted(_), _) => state,
+            (QuoteState::QuoteInQuoted(opened), b'"') => QuoteState::Quoted(opened),
+            (QuoteState::QuoteInQuoted(_), b',' | b'\r' | b'\n') => QuoteState::FieldStart,
+            (QuoteState::QuoteInQuoted(_), _) => QuoteState::Unquoted,
+        };
     }
-
-    /// The 1-based line the next record handed out by the parser starts on.
-    pub fn next_record_line(&mut self) -> u64 {
-        self.record_lines.pop_front().unwrap_or(self.line)
-    }
-
-    /// After the whole input was read: the line of a quote that was never closed, if any.
-    pub fn unterminated_quote_line(&self) -> Option<u64> {
-        match self.state {
-            QuoteState::Quoted { opened_on } => Some(opened_on),
-            _ => None,
-        }
-    }
-
-    /// Reads whatever the parser left unread, then returns the lowercase hex SHA-256 of all bytes.
-    pub fn finish(mut self) -> io::Result<String> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok(self
-            .hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+    match state {
+        QuoteState::Quoted(opened) => Some(opened),
+        _ => None,
     }
 }
 
-impl<R: Read> Read for RawInput<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.observe(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Lowercase hex SHA-256 of everything `reader` yields.
-#[cfg(test)]
-pub(crate) fn sha256_hex<R: Read>(reader: R) -> io::Result<String> {
-    RawInput::new(reader).finish()
+/// Lowercase hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scan(input: &[u8]) -> RawInput<&[u8]> {
-        let mut raw = RawInput::new(input);
-        io::copy(&mut raw, &mut io::sink()).unwrap();
-        raw
-    }
 
     #[test]
     fn closed_and_escaped_quotes_are_terminated() {
@@ -150,37 +117,40 @@ mod tests {
             b"a,\"say \"\"hi\"\"\"\r\n",
             b"\xef\xbb\xbf\"conversation_id\",x\n",
             b"a,lit\"eral,c\n",
+            b"a,\"b\"\rc,\"d\"\r",
         ] {
-            assert_eq!(scan(input).unterminated_quote_line(), None, "{input:?}");
+            assert_eq!(unterminated_quote(input), None, "{input:?}");
         }
     }
 
     #[test]
-    fn unterminated_quote_reports_the_line_it_opened_on() {
-        assert_eq!(
-            scan(b"h\nx,y\nz,\"open\nmore\n").unterminated_quote_line(),
-            Some(3)
-        );
-        assert_eq!(scan(b"a,\"b\"\"").unterminated_quote_line(), Some(1));
+    fn unterminated_quote_reports_where_it_opened() {
+        let input = b"h\nx,y\nz,\"open\nmore\n";
+        let opened = unterminated_quote(input).unwrap();
+        assert_eq!(LineIndex::new(input).line_of(opened), 3);
+        assert_eq!(unterminated_quote(b"a,\"b\"\""), Some(2));
     }
 
     #[test]
-    fn record_lines_skip_blank_lines_and_multiline_fields() {
-        let mut raw = scan(b"h\r\n\r\na,\"x\ny\"\r\nb\n");
-        assert_eq!(
-            [
-                raw.next_record_line(),
-                raw.next_record_line(),
-                raw.next_record_line()
-            ],
-            [1, 3, 5]
-        );
+    fn lf_crlf_and_lone_cr_each_end_one_line() {
+        for input in [
+            &b"a\nb\n\nc\"x\ny\"\nd"[..],
+            b"a\r\nb\r\n\r\nc\"x\r\ny\"\r\nd",
+            b"a\rb\r\rc\"x\ry\"\rd",
+        ] {
+            let lines = LineIndex::new(input);
+            let d = input.iter().position(|&b| b == b'd').unwrap();
+            let c = input.iter().position(|&b| b == b'c').unwrap();
+            assert_eq!((lines.line_of(c), lines.line_of(d)), (4, 6), "{input:?}");
+            // A record position pointing at the preceding terminator(s) skips them.
+            assert_eq!(lines.record_line(c as u64 - 1), 4, "{input:?}");
+        }
     }
 
     #[test]
     fn hash_covers_all_bytes() {
         assert_eq!(
-            sha256_hex(&b"abc"[..]).unwrap(),
+            sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

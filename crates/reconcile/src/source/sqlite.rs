@@ -1,19 +1,24 @@
 //! SQLite desired states: the long form, from a table or a user query, opened read-only.
 //!
 //! Required columns: `conversation_id`, `key`, `value`; optional: `participant_id`, `purpose`,
-//! `user_id`. Every cell is read as text (`CAST(... AS TEXT)`), so integer ids or values work.
+//! `user_id`; other columns are carried in the input table only. Every cell is read as text
+//! (SQLite's own conversion, like `CAST(... AS TEXT)`), so integer ids or values work.
 //! A NULL `value` means clear, like an empty one; a NULL selector means "not given".
 //! Problems are located by 1-based row ordinal of the result set (`file:row N: ...`).
 //! An empty table is a valid, empty desired state (a CRM may have nothing to ask for).
+//!
+//! `--query` is any single read-only statement returning rows (`SELECT`, `WITH ... SELECT`),
+//! comments and a trailing `;` allowed; SQLite itself says whether it is read-only (`EXPLAIN`).
+//! The database must be a regular file: SQLite cannot read one from a pipe.
 
 use std::path::Path;
 
 use futures::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row, SqlSafeStr, Statement};
-use tokio::io::AsyncReadExt;
 
-use crate::desired::{DesiredState, SourceFormat, SourceInfo};
+use super::raw_input::sha256_hex;
+use crate::desired::{DesiredState, InputTable, SourceFormat, SourceInfo};
 use crate::options::ReadOptions;
 use crate::problem::{LineUnit, SourceError};
 use crate::validate::{DesiredBuilder, RawRow};
@@ -45,25 +50,46 @@ pub async fn read_sqlite(
     select: &SqliteSelect,
     options: &ReadOptions,
 ) -> Result<DesiredState, SourceError> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|source| SourceError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    read_sqlite_file(path, &bytes, select, options)
+        .await
+        .map(super::with_input)
+}
+
+/// Reads a database whose bytes (for the SHA-256 and the header check) were already read.
+pub(crate) async fn read_sqlite_file(
+    path: &Path,
+    bytes: &[u8],
+    select: &SqliteSelect,
+    options: &ReadOptions,
+) -> Result<(DesiredState, InputTable), SourceError> {
     let name = path.display().to_string();
     let mut builder = DesiredBuilder::new(name.clone(), LineUnit::Row, options)?;
-    let sha256 = file_sha256(path).await?;
-    let sqlite_error = |source| SourceError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+    ensure_regular_file(path)?;
+    let sqlite_error = |source| sqlite_error(path, source);
 
     let mut conn: SqliteConnection = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
         .connect()
         .await
-        .map_err(|source| SourceError::SqliteOpen {
-            path: path.to_owned(),
-            source,
+        .map_err(|source| match corruption(&source) {
+            Some(detail) => SourceError::SqliteNotADatabase {
+                path: path.to_owned(),
+                detail,
+            },
+            None => SourceError::SqliteOpen {
+                path: path.to_owned(),
+                source,
+            },
         })?;
 
-    let (from, what) = match select {
+    let (sql, what) = match select {
         SqliteSelect::Table(table) => {
             let exists: Option<i64> = sqlx::query_scalar(
                 "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
@@ -78,26 +104,30 @@ pub async fn read_sqlite(
                     table: table.clone(),
                 });
             }
-            (quote_identifier(table), format!("table `{table}`"))
+            (
+                format!("SELECT * FROM {}", quote_identifier(table)),
+                format!("table `{table}`"),
+            )
         }
         SqliteSelect::Query(query) => (
-            format!("({})", query.trim().trim_end_matches(';')),
+            checked_query(path, query, &mut conn).await?,
             "the query".to_owned(),
         ),
     };
 
     let statement = (&mut conn)
-        .prepare(AssertSqlSafe(format!("SELECT * FROM {from}")).into_sql_str())
+        .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
         .await
         .map_err(sqlite_error)?;
-    let available: Vec<String> = statement
+    let header: Vec<String> = statement
         .columns()
         .iter()
         .map(|c| c.name().to_owned())
         .collect();
+    let position = |wanted: &str| header.iter().position(|c| c == wanted);
     let missing: Vec<String> = REQUIRED_COLUMNS
         .iter()
-        .filter(|c| !available.iter().any(|a| a == *c))
+        .filter(|c| position(c).is_none())
         .map(|c| (*c).to_owned())
         .collect();
     if !missing.is_empty() {
@@ -107,95 +137,174 @@ pub async fn read_sqlite(
             missing,
         });
     }
-    let selectors = SELECTOR_COLUMNS.map(|c| available.iter().any(|a| a == c));
-    // Column order of the generated select: conversation_id, key, value, then present selectors.
-    let mut wanted: Vec<&str> = REQUIRED_COLUMNS.to_vec();
-    wanted.extend(
-        SELECTOR_COLUMNS
-            .iter()
-            .zip(selectors)
-            .filter(|(_, p)| *p)
-            .map(|(c, _)| *c),
-    );
-    let projection: Vec<String> = wanted
-        .iter()
-        .map(|c| format!("CAST({} AS TEXT)", quote_identifier(c)))
-        .collect();
-    let sql = format!("SELECT {} FROM {from} AS desired", projection.join(", "));
+    let [conversation_id, key, value] = REQUIRED_COLUMNS.map(|c| position(c).unwrap_or(0));
+    let selectors = SELECTOR_COLUMNS.map(position);
+    builder.set_input_header(header.clone());
 
     let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut conn);
     let mut ordinal = 0u64;
     while let Some(row) = rows.try_next().await.map_err(sqlite_error)? {
         ordinal += 1;
-        let mut cells: Vec<String> = Vec::with_capacity(wanted.len());
-        let mut valid = true;
-        for (i, column) in wanted.iter().enumerate() {
+        let mut cells: Vec<String> = Vec::with_capacity(header.len());
+        let mut invalid = Vec::new();
+        for (i, column) in header.iter().enumerate() {
             match row.try_get_unchecked::<Option<String>, _>(i) {
                 Ok(cell) => cells.push(cell.unwrap_or_default()),
                 Err(_) => {
-                    builder.row_problem(
-                        ordinal,
-                        format!("column `{column}` is not valid UTF-8 text"),
-                    );
+                    invalid.push(column);
                     cells.push(String::new());
-                    valid = false;
                 }
+            }
+        }
+        builder.add_input_row(ordinal, cells.clone());
+        let used = |i: usize| i == conversation_id || i == key || i == value;
+        let mut valid = true;
+        for (i, column) in header.iter().enumerate() {
+            if invalid.contains(&column) && (used(i) || selectors.contains(&Some(i))) {
+                builder.row_problem(
+                    ordinal,
+                    format!("column `{column}` is not valid UTF-8 text"),
+                );
+                valid = false;
             }
         }
         if !valid {
             continue;
         }
-        let selector = |column: &str| {
-            wanted
-                .iter()
-                .position(|c| *c == column)
-                .map_or("", |i| cells[i].as_str())
-        };
+        let selector = |index: Option<usize>| index.map_or("", |i| cells[i].as_str());
         let raw = RawRow {
             line: ordinal,
-            conversation_id: &cells[0],
-            participant_id: selector("participant_id"),
-            purpose: selector("purpose"),
-            user_id: selector("user_id"),
-            pairs: vec![(cells[1].as_str(), cells[2].as_str())],
+            conversation_id: &cells[conversation_id],
+            participant_id: selector(selectors[0]),
+            purpose: selector(selectors[1]),
+            user_id: selector(selectors[2]),
+            pairs: vec![(cells[key].as_str(), cells[value].as_str())],
         };
         builder.add_row(&raw, true);
     }
-    builder.finish(SourceInfo {
+    builder.finish_with_input(SourceInfo {
         path: name,
         format: SourceFormat::Sqlite,
-        sha256,
+        sha256: sha256_hex(bytes),
     })
+}
+
+/// SQLite reads a database by seeking in it: a pipe (`<(...)`, `/dev/stdin`) cannot work.
+pub(crate) fn ensure_regular_file(path: &Path) -> Result<(), SourceError> {
+    let metadata = std::fs::metadata(path).map_err(|source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if metadata.is_file() {
+        Ok(())
+    } else {
+        Err(SourceError::SqlitePipe {
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// The statement to run for `--query`: a single statement that returns rows and that SQLite
+/// says is read-only (no write transaction, no table opened for writing in its `EXPLAIN`).
+async fn checked_query(
+    path: &Path,
+    query: &str,
+    conn: &mut SqliteConnection,
+) -> Result<String, SourceError> {
+    let not_select = |reason: &str| SourceError::SqliteQueryNotSelect {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let statement = single_statement(query).map_err(not_select)?;
+    let prepared = (&mut *conn)
+        .prepare(AssertSqlSafe(statement.to_owned()).into_sql_str())
+        .await
+        .map_err(|source| sqlite_error(path, source))?;
+    if prepared.columns().is_empty() {
+        return Err(not_select("it returns no rows"));
+    }
+    let program = sqlx::query(AssertSqlSafe(format!("EXPLAIN {statement}")))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|source| sqlite_error(path, source))?;
+    let writes = program.iter().any(|op| {
+        let opcode: String = op.try_get("opcode").unwrap_or_default();
+        let p2: i64 = op.try_get("p2").unwrap_or_default();
+        (opcode == "Transaction" && p2 != 0) || opcode == "OpenWrite"
+    });
+    if writes {
+        return Err(not_select("it writes to the database"));
+    }
+    Ok(statement.to_owned())
+}
+
+/// The one statement of `sql`, without its terminating `;`: the rest may only be comments,
+/// blanks and semicolons. This only finds where the first statement ends (quotes and
+/// comments respected); SQLite judges the statement itself.
+fn single_statement(sql: &str) -> Result<&str, &'static str> {
+    let bytes = sql.as_bytes();
+    let mut end = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let skip_to = |from: usize, pattern: &str| {
+            sql[from..]
+                .find(pattern)
+                .map_or(bytes.len(), |at| from + at + pattern.len())
+        };
+        match b {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_to(i + 2, "\n"),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_to(i + 2, "*/"),
+            _ if end.is_some() && b != b';' && !b.is_ascii_whitespace() => {
+                return Err("it holds more than one statement");
+            }
+            b'\'' | b'"' | b'`' => i = skip_to(i + 1, &char::from(b).to_string()),
+            b'[' => i = skip_to(i + 1, "]"),
+            b';' => {
+                end.get_or_insert(i);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    // A doubled quote inside a literal ends and restarts it: the scan above stays in step.
+    let statement = sql[..end.unwrap_or(sql.len())].trim();
+    let only_comments = statement
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"));
+    if only_comments {
+        return Err("it is empty");
+    }
+    Ok(statement)
+}
+
+/// "file is not a database" (SQLITE_NOTADB) or "database disk image is malformed"
+/// (SQLITE_CORRUPT, any extended code): SQLite's message, if `error` is one of those.
+fn corruption(error: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = error else {
+        return None;
+    };
+    let code: i64 = db.code()?.parse().ok()?;
+    matches!(code & 0xff, 11 | 26).then(|| db.message().to_owned())
+}
+
+fn sqlite_error(path: &Path, source: sqlx::Error) -> SourceError {
+    match corruption(&source) {
+        Some(detail) => SourceError::SqliteNotADatabase {
+            path: path.to_owned(),
+            detail,
+        },
+        None => SourceError::Sqlite {
+            path: path.to_owned(),
+            source,
+        },
+    }
 }
 
 /// `"name"` with embedded quotes doubled: safe to splice into SQL as an identifier.
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
-
-async fn file_sha256(path: &Path) -> Result<String, SourceError> {
-    use sha2::{Digest, Sha256};
-    let io_error = |source| SourceError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).await.map_err(io_error)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +429,174 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, SourceError::Io { .. }), "{err}");
         assert!(!path.exists());
+    }
+
+    async fn long_form_db() -> (tempfile::TempDir, std::path::PathBuf) {
+        database(&format!(
+            "CREATE TABLE desired_attributes (conversation_id TEXT, key TEXT, value TEXT, note TEXT, n INTEGER);
+             INSERT INTO desired_attributes VALUES ('{CID}', 'tier', 'gold', 'first', 7), ('{CID}', 'old', NULL, NULL, NULL);"
+        ))
+        .await
+    }
+
+    fn message(err: SourceError) -> String {
+        err.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_query_may_have_comments_a_cte_and_a_trailing_semicolon() {
+        let (_dir, path) = long_form_db().await;
+        for query in [
+            "SELECT * FROM desired_attributes; -- all of it",
+            "-- leading\nSELECT conversation_id, key, value FROM desired_attributes -- trailing",
+            "/* a; b */ WITH d AS (SELECT * FROM desired_attributes WHERE key <> ';') SELECT * FROM d;;\n",
+        ] {
+            let state = read_sqlite(
+                &path,
+                &SqliteSelect::Query(query.into()),
+                &ReadOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+            assert_eq!(state.entries[0].attributes["tier"], "gold", "{query}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_that_is_not_a_read_only_select_is_refused() {
+        let (_dir, path) = long_form_db().await;
+        for (query, reason) in [
+            ("DELETE FROM desired_attributes", "it returns no rows"),
+            (
+                "DELETE FROM desired_attributes RETURNING conversation_id, key, value",
+                "it writes to the database",
+            ),
+            (
+                "SELECT * FROM desired_attributes; DELETE FROM desired_attributes",
+                "it holds more than one statement",
+            ),
+            ("-- nothing\n;", "it is empty"),
+        ] {
+            let err = read_sqlite(
+                &path,
+                &SqliteSelect::Query(query.into()),
+                &ReadOptions::default(),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                message(err),
+                format!(
+                    "{}: --query must be a SELECT (read-only) statement: {reason}",
+                    path.display()
+                ),
+                "{query}"
+            );
+        }
+        // Still there: nothing was run.
+        let state = read_sqlite(&path, &SqliteSelect::default(), &ReadOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(state.entries[0].attributes.len(), 2);
+    }
+
+    #[test]
+    fn single_statement_respects_quotes_and_comments() {
+        assert_eq!(
+            single_statement("SELECT ';' -- ;x\n ; /* */ ;"),
+            Ok("SELECT ';' -- ;x")
+        );
+        assert_eq!(
+            single_statement("SELECT \"a;b\", 'it''s;'"),
+            Ok("SELECT \"a;b\", 'it''s;'")
+        );
+        assert!(single_statement("SELECT 1; SELECT 2").is_err());
+    }
+
+    #[tokio::test]
+    async fn sqlite_rows_carry_every_selected_column_as_text() {
+        let (_dir, path) = long_form_db().await;
+        let bytes = std::fs::read(&path).unwrap();
+        let (state, input) = read_sqlite_file(
+            &path,
+            &bytes,
+            &SqliteSelect::default(),
+            &ReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            input.header,
+            ["conversation_id", "key", "value", "note", "n"]
+        );
+        let rows: Vec<(u64, Vec<String>)> =
+            input.rows.into_iter().map(|r| (r.line, r.cells)).collect();
+        let text = |cells: [&str; 5]| cells.map(str::to_owned).to_vec();
+        assert_eq!(
+            rows,
+            [
+                (1, text([CID, "tier", "gold", "first", "7"])),
+                (2, text([CID, "old", "", "", ""])),
+            ]
+        );
+        assert_eq!(state.entries[0].lines, [1, 2]);
+        assert_eq!(state.source.sha256, sha256_hex(&bytes));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_database_is_one_clear_error() {
+        let (dir, path) = database(&format!(
+            "CREATE TABLE desired_attributes (conversation_id TEXT, key TEXT, value TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO desired_attributes SELECT '{CID}', 'k' || i, printf('%0100d', i) FROM n;"
+        ))
+        .await;
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 3 * 4096, "{}", bytes.len());
+        for keep in [bytes.len() / 2, 100] {
+            let truncated = dir.path().join(format!("truncated-{keep}.db"));
+            std::fs::write(&truncated, &bytes[..keep]).unwrap();
+            let err = read_sqlite(
+                &truncated,
+                &SqliteSelect::default(),
+                &ReadOptions::default(),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(err, SourceError::SqliteNotADatabase { .. }),
+                "{keep}: {err}"
+            );
+            let text = message(err);
+            assert!(
+                text.starts_with(&format!(
+                    "{}: not a SQLite database, or corrupt: ",
+                    truncated.display()
+                )),
+                "{text}"
+            );
+            assert!(
+                text.ends_with("database disk image is malformed")
+                    || text.ends_with("file is not a database"),
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_text_file_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sqlite");
+        std::fs::write(&path, format!("conversation_id,key,value\n{CID},k,v\n")).unwrap();
+        let err = read_sqlite(&path, &SqliteSelect::default(), &ReadOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            message(err),
+            format!(
+                "{}: not a SQLite database, or corrupt: file is not a database",
+                path.display()
+            )
+        );
     }
 }
