@@ -89,7 +89,11 @@ async fn rows_reaching_one_participant_are_one_patch_with_every_key() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].status, "verified");
     let succeeded = read_results(&org, "succeeded.csv");
-    assert_eq!(succeeded.len(), 3, "header and both input rows: {succeeded:?}");
+    assert_eq!(
+        succeeded.len(),
+        3,
+        "header and both input rows: {succeeded:?}"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +108,10 @@ async fn a_saved_plan_keeps_every_key_of_a_merged_target_and_its_rows() {
         .assert_code(0);
     assert_eq!(patches(&org), 1);
     let attributes = customer_attributes(&org);
-    assert_eq!((attributes["ka"].as_str(), attributes["kb"].as_str()), ("1", "2"));
+    assert_eq!(
+        (attributes["ka"].as_str(), attributes["kb"].as_str()),
+        ("1", "2")
+    );
     let rows = audit_targets(&org.audit_path()).await;
     assert_eq!(
         rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
@@ -124,9 +131,15 @@ async fn a_conflict_across_selectors_fails_the_participant_and_names_both_lines(
             "conversation_id,purpose,participant_id,tier\n{CALL},customer,,gold\n{CALL},,{CUSTOMER},silver\n"
         ),
     );
-    let run = org.run(&["apply", "conflict.csv", "--results", "res"]).await;
+    let run = org
+        .run(&["apply", "conflict.csv", "--results", "res"])
+        .await;
     run.assert_code(1);
-    assert_eq!(patches(&org), 0, "nothing is sent to a conflicted participant");
+    assert_eq!(
+        patches(&org),
+        0,
+        "nothing is sent to a conflicted participant"
+    );
     let failed = read_results(&org, "failed.csv");
     assert_eq!(failed.len(), 3, "both rows fail: {failed:?}");
     let message = &failed[1][failed[0].len() - 2];
@@ -144,9 +157,14 @@ async fn a_plan_whose_every_target_went_stale_does_not_exit_0() {
         .await
         .assert_code(0);
     // Someone changes the key after the plan was reviewed.
-    org.run(&["set", CALL, &format!("participant_id={CUSTOMER}"), "kb=moved"])
-        .await
-        .assert_code(0);
+    org.run(&[
+        "set",
+        CALL,
+        &format!("participant_id={CUSTOMER}"),
+        "kb=moved",
+    ])
+    .await
+    .assert_code(0);
     let before = patches(&org);
     org.run(&["apply", "plan.json"]).await.assert_code(1);
     assert_eq!(patches(&org), before, "a stale target is not sent");
@@ -176,9 +194,7 @@ async fn resume_after_a_kill_keeps_the_true_before_of_a_change_that_was_sent() {
         .await
         .assert_code(0);
     assert_eq!(patches(&org), 1, "nothing needed sending again");
-    let export = org
-        .run(&["audit", "export", "--format", "json"])
-        .await;
+    let export = org.run(&["audit", "export", "--format", "json"]).await;
     export.assert_code(0);
     let rows: serde_json::Value = serde_json::from_str(&export.stdout).unwrap();
     let text = rows.to_string();

@@ -1,6 +1,5 @@
 //! Reading the desired state for `plan` and `apply`: CSV or SQLite, told apart by content.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context;
@@ -24,34 +23,23 @@ pub fn read_options(args: &SourceArgs) -> ReadOptions {
     }
 }
 
-pub fn is_sqlite(path: &Path) -> bool {
-    let mut magic = [0u8; 16];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == b"SQLite format 3\0")
-}
-
 /// Reads and validates the whole source. Invalid input: the problems go to stderr (at most
 /// 20, then a count) and the error says how many there were; nothing is sent.
 pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Result<DesiredState> {
     let options = read_options(args);
-    let read = if is_sqlite(path) {
-        let select = match &args.query {
-            Some(q) => SqliteSelect::Query(q.clone()),
-            None => SqliteSelect::Table(args.table.clone()),
-        };
-        reconcile::read_sqlite(path, &select, &options).await
-    } else {
-        if args.query.is_some() {
-            anyhow::bail!(
-                "--query applies to an SQLite source, and {} is not one",
-                path.display()
-            );
-        }
-        reconcile::read_csv(path, &options)
+    let select = match &args.query {
+        Some(q) => SqliteSelect::Query(q.clone()),
+        None => SqliteSelect::Table(args.table.clone()),
     };
-    match read {
+    // Read once, whatever the path is (a file, a pipe, a process substitution).
+    match reconcile::read_path(path, &select, &options).await {
         Ok(desired) => {
+            if args.query.is_some() && desired.source.format != reconcile::SourceFormat::Sqlite {
+                anyhow::bail!(
+                    "--query applies to an SQLite source, and {} is not one",
+                    path.display()
+                );
+            }
             if !desired.warnings.is_empty() {
                 eprint!(
                     "{}",
