@@ -48,19 +48,19 @@ pub struct SavedPlan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
-    #[error("cannot write plan {}: {source}", path.display())]
+    #[error("cannot write plan {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read plan {}: {source}", path.display())]
+    #[error("cannot read plan {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not an attrsync plan document: {source}", path.display())]
+    #[error("{}: not an attrsync plan document", path.display())]
     NotJson {
         path: PathBuf,
         #[source]
@@ -75,7 +75,7 @@ pub enum SavedPlanError {
     #[error("{}: plan format version {} is not supported (this attrsync reads version {PLAN_FORMAT_VERSION})",
         path.display(), found.map_or_else(|| "missing".to_owned(), |v| v.to_string()))]
     UnsupportedVersion { path: PathBuf, found: Option<u64> },
-    #[error("{}: invalid plan: {source}", path.display())]
+    #[error("{}: invalid plan", path.display())]
     Invalid {
         path: PathBuf,
         #[source]
