@@ -9,3 +9,4 @@ mod get_set;
 mod live_tag;
 mod plan;
 mod reconcile;
+mod settings;

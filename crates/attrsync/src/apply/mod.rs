@@ -341,7 +341,7 @@ async fn begin(
             source_sha256: Some(source.sha256.clone()).filter(|s| !s.is_empty()),
             options: settings.options.clone(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            operator: std::env::var(crate::env::USER).ok(),
+            operator: crate::env::var(crate::env::USER),
             rate_per_minute: Some(settings.rate_per_minute),
         })
         .await?)

@@ -10,8 +10,6 @@ mod show;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
-
 use crate::Ui;
 use crate::audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, AuditPathArgs};
@@ -33,11 +31,9 @@ pub async fn run(args: AuditArgs, ui: Ui) -> anyhow::Result<Exit> {
 /// Opens the store named by `--audit`/`ATTRSYNC_AUDIT`, refusing to create one: a typo in the
 /// path must be an error, not an empty review.
 async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
-    let path = args.resolve();
+    let path = crate::settings::audit_path(args);
     check_store_exists(&path).await?;
-    AuditStore::open(&path)
-        .await
-        .with_context(|| format!("cannot open the audit store {}", path.display()))
+    Ok(AuditStore::open(&path).await?)
 }
 
 async fn check_store_exists(path: &Path) -> anyhow::Result<()> {
