@@ -394,6 +394,60 @@ async fn ctrl_c_stops_sending_records_the_run_and_exits_130_resumably() {
     assert_converged(&org);
 }
 
+/// A second Ctrl-C never exits from under the run: the process still ends through `main`, the
+/// run is recorded as interrupted and no PATCH is left `sending`.
+#[tokio::test]
+async fn ctrl_c_twice_still_records_the_run_as_interrupted_and_exits_130() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let config = SimConfig {
+        latency: Duration::from_millis(30),
+        ..TestOrg::fast_config(40)
+    };
+    let org = TestOrg::start(config).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let mut child = org
+        .command(&["apply", "desired.csv", "--concurrency", "4"])
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    wait_for(&org, |log| {
+        log.iter().filter(|r| r.method == "PATCH").count() >= 2
+    })
+    .await;
+    let pid = child.id().unwrap().to_string();
+    let sigint = || {
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+    };
+    sigint();
+    // The second signal only once the first was taken, so that the two are not merged.
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        if line.contains("stopping") {
+            break;
+        }
+    }
+    sigint();
+    while stderr.next_line().await.unwrap().is_some() {}
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130));
+
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(
+        rows.iter().all(|r| r.status != "sending"),
+        "in-flight requests were finished and recorded: {rows:?}"
+    );
+    let run = org.run(&["audit", "runs", "--json"]).await;
+    run.assert_code(0);
+    let runs: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(runs["runs"][0]["status"], "interrupted", "{runs}");
+    org.run(&["apply", "--resume", "latest"])
+        .await
+        .assert_code(0);
+    assert_converged(&org);
+}
+
 fn patched_participants(org: &TestOrg) -> Vec<String> {
     org.state()
         .request_log()
@@ -418,9 +472,10 @@ async fn wait_for(org: &TestOrg, ready: impl Fn(&[genesys_sim::LoggedRequest]) -
     }
 }
 
-/// A CRM's SQLite table as the desired state; result files in the long form, valid input again.
+/// A CRM's SQLite table as the desired state; result files hold the table's own rows (its
+/// columns, as selected), valid input again.
 #[tokio::test]
-async fn sqlite_source_applies_and_its_results_are_long_form_input() {
+async fn sqlite_source_applies_and_its_results_are_its_own_rows_as_input() {
     use sqlx::ConnectOptions;
     let org = TestOrg::start(TestOrg::fast_config(3)).await;
     let calls = org.live_calls();
@@ -451,9 +506,7 @@ async fn sqlite_source_applies_and_its_results_are_long_form_input() {
     let succeeded = std::fs::read_to_string(org.path("out/succeeded.csv")).unwrap();
     let failed = std::fs::read_to_string(org.path("out/failed.csv")).unwrap();
     assert!(
-        succeeded.starts_with(
-            "conversation_id,participant_id,purpose,user_id,key,value,attrsync_status"
-        ),
+        succeeded.starts_with("conversation_id,purpose,key,value,attrsync_status"),
         "{succeeded}"
     );
     assert_eq!(succeeded.lines().count(), 1 + 2, "{succeeded}");

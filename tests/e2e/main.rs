@@ -11,3 +11,4 @@ mod live_tag;
 mod model;
 mod plan;
 mod reconcile;
+mod settings;

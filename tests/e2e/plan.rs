@@ -107,7 +107,8 @@ async fn saved_plan_applies_later_and_marks_moved_targets_stale() {
         .assert_code(0);
 
     let run = org.run(&["apply", "plan.json", "--json"]).await;
-    run.assert_code(0);
+    // A stale target was not applied: the run is partial, not a success.
+    run.assert_code(3);
     let statuses: Vec<(String, String)> = run
         .stdout
         .lines()

@@ -1,9 +1,12 @@
 //! The command line: every flag, its default and its environment variable.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use genesys_core::{RateSpec, RateSpecError, Region};
+use url::Url;
 
 use crate::env;
 use crate::output::ColorChoice;
@@ -72,24 +75,27 @@ pub enum Command {
 pub struct ConnectionArgs {
     /// Genesys Cloud region, e.g. us-east-1, eu-west-1 [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
     #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-    /// API base URL, overriding the region (a gateway, or the simulator). http:// only to loopback.
-    #[arg(long, value_name = "URL")]
-    pub api_url: Option<String>,
-    /// OAuth login base URL (default: derived from the API URL).
-    #[arg(long, value_name = "URL")]
-    pub login_url: Option<String>,
+    pub region: Option<Region>,
+    /// API base URL, overriding the region (a gateway, or the simulator): scheme and host only
+    /// (a trailing /api/v2 is dropped). http:// only to loopback.
+    #[arg(long, value_name = "URL", value_parser = parse_api_url)]
+    pub api_url: Option<Url>,
+    /// OAuth login base URL (default: derived from the API URL). http:// only to loopback.
+    #[arg(long, value_name = "URL", value_parser = parse_login_url)]
+    pub login_url: Option<Url>,
     /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYS_CLIENT_ID]. The secret is read from the
     /// environment only, never from a flag, so that it stays out of shell history and process lists.
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
-    /// Request budget per token, as COUNT/UNIT (s, min, h). Genesys's default is 300/min per token.
+    /// Request budget per token, as COUNT/UNIT[,burst=N] (units s, min, h). Genesys's default is
+    /// 300/min per token. `,burst=N` is the same as --burst N.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
-    pub rate: String,
-    /// Requests that may be sent at once before the rate applies (GCRA burst). Kept small so that
-    /// network jitter never bunches requests beyond what Genesys tolerates.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub burst: u32,
+    pub rate: RateArg,
+    /// Under even pacing (GCRA), requests that may be sent back to back before the rate applies
+    /// [default: 5]. The same as `,burst=N` in --rate; giving both with different values is an
+    /// error. Kept small so that network jitter never bunches requests beyond what Genesys tolerates.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: Option<u32>,
     /// Client-credentials tokens to spread requests over, each with its own budget (1-50).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50), value_name = "N")]
     pub tokens: u16,
@@ -196,8 +202,8 @@ pub struct ApplyArgs {
     /// Conversations worked on at once.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub concurrency: usize,
-    /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory.
-    #[arg(long, value_name = "DIR")]
+    /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory (created if missing).
+    #[arg(long, value_name = "DIR", value_parser = parse_results_dir)]
     pub results: Option<PathBuf>,
     #[command(flatten)]
     pub audit: AuditPathArgs,
@@ -212,15 +218,9 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct AuditPathArgs {
-    /// The audit store (SQLite). Default: $XDG_STATE_HOME/attrsync/audit.sqlite.
-    #[arg(long = "audit", env = env::AUDIT, value_name = "PATH")]
+    /// The audit store (SQLite) [env: ATTRSYNC_AUDIT]. Default: $XDG_STATE_HOME/attrsync/audit.sqlite.
+    #[arg(long = "audit", value_name = "PATH")]
     pub path: Option<PathBuf>,
-}
-
-impl AuditPathArgs {
-    pub fn resolve(&self) -> PathBuf {
-        self.path.clone().unwrap_or_else(env::default_audit_path)
-    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -239,7 +239,7 @@ pub struct SimArgs {
     pub queues: usize,
     /// Per-token request budget the simulator enforces with Genesys's 429.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
-    pub rate: String,
+    pub rate: RateSpec,
     /// Burst the simulator tolerates above the rate.
     #[arg(long, default_value_t = 50)]
     pub burst: u32,
@@ -282,7 +282,7 @@ pub struct DemoArgs {
     pub seed: u64,
     /// Request budget of the demo (both the simulator's and attrsync's).
     #[arg(long, default_value = "1200/min", value_name = "RATE")]
-    pub rate: String,
+    pub rate: RateSpec,
     /// Where to keep the demo's files (desired CSV, audit store). Default: a new temporary directory.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -373,6 +373,46 @@ pub struct CompletionsArgs {
 pub struct GenerateManArgs {
     /// Directory to write attrsync.1 and attrsync-COMMAND.1 into (created if missing).
     pub dir: PathBuf,
+}
+
+/// A `--rate` value: the rate, and the burst when it was written into it (`,burst=N`), so that
+/// the settings can tell it from `--burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateArg {
+    pub spec: RateSpec,
+    pub burst: Option<u32>,
+}
+
+impl FromStr for RateArg {
+    type Err = RateSpecError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let spec: RateSpec = text.parse()?;
+        Ok(RateArg {
+            spec,
+            burst: text.contains(',').then(|| spec.burst()),
+        })
+    }
+}
+
+/// `--api-url`: checked by the same rules as the settings (https or loopback http, no path but
+/// /api/v2); kept as given, the settings normalise it (and log that they did).
+fn parse_api_url(text: &str) -> Result<Url, genesys_core::SettingsError> {
+    genesys_core::settings::parse_api_url(text)?;
+    Ok(Url::parse(text.trim()).expect("parse_api_url accepted it"))
+}
+
+fn parse_login_url(text: &str) -> Result<Url, genesys_core::SettingsError> {
+    genesys_core::settings::parse_login_url(text)
+}
+
+/// `--results DIR`: a directory, or a path where one can be created; never an existing file.
+fn parse_results_dir(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_dir() => Err(format!("`{text}` exists and is not a directory")),
+        _ => Ok(path),
+    }
 }
 
 /// A reconcile interval: a humantime duration of at least one second.

@@ -1,5 +1,16 @@
 //! Every environment variable the binary itself reads, declared once. The Genesys connection
 //! variables are declared in `genesys_core::env`.
+//!
+//! Every lookup goes through [`var`]: the process environment first, then the values of the
+//! `.env` file that `main` read once with [`load_dotenv`] (the environment wins). The `.env`
+//! values are kept in a map; the process environment is never changed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The `.env` file's values, read once by `main` before any command runs.
+static DOTENV: OnceLock<HashMap<String, String>> = OnceLock::new();
 
 /// Path of the audit store (SQLite). Default: `$XDG_STATE_HOME/attrsync/audit.sqlite`.
 pub const AUDIT: &str = "ATTRSYNC_AUDIT";
@@ -43,22 +54,122 @@ pub fn help_text() -> String {
     text
 }
 
+/// The value of the environment variable `name`: the process environment first, then the
+/// `.env` file. The one function through which the binary reads its environment.
+pub fn var(name: &str) -> Option<String> {
+    lookup(name, |name| std::env::var(name).ok(), DOTENV.get())
+}
+
+fn lookup(
+    name: &str,
+    process: impl Fn(&str) -> Option<String>,
+    dotenv: Option<&HashMap<String, String>>,
+) -> Option<String> {
+    process(name).or_else(|| dotenv.and_then(|values| values.get(name).cloned()))
+}
+
 pub fn is_set(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
+    var(name).is_some_and(|v| !v.is_empty())
+}
+
+/// A `.env` file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the environment file {}", path.display())]
+pub struct DotenvError {
+    path: PathBuf,
+    #[source]
+    source: dotenvy::Error,
+}
+
+/// Reads `path` (or `./.env` or the nearest parent's, when `None`) into the lookup of [`var`],
+/// once. A missing default `.env` is not an error; a missing explicit file is. Returns the file
+/// read, if any.
+pub fn load_dotenv(path: Option<&Path>) -> Result<Option<PathBuf>, DotenvError> {
+    let (values, found) = read_dotenv(path)?;
+    let _ = DOTENV.set(values);
+    Ok(found)
+}
+
+type DotenvValues = (HashMap<String, String>, Option<PathBuf>);
+
+fn read_dotenv(path: Option<&Path>) -> Result<DotenvValues, DotenvError> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => match find_dotenv() {
+            Some(found) => found,
+            None => return Ok((HashMap::new(), None)),
+        },
+    };
+    let failed = |source| DotenvError {
+        path: path.clone(),
+        source,
+    };
+    let mut values = HashMap::new();
+    for item in dotenvy::from_path_iter(&path).map_err(failed)? {
+        let (key, value) = item.map_err(failed)?;
+        values.insert(key, value);
+    }
+    Ok((values, Some(path)))
+}
+
+/// `.env` in the current directory or the nearest parent that has one.
+fn find_dotenv() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .map(|dir| dir.join(".env"))
+        .find(|candidate| candidate.is_file())
 }
 
 /// Where the audit store lives when neither `--audit` nor `ATTRSYNC_AUDIT` says.
-pub fn default_audit_path() -> std::path::PathBuf {
-    let base = std::env::var_os(XDG_STATE_HOME)
+pub fn default_audit_path() -> PathBuf {
+    let base = var(XDG_STATE_HOME)
         .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os(HOME).map(|h| std::path::Path::new(&h).join(".local/state")))
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
+        .map(PathBuf::from)
+        .or_else(|| var(HOME).map(|h| Path::new(&h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
     base.join("attrsync").join("audit.sqlite")
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_environment_wins_over_the_dotenv_file() {
+        let dotenv = HashMap::from([
+            ("A".to_owned(), "from-file".to_owned()),
+            ("B".to_owned(), "from-file".to_owned()),
+        ]);
+        let process = |name: &str| (name == "A").then(|| "from-env".to_owned());
+        assert_eq!(
+            super::lookup("A", process, Some(&dotenv)).as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(
+            super::lookup("B", process, Some(&dotenv)).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(super::lookup("C", process, Some(&dotenv)), None);
+    }
+
+    #[test]
+    fn a_dotenv_file_is_read_into_a_map_not_into_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.env");
+        std::fs::write(
+            &path,
+            "ATTRSYNC_DOTENV_TEST_ONLY=from-file\nPATH=from-dotenv-file\n",
+        )
+        .unwrap();
+        let (values, found) = super::read_dotenv(Some(&path)).unwrap();
+        assert_eq!(found.as_deref(), Some(path.as_path()));
+        assert_eq!(values["ATTRSYNC_DOTENV_TEST_ONLY"], "from-file");
+        assert_eq!(std::env::var_os("ATTRSYNC_DOTENV_TEST_ONLY"), None);
+        assert_ne!(std::env::var("PATH").unwrap(), "from-dotenv-file");
+
+        let err = super::read_dotenv(Some(&dir.path().join("missing.env"))).unwrap_err();
+        assert!(err.to_string().contains("missing.env"), "{err}");
+    }
     /// The README's environment table is the user's copy of this list: keep them equal.
     #[test]
     fn readme_documents_every_environment_variable() {

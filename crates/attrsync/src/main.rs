@@ -6,12 +6,13 @@
 mod apply;
 mod cli;
 mod commands;
-mod connect;
 mod env;
 mod exit;
 mod metrics;
 mod output;
 mod render;
+mod settings;
+mod signals;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ use clap::Parser;
 use crate::cli::Cli;
 use crate::exit::Exit;
 use crate::output::OutputContext;
+use crate::settings::ResolveError;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,8 +38,25 @@ fn main() -> ExitCode {
             .into();
         }
     };
+    // The environment is complete (process environment, then .env) before anything reads it.
+    if let Err(err) = env::load_dotenv(cli.global.env_file.as_deref()) {
+        print_error(&anyhow::Error::from(err));
+        return Exit::Failure.into();
+    }
     init_logging(&cli);
     let ui = Ui::new(&cli);
+    // The whole command line becomes settings before any file is read or store created.
+    let settings = match settings::resolve(cli) {
+        Ok(settings) => settings,
+        Err(ResolveError::Usage(err)) => {
+            let _ = err.print();
+            return Exit::Usage.into();
+        }
+        Err(ResolveError::Config(err)) => {
+            print_error(&err);
+            return Exit::Failure.into();
+        }
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,17 +68,50 @@ fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    let outcome = runtime.block_on(commands::run(cli, ui));
+    let outcome = runtime.block_on(async {
+        let _listener = signals::install();
+        tokio::select! {
+            // A command that has finished wins over a signal that arrived meanwhile.
+            biased;
+            outcome = commands::run(settings, ui) => outcome,
+            // A signal that no command handles: stop waiting for it (the work is dropped, its
+            // destructors run) and exit as interrupted.
+            () = signals::quit_requested() => Ok(Exit::Interrupted),
+        }
+    });
     // Leave in-flight work (e.g. a simulator) no longer than needed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => Exit::Success.into(),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            print_error(&err);
             Exit::Failure.into()
         }
     }
+}
+
+/// Prints an error once, as one chain: `error: context: cause: root cause`.
+fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {}", error_chain(err.as_ref()));
+}
+
+/// The chain of an error, each cause once: `context: cause: root cause`. A cause whose text the
+/// message so far already ends with (a library error that repeats its source in its own
+/// message, as some of sqlx's do) is not repeated.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in std::iter::successors(Some(err), |e| e.source()) {
+        let message = cause.to_string();
+        if text.ends_with(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// What every command needs to know about where its output goes.
@@ -104,8 +156,7 @@ impl Ui {
 
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var(env::RUST_LOG)
-        .ok()
+    let filter = env::var(env::RUST_LOG)
         .and_then(|s| EnvFilter::try_new(s).ok())
         .unwrap_or_else(|| {
             EnvFilter::new(output::log_filter(cli.global.verbose, cli.global.quiet))

@@ -8,21 +8,21 @@ use super::time::UnixMillis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("cannot create the directory of audit store {path}: {source}")]
+    #[error("cannot create the directory of audit store {path}")]
     CreateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("cannot open audit store {path}: {source}")]
+    #[error("cannot open audit store {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: sqlx::Error,
     },
 
-    #[error("cannot migrate audit store {path}: {source}")]
+    #[error("cannot migrate audit store {path}")]
     Migrate {
         path: PathBuf,
         #[source]
@@ -42,7 +42,7 @@ pub enum AuditError {
     #[error("audit store {path} is open read-only")]
     ReadOnly { path: PathBuf },
 
-    #[error("audit store {path}: {source}")]
+    #[error("audit store {path}")]
     Database {
         path: PathBuf,
         #[source]
@@ -50,7 +50,7 @@ pub enum AuditError {
     },
 
     /// A group commit failed; every caller whose write was in the batch receives the same cause.
-    #[error("audit store {path}: group commit failed: {source}")]
+    #[error("audit store {path}: group commit failed")]
     Commit {
         path: PathBuf,
         #[source]

@@ -997,9 +997,10 @@ async fn read_only_open_reads_the_store_and_writes_nothing() {
         .begin_run(new_run("apply"))
         .await
         .expect_err("read-only file");
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
     assert!(
-        error.to_string().contains("readonly"),
-        "a write through the read-only pool: {error}"
+        cause.as_deref().is_some_and(|c| c.contains("readonly")),
+        "a write through the read-only pool: {error}: {cause:?}"
     );
     store.record_request(RequestRow {
         run_id: run.clone(),

@@ -68,7 +68,7 @@ fn client_with(server: &MockServer, observer: Option<Arc<Recorder>>) -> GenesysC
         &ExplicitSettings {
             client_id: Some("id".into()),
             client_secret: Some(SECRET.into()),
-            api_url: Some(server.uri()),
+            api_url: Some(server.uri().parse().unwrap()),
             ..Default::default()
         },
         &|_| None,

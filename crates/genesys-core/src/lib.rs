@@ -35,5 +35,5 @@ pub use observer::{RequestEvent, RequestObserver};
 pub use rate::{RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
-pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError, load_dotenv};
+pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError};
 pub use stats::ClientStats;

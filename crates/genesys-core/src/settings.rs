@@ -1,10 +1,9 @@
 //! Connection settings: where to send requests and with which credentials.
 //!
 //! Precedence: explicit values (command-line flags) > environment variables (primary names >
-//! aliases, see [`crate::env`]) > defaults. A `.env` file is loaded by the caller with
-//! [`load_dotenv`] before resolution; it never overrides the real environment.
-
-use std::path::{Path, PathBuf};
+//! aliases, see [`crate::env`]) > defaults. The environment is a lookup function given by the
+//! caller (the binary's lookup reads the process environment, then a `.env` file); this crate
+//! never reads or changes the process environment itself.
 
 use secrecy::SecretString;
 use url::{Host, Url};
@@ -19,14 +18,15 @@ pub struct Credentials {
     pub client_secret: SecretString,
 }
 
-/// Values given explicitly (flags); each one wins over the environment.
+/// Values given explicitly (flags), already parsed; each one wins over the environment. Parse
+/// URLs with [`parse_api_url`] and [`parse_login_url`] (they are checked again on resolution).
 #[derive(Clone, Debug, Default)]
 pub struct ExplicitSettings {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
-    pub region: Option<String>,
-    pub api_url: Option<String>,
-    pub login_url: Option<String>,
+    pub region: Option<Region>,
+    pub api_url: Option<Url>,
+    pub login_url: Option<Url>,
 }
 
 /// Resolved connection settings. `Debug` never shows the secret.
@@ -67,44 +67,11 @@ pub enum SettingsError {
         env::LOGIN_URL.name
     )]
     CannotDeriveLoginUrl { api_url: String },
-    #[error("cannot load environment file {path}: {message}")]
-    Dotenv { path: String, message: String },
-}
-
-/// Loads `path` (or `./.env` and its parents when `None`) into the process environment without
-/// overriding variables already set. A missing default `.env` is not an error; a missing
-/// explicit file is. Returns the file loaded, if any.
-pub fn load_dotenv(path: Option<&Path>) -> Result<Option<PathBuf>, SettingsError> {
-    match path {
-        Some(path) => dotenvy::from_path(path)
-            .map(|()| Some(path.to_path_buf()))
-            .map_err(|e| SettingsError::Dotenv {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            }),
-        None => match dotenvy::dotenv() {
-            Ok(found) => Ok(Some(found)),
-            Err(e) if e.not_found() => Ok(None),
-            Err(e) => Err(SettingsError::Dotenv {
-                path: ".env".to_owned(),
-                message: e.to_string(),
-            }),
-        },
-    }
-}
-
-/// Reads the real process environment (for [`Settings::resolve`]).
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
 }
 
 impl Settings {
-    /// Resolves settings from explicit values and the process environment.
-    pub fn from_env(explicit: &ExplicitSettings) -> Result<Self, SettingsError> {
-        Self::resolve(explicit, &process_env)
-    }
-
-    /// Resolves settings from explicit values and `lookup` (an environment; injectable for tests).
+    /// Resolves settings from explicit values and `lookup` (the environment: the caller decides
+    /// what it reads, e.g. the process environment and then a `.env` file).
     pub fn resolve(
         explicit: &ExplicitSettings,
         lookup: &dyn Fn(&str) -> Option<String>,
@@ -144,30 +111,38 @@ impl Settings {
             return Err(SettingsError::MissingCredentials { missing });
         };
 
-        let region_named = non_empty(explicit.region.clone())
-            .map(|name| (name, "--region"))
-            .or_else(|| read(env::REGION, Some(env::REGION_ALIAS)));
-        let region = region_named
-            .map(|(name, source_name)| {
-                Region::from_name(&name).map_err(|error| SettingsError::UnknownRegion {
-                    source_name: source_name.to_owned(),
-                    error,
+        let region = match explicit.region {
+            Some(region) => Some(region),
+            None => read(env::REGION, Some(env::REGION_ALIAS))
+                .map(|(name, source_name)| {
+                    Region::from_name(&name).map_err(|error| SettingsError::UnknownRegion {
+                        source_name: source_name.to_owned(),
+                        error,
+                    })
                 })
-            })
-            .transpose()?;
+                .transpose()?,
+        };
 
-        let api_url = non_empty(explicit.api_url.clone())
-            .or_else(|| read(env::API_URL, None).map(|(v, _)| v));
-        let login_url = non_empty(explicit.login_url.clone())
-            .or_else(|| read(env::LOGIN_URL, None).map(|(v, _)| v));
+        let api_url = match &explicit.api_url {
+            Some(url) => Some(parse_api_url(url.as_str())?),
+            None => read(env::API_URL, None)
+                .map(|(v, _)| parse_api_url(&v))
+                .transpose()?,
+        };
+        let login_url = match &explicit.login_url {
+            Some(url) => Some(parse_login_url(url.as_str())?),
+            None => read(env::LOGIN_URL, None)
+                .map(|(v, _)| parse_login_url(&v))
+                .transpose()?,
+        };
         let effective_region = region.unwrap_or(Region::DEFAULT);
 
         let api_base = match &api_url {
-            Some(url) => parse_base_url("API URL", url)?,
+            Some(url) => url.clone(),
             None => parse_base_url("API URL", &effective_region.api_base())?,
         };
         let login_base = match (&login_url, &api_url) {
-            (Some(url), _) => parse_base_url("login URL", url)?,
+            (Some(url), _) => url.clone(),
             (None, Some(_)) => derive_login_base(&api_base)?,
             (None, None) => parse_base_url("login URL", &effective_region.login_base())?,
         };
@@ -199,6 +174,38 @@ impl Settings {
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The path of the API that every route starts with; a base URL copied from documentation or a
+/// browser often ends with it.
+const API_PREFIX: &str = "/api/v2";
+
+/// Parses an API base URL (`--api-url`, `GENESYSCLOUD_API_URL`): https, or http to loopback;
+/// no path but a trailing `/api/v2`, which is dropped (every route already starts with it).
+pub fn parse_api_url(value: &str) -> Result<Url, SettingsError> {
+    let mut url = parse_base_url("API URL", value)?;
+    let path = url.path().trim_end_matches('/').to_owned();
+    if path == API_PREFIX {
+        tracing::debug!(
+            "API URL {value} ends with {API_PREFIX}; using {} (every route starts with {API_PREFIX})",
+            url.origin().ascii_serialization()
+        );
+        url.set_path("");
+    } else if !path.is_empty() {
+        return Err(SettingsError::InvalidUrl {
+            which: "API URL",
+            value: value.trim().to_owned(),
+            reason: format!(
+                "a base URL takes no path (found {path}); give the scheme and host only, e.g. https://api.mypurecloud.com"
+            ),
+        });
+    }
+    Ok(url)
+}
+
+/// Parses a login base URL (`--login-url`, `GENESYSCLOUD_LOGIN_URL`): https, or http to loopback.
+pub fn parse_login_url(value: &str) -> Result<Url, SettingsError> {
+    parse_base_url("login URL", value)
 }
 
 /// Parses a base URL and enforces https except for loopback hosts.
@@ -284,6 +291,10 @@ mod tests {
 
     use super::*;
 
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
     fn resolve(
         explicit: &ExplicitSettings,
         vars: &[(&str, &str)],
@@ -322,7 +333,7 @@ mod tests {
         let explicit = ExplicitSettings {
             client_id: Some("flag-id".into()),
             client_secret: Some("flag-secret".into()),
-            region: Some("eu-west-1".into()),
+            region: Some(Region::from_name("eu-west-1").unwrap()),
             ..Default::default()
         };
         let s = resolve(
@@ -399,36 +410,41 @@ mod tests {
 
     #[test]
     fn unknown_region_lists_valid_regions() {
-        let explicit = ExplicitSettings {
-            region: Some("moon-1".into()),
-            ..Default::default()
-        };
-        let message = resolve(&explicit, CREDS).unwrap_err().to_string();
-        assert!(message.contains("--region"), "{message}");
+        let message = resolve(
+            &ExplicitSettings::default(),
+            &with_creds(&[("GENESYSCLOUD_REGION", "moon-1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(message.contains("GENESYSCLOUD_REGION"), "{message}");
         assert!(message.contains("moon-1"), "{message}");
         assert!(message.contains("eu-west-1") && message.contains("eusc-de-east-1"));
     }
 
     #[test]
     fn plain_http_is_refused_for_non_loopback_hosts() {
-        for url in [
+        for text in [
             "http://api.mypurecloud.com",
             "http://10.0.0.1:8080",
             "http://gateway.example",
         ] {
             let explicit = ExplicitSettings {
-                api_url: Some(url.into()),
-                login_url: Some("https://login.example".into()),
+                api_url: Some(url(text)),
+                login_url: Some(url("https://login.example")),
                 ..Default::default()
             };
             let err = resolve(&explicit, CREDS).unwrap_err();
             assert!(
                 matches!(err, SettingsError::InsecureUrl { .. }),
-                "{url}: {err}"
+                "{text}: {err}"
             );
+            assert!(matches!(
+                parse_api_url(text).unwrap_err(),
+                SettingsError::InsecureUrl { .. }
+            ));
         }
         let explicit = ExplicitSettings {
-            login_url: Some("http://login.example".into()),
+            login_url: Some(url("http://login.example")),
             ..Default::default()
         };
         assert!(matches!(
@@ -439,14 +455,14 @@ mod tests {
 
     #[test]
     fn plain_http_is_accepted_for_loopback_with_login_on_the_same_origin() {
-        for (url, origin) in [
+        for (text, origin) in [
             ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
             ("http://127.1.2.3:9", "http://127.1.2.3:9"),
             ("http://localhost:8080/", "http://localhost:8080"),
             ("http://[::1]:8080", "http://[::1]:8080"),
         ] {
             let explicit = ExplicitSettings {
-                api_url: Some(url.into()),
+                api_url: Some(url(text)),
                 ..Default::default()
             };
             let s = resolve(&explicit, CREDS).unwrap();
@@ -458,18 +474,18 @@ mod tests {
     #[test]
     fn login_url_is_derived_by_replacing_api_with_login() {
         let explicit = ExplicitSettings {
-            api_url: Some("https://api.example.test:8443/prefix/".into()),
+            api_url: Some(url("https://api.example.test:8443/")),
             ..Default::default()
         };
         let s = resolve(&explicit, CREDS).unwrap();
-        assert_eq!(s.api_base.as_str(), "https://api.example.test:8443/prefix");
+        assert_eq!(s.api_base.as_str(), "https://api.example.test:8443/");
         assert_eq!(
             s.token_url().as_str(),
             "https://login.example.test:8443/oauth/token"
         );
 
         let explicit = ExplicitSettings {
-            api_url: Some("https://gateway.example.test".into()),
+            api_url: Some(url("https://gateway.example.test")),
             ..Default::default()
         };
         let err = resolve(&explicit, CREDS).unwrap_err();
@@ -491,7 +507,7 @@ mod tests {
     #[test]
     fn urls_with_credentials_are_rejected() {
         let explicit = ExplicitSettings {
-            api_url: Some("https://user:pw@api.example.test".into()),
+            api_url: Some(url("https://user:pw@api.example.test")),
             ..Default::default()
         };
         let err = resolve(&explicit, CREDS).unwrap_err().to_string();
@@ -500,25 +516,41 @@ mod tests {
     }
 
     #[test]
-    fn dotenv_fills_gaps_but_never_overrides_the_environment() {
-        let path = std::env::temp_dir().join(format!("attrsync-dotenv-{}.env", std::process::id()));
-        let original_path = std::env::var("PATH").unwrap();
-        std::fs::write(
-            &path,
-            "ATTRSYNC_DOTENV_TEST_ONLY=from-file\nPATH=from-dotenv-file\n",
-        )
-        .unwrap();
-        let loaded = load_dotenv(Some(&path));
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(loaded.unwrap(), Some(path.clone()));
+    fn a_trailing_api_prefix_is_dropped_from_the_api_url() {
+        for text in [
+            "https://api.mypurecloud.ie/api/v2",
+            "https://api.mypurecloud.ie/api/v2/",
+            "https://api.mypurecloud.ie/api/v2//",
+        ] {
+            let parsed = parse_api_url(text).unwrap();
+            assert_eq!(parsed.as_str(), "https://api.mypurecloud.ie/", "{text}");
+        }
+        let parsed = parse_api_url("http://127.0.0.1:8642/api/v2").unwrap();
+        assert_eq!(parsed.as_str(), "http://127.0.0.1:8642/");
+        let vars = with_creds(&[("GENESYSCLOUD_API_URL", "https://api.mypurecloud.ie/api/v2/")]);
+        let s = resolve(&ExplicitSettings::default(), &vars).unwrap();
+        assert_eq!(s.api_base.as_str(), "https://api.mypurecloud.ie/");
         assert_eq!(
-            process_env("ATTRSYNC_DOTENV_TEST_ONLY").as_deref(),
-            Some("from-file")
+            s.token_url().as_str(),
+            "https://login.mypurecloud.ie/oauth/token"
         );
-        assert_eq!(std::env::var("PATH").unwrap(), original_path);
+    }
 
-        let err = load_dotenv(Some(&path)).unwrap_err();
-        assert!(matches!(err, SettingsError::Dotenv { .. }), "{err}");
+    #[test]
+    fn any_other_path_on_the_api_url_is_refused() {
+        for text in [
+            "https://api.mypurecloud.ie/prefix",
+            "https://api.mypurecloud.ie/api",
+            "https://api.mypurecloud.ie/api/v2/conversations",
+            "https://api.mypurecloud.ie/v2/api/v2",
+        ] {
+            let err = parse_api_url(text).unwrap_err();
+            assert!(
+                matches!(err, SettingsError::InvalidUrl { .. }),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains("takes no path"), "{text}: {err}");
+        }
     }
 
     #[test]

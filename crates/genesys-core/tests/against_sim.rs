@@ -55,7 +55,7 @@ fn settings_for(sim: &SimHandle, secret: Option<&str>) -> Settings {
         &ExplicitSettings {
             client_id: Some(client_id),
             client_secret: Some(secret.map_or(demo_secret, str::to_owned).into()),
-            api_url: Some(sim.url()),
+            api_url: Some(sim.url().parse().unwrap()),
             ..Default::default()
         },
         &|_| None,

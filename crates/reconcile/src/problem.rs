@@ -53,7 +53,7 @@ pub fn render_problems(problems: &[Problem], limit: usize) -> String {
 /// Why a desired state could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -67,7 +67,7 @@ pub enum SourceError {
     },
     #[error("invalid read options: {0}")]
     Options(String),
-    #[error("cannot open SQLite database {} read-only: {source}", path.display())]
+    #[error("cannot open SQLite database {} read-only", path.display())]
     SqliteOpen {
         path: PathBuf,
         #[source]
@@ -92,7 +92,7 @@ pub enum SourceError {
     /// `--query` is not a single read-only statement returning rows.
     #[error("{}: --query must be a SELECT (read-only) statement: {reason}", path.display())]
     SqliteQueryNotSelect { path: PathBuf, reason: String },
-    #[error("{}: SQLite query failed: {source}", path.display())]
+    #[error("{}: SQLite query failed", path.display())]
     Sqlite {
         path: PathBuf,
         #[source]

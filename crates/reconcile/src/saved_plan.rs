@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired::SourceInfo;
+use crate::desired::{InputTable, SourceInfo};
 use crate::plan::{Plan, PlannedTarget};
 
 /// The only saved-plan format this build writes and reads.
@@ -27,6 +27,9 @@ pub struct PlanMetadata {
     pub created_at: String,
     pub source: SourceInfo,
     pub default_purpose: String,
+    /// The input's own rows, so that applying the plan later writes result files with them.
+    #[serde(default)]
+    pub input: InputTable,
 }
 
 impl PlanMetadata {
@@ -35,6 +38,7 @@ impl PlanMetadata {
             created_at: humantime::format_rfc3339_seconds(created_at).to_string(),
             source,
             default_purpose: default_purpose.to_owned(),
+            input: InputTable::default(),
         }
     }
 }
@@ -48,19 +52,19 @@ pub struct SavedPlan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
-    #[error("cannot write plan {}: {source}", path.display())]
+    #[error("cannot write plan {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read plan {}: {source}", path.display())]
+    #[error("cannot read plan {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not an attrsync plan document: {source}", path.display())]
+    #[error("{}: not an attrsync plan document", path.display())]
     NotJson {
         path: PathBuf,
         #[source]
@@ -75,7 +79,7 @@ pub enum SavedPlanError {
     #[error("{}: plan format version {} is not supported (this attrsync reads version {PLAN_FORMAT_VERSION})",
         path.display(), found.map_or_else(|| "missing".to_owned(), |v| v.to_string()))]
     UnsupportedVersion { path: PathBuf, found: Option<u64> },
-    #[error("{}: invalid plan: {source}", path.display())]
+    #[error("{}: invalid plan", path.display())]
     Invalid {
         path: PathBuf,
         #[source]

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use genesys_core::GenesysClient;
-use reconcile::{Action, DesiredEntry, DesiredState, PlannedTarget, Selector, SourceInfo, Target};
+use reconcile::{
+    Action, DesiredEntry, DesiredState, InputTable, PlannedTarget, Selector, SourceInfo, Target,
+};
 
 use crate::Ui;
 use crate::exit::Exit;
@@ -45,6 +47,8 @@ pub enum Work {
     Planned {
         source: SourceInfo,
         targets: Vec<PlannedTarget>,
+        /// The rows of the input the plan was made from.
+        input: InputTable,
     },
     /// The unfinished targets of an earlier run.
     Resume {
@@ -282,6 +286,7 @@ async fn prepare(
         Work::Desired(desired) => {
             let source = desired.source.clone();
             let run = begin(audit, settings, &source).await?;
+            record_input(audit, &run, &desired.input).await?;
             // One row per input entry until its call is read and planned (see worker).
             let new: Vec<NewTarget> = desired
                 .entries
@@ -312,8 +317,13 @@ async fn prepare(
             }
             (run, source, next_seq)
         }
-        Work::Planned { source, targets } => {
+        Work::Planned {
+            source,
+            targets,
+            input,
+        } => {
             let run = begin(audit, settings, &source).await?;
+            record_input(audit, &run, &input).await?;
             let new: Vec<NewTarget> = targets
                 .iter()
                 .enumerate()
@@ -393,6 +403,26 @@ impl Jobs {
     }
 }
 
+/// Records the run's input rows, when the source has them (`tag` builds its desired state).
+async fn record_input(audit: &AuditStore, run: &RunId, input: &InputTable) -> anyhow::Result<()> {
+    if input.header.is_empty() {
+        return Ok(());
+    }
+    let recorded = audit::RecordedInput {
+        header: input.header.clone(),
+        rows: input
+            .rows
+            .iter()
+            .map(|row| audit::InputRecord {
+                line: row.line,
+                cells: row.cells.clone(),
+                problem: row.problem.clone(),
+            })
+            .collect(),
+    };
+    Ok(audit.record_input(run, &recorded).await?)
+}
+
 async fn begin(
     audit: &AuditStore,
     settings: &ApplySettings,
@@ -405,7 +435,7 @@ async fn begin(
             source_sha256: Some(source.sha256.clone()).filter(|s| !s.is_empty()),
             options: settings.options.clone(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            operator: std::env::var(crate::env::USER).ok(),
+            operator: crate::env::var(crate::env::USER),
             rate_per_minute: Some(settings.rate_per_minute),
         })
         .await?)

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::signals;
+
 #[derive(Clone, Debug, Default)]
 pub struct StopSignal {
     stopping: Arc<AtomicBool>,
@@ -17,53 +19,42 @@ impl StopSignal {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// Sets the signal on the first Ctrl-C or SIGTERM. A second Ctrl-C is left to the default
-    /// handler's successor: we exit at once (the audit store is consistent at every commit).
+    /// Sets the signal on the first Ctrl-C or SIGTERM (see `crate::signals`). Nothing here exits
+    /// the process: the run ends through its caller and `main`, so that the audit store is
+    /// flushed and the run recorded as interrupted. A second Ctrl-C only says what is left.
     /// Listening ends when the returned guard is dropped, so that a process running one run
     /// after another (`reconcile`) never has more than one listener.
     #[must_use = "listening stops when the guard is dropped"]
     pub fn listen(&self) -> Listening {
         let stop = self.clone();
-        Listening(tokio::spawn(async move {
-            wait_for_signal().await;
+        let handling = signals::Handling::start();
+        let task = tokio::spawn(async move {
+            signals::received_at_least(1).await;
             eprintln!(
-                "\nattrsync: stopping: finishing in-flight requests (Ctrl-C again to quit now)"
+                "\nattrsync: stopping: finishing in-flight requests and recording them (the run stays resumable)"
             );
             stop.stop();
-            wait_for_signal().await;
-            std::process::exit(i32::from(crate::exit::Exit::Interrupted.code()));
-        }))
+            signals::received_at_least(2).await;
+            eprintln!(
+                "attrsync: still stopping: waiting only for requests already sent, so that none is lost from the audit store"
+            );
+        });
+        Listening {
+            task,
+            _handling: handling,
+        }
     }
 }
 
-/// Keeps a `StopSignal` listening; aborts the listener when dropped.
+/// Keeps a `StopSignal` listening (and stop requests handled); aborts the listener when dropped.
 #[derive(Debug)]
-pub struct Listening(tokio::task::JoinHandle<()>);
+pub struct Listening {
+    task: tokio::task::JoinHandle<()>,
+    _handling: signals::Handling,
+}
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
-}
-
-/// Waits for the next Ctrl-C or SIGTERM.
-#[cfg(unix)]
-pub async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-pub async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -3,22 +3,20 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::Context;
 use reconcile::{SourceFormat, SourceInfo};
 
 use super::source::read_desired;
 use crate::Ui;
-use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::apply::{Events, Work, execute};
 use crate::cli::ApplyArgs;
-use crate::connect;
 use crate::exit::Exit;
 use crate::render::summary::run_summary;
+use crate::settings::RunSettings;
 use audit::AuditStore;
 
-pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);
-    let connection_settings = connect::settings(&args.connection, env_file)?;
-    let audit_path = args.audit.resolve();
+    let audit_path = run_settings.audit_path.clone();
     let work = match (&args.resume, &args.source) {
         (Some(run), _) => {
             let audit = open_audit(&audit_path).await?;
@@ -35,34 +33,14 @@ pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Re
         return Ok(Exit::Success);
     }
     let audit = open_audit(&audit_path).await?;
-    let rate = connect::rate_spec(&args.connection)?;
-    let settings = ApplySettings {
-        command: if args.resume.is_some() {
-            "apply --resume".into()
-        } else {
-            "apply".into()
-        },
-        concurrency: args.concurrency,
-        verify_timeout: args.verify.verify_timeout,
-        results_dir: args.results.clone(),
-        rate_per_minute: rate.per_minute() * f64::from(args.connection.tokens),
-        options: serde_json::json!({
-            "concurrency": args.concurrency,
-            "rate": args.connection.rate,
-            "burst": args.connection.burst,
-            "tokens": args.connection.tokens,
-            "verify_timeout": humantime::format_duration(args.verify.verify_timeout).to_string(),
-            "default_purpose": args.source_args.default_purpose,
-            "skip_invalid": args.source_args.skip_invalid,
-        }),
-    };
+    let settings = run_settings.apply_settings();
     let events = Events::new(args.json);
-    let connection = args.connection.clone();
+    let connection = &run_settings.connection;
     let report = execute(
         work,
         settings,
         audit,
-        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
+        |observer| connection.client(Some(observer)),
         ui,
         &events,
     )
@@ -71,13 +49,17 @@ pub async fn run(args: ApplyArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Re
     Ok(report.exit)
 }
 
+/// Opens (or creates) the audit store; its errors name the store, so no context is added.
 pub async fn open_audit(path: &Path) -> anyhow::Result<AuditStore> {
-    AuditStore::open(path)
-        .await
-        .with_context(|| format!("cannot open the audit store {}", path.display()))
+    Ok(AuditStore::open(path).await?)
 }
 
+/// A saved plan is a JSON document in a regular file; anything else (a pipe included, which must
+/// be read only once) is a desired state.
 fn is_saved_plan(path: &Path) -> bool {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let mut head = [0u8; 64];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
@@ -88,8 +70,8 @@ fn is_saved_plan(path: &Path) -> bool {
 /// A saved plan, executed as planned: each update is re-checked against the live call before
 /// it is sent, and marked stale if a value moved since the plan saw it.
 fn saved_plan_work(path: &Path) -> anyhow::Result<Work> {
-    let saved = reconcile::saved_plan::load(path)
-        .with_context(|| format!("cannot load the plan {}", path.display()))?;
+    // Its errors name the file.
+    let saved = reconcile::saved_plan::load(path)?;
     let source = SourceInfo {
         path: path.display().to_string(),
         format: saved.metadata.source.format,
@@ -98,6 +80,7 @@ fn saved_plan_work(path: &Path) -> anyhow::Result<Work> {
     Ok(Work::Planned {
         source,
         targets: saved.plan.targets,
+        input: saved.metadata.input,
     })
 }
 

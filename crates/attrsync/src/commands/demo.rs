@@ -12,17 +12,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use genesys_core::models::CallConversation;
-use genesys_core::settings::ExplicitSettings;
 use genesys_sim::{SimConfig, Simulator};
-use secrecy::SecretString;
 
 use super::apply::open_audit;
 use super::plan::fetch_live;
 use super::source::read_desired;
 use crate::Ui;
-use crate::apply::{ApplySettings, Events, Work, execute};
-use crate::cli::{ConnectionArgs, DemoArgs, SourceArgs};
-use crate::connect;
+use crate::apply::{Events, Work, execute};
+use crate::cli::{DemoArgs, SourceArgs};
 use crate::exit::Exit;
 use crate::render::summary::run_summary;
 use crate::render::{Style, plan::plan_text};
@@ -32,10 +29,7 @@ const PLAN_LINES_SHOWN: usize = 40;
 
 pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     let style = Style { color: ui.color };
-    let rate = args
-        .rate
-        .parse::<genesys_core::RateSpec>()
-        .context("--rate")?;
+    let rate = args.rate;
     let sim = Simulator::start(
         SimConfig {
             seed: args.seed,
@@ -85,23 +79,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
         csv_path.display()
     );
 
-    let connection = ConnectionArgs {
-        region: None,
-        api_url: Some(sim.url()),
-        login_url: None,
-        client_id: Some(client_id.clone()),
-        rate: args.rate.clone(),
-        burst: 10,
-        tokens: 1,
-        timeout: Duration::from_secs(30),
-    };
-    let explicit = ExplicitSettings {
-        client_id: Some(client_id.clone()),
-        client_secret: Some(SecretString::from(secret.clone())),
-        region: None,
-        api_url: Some(sim.url()),
-        login_url: None,
-    };
+    let connection = crate::settings::demo_connection(&sim.url(), client_id, secret, rate)?;
     let source_args = SourceArgs {
         default_purpose: "customer".into(),
         skip_invalid: false,
@@ -115,8 +93,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
         style.bold("3. The plan"),
         csv_path.display()
     );
-    let connection_settings = genesys_core::Settings::from_env(&explicit)?;
-    let plan_client = connect::with_settings(&connection_settings, &connection, None)?;
+    let plan_client = connection.client(None)?;
     let live = fetch_live(&plan_client, reconcile::conversation_ids(&desired), 16).await?;
     let plan = reconcile::diff(&desired, &live);
     eprintln!("{}", shorten(&plan_text(&plan, style), PLAN_LINES_SHOWN));
@@ -128,19 +105,13 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     );
     let audit_path = dir.join("audit.sqlite");
     let audit = open_audit(&audit_path).await?;
-    let settings = ApplySettings {
-        command: "demo".into(),
-        concurrency: 16,
-        verify_timeout: Duration::from_secs(10),
-        results_dir: Some(dir.join("results")),
-        rate_per_minute: rate.per_minute(),
-        options: serde_json::json!({ "demo": true, "rate": args.rate }),
-    };
+    let settings = crate::settings::demo_run(connection.clone(), &audit_path, &dir.join("results"));
+    let connection = &settings.connection;
     let report = execute(
         Work::Desired(desired),
-        settings,
+        settings.apply_settings(),
         audit,
-        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
+        |observer| connection.client(Some(observer)),
         ui,
         &Events::new(false),
     )

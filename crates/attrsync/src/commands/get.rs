@@ -1,16 +1,15 @@
 //! `attrsync get CONVERSATION_ID`.
 
 use std::io::Write;
-use std::path::Path;
 
 use crate::Ui;
 use crate::cli::GetArgs;
-use crate::connect;
 use crate::exit::Exit;
 use crate::render::{Style, call::call_table};
+use crate::settings::Connection;
 
-pub async fn run(args: GetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
-    let client = connect::client(&args.connection, env_file, None)?;
+pub async fn run(args: GetArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
+    let client = connection.client(None)?;
     let call = client.get_call(&args.conversation_id).await?.value;
     let mut stdout = std::io::stdout().lock();
     if args.json {

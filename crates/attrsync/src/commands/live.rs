@@ -6,16 +6,15 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
 
 use genesys_core::LiveCallsQuery;
 use genesys_core::models::AnalyticsConversation;
 
 use crate::Ui;
 use crate::cli::LiveArgs;
-use crate::connect;
 use crate::exit::Exit;
 use crate::render::Style;
+use crate::settings::Connection;
 
 /// The purpose the `--csv` skeleton selects: the caller.
 const SKELETON_PURPOSE: &str = "customer";
@@ -74,8 +73,8 @@ impl LiveCall {
     }
 }
 
-pub async fn run(args: LiveArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
-    let calls = list(&args, env_file).await?;
+pub async fn run(args: LiveArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
+    let calls = list(&args, &connection).await?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &calls)?;
@@ -101,8 +100,8 @@ pub async fn run(args: LiveArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Res
     Ok(Exit::Success)
 }
 
-async fn list(args: &LiveArgs, env_file: Option<&Path>) -> anyhow::Result<Vec<LiveCall>> {
-    let client = connect::client(&args.connection, env_file, None)?;
+async fn list(args: &LiveArgs, connection: &Connection) -> anyhow::Result<Vec<LiveCall>> {
+    let client = connection.client(None)?;
     let query = LiveCallsQuery {
         queue_id: args.queue.clone(),
         lookback: args.lookback,

@@ -15,23 +15,24 @@ mod source;
 mod tag;
 
 use crate::Ui;
-use crate::cli::{Cli, Command};
 use crate::exit::Exit;
+use crate::settings::CommandSettings;
 
-pub async fn run(cli: Cli, ui: Ui) -> anyhow::Result<Exit> {
-    let env_file = cli.global.env_file.as_deref();
-    match cli.command {
-        Command::Get(args) => get::run(args, env_file, ui.with_json(false)).await,
-        Command::Set(args) => set::run(args, env_file, ui).await,
-        Command::Plan(args) => plan::run(args, env_file, ui).await,
-        Command::Apply(args) => apply::run(args, env_file, ui).await,
-        Command::Reconcile(args) => reconcile::run(args, env_file, ui).await,
-        Command::Live(args) => live::run(args, env_file, ui).await,
-        Command::Tag(args) => tag::run(args, env_file, ui).await,
-        Command::Completions(args) => completions::run(&args),
-        Command::GenerateMan(args) => man::run(&args, ui),
-        Command::Sim(args) => sim::run(args, ui).await,
-        Command::Demo(args) => demo::run(args, ui).await,
-        Command::Audit(args) => audit::run(args, ui).await,
+pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
+    match settings {
+        CommandSettings::Get(args, connection) => {
+            get::run(args, connection, ui.with_json(false)).await
+        }
+        CommandSettings::Set(args, settings) => set::run(args, settings, ui).await,
+        CommandSettings::Plan(args, connection) => plan::run(args, connection, ui).await,
+        CommandSettings::Apply(args, settings) => apply::run(args, settings, ui).await,
+        CommandSettings::Reconcile(args, settings) => reconcile::run(args, settings, ui).await,
+        CommandSettings::Live(args, connection) => live::run(args, connection, ui).await,
+        CommandSettings::Tag(args, settings) => tag::run(args, settings, ui).await,
+        CommandSettings::Completions(args) => completions::run(&args),
+        CommandSettings::GenerateMan(args) => man::run(&args, ui),
+        CommandSettings::Sim(args) => sim::run(args, ui).await,
+        CommandSettings::Demo(args) => demo::run(args, ui).await,
+        CommandSettings::Audit(args) => audit::run(args, ui).await,
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -13,26 +12,29 @@ use reconcile::{LiveConversation, LiveState};
 use super::source::read_desired;
 use crate::Ui;
 use crate::cli::PlanArgs;
-use crate::connect;
 use crate::exit::Exit;
 use crate::render::{Style, plan::plan_text};
+use crate::settings::Connection;
 
 /// Version of `plan --json` output; bumped when a field changes meaning or disappears.
 const PLAN_JSON_FORMAT_VERSION: u32 = 2;
 
-pub async fn run(args: PlanArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
     let desired = read_desired(&args.source, &args.source_args, ui).await?;
-    let client = connect::client(&args.connection, env_file, None)?;
+    let client = connection.client(None)?;
     let ids = reconcile::conversation_ids(&desired);
     let live = fetch_live(&client, ids, args.concurrency).await?;
     let plan = reconcile::diff(&desired, &live);
 
     if let Some(out) = &args.out {
-        let metadata = reconcile::saved_plan::PlanMetadata::new(
-            desired.source.clone(),
-            &args.source_args.default_purpose,
-            std::time::SystemTime::now(),
-        );
+        let metadata = reconcile::saved_plan::PlanMetadata {
+            input: desired.input.clone(),
+            ..reconcile::saved_plan::PlanMetadata::new(
+                desired.source.clone(),
+                &args.source_args.default_purpose,
+                std::time::SystemTime::now(),
+            )
+        };
         reconcile::saved_plan::save(&plan, &metadata, out)
             .with_context(|| format!("cannot save the plan to {}", out.display()))?;
         ui.note(format_args!(

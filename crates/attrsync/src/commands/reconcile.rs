@@ -7,7 +7,6 @@
 //! flight finish its in-flight requests, then the process exits (0 between iterations, 130 if
 //! an iteration was cut short).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,13 +17,12 @@ use tokio::time::Instant;
 use super::apply::open_audit;
 use super::source::read_desired;
 use crate::Ui;
-use crate::apply::stop::wait_for_signal;
-use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::apply::{Events, Work, execute};
 use crate::cli::ReconcileArgs;
-use crate::connect;
 use crate::exit::Exit;
 use crate::metrics::{self, IterationMetrics};
 use crate::output::OutputContext;
+use crate::settings::RunSettings;
 use audit::{AuditError, AuditStore, LockLease, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
 
 /// A holder that has not heartbeated for this long is presumed dead and may be replaced.
@@ -63,9 +61,8 @@ struct Iteration {
     exit: Exit,
 }
 
-pub async fn run(args: ReconcileArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
-    let audit_path = args.audit.resolve();
-    let audit = open_audit(&audit_path).await?;
+pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
+    let audit = open_audit(&settings.audit_path).await?;
     let lease = match audit.acquire_lock(RECONCILE_LOCK, LOCK_STALE_AFTER).await {
         Ok(lease) => lease,
         Err(err @ AuditError::Locked { .. }) => {
@@ -92,7 +89,10 @@ pub async fn run(args: ReconcileArgs, env_file: Option<&Path>, ui: Ui) -> anyhow
             "marked runs of processes that are gone as interrupted"
         ),
         Ok(_) => {}
-        Err(err) => tracing::warn!("cannot settle runs of processes that are gone: {err}"),
+        Err(err) => tracing::warn!(
+            "cannot settle runs of processes that are gone: {}",
+            crate::error_chain(&err)
+        ),
     }
 
     let (sender, stop) = watch::channel(None);
@@ -100,20 +100,26 @@ pub async fn run(args: ReconcileArgs, env_file: Option<&Path>, ui: Ui) -> anyhow
     let signals = {
         let sender = Arc::clone(&sender);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            crate::signals::received_at_least(1).await;
             request_stop(&sender, StopReason::Signal);
         })
     };
+    // Stop requests are this loop's to handle until it returns.
+    let handling = crate::signals::Handling::start();
     let heartbeat = tokio::spawn(heartbeat(audit.clone(), lease.clone(), Arc::clone(&sender)));
 
-    let outcome = schedule(&args, env_file, ui, &audit, stop.clone()).await;
+    let outcome = schedule(&args, &settings, ui, &audit, stop.clone()).await;
 
     heartbeat.abort();
     signals.abort();
+    drop(handling);
     // A lock taken over belongs to the process that took it.
     let lock_lost = *stop.borrow() == Some(StopReason::LockLost);
     if !lock_lost && let Err(err) = audit.release_lock(lease).await {
-        tracing::warn!("cannot release the reconcile lock: {err}");
+        tracing::warn!(
+            "cannot release the reconcile lock: {}",
+            crate::error_chain(&err)
+        );
     }
     audit.close().await?;
     outcome
@@ -129,7 +135,7 @@ enum Schedule {
 /// The loop (or the single iteration of `--once`) and its exit code.
 async fn schedule(
     args: &ReconcileArgs,
-    env_file: Option<&Path>,
+    settings: &RunSettings,
     ui: Ui,
     audit: &AuditStore,
     mut stop: watch::Receiver<Option<StopReason>>,
@@ -141,7 +147,7 @@ async fn schedule(
     };
     loop {
         let started = Instant::now();
-        let outcome = iterate(args, env_file, ui, audit, &stop).await;
+        let outcome = iterate(args, settings, ui, audit, &stop).await;
         let exit = report(args, ui, &outcome, started.elapsed());
         let Schedule::Every(every) = schedule else {
             return outcome.map(|_| exit);
@@ -182,12 +188,11 @@ fn stopped(reason: StopReason, iteration_interrupted: bool, ui: Ui) -> Exit {
 /// the pipeline started, so nothing was sent.
 async fn iterate(
     args: &ReconcileArgs,
-    env_file: Option<&Path>,
+    settings: &RunSettings,
     ui: Ui,
     audit: &AuditStore,
     stop: &watch::Receiver<Option<StopReason>>,
 ) -> anyhow::Result<Option<Iteration>> {
-    let connection_settings = connect::settings(&args.connection, env_file)?;
     // The pipeline's own notes and progress would be noise every few minutes; the summary
     // line says what matters. Warnings and errors still reach stderr.
     let quiet = Ui {
@@ -205,31 +210,12 @@ async fn iterate(
     if stop.borrow().is_some() {
         return Ok(None);
     }
-    let rate = connect::rate_spec(&args.connection)?;
-    let settings = ApplySettings {
-        command: "reconcile".into(),
-        concurrency: args.concurrency,
-        verify_timeout: args.verify.verify_timeout,
-        results_dir: None,
-        rate_per_minute: rate.per_minute() * f64::from(args.connection.tokens),
-        options: serde_json::json!({
-            "every": args.every.map(|d| humantime::format_duration(d).to_string()),
-            "once": args.once,
-            "concurrency": args.concurrency,
-            "rate": args.connection.rate,
-            "burst": args.connection.burst,
-            "tokens": args.connection.tokens,
-            "verify_timeout": humantime::format_duration(args.verify.verify_timeout).to_string(),
-            "default_purpose": args.source_args.default_purpose,
-            "skip_invalid": args.source_args.skip_invalid,
-        }),
-    };
-    let connection = args.connection.clone();
+    let connection = &settings.connection;
     let report = execute(
         Work::Desired(desired),
-        settings,
+        settings.apply_settings(),
         audit.clone(),
-        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
+        |observer| connection.client(Some(observer)),
         quiet,
         &Events::new(false),
     )
@@ -366,7 +352,10 @@ async fn heartbeat(audit: AuditStore, lease: LockLease, stop: StopSender) {
                 return;
             }
             // A busy store is not a lost lock: the next beat will do.
-            Err(err) => tracing::warn!("cannot heartbeat the reconcile lock: {err}"),
+            Err(err) => tracing::warn!(
+                "cannot heartbeat the reconcile lock: {}",
+                crate::error_chain(&err)
+            ),
         }
     }
 }

@@ -3,22 +3,20 @@
 //! reading back, and record it in the audit store.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
 use crate::Ui;
-use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::apply::{Events, Work, execute};
 use crate::cli::SetArgs;
-use crate::connect;
 use crate::exit::Exit;
+use crate::settings::RunSettings;
 use audit::TargetStatus;
 
-pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;
-    let connection_settings = connect::settings(&args.connection, env_file)?;
     let selector = match (&args.participant_id, &args.purpose, &args.user_id) {
         (Some(p), _, _) => Selector::ParticipantId(uuid_arg("--participant-id", p)?),
         (_, Some(p), _) => Selector::Purpose(p.to_lowercase()),
@@ -43,24 +41,15 @@ pub async fn run(args: SetArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Resu
         },
         warnings: Vec::new(),
     };
-    let audit_path = args.audit.resolve();
-    let audit = open_audit(&audit_path).await?;
-    let rate = connect::rate_spec(&args.connection)?;
-    let settings = ApplySettings {
-        command: "set".into(),
-        concurrency: 1,
-        verify_timeout: args.verify.verify_timeout,
-        results_dir: None,
-        rate_per_minute: rate.per_minute(),
-        options: serde_json::json!({ "attributes": args.attributes.len() }),
-    };
-    let connection = args.connection.clone();
+    let audit = open_audit(&run_settings.audit_path).await?;
+    let settings = run_settings.apply_settings();
+    let connection = &run_settings.connection;
     let events = Events::new(args.json);
     let report = execute(
         Work::Desired(desired),
         settings,
         audit,
-        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
+        |observer| connection.client(Some(observer)),
         ui.with_json(args.json),
         &events,
     )

@@ -10,10 +10,7 @@ use crate::cli::SimArgs;
 use crate::exit::Exit;
 
 pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
-    let rate = args
-        .rate
-        .parse::<genesys_core::RateSpec>()
-        .context("--rate")?;
+    let rate = args.rate;
     Ok(SimConfig {
         seed: args.seed,
         calls: args.calls,
@@ -59,9 +56,8 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
          attrsync get --api-url {url} \"$(curl -s {url}/__sim/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"conversation\"][\"id\"])')\"\n\
          Press Ctrl-C to stop."
     ));
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    let _handling = crate::signals::Handling::start();
+    crate::signals::received_at_least(1).await;
     sim.shutdown().await;
     Ok(Exit::Success)
 }

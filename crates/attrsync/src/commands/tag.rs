@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::Path;
 
 use genesys_core::LiveCallsQuery;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
@@ -13,18 +12,18 @@ use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, 
 use super::apply::open_audit;
 use super::plan::fetch_live;
 use crate::Ui;
-use crate::apply::{ApplySettings, Events, Work, execute};
+use crate::apply::{Events, Work, execute};
 use crate::cli::TagArgs;
-use crate::connect;
 use crate::exit::Exit;
 use crate::render::Style;
 use crate::render::plan::plan_text;
 use crate::render::summary::run_summary;
+use crate::settings::RunSettings;
 
-pub async fn run(args: TagArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Result<Exit> {
+pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let attributes = attribute_map(&args.attributes)?;
-    let connection_settings = connect::settings(&args.connection, env_file)?;
-    let client = connect::with_settings(&connection_settings, &args.connection, None)?;
+    let connection = &run_settings.connection;
+    let client = connection.client(None)?;
     let query = LiveCallsQuery {
         queue_id: Some(args.queue.clone()),
         lookback: args.lookback,
@@ -68,37 +67,19 @@ pub async fn run(args: TagArgs, env_file: Option<&Path>, ui: Ui) -> anyhow::Resu
         return Ok(Exit::Success);
     }
 
-    let audit_path = args.audit.resolve();
-    let audit = open_audit(&audit_path).await?;
-    let rate = connect::rate_spec(&args.connection)?;
-    let settings = ApplySettings {
-        command: "tag".into(),
-        concurrency: args.concurrency,
-        verify_timeout: args.verify.verify_timeout,
-        results_dir: None,
-        rate_per_minute: rate.per_minute() * f64::from(args.connection.tokens),
-        options: serde_json::json!({
-            "queue": args.queue,
-            "purpose": args.purpose,
-            "attributes": args.attributes.len(),
-            "concurrency": args.concurrency,
-            "rate": args.connection.rate,
-            "burst": args.connection.burst,
-            "tokens": args.connection.tokens,
-            "verify_timeout": humantime::format_duration(args.verify.verify_timeout).to_string(),
-        }),
-    };
-    let connection = args.connection.clone();
+    let audit_path = &run_settings.audit_path;
+    let audit = open_audit(audit_path).await?;
+    let settings = run_settings.apply_settings();
     let report = execute(
         Work::Desired(desired),
         settings,
         audit,
-        |observer| connect::with_settings(&connection_settings, &connection, Some(observer)),
+        |observer| connection.client(Some(observer)),
         ui,
         &Events::new(false),
     )
     .await?;
-    ui.note(run_summary(&report, &audit_path));
+    ui.note(run_summary(&report, audit_path));
     Ok(report.exit)
 }
 

@@ -36,7 +36,7 @@ pub async fn run(args: AuditArgs, ui: Ui) -> anyhow::Result<Exit> {
 /// typo in the path must be an error, not an empty review. A store written by an older
 /// attrsync is an error that names the command upgrading it.
 async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
-    let path = args.resolve();
+    let path = crate::settings::audit_path(args);
     check_store_exists(&path).await?;
     match AuditStore::open_read_only(&path).await {
         Ok(store) => Ok(store),
@@ -44,8 +44,7 @@ async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
             "{error}\nupgrade it with: attrsync audit upgrade --audit {}",
             path.display()
         )),
-        Err(error) => Err(anyhow::Error::new(error)
-            .context(format!("cannot open the audit store {}", path.display()))),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::cli::AuditUpgradeArgs;
 use crate::exit::Exit;
 
 pub async fn run(args: AuditUpgradeArgs, ui: Ui) -> anyhow::Result<Exit> {
-    let path = args.audit.resolve();
+    let path = crate::settings::audit_path(&args.audit);
     check_store_exists(&path).await?;
     let applied = AuditStore::upgrade(&path)
         .await

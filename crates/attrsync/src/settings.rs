@@ -1,0 +1,409 @@
+//! The one place where the command line becomes settings.
+//!
+//! clap has already parsed every value into its type (a bad `--rate`, duration, region or URL
+//! never gets here). [`resolve`] adds what clap cannot check alone (flags that contradict each
+//! other) and the environment (through [`crate::env::var`]: the process environment, then
+//! `.env`), and produces one typed settings value per command. It runs before the runtime
+//! starts, so a usage or configuration error is reported before any file is read, any request
+//! is sent or any audit store is created. Commands only consume these settings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use genesys_core::settings::ExplicitSettings;
+use genesys_core::{ClientOptions, GenesysClient, RateSpec, RequestObserver};
+use secrecy::SecretString;
+
+use crate::apply::ApplySettings;
+use crate::cli::{
+    ApplyArgs, AuditArgs, AuditPathArgs, Cli, Command, CompletionsArgs, ConnectionArgs, DemoArgs,
+    GenerateManArgs, GetArgs, LiveArgs, PlanArgs, ReconcileArgs, SetArgs, SimArgs, TagArgs,
+    VerifyArgs,
+};
+use crate::env;
+
+/// The burst of even pacing when neither `--burst` nor `--rate ...,burst=N` gives one.
+pub const DEFAULT_BURST: u32 = 5;
+
+/// Why the command line could not become settings.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// Flags that contradict each other (exit 64), formatted as clap formats its own errors.
+    Usage(Box<clap::Error>),
+    /// The configuration is incomplete or wrong, e.g. no credentials (exit 1).
+    Config(anyhow::Error),
+}
+
+/// One command with its settings. The command's own arguments (sources, selectors, output
+/// flags) travel with it as clap parsed them.
+pub enum CommandSettings {
+    Get(GetArgs, Connection),
+    Set(SetArgs, RunSettings),
+    Plan(PlanArgs, Connection),
+    Apply(ApplyArgs, RunSettings),
+    Reconcile(ReconcileArgs, RunSettings),
+    Live(LiveArgs, Connection),
+    Tag(TagArgs, RunSettings),
+    Completions(CompletionsArgs),
+    GenerateMan(GenerateManArgs),
+    Sim(SimArgs),
+    Demo(DemoArgs),
+    Audit(AuditArgs),
+}
+
+/// Where and how to reach Genesys Cloud: resolved settings, the rate and the token pool.
+/// `Debug` never shows the secret.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub genesys: genesys_core::Settings,
+    /// The per-token rate, burst included.
+    pub rate: RateSpec,
+    pub tokens: u16,
+    pub timeout: Duration,
+}
+
+impl Connection {
+    /// A client for these settings; `observer` sees every request (the audit log of a run).
+    pub fn client(
+        &self,
+        observer: Option<Arc<dyn RequestObserver>>,
+    ) -> anyhow::Result<GenesysClient> {
+        let options = ClientOptions {
+            rate: self.rate,
+            tokens: usize::from(self.tokens),
+            request_timeout: self.timeout,
+            observer,
+            ..ClientOptions::default()
+        };
+        GenesysClient::new(&self.genesys, options).context("cannot set up the Genesys client")
+    }
+
+    /// Requests per minute over every token.
+    pub fn rate_per_minute(&self) -> f64 {
+        self.rate.per_minute() * f64::from(self.tokens)
+    }
+
+    /// The rate flags as recorded in a run's options.
+    fn options(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rate": self.rate.with_burst(1).to_string(),
+            "burst": self.rate.burst(),
+            "tokens": self.tokens,
+        })
+    }
+}
+
+/// Settings of a command that records a run in the audit store (`apply`, `set`, `tag`,
+/// `reconcile`).
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub connection: Connection,
+    pub audit_path: PathBuf,
+    command: &'static str,
+    concurrency: usize,
+    verify_timeout: Duration,
+    results_dir: Option<PathBuf>,
+    rate_per_minute: f64,
+    options: serde_json::Value,
+}
+
+impl RunSettings {
+    /// What the apply pipeline needs for one run (`reconcile` asks once per iteration).
+    pub fn apply_settings(&self) -> ApplySettings {
+        ApplySettings {
+            command: self.command.to_owned(),
+            concurrency: self.concurrency,
+            verify_timeout: self.verify_timeout,
+            results_dir: self.results_dir.clone(),
+            rate_per_minute: self.rate_per_minute,
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// The command line, the environment and `.env` (already loaded, see `env::load_dotenv`)
+/// become one command's settings.
+pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
+    Ok(match cli.command {
+        Command::Get(args) => {
+            let connection = connection(&args.connection)?;
+            CommandSettings::Get(args, connection)
+        }
+        Command::Plan(args) => {
+            let connection = connection(&args.connection)?;
+            CommandSettings::Plan(args, connection)
+        }
+        Command::Live(args) => {
+            let connection = connection(&args.connection)?;
+            CommandSettings::Live(args, connection)
+        }
+        Command::Set(args) => {
+            let connection = connection(&args.connection)?;
+            let settings = RunSettings {
+                audit_path: audit_path(&args.audit),
+                command: "set",
+                concurrency: 1,
+                verify_timeout: args.verify.verify_timeout,
+                results_dir: None,
+                rate_per_minute: connection.rate.per_minute(),
+                options: serde_json::json!({ "attributes": args.attributes.len() }),
+                connection,
+            };
+            CommandSettings::Set(args, settings)
+        }
+        Command::Apply(args) => {
+            let connection = connection(&args.connection)?;
+            let mut options = run_options(&connection, args.concurrency, &args.verify);
+            options["default_purpose"] = args.source_args.default_purpose.clone().into();
+            options["skip_invalid"] = args.source_args.skip_invalid.into();
+            let settings = RunSettings {
+                audit_path: audit_path(&args.audit),
+                command: if args.resume.is_some() {
+                    "apply --resume"
+                } else {
+                    "apply"
+                },
+                concurrency: args.concurrency,
+                verify_timeout: args.verify.verify_timeout,
+                results_dir: args.results.clone(),
+                rate_per_minute: connection.rate_per_minute(),
+                options,
+                connection,
+            };
+            CommandSettings::Apply(args, settings)
+        }
+        Command::Reconcile(args) => {
+            let connection = connection(&args.connection)?;
+            let mut options = run_options(&connection, args.concurrency, &args.verify);
+            options["every"] = args
+                .every
+                .map(|d| humantime::format_duration(d).to_string())
+                .into();
+            options["once"] = args.once.into();
+            options["default_purpose"] = args.source_args.default_purpose.clone().into();
+            options["skip_invalid"] = args.source_args.skip_invalid.into();
+            let settings = RunSettings {
+                audit_path: audit_path(&args.audit),
+                command: "reconcile",
+                concurrency: args.concurrency,
+                verify_timeout: args.verify.verify_timeout,
+                results_dir: None,
+                rate_per_minute: connection.rate_per_minute(),
+                options,
+                connection,
+            };
+            CommandSettings::Reconcile(args, settings)
+        }
+        Command::Tag(args) => {
+            let connection = connection(&args.connection)?;
+            let mut options = run_options(&connection, args.concurrency, &args.verify);
+            options["queue"] = args.queue.clone().into();
+            options["purpose"] = args.purpose.clone().into();
+            options["attributes"] = args.attributes.len().into();
+            let settings = RunSettings {
+                audit_path: audit_path(&args.audit),
+                command: "tag",
+                concurrency: args.concurrency,
+                verify_timeout: args.verify.verify_timeout,
+                results_dir: None,
+                rate_per_minute: connection.rate_per_minute(),
+                options,
+                connection,
+            };
+            CommandSettings::Tag(args, settings)
+        }
+        Command::Completions(args) => CommandSettings::Completions(args),
+        Command::GenerateMan(args) => CommandSettings::GenerateMan(args),
+        Command::Sim(args) => CommandSettings::Sim(args),
+        Command::Demo(args) => CommandSettings::Demo(args),
+        Command::Audit(args) => CommandSettings::Audit(args),
+    })
+}
+
+/// The options every run records: concurrency, rate, burst, tokens, verify timeout.
+fn run_options(
+    connection: &Connection,
+    concurrency: usize,
+    verify: &VerifyArgs,
+) -> serde_json::Value {
+    let mut options = connection.options();
+    options["concurrency"] = concurrency.into();
+    options["verify_timeout"] = humantime::format_duration(verify.verify_timeout)
+        .to_string()
+        .into();
+    options
+}
+
+/// The audit store: `--audit`, else `ATTRSYNC_AUDIT`, else the default location.
+pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
+    args.path
+        .clone()
+        .or_else(|| {
+            env::var(env::AUDIT)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(env::default_audit_path)
+}
+
+/// The connection flags with the environment: flags > environment > `.env` > defaults.
+fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
+    let rate = rate(args)?;
+    let explicit = ExplicitSettings {
+        client_id: args.client_id.clone(),
+        client_secret: None,
+        region: args.region,
+        api_url: args.api_url.clone(),
+        login_url: args.login_url.clone(),
+    };
+    let genesys = genesys_core::Settings::resolve(&explicit, &env::var)
+        .map_err(|err| ResolveError::Config(err.into()))?;
+    Ok(Connection {
+        genesys,
+        rate,
+        tokens: args.tokens,
+        timeout: args.timeout,
+    })
+}
+
+/// `--rate` with its burst: from `,burst=N`, or `--burst`, or the default; both given and
+/// different is a usage error.
+fn rate(args: &ConnectionArgs) -> Result<RateSpec, ResolveError> {
+    let burst = match (args.rate.burst, args.burst) {
+        (Some(in_rate), Some(flag)) if in_rate != flag => {
+            return Err(usage(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--burst {flag} contradicts --rate {}; give the burst once",
+                    args.rate.spec
+                ),
+            ));
+        }
+        (Some(burst), _) | (None, Some(burst)) => burst,
+        (None, None) => DEFAULT_BURST,
+    };
+    Ok(args.rate.spec.with_burst(burst))
+}
+
+fn usage(kind: clap::error::ErrorKind, message: String) -> ResolveError {
+    ResolveError::Usage(Box::new(Cli::command().error(kind, message)))
+}
+
+/// The connection of `demo`: its own simulator, with the demo's credentials and rate (no
+/// environment is read).
+pub fn demo_connection(
+    api_url: &str,
+    client_id: String,
+    secret: String,
+    rate: RateSpec,
+) -> anyhow::Result<Connection> {
+    let explicit = ExplicitSettings {
+        client_id: Some(client_id),
+        client_secret: Some(SecretString::from(secret)),
+        region: None,
+        api_url: Some(api_url.parse().context("the simulator's URL")?),
+        login_url: None,
+    };
+    Ok(Connection {
+        genesys: genesys_core::Settings::resolve(&explicit, &|_| None)?,
+        rate: if rate.burst() > 1 {
+            rate
+        } else {
+            rate.with_burst(10)
+        },
+        tokens: 1,
+        timeout: Duration::from_secs(30),
+    })
+}
+
+/// The run of `demo`: its simulator's connection, its own audit store and results directory.
+pub fn demo_run(connection: Connection, audit_path: &Path, results_dir: &Path) -> RunSettings {
+    RunSettings {
+        audit_path: audit_path.to_path_buf(),
+        command: "demo",
+        concurrency: 16,
+        verify_timeout: Duration::from_secs(10),
+        results_dir: Some(results_dir.to_path_buf()),
+        rate_per_minute: connection.rate.per_minute(),
+        options: serde_json::json!({ "demo": true, "rate": connection.rate.with_burst(1).to_string() }),
+        connection,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(
+            ["attrsync", "get", "--client-id", "id"]
+                .iter()
+                .chain(args)
+                .chain(&["00000000-0000-4000-8000-000000000000"]),
+        )
+    }
+
+    fn connection_args(cli: &Cli) -> &ConnectionArgs {
+        match &cli.command {
+            Command::Get(args) => &args.connection,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_burst_comes_from_the_rate_or_the_flag_or_the_default() {
+        for (args, expected) in [
+            (&[][..], DEFAULT_BURST),
+            (&["--rate", "100/min,burst=7"][..], 7),
+            (&["--burst", "9"][..], 9),
+            (&["--rate", "100/min,burst=3", "--burst", "3"][..], 3),
+        ] {
+            let cli = parse(args).unwrap();
+            let rate = rate(connection_args(&cli)).unwrap_or_else(|_| panic!("{args:?}"));
+            assert_eq!(rate.burst(), expected, "{args:?}");
+        }
+        let cli = parse(&["--rate", "100/min,burst=3", "--burst", "4"]).unwrap();
+        let Err(ResolveError::Usage(err)) = rate(connection_args(&cli)) else {
+            panic!("a contradicting burst is a usage error");
+        };
+        assert!(err.to_string().contains("--burst 4"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_the_parser_naming_the_flag() {
+        for (flag, value) in [
+            ("--rate", "abc"),
+            ("--region", "moon-1"),
+            ("--api-url", "http://gateway.example"),
+            ("--api-url", "https://api.mypurecloud.ie/v1"),
+            ("--login-url", "http://login.example"),
+            ("--timeout", "soon"),
+            ("--burst", "0"),
+        ] {
+            let err = parse(&[flag, value]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag} {value}"
+            );
+            assert!(err.to_string().contains(flag), "{flag} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_of_a_connection_hides_the_secret() {
+        let connection = demo_connection(
+            "http://127.0.0.1:9",
+            "id".into(),
+            "s3cr3t".into(),
+            RateSpec::default(),
+        )
+        .unwrap();
+        assert!(!format!("{connection:?}").contains("s3cr3t"));
+    }
+}
