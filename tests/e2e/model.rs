@@ -1025,10 +1025,11 @@ async fn check(
         violations.push(format!("[5 results] {problem}"));
     }
 
-    // 6. The exit code follows from the final run's statuses and is the one recorded.
+    // 6. The exit code follows from the final run's statuses and is the one recorded: a target
+    // that failed, drifted, went stale or is unknown is not done.
     let bad = final_rows
         .iter()
-        .filter(|t| t.status == "failed" || t.status == "drift")
+        .filter(|t| matches!(t.status.as_str(), "failed" | "drift" | "stale" | "unknown"))
         .count();
     let expected = if bad == 0 {
         0

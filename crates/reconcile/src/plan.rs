@@ -132,6 +132,8 @@ pub struct PlannedTarget {
 pub enum Recheck {
     /// Nothing to send: the plan has no update for this target.
     NothingToSend,
+    /// Every key of the update already reads as planned (e.g. applied by an earlier process).
+    AlreadyDone,
     /// The call or participant is gone since the plan was made.
     Gone(SkipReason),
     /// Live values moved since the plan saw them: sending would overwrite a change nobody
@@ -170,18 +172,21 @@ impl PlannedTarget {
         }
     }
 
-    /// Keys of an update whose live value no longer is the plan's before-value (absent and `""`
-    /// count as the same): applying a saved plan must not overwrite a change made since.
+    /// Keys of an update whose live value is neither the plan's before-value nor its new value
+    /// (absent and `""` count as the same): applying a saved plan must not overwrite a change
+    /// made since. A key that already reads as planned is done, not stale.
     pub fn stale_keys<'a>(&'a self, live: &Attributes) -> Vec<&'a str> {
         let Action::Update { set, clear } = &self.action else {
             return Vec::new();
         };
-        let stale_sets = set
-            .iter()
-            .filter(|(k, c)| value_of(live, k) != c.before.as_deref().unwrap_or(""));
-        let stale_clears = clear
-            .iter()
-            .filter(|(k, before)| value_of(live, k) != before.as_str());
+        let stale_sets = set.iter().filter(|(k, c)| {
+            let now = value_of(live, k);
+            now != c.before.as_deref().unwrap_or("") && now != c.after
+        });
+        let stale_clears = clear.iter().filter(|(k, before)| {
+            let now = value_of(live, k);
+            now != before.as_str() && !now.is_empty()
+        });
         stale_sets
             .map(|(k, _)| k.as_str())
             .chain(stale_clears.map(|(k, _)| k.as_str()))
@@ -251,7 +256,14 @@ impl PlannedTarget {
                 was.map_or("absent".to_owned(), |v| format!("{v:?}"))
             ));
         }
-        Recheck::Send(self.patch_body())
+        let body = self.patch_body();
+        if body
+            .iter()
+            .all(|(k, after)| value_of(&participant.attributes, k) == after)
+        {
+            return Recheck::AlreadyDone;
+        }
+        Recheck::Send(body)
     }
 
     /// How the managed keys read back compare with what was wanted. `observed` is the
@@ -878,9 +890,20 @@ mod tests {
                 .stale_keys(&attrs(&[("a", ""), ("b", "x"), ("c", "old")]))
                 .is_empty()
         );
+        // `c` was to be cleared and is absent: done, not stale.
         assert_eq!(
             target.stale_keys(&attrs(&[("a", "flow"), ("b", "x")])),
-            ["a", "c"]
+            ["a"]
+        );
+        assert_eq!(
+            target.stale_keys(&attrs(&[("a", ""), ("b", "x"), ("c", "flow")])),
+            ["c"]
+        );
+        assert!(
+            target
+                .stale_keys(&attrs(&[("a", "1"), ("b", "2")]))
+                .is_empty(),
+            "keys that already read as planned are done, not stale"
         );
     }
 
@@ -902,6 +925,21 @@ mod tests {
         assert_eq!(
             target.recheck(&now(&[("c", "new")], ParticipantState::Connected)),
             Recheck::Stale(r#"`c` is "new" now but the plan saw "old""#.into())
+        );
+        assert_eq!(
+            target.recheck(&now(
+                &[("a", "1"), ("same", "v")],
+                ParticipantState::Connected
+            )),
+            Recheck::AlreadyDone
+        );
+        assert_eq!(
+            target.recheck(&now(
+                &[("a", "1"), ("c", "old")],
+                ParticipantState::Connected
+            )),
+            Recheck::Send(attrs(&[("a", "1"), ("c", "")])),
+            "half done: the plan's keys are sent again (idempotent)"
         );
         assert_eq!(
             target.recheck(&now(&[("c", "old")], ParticipantState::Terminated)),

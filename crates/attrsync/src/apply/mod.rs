@@ -295,10 +295,9 @@ async fn prepare(
                 .map(|(seq, entry)| NewTarget {
                     seq: seq as u32,
                     conversation_id: entry.target.conversation_id.clone(),
-                    participant_id: match &entry.target.selector {
-                        Selector::ParticipantId(pid) => Some(pid.clone()),
-                        _ => None,
-                    },
+                    // No participant until its call is read and planned: that is how a resume
+                    // tells an entry nobody planned from a planned target.
+                    participant_id: None,
                     selector: entry.target.selector.to_string(),
                     purpose: None,
                     input_lines: target_text::lines_text(&source, &entry.lines),

@@ -116,6 +116,13 @@ impl Pipeline {
                     let status = planned_status(&target.action);
                     results.push(self.finish(row, &target, status, None).await?);
                 }
+                Recheck::AlreadyDone => {
+                    let reason = Some("already as planned when this run looked".to_owned());
+                    results.push(
+                        self.finish(row, &target, TargetStatus::Unchanged, reason)
+                            .await?,
+                    );
+                }
                 Recheck::Gone(reason) => {
                     let reason = Some(reason.describe().to_owned());
                     results.push(
@@ -298,6 +305,8 @@ impl Pipeline {
                         .await?;
                     return Ok(Patched::Done(result));
                 }
+                // Someone (or an earlier attempt) made it so: verification will show it.
+                Recheck::AlreadyDone if conflict => return Ok(Patched::Applied(s)),
                 Recheck::Send(body) if conflict => {
                     conflicts += 1;
                     tracing::debug!(conversation = cid, participant = %pid, "409 conflict: resending the plan's keys");
