@@ -235,3 +235,77 @@ async fn a_plain_rerun_settles_the_rows_a_killed_run_left_sending() {
         "the rerun found it done: {rows:?}"
     );
 }
+
+#[tokio::test]
+async fn max_changes_refuses_to_start_a_larger_plan_and_sends_nothing() {
+    let org = TestOrg::start(TestOrg::fast_config(5)).await;
+    let mut csv = String::from("conversation_id,campaign\n");
+    for call in org.live_calls() {
+        csv.push_str(&format!("{},spring\n", call.id));
+    }
+    org.write("five.csv", &csv);
+    let refused = org.run(&["apply", "five.csv", "--max-changes", "4"]).await;
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("would change 5 participants, more than --max-changes 4"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(org.count_requests("PATCH", "/attributes"), 0);
+    assert!(!org.audit_path().exists(), "no run was recorded");
+
+    org.run(&["plan", "five.csv", "--out", "plan.json"])
+        .await
+        .assert_code(0);
+    org.run(&["apply", "plan.json", "--max-changes", "4"])
+        .await
+        .assert_code(1);
+    assert_eq!(org.count_requests("PATCH", "/attributes"), 0);
+
+    org.run(&["apply", "five.csv", "--max-changes", "5"])
+        .await
+        .assert_code(0);
+    assert_eq!(org.count_requests("PATCH", "/attributes"), 5);
+}
+
+#[tokio::test]
+async fn a_source_given_as_a_pipe_is_read_once_and_applied() {
+    let org = one_call_org().await;
+    let csv = format!("conversation_id,ka\n{CALL},piped\n");
+    let mut cmd = org.command(&["apply", "/dev/stdin"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(csv.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(customer_attributes(&org)["ka"], "piped");
+}
+
+#[tokio::test]
+async fn rows_skipped_as_invalid_are_in_failed_csv_with_their_problem() {
+    let org = one_call_org().await;
+    org.write(
+        "mixed.csv",
+        &format!("conversation_id,ka\r\n{CALL},ok\r\nnot-a-uuid,x\r\n"),
+    );
+    org.run(&["apply", "mixed.csv", "--skip-invalid", "--results", "res"])
+        .await
+        .assert_code(0);
+    let succeeded = read_results(&org, "succeeded.csv");
+    let failed = read_results(&org, "failed.csv");
+    assert_eq!(succeeded.len(), 2, "{succeeded:?}");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[1][0], "not-a-uuid");
+    assert_eq!(failed[1][2], "invalid");
+}

@@ -205,6 +205,10 @@ pub struct ApplyArgs {
     /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory (created if missing).
     #[arg(long, value_name = "DIR", value_parser = parse_results_dir)]
     pub results: Option<PathBuf>,
+    /// Refuse to start (exit 1, nothing sent) when the plan would change more than N
+    /// participants. A desired state is then planned first and executed as that plan.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<usize>,
     #[command(flatten)]
     pub audit: AuditPathArgs,
     #[command(flatten)]
@@ -305,6 +309,11 @@ pub struct ReconcileArgs {
     /// node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// Refuse to start (exit 1, nothing sent) when the plan would change more than N
+    /// participants. A desired state is then planned first and executed as that plan.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<usize>,
+
     /// Conversations worked on at once.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub concurrency: usize,

@@ -159,6 +159,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             let mut options = run_options(&connection, args.concurrency, &args.verify);
             options["default_purpose"] = args.source_args.default_purpose.clone().into();
             options["skip_invalid"] = args.source_args.skip_invalid.into();
+            options["max_changes"] = args.max_changes.into();
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
                 command: if args.resume.is_some() {

@@ -32,6 +32,13 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
         ui.note(format_args!("run {run} has nothing left to do"));
         return Ok(Exit::Success);
     }
+    let work = super::guard::max_changes(
+        work,
+        args.max_changes,
+        &run_settings.connection,
+        args.concurrency,
+    )
+    .await?;
     let audit = open_audit(&audit_path).await?;
     let settings = run_settings.apply_settings();
     let events = Events::new(args.json);

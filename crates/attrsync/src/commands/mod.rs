@@ -5,6 +5,7 @@ mod audit;
 mod completions;
 mod demo;
 mod get;
+mod guard;
 mod live;
 mod man;
 mod plan;

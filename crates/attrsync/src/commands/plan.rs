@@ -73,14 +73,14 @@ pub async fn fetch_live(
     let mut live: LiveState = HashMap::with_capacity(ids.len());
     let mut reads = futures::stream::iter(ids)
         .map(|cid| async move {
-            let read = client.get_call(&cid).await;
+            let read = client.find_call(&cid).await;
             (cid, read)
         })
         .buffer_unordered(concurrency.max(1));
     while let Some((cid, read)) = reads.next().await {
         let conversation = match read {
-            Ok(fetched) => LiveConversation::Found(fetched.value),
-            Err(err) if err.status() == Some(404) => LiveConversation::NotFound,
+            Ok(Some(fetched)) => LiveConversation::Found(fetched.value),
+            Ok(None) => LiveConversation::NotFound,
             Err(err) => return Err(err).with_context(|| format!("cannot read conversation {cid}")),
         };
         live.insert(cid, conversation);

@@ -211,8 +211,15 @@ async fn iterate(
         return Ok(None);
     }
     let connection = &settings.connection;
-    let report = execute(
+    let work = super::guard::max_changes(
         Work::Desired(desired),
+        args.max_changes,
+        connection,
+        args.concurrency,
+    )
+    .await?;
+    let report = execute(
+        work,
         settings.apply_settings(),
         audit.clone(),
         |observer| connection.client(Some(observer)),
