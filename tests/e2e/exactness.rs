@@ -309,3 +309,27 @@ async fn rows_skipped_as_invalid_are_in_failed_csv_with_their_problem() {
     assert_eq!(failed[1][0], "not-a-uuid");
     assert_eq!(failed[1][2], "invalid");
 }
+
+#[tokio::test]
+async fn a_hand_edited_plan_is_validated_like_an_input_and_nothing_is_sent() {
+    let org = one_call_org().await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
+    org.run(&["plan", "kb.csv", "--out", "plan.json"])
+        .await
+        .assert_code(0);
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(org.path("plan.json")).unwrap()).unwrap();
+    let big = "x".repeat(600_000);
+    plan["targets"][0]["desired"]["kb"] = big.clone().into();
+    plan["targets"][0]["action"]["set"]["kb"]["after"] = big.into();
+    std::fs::write(org.path("plan.json"), plan.to_string()).unwrap();
+    let run = org.run(&["apply", "plan.json"]).await;
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("plan.json:target 1: value of key \"kb\" is 600000 bytes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(patches(&org), 0);
+}

@@ -13,6 +13,8 @@ pub enum LineUnit {
     Line,
     /// A 1-based row ordinal of an SQLite result set.
     Row,
+    /// A 1-based position in a saved plan's list of targets.
+    Target,
 }
 
 /// One thing wrong (or worth a warning) in the input, rendered `file:line: message`
@@ -30,6 +32,7 @@ impl fmt::Display for Problem {
         match self.unit {
             LineUnit::Line => write!(f, "{}:{}: {}", self.file, self.line, self.message),
             LineUnit::Row => write!(f, "{}:row {}: {}", self.file, self.line, self.message),
+            LineUnit::Target => write!(f, "{}:target {}: {}", self.file, self.line, self.message),
         }
     }
 }

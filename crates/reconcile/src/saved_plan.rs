@@ -12,8 +12,11 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired::{InputTable, SourceInfo};
+use crate::desired::{InputTable, Selector, SourceInfo};
+use crate::options::{Limits, ReadOptions};
 use crate::plan::{Plan, PlannedTarget};
+use crate::problem::{LineUnit, SourceError};
+use crate::validate::{DesiredBuilder, RawRow};
 
 /// The only saved-plan format this build writes and reads.
 pub const PLAN_FORMAT_VERSION: u64 = 2;
@@ -181,6 +184,50 @@ pub fn from_json(text: &str, path: &Path) -> Result<SavedPlan, SavedPlanError> {
     })
 }
 
+/// Checks a saved plan's targets as an input is checked (conversation and participant ids,
+/// keys, value sizes, keys per target, the request size), with the same rules and messages, so
+/// that a hand-edited or foreign plan cannot send what a CSV could not. Every problem is named
+/// `plan.json:target N: ...`.
+pub fn validate(saved: &SavedPlan, path: &Path, limits: &Limits) -> Result<(), SourceError> {
+    let options = ReadOptions {
+        default_purpose: saved.metadata.default_purpose.clone(),
+        limits: limits.clone(),
+        ..ReadOptions::default()
+    };
+    let mut builder = DesiredBuilder::new(path.display().to_string(), LineUnit::Target, &options)?;
+    for (index, target) in saved.plan.targets.iter().enumerate() {
+        let mut row = RawRow {
+            line: index as u64 + 1,
+            conversation_id: &target.conversation_id,
+            pairs: target
+                .desired
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            ..RawRow::default()
+        };
+        match (&target.participant_id, target.selectors.first()) {
+            (Some(pid), _) => row.participant_id = pid,
+            (None, Some(Selector::ParticipantId(pid))) => row.participant_id = pid,
+            (None, Some(Selector::Purpose(purpose))) => row.purpose = purpose,
+            (None, Some(Selector::UserId(user))) => row.user_id = user,
+            (None, None) => {}
+        }
+        builder.add_row(&row, true);
+        let inconsistent = target
+            .patch_body()
+            .into_iter()
+            .find(|(k, v)| target.desired.get(k) != Some(v));
+        if let Some((key, _)) = inconsistent {
+            builder.row_problem(
+                row.line,
+                format!("the update of key {key:?} does not match the target's desired value"),
+            );
+        }
+    }
+    builder.check()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -254,6 +301,53 @@ mod tests {
         assert_eq!(json["source"]["format"], "csv_wide");
         assert_eq!(json["targets"][0]["action"]["type"], "update");
         assert_eq!(json["targets"][0]["selectors"][0]["purpose"], "customer");
+    }
+
+    #[test]
+    fn a_plan_is_checked_like_an_input() {
+        let mut saved = SavedPlan {
+            metadata: metadata(),
+            plan: plan(),
+        };
+        let path = Path::new("plan.json");
+        validate(&saved, path, &Limits::default()).expect("a plan made by attrsync is valid");
+        let target = &mut saved.plan.targets[0];
+        target.conversation_id = "not-a-uuid".into();
+        target.desired.insert("bad\u{7}key".into(), "v".into());
+        target.desired.insert("big".into(), "x".repeat(600_000));
+        target.desired.insert("tier".into(), "platinum".into());
+        saved.plan.targets[1]
+            .desired
+            .insert("tier".into(), "silver".into());
+        let SourceError::Invalid { problems, .. } =
+            validate(&saved, path, &Limits::default()).unwrap_err()
+        else {
+            panic!("expected input problems");
+        };
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|p| p.starts_with("plan.json:target 1: ") && p.contains("conversation_id")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|p| p.contains("control character")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|p| p.contains("over the limit")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|p| p.starts_with("plan.json:target 1: ")
+                && p.contains("does not match the target's desired value")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|p| p.starts_with("plan.json:target 3: ") && p.contains("conflicting")),
+            "two targets of one participant that disagree: {text:?}"
+        );
     }
 
     #[test]

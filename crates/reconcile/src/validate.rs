@@ -372,12 +372,26 @@ impl<'o> DesiredBuilder<'o> {
         match self.unit {
             LineUnit::Line => "line",
             LineUnit::Row => "row",
+            LineUnit::Target => "target",
         }
     }
 
     #[cfg(test)]
     pub fn finish(self, source: SourceInfo) -> Result<DesiredState, SourceError> {
         self.finish_with_input(source).map(|(state, _)| state)
+    }
+
+    /// Every error of the input, if any (for inputs whose rows are only checked, e.g. a plan).
+    pub fn check(self) -> Result<(), SourceError> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        let mut problems = self.errors;
+        problems.sort_by_key(|p| p.line);
+        Err(SourceError::Invalid {
+            file: self.file,
+            problems,
+        })
     }
 
     /// The desired state and the input table, or every error of the input.

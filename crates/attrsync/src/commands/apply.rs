@@ -5,7 +5,7 @@ use std::path::Path;
 
 use reconcile::{SourceFormat, SourceInfo};
 
-use super::source::read_desired;
+use super::source::{invalid_input, read_desired, read_options};
 use crate::Ui;
 use crate::apply::{Events, Work, execute};
 use crate::cli::ApplyArgs;
@@ -22,7 +22,9 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
             let audit = open_audit(&audit_path).await?;
             resume_work(&audit, run).await?
         }
-        (None, Some(source)) if is_saved_plan(source) => saved_plan_work(source)?,
+        (None, Some(source)) if is_saved_plan(source) => {
+            saved_plan_work(source, &read_options(&args.source_args).limits)?
+        }
         (None, Some(source)) => Work::Desired(read_desired(source, &args.source_args, ui).await?),
         (None, None) => anyhow::bail!("give a desired state, a saved plan, or --resume RUN"),
     };
@@ -76,9 +78,10 @@ fn is_saved_plan(path: &Path) -> bool {
 
 /// A saved plan, executed as planned: each update is re-checked against the live call before
 /// it is sent, and marked stale if a value moved since the plan saw it.
-fn saved_plan_work(path: &Path) -> anyhow::Result<Work> {
+fn saved_plan_work(path: &Path, limits: &reconcile::Limits) -> anyhow::Result<Work> {
     // Its errors name the file.
     let saved = reconcile::saved_plan::load(path)?;
+    reconcile::saved_plan::validate(&saved, path, limits).map_err(|err| invalid_input(&err))?;
     let source = SourceInfo {
         path: path.display().to_string(),
         format: saved.metadata.source.format,

@@ -55,17 +55,21 @@ pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Res
             ));
             Ok(desired)
         }
-        Err(err @ SourceError::Invalid { .. }) => {
-            eprint!(
-                "{}",
-                render_problems(err.problems(), reconcile::DEFAULT_SHOWN_PROBLEMS)
-            );
-            Err(InvalidInput(format!(
-                "{err}; nothing was sent (fix the input, or use --skip-invalid to apply the valid rows)"
-            ))
-            .into())
-        }
+        Err(err @ SourceError::Invalid { .. }) => Err(invalid_input(&err)),
         Err(err) => Err(err)
             .with_context(|| format!("cannot read the desired state from {}", path.display())),
     }
+}
+
+/// Prints an input's problems on stderr (at most 20, then a count) and returns the error that
+/// says how many there were and that nothing was sent.
+pub fn invalid_input(err: &SourceError) -> anyhow::Error {
+    eprint!(
+        "{}",
+        render_problems(err.problems(), reconcile::DEFAULT_SHOWN_PROBLEMS)
+    );
+    InvalidInput(format!(
+        "{err}; nothing was sent (fix the input; with a CSV or SQLite source, --skip-invalid applies the valid rows)"
+    ))
+    .into()
 }
