@@ -204,6 +204,17 @@ async fn resume_after_a_kill_keeps_the_true_before_of_a_change_that_was_sent() {
         "the change keeps its true before-value: {text}"
     );
     assert!(!text.contains("\"unchanged\""), "{text}");
+    // The run keeps its id and records both processes that worked on it.
+    let show = org.run(&["audit", "show", "latest"]).await;
+    show.assert_code(0);
+    let processes: Vec<&str> = show
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("process"))
+        .collect();
+    assert_eq!(processes.len(), 2, "{}", show.stdout);
+    assert!(processes[0].contains("apply by pid") && processes[0].contains("did not finish"));
+    assert!(processes[1].contains("apply --resume by pid") && processes[1].contains("exit 0"));
 }
 
 #[tokio::test]

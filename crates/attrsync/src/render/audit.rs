@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use audit::{RequestStats, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus};
+use audit::{
+    RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus,
+};
 
 use super::{Style, quoted};
 
@@ -93,7 +95,7 @@ pub fn runs_table(runs: &[RunSummary], style: Style) -> String {
 }
 
 /// `audit show`: everything recorded about a run but its targets.
-pub fn run_details(summary: &RunSummary, style: Style) -> String {
+pub fn run_details(summary: &RunSummary, processes: &[RunProcess], style: Style) -> String {
     let run = &summary.run;
     let mut out = String::new();
     let exit = run
@@ -136,6 +138,21 @@ pub fn run_details(summary: &RunSummary, style: Style) -> String {
     field("options", run.options.to_string());
     if run.resumed_count > 0 {
         field("resumed", format!("{} time(s)", run.resumed_count));
+    }
+    // Every process that worked on the run: the first, then each `--resume`.
+    for process in processes {
+        let ended = match (process.finished_at, process.exit_code) {
+            (Some(at), Some(code)) => format!("until {at}, exit {code}"),
+            (Some(at), None) => format!("until {at}"),
+            (None, _) => "did not finish".to_owned(),
+        };
+        field(
+            "process",
+            format!(
+                "{} by pid {} on {} from {}, {ended}",
+                process.command, process.pid, process.host, process.started_at
+            ),
+        );
     }
     let requests = &summary.requests;
     field(

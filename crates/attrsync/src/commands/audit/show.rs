@@ -13,6 +13,7 @@ pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;
     let run = resolve_run(&store, &args.run).await?;
     let summary = store.run_summary(&run).await?;
+    let processes = store.run_processes(&run).await?;
     let targets = store
         .list_targets(&TargetFilter {
             run: Some(run),
@@ -25,11 +26,12 @@ pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
         print_json(&serde_json::json!({
             "format_version": AUDIT_JSON_FORMAT_VERSION,
             "run": RunView::new(&summary),
+            "processes": processes,
             "targets": targets,
         }))?;
     } else {
         let style = Style { color: ui.color };
-        let mut text = run_details(&summary, style);
+        let mut text = run_details(&summary, &processes, style);
         text.push('\n');
         if targets.is_empty() {
             text.push_str("(no targets");
