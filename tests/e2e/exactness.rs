@@ -344,3 +344,37 @@ async fn a_hand_edited_plan_is_validated_like_an_input_and_nothing_is_sent() {
     );
     assert_eq!(patches(&org), 0);
 }
+
+#[tokio::test]
+async fn result_files_label_every_row_right_whatever_the_line_ends() {
+    const MISSING: &str = "9e8d7c6b-5a49-4838-a726-1504f3e2d1c0";
+    for line_end in ["\n", "\r\n", "\r"] {
+        let org = one_call_org().await;
+        let csv = [
+            "conversation_id,ka".to_owned(),
+            format!("{MISSING},x"),
+            format!("\"{CALL}\",\"multi{line_end}line\""),
+            String::new(),
+        ]
+        .join(line_end);
+        org.write("ends.csv", &csv);
+        org.run(&["apply", "ends.csv", "--results", "res"])
+            .await
+            .assert_code(0);
+        let succeeded = read_results(&org, "succeeded.csv");
+        let failed = read_results(&org, "failed.csv");
+        let unprocessed = read_results(&org, "unprocessed.csv");
+        assert_eq!(succeeded.len(), 2, "{line_end:?}: {succeeded:?}");
+        assert_eq!(succeeded[1][0], CALL, "{line_end:?}");
+        assert_eq!(
+            succeeded[1][1],
+            format!("multi{line_end}line"),
+            "cells kept as read"
+        );
+        assert_eq!(succeeded[1][2], "verified");
+        assert_eq!(failed.len(), 2, "{line_end:?}: {failed:?}");
+        assert_eq!(failed[1][0], MISSING);
+        assert_eq!(failed[1][2], "skipped");
+        assert_eq!(unprocessed.len(), 1, "{line_end:?}: {unprocessed:?}");
+    }
+}
