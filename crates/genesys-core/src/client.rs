@@ -230,14 +230,18 @@ impl GenesysClient {
         &self,
         conversation_id: &str,
     ) -> Result<Fetched<CallConversation>, ApiError> {
-        let url = self.url(&[
+        let url = self.call_url(conversation_id)?;
+        self.execute(GET_CALL, url, None, decode_json).await
+    }
+
+    fn call_url(&self, conversation_id: &str) -> Result<Url, ApiError> {
+        self.url(&[
             ("api", None),
             ("v2", None),
             ("conversations", None),
             ("calls", None),
             (conversation_id, Some("conversation id")),
-        ])?;
-        self.execute(GET_CALL, url, None, decode_json).await
+        ])
     }
 
     /// [`Self::get_call`], with Genesys's "no such conversation" as `Ok(None)`: the one place a
@@ -254,13 +258,7 @@ impl GenesysClient {
                 Ok(None)
             }
             Err(ApiError::Http(mut failure)) if failure.status == 404 => {
-                let url = self.url(&[
-                    ("api", None),
-                    ("v2", None),
-                    ("conversations", None),
-                    ("calls", None),
-                    (conversation_id, Some("conversation id")),
-                ])?;
+                let url = self.call_url(conversation_id)?;
                 failure.message = Some(format!(
                     "{}GET {url} is not an API route here (Genesys answers an unknown \
                      conversation with {CONVERSATION_NOT_FOUND}): check --api-url or the region",

@@ -94,13 +94,7 @@ pub async fn execute(
     let client = match connect(observer::AuditObserver::shared(audit.clone(), run.clone())) {
         Ok(client) => client,
         Err(err) => {
-            audit
-                .finish_run(
-                    &run,
-                    RunStatus::Failed,
-                    Some(i32::from(Exit::Failure.code())),
-                )
-                .await?;
+            fail_run(&audit, &run).await?;
             return Err(err);
         }
     };
@@ -182,13 +176,7 @@ pub async fn execute(
     let unfinished = audit.unfinished_targets(&run).await?.len();
     let interrupted = stop.is_stopping() && unfinished > 0;
     if let Some(err) = fatal {
-        audit
-            .finish_run(
-                &run,
-                RunStatus::Failed,
-                Some(i32::from(Exit::Failure.code())),
-            )
-            .await?;
+        fail_run(&audit, &run).await?;
         return Err(err.context(format!("run {run} stopped")));
     }
     // The exit code follows from what the run recorded (all its processes, for a resume).
@@ -203,13 +191,7 @@ pub async fn execute(
     if let Some(dir) = &settings.results_dir
         && let Err(err) = write_results(&audit, &run, dir).await
     {
-        audit
-            .finish_run(
-                &run,
-                RunStatus::Failed,
-                Some(i32::from(Exit::Failure.code())),
-            )
-            .await?;
+        fail_run(&audit, &run).await?;
         return Err(err.context(format!(
             "run {run} made its changes, but its result files could not be written"
         )));
@@ -238,6 +220,17 @@ pub fn counts(results: &[TargetResult]) -> BTreeMap<&'static str, usize> {
         *counts.entry(r.status.as_str()).or_insert(0) += 1;
     }
     counts
+}
+
+/// Records a run that could not go on as failed, exit 1 (what the process then exits with).
+async fn fail_run(audit: &AuditStore, run: &RunId) -> anyhow::Result<()> {
+    Ok(audit
+        .finish_run(
+            run,
+            RunStatus::Failed,
+            Some(i32::from(Exit::Failure.code())),
+        )
+        .await?)
 }
 
 /// The exit code of a finished run from its recorded statuses: targets that failed, drifted,

@@ -14,6 +14,7 @@ use genesys_core::GenesysClient;
 use reconcile::{LiveConversation, Verification};
 
 use super::target_from_record;
+use super::worker::observed_values;
 
 /// Settles every unfinished row of dead runs other than `current`; returns how many.
 pub async fn settle_dead_runs(
@@ -88,11 +89,7 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Op
             None,
         ));
     };
-    let observed = target
-        .desired
-        .keys()
-        .map(|k| (k.clone(), participant.attributes.get(k).cloned()))
-        .collect();
+    let observed = observed_values(&target, &participant.attributes);
     Some(match target.verification(&participant.attributes) {
         Verification::Done => settled(
             TargetStatus::Verified,

@@ -407,6 +407,8 @@ impl Pipeline {
         }
     }
 
+    /// Records a target's final status without an observation (a plan's own outcome, a skip,
+    /// a stale plan).
     async fn finish(
         &self,
         row: TargetId,
@@ -415,22 +417,10 @@ impl Pipeline {
         reason: Option<String>,
     ) -> anyhow::Result<TargetResult> {
         let reason = reason.or_else(|| skip_text(&target.action));
-        self.audit
-            .record_outcome(
-                row,
-                Outcome {
-                    status: Some(status),
-                    reason: reason.clone(),
-                    ..Outcome::default()
-                },
-            )
-            .await?;
-        self.progress.target_done(status);
-        let mut result = result_of(target, status);
-        result.message = reason;
-        Ok(result)
+        self.record(row, target, status, reason, None).await
     }
 
+    /// Records what a read after the change showed: verified, or drift.
     async fn verified(
         &self,
         row: TargetId,
@@ -439,13 +429,25 @@ impl Pipeline {
         observed: ObservedValues,
         reason: Option<String>,
     ) -> anyhow::Result<TargetResult> {
+        self.record(row, target, status, reason, Some(observed))
+            .await
+    }
+
+    async fn record(
+        &self,
+        row: TargetId,
+        target: &PlannedTarget,
+        status: TargetStatus,
+        reason: Option<String>,
+        observed: Option<ObservedValues>,
+    ) -> anyhow::Result<TargetResult> {
         self.audit
             .record_outcome(
                 row,
                 Outcome {
                     status: Some(status),
                     reason: reason.clone(),
-                    observed: Some(observed),
+                    observed,
                     ..Outcome::default()
                 },
             )
@@ -546,7 +548,7 @@ fn participant<'a>(call: &'a CallConversation, id: &str) -> Option<&'a CallMedia
 }
 
 /// The live values of a target's managed keys.
-fn observed_values(target: &PlannedTarget, live: &Attributes) -> ObservedValues {
+pub(super) fn observed_values(target: &PlannedTarget, live: &Attributes) -> ObservedValues {
     target
         .desired
         .keys()
