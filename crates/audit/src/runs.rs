@@ -30,6 +30,9 @@ pub const RUN_HEARTBEAT: Duration = Duration::from_secs(60);
 /// same 24 random bits.
 const RUN_ID_ATTEMPTS: usize = 3;
 
+/// (command, host, pid, started_at, finished_at, exit_code) of `run_processes`.
+type ProcessRow = (String, String, i64, i64, Option<i64>, Option<i64>);
+
 #[derive(sqlx::FromRow)]
 struct RunRow {
     id: String,
@@ -149,7 +152,7 @@ impl AuditStore {
     /// The processes that worked on a run, in order: (command, host, pid, started, finished,
     /// exit code).
     pub async fn run_processes(&self, run: &RunId) -> Result<Vec<RunProcess>, AuditError> {
-        let rows: Vec<(String, String, i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<ProcessRow> = sqlx::query_as(
             "SELECT command, host, pid, started_at, finished_at, exit_code FROM run_processes \
              WHERE run_id = ?1 ORDER BY id",
         )
