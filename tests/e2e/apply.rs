@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
+use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SimConfig};
 
 use crate::support::{Run, TestOrg, audit_targets};
 
@@ -101,6 +101,7 @@ async fn tool_rate_within_the_simulators_budget_never_sees_a_429() {
     let config = SimConfig {
         calls: 15,
         rate_per_minute: 1_200,
+        limit_shape: LimitShape::Bucket,
         burst: 20,
         ..SimConfig::default()
     };
@@ -132,6 +133,7 @@ async fn tool_rate_above_the_budget_gets_429s_honours_retry_after_and_converges(
     let config = SimConfig {
         calls: 8,
         rate_per_minute: 120,
+        limit_shape: LimitShape::Bucket,
         burst: 4,
         ..SimConfig::default()
     };

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
+use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SimConfig};
 use serde_json::Value;
 
 use crate::support::{Run, TestOrg};
@@ -488,6 +488,7 @@ async fn throttled_run() -> TestOrg {
     let org = TestOrg::start(SimConfig {
         calls: 6,
         rate_per_minute: 6_000,
+        limit_shape: LimitShape::Bucket,
         burst: 2,
         ..SimConfig::default()
     })

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use genesys_core::models::{Attributes, ParticipantState};
-use genesys_sim::{DriftConfig, FaultConfig, SeedCall, SeedParticipant, SimConfig};
+use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SeedCall, SeedParticipant, SimConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -548,6 +548,7 @@ async fn run_case(seed: u64) -> Result<(), String> {
         calls: 0,
         queues: 1,
         rate_per_minute: 60_000,
+        limit_shape: LimitShape::Bucket,
         burst: 1_000,
         ..SimConfig::default()
     })

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use genesys_sim::SimConfig;
+use genesys_sim::{LimitShape, SimConfig};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr};
 
@@ -195,6 +195,7 @@ async fn metrics_count_the_429s_the_simulator_sent() {
     let org = TestOrg::start(SimConfig {
         calls: 5,
         rate_per_minute: 1_200,
+        limit_shape: LimitShape::Bucket,
         burst: 3,
         ..SimConfig::default()
     })

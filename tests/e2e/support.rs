@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use genesys_sim::{SimConfig, SimHandle, SimState, Simulator};
+use genesys_sim::{LimitShape, SimConfig, SimHandle, SimState, Simulator};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_attrsync");
 
@@ -50,6 +50,7 @@ impl TestOrg {
         SimConfig {
             calls,
             rate_per_minute: 60_000,
+            limit_shape: LimitShape::Bucket,
             burst: 1_000,
             ..SimConfig::default()
         }

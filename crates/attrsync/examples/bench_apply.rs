@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use genesys_sim::{SimConfig, SimHandle, Simulator};
+use genesys_sim::{LimitShape, SimConfig, SimHandle, Simulator};
 
 struct Figures {
     wall: Duration,
@@ -65,6 +65,7 @@ fn sim_config(calls: usize, rate_per_minute: u32) -> SimConfig {
         seed: 42,
         calls,
         rate_per_minute,
+        limit_shape: LimitShape::Bucket,
         burst: 10,
         latency: Duration::from_millis(50),
         jitter: Duration::from_millis(20),

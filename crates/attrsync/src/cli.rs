@@ -244,9 +244,23 @@ pub struct SimArgs {
     /// Per-token request budget the simulator enforces with Genesys's 429.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
     pub rate: RateSpec,
-    /// Burst the simulator tolerates above the rate.
+    /// How the per-token limit behaves. window: at most the budget in any trailing
+    /// --limit-window (sliding), all of it usable at once; a 429 says to retry when the oldest
+    /// request leaves the window (tens of seconds, as Genesys answers). bucket: a smooth token
+    /// bucket with --burst; a 429 says about one request interval (1 s).
+    #[arg(long, default_value = "window", value_name = "window|bucket")]
+    pub limit_shape: genesys_sim::LimitShape,
+    /// Window length of --limit-shape window and of --org-rate; the budget is --rate scaled to
+    /// it (600/min over 10s is 100 per 10 s).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub limit_window: Duration,
+    /// Burst the simulator tolerates above the rate (--limit-shape bucket only).
     #[arg(long, default_value_t = 50)]
     pub burst: u32,
+    /// Org-wide budget shared by all tokens, as COUNT/UNIT like --rate, always a window of
+    /// --limit-window [default: no org limit].
+    #[arg(long, value_name = "RATE")]
+    pub org_rate: Option<RateSpec>,
     /// Added latency per API response.
     #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
     pub latency: Duration,

@@ -12,7 +12,7 @@ use genesys_core::{
     ApiError, ClientOptions, ErrorClass, ExplicitSettings, GenesysClient, LiveCallsQuery,
     RequestEvent, RequestObserver, RetryPolicy, Settings,
 };
-use genesys_sim::{FaultConfig, LoggedRequest, SimConfig, SimHandle, Simulator};
+use genesys_sim::{FaultConfig, LimitShape, LoggedRequest, SimConfig, SimHandle, Simulator};
 
 const TOKEN_PATH: &str = "/oauth/token";
 
@@ -27,6 +27,7 @@ fn fast_sim() -> SimConfig {
     SimConfig {
         calls: 20,
         rate_per_minute: 60_000,
+        limit_shape: LimitShape::Bucket,
         burst: 1_000,
         ..SimConfig::default()
     }
@@ -370,6 +371,7 @@ async fn throttled_requests_wait_out_retry_after_and_all_succeed() {
     // 60/min with burst 1: a second request within a second gets 429 with Retry-After: 1.
     let sim = start(SimConfig {
         rate_per_minute: 60,
+        limit_shape: LimitShape::Bucket,
         burst: 1,
         ..fast_sim()
     })
@@ -436,6 +438,7 @@ async fn throttled_requests_wait_out_retry_after_and_all_succeed() {
 async fn a_client_within_the_simulator_rate_is_never_throttled() {
     let sim = start(SimConfig {
         rate_per_minute: 3_000,
+        limit_shape: LimitShape::Bucket,
         burst: 10,
         ..fast_sim()
     })

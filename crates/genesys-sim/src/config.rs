@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::rate_limit::{LimitShape, ParseLimitShapeError};
+
 /// How the simulator builds its org and behaves. `Default` is the demo org.
 #[derive(Clone)]
 pub struct SimConfig {
@@ -16,9 +18,24 @@ pub struct SimConfig {
     /// Queues generated at start; every call belongs to one.
     pub queues: usize,
     /// Per-token request budget (Genesys's default is 300 per minute). 0 disables the limit.
+    /// With [`LimitShape::Window`] it is scaled to `limit_window` (600 per minute over a 10 s
+    /// window is 100 per 10 s).
     pub rate_per_minute: u32,
-    /// GCRA burst allowance: requests a fresh token may send at once (at least 1).
+    /// How the per-token limit behaves when it is exceeded: a sliding window whose 429 says
+    /// "retry in tens of seconds" (the default, as Genesys answers) or a smooth token bucket
+    /// whose 429 says about one request interval.
+    pub limit_shape: LimitShape,
+    /// Length of the window of [`LimitShape::Window`] and of the org limit (default 60 s). A
+    /// zero window limits nothing.
+    pub limit_window: Duration,
+    /// [`LimitShape::Bucket`] only: requests a fresh token may send at once (at least 1). The
+    /// window shape has no burst: its whole budget may be sent at once.
     pub burst: u32,
+    /// Org-wide budget shared by every token of the org, per minute (scaled to `limit_window`),
+    /// always window-shaped; 0 (the default) is no org limit. A request is counted against the
+    /// org and its token only when both have room: a refused request consumes no budget. When
+    /// both refuse, `Retry-After` is the longer of the two waits.
+    pub org_rate_per_minute: u32,
     /// Base latency added to every `/api/v2` response.
     pub latency: Duration,
     /// Uniform jitter of `latency`, plus or minus.
@@ -42,7 +59,10 @@ impl Default for SimConfig {
             calls: 50,
             queues: 3,
             rate_per_minute: 300,
+            limit_shape: LimitShape::Window,
+            limit_window: Duration::from_secs(60),
             burst: 50,
+            org_rate_per_minute: 0,
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             clients: vec![(DEMO_CLIENT_ID.to_owned(), DEMO_CLIENT_SECRET.to_owned())],
@@ -61,7 +81,10 @@ impl fmt::Debug for SimConfig {
             .field("calls", &self.calls)
             .field("queues", &self.queues)
             .field("rate_per_minute", &self.rate_per_minute)
+            .field("limit_shape", &self.limit_shape)
+            .field("limit_window", &self.limit_window)
             .field("burst", &self.burst)
+            .field("org_rate_per_minute", &self.org_rate_per_minute)
             .field("latency", &self.latency)
             .field("jitter", &self.jitter)
             .field("client_ids", &client_ids)

@@ -10,7 +10,9 @@
 //!   clock, reset) that is not part of Genesys.
 //!
 //! Every response carries `ININ-Correlation-Id`; errors are `ErrorBody` JSON with the contract's
-//! codes; each token has its own GCRA budget and gets Genesys's exact 429. The org, and for a
+//! codes; each token has its own budget (a sliding window by default, or a GCRA bucket; see
+//! [`LimitShape`]), an org-wide window may cap them all, and a request over either gets
+//! Genesys's exact 429. `POST /oauth/token` counts against neither. The org, and for a
 //! given request order the injected faults, follow from the seed.
 //!
 //! Choices where the contract is silent ([?] in the README), so that clients handle them:
@@ -39,7 +41,10 @@ mod rate_limit;
 mod server;
 mod state;
 
-pub use config::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, SimConfig};
+pub use config::{
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, LimitShape, ParseLimitShapeError,
+    SimConfig,
+};
 pub use org::SimQueue;
 pub use server::{SimHandle, Simulator};
 pub use state::{LoggedRequest, SeedCall, SeedParticipant, SimCall, SimState};

@@ -18,7 +18,7 @@ use crate::clock::SimClock;
 use crate::config::{FaultConfig, SimConfig};
 use crate::error::ApiError;
 use crate::org::{self, SimQueue};
-use crate::rate_limit::Gcra;
+use crate::rate_limit::{Limit, LimitShape};
 
 /// A call as the simulator knows it: the true current state, including attribute writes that
 /// reads do not see yet.
@@ -127,6 +127,8 @@ struct Shared {
     seed: u64,
     clock: SimClock,
     rate_per_minute: u32,
+    limit_shape: LimitShape,
+    limit_window: Duration,
     burst: u32,
     latency: Duration,
     jitter: Duration,
@@ -152,6 +154,10 @@ struct Inner {
     latency_rng: StdRng,
     /// Added to real elapsed time (see `SimState::advance_clock`).
     clock_offset: Duration,
+    /// Real elapsed time when `SimState::freeze_clock` was called: it stands in for real time.
+    frozen_at: Option<Duration>,
+    /// The org-wide budget shared by every token (`SimConfig::org_rate_per_minute`).
+    org_limit: Limit,
     gate: Gate,
 }
 
@@ -160,7 +166,7 @@ struct TokenRecord {
     expires_at: Duration,
     /// Set by `expire_tokens`; the record stays so that `issued_tokens` still lists it.
     revoked: bool,
-    limiter: Gcra,
+    limit: Limit,
 }
 
 // Distinct streams, so that e.g. latency jitter never shifts the fault sequence.
@@ -200,6 +206,13 @@ impl SimState {
             fault_rng: StdRng::seed_from_u64(config.seed ^ FAULT_STREAM),
             latency_rng: StdRng::seed_from_u64(config.seed ^ LATENCY_STREAM),
             clock_offset: Duration::ZERO,
+            frozen_at: None,
+            org_limit: Limit::new(
+                LimitShape::Window,
+                config.org_rate_per_minute,
+                1,
+                config.limit_window,
+            ),
             gate: Gate::default(),
         };
         Self {
@@ -207,6 +220,8 @@ impl SimState {
                 seed: config.seed,
                 clock,
                 rate_per_minute: config.rate_per_minute,
+                limit_shape: config.limit_shape,
+                limit_window: config.limit_window,
                 burst: config.burst,
                 latency: config.latency,
                 jitter: config.jitter,
@@ -228,7 +243,10 @@ impl SimState {
     }
 
     fn now(&self, inner: &Inner) -> Duration {
-        self.shared.clock.now(inner.clock_offset)
+        match inner.frozen_at {
+            Some(frozen) => frozen + inner.clock_offset,
+            None => self.shared.clock.now(inner.clock_offset),
+        }
     }
 
     // ---- public, for tests and the admin surface ----
@@ -305,6 +323,16 @@ impl SimState {
     /// writes become visible as if `by` had passed. Timestamps it writes move too.
     pub fn advance_clock(&self, by: Duration) {
         self.lock().clock_offset += by;
+    }
+
+    /// Stops real time from moving the simulator's clock: from now on only
+    /// [`SimState::advance_clock`] moves it, so that a test can state exact times (e.g. the
+    /// `Retry-After` of a window that frees in exactly 60 s). There is no unfreezing.
+    pub fn freeze_clock(&self) {
+        let mut inner = self.lock();
+        if inner.frozen_at.is_none() {
+            inner.frozen_at = Some(self.shared.clock.now(Duration::ZERO));
+        }
     }
 
     /// Adds a call exactly as described (test-only: it lets a test build the world it needs).
@@ -465,7 +493,12 @@ impl SimState {
             id: format!("t{}", inner.tokens_issued),
             expires_at: now + self.shared.token_ttl,
             revoked: false,
-            limiter: Gcra::new(self.shared.rate_per_minute, self.shared.burst),
+            limit: Limit::new(
+                self.shared.limit_shape,
+                self.shared.rate_per_minute,
+                self.shared.burst,
+                self.shared.limit_window,
+            ),
         };
         inner.tokens.insert(access_token.clone(), record);
         TokenResponse {
@@ -485,14 +518,29 @@ impl SimState {
         }
     }
 
-    /// Counts one request against the token's budget.
+    /// Admits one `/api/v2` request against its token's budget and the org's, or refuses it
+    /// with a 429 whose `Retry-After` is the longer wait of the limits that refused. A request is
+    /// counted only when both admit it: a refused one consumes no budget. (Token requests never
+    /// come here: Genesys does not count them against a token's API budget either.)
     pub(crate) fn check_rate(&self, token: &str) -> Result<(), ApiError> {
         let mut inner = self.lock();
         let now = self.now(&inner);
-        match inner.tokens.get_mut(token) {
-            Some(record) => record.limiter.check(now).map_err(ApiError::rate_limited),
-            None => Err(ApiError::bad_credentials()),
+        let Inner {
+            tokens, org_limit, ..
+        } = &mut *inner;
+        let record = tokens
+            .get_mut(token)
+            .ok_or_else(ApiError::bad_credentials)?;
+        let wait = [record.limit.refusal(now), org_limit.refusal(now)]
+            .into_iter()
+            .flatten()
+            .max();
+        if let Some(wait) = wait {
+            return Err(ApiError::rate_limited(wait));
         }
+        record.limit.admit(now);
+        org_limit.admit(now);
+        Ok(())
     }
 
     /// Base latency plus jitter for one response.

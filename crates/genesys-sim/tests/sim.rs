@@ -8,7 +8,7 @@ use genesys_models::{
     AnalyticsConversationQueryResponse, CallConversation, Conversation, ErrorBody,
     ParticipantAttributes, ParticipantState, TokenResponse,
 };
-use genesys_sim::{DriftConfig, FaultConfig, SimConfig, SimHandle, Simulator};
+use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SimConfig, SimHandle, Simulator};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -342,6 +342,7 @@ async fn tokens_expire_after_their_ttl() {
 async fn every_response_carries_a_correlation_id() {
     let sim = start(SimConfig {
         rate_per_minute: 1,
+        limit_shape: LimitShape::Bucket,
         burst: 2,
         ..small_org()
     })
@@ -759,6 +760,7 @@ async fn exceeding_the_per_token_limit_gets_genesys_429_and_each_token_has_its_o
     let sim = start(SimConfig {
         // One request a minute after the burst: the test's own run time cannot refill it.
         rate_per_minute: 1,
+        limit_shape: LimitShape::Bucket,
         burst: 3,
         ..small_org()
     })
@@ -821,6 +823,7 @@ async fn exceeding_the_per_token_limit_gets_genesys_429_and_each_token_has_its_o
 async fn retry_after_counts_whole_seconds_until_the_budget_refills() {
     let sim = start(SimConfig {
         rate_per_minute: 2,
+        limit_shape: LimitShape::Bucket,
         burst: 1,
         ..small_org()
     })
@@ -848,6 +851,313 @@ async fn retry_after_counts_whole_seconds_until_the_budget_refills() {
         error.message.unwrap(),
         format!("Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds")
     );
+    sim.shutdown().await;
+}
+
+/// The `Retry-After` header of a 429, checked against the number in its message.
+async fn retry_after_of(response: Response) -> u64 {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let correlation = correlation_id(&response);
+    assert!(is_json(&response));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "message": format!("Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"),
+            "code": "too.many.requests.retry.after",
+            "status": 429,
+            "contextId": correlation,
+            "details": [],
+            "errors": []
+        })
+    );
+    retry_after
+}
+
+/// A simulator with a frozen clock, so that times are exact, and a call path to read.
+async fn frozen(config: SimConfig) -> (SimHandle, String) {
+    let sim = start(config).await;
+    sim.state().freeze_clock();
+    let (cid, _) = first_customer(&sim);
+    (sim, format!("/api/v2/conversations/calls/{cid}"))
+}
+
+#[tokio::test]
+async fn window_shape_admits_the_budget_at_once_then_answers_the_seconds_until_it_frees() {
+    let (sim, path) = frozen(SimConfig {
+        rate_per_minute: 5,
+        limit_shape: LimitShape::Window,
+        // The window has no burst: this must not matter.
+        burst: 1,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    for _ in 0..5 {
+        assert_eq!(
+            get(&http, &sim, &token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    // All five were admitted at the same instant: the window frees in exactly 60 s.
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        60
+    );
+    sim.state().advance_clock(Duration::from_secs(25));
+    // Refusals consume nothing: the answer counts down with the clock alone.
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        35
+    );
+    sim.state().advance_clock(Duration::from_millis(34_500));
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        1
+    );
+    sim.state().advance_clock(Duration::from_millis(500));
+    // The window has passed: the whole budget again, at once.
+    for _ in 0..5 {
+        assert_eq!(
+            get(&http, &sim, &token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        60
+    );
+    let logged: Vec<Option<u64>> = sim
+        .state()
+        .request_log()
+        .iter()
+        .filter(|r| r.status == 429)
+        .map(|r| r.retry_after_secs)
+        .collect();
+    assert_eq!(logged, [Some(60), Some(35), Some(1), Some(60)]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn window_slides_and_its_length_is_configurable() {
+    // 60 per minute over a 10 s window: 10 per 10 s.
+    let (sim, path) = frozen(SimConfig {
+        rate_per_minute: 60,
+        limit_shape: LimitShape::Window,
+        limit_window: Duration::from_secs(10),
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    for _ in 0..4 {
+        assert_eq!(
+            get(&http, &sim, &token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    sim.state().advance_clock(Duration::from_secs(3));
+    for _ in 0..6 {
+        assert_eq!(
+            get(&http, &sim, &token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    // The four oldest leave the window 7 s from now.
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        7
+    );
+    sim.state().advance_clock(Duration::from_secs(7));
+    // Sliding, not fixed: only the four that left make room, the six later ones still count.
+    for _ in 0..4 {
+        assert_eq!(
+            get(&http, &sim, &token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        3
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn bucket_shape_answers_about_one_request_interval() {
+    let (sim, path) = frozen(SimConfig {
+        rate_per_minute: 300,
+        limit_shape: LimitShape::Bucket,
+        burst: 3,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    for _ in 0..3 {
+        assert_eq!(
+            get(&http, &sim, &token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    // One interval is 200 ms: Retry-After rounds it up to one second.
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        1
+    );
+    sim.state().advance_clock(Duration::from_millis(200));
+    assert_eq!(
+        get(&http, &sim, &token, &path).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &token, &path).await).await,
+        1
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn org_limit_refuses_across_tokens_once_their_sum_exceeds_it() {
+    let (sim, path) = frozen(SimConfig {
+        rate_per_minute: 100,
+        org_rate_per_minute: 4,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let first = issue_token(&http, &sim).await;
+    let second = issue_token(&http, &sim).await;
+    for token in [&first, &first, &second, &second] {
+        assert_eq!(
+            get(&http, &sim, token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    // Each token is far below its own budget; together they spent the org's.
+    sim.state().advance_clock(Duration::from_secs(20));
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &first, &path).await).await,
+        40
+    );
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &second, &path).await).await,
+        40
+    );
+    let third = issue_token(&http, &sim).await;
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &third, &path).await).await,
+        40
+    );
+    sim.state().advance_clock(Duration::from_secs(40));
+    for token in [&third, &third, &first, &second] {
+        assert_eq!(
+            get(&http, &sim, token, &path).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &third, &path).await).await,
+        60
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_refused_by_its_token_consumes_no_org_budget() {
+    let (sim, path) = frozen(SimConfig {
+        rate_per_minute: 1,
+        org_rate_per_minute: 3,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let tokens = [
+        issue_token(&http, &sim).await,
+        issue_token(&http, &sim).await,
+        issue_token(&http, &sim).await,
+        issue_token(&http, &sim).await,
+    ];
+    assert_eq!(
+        get(&http, &sim, &tokens[0], &path).await.status(),
+        StatusCode::OK
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            retry_after_of(get(&http, &sim, &tokens[0], &path).await).await,
+            60
+        );
+    }
+    // Had those refusals counted, the org's budget of 3 would be spent.
+    assert_eq!(
+        get(&http, &sim, &tokens[1], &path).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&http, &sim, &tokens[2], &path).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &tokens[3], &path).await).await,
+        60
+    );
+    // Nor did the org's refusal count against the fourth token: it has its whole budget.
+    sim.state().advance_clock(Duration::from_secs(60));
+    assert_eq!(
+        get(&http, &sim, &tokens[3], &path).await.status(),
+        StatusCode::OK
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_requests_count_against_no_budget() {
+    let (sim, path) = frozen(SimConfig {
+        rate_per_minute: 2,
+        org_rate_per_minute: 3,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let first = issue_token(&http, &sim).await;
+    assert_eq!(
+        get(&http, &sim, &first, &path).await.status(),
+        StatusCode::OK
+    );
+    // More token requests than either budget holds, in the middle of the first token's use.
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        others.push(issue_token(&http, &sim).await);
+    }
+    assert_eq!(
+        get(&http, &sim, &first, &path).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &first, &path).await).await,
+        60
+    );
+    assert_eq!(
+        get(&http, &sim, &others[0], &path).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        retry_after_of(get(&http, &sim, &others[1], &path).await).await,
+        60
+    );
+    let token_requests = sim
+        .state()
+        .request_log()
+        .iter()
+        .filter(|r| r.path == "/oauth/token" && r.status == 200)
+        .count();
+    assert_eq!(token_requests, 5);
     sim.shutdown().await;
 }
 
@@ -1681,31 +1991,35 @@ async fn every_kind_of_response_matches_the_genesys_schemas_without_nulls() {
     .await;
     sim.state().set_faults(FaultConfig::default());
 
-    let limited = start(SimConfig {
-        rate_per_minute: 1,
-        burst: 1,
-        ..small_org()
-    })
-    .await;
-    let limited_token = issue_token(&http, &limited).await;
-    let (lcid, _) = first_customer(&limited);
-    get(
-        &http,
-        &limited,
-        &limited_token,
-        &format!("/api/v2/conversations/calls/{lcid}"),
-    )
-    .await;
-    let response = get(
-        &http,
-        &limited,
-        &limited_token,
-        &format!("/api/v2/conversations/calls/{lcid}"),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_valid(&schemas, "ErrorBody", response).await;
-    limited.shutdown().await;
+    // Both shapes' 429s, and the org limit's.
+    for (limit_shape, org_rate_per_minute) in [
+        (LimitShape::Window, 0),
+        (LimitShape::Bucket, 0),
+        (LimitShape::Window, 1),
+    ] {
+        let limited = start(SimConfig {
+            rate_per_minute: 1,
+            limit_shape,
+            burst: 1,
+            org_rate_per_minute,
+            ..small_org()
+        })
+        .await;
+        let (lcid, _) = first_customer(&limited);
+        let path = format!("/api/v2/conversations/calls/{lcid}");
+        let limited_token = issue_token(&http, &limited).await;
+        get(&http, &limited, &limited_token, &path).await;
+        // Over the org limit the request comes from a fresh token.
+        let second_token = if org_rate_per_minute > 0 {
+            issue_token(&http, &limited).await
+        } else {
+            limited_token
+        };
+        let response = get(&http, &limited, &second_token, &path).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_valid(&schemas, "ErrorBody", response).await;
+        limited.shutdown().await;
+    }
     sim.shutdown().await;
 }
 

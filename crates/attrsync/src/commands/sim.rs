@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
-use genesys_sim::{DriftConfig, FaultConfig, SimConfig, Simulator};
+use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SimConfig, Simulator};
 
 use crate::Ui;
 use crate::cli::SimArgs;
@@ -11,12 +11,20 @@ use crate::exit::Exit;
 
 pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
     let rate = args.rate;
+    if args.limit_window.is_zero() {
+        anyhow::bail!("--limit-window must be longer than zero");
+    }
     Ok(SimConfig {
         seed: args.seed,
         calls: args.calls,
         queues: args.queues,
         rate_per_minute: rate.per_minute().round().max(1.0) as u32,
+        limit_shape: args.limit_shape,
+        limit_window: args.limit_window,
         burst: args.burst,
+        org_rate_per_minute: args
+            .org_rate
+            .map_or(0, |org| org.per_minute().round().max(1.0) as u32),
         latency: args.latency,
         jitter: args.jitter,
         token_ttl: args.token_ttl,
@@ -47,10 +55,20 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
     println!("Genesys simulator listening on {url}");
     println!("  client id:     {id}");
     println!("  client secret: {secret}   (a demo credential of the simulator, not a real secret)");
-    println!(
-        "  rate limit:    {} per token, burst {}",
-        args.rate, args.burst
-    );
+    let window = humantime::format_duration(args.limit_window);
+    match args.limit_shape {
+        LimitShape::Window => println!(
+            "  rate limit:    {} per token, in any trailing {window} window",
+            args.rate
+        ),
+        LimitShape::Bucket => println!(
+            "  rate limit:    {} per token, bucket with burst {}",
+            args.rate, args.burst
+        ),
+    }
+    if let Some(org_rate) = args.org_rate {
+        println!("  org limit:     {org_rate} for all tokens, in any trailing {window} window");
+    }
     ui.note(format_args!(
         "\nTry:\n  export GENESYSCLOUD_OAUTHCLIENT_ID={id} GENESYSCLOUD_OAUTHCLIENT_SECRET={secret}\n  \
          attrsync get --api-url {url} \"$(curl -s {url}/__sim/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"conversation\"][\"id\"])')\"\n\
@@ -60,4 +78,54 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
     crate::signals::received_at_least(1).await;
     sim.shutdown().await;
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+    use genesys_sim::LimitShape;
+
+    use super::config;
+    use crate::cli::{Cli, Command};
+
+    fn sim_config(args: &[&str]) -> anyhow::Result<genesys_sim::SimConfig> {
+        let cli = Cli::try_parse_from(["attrsync", "sim"].iter().chain(args))?;
+        let Command::Sim(args) = cli.command else {
+            unreachable!("parsed as sim")
+        };
+        config(&args)
+    }
+
+    #[test]
+    fn limit_flags_default_to_genesys_s_window_and_no_org_limit() {
+        let config = sim_config(&[]).unwrap();
+        assert_eq!(config.limit_shape, LimitShape::Window);
+        assert_eq!(config.limit_window, Duration::from_secs(60));
+        assert_eq!(config.rate_per_minute, 300);
+        assert_eq!(config.org_rate_per_minute, 0);
+    }
+
+    #[test]
+    fn limit_flags_reach_the_simulator() {
+        let config = sim_config(&[
+            "--limit-shape",
+            "bucket",
+            "--limit-window",
+            "10s",
+            "--org-rate",
+            "20/s",
+            "--burst",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.limit_shape, LimitShape::Bucket);
+        assert_eq!(config.limit_window, Duration::from_secs(10));
+        assert_eq!(config.org_rate_per_minute, 1200);
+        assert_eq!(config.burst, 7);
+        assert!(sim_config(&["--limit-shape", "leaky"]).is_err());
+        assert!(sim_config(&["--org-rate", "0/min"]).is_err());
+        assert!(sim_config(&["--limit-window", "0s"]).is_err());
+    }
 }
