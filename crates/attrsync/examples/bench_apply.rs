@@ -1,14 +1,15 @@
-//! `cargo xtask bench apply`: attrsync against the simulator with latency and a rate limit,
-//! side by side with the tutorial's way (one row at a time: read, PATCH, read back).
+//! `cargo xtask bench apply`: attrsync against the simulator, side by side with the tutorial's
+//! way (one row at a time: read, PATCH, read back), on the same worlds, for each limiter shape
+//! the server may have (a window, Genesys's by the evidence; a smooth bucket).
 //!
 //! Figures come from the simulator's request log (what Genesys would have seen), not from the
-//! tool's own accounting: wall time, achieved requests/s / configured budget (utilization),
-//! requests per changed target, and 429s.
+//! tool's own accounting: wall time, API requests, requests per changed participant, 429s, 429s
+//! after the first window, and wall / floor, where the floor is the least time the server's
+//! budget allows for the job's requests (window: W x floor((N-1)/B); bucket: (N-burst)/rate),
+//! plus one call's read, PATCH and read back at the simulated latency.
 //!
-//! attrsync runs with its default burst (5); the simulator tolerates a burst of 10.
-//!
-//! Usage: bench_apply [SCENARIO...] where SCENARIO is CALLS@RATE_PER_MINUTE (default:
-//! `60@300 300@3000`: Genesys's default budget, and a raised one).
+//! Usage: bench_apply [SCENARIO...] with names from the list printed at the start (default:
+//! all of them).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -16,16 +17,148 @@ use std::time::{Duration, Instant};
 
 use genesys_sim::{LimitShape, SimConfig, SimHandle, Simulator};
 
+/// The simulated latency of every request.
+const LATENCY: Duration = Duration::from_millis(50);
+
+/// One world and one way to run attrsync in it.
+#[derive(Clone)]
+struct Scenario {
+    name: &'static str,
+    calls: usize,
+    shape: LimitShape,
+    /// Per-token budget: `budget` requests per `window` (window shape); the same rate (bucket).
+    budget: u32,
+    window: Duration,
+    /// The bucket's burst (bucket shape only).
+    burst: u32,
+    /// An org-wide window of this many requests per `window`, shared by all tokens.
+    org_budget: Option<u32>,
+    /// attrsync's `--rate`, `--tokens`.
+    rate: String,
+    tokens: u16,
+    /// Whether the tutorial's loop runs too (it has no tokens).
+    tutorial: bool,
+}
+
+impl Scenario {
+    fn per_minute(&self, budget: u32) -> u32 {
+        (f64::from(budget) * 60.0 / self.window.as_secs_f64()).round() as u32
+    }
+
+    fn sim_config(&self) -> SimConfig {
+        SimConfig {
+            seed: 42,
+            calls: self.calls,
+            rate_per_minute: self.per_minute(self.budget),
+            limit_shape: self.shape,
+            limit_window: self.window,
+            burst: self.burst,
+            org_rate_per_minute: self.org_budget.map_or(0, |b| self.per_minute(b)),
+            latency: LATENCY,
+            jitter: Duration::from_millis(0),
+            ..SimConfig::default()
+        }
+    }
+
+    /// The least time the server allows for `requests` API requests from `tokens` tokens.
+    fn floor(&self, requests: usize, tokens: u16) -> Duration {
+        let per_window = (self.budget * u32::from(tokens))
+            .min(self.org_budget.unwrap_or(u32::MAX))
+            .max(1) as usize;
+        let wire = LATENCY * 3;
+        match self.shape {
+            LimitShape::Window => {
+                self.window * ((requests.saturating_sub(1) / per_window) as u32) + wire
+            }
+            LimitShape::Bucket => {
+                let per_sec = per_window as f64 / self.window.as_secs_f64();
+                let burst = (self.burst * u32::from(tokens)) as usize;
+                Duration::from_secs_f64(requests.saturating_sub(burst) as f64 / per_sec) + wire
+            }
+        }
+    }
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let base = |name, shape| Scenario {
+        name,
+        calls: 100,
+        shape,
+        budget: 300,
+        window: Duration::from_secs(60),
+        burst: 10,
+        org_budget: None,
+        rate: "300/min".into(),
+        tokens: 1,
+        tutorial: true,
+    };
+    let mut all = Vec::new();
+    for (shape, suffix) in [
+        (LimitShape::Window, "window"),
+        (LimitShape::Bucket, "bucket"),
+    ] {
+        let name =
+            |s: &str| -> &'static str { Box::leak(format!("{s}-{suffix}").into_boxed_str()) };
+        // A campaign that fits in one window: 100 calls, 300 requests, at Genesys's default.
+        all.push(base(name("small"), shape));
+        // A long job: 300 calls, 900 requests with a budget of 100 per 10 s (nine windows).
+        all.push(Scenario {
+            calls: 300,
+            budget: 100,
+            window: Duration::from_secs(10),
+            rate: "100/10s".into(),
+            ..base(name("long"), shape)
+        });
+        // --rate four times what the server allows.
+        all.push(Scenario {
+            calls: 200,
+            budget: 60,
+            window: Duration::from_secs(10),
+            rate: "240/10s".into(),
+            ..base(name("rate-4x"), shape)
+        });
+        // An org-wide limit below --rate x --tokens: two tokens of 100/10s, the org 100/10s.
+        all.push(Scenario {
+            calls: 200,
+            budget: 100,
+            window: Duration::from_secs(10),
+            org_budget: Some(100),
+            rate: "100/10s".into(),
+            tokens: 2,
+            tutorial: false,
+            ..base(name("org-limit"), shape)
+        });
+    }
+    // Sustained throughput of a token pool: at least 10 windows per token.
+    for tokens in [1u16, 4] {
+        all.push(Scenario {
+            calls: 200 * usize::from(tokens),
+            budget: 60,
+            window: Duration::from_secs(5),
+            rate: "60/5s".into(),
+            tokens,
+            tutorial: false,
+            ..base(
+                if tokens == 1 { "tokens-1" } else { "tokens-4" },
+                LimitShape::Window,
+            )
+        });
+    }
+    all
+}
+
 struct Figures {
     wall: Duration,
     api_requests: usize,
     throttled: usize,
+    /// 429s after the first window of the run.
+    throttled_later: usize,
     patches: usize,
     span_secs: f64,
 }
 
 impl Figures {
-    fn from_log(sim: &SimHandle, wall: Duration) -> Figures {
+    fn from_log(sim: &SimHandle, wall: Duration, window: Duration) -> Figures {
         let log: Vec<_> = sim
             .state()
             .request_log()
@@ -34,10 +167,15 @@ impl Figures {
             .collect();
         let first = log.iter().map(|r| r.at_ms).min().unwrap_or(0);
         let last = log.iter().map(|r| r.at_ms).max().unwrap_or(0);
+        let window_ms = window.as_millis() as u64;
         Figures {
             wall,
             api_requests: log.len(),
             throttled: log.iter().filter(|r| r.status == 429).count(),
+            throttled_later: log
+                .iter()
+                .filter(|r| r.status == 429 && r.at_ms >= first + window_ms)
+                .count(),
             patches: log
                 .iter()
                 .filter(|r| r.method == "PATCH" && r.status == 202)
@@ -46,30 +184,21 @@ impl Figures {
         }
     }
 
-    fn row(&self, name: &str, budget_per_minute: f64) -> String {
-        let rps = self.api_requests as f64 / self.span_secs;
+    fn row(&self, name: &str, floor: Duration) -> String {
+        let later_total = self.api_requests.max(1);
         format!(
-            "{name:<10} {:>8.1}s {:>9} {:>8.2} {:>11.2} {:>12.2} {:>6}",
+            "{name:<10} {:>8.1}s {:>9} {:>11.2} {:>6} {:>15} {:>11.2}",
             self.wall.as_secs_f64(),
             self.api_requests,
-            rps,
-            rps / (budget_per_minute / 60.0),
             self.api_requests as f64 / self.patches.max(1) as f64,
-            self.throttled
+            self.throttled,
+            format!(
+                "{} ({:.1} %)",
+                self.throttled_later,
+                100.0 * self.throttled_later as f64 / later_total as f64
+            ),
+            self.wall.as_secs_f64() / floor.as_secs_f64(),
         )
-    }
-}
-
-fn sim_config(calls: usize, rate_per_minute: u32) -> SimConfig {
-    SimConfig {
-        seed: 42,
-        calls,
-        rate_per_minute,
-        limit_shape: LimitShape::Bucket,
-        burst: 10,
-        latency: Duration::from_millis(50),
-        jitter: Duration::from_millis(20),
-        ..SimConfig::default()
     }
 }
 
@@ -90,9 +219,9 @@ fn attrsync_bin() -> PathBuf {
         .join("attrsync")
 }
 
-async fn run_attrsync(calls: usize, rate: u32) -> Figures {
+async fn run_attrsync(scenario: &Scenario) -> Figures {
     let sim = Simulator::start(
-        sim_config(calls, rate),
+        scenario.sim_config(),
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
     )
     .await
@@ -105,7 +234,8 @@ async fn run_attrsync(calls: usize, rate: u32) -> Figures {
     let status = tokio::process::Command::new(attrsync_bin())
         .args(["-q", "apply"])
         .arg(&csv)
-        .args(["--rate", &format!("{rate}/min"), "--concurrency", "64"])
+        .args(["--rate", &scenario.rate, "--concurrency", "64"])
+        .args(["--tokens", &scenario.tokens.to_string()])
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
         .env("GENESYSCLOUD_API_URL", sim.url())
@@ -116,16 +246,16 @@ async fn run_attrsync(calls: usize, rate: u32) -> Figures {
         .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
     let wall = started.elapsed();
     assert!(status.success(), "attrsync apply failed: {status}");
-    let figures = Figures::from_log(&sim, wall);
+    let figures = Figures::from_log(&sim, wall, scenario.window);
     sim.shutdown().await;
     figures
 }
 
 /// The tutorial's loop, made as fair as it can be: it honours Retry-After on a 429 instead of
 /// failing the row, but it has no limiter and no concurrency.
-async fn run_tutorial(calls: usize, rate: u32) -> Figures {
+async fn run_tutorial(scenario: &Scenario) -> Figures {
     let sim = Simulator::start(
-        sim_config(calls, rate),
+        scenario.sim_config(),
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
     )
     .await
@@ -192,7 +322,7 @@ async fn run_tutorial(calls: usize, rate: u32) -> Figures {
         .await;
         send(http.get(&url)).await;
     }
-    let figures = Figures::from_log(&sim, started.elapsed());
+    let figures = Figures::from_log(&sim, started.elapsed(), scenario.window);
     sim.shutdown().await;
     figures
 }
@@ -203,37 +333,64 @@ async fn main() {
     // plain client needs one installed even for http.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let scenarios: Vec<(usize, u32)> = if args.is_empty() {
-        vec![(60, 300), (300, 3000)]
+    let all = scenarios();
+    let chosen: Vec<Scenario> = if args.is_empty() {
+        all.clone()
     } else {
         args.iter()
             .map(|a| {
-                let (calls, rate) = a
-                    .split_once('@')
-                    .expect("SCENARIO is CALLS@RATE_PER_MINUTE");
-                (
-                    calls.parse().expect("CALLS"),
-                    rate.parse().expect("RATE_PER_MINUTE"),
-                )
+                all.iter()
+                    .find(|s| s.name == a)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("unknown scenario {a}"))
             })
             .collect()
     };
     println!(
-        "apply benchmark: simulator latency 50ms +- 20ms and burst 10 (attrsync: default burst 5), one customer target per call\n"
+        "apply benchmark: simulator latency 50 ms, one customer per call gets two keys; scenarios: {}\n",
+        all.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
     );
-    for (calls, rate) in scenarios {
-        println!("{calls} calls, budget {rate}/min per token");
+    let mut sustained = Vec::new();
+    for scenario in &chosen {
+        let org = scenario
+            .org_budget
+            .map_or_else(String::new, |b| format!(", org {b} per window"));
         println!(
-            "{:<10} {:>9} {:>9} {:>8} {:>11} {:>12} {:>6}",
-            "tool", "wall", "requests", "req/s", "utilization", "req/target", "429s"
+            "{}: {} calls, {:?} limit of {} per {:?} per token{org}; attrsync --rate {} --tokens {}",
+            scenario.name,
+            scenario.calls,
+            scenario.shape,
+            scenario.budget,
+            scenario.window,
+            scenario.rate,
+            scenario.tokens
         );
-        let ours = run_attrsync(calls, rate).await;
-        println!("{}", ours.row("attrsync", f64::from(rate)));
-        let tutorial = run_tutorial(calls, rate).await;
-        println!("{}", tutorial.row("tutorial", f64::from(rate)));
         println!(
-            "attrsync is {:.1}x faster than the tutorial's way\n",
-            tutorial.wall.as_secs_f64() / ours.wall.as_secs_f64()
+            "{:<10} {:>9} {:>9} {:>11} {:>6} {:>15} {:>11}",
+            "tool", "wall", "requests", "req/change", "429s", "429s after 1st", "wall/floor"
+        );
+        let ours = run_attrsync(scenario).await;
+        let floor = scenario.floor(ours.api_requests, scenario.tokens);
+        println!("{}", ours.row("attrsync", floor));
+        sustained.push((scenario.name, ours.api_requests as f64 / ours.span_secs));
+        if scenario.tutorial {
+            let tutorial = run_tutorial(scenario).await;
+            println!(
+                "{}",
+                tutorial.row("tutorial", scenario.floor(tutorial.api_requests, 1))
+            );
+            println!(
+                "attrsync is {:.1}x faster than the tutorial's way",
+                tutorial.wall.as_secs_f64() / ours.wall.as_secs_f64()
+            );
+        }
+        println!();
+    }
+    let rate = |name: &str| sustained.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+    if let (Some(one), Some(four)) = (rate("tokens-1"), rate("tokens-4")) {
+        println!(
+            "sustained throughput: 1 token {one:.1} req/s, 4 tokens {four:.1} req/s ({:.2}x)",
+            four / one
         );
     }
 }
