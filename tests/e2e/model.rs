@@ -1201,6 +1201,14 @@ async fn model_seed_2086254860550575199_saved_plan_results_fail_and_exit_differs
 }
 
 /// Long CSV with CRLF, killed and rerun: an input row is in none of succeeded/failed/unprocessed.
+/// Found by `cargo xtask soak`: a killed run's accepted PATCH, not yet visible (visibility lag),
+/// was settled by the rerun as `not_applied`.
+#[tokio::test]
+async fn model_seed_9579789612583897983_settling_under_visibility_lag_calls_an_accepted_change_not_applied()
+ {
+    assert_case(9_579_789_612_583_897_983).await;
+}
+
 #[tokio::test]
 async fn model_seed_18286688500063600091_results_drop_an_input_row() {
     assert_case(18_286_688_500_063_600_091).await;

@@ -98,7 +98,7 @@ pub async fn execute(
             return Err(err);
         }
     };
-    let settled = settle::settle_dead_runs(&client, &audit, &run).await?;
+    let settled = settle::settle_dead_runs(&client, &audit, &run, settings.verify_timeout).await?;
     if settled > 0 {
         ui.note(format_args!(
             "settled {settled} rows that earlier runs left unfinished when their process died"

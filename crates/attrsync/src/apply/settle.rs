@@ -8,6 +8,9 @@
 //!   participant is gone, so nobody can tell -> `unknown`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use audit::{AuditStore, Outcome, RunId, TargetRecord, TargetStatus};
 use genesys_core::GenesysClient;
@@ -16,11 +19,14 @@ use reconcile::{LiveConversation, Verification};
 use super::target_from_record;
 use super::worker::observed_values;
 
-/// Settles every unfinished row of dead runs other than `current`; returns how many.
+/// Settles every unfinished row of dead runs other than `current`; returns how many. A value
+/// not visible yet is read again with backoff for up to `verify_timeout`, as verification
+/// does: 202 means accepted, and what was accepted may show a little later.
 pub async fn settle_dead_runs(
     client: &GenesysClient,
     audit: &AuditStore,
     current: &RunId,
+    verify_timeout: Duration,
 ) -> anyhow::Result<usize> {
     audit.mark_interrupted_runs().await?;
     let rows = audit.unsettled_targets(current).await?;
@@ -31,36 +37,60 @@ pub async fn settle_dead_runs(
             .or_default()
             .push(row);
     }
-    for (cid, rows) in by_conversation {
-        let maybe_sent = rows
-            .iter()
-            .any(|r| r.status != TargetStatus::Planned && r.participant_id.is_some());
-        let live = if maybe_sent {
-            match client.find_call(cid).await {
-                Ok(Some(fetched)) => Some(LiveConversation::Found(fetched.value)),
-                Ok(None) => Some(LiveConversation::NotFound),
-                // Unreadable now: leave the rows for a later run to settle.
-                Err(err) => {
-                    tracing::warn!(conversation = cid, %err, "cannot settle rows of a dead run yet");
-                    None
+    for (cid, mut waiting) in by_conversation {
+        let deadline = Instant::now() + verify_timeout;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let maybe_sent = waiting
+                .iter()
+                .any(|r| r.status != TargetStatus::Planned && r.participant_id.is_some());
+            let live = if maybe_sent {
+                match client.find_call(cid).await {
+                    Ok(Some(fetched)) => Some(LiveConversation::Found(fetched.value)),
+                    Ok(None) => Some(LiveConversation::NotFound),
+                    // Unreadable now: leave the rows for a later run to settle.
+                    Err(err) => {
+                        tracing::warn!(conversation = cid, %err, "cannot settle rows of a dead run yet");
+                        break;
+                    }
+                }
+            } else {
+                None
+            };
+            let time_is_up = Instant::now() + delay > deadline;
+            let mut still = Vec::new();
+            for row in waiting {
+                match settle(row, live.as_ref(), current) {
+                    Settled::Final(outcome) => audit.record_outcome(row.id, outcome).await?,
+                    Settled::NotVisibleYet(outcome) if time_is_up => {
+                        audit.record_outcome(row.id, outcome).await?;
+                    }
+                    Settled::NotVisibleYet(_) => still.push(row),
+                    Settled::Unread => {}
                 }
             }
-        } else {
-            None
-        };
-        for row in rows {
-            let outcome = match settle(row, live.as_ref(), current) {
-                Some(outcome) => outcome,
-                None => continue,
-            };
-            audit.record_outcome(row.id, outcome).await?;
+            if still.is_empty() {
+                break;
+            }
+            waiting = still;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
     Ok(rows.len())
 }
 
+/// What a dead run's row settles to, given the call as read now.
+enum Settled {
+    Final(Outcome),
+    /// The before-values still show: final only once the visibility wait is over.
+    NotVisibleYet(Outcome),
+    /// The call was not read: nothing can be said yet.
+    Unread,
+}
+
 /// The outcome a dead run's row settles to, given the call as read now (`None`: not read).
-fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Option<Outcome> {
+fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Settled {
     let settled = |status, reason: String, observed| Outcome {
         status: Some(status),
         reason: Some(format!("{reason} (settled by run {by})")),
@@ -68,14 +98,17 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Op
         ..Outcome::default()
     };
     if row.status == TargetStatus::Planned || row.participant_id.is_none() {
-        return Some(settled(
+        return Settled::Final(settled(
             TargetStatus::NotApplied,
             "never sent: its run ended first".into(),
             None,
         ));
     }
+    let Some(live) = live else {
+        return Settled::Unread;
+    };
     let target = target_from_record(row);
-    let participant = match live? {
+    let participant = match live {
         LiveConversation::Found(call) => call.participants.iter().find(|p| {
             Some(p.id.as_str()) == row.participant_id.as_deref()
                 && !p.state.as_ref().is_some_and(|s| s.is_gone())
@@ -83,28 +116,36 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Op
         LiveConversation::NotFound => None,
     };
     let Some(participant) = participant else {
-        return Some(settled(
+        return Settled::Final(settled(
             TargetStatus::Unknown,
             "its run ended while sending, and the call has ended since".into(),
             None,
         ));
     };
     let observed = observed_values(&target, &participant.attributes);
-    Some(match target.verification(&participant.attributes) {
-        Verification::Done => settled(
+    match target.verification(&participant.attributes) {
+        Verification::Done => Settled::Final(settled(
             TargetStatus::Verified,
             "sent before its run ended; the values are there".into(),
             Some(observed),
-        ),
-        Verification::Overwritten(key) => settled(
+        )),
+        Verification::Overwritten(key) => Settled::Final(settled(
             TargetStatus::Drift,
             format!("`{key}` holds neither the value before nor the one sent"),
             Some(observed),
-        ),
-        Verification::NotYetVisible => settled(
+        )),
+        // Genesys accepted it (202 recorded) but it never showed: as verification says.
+        Verification::NotYetVisible if row.status == TargetStatus::Applied => {
+            Settled::NotVisibleYet(settled(
+                TargetStatus::Drift,
+                "accepted before its run ended, but not visible within --verify-timeout".into(),
+                Some(observed),
+            ))
+        }
+        Verification::NotYetVisible => Settled::NotVisibleYet(settled(
             TargetStatus::NotApplied,
             "its run ended while sending; the change is not there".into(),
             Some(observed),
-        ),
-    })
+        )),
+    }
 }
