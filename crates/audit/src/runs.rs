@@ -149,7 +149,9 @@ impl AuditStore {
     /// The processes that worked on a run, in order: (command, host, pid, started, finished,
     /// exit code).
     pub async fn run_processes(&self, run: &RunId) -> Result<Vec<RunProcess>, AuditError> {
-        let rows: Vec<(String, String, i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        /// command, host, pid, started_at, finished_at, exit_code.
+        type Row = (String, String, i64, i64, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT command, host, pid, started_at, finished_at, exit_code FROM run_processes \
              WHERE run_id = ?1 ORDER BY id",
         )
