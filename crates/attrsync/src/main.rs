@@ -84,6 +84,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => Exit::Success.into(),
+        Err(err) if is_budget_exhausted(&err) => {
+            print_error(&err);
+            Exit::StoppedEarly.into()
+        }
         Err(err) => {
             print_error(&err);
             Exit::Failure.into()
@@ -172,6 +176,15 @@ fn init_logging(cli: &Cli) {
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
+}
+
+/// The API asked every token to wait longer than `--max-wait`: stopped early, resumable.
+fn is_budget_exhausted(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<genesys_core::ApiError>()
+            .is_some_and(genesys_core::ApiError::is_budget_exhausted)
+    })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
