@@ -194,3 +194,28 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn an_exhausted_budget_anywhere_in_the_chain_is_a_stop_not_a_failure() {
+        let exhausted = genesys_core::ApiError::BudgetExhausted {
+            retry_after: Duration::from_secs(3600),
+            resume_in: Duration::from_secs(3599),
+            max_wait: Duration::from_secs(180),
+            attempts: 1,
+        };
+        let err = Err::<(), _>(exhausted)
+            .context("cannot read call c-1")
+            .unwrap_err();
+        assert!(is_budget_exhausted(&err));
+        assert!(!is_budget_exhausted(&anyhow::anyhow!("HTTP 500")));
+        assert_eq!(Exit::StoppedEarly.code(), 4);
+    }
+}

@@ -402,7 +402,6 @@ mod tests {
             ("--login-url", "http://login.example"),
             ("--timeout", "soon"),
             ("--burst", "0"),
-            ("--pacing", "smooth"),
             ("--max-wait", "soon"),
         ] {
             let err = parse(&[flag, value]).unwrap_err();
@@ -413,6 +412,17 @@ mod tests {
             );
             assert!(err.to_string().contains(flag), "{flag} {value}: {err}");
         }
+    }
+
+    #[test]
+    fn an_unknown_pacing_is_refused_with_the_choices() {
+        let err = parse(&["--pacing", "smooth"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = err.to_string();
+        assert!(
+            text.contains("--pacing") && text.contains("window") && text.contains("even"),
+            "{text}"
+        );
     }
 
     #[test]
