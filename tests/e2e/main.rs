@@ -10,5 +10,6 @@ mod get_set;
 mod live_tag;
 mod model;
 mod plan;
+mod rate;
 mod reconcile;
 mod settings;

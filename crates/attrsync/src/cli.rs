@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use genesys_core::{RateSpec, RateSpecError, Region};
+use genesys_core::{Pacing, RateSpec, RateSpecError, Region};
 use url::Url;
 
 use crate::env;
@@ -91,6 +91,16 @@ pub struct ConnectionArgs {
     /// 300/min per token. `,burst=N` is the same as --burst N.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
     pub rate: RateArg,
+    /// How each token spends its --rate budget: `window` starts at most COUNT requests in any
+    /// trailing UNIT, as fast as --concurrency allows (Genesys counts in windows); `even` spaces
+    /// them one per UNIT/COUNT (GCRA, with --burst). A token also switches to even by itself
+    /// when the server's 429s show that it paces evenly.
+    #[arg(long, value_enum, default_value_t = PacingArg::Window, value_name = "PACING")]
+    pub pacing: PacingArg,
+    /// The longest Retry-After to wait out. A longer one (Genesys answers daily limits that way)
+    /// sets its token aside; with every token aside, the command stops early, resumable (exit 4).
+    #[arg(long, default_value = "180s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_wait: Duration,
     /// Under even pacing (GCRA), requests that may be sent back to back before the rate applies
     /// [default: 5]. The same as `,burst=N` in --rate; giving both with different values is an
     /// error. Kept small so that network jitter never bunches requests beyond what Genesys tolerates.
@@ -396,6 +406,22 @@ pub struct CompletionsArgs {
 pub struct GenerateManArgs {
     /// Directory to write attrsync.1 and attrsync-COMMAND.1 into (created if missing).
     pub dir: PathBuf,
+}
+
+/// `--pacing`: the values of [`Pacing`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PacingArg {
+    Window,
+    Even,
+}
+
+impl From<PacingArg> for Pacing {
+    fn from(arg: PacingArg) -> Self {
+        match arg {
+            PacingArg::Window => Pacing::Window,
+            PacingArg::Even => Pacing::Even,
+        }
+    }
 }
 
 /// A `--rate` value: the rate, and the burst when it was written into it (`,burst=N`), so that

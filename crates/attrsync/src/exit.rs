@@ -14,6 +14,11 @@ pub enum Exit {
     ChangesPending,
     /// Partial: some targets failed or drifted; the rest is done and recorded.
     Partial,
+    /// Stopped early, resumable: the API asked to wait longer than `--max-wait` on every token
+    /// (a daily limit, or a budget used up elsewhere; `ApiError::is_budget_exhausted`), or a
+    /// given token expired. What ran is recorded; resume later (`apply --resume`). Not 130,
+    /// which means a signal, nor 75, which means another run holds the store.
+    StoppedEarly,
     /// Another attrsync run holds the audit store's lock (`reconcile`).
     Locked,
     /// Usage error: bad flags or arguments.
@@ -29,6 +34,7 @@ impl Exit {
             Exit::Failure => 1,
             Exit::ChangesPending => 2,
             Exit::Partial => 3,
+            Exit::StoppedEarly => 4,
             Exit::Locked => 75,
             Exit::Usage => 64,
             Exit::Interrupted => 130,
@@ -53,6 +59,7 @@ mod tests {
             (Exit::Failure, 1),
             (Exit::ChangesPending, 2),
             (Exit::Partial, 3),
+            (Exit::StoppedEarly, 4),
             (Exit::Usage, 64),
             (Exit::Locked, 75),
             (Exit::Interrupted, 130),

@@ -84,6 +84,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => Exit::Success.into(),
+        Err(err) if is_budget_exhausted(&err) => {
+            print_error(&err);
+            Exit::StoppedEarly.into()
+        }
         Err(err) => {
             print_error(&err);
             Exit::Failure.into()
@@ -174,10 +178,44 @@ fn init_logging(cli: &Cli) {
         .try_init();
 }
 
+/// The API asked every token to wait longer than `--max-wait`: stopped early, resumable.
+fn is_budget_exhausted(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<genesys_core::ApiError>()
+            .is_some_and(genesys_core::ApiError::is_budget_exhausted)
+    })
+}
+
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn an_exhausted_budget_anywhere_in_the_chain_is_a_stop_not_a_failure() {
+        let exhausted = genesys_core::ApiError::BudgetExhausted {
+            retry_after: Duration::from_secs(3600),
+            resume_in: Duration::from_secs(3599),
+            max_wait: Duration::from_secs(180),
+            attempts: 1,
+        };
+        let err = Err::<(), _>(exhausted)
+            .context("cannot read call c-1")
+            .unwrap_err();
+        assert!(is_budget_exhausted(&err));
+        assert!(!is_budget_exhausted(&anyhow::anyhow!("HTTP 500")));
+        assert_eq!(Exit::StoppedEarly.code(), 4);
+    }
 }

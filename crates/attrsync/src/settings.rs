@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::CommandFactory;
 use genesys_core::settings::ExplicitSettings;
-use genesys_core::{ClientOptions, GenesysClient, RateSpec, RequestObserver};
+use genesys_core::{ClientOptions, GenesysClient, Pacing, RateSpec, RequestObserver, RetryPolicy};
 use secrecy::SecretString;
 
 use crate::apply::ApplySettings;
@@ -59,8 +59,11 @@ pub enum CommandSettings {
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub genesys: genesys_core::Settings,
-    /// The per-token rate, burst included.
+    /// The per-token rate, burst included (the burst applies to even pacing only).
     pub rate: RateSpec,
+    pub pacing: Pacing,
+    /// The longest `Retry-After` waited out (`--max-wait`).
+    pub max_wait: Duration,
     pub tokens: u16,
     pub timeout: Duration,
 }
@@ -73,6 +76,13 @@ impl Connection {
     ) -> anyhow::Result<GenesysClient> {
         let options = ClientOptions {
             rate: self.rate,
+            pacing: self.pacing,
+            max_wait: self.max_wait,
+            // A Retry-After up to --max-wait is waited out in full.
+            retry: RetryPolicy {
+                max_retry_after: self.max_wait,
+                ..RetryPolicy::default()
+            },
             tokens: usize::from(self.tokens),
             request_timeout: self.timeout,
             observer,
@@ -91,6 +101,8 @@ impl Connection {
         serde_json::json!({
             "rate": self.rate.with_burst(1).to_string(),
             "burst": self.rate.burst(),
+            "pacing": self.pacing.as_str(),
+            "max_wait": humantime::format_duration(self.max_wait).to_string(),
             "tokens": self.tokens,
         })
     }
@@ -265,6 +277,8 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
     Ok(Connection {
         genesys,
         rate,
+        pacing: args.pacing.into(),
+        max_wait: args.max_wait,
         tokens: args.tokens,
         timeout: args.timeout,
     })
@@ -315,6 +329,10 @@ pub fn demo_connection(
         } else {
             rate.with_burst(10)
         },
+        // The demo's simulator limits with a token bucket at the same rate: even pacing keeps
+        // the demo free of 429s.
+        pacing: Pacing::Even,
+        max_wait: Duration::from_secs(180),
         tokens: 1,
         timeout: Duration::from_secs(30),
     })
@@ -385,6 +403,7 @@ mod tests {
             ("--login-url", "http://login.example"),
             ("--timeout", "soon"),
             ("--burst", "0"),
+            ("--max-wait", "soon"),
         ] {
             let err = parse(&[flag, value]).unwrap_err();
             assert_eq!(
@@ -393,6 +412,35 @@ mod tests {
                 "{flag} {value}"
             );
             assert!(err.to_string().contains(flag), "{flag} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_pacing_is_refused_with_the_choices() {
+        let err = parse(&["--pacing", "smooth"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = err.to_string();
+        assert!(
+            text.contains("--pacing") && text.contains("window") && text.contains("even"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pacing_is_window_unless_even_is_asked_for_and_max_wait_defaults_to_180s() {
+        for (args, pacing, max_wait) in [
+            (&[][..], Pacing::Window, 180),
+            (&["--pacing", "even"][..], Pacing::Even, 180),
+            (
+                &["--pacing", "window", "--max-wait", "1h"][..],
+                Pacing::Window,
+                3600,
+            ),
+        ] {
+            let cli = parse(args).unwrap();
+            let args_ = connection_args(&cli);
+            assert_eq!(Pacing::from(args_.pacing), pacing, "{args:?}");
+            assert_eq!(args_.max_wait, Duration::from_secs(max_wait), "{args:?}");
         }
     }
 

@@ -65,7 +65,9 @@ fn describe_rejection(
         text.push_str(": ");
         text.push_str(description);
     }
-    if matches!(status, 400 | 401) {
+    if token_endpoint_throttled(status, error, description) {
+        text.push_str(" (the token endpoint's own rate limit: retried with backoff)");
+    } else if matches!(status, 400 | 401) {
         text.push_str(&format!(
             " (check {} / {} and that the region matches the OAuth client)",
             crate::env::CLIENT_ID.name,
@@ -78,6 +80,20 @@ fn describe_rejection(
     text
 }
 
+/// Whether a refusal of the token endpoint is its own rate limit: a 429, or the 400
+/// `invalid_request` whose description says "rate limit exceeded" that Genesys answers when
+/// tokens are minted too fast (its Terraform provider matches the same text and retries).
+pub(crate) fn token_endpoint_throttled(
+    status: u16,
+    error: Option<&str>,
+    description: Option<&str>,
+) -> bool {
+    status == 429
+        || (status == 400
+            && error == Some("invalid_request")
+            && description.is_some_and(|d| d.to_ascii_lowercase().contains("rate limit exceeded")))
+}
+
 impl AuthError {
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -86,6 +102,14 @@ impl AuthError {
                 ..
             }
             | AuthError::Transport { .. } => ErrorClass::Retryable,
+            AuthError::Rejected {
+                status,
+                error,
+                description,
+                ..
+            } if token_endpoint_throttled(*status, error.as_deref(), description.as_deref()) => {
+                ErrorClass::Retryable
+            }
             _ => ErrorClass::Terminal,
         }
     }
@@ -183,7 +207,8 @@ impl Authenticator {
 
     /// One token request; `generation` is recorded in the returned token.
     async fn mint(&self, slot: usize, generation: u64) -> Result<AccessToken, AuthError> {
-        self.mint_limiter.acquire().await;
+        // Only `on_throttled` sets a limiter aside, and the mint limiter is only ever paused.
+        let _ = self.mint_limiter.acquire().await;
         tracing::debug!(token_slot = slot, generation, "requesting an access token");
         let url = self.token_url.as_str().to_owned();
         let response = self
@@ -211,21 +236,29 @@ impl Authenticator {
         if !(200..300).contains(&status) {
             let refusal: Option<OAuthError> = serde_json::from_slice(&body).ok();
             let retry_after = retry_after(&headers);
-            if status == 429 {
+            let error = refusal
+                .as_ref()
+                .map(|r| r.error.clone())
+                .filter(|e| !e.is_empty());
+            let description = refusal.and_then(|r| r.error_description.or(r.description));
+            let throttled =
+                token_endpoint_throttled(status, error.as_deref(), description.as_deref());
+            if throttled {
                 self.mint_limiter
                     .pause_for(retry_after.unwrap_or(Duration::from_secs(1)));
             }
             let error = AuthError::Rejected {
                 status,
-                error: refusal
-                    .as_ref()
-                    .map(|r| r.error.clone())
-                    .filter(|e| !e.is_empty()),
-                description: refusal.and_then(|r| r.error_description.or(r.description)),
+                error,
+                description,
                 correlation_id: correlation_id(&headers),
                 retry_after,
             };
-            tracing::warn!(token_slot = slot, status, "token request refused");
+            if throttled {
+                tracing::warn!(token_slot = slot, status, "token requests throttled");
+            } else {
+                tracing::warn!(token_slot = slot, status, "token request refused");
+            }
             return Err(error);
         }
         let token: TokenResponse =
@@ -363,5 +396,36 @@ mod tests {
             retry_after: Some(Duration::from_secs(1)),
         };
         assert_eq!(throttled.class(), ErrorClass::Retryable);
+    }
+
+    #[test]
+    fn the_token_endpoints_rate_limit_is_a_throttle_not_bad_credentials() {
+        let rejection = |error: &str, description: &str| AuthError::Rejected {
+            status: 400,
+            error: Some(error.into()),
+            description: Some(description.into()),
+            correlation_id: None,
+            retry_after: None,
+        };
+        for description in [
+            "Rate limit exceeded",
+            "client RATE LIMIT EXCEEDED, slow down",
+        ] {
+            let error = rejection("invalid_request", description);
+            assert_eq!(error.class(), ErrorClass::Retryable, "{description}");
+            let text = error.to_string();
+            assert!(text.contains("own rate limit"), "{text}");
+            assert!(!text.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"), "{text}");
+        }
+        for (error, description) in [
+            ("invalid_request", "missing grant_type"),
+            ("invalid_client", "rate limit exceeded"),
+        ] {
+            assert_eq!(
+                rejection(error, description).class(),
+                ErrorClass::Terminal,
+                "{error}: {description}"
+            );
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::models::{
 };
 use crate::observer::{RequestEvent, RequestObserver};
 use crate::pool::{Slot, TokenPool};
-use crate::rate::{RateLimiter, RateSpec};
+use crate::rate::{Admission, Learned, Pacing, RateLimiter, RateSpec, SetAside};
 use crate::retry::RetryPolicy;
 use crate::settings::Settings;
 use crate::stats::{ClientStats, Counters};
@@ -32,6 +32,13 @@ use crate::stats::{ClientStats, Counters};
 pub struct ClientOptions {
     /// Rate of each token (Genesys default: 300/min).
     pub rate: RateSpec,
+    /// How each token's requests are spread: a window budget (default) or even (GCRA, with
+    /// `rate`'s burst). A token may switch to even when the server shows it paces evenly.
+    pub pacing: Pacing,
+    /// The longest `Retry-After` waited out. A longer one sets its token aside; with every token
+    /// aside, calls fail at once with [`ApiError::BudgetExhausted`]. Genesys answers daily-limit
+    /// breaches with waits of minutes to hours; its official SDKs and CLI give up above 180 s.
+    pub max_wait: Duration,
     /// Tokens in the pool, each with its own `rate` budget (at least 1).
     pub tokens: usize,
     /// Pace of token minting for the whole pool.
@@ -48,6 +55,8 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             rate: RateSpec::GENESYS_DEFAULT,
+            pacing: Pacing::Window,
+            max_wait: Duration::from_secs(180),
             tokens: 1,
             token_minting: RateSpec::DEFAULT_TOKEN_MINTING,
             retry: RetryPolicy::default(),
@@ -63,6 +72,8 @@ impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientOptions")
             .field("rate", &self.rate.to_string())
+            .field("pacing", &self.pacing)
+            .field("max_wait", &self.max_wait)
             .field("tokens", &self.tokens)
             .field("token_minting", &self.token_minting.to_string())
             .field("retry", &self.retry)
@@ -108,6 +119,7 @@ struct Inner {
     auth: Authenticator,
     pool: TokenPool,
     retry: RetryPolicy,
+    max_wait: Duration,
     observer: Option<Arc<dyn RequestObserver>>,
     counters: Arc<Counters>,
 }
@@ -195,7 +207,8 @@ impl GenesysClient {
             http.clone(),
             settings.token_url(),
             settings.credentials.clone(),
-            RateLimiter::new(options.token_minting),
+            // Minting is paced evenly and is no part of any token's budget.
+            RateLimiter::new(options.token_minting, Pacing::Even),
             Arc::clone(&counters),
         );
         Ok(Self {
@@ -203,17 +216,20 @@ impl GenesysClient {
                 http,
                 api_base: settings.api_base.clone(),
                 auth,
-                pool: TokenPool::new(options.tokens, options.rate),
+                pool: TokenPool::new(options.tokens, options.rate, options.pacing),
                 retry: options.retry,
+                max_wait: options.max_wait,
                 observer: options.observer,
                 counters,
             }),
         })
     }
 
-    /// Counters since the client was built.
+    /// Counters since the client was built, and each token's pacing and budget now.
     pub fn stats(&self) -> ClientStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.tokens = self.inner.pool.stats();
+        stats
     }
 
     /// Tokens in the pool.
@@ -436,32 +452,39 @@ impl GenesysClient {
         let mut pinned_slot = None;
         loop {
             attempt += 1;
-            let slot = match pinned_slot.take() {
-                Some(index) => inner.pool.slot(index),
-                None => inner.pool.pick(),
+            let (slot, admission) = loop {
+                let slot = match pinned_slot.take() {
+                    Some(index) => inner.pool.slot(index),
+                    None => inner
+                        .pool
+                        .pick()
+                        .map_err(|aside| self.budget_exhausted(aside, attempt - 1))?,
+                };
+                match slot.limiter.acquire().await {
+                    Ok(admission) => break (slot, admission),
+                    // Set aside while waiting: another slot, or the error when none is left.
+                    Err(_) => continue,
+                }
             };
-            let admitted_at = slot.limiter.acquire().await;
             let call = Call {
                 route,
                 url: &url,
                 body: body.as_deref(),
             };
-            let (mut error, token_generation) = match self
-                .attempt(slot, &call, &decode, admitted_at, attempt)
-                .await
-            {
-                Ok((value, status, correlation_id)) => {
-                    return Ok(Fetched {
-                        value,
-                        meta: ResponseMeta {
-                            status,
-                            correlation_id,
-                            attempts: attempt,
-                        },
-                    });
-                }
-                Err(failure) => failure,
-            };
+            let (mut error, token_generation) =
+                match self.attempt(slot, &call, &decode, admission, attempt).await {
+                    Ok((value, status, correlation_id)) => {
+                        return Ok(Fetched {
+                            value,
+                            meta: ResponseMeta {
+                                status,
+                                correlation_id,
+                                attempts: attempt,
+                            },
+                        });
+                    }
+                    Err(failure) => failure,
+                };
             match (error.class(), token_generation) {
                 (ErrorClass::RefreshAndRetry, Some(generation)) if !refreshed_after_401 => {
                     refreshed_after_401 = true;
@@ -480,7 +503,8 @@ impl GenesysClient {
                         error.set_attempts(attempt);
                         return Err(error);
                     }
-                    // The slot's limiter is already paused for Retry-After; other slots may go on.
+                    // The slot's limiter is already paused for Retry-After (or set aside); other
+                    // slots may go on.
                 }
                 (ErrorClass::Retryable, _) if inner.retry.allows_another(attempt - throttled) => {
                     let delay = {
@@ -507,22 +531,66 @@ impl GenesysClient {
         }
     }
 
+    /// The error when every token is set aside; `aside` is the one that ends first.
+    fn budget_exhausted(&self, aside: SetAside, attempts: u32) -> ApiError {
+        ApiError::BudgetExhausted {
+            retry_after: aside.retry_after,
+            resume_in: aside
+                .until
+                .saturating_duration_since(tokio::time::Instant::now()),
+            max_wait: self.inner.max_wait,
+            attempts,
+        }
+    }
+
+    /// Says once what a 429 taught `slot`'s limiter (the limiter reports each change once).
+    fn report_learned(&self, slot: &Slot, learned: Learned) {
+        let spec = slot.limiter.spec();
+        let per_minute = |count: u32| f64::from(count) * 60.0 / spec.per().as_secs_f64();
+        match learned {
+            Learned::Nothing => {}
+            Learned::SwitchedToEven => tracing::warn!(
+                token_slot = slot.index,
+                "the server paces requests evenly (repeated 429s with a short Retry-After): \
+                 switching this token to even pacing at {spec}"
+            ),
+            Learned::BudgetCut { from, to } => tracing::warn!(
+                token_slot = slot.index,
+                from,
+                to,
+                "the org allows about {:.0}/min on this token, not {:.0}/min: pacing to that",
+                per_minute(to),
+                per_minute(from),
+            ),
+            Learned::SetAside(aside) => tracing::warn!(
+                token_slot = slot.index,
+                retry_after_s = aside.retry_after.as_secs(),
+                "the API asked this token to wait {} s, more than the maximum wait of {} s: \
+                 setting it aside",
+                aside.retry_after.as_secs(),
+                self.inner.max_wait.as_secs(),
+            ),
+        }
+    }
+
     /// One HTTP attempt through `slot`.
     async fn attempt<T>(
         &self,
         slot: &Slot,
         call: &Call<'_>,
         decode: &impl Fn(&[u8]) -> Result<T, String>,
-        admitted_at: SystemTime,
+        admission: Admission,
         attempt: u32,
     ) -> AttemptResult<T> {
         let inner = &*self.inner;
+        let admitted_at = admission.at;
         let Call { route, url, body } = *call;
         let token = slot
             .token
             .token(&inner.auth, slot.index)
             .await
             .map_err(|error| {
+                slot.limiter.forget(admission);
                 (
                     ApiError::Auth {
                         error,
@@ -582,13 +650,19 @@ impl GenesysClient {
                     let error = ApiError::from_response(route.template, status, &headers, &bytes);
                     if status == 429 {
                         inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                        // Pause before anything else observes the 429: every request admitted
-                        // after this point waits (see `RateLimiter::acquire`).
+                        // Pause (or set aside) before anything else observes the 429: every
+                        // request admitted after this point waits (see `RateLimiter::acquire`).
                         let pause = {
                             let mut rng = rand::rng();
                             inner.retry.delay(attempt, error.retry_after(), &mut rng)
                         };
-                        slot.limiter.pause_for(pause);
+                        let learned = slot.limiter.on_throttled(
+                            admission.instant,
+                            error.retry_after(),
+                            pause,
+                            inner.max_wait,
+                        );
+                        self.report_learned(slot, learned);
                     }
                     Err(error)
                 };

@@ -64,6 +64,18 @@ async fn server() -> MockServer {
 }
 
 fn client_with(server: &MockServer, observer: Option<Arc<Recorder>>) -> GenesysClient {
+    client_with_options(
+        server,
+        ClientOptions {
+            rate: "1000/s,burst=1000".parse().unwrap(),
+            retry: fast_retry(),
+            observer: observer.map(|o| o as Arc<dyn RequestObserver>),
+            ..ClientOptions::default()
+        },
+    )
+}
+
+fn client_with_options(server: &MockServer, options: ClientOptions) -> GenesysClient {
     let settings = Settings::resolve(
         &ExplicitSettings {
             client_id: Some("id".into()),
@@ -74,13 +86,30 @@ fn client_with(server: &MockServer, observer: Option<Arc<Recorder>>) -> GenesysC
         &|_| None,
     )
     .unwrap();
-    let options = ClientOptions {
-        rate: "1000/s,burst=1000".parse().unwrap(),
-        retry: fast_retry(),
-        observer: observer.map(|o| o as Arc<dyn RequestObserver>),
-        ..ClientOptions::default()
-    };
     GenesysClient::new(&settings, options).unwrap()
+}
+
+/// A client whose window (one minute) outlasts any test: what it learns stays put.
+fn minute_client(server: &MockServer, tokens: usize) -> GenesysClient {
+    client_with_options(
+        server,
+        ClientOptions {
+            rate: "60000/min".parse().unwrap(),
+            tokens,
+            retry: fast_retry(),
+            ..ClientOptions::default()
+        },
+    )
+}
+
+fn too_many_requests(retry_after: &str) -> ResponseTemplate {
+    ResponseTemplate::new(429)
+        .insert_header("Retry-After", retry_after)
+        .set_body_json(json!({
+            "message": format!("Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"),
+            "code": "too.many.requests.retry.after",
+            "status": 429
+        }))
 }
 
 fn client(server: &MockServer) -> GenesysClient {
@@ -191,7 +220,17 @@ async fn a_429_is_retried_after_the_capped_retry_after() {
         .mount(&server)
         .await;
     let recorder = Arc::new(Recorder::default());
-    let client = client_with(&server, Some(Arc::clone(&recorder)));
+    let client = client_with_options(
+        &server,
+        ClientOptions {
+            rate: "1000/s,burst=1000".parse().unwrap(),
+            retry: fast_retry(),
+            // Waits up to 1000 s are allowed: the retry policy's cap applies.
+            max_wait: Duration::from_secs(1000),
+            observer: Some(Arc::clone(&recorder) as Arc<dyn RequestObserver>),
+            ..ClientOptions::default()
+        },
+    );
     // Without the 50 ms cap this would wait 1000 s.
     let fetched = client.get_call("c-1").await.unwrap();
     assert_eq!(fetched.meta.attempts, 2);
@@ -490,4 +529,179 @@ async fn find_call_reads_not_found_only_from_genesys_code() {
         text.contains(&format!("{}/api/v2/conversations/calls/c-2", server.uri())),
         "the error names the URL: {text}"
     );
+}
+
+/// Mounts `count` 429s with `retry_after` on the call path, then 200s.
+async fn throttle_then_succeed(server: &MockServer, retry_after: &str, count: u64) {
+    if count > 0 {
+        Mock::given(method("GET"))
+            .and(path(CALL_PATH))
+            .respond_with(too_many_requests(retry_after))
+            .up_to_n_times(count)
+            .with_priority(1)
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(CALL_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "c-1"})))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn window_pacing_is_the_default_and_reported_per_token() {
+    let server = server().await;
+    throttle_then_succeed(&server, "1", 0).await;
+    let client = minute_client(&server, 3);
+    let results = futures::future::join_all((0..20).map(|_| client.get_call("c-1"))).await;
+    assert!(results.iter().all(Result::is_ok));
+    let tokens = client.stats().tokens;
+    let seen: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            (
+                t.slot,
+                t.pacing,
+                t.budget,
+                t.configured_budget,
+                t.set_aside_for,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        (0..3)
+            .map(|slot| (slot, Pacing::Window, 60_000, 60_000, None))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn repeated_short_retry_afters_switch_the_token_to_even_pacing() {
+    let server = server().await;
+    throttle_then_succeed(&server, "1", 3).await;
+    let client = minute_client(&server, 1);
+    let fetched = client.get_call("c-1").await.unwrap();
+    assert_eq!(fetched.meta.attempts, 4);
+    let token = client.stats().tokens[0];
+    assert_eq!(token.pacing, Pacing::Even);
+    assert_eq!(
+        token.budget, token.configured_budget,
+        "the budget is untouched"
+    );
+}
+
+#[tokio::test]
+async fn one_short_retry_after_is_not_evidence() {
+    let server = server().await;
+    throttle_then_succeed(&server, "1", 1).await;
+    let client = minute_client(&server, 1);
+    client.get_call("c-1").await.unwrap();
+    assert_eq!(client.stats().tokens[0].pacing, Pacing::Window);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_cuts_the_token_budget() {
+    let server = server().await;
+    throttle_then_succeed(&server, "42", 1).await;
+    let client = minute_client(&server, 1);
+    client.get_call("c-1").await.unwrap();
+    let token = client.stats().tokens[0];
+    assert_eq!((token.budget, token.configured_budget), (42_000, 60_000));
+    assert!((token.budget_per_minute() - 42_000.0).abs() < 1e-6);
+    assert_eq!(token.pacing, Pacing::Window);
+}
+
+#[tokio::test]
+async fn a_retry_after_above_max_wait_sets_tokens_aside_then_fails_fast_with_a_typed_error() {
+    let server = server().await;
+    throttle_then_succeed(&server, "3600", 10).await;
+    let client = minute_client(&server, 2);
+    let error = client.get_call("c-1").await.unwrap_err();
+    // Both tokens were tried once, then set aside.
+    assert_eq!(requests_to(&server, CALL_PATH).await, 2);
+    assert!(error.is_budget_exhausted(), "{error:?}");
+    assert_eq!(error.class(), ErrorClass::ResumeLater);
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(3600)));
+    assert_eq!(error.attempts(), 2);
+    let text = error.to_string();
+    assert!(
+        text.contains("asked to wait 3600 s, more than the maximum wait (--max-wait) of 180 s"),
+        "{text}"
+    );
+    let ApiError::BudgetExhausted { resume_in, .. } = error else {
+        unreachable!()
+    };
+    assert!(resume_in <= Duration::from_secs(3600));
+    let stats = client.stats();
+    assert!(stats.tokens.iter().all(|t| t.set_aside_for.is_some()));
+
+    // Every token aside: the next call fails at once, without a request.
+    let again = client.get_call("c-1").await.unwrap_err();
+    assert!(again.is_budget_exhausted());
+    assert_eq!(again.attempts(), 0);
+    assert_eq!(requests_to(&server, CALL_PATH).await, 2);
+}
+
+#[tokio::test]
+async fn one_token_set_aside_leaves_the_others_working() {
+    let server = server().await;
+    throttle_then_succeed(&server, "3600", 1).await;
+    let client = minute_client(&server, 2);
+    let fetched = client.get_call("c-1").await.unwrap();
+    assert_eq!(fetched.meta.attempts, 2);
+    for _ in 0..3 {
+        client.get_call("c-1").await.unwrap();
+    }
+    let aside: Vec<_> = client
+        .stats()
+        .tokens
+        .iter()
+        .map(|t| t.set_aside_for.is_some())
+        .collect();
+    assert_eq!(aside, [true, false]);
+}
+
+#[tokio::test]
+async fn the_token_endpoints_rate_limit_is_retried_not_reported_as_bad_credentials() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_request",
+            "description": "Rate limit exceeded",
+            "error_description": "Rate limit exceeded"
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    throttle_then_succeed(&server, "1", 0).await;
+    let client = client(&server);
+    let fetched = client.get_call("c-1").await.unwrap();
+    assert_eq!(fetched.meta.attempts, 2);
+    assert_eq!(requests_to(&server, "/oauth/token").await, 2);
+    assert_eq!(requests_to(&server, CALL_PATH).await, 1);
+    assert_eq!(client.stats().tokens_minted, 1);
+}
+
+#[tokio::test]
+async fn another_invalid_request_from_the_token_endpoint_stays_terminal() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_request",
+            "error_description": "grant type not allowed"
+        })))
+        .mount(&server)
+        .await;
+    let error = client(&server).get_call("c-1").await.unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Terminal);
+    assert!(
+        error.to_string().contains("GENESYSCLOUD_OAUTHCLIENT_ID"),
+        "{error}"
+    );
+    assert_eq!(requests_to(&server, "/oauth/token").await, 1);
 }

@@ -23,6 +23,10 @@ pub enum ErrorClass {
     RefetchAndRetry,
     /// Anything else, 500 included: give up on this request.
     Terminal,
+    /// Terminal for now: the server asked every token to wait longer than the client's
+    /// `max_wait` ([`ApiError::BudgetExhausted`]). Stop, record the work as resumable, and resume
+    /// after the wait; retrying sooner only gets more 429s.
+    ResumeLater,
 }
 
 impl ErrorClass {
@@ -42,6 +46,7 @@ impl ErrorClass {
             ErrorClass::RefreshAndRetry => "refresh_and_retry",
             ErrorClass::RefetchAndRetry => "refetch_and_retry",
             ErrorClass::Terminal => "terminal",
+            ErrorClass::ResumeLater => "resume_later",
         }
     }
 }
@@ -144,6 +149,24 @@ pub enum ApiError {
     /// No token could be obtained.
     #[error("{error}")]
     Auth { error: AuthError, attempts: u32 },
+    /// The request was not sent: every token is set aside, because the API asked to wait longer
+    /// than `max_wait` (a daily limit, or a budget used up elsewhere). Detect it with
+    /// [`ApiError::is_budget_exhausted`]; its class is [`ErrorClass::ResumeLater`].
+    #[error(
+        "stopped early: the API asked to wait {} s, more than the maximum wait (--max-wait) of {} s; resume in {} or later",
+        .retry_after.as_secs(),
+        .max_wait.as_secs(),
+        humantime::format_duration(Duration::from_secs(.resume_in.as_secs().max(1)))
+    )]
+    BudgetExhausted {
+        /// The `Retry-After` the server sent (of the token that is usable again first).
+        retry_after: Duration,
+        /// Time left until that token is usable again.
+        resume_in: Duration,
+        /// The client's `max_wait`.
+        max_wait: Duration,
+        attempts: u32,
+    },
     /// The request was not sent: an argument cannot be put in a URL path.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidArgument {
@@ -160,7 +183,14 @@ impl ApiError {
             ApiError::Timeout { .. } | ApiError::Connection { .. } => ErrorClass::Retryable,
             ApiError::Auth { error, .. } => error.class(),
             ApiError::Decode { .. } | ApiError::InvalidArgument { .. } => ErrorClass::Terminal,
+            ApiError::BudgetExhausted { .. } => ErrorClass::ResumeLater,
         }
+    }
+
+    /// Every token is set aside for longer than `max_wait`: stop early, resumable (exit 4 in
+    /// attrsync).
+    pub fn is_budget_exhausted(&self) -> bool {
+        matches!(self, ApiError::BudgetExhausted { .. })
     }
 
     /// The HTTP status, when the server answered.
@@ -202,6 +232,7 @@ impl ApiError {
         match self {
             ApiError::Http(failure) => failure.retry_after,
             ApiError::Auth { error, .. } => error.retry_after(),
+            ApiError::BudgetExhausted { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -213,7 +244,8 @@ impl ApiError {
             ApiError::Timeout { attempts, .. }
             | ApiError::Connection { attempts, .. }
             | ApiError::Decode { attempts, .. }
-            | ApiError::Auth { attempts, .. } => *attempts,
+            | ApiError::Auth { attempts, .. }
+            | ApiError::BudgetExhausted { attempts, .. } => *attempts,
             ApiError::InvalidArgument { .. } => 0,
         }
     }
@@ -224,7 +256,8 @@ impl ApiError {
             ApiError::Timeout { attempts, .. }
             | ApiError::Connection { attempts, .. }
             | ApiError::Decode { attempts, .. }
-            | ApiError::Auth { attempts, .. } => *attempts = count,
+            | ApiError::Auth { attempts, .. }
+            | ApiError::BudgetExhausted { attempts, .. } => *attempts = count,
             ApiError::InvalidArgument { .. } => {}
         }
     }

@@ -3,7 +3,8 @@
 //! - [`settings`]: where to connect and with which credentials (flags > env > defaults), and
 //!   [`mod@env`], the one list of environment variables read; [`region`], the region table.
 //! - [`auth`]: OAuth client credentials with proactive and single-flight refresh.
-//! - [`rate`]: the `--rate` specification and the per-token GCRA limiter that a 429 pauses.
+//! - [`rate`]: the `--rate` specification and the per-token limiter (a window budget by default,
+//!   or even GCRA pacing) that a 429 pauses and teaches.
 //! - [`retry`] and [`error`]: what is retried, how, and how long to wait.
 //! - [`client`]: [`GenesysClient`], the calls attrsync makes; [`observer`] reports each attempt.
 //! - [`models`]: the wire types, re-exported from the `genesys-models` crate (shared, as plain
@@ -32,8 +33,8 @@ pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, Respon
 pub use error::{ApiError, ErrorClass, HttpFailure};
 pub use live_calls::LiveCallsQuery;
 pub use observer::{RequestEvent, RequestObserver};
-pub use rate::{RateLimiter, RateSpec, RateSpecError};
+pub use rate::{Pacing, PacingError, RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
 pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError};
-pub use stats::ClientStats;
+pub use stats::{ClientStats, TokenStats};

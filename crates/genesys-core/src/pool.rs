@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::auth::TokenCache;
-use crate::rate::{RateLimiter, RateSpec};
+use crate::rate::{Pacing, RateLimiter, RateSpec, SetAside};
+use crate::stats::TokenStats;
 
 /// One token of the pool and its limiter.
 #[derive(Debug)]
@@ -21,12 +22,13 @@ pub(crate) struct TokenPool {
 }
 
 impl TokenPool {
-    /// `size` slots (at least one), each limited to `rate`. Tokens are minted on first use.
-    pub(crate) fn new(size: usize, rate: RateSpec) -> Self {
+    /// `size` slots (at least one), each limited to `rate` with `pacing`. Tokens are minted on
+    /// first use.
+    pub(crate) fn new(size: usize, rate: RateSpec, pacing: Pacing) -> Self {
         let slots = (0..size.max(1))
             .map(|index| Slot {
                 index,
-                limiter: RateLimiter::new(rate),
+                limiter: RateLimiter::new(rate, pacing),
                 token: TokenCache::default(),
             })
             .collect();
@@ -44,16 +46,47 @@ impl TokenPool {
         &self.slots[index % self.slots.len()]
     }
 
-    /// Round-robin, skipping slots paused by a `Retry-After`; when every slot is paused, the one
-    /// whose pause ends first.
-    pub(crate) fn pick(&self) -> &Slot {
+    /// Round-robin over the slots not set aside, skipping slots paused by a `Retry-After`; when
+    /// every slot is paused, the one whose pause ends first. When every slot is set aside, the
+    /// [`SetAside`] that ends first.
+    pub(crate) fn pick(&self) -> Result<&Slot, SetAside> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.slots.len();
+        let mut earliest_aside: Option<SetAside> = None;
         (0..count)
             .map(|offset| &self.slots[(start + offset) % count])
+            .filter(|slot| match slot.limiter.set_aside() {
+                Some(aside) => {
+                    if earliest_aside.is_none_or(|e| aside.until < e.until) {
+                        earliest_aside = Some(aside);
+                    }
+                    false
+                }
+                None => true,
+            })
             // `None` (not paused) sorts before any deadline; ties keep round-robin order.
             .min_by_key(|slot| slot.limiter.paused_until())
-            .unwrap_or(&self.slots[0])
+            .ok_or_else(|| earliest_aside.expect("a slot was set aside if none is left"))
+    }
+
+    /// What each slot's limiter does now.
+    pub(crate) fn stats(&self) -> Vec<TokenStats> {
+        let now = tokio::time::Instant::now();
+        self.slots
+            .iter()
+            .map(|slot| {
+                let state = slot.limiter.state();
+                let spec = slot.limiter.spec();
+                TokenStats {
+                    slot: slot.index,
+                    pacing: state.pacing,
+                    budget: state.budget,
+                    configured_budget: spec.count(),
+                    window: spec.per(),
+                    set_aside_for: state.set_aside_until.map(|until| until - now),
+                }
+            })
+            .collect()
     }
 }
 
@@ -65,16 +98,43 @@ mod tests {
 
     #[tokio::test]
     async fn picks_round_robin_and_avoids_paused_slots() {
-        let pool = TokenPool::new(3, RateSpec::default());
-        let picked: Vec<_> = (0..6).map(|_| pool.pick().index).collect();
+        let pool = TokenPool::new(3, RateSpec::default(), Pacing::Window);
+        let picked: Vec<_> = (0..6).map(|_| pool.pick().unwrap().index).collect();
         assert_eq!(picked, [0, 1, 2, 0, 1, 2]);
 
         pool.slot(1).limiter.pause_for(Duration::from_secs(60));
-        let picked: Vec<_> = (0..4).map(|_| pool.pick().index).collect();
+        let picked: Vec<_> = (0..4).map(|_| pool.pick().unwrap().index).collect();
         assert!(!picked.contains(&1), "{picked:?}");
 
         pool.slot(0).limiter.pause_for(Duration::from_secs(30));
         pool.slot(2).limiter.pause_for(Duration::from_secs(90));
-        assert_eq!(pool.pick().index, 0, "earliest pause end");
+        assert_eq!(pool.pick().unwrap().index, 0, "earliest pause end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn set_aside_slots_are_skipped_and_all_aside_is_an_error() {
+        let pool = TokenPool::new(2, RateSpec::default(), Pacing::Window);
+        let max_wait = Duration::from_secs(180);
+        let aside = |index: usize, secs: u64| {
+            let slot = pool.slot(index);
+            let wait = Duration::from_secs(secs);
+            slot.limiter
+                .on_throttled(tokio::time::Instant::now(), Some(wait), wait, max_wait)
+        };
+        aside(0, 7200);
+        let picked: Vec<_> = (0..4).map(|_| pool.pick().unwrap().index).collect();
+        assert_eq!(picked, [1, 1, 1, 1]);
+        aside(1, 3600);
+        let earliest = pool.pick().unwrap_err();
+        assert_eq!(earliest.retry_after, Duration::from_secs(3600));
+        let stats = pool.stats();
+        assert_eq!(stats[0].set_aside_for, Some(Duration::from_secs(7200)));
+        assert_eq!(stats[1].set_aside_for, Some(Duration::from_secs(3600)));
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(
+            pool.pick().unwrap().index,
+            1,
+            "usable again when its wait ends"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use genesys_core::models::Attributes;
 use genesys_core::{
-    ApiError, ClientOptions, ErrorClass, ExplicitSettings, GenesysClient, LiveCallsQuery,
+    ApiError, ClientOptions, ErrorClass, ExplicitSettings, GenesysClient, LiveCallsQuery, Pacing,
     RequestEvent, RequestObserver, RetryPolicy, Settings,
 };
 use genesys_sim::{FaultConfig, LimitShape, LoggedRequest, SimConfig, SimHandle, Simulator};
@@ -142,6 +142,7 @@ async fn tokens_are_refreshed_before_they_expire() {
         &sim,
         ClientOptions {
             rate: "10/s".parse().unwrap(),
+            pacing: Pacing::Even,
             ..fast_options()
         },
     );
@@ -446,7 +447,9 @@ async fn a_client_within_the_simulator_rate_is_never_throttled() {
     let client = client_for(
         &sim,
         ClientOptions {
+            // The simulator's limiter is GCRA (burst 10): even pacing is what keeps within it.
             rate: "3000/min".parse().unwrap(),
+            pacing: Pacing::Even,
             ..fast_options()
         },
     );

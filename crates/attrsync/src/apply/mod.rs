@@ -181,11 +181,18 @@ pub async fn execute(
     }
     // The exit code follows from what the run recorded (all its processes, for a resume).
     let counts = audit.run_summary(&run).await?.counts;
-    let (status, exit) = if interrupted {
-        (RunStatus::Interrupted, Exit::Interrupted)
-    } else {
-        (RunStatus::Completed, exit_for(&counts))
+    let budget = stop.budget_message();
+    let (status, exit) = match (&budget, interrupted) {
+        (Some(_), _) if unfinished > 0 => (RunStatus::Interrupted, Exit::StoppedEarly),
+        (_, true) => (RunStatus::Interrupted, Exit::Interrupted),
+        _ => (RunStatus::Completed, exit_for(&counts)),
     };
+    if let (Some(message), Exit::StoppedEarly) = (&budget, exit) {
+        // Shown even with -q: the run did not finish, and this says when and how to go on.
+        eprintln!(
+            "attrsync: {message}; {unfinished} targets are left for later: `attrsync apply --resume {run}`"
+        );
+    }
     // Result files are written before the run is finished, so that failing to write them is the
     // run's recorded outcome as well as the process's.
     if let Some(dir) = &settings.results_dir

@@ -1,13 +1,17 @@
-//! Ctrl-C and SIGTERM: stop starting new work, let in-flight requests finish and be recorded.
+//! Stopping a run early: on Ctrl-C and SIGTERM, or when the API asks every token to wait
+//! longer than `--max-wait`. Either way: stop starting new work, let in-flight requests finish
+//! and be recorded, and leave the run resumable.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::signals;
 
 #[derive(Clone, Debug, Default)]
 pub struct StopSignal {
     stopping: Arc<AtomicBool>,
+    /// Why the API's budget stopped the run (the first such error's message), if it did.
+    budget: Arc<Mutex<Option<String>>>,
 }
 
 impl StopSignal {
@@ -17,6 +21,23 @@ impl StopSignal {
 
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the run because every token must wait longer than `--max-wait`.
+    pub fn stop_for_budget(&self, err: &genesys_core::ApiError) {
+        self.budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| err.to_string());
+        self.stop();
+    }
+
+    /// The message of the budget error that stopped the run, if one did.
+    pub fn budget_message(&self) -> Option<String> {
+        self.budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Sets the signal on the first Ctrl-C or SIGTERM (see `crate::signals`). Nothing here exits

@@ -90,6 +90,11 @@ impl Pipeline {
         let cid = job.conversation_id.clone();
         let live = match self.read(&cid).await {
             Ok(live) => live,
+            Err(err) if err.is_budget_exhausted() => {
+                // Nothing was sent: the rows stay as they are, for `--resume`.
+                self.stop.stop_for_budget(&err);
+                return Ok(Vec::new());
+            }
             Err(err) => {
                 let mut results = Vec::new();
                 for row in job.rows().collect::<Vec<_>>() {
@@ -151,6 +156,7 @@ impl Pipeline {
             match self.patch(&cid, s).await? {
                 Patched::Applied(s) => applied.push(s),
                 Patched::Done(result) => results.push(result),
+                Patched::NotSent => {}
             }
         }
         if !applied.is_empty() {
@@ -280,6 +286,22 @@ impl Pipeline {
                 }
                 Err(err) => err,
             };
+            if err.is_budget_exhausted() {
+                // Refused before anything reached Genesys (a 429 changes nothing): back to
+                // `planned`, for `--resume`.
+                self.stop.stop_for_budget(&err);
+                self.audit
+                    .record_outcome(
+                        s.row,
+                        Outcome {
+                            status: Some(TargetStatus::Planned),
+                            reason: Some(err.to_string()),
+                            ..Outcome::default()
+                        },
+                    )
+                    .await?;
+                return Ok(Patched::NotSent);
+            }
             let conflict = err.status() == Some(409) && conflicts < MAX_CONFLICT_RETRIES;
             let live = match self.read(cid).await {
                 Ok(live) => live,
@@ -342,7 +364,15 @@ impl Pipeline {
         let mut results = Vec::new();
         let mut last_observed: HashMap<TargetId, ObservedValues> = HashMap::new();
         loop {
-            let live = self.read(cid).await.ok();
+            let live = match self.read(cid).await {
+                Ok(live) => Some(live),
+                Err(err) if err.is_budget_exhausted() => {
+                    // Accepted, not yet verified: the rows stay `applied`, for `--resume`.
+                    self.stop.stop_for_budget(&err);
+                    return Ok(results);
+                }
+                Err(_) => None,
+            };
             let mut still = Vec::new();
             for s in waiting {
                 let participant = live
@@ -488,6 +518,8 @@ enum Patched {
     Applied(Sending),
     /// Final without verification (failed, skipped, stale).
     Done(TargetResult),
+    /// Not sent: the API's budget stopped the run; the row is `planned` again.
+    NotSent,
 }
 
 fn result_of(target: &PlannedTarget, status: TargetStatus) -> TargetResult {

@@ -1,0 +1,158 @@
+//! The API budget as the server counts it, judged from the simulator's request log: a window
+//! budget is never exceeded and is spent at once when a job fits it; a wait longer than
+//! `--max-wait` stops the run, resumable, with exit 4.
+
+use std::time::Duration;
+
+use genesys_sim::{LimitShape, SimConfig};
+
+use crate::support::{TestOrg, audit_targets};
+
+fn campaign_csv(org: &TestOrg) -> String {
+    let mut csv = String::from("conversation_id,campaign,tier\n");
+    for call in org.live_calls() {
+        csv.push_str(&format!("{},spring,gold\n", call.id));
+    }
+    csv
+}
+
+/// Start times (simulated ms) of the API requests the simulator answered.
+fn api_starts(org: &TestOrg) -> Vec<u64> {
+    org.state()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .map(|r| r.at_ms)
+        .collect()
+}
+
+/// The most requests in any trailing `window`.
+fn most_in_any_window(starts: &[u64], window: Duration) -> usize {
+    let window = window.as_millis() as u64;
+    let mut sorted = starts.to_vec();
+    sorted.sort_unstable();
+    (0..sorted.len())
+        .map(|i| sorted[i..].partition_point(|&t| t < sorted[i] + window))
+        .max()
+        .unwrap_or(0)
+}
+
+fn window_org(calls: usize, per_window: u32, window: Duration) -> SimConfig {
+    SimConfig {
+        calls,
+        rate_per_minute: (f64::from(per_window) * 60.0 / window.as_secs_f64()) as u32,
+        limit_shape: LimitShape::Window,
+        limit_window: window,
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_fits_the_window_is_sent_at_once_without_a_429() {
+    // 10 calls, 30 requests, a budget of 300 per minute: nothing to wait for.
+    let org = TestOrg::start(window_org(10, 300, Duration::from_secs(60))).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    org.run(&["apply", "desired.csv", "--rate", "300/min"])
+        .await
+        .assert_code(0);
+    let starts = api_starts(&org);
+    assert_eq!(starts.len(), 30);
+    assert_eq!(
+        org.count_requests("GET", "") + org.count_requests("PATCH", ""),
+        30
+    );
+    assert!(org.state().request_log().iter().all(|r| r.status != 429));
+    // Even pacing would space them 200 ms apart (at most 5 + burst in a second); the window
+    // budget lets the calls go as fast as they answer.
+    assert!(
+        most_in_any_window(&starts, Duration::from_secs(1)) > 10,
+        "requests were paced, not sent at once: {starts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_longer_than_a_window_never_exceeds_the_budget_in_any_window() {
+    // 12 calls, 36 requests, 10 per 2 s: several windows, and never a 429.
+    let window = Duration::from_secs(2);
+    let org = TestOrg::start(window_org(12, 10, window)).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    org.run(&["apply", "desired.csv", "--rate", "10/2s"])
+        .await
+        .assert_code(0);
+    let starts = api_starts(&org);
+    assert_eq!(starts.len(), 36);
+    assert!(org.state().request_log().iter().all(|r| r.status != 429));
+    assert!(most_in_any_window(&starts, window) <= 10, "{starts:?}");
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_max_wait_stops_the_run_resumably_with_exit_4() {
+    // The server allows 5 requests a minute; attrsync is told 300/min.
+    let org = TestOrg::start(window_org(4, 5, Duration::from_secs(60))).await;
+    org.state().freeze_clock();
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org
+        .run(&[
+            "apply",
+            "desired.csv",
+            "--rate",
+            "300/min",
+            "--max-wait",
+            "10s",
+        ])
+        .await;
+    run.assert_code(4);
+    assert!(
+        run.stderr
+            .contains("more than the maximum wait (--max-wait) of 10 s")
+            && run.stderr.contains("attrsync apply --resume"),
+        "{}",
+        run.stderr
+    );
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(
+        rows.iter()
+            .all(|r| r.status != "failed" && r.status != "sending"),
+        "nothing failed, nothing is in doubt: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.status == "planned" || r.status == "applied")
+    );
+    let runs = org.run(&["audit", "runs", "--json"]).await;
+    assert!(runs.stdout.contains("\"interrupted\""), "{}", runs.stdout);
+
+    // Each resume spends the next window; the run converges.
+    let mut last = 4;
+    for _ in 0..6 {
+        org.state().advance_clock(Duration::from_secs(61));
+        last = org
+            .run(&[
+                "apply",
+                "--resume",
+                "latest",
+                "--rate",
+                "300/min",
+                "--max-wait",
+                "10s",
+            ])
+            .await
+            .code;
+        if last == 0 {
+            break;
+        }
+        assert_eq!(last, 4);
+    }
+    assert_eq!(last, 0, "the resumed run finished");
+    for call in org.live_calls() {
+        let customer = call
+            .participants
+            .iter()
+            .find(|p| p.purpose.as_deref() == Some("customer"))
+            .unwrap();
+        assert_eq!(
+            customer.attributes.get("campaign").map(String::as_str),
+            Some("spring")
+        );
+    }
+}
