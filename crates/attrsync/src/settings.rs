@@ -324,14 +324,9 @@ pub fn demo_connection(
     };
     Ok(Connection {
         genesys: genesys_core::Settings::resolve(&explicit, &|_| None)?,
-        rate: if rate.burst() > 1 {
-            rate
-        } else {
-            rate.with_burst(10)
-        },
-        // The demo's simulator limits with a token bucket at the same rate: even pacing keeps
-        // the demo free of 429s.
-        pacing: Pacing::Even,
+        rate,
+        // The demo's simulator counts in windows, as Genesys does: the window budget spends it.
+        pacing: Pacing::Window,
         max_wait: Duration::from_secs(180),
         tokens: 1,
         timeout: Duration::from_secs(30),
