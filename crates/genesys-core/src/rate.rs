@@ -226,12 +226,14 @@ impl FromStr for Pacing {
 }
 
 /// The most the window log adds to W for the time between the client starting a request and the
-/// server counting it (connection set-up, proxies, queueing in the server). That delay is
-/// absolute, not proportional to W, and its *variation* is what matters: 1 s covers it with room
-/// and costs ~1.7 % of a one-minute window (296 requests a minute instead of 300 in a sustained
-/// run). Windows shorter than 20 s (simulators, tests) get 5 % of W instead, so that a short
-/// window is not doubled.
+/// server counting it (connection set-up, proxies, queueing in the server): its *variation* is
+/// what matters. The margin is 2 % of W, at least [`MIN_WINDOW_MARGIN`] and at most this: 1 s
+/// of a one-minute window (296 requests a minute instead of 300 in a sustained run), 200 ms of a
+/// 10 s one, so that a job spanning many windows stays within a few percent of the floor.
 pub const WINDOW_MARGIN: Duration = Duration::from_secs(1);
+
+/// The least margin, whatever the window: more than the jitter of a request's way to the server.
+pub const MIN_WINDOW_MARGIN: Duration = Duration::from_millis(100);
 
 /// A `Retry-After` at or below this is what a smooth limiter (a token bucket) answers: "the next
 /// slot is about one interval away".
@@ -249,8 +251,9 @@ pub const SMOOTH_EVIDENCE: usize = 3;
 
 /// Multiplicative decrease of a token's budget after a long `Retry-After` (AIMD, as TCP).
 const DECREASE: f64 = 0.7;
-/// Additive increase after each clean window: this percentage of the configured budget.
-const INCREASE_PERCENT: u32 = 5;
+/// Additive increase after each clean window: this percentage of the configured budget. Small,
+/// because each step above what the server allows costs that many refused requests.
+const INCREASE_PERCENT: u32 = 1;
 
 /// A token set aside: the server asked it to wait longer than the client's `max_wait`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,6 +323,9 @@ struct State {
     short_episodes: VecDeque<Instant>,
     /// Start of the current clean window (no 429 since, and the budget has not grown since).
     clean_since: Instant,
+    /// Whether the refusals of the current episode bring the budget down to what the server
+    /// admitted (the token sent more than the cut, see `on_throttled`).
+    refining: bool,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -349,6 +355,7 @@ impl RateLimiter {
                 last_evidence: None,
                 short_episodes: VecDeque::new(),
                 clean_since: Instant::now(),
+                refining: false,
             }),
         }
     }
@@ -359,7 +366,8 @@ impl RateLimiter {
 
     /// How long a start stays in the window log: W plus the margin (see [`WINDOW_MARGIN`]).
     pub fn window_span(&self) -> Duration {
-        self.spec.per() + WINDOW_MARGIN.min(self.spec.per() / 20)
+        let margin = (self.spec.per() / 50).clamp(MIN_WINDOW_MARGIN, WINDOW_MARGIN);
+        self.spec.per() + margin
     }
 
     /// Waits until a request may be sent and returns when it was admitted, or at once the
@@ -468,10 +476,29 @@ impl RateLimiter {
             };
         }
         Self::pause(&mut state, pause);
+        let span = self.window_span();
+        while state.starts.front().is_some_and(|t| *t + span <= now) {
+            state.starts.pop_front();
+        }
+        // What this token sent in the window, the refused request included.
+        #[allow(clippy::cast_possible_truncation)]
+        let sent = state.starts.len() as u32;
+        // The server did not count a request it refused: neither does the window log, so that
+        // the log holds what the server admitted.
+        if let Some(index) = state.starts.iter().rposition(|t| *t == started) {
+            state.starts.remove(index);
+        }
         let Some(retry_after) = retry_after else {
             return Learned::Nothing;
         };
+        // What this token got admitted in the window: at most what the server allows it.
+        #[allow(clippy::cast_possible_truncation)]
+        let admitted = (state.starts.len() as u32).max(1);
         if state.last_evidence.is_some_and(|at| started <= at) {
+            // The same episode: each refusal of it tells the server's count more exactly.
+            if state.refining && retry_after > LONG_RETRY_AFTER && admitted < state.budget {
+                state.budget = admitted;
+            }
             return Learned::Nothing;
         }
         state.last_evidence = Some(now);
@@ -495,9 +522,20 @@ impl RateLimiter {
             }
         } else if retry_after > LONG_RETRY_AFTER {
             let from = state.budget;
-            // Truncation is the point: 0.7 × B rounded down, never below 1.
+            // Truncation is the point: 0.7 × B rounded down, never below 1; and never above
+            // what the server admitted in the window (the refusals of the same episode then
+            // refine it, see above), so one episode lands near the server's budget.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let to = ((f64::from(from) * DECREASE) as u32).max(1);
+            let cut = (f64::from(from) * DECREASE) as u32;
+            // Only a token that sent more than the cut in the window has shown where the server
+            // stops; one that sent little (the refusal came from a limit others share) has not.
+            state.refining = sent > cut;
+            let to = if state.refining {
+                cut.min(admitted)
+            } else {
+                cut
+            }
+            .max(1);
             if to < from {
                 state.budget = to;
                 return Learned::BudgetCut { from, to };
@@ -674,12 +712,13 @@ mod tests {
     }
 
     #[test]
-    fn the_window_margin_is_a_second_or_five_percent_of_short_windows() {
+    fn the_window_margin_is_two_percent_between_100_ms_and_a_second() {
         let span =
             |rate: &str| RateLimiter::new(rate.parse().unwrap(), Pacing::Window).window_span();
-        assert_eq!(span("300/min"), Duration::from_secs(61));
+        assert_eq!(span("300/min"), Duration::from_millis(61_000));
         assert_eq!(span("18000/h"), Duration::from_secs(3601));
-        assert_eq!(span("10/s"), Duration::from_millis(1050));
+        assert_eq!(span("100/10s"), Duration::from_millis(10_200));
+        assert_eq!(span("10/s"), Duration::from_millis(1100));
     }
 
     #[tokio::test(start_paused = true)]
@@ -782,6 +821,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_long_retry_after_cuts_the_budget_and_clean_windows_grow_it_back() {
         let limiter = RateLimiter::new("300/min".parse().unwrap(), Pacing::Window);
+        // 250 admitted by the server in this window: the cut is the multiplicative one.
+        for _ in 0..250 {
+            limiter.acquire().await.unwrap();
+        }
         let first = limiter.acquire().await.unwrap();
         let second = limiter.acquire().await.unwrap();
         let long = Duration::from_secs(42);
@@ -795,16 +838,17 @@ mod tests {
             Learned::Nothing
         );
         assert_eq!(limiter.state().budget, 210);
-        // A later episode cuts again (×0.7, rounded down).
+        // A later episode (the next request waits for the full window to free, a clean window
+        // that grew the budget by 3) cuts again: ×0.7, rounded down.
         assert_eq!(
             refused(&limiter, 42).await,
-            Learned::BudgetCut { from: 210, to: 147 }
+            Learned::BudgetCut { from: 213, to: 149 }
         );
-        // +5 % of 300 (15) after each window without a 429, never above 300.
-        let mut expected = 147;
-        for _ in 0..12 {
+        // +1 % of 300 (3) after each window without a 429, never above 300.
+        let mut expected = 149;
+        for _ in 0..60 {
             tokio::time::advance(Duration::from_secs(60)).await;
-            expected = (expected + 15).min(300);
+            expected = (expected + 3).min(300);
             assert_eq!(limiter.state().budget, expected);
         }
         assert_eq!(expected, 300);
@@ -818,18 +862,48 @@ mod tests {
     async fn a_cut_budget_is_what_the_window_admits() {
         let limiter = RateLimiter::new("10/min".parse().unwrap(), Pacing::Window);
         let start = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await.unwrap();
+        }
+        // The sixth is refused: the token sent less than the cut, so the cut is ×0.7.
         assert_eq!(
             refused(&limiter, 42).await,
             Learned::BudgetCut { from: 10, to: 7 }
         );
-        // After the pause, 6 more fit in the window (7 with the refused one)...
-        for _ in 0..6 {
+        // After the pause, 2 more fit in the window (the refused one is not in it)...
+        for _ in 0..2 {
             let admission = limiter.acquire().await.unwrap();
             assert_eq!(admission.instant, start + Duration::from_secs(42));
         }
-        // ...and the next waits until the refused one leaves it.
+        // ...and the next waits until the first ones leave it.
         let next = limiter.acquire().await.unwrap();
         assert_eq!(next.instant, start + limiter.window_span());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refusals_of_one_episode_bring_the_budget_down_to_what_the_server_admitted() {
+        // --rate 240 per minute against a server that admits 60 of a burst.
+        let limiter = RateLimiter::new("240/min".parse().unwrap(), Pacing::Window);
+        let burst: Vec<_> = {
+            let mut all = Vec::new();
+            for _ in 0..240 {
+                all.push(limiter.acquire().await.unwrap());
+            }
+            all
+        };
+        let long = Duration::from_secs(42);
+        let mut learned = Vec::new();
+        for refused in &burst[60..] {
+            learned.push(limiter.on_throttled(refused.instant, Some(long), long, MAX_WAIT));
+        }
+        // One report for the episode...
+        assert_eq!(
+            learned.iter().filter(|l| **l != Learned::Nothing).count(),
+            1,
+            "{learned:?}"
+        );
+        // ...and the budget lands on the 60 the server admitted.
+        assert_eq!(limiter.state().budget, 60);
     }
 
     #[tokio::test(start_paused = true)]

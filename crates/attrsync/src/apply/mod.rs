@@ -216,7 +216,21 @@ pub async fn execute(
         elapsed: started.elapsed(),
         exit,
     };
-    events.run_finished(&report, &client.stats());
+    let stats = client.stats();
+    // What the run learned of the server's budget, for the next run's --rate.
+    for token in stats
+        .tokens
+        .iter()
+        .filter(|t| t.budget < t.configured_budget)
+    {
+        ui.note(format_args!(
+            "token {}: the server allowed about {:.0}/min, not {:.0}/min (--rate); pacing to that",
+            token.slot + 1,
+            token.budget_per_minute(),
+            f64::from(token.configured_budget) * 60.0 / token.window.as_secs_f64()
+        ));
+    }
+    events.run_finished(&report, &stats);
     Ok(report)
 }
 
