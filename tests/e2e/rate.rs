@@ -259,3 +259,186 @@ async fn an_org_limit_below_rate_times_tokens_still_converges() {
         "every target converged through the shared limit: {rows:?}"
     );
 }
+
+/// The recorded rate, options and the routes of the requests of the latest run.
+async fn latest_run_record(
+    org: &TestOrg,
+) -> (Option<f64>, serde_json::Value, Vec<(String, Option<i64>)>) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(org.audit_path())
+        .read_only(true)
+        .connect()
+        .await
+        .expect("audit store opens");
+    let (id, rate, options): (String, Option<f64>, String) = sqlx::query_as(
+        "SELECT id, rate_per_minute, options FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("a run");
+    let requests: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT route, status FROM requests WHERE run_id = ?1 ORDER BY id")
+            .bind(&id)
+            .fetch_all(&mut conn)
+            .await
+            .expect("requests");
+    (rate, serde_json::from_str(&options).unwrap(), requests)
+}
+
+const LIMITS_ROUTE: &str = "GET /api/v2/organizations/limits/namespaces/{namespaceName}";
+
+fn customer_campaigns_are_spring(org: &TestOrg) {
+    for call in org.live_calls() {
+        let customer = call
+            .participants
+            .iter()
+            .find(|p| p.purpose.as_deref() == Some("customer"))
+            .unwrap();
+        assert_eq!(
+            customer.attributes.get("campaign").map(String::as_str),
+            Some("spring"),
+            "{}",
+            call.id
+        );
+    }
+}
+
+#[tokio::test]
+async fn rate_auto_spends_the_orgs_own_budget_and_never_more() {
+    // 110 calls, 331 requests: more than the default 300/min would send in a window, less than
+    // the 600/min the org allows.
+    let window = Duration::from_secs(60);
+    let org = TestOrg::start(window_org(110, 600, window)).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org.run(&["apply", "desired.csv", "--rate", "auto"]).await;
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "--rate auto: the org allows 600 requests/min per token (platform-api namespace)"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // The lookup was the run's first API request, and the server saw no 429.
+    let log = org.state().request_log();
+    let api: Vec<_> = log.iter().filter(|r| r.path.starts_with("/api/")).collect();
+    assert_eq!(
+        api[0].path,
+        "/api/v2/organizations/limits/namespaces/platform-api"
+    );
+    assert_eq!(api[0].status, 200);
+    assert!(log.iter().all(|r| r.status != 429));
+    let starts = api_starts(&org);
+    assert_eq!(starts.len(), 331);
+    let most = most_in_any_window(&starts, window);
+    assert!(most <= 600, "{most} requests in one window");
+    // The default budget would have held the last 31 back for a window.
+    assert!(
+        most > 300,
+        "the org's budget was not used: {most} in one window"
+    );
+
+    let (rate, options, requests) = latest_run_record(&org).await;
+    assert_eq!(rate, Some(600.0));
+    assert_eq!(options["rate"], "600/min");
+    assert_eq!(options["rate_auto"]["from_org"], true);
+    assert_eq!(options["rate_auto"]["namespace"], "platform-api");
+    // Recorded like any request of the run.
+    assert_eq!(requests[0], (LIMITS_ROUTE.to_owned(), Some(200)));
+    customer_campaigns_are_spring(&org);
+}
+
+#[tokio::test]
+async fn rate_auto_falls_back_to_300_per_minute_when_the_limits_are_forbidden() {
+    let org = TestOrg::start(SimConfig {
+        limits_forbidden: true,
+        ..window_org(10, 300, Duration::from_secs(60))
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org.run(&["apply", "desired.csv", "--rate", "auto"]).await;
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("--rate auto: cannot read the org's limits (HTTP 403 missing.permissions")
+            && run.stderr.contains("using Genesys's default 300/min"),
+        "{}",
+        run.stderr
+    );
+    let (rate, options, requests) = latest_run_record(&org).await;
+    assert_eq!(rate, Some(300.0));
+    assert_eq!(options["rate"], "300/min");
+    assert_eq!(options["rate_auto"]["from_org"], false);
+    assert_eq!(requests[0], (LIMITS_ROUTE.to_owned(), Some(403)));
+    assert_eq!(
+        org.count_requests("GET", "/organizations/limits/"),
+        1,
+        "a 403 is not retried"
+    );
+    assert!(org.state().request_log().iter().all(|r| r.status != 429));
+    customer_campaigns_are_spring(&org);
+}
+
+#[tokio::test]
+async fn rate_auto_asks_the_namespace_it_is_given_and_falls_back_on_a_404() {
+    let org = TestOrg::start(SimConfig {
+        limits_namespace: "org-limits".into(),
+        ..window_org(4, 1200, Duration::from_secs(60))
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org.run(&["apply", "desired.csv", "--rate", "auto"]).await;
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("HTTP 404 not.found")
+            && run.stderr.contains("using Genesys's default 300/min"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(latest_run_record(&org).await.0, Some(300.0));
+
+    let run = org
+        .run(&[
+            "apply",
+            "desired.csv",
+            "--rate",
+            "auto",
+            "--limits-namespace",
+            "org-limits",
+        ])
+        .await;
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("the org allows 1200 requests/min per token (org-limits namespace)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(latest_run_record(&org).await.0, Some(1200.0));
+}
+
+#[tokio::test]
+async fn rate_auto_falls_back_when_the_key_is_absent() {
+    // A simulator without a per-token limit lists no such key.
+    let org = TestOrg::start(SimConfig {
+        calls: 3,
+        rate_per_minute: 0,
+        ..SimConfig::default()
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org.run(&["apply", "desired.csv", "--rate", "auto"]).await;
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "--rate auto: the org's limits in the platform-api namespace (--limits-namespace) \
+             have no client.credentials.token.rate.per.minute: using Genesys's default 300/min"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(latest_run_record(&org).await.0, Some(300.0));
+    customer_campaigns_are_spring(&org);
+}

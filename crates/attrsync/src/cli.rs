@@ -87,10 +87,17 @@ pub struct ConnectionArgs {
     /// environment only, never from a flag, so that it stays out of shell history and process lists.
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
-    /// Request budget per token, as COUNT/UNIT[,burst=N] (units s, min, h). Genesys's default is
-    /// 300/min per token. `,burst=N` is the same as --burst N.
+    /// Request budget per token, as COUNT/UNIT[,burst=N] (units s, min, h), or `auto`. Genesys's
+    /// default is 300/min per token. `,burst=N` is the same as --burst N. `auto` reads the org's
+    /// client.credentials.token.rate.per.minute from its limits (see --limits-namespace) before
+    /// the first request and uses it per minute; when that cannot be read, 300/min.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
     pub rate: RateArg,
+    /// With --rate auto: the namespace of the org's limits that holds
+    /// client.credentials.token.rate.per.minute. An assumption: Genesys does not document which
+    /// namespace it is (nor the permission the lookup needs).
+    #[arg(long, default_value = DEFAULT_LIMITS_NAMESPACE, value_name = "NAMESPACE")]
+    pub limits_namespace: String,
     /// How each token spends its --rate budget: `window` starts at most COUNT requests in any
     /// trailing UNIT, as fast as --concurrency allows (Genesys counts in windows); `even` spaces
     /// them one per UNIT/COUNT (GCRA, with --burst). A token also switches to even by itself
@@ -267,6 +274,14 @@ pub struct SimArgs {
     /// Burst the simulator tolerates above the rate (--limit-shape bucket only).
     #[arg(long, default_value_t = 50)]
     pub burst: u32,
+    /// The namespace of the org's limits that lists --rate per minute as
+    /// client.credentials.token.rate.per.minute (for attrsync's --rate auto); other namespaces
+    /// answer 404.
+    #[arg(long, default_value = DEFAULT_LIMITS_NAMESPACE, value_name = "NAMESPACE")]
+    pub limits_namespace: String,
+    /// Refuse the org's limits with 403 missing.permissions (--rate auto then falls back).
+    #[arg(long)]
+    pub forbid_limits: bool,
     /// Org-wide budget shared by all tokens, as COUNT/UNIT like --rate, always a window of
     /// --limit-window [default: no org limit].
     #[arg(long, value_name = "RATE")]
@@ -424,23 +439,44 @@ impl From<PacingArg> for Pacing {
     }
 }
 
-/// A `--rate` value: the rate, and the burst when it was written into it (`,burst=N`), so that
-/// the settings can tell it from `--burst`.
+/// The default of `--limits-namespace`: an assumption, since Genesys does not document which
+/// namespace of the org's limits holds `client.credentials.token.rate.per.minute` [?].
+pub const DEFAULT_LIMITS_NAMESPACE: &str = "platform-api";
+
+/// A `--rate` value: a fixed rate (with the burst when it was written into it, `,burst=N`, so
+/// that the settings can tell it from `--burst`), or `auto`: the org's own per-token limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateArg {
-    pub spec: RateSpec,
-    pub burst: Option<u32>,
+pub enum RateArg {
+    Fixed { spec: RateSpec, burst: Option<u32> },
+    Auto,
 }
 
+/// A `--rate` value that is neither a rate nor `auto`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}, or auto (the org's own limit)")]
+pub struct RateArgError(RateSpecError);
+
 impl FromStr for RateArg {
-    type Err = RateSpecError;
+    type Err = RateArgError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let spec: RateSpec = text.parse()?;
-        Ok(RateArg {
+        if text.trim().eq_ignore_ascii_case("auto") {
+            return Ok(RateArg::Auto);
+        }
+        let spec: RateSpec = text.parse().map_err(RateArgError)?;
+        Ok(RateArg::Fixed {
             spec,
             burst: text.contains(',').then(|| spec.burst()),
         })
+    }
+}
+
+impl std::fmt::Display for RateArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateArg::Fixed { spec, .. } => write!(f, "{spec}"),
+            RateArg::Auto => f.write_str("auto"),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! its outcome into an exit code (see `exit.rs`). Errors are printed once, as one chain.
 
 mod apply;
+mod auto_rate;
 mod cli;
 mod commands;
 mod env;

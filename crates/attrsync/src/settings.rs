@@ -20,10 +20,12 @@ use secrecy::SecretString;
 use crate::apply::ApplySettings;
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditPathArgs, Cli, Command, CompletionsArgs, ConnectionArgs, DemoArgs,
-    GenerateManArgs, GetArgs, LiveArgs, PlanArgs, ReconcileArgs, SetArgs, SimArgs, TagArgs,
-    VerifyArgs,
+    GenerateManArgs, GetArgs, LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs,
+    TagArgs, VerifyArgs,
 };
 use crate::env;
+
+pub use crate::auto_rate::AutoRate;
 
 /// The burst of even pacing when neither `--burst` nor `--rate ...,burst=N` gives one.
 pub const DEFAULT_BURST: u32 = 5;
@@ -59,8 +61,12 @@ pub enum CommandSettings {
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub genesys: genesys_core::Settings,
-    /// The per-token rate, burst included (the burst applies to even pacing only).
+    /// The per-token rate, burst included (the burst applies to even pacing only). With
+    /// `--rate auto`, Genesys's default until the org's own limit is read (see `auto_rate`).
     pub rate: RateSpec,
+    /// `--rate auto`: the org's per-token limit, read once per process through the first
+    /// client that [`Connection::connect`] builds (or [`execute`](crate::apply::execute)).
+    pub auto_rate: Option<AutoRate>,
     pub pacing: Pacing,
     /// The longest `Retry-After` waited out (`--max-wait`).
     pub max_wait: Duration,
@@ -70,12 +76,19 @@ pub struct Connection {
 
 impl Connection {
     /// A client for these settings; `observer` sees every request (the audit log of a run).
+    /// Under `--rate auto` the client starts at the rate already learned (or the default): see
+    /// [`Connection::connect`] and [`AutoRate::apply`].
     pub fn client(
         &self,
         observer: Option<Arc<dyn RequestObserver>>,
     ) -> anyhow::Result<GenesysClient> {
+        let rate = self
+            .auto_rate
+            .as_ref()
+            .and_then(AutoRate::learned)
+            .map_or(self.rate, |learned| learned.rate);
         let options = ClientOptions {
-            rate: self.rate,
+            rate,
             pacing: self.pacing,
             max_wait: self.max_wait,
             // A Retry-After up to --max-wait is waited out in full.
@@ -91,6 +104,16 @@ impl Connection {
         GenesysClient::new(&self.genesys, options).context("cannot set up the Genesys client")
     }
 
+    /// A client (without observer) whose rate is the org's own under `--rate auto`: read before
+    /// the client's first other request.
+    pub async fn connect(&self, ui: crate::Ui) -> anyhow::Result<GenesysClient> {
+        let client = self.client(None)?;
+        if let Some(auto) = &self.auto_rate {
+            auto.apply(&client, ui).await;
+        }
+        Ok(client)
+    }
+
     /// Requests per minute over every token.
     pub fn rate_per_minute(&self) -> f64 {
         self.rate.per_minute() * f64::from(self.tokens)
@@ -99,7 +122,11 @@ impl Connection {
     /// The rate flags as recorded in a run's options.
     fn options(&self) -> serde_json::Value {
         serde_json::json!({
-            "rate": self.rate.with_burst(1).to_string(),
+            "rate": if self.auto_rate.is_some() {
+                "auto".to_owned()
+            } else {
+                self.rate.with_burst(1).to_string()
+            },
             "burst": self.rate.burst(),
             "pacing": self.pacing.as_str(),
             "max_wait": humantime::format_duration(self.max_wait).to_string(),
@@ -123,6 +150,16 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// From a token's rate to the run's `rate_per_minute`, as `resolve` records it (`set` uses
+    /// one token's rate, the others every token's).
+    fn tokens_factor(&self) -> f64 {
+        if self.command == "set" {
+            1.0
+        } else {
+            f64::from(self.connection.tokens)
+        }
+    }
+
     /// What the apply pipeline needs for one run (`reconcile` asks once per iteration).
     pub fn apply_settings(&self) -> ApplySettings {
         ApplySettings {
@@ -132,6 +169,11 @@ impl RunSettings {
             results_dir: self.results_dir.clone(),
             rate_per_minute: self.rate_per_minute,
             options: self.options.clone(),
+            auto_rate: self
+                .connection
+                .auto_rate
+                .clone()
+                .map(|auto| (auto, self.tokens_factor())),
         }
     }
 }
@@ -265,6 +307,8 @@ pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
 /// The connection flags with the environment: flags > environment > `.env` > defaults.
 fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
     let rate = rate(args)?;
+    let auto_rate =
+        (args.rate == RateArg::Auto).then(|| AutoRate::new(args.limits_namespace.clone(), rate));
     let explicit = ExplicitSettings {
         client_id: args.client_id.clone(),
         client_secret: None,
@@ -277,6 +321,7 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
     Ok(Connection {
         genesys,
         rate,
+        auto_rate,
         pacing: args.pacing.into(),
         max_wait: args.max_wait,
         tokens: args.tokens,
@@ -285,22 +330,26 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
 }
 
 /// `--rate` with its burst: from `,burst=N`, or `--burst`, or the default; both given and
-/// different is a usage error.
+/// different is a usage error. `--rate auto` starts at Genesys's default (see [`AutoRate`]).
 fn rate(args: &ConnectionArgs) -> Result<RateSpec, ResolveError> {
-    let burst = match (args.rate.burst, args.burst) {
+    let (spec, in_rate) = match args.rate {
+        RateArg::Fixed { spec, burst } => (spec, burst),
+        RateArg::Auto => (RateSpec::GENESYS_DEFAULT, None),
+    };
+    let burst = match (in_rate, args.burst) {
         (Some(in_rate), Some(flag)) if in_rate != flag => {
             return Err(usage(
                 clap::error::ErrorKind::ArgumentConflict,
                 format!(
                     "--burst {flag} contradicts --rate {}; give the burst once",
-                    args.rate.spec
+                    spec
                 ),
             ));
         }
         (Some(burst), _) | (None, Some(burst)) => burst,
         (None, None) => DEFAULT_BURST,
     };
-    Ok(args.rate.spec.with_burst(burst))
+    Ok(spec.with_burst(burst))
 }
 
 fn usage(kind: clap::error::ErrorKind, message: String) -> ResolveError {
@@ -325,6 +374,7 @@ pub fn demo_connection(
     Ok(Connection {
         genesys: genesys_core::Settings::resolve(&explicit, &|_| None)?,
         rate,
+        auto_rate: None,
         // The demo's simulator counts in windows, as Genesys does: the window budget spends it.
         pacing: Pacing::Window,
         max_wait: Duration::from_secs(180),
@@ -437,6 +487,41 @@ mod tests {
             assert_eq!(Pacing::from(args_.pacing), pacing, "{args:?}");
             assert_eq!(args_.max_wait, Duration::from_secs(max_wait), "{args:?}");
         }
+    }
+
+    #[test]
+    fn rate_auto_starts_at_the_default_with_the_burst_and_asks_the_namespace_given() {
+        let cli = parse(&["--rate", "auto"]).unwrap();
+        let args_ = connection_args(&cli);
+        assert_eq!(args_.rate, RateArg::Auto);
+        assert_eq!(args_.limits_namespace, "platform-api");
+        assert_eq!(
+            rate(args_).unwrap(),
+            RateSpec::GENESYS_DEFAULT.with_burst(DEFAULT_BURST)
+        );
+        let cli = parse(&[
+            "--rate",
+            "AUTO",
+            "--burst",
+            "3",
+            "--limits-namespace",
+            "custom",
+        ])
+        .unwrap();
+        let args_ = connection_args(&cli);
+        assert_eq!(rate(args_).unwrap().burst(), 3);
+        assert_eq!(args_.limits_namespace, "custom");
+    }
+
+    #[test]
+    fn a_fixed_rate_has_no_auto_and_a_bad_one_mentions_auto() {
+        let cli = parse(&["--rate", "600/min"]).unwrap();
+        assert!(matches!(
+            connection_args(&cli).rate,
+            RateArg::Fixed { burst: None, .. }
+        ));
+        let err = parse(&["--rate", "automatic"]).unwrap_err();
+        assert!(err.to_string().contains("or auto"), "{err}");
     }
 
     #[test]

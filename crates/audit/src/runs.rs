@@ -94,6 +94,28 @@ impl AuditStore {
         }
     }
 
+    /// Replaces the rate and options a run recorded at its start: for a rate only known once
+    /// the client has asked the API (`--rate auto`).
+    pub async fn update_run_rate(
+        &self,
+        run: &RunId,
+        rate_per_minute: f64,
+        options: &serde_json::Value,
+    ) -> Result<(), AuditError> {
+        let updated =
+            sqlx::query("UPDATE runs SET rate_per_minute = ?1, options = ?2 WHERE id = ?3")
+                .bind(rate_per_minute)
+                .bind(to_json_text(options))
+                .bind(run.as_str())
+                .execute(self.pool())
+                .await
+                .map_err(|error| self.db_error(error))?;
+        if updated.rows_affected() == 0 {
+            return Err(self.run_not_found(run.as_str()));
+        }
+        Ok(())
+    }
+
     /// Ends a run. Queued writes are flushed first so the run's record is complete.
     pub async fn finish_run(
         &self,

@@ -1126,3 +1126,24 @@ async fn read_only_open_of_a_missing_file_fails_and_creates_nothing() {
         "open_read_only created a file or directory"
     );
 }
+
+#[tokio::test]
+async fn a_runs_rate_can_be_replaced_once_known() {
+    let (_dir, store) = open_fresh().await;
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    let options = serde_json::json!({ "concurrency": 8, "rate": "600/min" });
+    store
+        .update_run_rate(&run, 600.0, &options)
+        .await
+        .expect("update rate");
+    let record = store.run(&run).await.expect("run");
+    assert_eq!(record.rate_per_minute, Some(600.0));
+    assert_eq!(record.options, options);
+    let missing = RunId::generate(UnixMillis::now());
+    assert!(
+        store
+            .update_run_rate(&missing, 1.0, &options)
+            .await
+            .is_err()
+    );
+}

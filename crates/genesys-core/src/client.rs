@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorClass, correlation_id};
 use crate::live_calls::LiveCallsQuery;
 use crate::models::{
     AnalyticsConversation, AnalyticsConversationQueryResponse, Attributes, CallConversation,
-    Conversation, ConversationQuery, ParticipantAttributes,
+    Conversation, ConversationQuery, LimitEntity, LimitsEntityListing, ParticipantAttributes,
 };
 use crate::observer::{RequestEvent, RequestObserver};
 use crate::pool::{Slot, TokenPool};
@@ -172,6 +172,10 @@ const PATCH_PARTICIPANT_ATTRIBUTES: Route = Route {
     method: "PATCH",
     template: "PATCH /api/v2/conversations/{conversationId}/participants/{participantId}/attributes",
 };
+const GET_ORG_LIMITS: Route = Route {
+    method: "GET",
+    template: "GET /api/v2/organizations/limits/namespaces/{namespaceName}",
+};
 const POST_CONVERSATION_DETAILS_QUERY: Route = Route {
     method: "POST",
     template: "POST /api/v2/analytics/conversations/details/query",
@@ -239,6 +243,31 @@ impl GenesysClient {
 
     pub fn api_base(&self) -> &Url {
         &self.inner.api_base
+    }
+
+    /// Sets the rate of every token of the pool, e.g. to the org's own per-token limit read
+    /// with [`Self::org_limits`] before the first request (see
+    /// [`RateLimiter::set_configured_rate`]).
+    pub fn set_rate(&self, rate: RateSpec) {
+        self.inner.pool.set_rate(rate);
+    }
+
+    /// `GET /api/v2/organizations/limits/namespaces/{namespaceName}`: the org's limits in one
+    /// namespace. Rate-limited, retried and observed like every other call. Which namespace holds
+    /// `client.credentials.token.rate.per.minute`, and which permission the call needs, are not
+    /// documented [?].
+    pub async fn org_limits(&self, namespace: &str) -> Result<Vec<LimitEntity>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("organizations", None),
+            ("limits", None),
+            ("namespaces", None),
+            (namespace, Some("limits namespace")),
+        ])?;
+        let listing: Fetched<LimitsEntityListing> =
+            self.execute(GET_ORG_LIMITS, url, None, decode_json).await?;
+        Ok(listing.value.entities)
     }
 
     /// `GET /api/v2/conversations/calls/{conversationId}`.

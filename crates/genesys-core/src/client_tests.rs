@@ -705,3 +705,113 @@ async fn another_invalid_request_from_the_token_endpoint_stays_terminal() {
     );
     assert_eq!(requests_to(&server, "/oauth/token").await, 1);
 }
+
+const LIMITS_PATH: &str = "/api/v2/organizations/limits/namespaces/platform-api";
+
+#[tokio::test]
+async fn org_limits_parse_the_listing_and_are_observed_like_any_call() {
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path(LIMITS_PATH))
+        .and(header("authorization", "Bearer tok-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "entities": [
+                {"key": "client.credentials.token.rate.per.minute", "namespace": "platform-api", "value": 1200},
+                {"key": "some.other.limit", "namespace": "platform-api", "value": 7, "futureField": [1]},
+                {"key": "no.value"}
+            ],
+            "pageSize": 25,
+            "total": 3
+        })))
+        .mount(&server)
+        .await;
+    let recorder = Arc::new(Recorder::default());
+    let client = client_with(&server, Some(Arc::clone(&recorder)));
+    let limits = client.org_limits("platform-api").await.unwrap();
+    assert_eq!(limits.len(), 3);
+    assert_eq!(
+        limits[0],
+        LimitEntity {
+            key: Some("client.credentials.token.rate.per.minute".into()),
+            namespace: Some("platform-api".into()),
+            value: Some(1200),
+        }
+    );
+    assert_eq!(limits[1].value, Some(7));
+    assert_eq!(limits[2].value, None);
+    let events = recorder.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].route,
+        "GET /api/v2/organizations/limits/namespaces/{namespaceName}"
+    );
+    assert_eq!(events[0].path, LIMITS_PATH);
+    assert_eq!(client.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn org_limits_without_entities_are_an_empty_list() {
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path(LIMITS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total": 0})))
+        .mount(&server)
+        .await;
+    assert!(
+        client(&server)
+            .org_limits("platform-api")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_org_limits_call_is_a_typed_error_with_its_code() {
+    let server = server().await;
+    Mock::given(method("GET"))
+        .and(path(LIMITS_PATH))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(error_json(403, "missing.permissions")),
+        )
+        .mount(&server)
+        .await;
+    let error = client(&server)
+        .org_limits("platform-api")
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(403));
+    assert_eq!(error.code(), Some("missing.permissions"));
+    assert_eq!(error.class(), ErrorClass::Terminal);
+    assert_eq!(requests_to(&server, LIMITS_PATH).await, 1, "not retried");
+}
+
+#[tokio::test]
+async fn the_namespace_is_validated_and_percent_encoded() {
+    let server = server().await;
+    let client = client(&server);
+    assert!(matches!(
+        client.org_limits("..").await,
+        Err(ApiError::InvalidArgument { .. })
+    ));
+    Mock::given(method("GET"))
+        .and(path("/api/v2/organizations/limits/namespaces/a%2Fb"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"entities": []})))
+        .mount(&server)
+        .await;
+    assert!(client.org_limits("a/b").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_rate_set_on_the_client_is_every_tokens_budget() {
+    let server = server().await;
+    let client = minute_client(&server, 2);
+    client.set_rate(RateSpec::new(1200, Duration::from_secs(60)).unwrap());
+    let stats = client.stats();
+    assert_eq!(stats.tokens.len(), 2);
+    for token in &stats.tokens {
+        assert_eq!(token.configured_budget, 1200);
+        assert_eq!(token.budget, 1200);
+        assert_eq!(token.window, Duration::from_secs(60));
+    }
+}

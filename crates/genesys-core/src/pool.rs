@@ -69,6 +69,13 @@ impl TokenPool {
             .ok_or_else(|| earliest_aside.expect("a slot was set aside if none is left"))
     }
 
+    /// Sets every slot's configured rate (see [`RateLimiter::set_configured_rate`]).
+    pub(crate) fn set_rate(&self, rate: RateSpec) {
+        for slot in &self.slots {
+            slot.limiter.set_configured_rate(rate);
+        }
+    }
+
     /// What each slot's limiter does now.
     pub(crate) fn stats(&self) -> Vec<TokenStats> {
         let now = tokio::time::Instant::now();

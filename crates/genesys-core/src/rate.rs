@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -303,12 +303,14 @@ pub struct LimiterState {
 /// window counter allows exactly B. Keeping the start times of the last window is exact, and
 /// small (at most B instants). `governor` still does even pacing and token minting.
 pub struct RateLimiter {
-    spec: RateSpec,
-    gcra: DefaultDirectRateLimiter,
+    /// Even pacing; replaced whole by [`RateLimiter::set_configured_rate`].
+    gcra: Mutex<Arc<DefaultDirectRateLimiter>>,
     state: Mutex<State>,
 }
 
 struct State {
+    /// The configured rate (see [`RateLimiter::set_configured_rate`]).
+    spec: RateSpec,
     pacing: Pacing,
     /// Current budget per window, 1..=spec.count().
     budget: u32,
@@ -332,7 +334,7 @@ impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
         f.debug_struct("RateLimiter")
-            .field("spec", &self.spec)
+            .field("spec", &self.spec())
             .field("pacing", &state.pacing)
             .field("budget", &state.budget)
             .field("paused_until", &self.paused_until())
@@ -344,9 +346,9 @@ impl fmt::Debug for RateLimiter {
 impl RateLimiter {
     pub fn new(spec: RateSpec, pacing: Pacing) -> Self {
         Self {
-            spec,
-            gcra: DefaultDirectRateLimiter::direct(spec.quota()),
+            gcra: Mutex::new(Arc::new(DefaultDirectRateLimiter::direct(spec.quota()))),
             state: Mutex::new(State {
+                spec,
                 pacing,
                 budget: spec.count(),
                 starts: VecDeque::new(),
@@ -360,14 +362,27 @@ impl RateLimiter {
         }
     }
 
+    /// The configured rate: as built, or as set by [`RateLimiter::set_configured_rate`].
     pub fn spec(&self) -> RateSpec {
-        self.spec
+        self.lock().spec
     }
 
     /// How long a start stays in the window log: W plus the margin (see [`WINDOW_MARGIN`]).
     pub fn window_span(&self) -> Duration {
-        let margin = (self.spec.per() / 50).clamp(MIN_WINDOW_MARGIN, WINDOW_MARGIN);
-        self.spec.per() + margin
+        window_span(self.spec())
+    }
+
+    /// Replaces the configured rate (e.g. with the budget read from the org's limits before the
+    /// first request): the budget becomes `spec`'s count, even pacing follows `spec` from now
+    /// on. Starts already in the window log still count against the new budget; what the limiter
+    /// learned about the server's pacing is kept.
+    pub fn set_configured_rate(&self, spec: RateSpec) {
+        let mut state = self.lock();
+        state.spec = spec;
+        state.budget = spec.count();
+        state.clean_since = Instant::now();
+        *self.gcra.lock().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(DefaultDirectRateLimiter::direct(spec.quota()));
     }
 
     /// Waits until a request may be sent and returns when it was admitted, or at once the
@@ -394,7 +409,8 @@ impl RateLimiter {
                 continue;
             }
             if pacing == Pacing::Even {
-                self.gcra.until_ready().await;
+                let gcra = Arc::clone(&self.gcra.lock().unwrap_or_else(PoisonError::into_inner));
+                gcra.until_ready().await;
             }
             let wait_until = {
                 let mut state = self.lock();
@@ -402,13 +418,13 @@ impl RateLimiter {
                 if let Some(aside) = state.set_aside.filter(|a| a.until > now) {
                     return Err(aside);
                 }
-                state.grow(now, self.spec);
-                let span = self.window_span();
+                let spec = state.spec;
+                state.grow(now, spec);
+                let span = window_span(spec);
                 while state.starts.front().is_some_and(|t| *t + span <= now) {
                     state.starts.pop_front();
                 }
-                let enforce_window =
-                    state.pacing == Pacing::Window || state.budget < self.spec.count();
+                let enforce_window = state.pacing == Pacing::Window || state.budget < spec.count();
                 match (state.paused_until, state.starts.front()) {
                     (Some(until), _) if until > now => until,
                     (_, Some(oldest))
@@ -476,7 +492,7 @@ impl RateLimiter {
             };
         }
         Self::pause(&mut state, pause);
-        let span = self.window_span();
+        let span = window_span(state.spec);
         while state.starts.front().is_some_and(|t| *t + span <= now) {
             state.starts.pop_front();
         }
@@ -506,7 +522,7 @@ impl RateLimiter {
             if state.pacing != Pacing::Window {
                 return Learned::Nothing;
             }
-            let per = self.spec.per();
+            let per = state.spec.per();
             while state
                 .short_episodes
                 .front()
@@ -569,7 +585,8 @@ impl RateLimiter {
     pub fn state(&self) -> LimiterState {
         let mut state = self.lock();
         let now = Instant::now();
-        state.grow(now, self.spec);
+        let spec = state.spec;
+        state.grow(now, spec);
         LimiterState {
             pacing: state.pacing,
             budget: state.budget,
@@ -582,6 +599,11 @@ impl RateLimiter {
         // leave it inconsistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// W plus the margin (see [`WINDOW_MARGIN`]).
+fn window_span(spec: RateSpec) -> Duration {
+    spec.per() + (spec.per() / 50).clamp(MIN_WINDOW_MARGIN, WINDOW_MARGIN)
 }
 
 impl State {
@@ -608,8 +630,6 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     #[test]
@@ -668,7 +688,8 @@ mod tests {
     #[test]
     fn burst_is_explicit() {
         let limiter = RateLimiter::new("1/h,burst=3".parse().unwrap(), Pacing::Even);
-        let admitted = (0..5).filter(|_| limiter.gcra.check().is_ok()).count();
+        let gcra = Arc::clone(&limiter.gcra.lock().unwrap());
+        let admitted = (0..5).filter(|_| gcra.check().is_ok()).count();
         assert_eq!(admitted, 3);
     }
 
@@ -742,6 +763,32 @@ mod tests {
         }
         let next = limiter.acquire().await.unwrap();
         assert_eq!(next.instant, start + limiter.window_span() * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_set_before_the_first_request_is_the_window_budget() {
+        let limiter = RateLimiter::new(RateSpec::GENESYS_DEFAULT, Pacing::Window);
+        let learned = RateSpec::new(600, Duration::from_secs(60)).unwrap();
+        limiter.set_configured_rate(learned);
+        assert_eq!(limiter.spec(), learned);
+        assert_eq!(limiter.state().budget, 600);
+        let start = Instant::now();
+        for _ in 0..600 {
+            assert_eq!(limiter.acquire().await.unwrap().instant, start);
+        }
+        // The 601st waits for the first start to leave the window: never 601 in one window.
+        let next = limiter.acquire().await.unwrap();
+        assert_eq!(next.instant, start + limiter.window_span());
+        assert_eq!(limiter.window_span(), Duration::from_secs(61));
+    }
+
+    #[test]
+    fn a_rate_set_later_replaces_the_even_pacing_quota() {
+        let limiter = RateLimiter::new("1/h,burst=2".parse().unwrap(), Pacing::Even);
+        limiter.set_configured_rate("1/h,burst=4".parse().unwrap());
+        let gcra = Arc::clone(&limiter.gcra.lock().unwrap());
+        let admitted = (0..6).filter(|_| gcra.check().is_ok()).count();
+        assert_eq!(admitted, 4);
     }
 
     #[tokio::test(start_paused = true)]

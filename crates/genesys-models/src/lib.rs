@@ -417,6 +417,28 @@ pub struct AnalyticsSegment {
     pub queue_id: Option<String>,
 }
 
+/// One limit of the org (`LimitEntity` here; the official SDK's model is `Limit`), as listed by
+/// `GET /api/v2/organizations/limits/namespaces/{namespaceName}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitEntity {
+    /// e.g. `client.credentials.token.rate.per.minute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+}
+
+/// `LimitsEntityListing`: the limits of one namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsEntityListing {
+    #[serde(default)]
+    pub entities: Vec<LimitEntity>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +459,16 @@ mod tests {
         })
         .unwrap();
         assert!(!json.contains("null"), "{json}");
+    }
+
+    #[test]
+    fn a_limits_listing_ignores_unknown_fields() {
+        let listing: LimitsEntityListing = serde_json::from_str(
+            r#"{"entities":[{"key":"k","namespace":"n","value":600,"extra":true}],"total":1}"#,
+        )
+        .unwrap();
+        assert_eq!(listing.entities[0].value, Some(600));
+        assert_eq!(listing.entities[0].key.as_deref(), Some("k"));
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! `/api/v2/conversations/...`: the two GETs and the two attribute PATCHes.
+//! `/api/v2/conversations/...`: the two GETs and the two attribute PATCHes; and the org's
+//! limits.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use genesys_models::{Attributes, CallConversation, Conversation, ParticipantAttributes};
+use genesys_models::{
+    Attributes, CallConversation, Conversation, LimitsEntityListing, ParticipantAttributes,
+};
 
 use crate::error::ApiError;
 use crate::state::SimState;
@@ -33,6 +36,16 @@ pub(crate) async fn get_conversation(
         .read_conversation(&conversation_id)
         .map(Json)
         .ok_or_else(ApiError::not_found)
+}
+
+/// `GET /api/v2/organizations/limits/namespaces/{namespaceName}`: the per-token budget under
+/// `client.credentials.token.rate.per.minute` in the configured namespace (see
+/// `SimConfig::limits_namespace` and `SimConfig::limits_forbidden`).
+pub(crate) async fn get_org_limits(
+    State(state): State<SimState>,
+    Path(namespace): Path<String>,
+) -> Result<Json<LimitsEntityListing>, ApiError> {
+    state.org_limits(&namespace).map(Json)
 }
 
 /// `PATCH /api/v2/conversations/calls/{cid}/participants/{pid}/attributes`: 202 with the

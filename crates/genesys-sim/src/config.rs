@@ -40,12 +40,26 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Uniform jitter of `latency`, plus or minus.
     pub jitter: Duration,
+    /// The namespace whose `GET /api/v2/organizations/limits/namespaces/{namespaceName}` lists
+    /// `client.credentials.token.rate.per.minute` (with `rate_per_minute`); other namespaces
+    /// answer 404 `not.found`. Which namespace Genesys uses is not documented [?]: the default is
+    /// attrsync's assumption, [`DEFAULT_LIMITS_NAMESPACE`].
+    pub limits_namespace: String,
+    /// Refuse the org limits endpoint with 403 `missing.permissions` (a client without the
+    /// permission to read the org's limits).
+    pub limits_forbidden: bool,
     /// Accepted OAuth clients as `(client_id, client_secret)`.
     pub clients: Vec<(String, String)>,
     /// Lifetime of issued tokens (`expires_in`).
     pub token_ttl: Duration,
     pub faults: FaultConfig,
 }
+
+/// The namespace assumed to hold `client.credentials.token.rate.per.minute` [?].
+pub const DEFAULT_LIMITS_NAMESPACE: &str = "platform-api";
+
+/// The key of the per-token request budget in the org's limits.
+pub const TOKEN_RATE_LIMIT_KEY: &str = "client.credentials.token.rate.per.minute";
 
 /// The client id of the demo org's OAuth client.
 pub const DEMO_CLIENT_ID: &str = "attrsync-demo";
@@ -65,6 +79,8 @@ impl Default for SimConfig {
             org_rate_per_minute: 0,
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
+            limits_namespace: DEFAULT_LIMITS_NAMESPACE.to_owned(),
+            limits_forbidden: false,
             clients: vec![(DEMO_CLIENT_ID.to_owned(), DEMO_CLIENT_SECRET.to_owned())],
             token_ttl: Duration::from_secs(86_399),
             faults: FaultConfig::default(),
@@ -87,6 +103,8 @@ impl fmt::Debug for SimConfig {
             .field("org_rate_per_minute", &self.org_rate_per_minute)
             .field("latency", &self.latency)
             .field("jitter", &self.jitter)
+            .field("limits_namespace", &self.limits_namespace)
+            .field("limits_forbidden", &self.limits_forbidden)
             .field("client_ids", &client_ids)
             .field("token_ttl", &self.token_ttl)
             .field("faults", &self.faults)

@@ -108,6 +108,17 @@ impl ApiError {
         )
     }
 
+    /// 403 with the contract's code for a missing permission.
+    pub(crate) fn missing_permissions(permission: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "missing.permissions",
+            format!(
+                "Unable to perform the requested action. You are missing the following permission(s): {permission}"
+            ),
+        )
+    }
+
     pub(crate) fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -6,6 +6,10 @@
 //! - `GET /api/v2/conversations/calls/{id}` and `GET /api/v2/conversations/{id}`;
 //! - both participant-attribute PATCHes (202; merge per key);
 //! - `POST /api/v2/analytics/conversations/details/query` (live calls, queue filter, paging);
+//! - `GET /api/v2/organizations/limits/namespaces/{namespaceName}`: the per-token budget as
+//!   `client.credentials.token.rate.per.minute` in [`SimConfig::limits_namespace`] (404
+//!   `not.found` in any other namespace; 403 `missing.permissions` with
+//!   [`SimConfig::limits_forbidden`]);
 //! - `/__sim/`: a test-only admin surface (calls, request log, queues, faults, token expiry,
 //!   clock, reset) that is not part of Genesys.
 //!
@@ -42,8 +46,8 @@ mod server;
 mod state;
 
 pub use config::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, LimitShape, ParseLimitShapeError,
-    SimConfig,
+    DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig,
+    LimitShape, ParseLimitShapeError, SimConfig, TOKEN_RATE_LIMIT_KEY,
 };
 pub use org::SimQueue;
 pub use server::{SimHandle, Simulator};

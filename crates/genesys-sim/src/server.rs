@@ -106,6 +106,10 @@ fn router(state: SimState) -> Router {
             patch(api::patch_participant_attributes),
         )
         .route(
+            "/organizations/limits/namespaces/{namespace_name}",
+            get(api::get_org_limits),
+        )
+        .route(
             "/analytics/conversations/details/query",
             post(analytics::query_conversation_details),
         )

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use genesys_models::{
-    Attributes, CallConversation, Conversation, DomainEntityRef, ParticipantState, TokenResponse,
+    Attributes, CallConversation, Conversation, DomainEntityRef, LimitEntity, LimitsEntityListing,
+    ParticipantState, TokenResponse,
 };
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::StdRng;
@@ -15,10 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::call::{CallRecord, ParticipantRecord};
 use crate::clock::SimClock;
-use crate::config::{FaultConfig, SimConfig};
+use crate::config::{FaultConfig, SimConfig, TOKEN_RATE_LIMIT_KEY};
 use crate::error::ApiError;
 use crate::org::{self, SimQueue};
 use crate::rate_limit::{Limit, LimitShape};
+
+/// The permission a 403 of the org limits endpoint names. Which permission Genesys requires is
+/// not documented [?]: this name is the simulator's, for the message only.
+const SIM_LIMITS_PERMISSION: &str =
+    "[organization:limits:view (simulated: the real permission is undocumented)]";
 
 /// A call as the simulator knows it: the true current state, including attribute writes that
 /// reads do not see yet.
@@ -132,6 +138,8 @@ struct Shared {
     burst: u32,
     latency: Duration,
     jitter: Duration,
+    limits_namespace: String,
+    limits_forbidden: bool,
     clients: Vec<(String, String)>,
     token_ttl: Duration,
     inner: Mutex<Inner>,
@@ -225,6 +233,8 @@ impl SimState {
                 burst: config.burst,
                 latency: config.latency,
                 jitter: config.jitter,
+                limits_namespace: config.limits_namespace.clone(),
+                limits_forbidden: config.limits_forbidden,
                 clients: config.clients.clone(),
                 token_ttl: config.token_ttl,
                 inner: Mutex::new(inner),
@@ -469,6 +479,27 @@ impl SimState {
                 return;
             }
         }
+    }
+
+    /// The org's limits in `namespace`: the per-token budget in the configured namespace
+    /// (nothing when the simulator has no per-token limit), 404 in any other, 403 when
+    /// [`SimConfig::limits_forbidden`].
+    pub(crate) fn org_limits(&self, namespace: &str) -> Result<LimitsEntityListing, ApiError> {
+        if self.shared.limits_forbidden {
+            return Err(ApiError::missing_permissions(SIM_LIMITS_PERMISSION));
+        }
+        if namespace != self.shared.limits_namespace {
+            return Err(ApiError::not_found());
+        }
+        let entities = (self.shared.rate_per_minute > 0)
+            .then(|| LimitEntity {
+                key: Some(TOKEN_RATE_LIMIT_KEY.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                value: Some(i64::from(self.shared.rate_per_minute)),
+            })
+            .into_iter()
+            .collect();
+        Ok(LimitsEntityListing { entities })
     }
 
     pub(crate) fn demo_credentials(&self) -> Option<(String, String)> {

@@ -2050,3 +2050,116 @@ async fn timestamps_are_iso_8601_utc_with_millis() {
     }
     sim.shutdown().await;
 }
+
+// ---- org limits ----
+
+const LIMITS_PATH: &str = "/api/v2/organizations/limits/namespaces";
+
+#[tokio::test]
+async fn org_limits_list_the_per_token_budget_in_the_configured_namespace_only() {
+    let sim = start(SimConfig {
+        rate_per_minute: 600,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    let response = get(&http, &sim, &token, &format!("{LIMITS_PATH}/platform-api")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    correlation_id(&response);
+    assert!(is_json(&response));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"entities": [{
+            "key": "client.credentials.token.rate.per.minute",
+            "namespace": "platform-api",
+            "value": 600
+        }]})
+    );
+    let listing: genesys_models::LimitsEntityListing = serde_json::from_value(body).unwrap();
+    assert_eq!(listing.entities.len(), 1);
+
+    let (status, error) =
+        error_of(get(&http, &sim, &token, &format!("{LIMITS_PATH}/other")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error.code.as_deref(), Some("not.found"));
+
+    // Counted and logged like any API request, and behind the same bearer auth.
+    let log = sim.state().request_log();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.path.starts_with(LIMITS_PATH) && r.token_id.is_some())
+            .count(),
+        2
+    );
+    let anonymous = http
+        .get(format!("{}{LIMITS_PATH}/platform-api", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn org_limits_follow_the_configured_namespace_and_can_be_forbidden() {
+    let sim = start(SimConfig {
+        limits_namespace: "custom".into(),
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    let (status, _) =
+        error_of(get(&http, &sim, &token, &format!("{LIMITS_PATH}/platform-api")).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let body: Value = get(&http, &sim, &token, &format!("{LIMITS_PATH}/custom"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["entities"][0]["value"], 300);
+    assert_eq!(body["entities"][0]["namespace"], "custom");
+    sim.shutdown().await;
+
+    let sim = start(SimConfig {
+        limits_forbidden: true,
+        ..small_org()
+    })
+    .await;
+    let token = issue_token(&http, &sim).await;
+    let (status, error) =
+        error_of(get(&http, &sim, &token, &format!("{LIMITS_PATH}/platform-api")).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error.code.as_deref(), Some("missing.permissions"));
+    assert!(
+        error
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Unable to perform the requested action.")),
+        "{error:?}"
+    );
+    let schemas = Schemas::load();
+    let response = get(&http, &sim, &token, &format!("{LIMITS_PATH}/platform-api")).await;
+    assert_valid(&schemas, "ErrorBody", response).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn org_limits_without_a_per_token_limit_list_nothing() {
+    let sim = start(SimConfig {
+        rate_per_minute: 0,
+        ..small_org()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    let body: Value = get(&http, &sim, &token, &format!("{LIMITS_PATH}/platform-api"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"entities": []}));
+    sim.shutdown().await;
+}

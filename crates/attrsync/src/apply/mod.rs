@@ -65,6 +65,10 @@ pub struct ApplySettings {
     pub results_dir: Option<PathBuf>,
     pub rate_per_minute: f64,
     pub options: serde_json::Value,
+    /// `--rate auto`, and the factor from a token's rate to the run's `rate_per_minute` (the
+    /// tokens of the pool): the org is asked through the run's client before its first other
+    /// request, and the run's rate and options are recorded again with what was settled on.
+    pub auto_rate: Option<(crate::settings::AutoRate, f64)>,
 }
 
 /// What the command prints at the end and decides its exit code from.
@@ -98,6 +102,21 @@ pub async fn execute(
             return Err(err);
         }
     };
+    if let Some((auto, tokens)) = &settings.auto_rate {
+        let learned = auto.apply(&client, ui).await;
+        let mut options = settings.options.clone();
+        if options.is_object() {
+            options["rate"] = learned.rate.with_burst(1).to_string().into();
+            options["rate_auto"] = serde_json::json!({
+                "namespace": auto.namespace,
+                "from_org": learned.from_org,
+                "note": learned.note,
+            });
+        }
+        audit
+            .update_run_rate(&run, learned.rate.per_minute() * tokens, &options)
+            .await?;
+    }
     let settled = settle::settle_dead_runs(&client, &audit, &run, settings.verify_timeout).await?;
     if settled > 0 {
         ui.note(format_args!(

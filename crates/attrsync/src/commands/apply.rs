@@ -39,6 +39,7 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
         args.max_changes,
         &run_settings.connection,
         args.concurrency,
+        ui,
     )
     .await?;
     let audit = open_audit(&audit_path).await?;

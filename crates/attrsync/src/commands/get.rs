@@ -9,7 +9,7 @@ use crate::render::{Style, call::call_table};
 use crate::settings::Connection;
 
 pub async fn run(args: GetArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
-    let client = connection.client(None)?;
+    let client = connection.connect(ui).await?;
     let call = client.get_call(&args.conversation_id).await?.value;
     let mut stdout = std::io::stdout().lock();
     if args.json {

@@ -28,13 +28,14 @@ pub async fn max_changes(
     max: Option<usize>,
     connection: &Connection,
     concurrency: usize,
+    ui: crate::Ui,
 ) -> anyhow::Result<Work> {
     let Some(max) = max else {
         return Ok(work);
     };
     let work = match work {
         Work::Desired(desired) => {
-            let client = connection.client(None)?;
+            let client = connection.connect(ui).await?;
             let ids = reconcile::conversation_ids(&desired);
             let live = fetch_live(&client, ids, concurrency).await?;
             let plan = reconcile::diff(&desired, &live);

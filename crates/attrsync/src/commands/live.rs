@@ -74,7 +74,7 @@ impl LiveCall {
 }
 
 pub async fn run(args: LiveArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
-    let calls = list(&args, &connection).await?;
+    let calls = list(&args, &connection, ui).await?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &calls)?;
@@ -100,8 +100,8 @@ pub async fn run(args: LiveArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     Ok(Exit::Success)
 }
 
-async fn list(args: &LiveArgs, connection: &Connection) -> anyhow::Result<Vec<LiveCall>> {
-    let client = connection.client(None)?;
+async fn list(args: &LiveArgs, connection: &Connection, ui: Ui) -> anyhow::Result<Vec<LiveCall>> {
+    let client = connection.connect(ui).await?;
     let query = LiveCallsQuery {
         queue_id: args.queue.clone(),
         lookback: args.lookback,

@@ -21,7 +21,7 @@ const PLAN_JSON_FORMAT_VERSION: u32 = 2;
 
 pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
     let desired = read_desired(&args.source, &args.source_args, ui).await?;
-    let client = connection.client(None)?;
+    let client = connection.connect(ui).await?;
     let ids = reconcile::conversation_ids(&desired);
     let live = fetch_live(&client, ids, args.concurrency).await?;
     let plan = reconcile::diff(&desired, &live);

@@ -216,6 +216,7 @@ async fn iterate(
         args.max_changes,
         connection,
         args.concurrency,
+        quiet,
     )
     .await?;
     let report = execute(

@@ -22,6 +22,8 @@ pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
         limit_shape: args.limit_shape,
         limit_window: args.limit_window,
         burst: args.burst,
+        limits_namespace: args.limits_namespace.clone(),
+        limits_forbidden: args.forbid_limits,
         org_rate_per_minute: args
             .org_rate
             .map_or(0, |org| org.per_minute().round().max(1.0) as u32),
@@ -127,5 +129,18 @@ mod tests {
         assert!(sim_config(&["--limit-shape", "leaky"]).is_err());
         assert!(sim_config(&["--org-rate", "0/min"]).is_err());
         assert!(sim_config(&["--limit-window", "0s"]).is_err());
+    }
+
+    #[test]
+    fn the_org_limits_flags_reach_the_simulator() {
+        let config = sim_config(&[]).unwrap();
+        assert_eq!(
+            config.limits_namespace,
+            genesys_sim::DEFAULT_LIMITS_NAMESPACE
+        );
+        assert!(!config.limits_forbidden);
+        let config = sim_config(&["--limits-namespace", "custom", "--forbid-limits"]).unwrap();
+        assert_eq!(config.limits_namespace, "custom");
+        assert!(config.limits_forbidden);
     }
 }

@@ -23,7 +23,7 @@ use crate::settings::RunSettings;
 pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let attributes = attribute_map(&args.attributes)?;
     let connection = &run_settings.connection;
-    let client = connection.client(None)?;
+    let client = connection.connect(ui).await?;
     let query = LiveCallsQuery {
         queue_id: Some(args.queue.clone()),
         lookback: args.lookback,
