@@ -5,40 +5,7 @@ use std::time::Duration;
 
 use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SimConfig};
 
-use crate::support::{Run, TestOrg, audit_targets};
-
-/// A campaign tag for the customer of every live call.
-fn campaign_csv(org: &TestOrg) -> String {
-    let mut csv = String::from("conversation_id,campaign,tier\n");
-    for call in org.live_calls() {
-        csv.push_str(&format!("{},spring,gold\n", call.id));
-    }
-    csv
-}
-
-/// Every live call's customer has the campaign tag.
-#[track_caller]
-fn assert_converged(org: &TestOrg) {
-    for call in org.live_calls() {
-        let customer = call
-            .participants
-            .iter()
-            .find(|p| p.purpose.as_deref() == Some("customer"))
-            .unwrap();
-        assert_eq!(
-            customer.attributes.get("campaign").map(String::as_str),
-            Some("spring"),
-            "call {}",
-            call.id
-        );
-        assert_eq!(
-            customer.attributes.get("tier").map(String::as_str),
-            Some("gold"),
-            "call {}",
-            call.id
-        );
-    }
-}
+use crate::support::{Run, TestOrg, assert_converged, audit_targets, campaign_csv};
 
 fn statuses(run: &Run) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();

@@ -6,15 +6,7 @@ use std::time::Duration;
 
 use genesys_sim::{LimitShape, SimConfig};
 
-use crate::support::{TestOrg, audit_targets};
-
-fn campaign_csv(org: &TestOrg) -> String {
-    let mut csv = String::from("conversation_id,campaign,tier\n");
-    for call in org.live_calls() {
-        csv.push_str(&format!("{},spring,gold\n", call.id));
-    }
-    csv
-}
+use crate::support::{TestOrg, assert_converged, audit_targets, campaign_csv};
 
 /// Start times (simulated ms) of the API requests the simulator answered.
 fn api_starts(org: &TestOrg) -> Vec<u64> {
@@ -144,35 +136,7 @@ async fn a_wait_longer_than_max_wait_stops_the_run_resumably_with_exit_4() {
         assert_eq!(last, 4);
     }
     assert_eq!(last, 0, "the resumed run finished");
-    for call in org.live_calls() {
-        let customer = call
-            .participants
-            .iter()
-            .find(|p| p.purpose.as_deref() == Some("customer"))
-            .unwrap();
-        assert_eq!(
-            customer.attributes.get("campaign").map(String::as_str),
-            Some("spring")
-        );
-    }
-}
-
-/// Converged: every live call's customer has both keys.
-#[track_caller]
-fn assert_converged(org: &TestOrg) {
-    for call in org.live_calls() {
-        let customer = call
-            .participants
-            .iter()
-            .find(|p| p.purpose.as_deref() == Some("customer"))
-            .unwrap();
-        assert_eq!(
-            customer.attributes.get("campaign").map(String::as_str),
-            Some("spring"),
-            "call {}",
-            call.id
-        );
-    }
+    assert_converged(&org);
 }
 
 fn throttled(org: &TestOrg) -> usize {
@@ -288,22 +252,6 @@ async fn latest_run_record(
 
 const LIMITS_ROUTE: &str = "GET /api/v2/organizations/limits/namespaces/{namespaceName}";
 
-fn customer_campaigns_are_spring(org: &TestOrg) {
-    for call in org.live_calls() {
-        let customer = call
-            .participants
-            .iter()
-            .find(|p| p.purpose.as_deref() == Some("customer"))
-            .unwrap();
-        assert_eq!(
-            customer.attributes.get("campaign").map(String::as_str),
-            Some("spring"),
-            "{}",
-            call.id
-        );
-    }
-}
-
 #[tokio::test]
 async fn rate_auto_spends_the_orgs_own_budget_and_never_more() {
     // 110 calls, 331 requests: more than the default 300/min would send in a window, less than
@@ -347,7 +295,7 @@ async fn rate_auto_spends_the_orgs_own_budget_and_never_more() {
     assert_eq!(options["rate_auto"]["namespace"], "platform-api");
     // Recorded like any request of the run.
     assert_eq!(requests[0], (LIMITS_ROUTE.to_owned(), Some(200)));
-    customer_campaigns_are_spring(&org);
+    assert_converged(&org);
 }
 
 #[tokio::test]
@@ -378,7 +326,7 @@ async fn rate_auto_falls_back_to_300_per_minute_when_the_limits_are_forbidden() 
         "a 403 is not retried"
     );
     assert!(org.state().request_log().iter().all(|r| r.status != 429));
-    customer_campaigns_are_spring(&org);
+    assert_converged(&org);
 }
 
 #[tokio::test]
@@ -440,5 +388,5 @@ async fn rate_auto_falls_back_when_the_key_is_absent() {
         run.stderr
     );
     assert_eq!(latest_run_record(&org).await.0, Some(300.0));
-    customer_campaigns_are_spring(&org);
+    assert_converged(&org);
 }

@@ -124,6 +124,35 @@ impl TestOrg {
     }
 }
 
+/// A campaign tag for the customer of every live call: `campaign=spring`, `tier=gold`.
+pub fn campaign_csv(org: &TestOrg) -> String {
+    let mut csv = String::from("conversation_id,campaign,tier\n");
+    for call in org.live_calls() {
+        csv.push_str(&format!("{},spring,gold\n", call.id));
+    }
+    csv
+}
+
+/// Every live call's customer has the campaign tag of [`campaign_csv`].
+#[track_caller]
+pub fn assert_converged(org: &TestOrg) {
+    for call in org.live_calls() {
+        let customer = call
+            .participants
+            .iter()
+            .find(|p| p.purpose.as_deref() == Some("customer"))
+            .unwrap();
+        for (key, value) in [("campaign", "spring"), ("tier", "gold")] {
+            assert_eq!(
+                customer.attributes.get(key).map(String::as_str),
+                Some(value),
+                "call {}",
+                call.id
+            );
+        }
+    }
+}
+
 /// One target row of the audit store, as the tests look at it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct AuditRow {
