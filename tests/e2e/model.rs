@@ -795,7 +795,10 @@ fn patch_body(body: Option<&serde_json::Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-const CHANGE_STATUSES: [&str; 4] = ["sending", "applied", "verified", "drift"];
+/// Statuses that record a change sent to Genesys. `unknown` is a row a dead process left
+/// `sending` or `applied` whose call had ended before a later run could look: the issue's own
+/// resolution for it; its before-value is still checked.
+const CHANGE_STATUSES: [&str; 5] = ["sending", "applied", "verified", "drift", "unknown"];
 const REASON_STATUSES: [&str; 4] = ["skipped", "stale", "drift", "failed"];
 
 async fn check(
@@ -1207,6 +1210,14 @@ async fn model_seed_2086254860550575199_saved_plan_results_fail_and_exit_differs
 async fn model_seed_9579789612583897983_settling_under_visibility_lag_calls_an_accepted_change_not_applied()
  {
     assert_case(9_579_789_612_583_897_983).await;
+}
+
+/// Found by the second soak: a change accepted just before the kill, whose call then ended, is
+/// settled as `unknown` with its true before-value (the model first wanted a change status).
+#[tokio::test]
+async fn model_seed_8114219028210111116_a_sent_change_whose_call_ended_is_unknown_with_its_before()
+{
+    assert_case(8_114_219_028_210_111_116).await;
 }
 
 #[tokio::test]

@@ -116,11 +116,12 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Se
         LiveConversation::NotFound => None,
     };
     let Some(participant) = participant else {
-        return Settled::Final(settled(
-            TargetStatus::Unknown,
-            "its run ended while sending, and the call has ended since".into(),
-            None,
-        ));
+        let reason = if row.status == TargetStatus::Applied {
+            "accepted (HTTP 202) before its run ended; the call ended before it could be verified"
+        } else {
+            "its run ended while sending, and the call has ended since"
+        };
+        return Settled::Final(settled(TargetStatus::Unknown, reason.into(), None));
     };
     let observed = observed_values(&target, &participant.attributes);
     match target.verification(&participant.attributes) {
