@@ -110,7 +110,8 @@ impl Pipeline {
         for (row, target) in job.in_doubt {
             match self.resolve_in_doubt(row, target, &live).await? {
                 Ok(result) => results.push(result),
-                Err(sending) => to_check.push((sending.row, sending.target)),
+                // Not there yet: the re-check below sends the plan's keys again (idempotent).
+                Err(target) => to_check.push((row, target)),
             }
         }
 
@@ -218,14 +219,14 @@ impl Pipeline {
 
     /// A target a dead process may have sent. The live value says what happened: the desired
     /// values are there (it was applied: verified), a key holds a third value (drift), or the
-    /// before-values are still there (not applied: send it now). The row keeps its recorded
+    /// before-values are still there (not applied: the re-check sends it). The row keeps its recorded
     /// before-values either way, so the audit never forgets a change that reached Genesys.
     async fn resolve_in_doubt(
         &self,
         row: TargetId,
         target: PlannedTarget,
         live: &LiveConversation,
-    ) -> anyhow::Result<Result<TargetResult, Sending>> {
+    ) -> anyhow::Result<Result<TargetResult, PlannedTarget>> {
         let participant = live_participant(live, target.participant_id.as_deref());
         let Some(participant) = participant else {
             let reason = "the call ended before whether the change reached Genesys could be read";
@@ -244,17 +245,7 @@ impl Pipeline {
                     .verified(row, &target, TargetStatus::Drift, observed, Some(reason))
                     .await?))
             }
-            Verification::NotYetVisible => {
-                let body = target
-                    .desired
-                    .iter()
-                    .filter(|(k, want)| {
-                        participant.attributes.get(*k).map_or("", String::as_str) != want.as_str()
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                Ok(Err(Sending { row, target, body }))
-            }
+            Verification::NotYetVisible => Ok(Err(target)),
         }
     }
 
