@@ -2,7 +2,7 @@
 //! run with its before/desired/observed values and outcome, every HTTP attempt, and the run
 //! lock. It never receives a credential or a token.
 //!
-//! Writes on the hot path of `apply` (`resolve_target`, `mark_sending`, `record_outcome`,
+//! Writes on the hot path of `apply` (`mark_sending`, `record_outcome`,
 //! `record_request(s)`) go through a group-commit writer (see `writer`); everything else uses
 //! the pool directly. A store opened with [`AuditStore::open_read_only`] has no writer and
 //! opens the file read-only, for review.

@@ -153,16 +153,6 @@ impl AuditStore {
         Ok(ids)
     }
 
-    /// Records what planning against a live read resolved a target to (see [`Resolution`]).
-    /// Returns after the commit.
-    pub async fn resolve_target(
-        &self,
-        target: TargetId,
-        resolution: Resolution,
-    ) -> Result<(), AuditError> {
-        self.writer()?.resolve_target(target, resolution).await
-    }
-
     /// The highest plan position used in a run, so a resumed run can add targets after it.
     pub async fn max_seq(&self, run: &RunId) -> Result<Option<u32>, AuditError> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM targets WHERE run_id = ?1")
@@ -335,7 +325,7 @@ pub struct Resolution {
     pub reason: Option<String>,
 }
 
-/// Writer operation: writes a resolution over a row.
+/// Writes a resolution over a row (inside `plan_conversation`'s transaction).
 pub(super) async fn update_resolution(
     conn: &mut SqliteConnection,
     target: TargetId,

@@ -292,16 +292,27 @@ async fn resolving_a_target_records_its_participant_purpose_and_before_values() 
         status: TargetStatus::Planned,
         reason: None,
     };
-    store
-        .resolve_target(ids[0], resolution.clone())
-        .await
-        .expect("resolve");
+    // A plan naming a row that does not exist is refused whole: nothing of it is written.
     let unknown = TargetId::from_row(ids[0].get() + 1);
-    let refused = store.resolve_target(unknown, resolution).await;
+    let refused = store
+        .plan_conversation(
+            &run,
+            &[(ids[0], resolution.clone()), (unknown, resolution.clone())],
+            &[],
+            &[],
+        )
+        .await;
     assert!(
         matches!(refused, Err(AuditError::UnknownTarget { .. })),
         "{refused:?}"
     );
+    let untouched = &store.unfinished_targets(&run).await.expect("targets")[0];
+    assert_eq!(untouched.participant_id, None);
+
+    store
+        .plan_conversation(&run, &[(ids[0], resolution)], &[], &[])
+        .await
+        .expect("resolve");
 
     let target = &store.unfinished_targets(&run).await.expect("targets")[0];
     assert_eq!(target.participant_id.as_deref(), Some("participant-x"));

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::error::AuditError;
 use super::ids::TargetId;
 use super::records::{Outcome, RequestRow};
-use super::targets::Resolution;
 use super::time::UnixMillis;
 use super::{requests, targets};
 
@@ -25,11 +24,6 @@ const MAX_BATCH_OPS: usize = 1024;
 type Reply = oneshot::Sender<Result<(), AuditError>>;
 
 enum WriteOp {
-    ResolveTarget {
-        target: TargetId,
-        resolution: Resolution,
-        reply: Reply,
-    },
     MarkSending {
         targets: Vec<TargetId>,
         reply: Reply,
@@ -49,8 +43,7 @@ enum WriteOp {
 impl WriteOp {
     fn answer(self, result: Result<(), AuditError>) {
         match self {
-            Self::ResolveTarget { reply, .. }
-            | Self::MarkSending { reply, .. }
+            Self::MarkSending { reply, .. }
             | Self::RecordOutcome { reply, .. }
             | Self::Flush { reply } => {
                 // The caller may have given up waiting (e.g. cancelled); the write stands.
@@ -113,19 +106,6 @@ impl GroupWriter {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(super) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
-    }
-
-    pub(super) async fn resolve_target(
-        &self,
-        target: TargetId,
-        resolution: Resolution,
-    ) -> Result<(), AuditError> {
-        self.round_trip(|reply| WriteOp::ResolveTarget {
-            target,
-            resolution,
-            reply,
-        })
-        .await
     }
 
     pub(super) async fn mark_sending(&self, targets: Vec<TargetId>) -> Result<(), AuditError> {
@@ -224,9 +204,6 @@ impl WriterTask {
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let outcome = match op {
-                WriteOp::ResolveTarget {
-                    target, resolution, ..
-                } => targets::update_resolution(&mut tx, *target, resolution, now).await,
                 WriteOp::MarkSending { targets, .. } => {
                     targets::mark_sending_rows(&mut tx, targets, now).await
                 }
