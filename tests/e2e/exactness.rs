@@ -63,6 +63,17 @@ fn two_selectors_csv(org: &TestOrg, line_end: &str) -> std::path::PathBuf {
     org.write("two.csv", &csv)
 }
 
+/// Runs `apply kb.csv` and `kill -9`s it once its PATCH was answered: the token, the read and
+/// the PATCH go through, the verification read is held (by request count, not by time).
+async fn kill_9_after_its_patch(org: &TestOrg) {
+    org.state().hold_after(3);
+    let mut child = org.command(&["apply", "kb.csv"]).spawn().unwrap();
+    org.state().wait_until_holding().await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    org.state().release();
+}
+
 fn read_results(org: &TestOrg, name: &str) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -175,13 +186,7 @@ async fn a_plan_whose_every_target_went_stale_does_not_exit_0() {
 async fn resume_after_a_kill_keeps_the_true_before_of_a_change_that_was_sent() {
     let org = one_call_org().await;
     org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
-    // token, read, PATCH: then the verification read is held, and the process is killed there.
-    org.state().hold_after(3);
-    let mut child = org.command(&["apply", "kb.csv"]).spawn().unwrap();
-    org.state().wait_until_holding().await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    org.state().release();
+    kill_9_after_its_patch(&org).await;
     assert_eq!(patches(&org), 1, "the change reached Genesys");
     assert_eq!(customer_attributes(&org)["kb"], "new");
 
@@ -221,12 +226,7 @@ async fn resume_after_a_kill_keeps_the_true_before_of_a_change_that_was_sent() {
 async fn a_plain_rerun_settles_the_rows_a_killed_run_left_sending() {
     let org = one_call_org().await;
     org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
-    org.state().hold_after(3);
-    let mut child = org.command(&["apply", "kb.csv"]).spawn().unwrap();
-    org.state().wait_until_holding().await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    org.state().release();
+    kill_9_after_its_patch(&org).await;
 
     org.run(&["apply", "kb.csv"]).await.assert_code(0);
     let rows = audit_targets(&org.audit_path()).await;
