@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod notifications;
+
 /// Participant attributes: string keys to string values. Genesys accepts strings only and has no
 /// delete; writing `""` clears a key.
 pub type Attributes = BTreeMap<String, String>;
@@ -29,6 +31,8 @@ pub enum ParticipantState {
     Uploading,
     Transmitting,
     Parked,
+    /// Only in notification events (a callback scheduled for later).
+    Scheduled,
     None,
     /// A value this build does not know; kept verbatim.
     Other(String),
@@ -48,6 +52,7 @@ impl ParticipantState {
             Self::Uploading => "uploading",
             Self::Transmitting => "transmitting",
             Self::Parked => "parked",
+            Self::Scheduled => "scheduled",
             Self::None => "none",
             Self::Other(s) => s,
         }
@@ -74,6 +79,7 @@ impl From<String> for ParticipantState {
             "uploading" => Self::Uploading,
             "transmitting" => Self::Transmitting,
             "parked" => Self::Parked,
+            "scheduled" => Self::Scheduled,
             "none" => Self::None,
             _ => Self::Other(s),
         }
