@@ -196,7 +196,7 @@ enum SocketEnd {
     Dropped,
     ChannelGone,
     /// Replaced by a newer channel, already connected.
-    Renewed(Channel, Socket, Instant),
+    Renewed(Box<(Channel, Socket, Instant)>),
     /// Nobody listens any more.
     Unwatched,
 }
@@ -265,7 +265,8 @@ impl ChannelFollower {
                     }
                 }
                 SocketEnd::ChannelGone => why = Reconnect::ChannelGone,
-                SocketEnd::Renewed(next, socket, next_born) => {
+                SocketEnd::Renewed(renewed) => {
+                    let (next, socket, next_born) = *renewed;
                     channel = Some((next, next_born));
                     connected = Some(socket);
                     let notice = Notice::Connected {
@@ -393,7 +394,7 @@ impl ChannelFollower {
                         Ok(next) => match self.connect(&next).await {
                             Ok(next_socket) => {
                                 let _ = socket.close(None).await;
-                                return SocketEnd::Renewed(next, next_socket, Instant::now());
+                                return SocketEnd::Renewed(Box::new((next, next_socket, Instant::now())));
                             }
                             Err(message) => tracing::warn!(channel = self.index, "{message}; keeping the current channel"),
                         },
