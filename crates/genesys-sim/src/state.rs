@@ -351,6 +351,9 @@ impl SimState {
             return false;
         };
         self.end_call_at(&mut inner, index, now);
+        self.settle(&mut inner, now);
+        drop(inner);
+        self.wake();
         true
     }
 
@@ -696,6 +699,9 @@ impl SimState {
         let view = call.call_view();
         if !call.is_ended() && chance(fault_rng, faults.end_call_rate) {
             self.end_call_at(&mut inner, index, now);
+            self.settle(&mut inner, now);
+            drop(inner);
+            self.wake();
         }
         Some(view)
     }
