@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<SimState> {
     Router::new()
         .route("/calls", get(calls))
         .route("/calls/{conversation_id}/end", post(end_call))
+        .route("/calls/{conversation_id}/answer", post(answer_call))
         .route("/requests", get(requests))
         .route("/queues", get(queues))
         .route("/faults", put(set_faults).get(faults))
@@ -104,6 +105,18 @@ async fn end_call(
     Path(conversation_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.end_call(&conversation_id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::conversation_not_found())
+    }
+}
+
+/// 204, or 404 when there is no such live, unanswered call.
+async fn answer_call(
+    State(state): State<SimState>,
+    Path(conversation_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.answer_call(&conversation_id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::conversation_not_found())

@@ -236,6 +236,50 @@ impl Arrivals {
         };
         (call, duration)
     }
+
+    /// An agent answers a live call at `at`: the connected acd participant leaves and an agent
+    /// of the call's queue joins, connected. `false` (nothing changes) when the call has ended
+    /// or has no acd participant on it.
+    pub(crate) fn answer(&mut self, call: &mut CallRecord, at: SystemTime) -> bool {
+        if call.is_ended() {
+            return false;
+        }
+        let Some(acd) = call
+            .participants
+            .iter_mut()
+            .find(|p| p.purpose == "acd" && p.end.is_none())
+        else {
+            return false;
+        };
+        acd.state = ParticipantState::Disconnected;
+        acd.end = Some(at);
+        let queue = acd.queue.clone();
+        let rng = &mut self.rng;
+        let user_id = org::uuid(rng);
+        let agent = ParticipantRecord {
+            id: org::uuid(rng),
+            leg_id: org::uuid(rng),
+            name: Some(org::person_name(rng)),
+            address: None,
+            purpose: "agent".to_owned(),
+            direction: "outbound",
+            state: ParticipantState::Connected,
+            start: at,
+            connected: Some(at),
+            end: None,
+            user: Some(DomainEntityRef {
+                self_uri: Some(format!("/api/v2/users/{user_id}")),
+                name: None,
+                id: Some(user_id),
+            }),
+            queue,
+            external_contact: None,
+            visible: Attributes::new(),
+            pending: Vec::new(),
+        };
+        call.participants.push(agent);
+        true
+    }
 }
 
 #[cfg(test)]

@@ -578,6 +578,36 @@ async fn an_arriving_call_is_sent_to_the_sockets_subscribed_to_its_queue_only() 
 }
 
 #[tokio::test]
+async fn an_agent_answering_is_a_participant_change_event() {
+    let sim = frozen(SimConfig::default()).await;
+    let state = sim.state();
+    let api = Api::new(&sim).await;
+    let queue = queue_ids(&state)[0].clone();
+    let (_, mut socket) = listening(&api, &queue).await;
+    let id = state.arrive_call(Some(&queue)).expect("a queue");
+    next_event(&mut socket).await;
+
+    let answered = http()
+        .post(format!("{}/__sim/calls/{id}/answer", sim.url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answered.status(), StatusCode::NO_CONTENT);
+
+    let call = call_of(&next_event(&mut socket).await);
+    let state_of = |purpose: &str| {
+        call.participants
+            .iter()
+            .find(|p| p.purpose.as_deref() == Some(purpose))
+            .and_then(|p| p.state.clone())
+    };
+    assert_eq!(state_of("acd"), Some(ParticipantState::Disconnected));
+    assert_eq!(state_of("agent"), Some(ParticipantState::Connected));
+    assert_eq!(state_of("customer"), Some(ParticipantState::Connected));
+    assert!(!state.answer_call(&id), "answered once");
+}
+
+#[tokio::test]
 async fn a_patch_is_published_once_it_is_visible_after_the_lag() {
     let sim = frozen(SimConfig {
         faults: FaultConfig {

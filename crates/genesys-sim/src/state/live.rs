@@ -128,6 +128,31 @@ impl SimState {
         id
     }
 
+    /// An agent answers a live call now: its acd participant leaves and an agent joins (the
+    /// queue's channels get the change). `false` when there is no such call, it has ended, or
+    /// it was already answered.
+    pub fn answer_call(&self, conversation_id: &str) -> bool {
+        let (mut inner, now) = self.settled();
+        let Some(&index) = inner.call_index.get(conversation_id) else {
+            return false;
+        };
+        let wall = self.shared.clock.wall(now);
+        let Inner {
+            calls,
+            arrivals,
+            bus,
+            ..
+        } = &mut *inner;
+        if !arrivals.answer(&mut calls[index], wall) {
+            return false;
+        }
+        publish(bus, &calls[index], now);
+        self.settle(&mut inner, now);
+        drop(inner);
+        self.wake();
+        true
+    }
+
     // ---- crate-internal ----
 
     pub(crate) fn wake(&self) {
