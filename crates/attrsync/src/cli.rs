@@ -313,6 +313,30 @@ pub struct SimArgs {
     /// A flow that overwrites KEY with VALUE after a fraction RATE of the PATCHes that write KEY.
     #[arg(long, value_name = "KEY=VALUE@RATE", value_parser = parse_drift)]
     pub drift: Option<(String, String, f64)>,
+    /// New live calls entering the queues (round robin, seeded exponential gaps), as COUNT/UNIT
+    /// with unit s, min or h, e.g. 2/s or 120/min [default: none].
+    #[arg(long, value_name = "RATE")]
+    pub arrival_rate: Option<genesys_sim::ArrivalRate>,
+    /// How long an arrived call lasts, plus or minus 10 % [default: until ended through /__sim/].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub call_duration: Option<Duration>,
+    /// Delay from a change of a call to its queue event on the notification sockets.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub event_delay: Duration,
+    /// Interval of the channel.metadata heartbeats on a notification socket (0s: none).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Duration,
+    /// A notification channel not subscribed or connected to for this long expires.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub channel_ttl: Duration,
+    /// A call younger than this is not yet listed by the analytics query (Genesys indexes
+    /// conversations with a delay).
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub analytics_lag: Duration,
+    /// Publish no queue event when only a call's attributes changed (whether Genesys publishes
+    /// one is unverified).
+    #[arg(long)]
+    pub no_attribute_events: bool,
 }
 
 #[derive(Debug, Args)]
