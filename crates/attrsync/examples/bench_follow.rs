@@ -74,7 +74,9 @@ async fn main() {
     let audit_path = dir.path().join("audit.sqlite");
     let (id, secret) = sim.demo_credentials();
     let child = tokio::process::Command::new(attrsync_bin())
-        .args(["-q", "tag", "--queue", &queue, "--follow", "--rate", "3000/min"])
+        .args([
+            "-q", "tag", "--queue", &queue, "--follow", "--rate", "3000/min",
+        ])
         .arg("campaign=spring")
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
@@ -95,7 +97,12 @@ async fn main() {
     let started = Instant::now();
     let requests_before = state.request_log().len();
     // Faults at fixed fractions of the run: closes at 20, 50 and 80 %, a drop at 65 %.
-    let mut faults = vec![(0.2, "close"), (0.5, "close"), (0.65, "drop"), (0.8, "close")];
+    let mut faults = vec![
+        (0.2, "close"),
+        (0.5, "close"),
+        (0.65, "drop"),
+        (0.8, "close"),
+    ];
     let mut rss_at_40 = None;
     let mut peak_rss = 0;
     while started.elapsed() < run_for {
@@ -117,7 +124,10 @@ async fn main() {
             } else {
                 state.drop_sockets()
             };
-            println!("  {:>5.1}s: {kind} ({sockets} socket)", started.elapsed().as_secs_f64());
+            println!(
+                "  {:>5.1}s: {kind} ({sockets} socket)",
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     state.set_arrival_rate(ArrivalRate::NONE);
@@ -128,7 +138,11 @@ async fn main() {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let status = child.wait_with_output().await.expect("attrsync ends").status;
+    let status = child
+        .wait_with_output()
+        .await
+        .expect("attrsync ends")
+        .status;
 
     let log = state.request_log();
     let api_requests = log[requests_before..]

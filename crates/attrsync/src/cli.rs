@@ -646,6 +646,10 @@ pub struct AuditShowArgs {
     /// Only targets with this status (repeatable, or comma-separated).
     #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = target_status_parser())]
     pub statuses: Vec<audit::TargetStatus>,
+    /// Show at most this many targets, in plan order (0: all of them). A long `tag --follow`
+    /// run may have hundreds of thousands; `audit list` and `audit export` filter and page.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub limit: u32,
     /// Print the run and its targets as JSON.
     #[arg(long)]
     pub json: bool,
