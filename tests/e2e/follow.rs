@@ -281,11 +281,12 @@ async fn a_write_overwritten_by_a_flow_is_reapplied_once_then_reported_as_drift(
 #[tokio::test]
 async fn a_second_follow_of_the_same_queue_on_one_store_is_refused_with_75() {
     let org = TestOrg::start(config(0)).await;
-    let queue = first_queue(&org);
-    let child = follow(&org, &queue, &[]);
+    let queues: Vec<String> = org.state().queues().into_iter().map(|q| q.id).collect();
+    // The first follows both queues; the second wants one of them.
+    let child = follow(&org, &queues[0], &["--queue", &queues[1]]);
     until("the socket connects", || connected(&org)).await;
     let second = org
-        .run(&["tag", "--queue", &queue, "--follow", "campaign=spring"])
+        .run(&["tag", "--queue", &queues[1], "--follow", "campaign=spring"])
         .await;
     second.assert_code(75);
     assert!(second.stderr.contains("follows queue"), "{}", second.stderr);
