@@ -197,8 +197,8 @@ impl Arrivals {
             name: Some(queue.name.clone()),
             id: Some(queue.id.clone()),
         };
-        let participant = |rng: &mut StdRng, purpose: &str, name: String, address| {
-            ParticipantRecord {
+        let participant =
+            |rng: &mut StdRng, purpose: &str, name: String, address| ParticipantRecord {
                 id: org::uuid(rng),
                 leg_id: org::uuid(rng),
                 name: Some(name),
@@ -214,8 +214,7 @@ impl Arrivals {
                 external_contact: None,
                 visible: Attributes::new(),
                 pending: Vec::new(),
-            }
-        };
+            };
         let id = org::uuid(rng);
         let customer_name = org::person_name(rng);
         let phone = format!("tel:+1555{:07}", rng.random_range(0..10_000_000u32));
@@ -289,8 +288,14 @@ mod tests {
     #[test]
     fn rates_parse_in_every_unit_and_zero_is_none() {
         assert_eq!("2/s".parse::<ArrivalRate>().unwrap().as_per_second(), 2.0);
-        assert_eq!("120/min".parse::<ArrivalRate>().unwrap().as_per_second(), 2.0);
-        assert_eq!("3600/h".parse::<ArrivalRate>().unwrap().as_per_second(), 1.0);
+        assert_eq!(
+            "120/min".parse::<ArrivalRate>().unwrap().as_per_second(),
+            2.0
+        );
+        assert_eq!(
+            "3600/h".parse::<ArrivalRate>().unwrap().as_per_second(),
+            1.0
+        );
         assert!("0".parse::<ArrivalRate>().unwrap().is_none());
         assert!("0/s".parse::<ArrivalRate>().unwrap().is_none());
         assert!("2/day".parse::<ArrivalRate>().is_err());

@@ -179,7 +179,10 @@ impl Bus {
         channel_id: &str,
         topics: BTreeSet<String>,
     ) -> Result<(), NoSuchChannel> {
-        self.channels.get_mut(channel_id).ok_or(NoSuchChannel)?.topics = topics;
+        self.channels
+            .get_mut(channel_id)
+            .ok_or(NoSuchChannel)?
+            .topics = topics;
         Ok(())
     }
 
@@ -277,10 +280,7 @@ impl Bus {
 
     /// When the next channel expires.
     pub(crate) fn next_expiry(&self) -> Option<Duration> {
-        self.channels
-            .values()
-            .map(|c| c.last_used + self.ttl)
-            .min()
+        self.channels.values().map(|c| c.last_used + self.ttl).min()
     }
 
     /// Removes every channel expired at `now`.
@@ -377,7 +377,5 @@ pub(crate) fn envelope(topic: &str, body: serde_json::Value) -> Arc<str> {
             correlation_id: Some(uuid::Uuid::new_v4().to_string()),
         }),
     };
-    serde_json::to_string(&envelope)
-        .unwrap_or_default()
-        .into()
+    serde_json::to_string(&envelope).unwrap_or_default().into()
 }

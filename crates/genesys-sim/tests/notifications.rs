@@ -216,7 +216,9 @@ async fn connect(channel: &Channel) -> Socket {
 }
 
 /// The next frame, whatever it is (`None` when the stream ended).
-async fn next_frame(socket: &mut Socket) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+async fn next_frame(
+    socket: &mut Socket,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
     tokio::time::timeout(GUARD, socket.next())
         .await
         .expect("a frame in time")
@@ -263,7 +265,8 @@ async fn expect_close(socket: &mut Socket) {
 /// A channel of the demo client subscribed to `queue`'s calls, with a socket.
 async fn listening(api: &Api, queue: &str) -> (Channel, Socket) {
     let channel = api.create_channel().await;
-    api.subscribe(&channel.id, &[queue_calls_topic(queue)]).await;
+    api.subscribe(&channel.id, &[queue_calls_topic(queue)])
+        .await;
     let socket = connect(&channel).await;
     (channel, socket)
 }
@@ -292,11 +295,14 @@ async fn a_channel_is_created_checked_with_head_and_the_21st_evicts_the_least_re
     );
     let expires = first.expires.as_deref().expect("expires");
     let expires = humantime::parse_rfc3339_weak(expires).expect("ISO-8601");
-    let ttl = expires.duration_since(SystemTime::now()).expect("in the future");
+    let ttl = expires
+        .duration_since(SystemTime::now())
+        .expect("in the future");
     assert!(ttl > Duration::from_secs(23 * 3600), "{ttl:?}");
     assert_eq!(api.head_channel(&first.id).await, StatusCode::OK);
     assert_eq!(
-        api.head_channel("00000000-0000-4000-8000-000000000000").await,
+        api.head_channel("00000000-0000-4000-8000-000000000000")
+            .await,
         StatusCode::NOT_FOUND
     );
 
@@ -327,7 +333,11 @@ async fn a_channel_is_created_checked_with_head_and_the_21st_evicts_the_least_re
     let status = sim.state().notification_status();
     assert_eq!(status.channels.len(), 21);
     assert_eq!(
-        status.channels.iter().filter(|c| c.client_id == "a").count(),
+        status
+            .channels
+            .iter()
+            .filter(|c| c.client_id == "a")
+            .count(),
         20
     );
 }
@@ -540,7 +550,13 @@ async fn an_arriving_call_is_sent_to_the_sockets_subscribed_to_its_queue_only() 
     let event = next_event(&mut first_socket).await;
     assert_eq!(event.topic_name, queue_calls_topic(&queues[0]));
     assert_eq!(event.version.as_deref(), Some("2"));
-    assert!(event.metadata.as_ref().and_then(|m| m.correlation_id.as_ref()).is_some());
+    assert!(
+        event
+            .metadata
+            .as_ref()
+            .and_then(|m| m.correlation_id.as_ref())
+            .is_some()
+    );
     let call = call_of(&event);
     assert_eq!(call.id, id);
     let customer = call
@@ -724,7 +740,7 @@ async fn a_call_ends_after_its_duration_is_published_and_leaves_the_analytics_li
     let (_, mut socket) = listening(&api, &queue).await;
     let id = state.arrive_call(Some(&queue)).expect("a queue");
     next_event(&mut socket).await;
-    assert_eq!(api.listed_calls().await, [id.clone()]);
+    assert_eq!(api.listed_calls().await, std::slice::from_ref(&id));
 
     // The duration is 3 min plus or minus 10 %.
     state.advance_clock(Duration::from_secs(161));
@@ -827,16 +843,18 @@ async fn arrivals_can_be_started_and_stopped_through_the_admin_surface() {
     let state = sim.state();
     let http = http();
     let arrivals = format!("{}/__sim/arrivals", sim.url());
-    let put = |rate: &'static str| {
-        http.put(&arrivals)
-            .json(&json!({ "rate": rate }))
-            .send()
-    };
-    assert_eq!(put("10/s").await.expect("request").status(), StatusCode::NO_CONTENT);
+    let put = |rate: &'static str| http.put(&arrivals).json(&json!({ "rate": rate })).send();
+    assert_eq!(
+        put("10/s").await.expect("request").status(),
+        StatusCode::NO_CONTENT
+    );
     state.advance_clock(Duration::from_secs(10));
     let arrived = state.arrival_status().arrived;
     assert!(arrived > 0);
-    assert_eq!(put("0").await.expect("request").status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        put("0").await.expect("request").status(),
+        StatusCode::NO_CONTENT
+    );
     state.advance_clock(Duration::from_secs(10));
     let status: Value = http
         .get(&arrivals)
@@ -902,7 +920,10 @@ async fn socket_closing_is_announced_then_the_socket_closes_and_the_channel_stay
         .expect("json");
     assert_eq!(answer, json!({"sockets": 1}));
 
-    assert_eq!(next_message(&mut socket).await.topic_name, SOCKET_CLOSING_TOPIC);
+    assert_eq!(
+        next_message(&mut socket).await.topic_name,
+        SOCKET_CLOSING_TOPIC
+    );
     expect_close(&mut socket).await;
     assert_eq!(api.head_channel(&channel.id).await, StatusCode::OK);
     let mut again = connect(&channel).await;

@@ -54,7 +54,9 @@ impl Rejection {
     fn reason(&self) -> &'static str {
         match self {
             Self::UnknownQueue => "No such queue, or no permission to see it",
-            Self::Unsupported => "The simulator publishes only v2.routing.queues.{id}.conversations.calls",
+            Self::Unsupported => {
+                "The simulator publishes only v2.routing.queues.{id}.conversations.calls"
+            }
         }
     }
 
@@ -435,4 +437,3 @@ fn listing(
         entities: permitted.chain(rejected).collect(),
     }
 }
-
