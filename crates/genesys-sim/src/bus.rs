@@ -67,7 +67,7 @@ pub struct ChannelStatus {
 /// The whole bus as `/__sim/notifications` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationStatus {
-    /// Oldest id first (ids are random): sorted by id.
+    /// Sorted by id.
     pub channels: Vec<ChannelStatus>,
     /// Changes of a call that at least one channel was subscribed to.
     pub events_published: u64,

@@ -34,7 +34,7 @@ async fn start(config: SimConfig) -> SimHandle {
         .expect("simulator starts")
 }
 
-/// An org of `queues` empty queues whose clock only moves when a test advances it.
+/// `config` without the calls generated at start, its clock moving only when a test advances it.
 async fn frozen(config: SimConfig) -> SimHandle {
     let sim = start(SimConfig { calls: 0, ..config }).await;
     sim.state().freeze_clock();
