@@ -961,6 +961,35 @@ async fn a_dropped_socket_ends_without_a_close_frame() {
 }
 
 #[tokio::test]
+async fn a_stalled_socket_goes_silent_with_its_connection_open_and_the_channel_takes_a_new_one() {
+    let sim = frozen(SimConfig {
+        heartbeat_interval: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await;
+    let state = sim.state();
+    let api = Api::new(&sim).await;
+    let queue = queue_ids(&state)[0].clone();
+    let (channel, mut stalled) = listening(&api, &queue).await;
+
+    assert_eq!(state.stall_sockets(), 1);
+
+    stalled
+        .send(Message::Text(r#"{"message":"ping"}"#.into()))
+        .await
+        .expect("the connection is still open");
+    state.arrive_call(Some(&queue)).expect("a queue");
+    assert_eq!(state.notification_status().events_lost, 1);
+    // A live socket answers a ping within milliseconds; this window only shows the silence.
+    let silent = tokio::time::timeout(Duration::from_millis(300), stalled.next()).await;
+    assert!(silent.is_err(), "no pong, no event, no close: {silent:?}");
+
+    let mut fresh = connect(&channel).await;
+    let id = state.arrive_call(Some(&queue)).expect("a queue");
+    assert_eq!(call_of(&next_event(&mut fresh).await).id, id);
+}
+
+#[tokio::test]
 async fn a_second_connection_disconnects_the_first() {
     let sim = frozen(SimConfig::default()).await;
     let state = sim.state();
