@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<SimState> {
         .route("/notifications", get(notifications))
         .route("/sockets/closing", post(announce_socket_closing))
         .route("/sockets/drop", post(drop_sockets))
+        .route("/sockets/stall", post(stall_sockets))
         .route("/channels/expire", post(expire_channels))
         .route("/arrivals", get(arrivals).put(set_arrivals))
         .route("/arrivals/call", post(arrive_call))
@@ -49,6 +50,11 @@ async fn announce_socket_closing(State(state): State<SimState>) -> Json<Value> {
 /// `{"sockets": N}`: how many connections were dropped without a close frame.
 async fn drop_sockets(State(state): State<SimState>) -> Json<Value> {
     Json(json!({"sockets": state.drop_sockets()}))
+}
+
+/// `{"sockets": N}`: how many sockets went silent with their connections open.
+async fn stall_sockets(State(state): State<SimState>) -> Json<Value> {
+    Json(json!({"sockets": state.stall_sockets()}))
 }
 
 /// `{"channels": N}`: how many channels expired.

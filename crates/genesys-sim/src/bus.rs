@@ -25,6 +25,9 @@ pub(crate) enum Outgoing {
     Close,
     /// Drop the TCP connection without a close frame.
     Drop,
+    /// Go silent with the connection open (a half-open connection): send nothing, read
+    /// nothing, until the simulator stops.
+    Stall,
 }
 
 struct Socket {
@@ -67,7 +70,7 @@ pub struct ChannelStatus {
 /// The whole bus as `/__sim/notifications` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationStatus {
-    /// Oldest id first (ids are random): sorted by id.
+    /// Sorted by id.
     pub channels: Vec<ChannelStatus>,
     /// Changes of a call that at least one channel was subscribed to.
     pub events_published: u64,
@@ -92,6 +95,8 @@ pub(crate) struct Bus {
     pending: BTreeMap<(Duration, u64), Delivery>,
     seq: u64,
     next_socket: u64,
+    /// Outboxes of stalled sockets, so that stopping the simulator still ends them.
+    stalled: Vec<mpsc::UnboundedSender<Outgoing>>,
     published: u64,
     sent: u64,
     lost: u64,
@@ -111,6 +116,7 @@ impl Bus {
             pending: BTreeMap::new(),
             seq: 0,
             next_socket: 1,
+            stalled: Vec::new(),
             published: 0,
             sent: 0,
             lost: 0,
@@ -321,8 +327,27 @@ impl Bus {
         self.take_sockets(|| Outgoing::Drop)
     }
 
-    /// Closes every socket with a close frame; channels stay (the simulator is stopping).
+    /// Makes every socket go silent with its connection open: no heartbeat, no event, no pong,
+    /// no close; the channel forgets it (its events are lost), so only a client that notices the
+    /// missing heartbeats reconnects. Channels stay. Returns how many sockets.
+    pub(crate) fn stall_sockets(&mut self) -> usize {
+        let mut count = 0;
+        for channel in self.channels.values_mut() {
+            if let Some(socket) = channel.socket.take() {
+                let _ = socket.outbox.send(Outgoing::Stall);
+                self.stalled.push(socket.outbox);
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Closes every socket with a close frame, and ends stalled ones; channels stay (the
+    /// simulator is stopping).
     pub(crate) fn close_sockets(&mut self) -> usize {
+        for outbox in self.stalled.drain(..) {
+            let _ = outbox.send(Outgoing::Drop);
+        }
         self.take_sockets(|| Outgoing::Close)
     }
 

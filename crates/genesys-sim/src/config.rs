@@ -62,7 +62,8 @@ pub struct SimConfig {
     /// From a change of a call to its queue event on the sockets (Genesys's delay is [?]).
     pub event_delay: Duration,
     /// Between two `channel.metadata` heartbeats on a socket (Genesys's is [?], about 30 s is
-    /// observed); zero sends none.
+    /// observed); zero sends none. Real time, even with a frozen clock: a test that wants
+    /// heartbeats sets a tiny interval.
     pub heartbeat_interval: Duration,
     /// A notification channel not used (subscribed or connected to) for this long is gone.
     pub channel_ttl: Duration,

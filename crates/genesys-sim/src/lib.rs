@@ -15,8 +15,8 @@
 //!   publishing `v2.routing.queues.{id}.conversations.calls` events, heartbeats and pongs;
 //! - call arrivals and durations (`SimConfig::arrival_rate`, `SimConfig::call_duration`);
 //! - `/__sim/`: a test-only admin surface (calls, request log, queues, faults, token expiry,
-//!   clock, reset, notification status, socket closing/dropping, channel expiry, arrivals) that
-//!   is not part of Genesys.
+//!   clock, reset, notification status, socket closing/dropping/stalling, channel expiry,
+//!   arrivals, answering a call) that is not part of Genesys.
 //!
 //! Every response carries `ININ-Correlation-Id`; errors are `ErrorBody` JSON with the contract's
 //! codes; each token has its own budget (a sliding window by default, or a GCRA bucket; see

@@ -11,10 +11,19 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::state::{Caller, SimState};
 
+/// `?ignoreErrors=true`, in any case: the official Python SDK sends a Python bool as `True`.
 #[derive(Deserialize)]
 pub(crate) struct SubscribeQuery {
     #[serde(rename = "ignoreErrors", default)]
-    ignore_errors: bool,
+    ignore_errors: Option<String>,
+}
+
+impl SubscribeQuery {
+    fn ignore_errors(&self) -> bool {
+        self.ignore_errors
+            .as_deref()
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+    }
 }
 
 /// `POST /api/v2/notifications/channels`: a channel of the caller's OAuth client (the 21st
@@ -55,7 +64,7 @@ pub(crate) async fn add_subscriptions(
 ) -> Result<Json<ChannelTopicEntityListing>, ApiError> {
     let topics = parse_topics(&body)?;
     state
-        .subscribe(&channel_id, topics, false, query.ignore_errors)
+        .subscribe(&channel_id, topics, false, query.ignore_errors())
         .map(Json)
 }
 
@@ -68,7 +77,7 @@ pub(crate) async fn replace_subscriptions(
 ) -> Result<Json<ChannelTopicEntityListing>, ApiError> {
     let topics = parse_topics(&body)?;
     state
-        .subscribe(&channel_id, topics, true, query.ignore_errors)
+        .subscribe(&channel_id, topics, true, query.ignore_errors())
         .map(Json)
 }
 

@@ -67,6 +67,16 @@ async fn serve(
                 }
                 Some(Outgoing::Close) | None => break Ending::Close,
                 Some(Outgoing::Drop) => break Ending::Drop,
+                Some(Outgoing::Stall) => {
+                    // Holds the connection, reading nothing (so not even protocol pings are
+                    // answered), until the simulator stops.
+                    while let Some(command) = outbox.recv().await {
+                        if matches!(command, Outgoing::Drop | Outgoing::Close) {
+                            break;
+                        }
+                    }
+                    break Ending::Drop;
+                }
             },
             () = tick(&mut heartbeat) => {
                 let beat = envelope(METADATA_TOPIC, serde_json::json!({"message": HEARTBEAT_MESSAGE}));

@@ -34,7 +34,7 @@ async fn start(config: SimConfig) -> SimHandle {
         .expect("simulator starts")
 }
 
-/// An org of `queues` empty queues whose clock only moves when a test advances it.
+/// `config` without the calls generated at start, its clock moving only when a test advances it.
 async fn frozen(config: SimConfig) -> SimHandle {
     let sim = start(SimConfig { calls: 0, ..config }).await;
     sim.state().freeze_clock();
@@ -491,6 +491,17 @@ async fn an_unknown_queue_or_topic_fails_the_whole_request_unless_errors_are_ign
             .filter(|t| t.state.as_deref() == Some("Rejected"))
             .all(|t| t.rejection_reason.is_some())
     );
+    assert_eq!(api.topics(&channel.id).await, std::slice::from_ref(&known));
+    // The official Python SDK writes the flag as a Python bool.
+    let response = api
+        .subscriptions(
+            reqwest::Method::POST,
+            &channel.id,
+            "?ignoreErrors=True",
+            &[unknown_queue],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(api.topics(&channel.id).await, [known]);
 }
 
@@ -740,7 +751,7 @@ async fn a_call_ends_after_its_duration_is_published_and_leaves_the_analytics_li
     let (_, mut socket) = listening(&api, &queue).await;
     let id = state.arrive_call(Some(&queue)).expect("a queue");
     next_event(&mut socket).await;
-    assert_eq!(api.listed_calls().await, [id.clone()]);
+    assert_eq!(api.listed_calls().await, std::slice::from_ref(&id));
 
     // The duration is 3 min plus or minus 10 %.
     state.advance_clock(Duration::from_secs(161));
@@ -947,6 +958,35 @@ async fn a_dropped_socket_ends_without_a_close_frame() {
     }
     assert_eq!(api.head_channel(&channel.id).await, StatusCode::OK);
     assert_eq!(state.notification_status().sockets, 0);
+}
+
+#[tokio::test]
+async fn a_stalled_socket_goes_silent_with_its_connection_open_and_the_channel_takes_a_new_one() {
+    let sim = frozen(SimConfig {
+        heartbeat_interval: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await;
+    let state = sim.state();
+    let api = Api::new(&sim).await;
+    let queue = queue_ids(&state)[0].clone();
+    let (channel, mut stalled) = listening(&api, &queue).await;
+
+    assert_eq!(state.stall_sockets(), 1);
+
+    stalled
+        .send(Message::Text(r#"{"message":"ping"}"#.into()))
+        .await
+        .expect("the connection is still open");
+    state.arrive_call(Some(&queue)).expect("a queue");
+    assert_eq!(state.notification_status().events_lost, 1);
+    // A live socket answers a ping within milliseconds; this window only shows the silence.
+    let silent = tokio::time::timeout(Duration::from_millis(300), stalled.next()).await;
+    assert!(silent.is_err(), "no pong, no event, no close: {silent:?}");
+
+    let mut fresh = connect(&channel).await;
+    let id = state.arrive_call(Some(&queue)).expect("a queue");
+    assert_eq!(call_of(&next_event(&mut fresh).await).id, id);
 }
 
 #[tokio::test]

@@ -91,6 +91,13 @@ impl SimState {
         self.settled().0.bus.drop_sockets()
     }
 
+    /// Makes every connected socket go silent with its TCP connection open (a half-open
+    /// connection: no heartbeats, events, pongs or close frame) until the simulator stops; the
+    /// channels stay and take a new socket. Returns how many sockets.
+    pub fn stall_sockets(&self) -> usize {
+        self.settled().0.bus.stall_sockets()
+    }
+
     /// Expires every channel now: gone for `HEAD`, subscriptions and connections, its socket
     /// closed. Returns how many channels.
     pub fn expire_channels(&self) -> usize {
