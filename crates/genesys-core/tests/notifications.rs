@@ -111,7 +111,10 @@ async fn every_way_a_socket_ends_leads_to_a_new_connection_that_reports_the_gap(
     assert_eq!(connected(&mut watch).await, (true, Reconnect::First));
 
     sim.state().announce_socket_closing();
-    assert_eq!(connected(&mut watch).await, (true, Reconnect::SocketClosing));
+    assert_eq!(
+        connected(&mut watch).await,
+        (true, Reconnect::SocketClosing)
+    );
 
     sim.state().drop_sockets();
     assert_eq!(connected(&mut watch).await, (true, Reconnect::Dropped));
@@ -123,26 +126,31 @@ async fn every_way_a_socket_ends_leads_to_a_new_connection_that_reports_the_gap(
     assert_eq!(status.sockets, 1);
     assert!(channels_before >= 1);
     assert!(
-        status.channels.iter().all(|c| c.topics.len() == queues.len()),
+        status
+            .channels
+            .iter()
+            .all(|c| c.topics.len() == queues.len()),
         "the new channel has every topic again: {status:?}"
     );
 }
 
 #[tokio::test]
 async fn a_silent_socket_is_replaced_and_an_old_channel_is_renewed_without_a_gap() {
-    // No heartbeat within the idle timeout: the socket counts as dead.
+    // Heartbeats keep a socket alive; when it goes silent with its connection open, it counts
+    // as dead after the idle timeout.
     let sim = start(SimConfig {
-        heartbeat_interval: Duration::from_secs(3600),
+        heartbeat_interval: Duration::from_millis(50),
         ..SimConfig::default()
     })
     .await;
     let queues = queues(&sim);
     let options = WatchOptions {
-        idle_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(1_000),
         ..fast_options()
     };
     let mut watch = watch_queues(&client(&sim), &queues, options).unwrap();
     assert_eq!(connected(&mut watch).await, (true, Reconnect::First));
+    assert_eq!(sim.state().stall_sockets(), 1);
     assert_eq!(connected(&mut watch).await, (true, Reconnect::Dropped));
     drop(watch);
 

@@ -232,7 +232,9 @@ async fn follow(
     ));
 
     let stop = StopSignal::default();
-    let _listening = stop.listen();
+    let _listening = stop.listen_saying(
+        "finishing in-flight requests and recording them; calls not yet sent are recorded as unprocessed",
+    );
     let progress = Arc::new(Progress::new(progress_mode(ui.output), 0, client.clone()));
     let ticker = progress.start_ticker();
     let call_events = Arc::new(CallEvents::default());
