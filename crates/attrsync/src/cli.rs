@@ -119,6 +119,11 @@ pub struct ConnectionArgs {
     /// Time limit for one HTTP request.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+    /// A PEM file of CA certificates to trust besides the system's, for login, API and
+    /// notification traffic alike (a TLS-inspecting proxy's CA) [env: SSL_CERT_FILE]. Proxies
+    /// come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY (environment or .env).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -337,6 +342,15 @@ pub struct SimArgs {
     /// one is unverified).
     #[arg(long)]
     pub no_attribute_events: bool,
+    /// Serve https:// and wss:// on loopback with a certificate for localhost and 127.0.0.1,
+    /// signed by a test CA generated now; its certificate is written to --tls-ca (give that file
+    /// to attrsync's --ca-cert).
+    #[arg(long)]
+    pub tls: bool,
+    /// Where --tls writes the test CA's certificate (PEM) [default: attrsync-sim-PORT-ca.pem in
+    /// the temporary directory].
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

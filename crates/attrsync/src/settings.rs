@@ -322,9 +322,19 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
         region: args.region,
         api_url: args.api_url.clone(),
         login_url: args.login_url.clone(),
+        ca_cert: args.ca_cert.clone(),
     };
     let genesys = genesys_core::Settings::resolve(&explicit, &env::var)
         .map_err(|err| ResolveError::Config(err.into()))?;
+    if let Some(proxy) = &genesys.proxy {
+        for warning in proxy.warnings() {
+            tracing::warn!("{warning}");
+        }
+        // The URLs only: never the credentials (see `ProxyTarget`'s Display).
+        for target in [&proxy.https, &proxy.http].into_iter().flatten() {
+            tracing::debug!(proxy = %target, from = target.source, "using a proxy");
+        }
+    }
     Ok(Connection {
         genesys,
         rate,
@@ -377,6 +387,7 @@ pub fn demo_connection(
         region: None,
         api_url: Some(api_url.parse().context("the simulator's URL")?),
         login_url: None,
+        ca_cert: None,
     };
     Ok(Connection {
         genesys: genesys_core::Settings::resolve(&explicit, &|_| None)?,

@@ -123,6 +123,42 @@ struct Inner {
     max_wait: Duration,
     observer: Option<Arc<dyn RequestObserver>>,
     counters: Arc<Counters>,
+    /// For the notification sockets, which reqwest does not carry.
+    proxy: Option<crate::proxy::ProxySettings>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// reqwest's proxies for `settings`: one per proxy, each asking the one matcher
+/// ([`ProxySettings::for_url`](crate::proxy::ProxySettings::for_url)) whether a URL is its.
+fn reqwest_proxies(
+    settings: &crate::proxy::ProxySettings,
+) -> Result<Vec<reqwest::Proxy>, ClientBuildError> {
+    let mut proxies = Vec::new();
+    for target in [&settings.https, &settings.http].into_iter().flatten() {
+        let matcher = settings.clone();
+        let url = target.url().clone();
+        let mut proxy = reqwest::Proxy::custom(move |dest| {
+            matcher
+                .for_url(dest)
+                .filter(|chosen| chosen.url() == &url)
+                .map(|_| url.clone())
+        });
+        if let Some(auth) = target.authorization() {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(secrecy::ExposeSecret::expose_secret(&auth))
+                    .map_err(|_| {
+                        ClientBuildError(format!(
+                            "{}: the proxy credentials are not valid in a header",
+                            target.source
+                        ))
+                    })?;
+            // Kept out of reqwest's Debug output of requests.
+            value.set_sensitive(true);
+            proxy = proxy.custom_http_auth(value);
+        }
+        proxies.push(proxy);
+    }
+    Ok(proxies)
 }
 
 impl fmt::Debug for GenesysClient {
@@ -214,12 +250,25 @@ impl GenesysClient {
     pub fn new(settings: &Settings, options: ClientOptions) -> Result<Self, ClientBuildError> {
         // reqwest is built with `rustls-no-provider`; "already installed" is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let tls = crate::tls::client_config(settings.ca_cert.as_deref())
+            .map_err(|e| ClientBuildError(e.to_string()))?;
+        let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
             // Retries are ours alone, so that every attempt is counted, observed and paced.
             .retry(reqwest::retry::never())
+            // The same trust as the WebSocket's: platform roots plus --ca-cert.
+            .tls_backend_preconfigured((*tls).clone())
+            // Only the resolved settings choose a proxy, never reqwest's own reading of the
+            // process environment (a `.env` file can set them; tests stay hermetic).
+            .no_proxy();
+        if let Some(proxy) = &settings.proxy {
+            for proxy in reqwest_proxies(proxy)? {
+                builder = builder.proxy(proxy);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientBuildError(crate::error::transport_message(&e)))?;
         let counters = Arc::new(Counters::default());
@@ -241,8 +290,15 @@ impl GenesysClient {
                 max_wait: options.max_wait,
                 observer: options.observer,
                 counters,
+                proxy: settings.proxy.clone(),
+                tls,
             }),
         })
+    }
+
+    /// Opens a notification WebSocket with this client's proxy and TLS settings.
+    pub(crate) async fn connect_socket(&self, url: &Url) -> Result<crate::tls::Socket, String> {
+        crate::tls::connect_socket(url, self.inner.proxy.as_ref(), &self.inner.tls).await
     }
 
     /// Counters since the client was built, and each token's pacing and budget now.

@@ -57,6 +57,48 @@ pub const LOGIN_URL: EnvVar = EnvVar {
     description: "login (OAuth token) base URL override; derived from the API URL when not set",
 };
 
+/// Proxy of https:// and wss:// traffic (the Genesys hosts), as curl reads it.
+pub const HTTPS_PROXY: EnvVar = EnvVar {
+    name: "HTTPS_PROXY",
+    description: "proxy for login, API and notification traffic, http://[user:password@]host:port",
+};
+
+/// Lower-case spelling of [`HTTPS_PROXY`]; curl reads it first, and so does attrsync.
+pub const HTTPS_PROXY_LOWER: EnvVar = EnvVar {
+    name: "https_proxy",
+    description: "the same as HTTPS_PROXY, and wins over it (as in curl)",
+};
+
+/// Proxy of plain http:// and ws:// traffic (loopback only, e.g. the simulator).
+pub const HTTP_PROXY: EnvVar = EnvVar {
+    name: "HTTP_PROXY",
+    description: "proxy for plain http:// traffic (loopback only, e.g. the simulator)",
+};
+
+/// Lower-case spelling of [`HTTP_PROXY`].
+pub const HTTP_PROXY_LOWER: EnvVar = EnvVar {
+    name: "http_proxy",
+    description: "the same as HTTP_PROXY, and wins over it (as in curl)",
+};
+
+/// Hosts reached without the proxy.
+pub const NO_PROXY: EnvVar = EnvVar {
+    name: "NO_PROXY",
+    description: "hosts reached directly: comma-separated names (with their subdomains), IPs, CIDRs, or *",
+};
+
+/// Lower-case spelling of [`NO_PROXY`].
+pub const NO_PROXY_LOWER: EnvVar = EnvVar {
+    name: "no_proxy",
+    description: "the same as NO_PROXY, and wins over it (as in curl)",
+};
+
+/// A PEM file of extra trusted CAs (a TLS-inspecting proxy's), like `--ca-cert`.
+pub const SSL_CERT_FILE: EnvVar = EnvVar {
+    name: "SSL_CERT_FILE",
+    description: "PEM file of CA certificates to trust, as --ca-cert (which wins)",
+};
+
 /// Every variable, primary names before their aliases.
 pub const ALL: &[EnvVar] = &[
     CLIENT_ID,
@@ -67,6 +109,13 @@ pub const ALL: &[EnvVar] = &[
     REGION_ALIAS,
     API_URL,
     LOGIN_URL,
+    HTTPS_PROXY,
+    HTTPS_PROXY_LOWER,
+    HTTP_PROXY,
+    HTTP_PROXY_LOWER,
+    NO_PROXY,
+    NO_PROXY_LOWER,
+    SSL_CERT_FILE,
 ];
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! - [`retry`] and [`error`]: what is retried, how, and how long to wait.
 //! - [`client`]: [`GenesysClient`], the calls attrsync makes; [`observer`] reports each attempt.
 //! - [`notifications`]: following queues' call events over the Notification API's WebSocket.
+//! - [`proxy`] and [`tls`]: the proxies (a CONNECT tunnel for the WebSocket) and the one rustls
+//!   configuration, platform roots plus `--ca-cert`, that HTTP and the WebSocket share.
 //! - [`models`]: the wire types, re-exported from the `genesys-models` crate (shared, as plain
 //!   data, with reconcile and the simulator).
 //!
@@ -22,11 +24,13 @@ pub mod live_calls;
 pub mod notifications;
 pub mod observer;
 mod pool;
+pub mod proxy;
 pub mod rate;
 pub mod region;
 pub mod retry;
 pub mod settings;
 pub mod stats;
+pub mod tls;
 
 pub use genesys_models as models;
 
@@ -38,5 +42,6 @@ pub use observer::{RequestEvent, RequestObserver};
 pub use rate::{Pacing, PacingError, RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
+pub use proxy::ProxySettings;
 pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError};
 pub use stats::{ClientStats, TokenStats};

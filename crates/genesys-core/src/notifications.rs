@@ -15,12 +15,11 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
 use url::Url;
 
 use crate::client::GenesysClient;
@@ -179,7 +178,7 @@ pub fn watch_queues(
     Ok(QueueWatch { notices, tasks })
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::tls::Socket;
 
 /// One channel, kept subscribed and connected.
 struct ChannelFollower {
@@ -334,9 +333,9 @@ impl ChannelFollower {
 
     async fn connect(&self, channel: &Channel) -> Result<Socket, String> {
         let url = socket_url(&channel.connect_uri)?;
-        let handshake = tokio_tungstenite::connect_async(url.as_str());
+        let handshake = self.client.connect_socket(&url);
         match tokio::time::timeout(self.options.connect_timeout, handshake).await {
-            Ok(Ok((socket, _response))) => Ok(socket),
+            Ok(Ok(socket)) => Ok(socket),
             Ok(Err(err)) => Err(format!(
                 "cannot connect the notification socket {}: {err}",
                 redacted(&url)

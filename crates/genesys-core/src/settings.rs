@@ -5,10 +5,13 @@
 //! caller (the binary's lookup reads the process environment, then a `.env` file); this crate
 //! never reads or changes the process environment itself.
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 use url::{Host, Url};
 
 use crate::env::{self, EnvVar};
+use crate::proxy::ProxySettings;
 use crate::region::{Region, UnknownRegion};
 
 /// OAuth client credentials. `Debug` never shows the secret.
@@ -27,6 +30,8 @@ pub struct ExplicitSettings {
     pub region: Option<Region>,
     pub api_url: Option<Url>,
     pub login_url: Option<Url>,
+    /// `--ca-cert`: a PEM file of CAs to trust besides the platform's.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Resolved connection settings. `Debug` never shows the secret.
@@ -39,6 +44,10 @@ pub struct Settings {
     /// Login base URL; the token endpoint is `<login_base>/oauth/token`.
     pub login_base: Url,
     pub credentials: Credentials,
+    /// The proxies of login, API and notification traffic (`HTTPS_PROXY`, ...), if any.
+    pub proxy: Option<ProxySettings>,
+    /// A PEM file of CAs trusted besides the platform's (`--ca-cert`, else `SSL_CERT_FILE`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Why connection settings could not be resolved. Messages name what to set.
@@ -67,6 +76,9 @@ pub enum SettingsError {
         env::LOGIN_URL.name
     )]
     CannotDeriveLoginUrl { api_url: String },
+    /// A proxy variable that cannot be used; `reason` never holds its credentials.
+    #[error("invalid {var}: {reason}")]
+    InvalidProxy { var: &'static str, reason: String },
 }
 
 impl Settings {
@@ -151,6 +163,12 @@ impl Settings {
             _ => Some(effective_region),
         };
 
+        let proxy = ProxySettings::resolve(lookup)?;
+        let ca_cert = explicit
+            .ca_cert
+            .clone()
+            .or_else(|| read(env::SSL_CERT_FILE, None).map(|(v, _)| PathBuf::from(v)));
+
         Ok(Settings {
             region,
             api_base,
@@ -159,6 +177,8 @@ impl Settings {
                 client_id,
                 client_secret,
             },
+            proxy,
+            ca_cert,
         })
     }
 

@@ -72,6 +72,9 @@ pub struct SimConfig {
     pub analytics_lag: Duration,
     /// Publish a queue event when only a call's attributes changed. Whether Genesys does is [?].
     pub attribute_events: bool,
+    /// Serve https:// and wss:// with a test CA generated at start (see
+    /// [`SimHandle::ca_cert_pem`](crate::SimHandle::ca_cert_pem)); needs the `tls` feature.
+    pub tls: bool,
 }
 
 /// The namespace assumed to hold `client.credentials.token.rate.per.minute` [?].
@@ -110,6 +113,7 @@ impl Default for SimConfig {
             channel_ttl: Duration::from_secs(24 * 3600),
             analytics_lag: Duration::ZERO,
             attribute_events: true,
+            tls: false,
         }
     }
 }
@@ -141,6 +145,7 @@ impl fmt::Debug for SimConfig {
             .field("channel_ttl", &self.channel_ttl)
             .field("analytics_lag", &self.analytics_lag)
             .field("attribute_events", &self.attribute_events)
+            .field("tls", &self.tls)
             .finish()
     }
 }

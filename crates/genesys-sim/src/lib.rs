@@ -61,6 +61,8 @@ mod rate_limit;
 mod server;
 mod socket;
 mod state;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use bus::{ChannelStatus, NotificationStatus};
 pub use config::{

@@ -10,6 +10,7 @@ use axum::routing::{get, head, patch, post};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -20,6 +21,26 @@ use crate::middleware::{ConnectionDropper, api_gate, edge};
 use crate::state::SimState;
 use crate::{admin, analytics, api, driver, notifications, oauth, socket};
 
+#[cfg(feature = "tls")]
+type Tls = crate::tls::SimTls;
+/// Without the `tls` feature no simulator serves TLS: the type has no value.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+enum Tls {}
+
+/// The simulator's TLS, when its config asks for it.
+fn tls_for(config: &SimConfig) -> std::io::Result<Option<Tls>> {
+    if !config.tls {
+        return Ok(None);
+    }
+    #[cfg(feature = "tls")]
+    return crate::tls::generate().map(Some);
+    #[cfg(not(feature = "tls"))]
+    Err(std::io::Error::other(
+        "this simulator was built without its `tls` feature",
+    ))
+}
+
 /// The simulator; see [`Simulator::start`].
 #[derive(Debug)]
 pub struct Simulator;
@@ -27,16 +48,18 @@ pub struct Simulator;
 impl Simulator {
     /// Generates the org from `config` and serves it on `bind` (port 0 picks a free port).
     pub async fn start(config: SimConfig, bind: SocketAddr) -> std::io::Result<SimHandle> {
+        let tls = tls_for(&config)?;
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let state = SimState::new(&config, addr);
         let router = router(state.clone());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tokio::spawn(driver::run(state.clone(), shutdown_rx.clone()));
-        let server = tokio::spawn(accept_loop(listener, router, shutdown_rx));
+        let server = tokio::spawn(accept_loop(listener, router, tls.clone(), shutdown_rx));
         tracing::debug!(%addr, ?config, "genesys simulator listening");
         Ok(SimHandle {
             addr,
+            tls,
             state,
             shutdown_tx,
             server: Some(server),
@@ -49,15 +72,27 @@ impl Simulator {
 #[derive(Debug)]
 pub struct SimHandle {
     addr: SocketAddr,
+    tls: Option<Tls>,
     state: SimState,
     shutdown_tx: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT`: the API and the token endpoint share this origin.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS): the API and the token endpoint
+    /// share this origin.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The PEM certificate of the test CA that signed the simulator's certificate (with
+    /// [`SimConfig::tls`]): what a client under test is told to trust.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        #[cfg(feature = "tls")]
+        return self.tls.as_ref().map(|tls| tls.ca_pem.as_str());
+        #[cfg(not(feature = "tls"))]
+        None
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -144,14 +179,19 @@ fn router(state: SimState) -> Router {
         .with_state(state)
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Tls>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     let connection_shutdown = shutdown.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, router.clone(), connection_shutdown.clone()));
+                    connections.spawn(serve(stream, tls.clone(), router.clone(), connection_shutdown.clone()));
                 }
                 Err(error) => tracing::warn!(%error, "simulator accept failed"),
             },
@@ -164,7 +204,34 @@ async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch:
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
+/// One accepted connection: its TLS handshake first, when the simulator serves TLS.
+async fn serve(
+    stream: TcpStream,
+    tls: Option<Tls>,
+    router: Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(tls) = tls else {
+        return serve_connection(stream, router, shutdown).await;
+    };
+    #[cfg(feature = "tls")]
+    {
+        // Bounded, so that a client that never finishes its handshake holds no task for long.
+        let handshake = tls.acceptor.accept(stream);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+            Ok(Ok(stream)) => serve_connection(stream, router, shutdown).await,
+            Ok(Err(error)) => tracing::debug!(%error, "simulator TLS handshake failed"),
+            Err(_) => tracing::debug!("simulator TLS handshake timed out"),
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    match tls {}
+}
+
+async fn serve_connection<S>(stream: S, router: Router, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let dropper = Arc::new(Notify::new());
     let service_dropper = dropper.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {

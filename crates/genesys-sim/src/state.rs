@@ -160,6 +160,8 @@ struct Shared {
     token_ttl: Duration,
     /// Where the simulator listens: the origin of the channels' `connectUri`.
     addr: SocketAddr,
+    /// `wss` when the simulator serves TLS, else `ws`: the scheme of the `connectUri`.
+    socket_scheme: &'static str,
     attribute_events: bool,
     analytics_lag: Duration,
     heartbeat_interval: Duration,
@@ -293,6 +295,7 @@ impl SimState {
                 clients: config.clients.clone(),
                 token_ttl: config.token_ttl,
                 addr,
+                socket_scheme: if config.tls { "wss" } else { "ws" },
                 attribute_events: config.attribute_events,
                 analytics_lag: config.analytics_lag,
                 heartbeat_interval: config.heartbeat_interval,

@@ -48,6 +48,7 @@ pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
         channel_ttl: args.channel_ttl,
         analytics_lag: args.analytics_lag,
         attribute_events: !args.no_attribute_events,
+        tls: args.tls,
         ..SimConfig::default()
     })
 }
@@ -60,8 +61,25 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let (id, secret) = sim.demo_credentials();
     let url = sim.url();
+    let ca_path = match sim.ca_cert_pem() {
+        Some(pem) => {
+            let path = args.tls_ca.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("attrsync-sim-{}-ca.pem", sim.addr().port()))
+            });
+            std::fs::write(&path, pem)
+                .with_context(|| format!("cannot write the test CA to {}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
     // The URL and credentials are the product of this command: stdout, so scripts can read them.
     println!("Genesys simulator listening on {url}");
+    if let Some(path) = &ca_path {
+        println!(
+            "  test CA:       {}   (trust it with --ca-cert or SSL_CERT_FILE)",
+            path.display()
+        );
+    }
     println!("  client id:     {id}");
     println!("  client secret: {secret}   (a demo credential of the simulator, not a real secret)");
     let window = humantime::format_duration(args.limit_window);
@@ -85,9 +103,17 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
         );
         println!("  arrivals:      {rate} new calls, each lasting {lasting}");
     }
+    let ca_flag = ca_path
+        .as_ref()
+        .map(|path| format!(" --ca-cert {}", path.display()))
+        .unwrap_or_default();
+    let curl_ca = ca_path
+        .as_ref()
+        .map(|path| format!(" --cacert {}", path.display()))
+        .unwrap_or_default();
     ui.note(format_args!(
         "\nTry:\n  export GENESYSCLOUD_OAUTHCLIENT_ID={id} GENESYSCLOUD_OAUTHCLIENT_SECRET={secret}\n  \
-         attrsync get --api-url {url} \"$(curl -s {url}/__sim/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"conversation\"][\"id\"])')\"\n\
+         attrsync get --api-url {url}{ca_flag} \"$(curl -s{curl_ca} {url}/__sim/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"conversation\"][\"id\"])')\"\n\
          Press Ctrl-C to stop."
     ));
     let _handling = crate::signals::Handling::start();

@@ -282,7 +282,10 @@ impl SimState {
         drop(inner);
         self.wake();
         Channel {
-            connect_uri: format!("ws://{}/channels/{id}", self.shared.addr),
+            connect_uri: format!(
+                "{}://{}/channels/{id}",
+                self.shared.socket_scheme, self.shared.addr
+            ),
             expires: Some(timestamp(self.shared.clock.wall(expires_at))),
             id,
         }

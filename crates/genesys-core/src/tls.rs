@@ -1,0 +1,202 @@
+//! The one TLS client configuration of a client: the platform's trusted roots plus the CAs of
+//! `--ca-cert` (a TLS-inspecting proxy's, or a test CA). HTTP (reqwest) and the notification
+//! WebSocket are both given this configuration, so they trust the same CAs.
+//!
+//! Also the WebSocket's way through a proxy: tokio-tungstenite has none, so [`connect_socket`]
+//! opens a CONNECT tunnel itself and runs the WebSocket handshake (TLS inside) over it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use url::Url;
+
+use crate::proxy::{ProxySettings, ProxyTarget};
+
+/// The TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("cannot use the CA certificate file {}: {reason}", path.display())]
+    CaCert { path: PathBuf, reason: String },
+    #[error("cannot set up TLS: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The platform's roots, read once per process (reading them takes a few milliseconds, and a
+/// client may be built more than once).
+fn platform_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::debug!(%error, "a platform CA certificate could not be loaded");
+        }
+        if found.certs.is_empty() {
+            tracing::warn!(
+                "no trusted CA certificates found on this system; TLS connections will fail unless --ca-cert names one"
+            );
+        }
+        found.certs
+    })
+}
+
+/// The CA certificates of a PEM file.
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+    let failed = |reason: String| TlsConfigError::CaCert {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| failed(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(failed("no PEM certificate in it".to_owned()));
+    }
+    Ok(certs)
+}
+
+/// The one rustls client configuration: platform roots plus `ca_cert`'s CAs.
+pub fn client_config(ca_cert: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    let mut roots = RootCertStore::empty();
+    let (_added, _ignored) = roots.add_parsable_certificates(platform_roots().iter().cloned());
+    if let Some(path) = ca_cert {
+        for cert in read_ca_file(path)? {
+            roots.add(cert).map_err(|e| TlsConfigError::CaCert {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A notification socket, TLS or plain, directly or through a tunnel.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens the WebSocket at `url` (already checked by `socket_url`): through the proxy that
+/// [`ProxySettings::for_url`] picks, if any, with `tls` for wss://.
+pub async fn connect_socket(
+    url: &Url,
+    proxy: Option<&ProxySettings>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Socket, String> {
+    let connector = Some(Connector::Rustls(Arc::clone(tls)));
+    let result = match proxy.and_then(|p| p.for_url(url)) {
+        Some(target) => {
+            let stream = tunnel(target, url).await?;
+            tokio_tungstenite::client_async_tls_with_config(url.as_str(), stream, None, connector)
+                .await
+        }
+        None => {
+            tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, false, connector)
+                .await
+        }
+    };
+    result.map(|(socket, _response)| socket).map_err(|e| e.to_string())
+}
+
+/// The longest CONNECT response head read before giving up on the proxy.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// A TCP stream to `url`'s host and port through `proxy`'s CONNECT tunnel.
+pub async fn tunnel(proxy: &ProxyTarget, url: &Url) -> Result<TcpStream, String> {
+    let host = url.host_str().ok_or("the socket URL has no host")?;
+    let port = url
+        .port_or_known_default()
+        .ok_or("the socket URL has no port")?;
+    let authority = format!("{host}:{port}");
+    let (proxy_host, proxy_port) = proxy.host_port();
+    let mut stream = TcpStream::connect((proxy_host.as_str(), proxy_port))
+        .await
+        .map_err(|e| format!("cannot connect to the proxy {proxy}: {e}"))?;
+    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(auth) = proxy.authorization() {
+        request.push_str("Proxy-Authorization: ");
+        request.push_str(auth.expose_secret());
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("cannot write to the proxy {proxy}: {e}"))?;
+    drop(request);
+
+    // Byte by byte: nothing after the head may be consumed, it belongs to the tunnel.
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= MAX_RESPONSE_HEAD {
+            return Err(format!(
+                "the proxy {proxy} sent no complete answer to CONNECT {authority}"
+            ));
+        }
+        let byte = stream.read_u8().await.map_err(|e| {
+            format!("the proxy {proxy} closed the connection during CONNECT {authority}: {e}")
+        })?;
+        head.push(byte);
+    }
+    let status_line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(200..=299) => Ok(stream),
+        Some(407) => Err(format!(
+            "the proxy {proxy} refused CONNECT {authority}: {status_line} (it wants credentials: give them in {} as http://user:password@host:port)",
+            proxy.source
+        )),
+        _ => Err(format!(
+            "the proxy {proxy} refused CONNECT {authority}: {status_line}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_naming_the_file() {
+        let mut file = tempfile_in_target("empty.pem");
+        file.1.write_all(b"not a certificate\n").unwrap();
+        let err = client_config(Some(&file.0)).unwrap_err().to_string();
+        assert!(err.contains("empty.pem"), "{err}");
+        let err = client_config(Some(Path::new("/nonexistent/ca.pem")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn the_platform_roots_alone_make_a_config() {
+        assert!(client_config(None).is_ok());
+    }
+
+    fn tempfile_in_target(name: &str) -> (PathBuf, std::fs::File) {
+        let dir = std::env::temp_dir().join(format!("genesys-core-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        (path, file)
+    }
+}
