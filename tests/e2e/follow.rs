@@ -31,7 +31,7 @@ fn follow(org: &TestOrg, queue: &str, extra: &[&str]) -> Child {
 }
 
 /// Polls the simulator until `ready` holds (bounded: the test fails after 60 s).
-async fn until(what: &str, ready: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, ready: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !ready() {
         assert!(
@@ -76,7 +76,7 @@ fn patches_of(org: &TestOrg, conversation_id: &str) -> usize {
 }
 
 /// SIGTERM, a follow's normal end; returns the exit code and the output.
-async fn terminate(child: Child) -> (i32, String, String) {
+pub(crate) async fn terminate(child: Child) -> (i32, String, String) {
     let pid = child.id().expect("still running").to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])

@@ -179,3 +179,138 @@ pub async fn audit_targets(path: &Path) -> Vec<AuditRow> {
     .await
     .expect("targets readable")
 }
+
+/// One tunnel a [`ConnectProxy`] was asked for, as its own log records it.
+#[derive(Clone, Debug)]
+pub struct Tunnel {
+    /// The `host:port` of the CONNECT (or the request line, for anything else).
+    pub target: String,
+    /// It was opened (a CONNECT with the expected credentials, to a reachable target).
+    pub opened: bool,
+    /// The proxy's own address on its connection to the target: what the target sees as the
+    /// client's address.
+    pub upstream_local: Option<SocketAddr>,
+}
+
+/// A loopback HTTP CONNECT proxy, as corporate proxies are for TLS traffic: it reads the
+/// CONNECT, checks `Proxy-Authorization` when given credentials, connects to the target,
+/// answers 200 and copies bytes both ways. It logs every tunnel asked for.
+pub struct ConnectProxy {
+    addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Tunnel>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConnectProxy {
+    /// `credentials`: the `(user, password)` it demands, if any.
+    pub async fn start(credentials: Option<(&str, &str)>) -> Self {
+        use base64::Engine;
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("proxy listens");
+        let addr = listener.local_addr().expect("proxy address");
+        let expected = credentials.map(|(user, password)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )
+        });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task_log = log.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(proxy_connection(client, expected.clone(), task_log.clone()));
+            }
+        });
+        ConnectProxy { addr, log, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://USER:PASSWORD@127.0.0.1:PORT`.
+    pub fn url_with(&self, user: &str, password: &str) -> String {
+        format!("http://{user}:{password}@{}", self.addr)
+    }
+
+    /// Every tunnel asked for, in order.
+    pub fn tunnels(&self) -> Vec<Tunnel> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ConnectProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn proxy_connection(
+    mut client: tokio::net::TcpStream,
+    expected: Option<String>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Tunnel>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Byte by byte: what follows the head belongs to the tunnel.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read_u8().await {
+            Ok(byte) if head.len() < 16 * 1024 => head.push(byte),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.lines();
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let authorization = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("proxy-authorization")
+            .then(|| value.trim().to_owned())
+    });
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next());
+    let refuse = |status: &'static str| {
+        log.lock().unwrap().push(Tunnel {
+            target: request_line.clone(),
+            opened: false,
+            upstream_local: None,
+        });
+        status
+    };
+    let answer = match (method, target) {
+        ("CONNECT", Some(target))
+            if expected.is_none() || authorization.as_deref() == expected.as_deref() =>
+        {
+            match tokio::net::TcpStream::connect(target).await {
+                Ok(mut upstream) => {
+                    // Logged before the 200, so that the log is complete once the client
+                    // sees its tunnel open.
+                    log.lock().unwrap().push(Tunnel {
+                        target: target.to_owned(),
+                        opened: true,
+                        upstream_local: upstream.local_addr().ok(),
+                    });
+                    if client
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .is_ok()
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                    return;
+                }
+                Err(_) => refuse("502 Bad Gateway"),
+            }
+        }
+        ("CONNECT", Some(_)) => {
+            refuse("407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"test\"")
+        }
+        _ => refuse("405 Method Not Allowed"),
+    };
+    let _ = client
+        .write_all(format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        .await;
+}

@@ -313,6 +313,13 @@ pub(crate) fn transport_message(error: &reqwest::Error) -> String {
         }
         source = cause.source();
     }
+    if message.contains("invalid peer certificate") {
+        // Most often a TLS-inspecting proxy whose CA the platform does not trust.
+        message.push_str(&format!(
+            " (behind a TLS-inspecting proxy? trust its CA with --ca-cert or {})",
+            crate::env::SSL_CERT_FILE.name
+        ));
+    }
     message
 }
 

@@ -39,9 +39,9 @@ pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, Respon
 pub use error::{ApiError, ErrorClass, HttpFailure};
 pub use live_calls::LiveCallsQuery;
 pub use observer::{RequestEvent, RequestObserver};
+pub use proxy::ProxySettings;
 pub use rate::{Pacing, PacingError, RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
-pub use proxy::ProxySettings;
 pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError};
 pub use stats::{ClientStats, TokenStats};

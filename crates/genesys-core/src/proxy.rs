@@ -376,7 +376,10 @@ mod tests {
         .unwrap();
         for (dest, proxy) in [
             ("https://api.mypurecloud.ie/", "http://secure:1/"),
-            ("wss://streaming.mypurecloud.ie/channels/x", "http://secure:1/"),
+            (
+                "wss://streaming.mypurecloud.ie/channels/x",
+                "http://secure:1/",
+            ),
             ("http://127.0.0.1:8642/", "http://plain:2/"),
             ("ws://127.0.0.1:8642/channels/x", "http://plain:2/"),
         ] {

@@ -104,7 +104,9 @@ pub async fn connect_socket(
                 .await
         }
     };
-    result.map(|(socket, _response)| socket).map_err(|e| e.to_string())
+    result
+        .map(|(socket, _response)| socket)
+        .map_err(|e| e.to_string())
 }
 
 /// The longest CONNECT response head read before giving up on the proxy.

@@ -26,6 +26,10 @@ const READ_CAP_BYTES: usize = 8 * MAX_REQUEST_BYTES;
 #[derive(Clone)]
 pub(crate) struct ConnectionDropper(pub(crate) Arc<Notify>);
 
+/// The TCP peer of a request's connection, set by the server on every request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerAddr(pub(crate) std::net::SocketAddr);
+
 /// Marks a response that must not be sent: the connection is dropped instead.
 #[derive(Clone, Copy)]
 struct DropConnection;
@@ -46,6 +50,7 @@ pub(crate) async fn edge(
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let dropper = request.extensions_mut().remove::<ConnectionDropper>();
+    let peer = request.extensions().get::<PeerAddr>().map(|p| p.0);
 
     if !path.starts_with("/__sim")
         && let Admission::Held(generation) = state.admit()
@@ -76,6 +81,7 @@ pub(crate) async fn edge(
             .remove::<ExchangeNote>()
             .unwrap_or_default();
         state.record(LoggedRequest {
+            peer,
             seq: 0,
             at_ms: 0,
             method,

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tower_service::Service;
 
 use crate::config::SimConfig;
-use crate::middleware::{ConnectionDropper, api_gate, edge};
+use crate::middleware::{ConnectionDropper, PeerAddr, api_gate, edge};
 use crate::state::SimState;
 use crate::{admin, analytics, api, driver, notifications, oauth, socket};
 
@@ -211,15 +211,16 @@ async fn serve(
     router: Router,
     shutdown: watch::Receiver<bool>,
 ) {
+    let peer = stream.peer_addr().ok();
     let Some(tls) = tls else {
-        return serve_connection(stream, router, shutdown).await;
+        return serve_connection(stream, peer, router, shutdown).await;
     };
     #[cfg(feature = "tls")]
     {
         // Bounded, so that a client that never finishes its handshake holds no task for long.
         let handshake = tls.acceptor.accept(stream);
         match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
-            Ok(Ok(stream)) => serve_connection(stream, router, shutdown).await,
+            Ok(Ok(stream)) => serve_connection(stream, peer, router, shutdown).await,
             Ok(Err(error)) => tracing::debug!(%error, "simulator TLS handshake failed"),
             Err(_) => tracing::debug!("simulator TLS handshake timed out"),
         }
@@ -228,8 +229,12 @@ async fn serve(
     match tls {}
 }
 
-async fn serve_connection<S>(stream: S, router: Router, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve_connection<S>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let dropper = Arc::new(Notify::new());
@@ -239,6 +244,9 @@ where
         request
             .extensions_mut()
             .insert(ConnectionDropper(service_dropper.clone()));
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(PeerAddr(peer));
+        }
         let mut router = router.clone();
         async move { router.call(request).await }
     });

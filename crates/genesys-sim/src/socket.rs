@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::bus::{Outgoing, envelope};
+use crate::middleware::PeerAddr;
 use crate::state::SimState;
 
 /// How long a closing socket waits for the client's close frame before dropping the connection.
@@ -23,6 +24,7 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) async fn connect(
     State(state): State<SimState>,
     Path(channel_id): Path<String>,
+    peer: Option<axum::Extension<PeerAddr>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // Attached before the 101 is sent, so an event published once the client sees the
@@ -30,6 +32,7 @@ pub(crate) async fn connect(
     let Some((socket_id, outbox)) = state.attach_socket(&channel_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    state.record_socket_peer(peer.map(|axum::Extension(PeerAddr(addr))| addr));
     let failed_state = state.clone();
     let failed_channel = channel_id.clone();
     upgrade

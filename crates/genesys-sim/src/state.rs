@@ -74,6 +74,10 @@ pub struct LoggedRequest {
     pub body: Option<serde_json::Value>,
     /// The `ININ-Correlation-Id` of the response.
     pub correlation_id: String,
+    /// The client's address (its TCP peer): tells which connection, e.g. which proxy tunnel,
+    /// carried the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<SocketAddr>,
 }
 
 /// What the fault RNG decided for one `/api/v2` request.
@@ -181,6 +185,8 @@ struct Inner {
     tokens: HashMap<String, TokenRecord>,
     tokens_issued: u64,
     log: Vec<LoggedRequest>,
+    /// The peer of every notification socket accepted, oldest first.
+    socket_peers: Vec<Option<SocketAddr>>,
     next_seq: u64,
     faults: FaultConfig,
     fault_rng: StdRng,
@@ -253,6 +259,7 @@ impl SimState {
             tokens: HashMap::new(),
             tokens_issued: 0,
             log: Vec::new(),
+            socket_peers: Vec::new(),
             next_seq: 1,
             faults: config.faults.clone(),
             fault_rng: StdRng::seed_from_u64(config.seed ^ FAULT_STREAM),
@@ -344,6 +351,16 @@ impl SimState {
     /// Every logged request, oldest first.
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         self.lock().log.clone()
+    }
+
+    /// The client address (TCP peer) of every notification socket accepted, oldest first; `None`
+    /// where it was not known.
+    pub fn socket_peers(&self) -> Vec<Option<SocketAddr>> {
+        self.lock().socket_peers.clone()
+    }
+
+    pub(crate) fn record_socket_peer(&self, peer: Option<SocketAddr>) {
+        self.lock().socket_peers.push(peer);
     }
 
     /// Ends a call now (its queue's channels get the event). Returns `false` when there is no

@@ -38,8 +38,8 @@ pub(crate) fn generate() -> std::io::Result<SimTls> {
     ca.distinguished_name
         .push(DnType::CommonName, "attrsync simulator test CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(failed)?)
-        .map_err(failed)?;
+    let ca =
+        CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(failed)?).map_err(failed)?;
 
     // rcgen takes the IP addresses as IP SANs.
     let mut leaf = CertificateParams::new(vec![
