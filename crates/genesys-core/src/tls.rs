@@ -194,6 +194,50 @@ mod tests {
         assert!(client_config(None).is_ok());
     }
 
+    /// A proxy that wants other credentials: the CONNECT carried ours, and the error says
+    /// what to do without showing them.
+    #[tokio::test]
+    async fn a_refused_connect_says_why_and_never_shows_the_password() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy_side = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                head.push(stream.read_u8().await.unwrap());
+            }
+            stream
+                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let vars = [(
+            "HTTPS_PROXY",
+            format!("http://me:pa55-w0rd@127.0.0.1:{port}"),
+        )];
+        let settings = ProxySettings::resolve(&|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap()
+        .unwrap();
+        let url = Url::parse("wss://streaming.example.test/channels/abc").unwrap();
+        let tls = client_config(None).unwrap();
+        let err = connect_socket(&url, Some(&settings), &tls)
+            .await
+            .unwrap_err();
+        let head = proxy_side.await.unwrap();
+        assert!(
+            head.starts_with("CONNECT streaming.example.test:443 HTTP/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("Proxy-Authorization: Basic "), "{head}");
+        assert!(err.contains("407") && err.contains("HTTPS_PROXY"), "{err}");
+        assert!(!err.contains("pa55-w0rd"), "{err}");
+    }
+
     fn tempfile_in_target(name: &str) -> (PathBuf, std::fs::File) {
         let dir = std::env::temp_dir().join(format!("genesys-core-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

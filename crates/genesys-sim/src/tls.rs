@@ -69,3 +69,62 @@ pub(crate) fn generate() -> std::io::Result<SimTls> {
         acceptor: TlsAcceptor::from(Arc::new(config)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::{SimConfig, Simulator};
+
+    /// A client that trusts only the simulator's CA reaches it by IP address and by name, and
+    /// is told to connect its sockets with wss://.
+    #[tokio::test]
+    async fn a_tls_simulator_is_trusted_through_its_ca_alone() {
+        let sim = Simulator::start(
+            SimConfig {
+                tls: true,
+                ..SimConfig::default()
+            },
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        )
+        .await
+        .unwrap();
+        assert!(sim.url().starts_with("https://127.0.0.1:"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(sim.ca_cert_pem().unwrap().as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        for name in ["127.0.0.1", "localhost"] {
+            let tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+            let server_name = ServerName::try_from(name.to_owned()).unwrap();
+            let mut tls = connector.connect(server_name, tcp).await.unwrap();
+            tls.write_all(b"GET /__sim/calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut response = Vec::new();
+            tls.read_to_end(&mut response).await.unwrap_or_default();
+            let response = String::from_utf8_lossy(&response);
+            assert!(response.starts_with("HTTP/1.1 200"), "{name}: {response}");
+        }
+        let (id, _) = sim.demo_credentials();
+        let channel = sim.state().create_channel(&id);
+        assert!(
+            channel.connect_uri.starts_with("wss://127.0.0.1:"),
+            "{}",
+            channel.connect_uri
+        );
+    }
+}
