@@ -227,7 +227,8 @@ async fn proxy_and_ca_cert_come_from_the_dotenv_file_too() {
 }
 
 #[tokio::test]
-async fn the_tls_simulator_is_refused_without_its_ca_and_a_bad_proxy_url_names_only_the_variable() {
+async fn the_tls_simulator_is_refused_without_its_ca_and_bad_proxy_or_ca_settings_stop_before_any_request()
+ {
     let (org, ca) = tls_org(1).await;
     let run = get_with(&org, &[], &[]).await;
     assert_ne!(run.code, 0, "{}", run.stderr);
@@ -243,4 +244,11 @@ async fn the_tls_simulator_is_refused_without_its_ca_and_a_bad_proxy_url_names_o
     run.assert_code(1);
     assert!(run.stderr.contains("invalid HTTPS_PROXY"), "{}", run.stderr);
     assert!(!run.stderr.contains("sekr1t-value"), "{}", run.stderr);
+
+    // A CA file that is not one stops the command before any request.
+    let not_a_ca = org.write("not-a-ca.pem", "hello\n");
+    let run = get_with(&org, &["--ca-cert", not_a_ca.to_str().unwrap()], &[]).await;
+    run.assert_code(1);
+    assert!(run.stderr.contains("not-a-ca.pem"), "{}", run.stderr);
+    assert!(org.state().request_log().is_empty());
 }

@@ -326,6 +326,11 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
     };
     let genesys = genesys_core::Settings::resolve(&explicit, &env::var)
         .map_err(|err| ResolveError::Config(err.into()))?;
+    // The CA file is read now, so that a bad one stops the command before any store is
+    // created or request sent (the client reads it again when built).
+    if let Some(path) = &genesys.ca_cert {
+        genesys_core::tls::read_ca_file(path).map_err(|err| ResolveError::Config(err.into()))?;
+    }
     if let Some(proxy) = &genesys.proxy {
         for warning in proxy.warnings() {
             tracing::warn!("{warning}");

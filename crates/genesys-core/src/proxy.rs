@@ -184,7 +184,7 @@ fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, Setting
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid(format!("{url} has no host")));
     }
-    if url.path().trim_end_matches('/') != "" || url.query().is_some() {
+    if !url.path().trim_end_matches('/').is_empty() || url.query().is_some() {
         return Err(invalid(format!(
             "{url}: a proxy URL takes no path or query; give http://host:port"
         )));
