@@ -137,10 +137,13 @@ fn reqwest_proxies(
     for target in [&settings.https, &settings.http].into_iter().flatten() {
         let matcher = settings.clone();
         let url = target.url().clone();
+        let source = target.source;
+        // Told apart by their variable: HTTPS_PROXY and HTTP_PROXY may name one proxy with
+        // different credentials.
         let mut proxy = reqwest::Proxy::custom(move |dest| {
             matcher
                 .for_url(dest)
-                .filter(|chosen| chosen.url() == &url)
+                .filter(|chosen| chosen.source == source)
                 .map(|_| url.clone())
         });
         if let Some(auth) = target.authorization() {
