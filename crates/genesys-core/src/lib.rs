@@ -21,6 +21,7 @@ pub mod error;
 pub mod live_calls;
 pub mod notifications;
 pub mod observer;
+pub mod profile;
 mod pool;
 pub mod rate;
 pub mod region;
@@ -38,5 +39,8 @@ pub use observer::{RequestEvent, RequestObserver};
 pub use rate::{Pacing, PacingError, RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
-pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError};
+pub use profile::{Profile, ProfileError, ProfileProxy};
+pub use settings::{
+    Credentials, ExplicitSettings, SettingSources, Settings, SettingsError, Source, Sources,
+};
 pub use stats::{ClientStats, TokenStats};
