@@ -11,6 +11,7 @@ mod get_set;
 mod live_tag;
 mod model;
 mod plan;
+mod profile;
 mod rate;
 mod reconcile;
 mod settings;

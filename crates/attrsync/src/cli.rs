@@ -39,6 +39,13 @@ pub struct GlobalArgs {
     /// A .env file to read credentials from (default: ./.env if present). Never overrides the environment.
     #[arg(long, global = true, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
+    /// A profile of Genesys's gc CLI to take credentials and region from [env: ATTRSYNC_PROFILE].
+    /// Below flags, environment and .env; none is read unless one is named.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The gc CLI configuration that --profile reads [default: ~/.gc/config.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub gc_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,12 +75,15 @@ pub enum Command {
     Demo(DemoArgs),
     /// Review the audit store: runs, targets, exports and an HTML report (read-only).
     Audit(AuditArgs),
+    /// Check settings, network, credentials, permissions and budget, one line per check.
+    Doctor(DoctorArgs),
 }
 
 /// Where and how to reach Genesys Cloud.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectionArgs {
-    /// Genesys Cloud region, e.g. us-east-1, eu-west-1 [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
+    /// Genesys Cloud region: a name (us-east-1, eu-west-1, me_central_1) or a domain
+    /// (mypurecloud.ie) [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
     #[arg(long, value_name = "REGION")]
     pub region: Option<Region>,
     /// API base URL, overriding the region (a gateway, or the simulator): scheme and host only
@@ -113,12 +123,25 @@ pub struct ConnectionArgs {
     /// error. Kept small so that network jitter never bunches requests beyond what Genesys tolerates.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: Option<u32>,
-    /// Client-credentials tokens to spread requests over, each with its own budget (1-50).
+    /// Client-credentials tokens to spread requests over, each with its own budget (1-50). Only
+    /// 1 with a given access token (GENESYSCLOUD_ACCESS_TOKEN, a profile's access_token).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50), value_name = "N")]
     pub tokens: u16,
     /// Time limit for one HTTP request.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The call to check read access on (default: the first live call of the analytics query).
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<String>,
+    /// One JSON object with every check, for scripts.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 #[derive(Debug, Args)]

@@ -13,15 +13,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::CommandFactory;
-use genesys_core::settings::ExplicitSettings;
+use genesys_core::Profile;
+use genesys_core::settings::{ExplicitSettings, Sources};
 use genesys_core::{ClientOptions, GenesysClient, Pacing, RateSpec, RequestObserver, RetryPolicy};
 use secrecy::SecretString;
 
 use crate::apply::ApplySettings;
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditPathArgs, Cli, Command, CompletionsArgs, ConnectionArgs, DemoArgs,
-    GenerateManArgs, GetArgs, LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs,
-    TagArgs, VerifyArgs,
+    DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs, LiveArgs, PlanArgs, RateArg, ReconcileArgs,
+    SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 
@@ -54,6 +55,8 @@ pub enum CommandSettings {
     Sim(SimArgs),
     Demo(DemoArgs),
     Audit(AuditArgs),
+    /// `doctor` reports a configuration error as its first failed check, not as an error.
+    Doctor(DoctorArgs, Box<Result<Connection, anyhow::Error>>),
 }
 
 /// Where and how to reach Genesys Cloud: resolved settings, the rate and the token pool.
@@ -181,7 +184,9 @@ impl RunSettings {
 /// The command line, the environment and `.env` (already loaded, see `env::load_dotenv`)
 /// become one command's settings.
 pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
-    Ok(match cli.command {
+    let Cli { global, command } = cli;
+    let connection = |args: &ConnectionArgs| connection(args, &global);
+    Ok(match command {
         Command::Get(args) => {
             let connection = connection(&args.connection)?;
             CommandSettings::Get(args, connection)
@@ -282,6 +287,14 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::Sim(args) => CommandSettings::Sim(args),
         Command::Demo(args) => CommandSettings::Demo(args),
         Command::Audit(args) => CommandSettings::Audit(args),
+        Command::Doctor(args) => {
+            let resolved = match connection(&args.connection) {
+                Ok(connection) => Ok(connection),
+                Err(ResolveError::Usage(err)) => return Err(ResolveError::Usage(err)),
+                Err(ResolveError::Config(err)) => Err(err),
+            };
+            CommandSettings::Doctor(args, Box::new(resolved))
+        }
     })
 }
 
@@ -311,8 +324,41 @@ pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
         .unwrap_or_else(env::default_audit_path)
 }
 
-/// The connection flags with the environment: flags > environment > `.env` > defaults.
-fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
+/// The gc profile named by `--profile` or `ATTRSYNC_PROFILE`, read from `--gc-config` or
+/// `~/.gc/config.toml`; `None` when no profile is named (none is ever read implicitly).
+fn named_profile(global: &GlobalArgs) -> Result<Option<Profile>, ResolveError> {
+    let name = global
+        .profile
+        .clone()
+        .or_else(|| env::var(env::PROFILE))
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let path = match &global.gc_config {
+        Some(path) => path.clone(),
+        None => genesys_core::profile::default_path(env::var(env::HOME).as_deref()).ok_or_else(
+            || {
+                ResolveError::Config(anyhow::anyhow!(
+                    "cannot find the gc configuration for profile {name:?}: {} is not set; give --gc-config PATH",
+                    env::HOME
+                ))
+            },
+        )?,
+    };
+    let (profile, warnings) = genesys_core::profile::read(&path, &name)
+        .map_err(|err| ResolveError::Config(err.into()))?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Some(profile))
+}
+
+/// The connection flags with every other source, through the one resolver
+/// (`genesys_core::Settings::resolve_from`): flags > environment > `.env` > gc profile >
+/// defaults.
+fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, ResolveError> {
     let rate = rate(args)?;
     let auto_rate =
         (args.rate == RateArg::Auto).then(|| AutoRate::new(args.limits_namespace.clone(), rate));
@@ -323,8 +369,18 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
         api_url: args.api_url.clone(),
         login_url: args.login_url.clone(),
     };
-    let genesys = genesys_core::Settings::resolve(&explicit, &env::var)
+    let profile = named_profile(global)?;
+    let sources = Sources {
+        environment: &env::process_var,
+        dotenv: &env::dotenv_var,
+        profile: profile.as_ref(),
+    };
+    let genesys = genesys_core::Settings::resolve_from(&explicit, &sources)
         .map_err(|err| ResolveError::Config(err.into()))?;
+    check_tokens(args.tokens, &genesys)?;
+    for warning in &genesys.warnings {
+        tracing::warn!("{warning}");
+    }
     Ok(Connection {
         genesys,
         rate,
@@ -334,6 +390,22 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
         tokens: args.tokens,
         timeout: args.timeout,
     })
+}
+
+/// A given access token is one token: a pool of several needs client credentials to mint them.
+fn check_tokens(tokens: u16, genesys: &genesys_core::Settings) -> Result<(), ResolveError> {
+    if tokens > 1 && genesys.credentials.is_fixed_token() {
+        return Err(usage(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "--tokens {tokens} needs client credentials: the access token from {} is a single token that cannot be minted again; drop --tokens, or set {} and {}",
+                genesys.sources.credentials,
+                genesys_core::env::CLIENT_ID.name,
+                genesys_core::env::CLIENT_SECRET.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `--rate` with its burst: from `,burst=N`, or `--burst`, or the default; both given and
@@ -541,5 +613,27 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{connection:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn several_tokens_with_a_given_access_token_are_a_usage_error() {
+        let token = genesys_core::Settings::resolve(
+            &ExplicitSettings {
+                api_url: Some("http://127.0.0.1:9".parse().unwrap()),
+                ..Default::default()
+            },
+            &|name| (name == "GENESYSCLOUD_ACCESS_TOKEN").then(|| "tok-secret".to_owned()),
+        )
+        .unwrap();
+        assert!(check_tokens(1, &token).is_ok());
+        let Err(ResolveError::Usage(err)) = check_tokens(2, &token) else {
+            panic!("--tokens 2 with a token is a usage error");
+        };
+        let text = err.to_string();
+        assert!(text.contains("--tokens 2") && text.contains("GENESYSCLOUD_ACCESS_TOKEN"), "{text}");
+        assert!(!text.contains("tok-secret"), "{text}");
+        let client = demo_connection("http://127.0.0.1:9", "id".into(), "s".into(), RateSpec::default())
+            .unwrap();
+        assert!(check_tokens(50, &client.genesys).is_ok());
     }
 }

@@ -298,7 +298,7 @@ async fn follow(
     audit.flush().await?;
     let unfinished = audit.unfinished_targets(&run).await?.len();
     let counts = audit.run_summary(&run).await?.counts;
-    let budget = stop.budget_message();
+    let budget = stop.resumable_message();
     let (status, exit) = match &budget {
         Some(message) if unfinished > 0 => {
             eprintln!(
