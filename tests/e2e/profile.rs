@@ -51,9 +51,12 @@ async fn a_named_profile_gives_the_credentials_and_a_higher_source_overrides_it_
     run.assert_code(1);
     assert!(run.stderr.contains("--profile"), "{}", run.stderr);
 
-    let run =
-        run_without_credentials(&org, &["--profile", "sim", "--gc-config", &config, "get", &call], &[])
-            .await;
+    let run = run_without_credentials(
+        &org,
+        &["--profile", "sim", "--gc-config", &config, "get", &call],
+        &[],
+    )
+    .await;
     run.assert_code(0);
     assert!(!run.stderr.contains(&secret), "{}", run.stderr);
     assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
@@ -64,7 +67,8 @@ async fn a_named_profile_gives_the_credentials_and_a_higher_source_overrides_it_
     let run = run_of(cmd.output().await.unwrap());
     run.assert_code(0);
     assert!(
-        run.stderr.contains("credentials of gc profile \"DEFAULT\" are not used")
+        run.stderr
+            .contains("credentials of gc profile \"DEFAULT\" are not used")
             && run.stderr.contains("GENESYSCLOUD_OAUTHCLIENT_ID"),
         "{}",
         run.stderr
@@ -80,14 +84,20 @@ async fn unusable_profiles_are_refused_with_what_to_do() {
         "[me]\ngrant_type = \"3\"\nclient_credentials = \"pkce-client\"\noauth_token_data = \"{}\"\n",
     );
     let call = org.live_calls().remove(0).id;
-    let run =
-        run_without_credentials(&org, &["--profile", "me", "--gc-config", &config, "get", &call], &[])
-            .await;
+    let run = run_without_credentials(
+        &org,
+        &["--profile", "me", "--gc-config", &config, "get", &call],
+        &[],
+    )
+    .await;
     run.assert_code(1);
     assert!(run.stderr.contains("user-login profile"), "{}", run.stderr);
-    let run =
-        run_without_credentials(&org, &["--profile", "other", "--gc-config", &config, "get", &call], &[])
-            .await;
+    let run = run_without_credentials(
+        &org,
+        &["--profile", "other", "--gc-config", &config, "get", &call],
+        &[],
+    )
+    .await;
     run.assert_code(1);
     assert!(run.stderr.contains("profiles there: me"), "{}", run.stderr);
     assert_eq!(org.count_requests("POST", "/oauth/token"), 0);
@@ -102,9 +112,12 @@ async fn unusable_profiles_are_refused_with_what_to_do() {
         );
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
         let open = open.display().to_string();
-        let run =
-            run_without_credentials(&org, &["--profile", "p", "--gc-config", &open, "get", &call], &[])
-                .await;
+        let run = run_without_credentials(
+            &org,
+            &["--profile", "p", "--gc-config", &open, "get", &call],
+            &[],
+        )
+        .await;
         run.assert_code(0);
         assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
     }
@@ -129,7 +142,11 @@ async fn a_given_token_is_used_without_a_grant_and_its_refusal_stops_the_run_res
 
     let run = run_without_credentials(&org, &["get", &call], &env).await;
     run.assert_code(0);
-    assert_eq!(org.count_requests("POST", "/oauth/token"), grants, "no grant with a token");
+    assert_eq!(
+        org.count_requests("POST", "/oauth/token"),
+        grants,
+        "no grant with a token"
+    );
 
     // Several tokens need client credentials: a usage error before anything is read or created.
     org.write("desired.csv", &campaign_csv(&org));
@@ -138,11 +155,38 @@ async fn a_given_token_is_used_without_a_grant_and_its_refusal_stops_the_run_res
     assert!(run.stderr.contains("--tokens 2"), "{}", run.stderr);
     assert!(!org.audit_path().exists());
 
+    let run = run_without_credentials(&org, &["doctor"], &env).await;
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("accepted by the API")),
+        "{}",
+        run.stdout
+    );
+
     org.state().expire_tokens();
-    let run = run_without_credentials(&org, &["apply", "desired.csv"], &env).await;
+    let run = run_without_credentials(&org, &["doctor"], &env).await;
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("expired or was revoked")),
+        "{}",
+        run.stdout
+    );
+    let run = run_without_credentials(&org, &["-vvv", "apply", "desired.csv"], &env).await;
     run.assert_code(4);
-    assert!(run.stderr.contains("expired or was revoked"), "{}", run.stderr);
-    assert!(run.stderr.contains("GENESYSCLOUD_ACCESS_TOKEN"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("expired or was revoked"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("GENESYSCLOUD_ACCESS_TOKEN"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("--resume"), "{}", run.stderr);
     assert_eq!(org.count_requests("POST", "/oauth/token"), grants);
     for output in [&run.stdout, &run.stderr] {
@@ -161,22 +205,58 @@ async fn doctor_passes_against_the_simulator_and_says_where_each_setting_came_fr
         .iter()
         .map(|line| line.split_whitespace().nth(1).unwrap_or(""))
         .collect();
-    for expected in ["credentials", "region", "login", "api", "streaming", "grant", "read", "write", "notifications", "budget"] {
-        assert!(order.contains(&expected), "{expected} missing:\n{}", run.stdout);
+    for expected in [
+        "credentials",
+        "region",
+        "login",
+        "api",
+        "streaming",
+        "grant",
+        "read",
+        "write",
+        "notifications",
+        "budget",
+    ] {
+        assert!(
+            order.contains(&expected),
+            "{expected} missing:\n{}",
+            run.stdout
+        );
     }
-    assert!(run.stdout.contains("environment GENESYSCLOUD_OAUTHCLIENT_SECRET"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("environment GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("TLS not used"), "{}", run.stdout);
-    assert!(run.stdout.contains("the first PATCH will tell"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("the first PATCH will tell"),
+        "{}",
+        run.stdout
+    );
     assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
-    assert!(!lines.iter().any(|l| l.starts_with("FAIL")), "{}", run.stdout);
+    assert!(
+        !lines.iter().any(|l| l.starts_with("FAIL")),
+        "{}",
+        run.stdout
+    );
 
     let run = org.run(&["doctor", "--json"]).await;
     run.assert_code(0);
     let value: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON object");
     assert_eq!(value["ok"], true);
     let checks = value["checks"].as_array().unwrap();
-    assert!(checks.iter().any(|c| c["check"] == "grant" && c["status"] == "ok"));
-    assert!(checks.iter().any(|c| c["check"] == "notifications" && c["status"] == "ok"));
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "grant" && c["status"] == "ok")
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "notifications" && c["status"] == "ok")
+    );
 }
 
 #[tokio::test]
@@ -192,8 +272,15 @@ async fn doctor_with_a_wrong_secret_shows_the_failing_check_and_exits_1() {
         .find(|l| l.contains("grant"))
         .unwrap_or_else(|| panic!("no grant line:\n{}", run.stdout));
     assert!(grant.starts_with("FAIL"), "{grant}");
-    assert!(grant.contains("HTTP 401") || grant.contains("HTTP 400"), "{grant}");
+    assert!(
+        grant.contains("HTTP 401") || grant.contains("HTTP 400"),
+        "{grant}"
+    );
     assert!(grant.contains("->"), "says what to do: {grant}");
     assert!(!run.stdout.contains("not-the-secret"), "{}", run.stdout);
-    assert!(run.stdout.lines().any(|l| l.starts_with("skip") && l.contains("read")));
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("skip") && l.contains("read"))
+    );
 }

@@ -325,8 +325,9 @@ pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
 }
 
 /// The gc profile named by `--profile` or `ATTRSYNC_PROFILE`, read from `--gc-config` or
-/// `~/.gc/config.toml`; `None` when no profile is named (none is ever read implicitly).
-fn named_profile(global: &GlobalArgs) -> Result<Option<Profile>, ResolveError> {
+/// `~/.gc/config.toml`, with its warnings; `None` when no profile is named (none is ever read
+/// implicitly).
+fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), ResolveError> {
     let name = global
         .profile
         .clone()
@@ -334,7 +335,7 @@ fn named_profile(global: &GlobalArgs) -> Result<Option<Profile>, ResolveError> {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty());
     let Some(name) = name else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let path = match &global.gc_config {
         Some(path) => path.clone(),
@@ -349,10 +350,7 @@ fn named_profile(global: &GlobalArgs) -> Result<Option<Profile>, ResolveError> {
     };
     let (profile, warnings) = genesys_core::profile::read(&path, &name)
         .map_err(|err| ResolveError::Config(err.into()))?;
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(Some(profile))
+    Ok((Some(profile), warnings))
 }
 
 /// The connection flags with every other source, through the one resolver
@@ -369,15 +367,16 @@ fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, 
         api_url: args.api_url.clone(),
         login_url: args.login_url.clone(),
     };
-    let profile = named_profile(global)?;
+    let (profile, file_warnings) = named_profile(global)?;
     let sources = Sources {
         environment: &env::process_var,
         dotenv: &env::dotenv_var,
         profile: profile.as_ref(),
     };
-    let genesys = genesys_core::Settings::resolve_from(&explicit, &sources)
+    let mut genesys = genesys_core::Settings::resolve_from(&explicit, &sources)
         .map_err(|err| ResolveError::Config(err.into()))?;
     check_tokens(args.tokens, &genesys)?;
+    genesys.warnings.splice(0..0, file_warnings);
     for warning in &genesys.warnings {
         tracing::warn!("{warning}");
     }
@@ -630,10 +629,18 @@ mod tests {
             panic!("--tokens 2 with a token is a usage error");
         };
         let text = err.to_string();
-        assert!(text.contains("--tokens 2") && text.contains("GENESYSCLOUD_ACCESS_TOKEN"), "{text}");
+        assert!(
+            text.contains("--tokens 2") && text.contains("GENESYSCLOUD_ACCESS_TOKEN"),
+            "{text}"
+        );
         assert!(!text.contains("tok-secret"), "{text}");
-        let client = demo_connection("http://127.0.0.1:9", "id".into(), "s".into(), RateSpec::default())
-            .unwrap();
+        let client = demo_connection(
+            "http://127.0.0.1:9",
+            "id".into(),
+            "s".into(),
+            RateSpec::default(),
+        )
+        .unwrap();
         assert!(check_tokens(50, &client.genesys).is_ok());
     }
 }

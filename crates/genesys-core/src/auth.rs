@@ -502,8 +502,14 @@ mod tests {
             region_assumed,
         };
         let text = rejection(true).to_string();
-        assert!(text.contains("us-east-1 (mypurecloud.com) was assumed"), "{text}");
-        assert!(text.contains("--region") && text.contains("GENESYSCLOUD_REGION"), "{text}");
+        assert!(
+            text.contains("us-east-1 (mypurecloud.com) was assumed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--region") && text.contains("GENESYSCLOUD_REGION"),
+            "{text}"
+        );
         assert!(text.contains("gc profile's environment"), "{text}");
         assert!(!rejection(false).to_string().contains("assumed"));
 

@@ -21,8 +21,8 @@ pub mod error;
 pub mod live_calls;
 pub mod notifications;
 pub mod observer;
-pub mod profile;
 mod pool;
+pub mod profile;
 pub mod rate;
 pub mod region;
 pub mod retry;
@@ -36,10 +36,10 @@ pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, Respon
 pub use error::{ApiError, ErrorClass, HttpFailure};
 pub use live_calls::LiveCallsQuery;
 pub use observer::{RequestEvent, RequestObserver};
+pub use profile::{Profile, ProfileError, ProfileProxy};
 pub use rate::{Pacing, PacingError, RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
-pub use profile::{Profile, ProfileError, ProfileProxy};
 pub use settings::{
     Credentials, ExplicitSettings, SettingSources, Settings, SettingsError, Source, Sources,
 };

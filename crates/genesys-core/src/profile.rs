@@ -424,11 +424,20 @@ environment = "mypurecloud.ie"
     #[test]
     fn bad_proxy_keys_are_refused() {
         for (keys, key) in [
-            ("proxy_protocol = \"socks5\"\nproxy_host = \"h\"", "proxy_protocol"),
+            (
+                "proxy_protocol = \"socks5\"\nproxy_host = \"h\"",
+                "proxy_protocol",
+            ),
             ("proxy_protocol = \"http\"", "proxy_host"),
             ("proxy_host = \"h\"", "proxy_protocol"),
-            ("proxy_protocol = \"http\"\nproxy_host = \"h\"\nproxy_port = \"x\"", "proxy_port"),
-            ("proxy_protocol = \"http\"\nproxy_host = \"h/x\"", "proxy_host"),
+            (
+                "proxy_protocol = \"http\"\nproxy_host = \"h\"\nproxy_port = \"x\"",
+                "proxy_port",
+            ),
+            (
+                "proxy_protocol = \"http\"\nproxy_host = \"h/x\"",
+                "proxy_host",
+            ),
             (
                 "proxy_protocol = \"http\"\nproxy_host = \"h\"\nproxy_password = \"pw\"",
                 "proxy_password",

@@ -18,7 +18,9 @@ pub struct UnknownRegion {
 
 fn describe_unknown(name: &str) -> String {
     let wanted = name.trim();
-    if wanted.eq_ignore_ascii_case("localhost") || wanted.to_ascii_lowercase().starts_with("localhost:") {
+    if wanted.eq_ignore_ascii_case("localhost")
+        || wanted.to_ascii_lowercase().starts_with("localhost:")
+    {
         // gc treats `localhost` as its own development environment; attrsync maps no such thing.
         return format!(
             "{wanted:?} is not a Genesys Cloud region (gc's local development environment); point attrsync at a local server with --api-url http://{wanted} instead"
@@ -189,7 +191,10 @@ mod tests {
     #[test]
     fn an_unknown_domain_or_localhost_says_to_set_the_api_url() {
         let message = Region::from_name("inindca.com").unwrap_err().to_string();
-        assert!(message.contains("--api-url https://api.inindca.com"), "{message}");
+        assert!(
+            message.contains("--api-url https://api.inindca.com"),
+            "{message}"
+        );
         let message = Region::from_name("localhost").unwrap_err().to_string();
         assert!(message.contains("--api-url http://localhost"), "{message}");
         assert!(!message.contains("valid regions"), "{message}");

@@ -85,7 +85,10 @@ pub enum Source {
     Flag(&'static str),
     Environment(&'static str),
     DotEnv(&'static str),
-    Profile { name: String, path: PathBuf },
+    Profile {
+        name: String,
+        path: PathBuf,
+    },
     /// Nothing gave it: the default (us-east-1 for the region).
     Default,
 }
@@ -240,7 +243,11 @@ fn held_in_profile(profile: &Profile) -> Held {
         path: profile.path.clone(),
     };
     let place = format!("gc profile {:?}", profile.name);
-    match (&profile.client_id, &profile.client_secret, &profile.access_token) {
+    match (
+        &profile.client_id,
+        &profile.client_secret,
+        &profile.access_token,
+    ) {
         (Some(id), Some(secret), _) => Held::Complete(
             Credentials::Client {
                 client_id: id.clone(),
@@ -338,7 +345,9 @@ fn resolve_credentials(
     for held in layers {
         match held {
             Held::Nothing => continue,
-            Held::Complete(credentials, source, secret) => return Ok((credentials, source, secret)),
+            Held::Complete(credentials, source, secret) => {
+                return Ok((credentials, source, secret));
+            }
             Held::Incomplete {
                 place,
                 have,
@@ -386,8 +395,7 @@ fn resolve_region(
                 error,
             })
     };
-    if let Some((name, var)) = read_var(sources.environment, env::REGION, Some(env::REGION_ALIAS))
-    {
+    if let Some((name, var)) = read_var(sources.environment, env::REGION, Some(env::REGION_ALIAS)) {
         return parse(&name, Source::Environment(var));
     }
     if let Some((name, var)) = read_var(sources.dotenv, env::REGION, Some(env::REGION_ALIAS)) {
@@ -1017,10 +1025,7 @@ mod tests {
             assert_eq!(s.credentials.client_id(), Some("env-id"));
             assert_eq!(secret(&s.credentials), "env-secret");
             assert_eq!(s.region.unwrap().name(), "eu-west-2");
-            assert_eq!(
-                s.sources.region,
-                Source::Environment("GENESYSCLOUD_REGION")
-            );
+            assert_eq!(s.sources.region, Source::Environment("GENESYSCLOUD_REGION"));
 
             let explicit = ExplicitSettings {
                 client_id: Some("flag-id".into()),
@@ -1063,19 +1068,27 @@ mod tests {
             )
             .unwrap_err()
             .to_string();
-            assert!(err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET is set in the environment"), "{err}");
+            assert!(
+                err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET is set in the environment"),
+                "{err}"
+            );
             // A profile with an id and no secret is incomplete too.
             let half = profile("[prod]\nclient_credentials = \"profile-id\"\n");
             let err = resolve_all(&ExplicitSettings::default(), &[], &[], Some(&half))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("client_credentials is set in gc profile \"prod\" but client_secret"), "{err}");
+            assert!(
+                err.contains("client_credentials is set in gc profile \"prod\" but client_secret"),
+                "{err}"
+            );
             // --client-id pairs with a profile's secret only when the profile names that client.
             let explicit = ExplicitSettings {
                 client_id: Some("other-id".into()),
                 ..Default::default()
             };
-            let err = resolve_all(&explicit, &[], &[], Some(&p)).unwrap_err().to_string();
+            let err = resolve_all(&explicit, &[], &[], Some(&p))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("--client-id"), "{err}");
             let explicit = ExplicitSettings {
                 client_id: Some("profile-id".into()),
@@ -1109,14 +1122,19 @@ mod tests {
             let s = resolve_all(&ExplicitSettings::default(), &both, &[], None).unwrap();
             assert_eq!(s.credentials.client_id(), Some("env-id"));
             // A token-only profile.
-            let t = profile("[prod]\naccess_token = \"profile-token\"\nenvironment = \"eu_central_2\"\n");
+            let t = profile(
+                "[prod]\naccess_token = \"profile-token\"\nenvironment = \"eu_central_2\"\n",
+            );
             let s = resolve_all(&ExplicitSettings::default(), &[], &[], Some(&t)).unwrap();
             assert_eq!(secret(&s.credentials), "profile-token");
             assert_eq!(s.region.unwrap().name(), "eu-central-2");
             // A token and half a pair in one source: the token is the unit.
             let s = resolve_all(
                 &ExplicitSettings::default(),
-                &[("GENESYSCLOUD_ACCESS_TOKEN", "t"), ("GENESYSCLOUD_OAUTHCLIENT_ID", "x")],
+                &[
+                    ("GENESYSCLOUD_ACCESS_TOKEN", "t"),
+                    ("GENESYSCLOUD_OAUTHCLIENT_ID", "x"),
+                ],
                 &[],
                 None,
             )
@@ -1140,9 +1158,18 @@ mod tests {
         #[test]
         fn a_region_is_a_name_in_either_spelling_or_a_domain_in_every_source() {
             for (vars, expected) in [
-                (with_creds(&[("GENESYSCLOUD_REGION", "me_central_1")]), "me-central-1"),
-                (with_creds(&[("GENESYSCLOUD_REGION", "mypurecloud.ie")]), "eu-west-1"),
-                (with_creds(&[("GENESYS_ENVIRONMENT", "apne3.pure.cloud")]), "ap-northeast-3"),
+                (
+                    with_creds(&[("GENESYSCLOUD_REGION", "me_central_1")]),
+                    "me-central-1",
+                ),
+                (
+                    with_creds(&[("GENESYSCLOUD_REGION", "mypurecloud.ie")]),
+                    "eu-west-1",
+                ),
+                (
+                    with_creds(&[("GENESYS_ENVIRONMENT", "apne3.pure.cloud")]),
+                    "ap-northeast-3",
+                ),
             ] {
                 let s = resolve_all(&ExplicitSettings::default(), &vars, &[], None).unwrap();
                 assert_eq!(s.region.unwrap().name(), expected, "{vars:?}");
@@ -1167,12 +1194,12 @@ mod tests {
                 Some(&p),
             )
             .unwrap();
-            assert_eq!(
-                s.profile_proxy.unwrap().url().as_str(),
-                "http://px:8080/"
-            );
+            assert_eq!(s.profile_proxy.unwrap().url().as_str(), "http://px:8080/");
             assert_eq!(s.api_base.as_str(), "http://127.0.0.1:7/");
-            assert_eq!(s.sources.api_url, Some(Source::DotEnv("GENESYSCLOUD_API_URL")));
+            assert_eq!(
+                s.sources.api_url,
+                Some(Source::DotEnv("GENESYSCLOUD_API_URL"))
+            );
         }
     }
 }

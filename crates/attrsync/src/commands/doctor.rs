@@ -75,7 +75,12 @@ impl Report {
         };
         if !self.json {
             // Printed as it is found: a slow check shows where it stands.
-            let mut line = format!("{:<5} {:<14} {}", check.status.label(), check.check, check.found);
+            let mut line = format!(
+                "{:<5} {:<14} {}",
+                check.status.label(),
+                check.check,
+                check.found
+            );
             if let Some(todo) = &check.todo {
                 let _ = write!(line, " -> {todo}");
             }
@@ -110,7 +115,14 @@ pub async fn run(
                         .to_owned(),
                 ),
             );
-            for check in ["network", "grant", "read", "write", "notifications", "budget"] {
+            for check in [
+                "network",
+                "grant",
+                "read",
+                "write",
+                "notifications",
+                "budget",
+            ] {
                 report.add(check, Status::Skip, "settings failed".to_owned(), None);
             }
         }
@@ -151,7 +163,14 @@ async fn check_all(
             );
             continue;
         };
-        reachable &= host(check, &url, &client, genesys.profile_proxy.is_some(), report).await;
+        reachable &= host(
+            check,
+            &url,
+            &client,
+            genesys.profile_proxy.is_some(),
+            report,
+        )
+        .await;
     }
 
     let fixed_token = genesys.credentials.is_fixed_token();
@@ -165,7 +184,12 @@ async fn check_all(
             None,
         );
         for check in ["read", "write", "notifications", "budget"] {
-            report.add(check, Status::Skip, "a host is unreachable".to_owned(), None);
+            report.add(
+                check,
+                Status::Skip,
+                "a host is unreachable".to_owned(),
+                None,
+            );
         }
         return Ok(());
     }
@@ -250,17 +274,24 @@ fn settings(connection: &Connection, report: &mut Report) {
         Credentials::Client { client_id, .. } => report.add(
             "credentials",
             Status::Ok,
-            format!(
-                "client id {client_id} ({}), secret {MASK} ({})",
-                sources.credentials, sources.secret
-            ),
+            if sources.credentials == sources.secret {
+                format!(
+                    "client id {client_id} and secret {MASK}, from {}",
+                    sources.credentials
+                )
+            } else {
+                format!(
+                    "client id {client_id} from {}, secret {MASK} from {}",
+                    sources.credentials, sources.secret
+                )
+            },
             None,
         ),
         Credentials::Token(_) => report.add(
             "credentials",
             Status::Warn,
             format!(
-                "access token {MASK} ({}), used as given",
+                "access token {MASK} from {}, used as given",
                 sources.credentials
             ),
             Some(
@@ -269,10 +300,9 @@ fn settings(connection: &Connection, report: &mut Report) {
             ),
         ),
     }
-    let region = genesys.region.map_or_else(
-        || "none".to_owned(),
-        |r| format!("{r} ({})", r.domain()),
-    );
+    let region = genesys
+        .region
+        .map_or_else(|| "none".to_owned(), |r| format!("{r} ({})", r.domain()));
     match (&sources.api_url, genesys.region_assumed()) {
         (_, true) => report.add(
             "region",
@@ -287,7 +317,7 @@ fn settings(connection: &Connection, report: &mut Report) {
             "region",
             Status::Ok,
             format!(
-                "not used for the API: API URL {} ({source})",
+                "not used for the API: API URL {} from {source}",
                 origin(&genesys.api_base)
             ),
             None,
@@ -295,19 +325,19 @@ fn settings(connection: &Connection, report: &mut Report) {
         (None, false) => report.add(
             "region",
             Status::Ok,
-            format!("{region} ({})", sources.region),
+            format!("{region} from {}", sources.region),
             None,
         ),
     }
     let login_source = match &sources.login_url {
-        Some(source) => source.to_string(),
+        Some(source) => format!("from {source}"),
         None if sources.api_url.is_some() => "derived from the API URL".to_owned(),
-        None => format!("from the region ({})", sources.region),
+        None => "from the region".to_owned(),
     };
     report.add(
         "login url",
         Status::Ok,
-        format!("{} ({login_source})", origin(&genesys.login_base)),
+        format!("{}, {login_source}", origin(&genesys.login_base)),
         None,
     );
     if let Some(proxy) = &genesys.profile_proxy {
@@ -320,7 +350,7 @@ fn settings(connection: &Connection, report: &mut Report) {
             "profile proxy",
             Status::Warn,
             format!(
-                "{}{who} ({}): parsed, but this build does not send requests through a profile's proxy; the checks below go direct",
+                "{}{who} from {}: parsed, but this build does not send requests through a profile's proxy; the checks below go direct",
                 origin(&proxy.url()),
                 sources_profile(sources.credentials.clone(), &sources.region)
             ),
@@ -339,7 +369,10 @@ fn settings(connection: &Connection, report: &mut Report) {
     report.add(
         "rate",
         Status::Ok,
-        format!("--rate {rate} x {tokens} token(s), {} pacing", connection.pacing.as_str()),
+        format!(
+            "--rate {rate} x {tokens} token(s), {} pacing",
+            connection.pacing.as_str()
+        ),
         None,
     );
 }
@@ -381,7 +414,10 @@ async fn host(
         report.add(check, Status::Fail, format!("{url} has no host"), None);
         return false;
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
     let direct = if profile_proxy { " (direct)" } else { "" };
     let started = Instant::now();
@@ -405,13 +441,16 @@ async fn host(
             report.add(
                 check,
                 Status::Fail,
-                format!("{host}: DNS lookup timed out after {} s{direct}", NETWORK_TIMEOUT.as_secs()),
+                format!(
+                    "{host}: DNS lookup timed out after {} s{direct}",
+                    NETWORK_TIMEOUT.as_secs()
+                ),
                 Some("check this machine's DNS".to_owned()),
             );
             return false;
         }
     };
-    let Some(first) = addresses.first().copied() else {
+    let Some(first) = addresses.first().map(std::net::SocketAddr::ip) else {
         report.add(
             check,
             Status::Fail,
@@ -420,7 +459,12 @@ async fn host(
         );
         return false;
     };
-    match tokio::time::timeout(NETWORK_TIMEOUT, tokio::net::TcpStream::connect(first)).await {
+    match tokio::time::timeout(
+        NETWORK_TIMEOUT,
+        tokio::net::TcpStream::connect((first, port)),
+    )
+    .await
+    {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => {
             report.add(
@@ -515,7 +559,10 @@ async fn read(
                         Status::Warn,
                         "the analytics query works but lists no live call, so no call was read"
                             .to_owned(),
-                        Some("run again during a call, or give one with --conversation ID".to_owned()),
+                        Some(
+                            "run again during a call, or give one with --conversation ID"
+                                .to_owned(),
+                        ),
                     );
                     return;
                 }
@@ -596,7 +643,10 @@ async fn budget(connection: &Connection, client: &GenesysClient, report: &mut Re
             "budget",
             Status::Warn,
             learned.note,
-            Some("--rate auto would use Genesys's default; give --rate COUNT/min to match the org".to_owned()),
+            Some(
+                "--rate auto would use Genesys's default; give --rate COUNT/min to match the org"
+                    .to_owned(),
+            ),
         );
     }
 }
@@ -609,11 +659,15 @@ mod tests {
     fn the_streaming_host_follows_the_api_host() {
         let url = |s: &str| Url::parse(s).unwrap();
         assert_eq!(
-            streaming_base(&url("https://api.mypurecloud.ie")).unwrap().as_str(),
+            streaming_base(&url("https://api.mypurecloud.ie"))
+                .unwrap()
+                .as_str(),
             "https://streaming.mypurecloud.ie/"
         );
         assert_eq!(
-            streaming_base(&url("http://127.0.0.1:8642")).unwrap().as_str(),
+            streaming_base(&url("http://127.0.0.1:8642"))
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8642/"
         );
         assert!(streaming_base(&url("https://gateway.example")).is_none());
