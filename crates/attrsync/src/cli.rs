@@ -93,8 +93,9 @@ pub struct ConnectionArgs {
     /// OAuth login base URL (default: derived from the API URL). http:// only to loopback.
     #[arg(long, value_name = "URL", value_parser = parse_login_url)]
     pub login_url: Option<Url>,
-    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYS_CLIENT_ID]. The secret is read from the
-    /// environment only, never from a flag, so that it stays out of shell history and process lists.
+    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYS_CLIENT_ID]. Its secret is read from the
+    /// environment or .env (or the --profile of that same client), never from a flag, so that it
+    /// stays out of shell history and process lists.
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
     /// Request budget per token, as COUNT/UNIT[,burst=N] (units s, min, h), or `auto`. Genesys's

@@ -28,7 +28,7 @@ use crate::stats::Counters;
 #[non_exhaustive]
 pub enum AuthError {
     /// The token endpoint refused (e.g. 401 `invalid_client`).
-    #[error("{}", describe_rejection(*.status, .error.as_deref(), .description.as_deref(), .correlation_id.as_deref(), *.region_assumed))]
+    #[error("{}", describe_rejection(*.status, .error.as_deref(), .description.as_deref(), .correlation_id.as_deref(), .credentials_from.as_deref(), *.region_assumed))]
     Rejected {
         status: u16,
         /// OAuth `error`, e.g. `invalid_client`.
@@ -36,6 +36,8 @@ pub enum AuthError {
         description: Option<String>,
         correlation_id: Option<String>,
         retry_after: Option<Duration>,
+        /// The gc profile the client id came from, if it did (the advice names it).
+        credentials_from: Option<String>,
         /// No source gave a region: the default's login host was used (the message says so).
         region_assumed: bool,
     },
@@ -70,6 +72,7 @@ fn describe_rejection(
     error: Option<&str>,
     description: Option<&str>,
     correlation_id: Option<&str>,
+    credentials_from: Option<&str>,
     region_assumed: bool,
 ) -> String {
     let mut text = format!("token request refused: HTTP {status}");
@@ -84,11 +87,16 @@ fn describe_rejection(
     if token_endpoint_throttled(status, error, description) {
         text.push_str(" (the token endpoint's own rate limit: retried with backoff)");
     } else if matches!(status, 400 | 401) {
-        text.push_str(&format!(
-            " (check {} / {} and that the region matches the OAuth client)",
-            crate::env::CLIENT_ID.name,
-            crate::env::CLIENT_SECRET.name
-        ));
+        match credentials_from {
+            Some(source) => text.push_str(&format!(
+                " (check the client id and secret of {source} and that the region matches the OAuth client)"
+            )),
+            None => text.push_str(&format!(
+                " (check {} / {} and that the region matches the OAuth client)",
+                crate::env::CLIENT_ID.name,
+                crate::env::CLIENT_SECRET.name
+            )),
+        }
         if region_assumed {
             text.push_str(&region_hint());
         }
@@ -210,6 +218,8 @@ pub(crate) struct Authenticator {
     credentials: Credentials,
     /// Where the credentials came from (named when a fixed token is refused).
     source: String,
+    /// The same, for a refusal's advice, when it is a gc profile.
+    credentials_from: Option<String>,
     region_assumed: bool,
     /// Minting is rate-limited too (Genesys warns about it); one limiter for the whole pool.
     mint_limiter: RateLimiter,
@@ -238,6 +248,11 @@ impl Authenticator {
             token_url: settings.token_url(),
             credentials: settings.credentials.clone(),
             source: settings.sources.credentials.to_string(),
+            // Only a profile's keys are not the variables the advice names by default.
+            credentials_from: match &settings.sources.credentials {
+                profile @ crate::settings::Source::Profile { .. } => Some(profile.to_string()),
+                _ => None,
+            },
             region_assumed: settings.region_assumed(),
             mint_limiter,
             counters,
@@ -311,6 +326,7 @@ impl Authenticator {
                 description,
                 correlation_id: correlation_id(&headers),
                 retry_after,
+                credentials_from: self.credentials_from.clone(),
                 region_assumed: self.region_assumed,
             };
             if throttled {
@@ -439,6 +455,7 @@ mod tests {
             description: Some("client not found".into()),
             correlation_id: Some("c-1".into()),
             retry_after: None,
+            credentials_from: None,
             region_assumed: false,
         };
         let text = error.to_string();
@@ -454,6 +471,7 @@ mod tests {
             description: None,
             correlation_id: None,
             retry_after: Some(Duration::from_secs(1)),
+            credentials_from: None,
             region_assumed: false,
         };
         assert_eq!(throttled.class(), ErrorClass::Retryable);
@@ -467,6 +485,7 @@ mod tests {
             description: Some(description.into()),
             correlation_id: None,
             retry_after: None,
+            credentials_from: None,
             region_assumed: false,
         };
         for description in [
@@ -499,6 +518,7 @@ mod tests {
             description: None,
             correlation_id: None,
             retry_after: None,
+            credentials_from: None,
             region_assumed,
         };
         let text = rejection(true).to_string();
@@ -512,6 +532,24 @@ mod tests {
         );
         assert!(text.contains("gc profile's environment"), "{text}");
         assert!(!rejection(false).to_string().contains("assumed"));
+        let from_profile = AuthError::Rejected {
+            status: 401,
+            error: Some("invalid_client".into()),
+            description: None,
+            correlation_id: None,
+            retry_after: None,
+            credentials_from: Some("gc profile \"prod\" (/h/.gc/config.toml)".into()),
+            region_assumed: false,
+        }
+        .to_string();
+        assert!(
+            from_profile.contains("secret of gc profile \"prod\""),
+            "{from_profile}"
+        );
+        assert!(
+            !from_profile.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+            "{from_profile}"
+        );
 
         let refused = AuthError::TokenRefused {
             source_name: "environment GENESYSCLOUD_ACCESS_TOKEN".into(),
