@@ -51,6 +51,12 @@ async fn a_named_profile_gives_the_credentials_and_a_higher_source_overrides_it_
     run.assert_code(1);
     assert!(run.stderr.contains("--profile"), "{}", run.stderr);
 
+    // A configuration file with no profile named is a usage error, before anything is sent.
+    let run = run_without_credentials(&org, &["--gc-config", &config, "get", &call], &[]).await;
+    run.assert_code(64);
+    assert!(run.stderr.contains("--profile NAME"), "{}", run.stderr);
+    assert_eq!(org.count_requests("POST", "/oauth/token"), 0);
+
     let run = run_without_credentials(
         &org,
         &["--profile", "sim", "--gc-config", &config, "get", &call],

@@ -335,6 +335,17 @@ fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), 
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty());
     let Some(name) = name else {
+        if let Some(path) = &global.gc_config {
+            // A file given to be read that nothing reads would be a silent surprise.
+            return Err(usage(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!(
+                    "--gc-config {} needs --profile NAME (or {}): no profile is read unless one is named",
+                    path.display(),
+                    env::PROFILE
+                ),
+            ));
+        }
         return Ok((None, Vec::new()));
     };
     let path = match &global.gc_config {
