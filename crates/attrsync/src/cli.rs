@@ -439,6 +439,11 @@ pub struct TagArgs {
     /// this long, for calls the analytics query had not indexed yet.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
     pub backfill_lag: Duration,
+    /// With --follow: a notification socket that sends nothing, not even a heartbeat, for this
+    /// long is replaced (and the queues backfilled). Genesys's heartbeat interval is unverified
+    /// (about 30 s is commonly observed).
+    #[arg(long, default_value = "95s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    pub socket_idle_timeout: Duration,
     /// With --follow: a Prometheus text file rewritten at least every 10 s (calls seen, tagged,
     /// verified by event or read, skipped, failed, 429s, event lag); its age is a liveness signal.
     #[arg(long, requires = "follow", value_name = "PATH")]
