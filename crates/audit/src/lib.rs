@@ -82,10 +82,15 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
 /// every commit. NORMAL would survive a process crash but could lose the last commits on power
 /// loss, and a lost `sending` record would hide a PATCH that reached Genesys. Group commit makes
 /// the per-commit fsync cheap enough to afford FULL.
+///
+/// A long-running writer (`tag --follow`, `reconcile --every`) must not grow with its store:
+/// each connection's page cache is capped at 1 MiB (SQLite's default is 2 MiB per connection,
+/// filled as the store grows, which a follow's memory showed for its first hour).
 fn write_options(path: &Path) -> SqliteConnectOptions {
     connect_options(path)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
+        .pragma("cache_size", "-1024")
 }
 
 async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), AuditError> {
