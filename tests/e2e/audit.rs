@@ -688,9 +688,15 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
     ] {
         org.run(args).await.assert_code(64);
     }
-    let missing = org.run(&["audit", "prune", "--older-than", "90d", "--yes"]).await;
+    let missing = org
+        .run(&["audit", "prune", "--older-than", "90d", "--yes"])
+        .await;
     missing.assert_code(1);
-    assert!(missing.stderr.contains("no audit store"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no audit store"),
+        "{}",
+        missing.stderr
+    );
     assert!(!store.exists(), "prune created a store");
 
     org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
@@ -727,7 +733,10 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
     }
     assert!(!dry.stdout.contains(recent.as_str()), "{}", dry.stdout);
     assert!(dry.stderr.contains("--yes"), "{}", dry.stderr);
-    let dry_json = json(&org.run(&["audit", "prune", "--older-than", "90d", "--json"]).await);
+    let dry_json = json(
+        &org.run(&["audit", "prune", "--older-than", "90d", "--json"])
+            .await,
+    );
     assert_eq!(dry_json["dry_run"], true);
     assert_eq!(run_ids(&dry_json, "runs"), old, "oldest first");
     assert_eq!(dry_json["rows"]["runs"], 2);
@@ -757,12 +766,19 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
     pruned.assert_code(0);
     let pruned = json(&pruned);
     assert_eq!(pruned["dry_run"], false);
-    assert_eq!(pruned["rows"], dry_json["rows"], "deleted what the dry run showed");
+    assert_eq!(
+        pruned["rows"], dry_json["rows"],
+        "deleted what the dry run showed"
+    );
     let left: Vec<String> = {
         let listed = json(&org.run(&["audit", "runs", "--json"]).await);
         run_ids(&listed, "runs")
     };
-    assert_eq!(left.len(), 2, "the recent run and the one in progress: {left:?}");
+    assert_eq!(
+        left.len(),
+        2,
+        "the recent run and the one in progress: {left:?}"
+    );
     assert!(left.contains(&recent));
     for table in ["targets", "input_rows", "requests", "run_processes"] {
         let orphans = store_count(
@@ -792,5 +808,9 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
     );
     let nothing = org.run(&["audit", "prune", "--older-than", "90d"]).await;
     nothing.assert_code(0);
-    assert!(nothing.stdout.starts_with("no finished run"), "{}", nothing.stdout);
+    assert!(
+        nothing.stdout.starts_with("no finished run"),
+        "{}",
+        nothing.stdout
+    );
 }

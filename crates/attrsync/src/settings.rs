@@ -19,9 +19,9 @@ use secrecy::SecretString;
 
 use crate::apply::ApplySettings;
 use crate::cli::{
-    ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command, CompletionsArgs, ConnectionArgs, DemoArgs,
-    GenerateManArgs, GetArgs, LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs,
-    TagArgs, VerifyArgs,
+    ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
+    CompletionsArgs, ConnectionArgs, DemoArgs, GenerateManArgs, GetArgs, LiveArgs, PlanArgs,
+    RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 

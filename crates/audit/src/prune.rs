@@ -274,12 +274,7 @@ impl AuditStore {
 
 /// The runs' ids as a JSON array, bound once and read with `json_each`.
 fn ids_json(runs: &[PrunableRun]) -> String {
-    serde_json::Value::from(
-        runs.iter()
-            .map(|run| run.id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .to_string()
+    serde_json::Value::from(runs.iter().map(|run| run.id.as_str()).collect::<Vec<_>>()).to_string()
 }
 
 /// An SQL identifier, quoted.

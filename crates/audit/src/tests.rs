@@ -1174,14 +1174,20 @@ async fn aged_run(store: &AuditStore, status: RunStatus, targets: u32, days_ago:
         rows: (0..2)
             .map(|line| InputRecord {
                 line: line + 2,
-                cells: vec![format!("conversation-{line}"), "Jane Doe +4930123".to_owned()],
+                cells: vec![
+                    format!("conversation-{line}"),
+                    "Jane Doe +4930123".to_owned(),
+                ],
                 problem: None,
             })
             .collect(),
     };
     store.record_input(&run, &input).await.expect("input");
     store.record_requests((0..3).map(|at| request_at(&run, at)).collect());
-    store.finish_run(&run, status, Some(0)).await.expect("finish");
+    store
+        .finish_run(&run, status, Some(0))
+        .await
+        .expect("finish");
     age_run(store, &run, days_ago).await;
     run
 }
@@ -1226,7 +1232,10 @@ async fn prune_deletes_old_finished_runs_with_all_their_rows_and_keeps_runs_in_p
     set_run_holder(&store, &crashed, current_host(), dead_pid()).await;
     age_run(&store, &crashed, 120).await;
     // In progress in this very process, started (and last heartbeated) long ago: kept.
-    let ours = store.begin_run(new_run("tag --follow")).await.expect("ours");
+    let ours = store
+        .begin_run(new_run("tag --follow"))
+        .await
+        .expect("ours");
     age_run(&store, &ours, 200).await;
     // In progress on another host, heartbeat fresh, started long ago: kept.
     let remote = store.begin_run(new_run("reconcile")).await.expect("remote");
@@ -1268,7 +1277,10 @@ async fn prune_deletes_old_finished_runs_with_all_their_rows_and_keeps_runs_in_p
 
     let deleted = store.prune(cutoff).await.expect("prune");
     assert_eq!(deleted.runs, selection.runs);
-    assert_eq!(deleted.rows, selection.rows, "deleted what the dry run said");
+    assert_eq!(
+        deleted.rows, selection.rows,
+        "deleted what the dry run said"
+    );
     let left: Vec<String> = sqlx::query_scalar("SELECT id FROM runs ORDER BY started_at")
         .fetch_all(store.pool())
         .await
@@ -1303,10 +1315,7 @@ async fn prune_deletes_old_finished_runs_with_all_their_rows_and_keeps_runs_in_p
 async fn every_table_that_references_a_run_is_pruned() {
     let (_dir, store) = open_fresh().await;
     let mut conn = store.pool().acquire().await.expect("connection");
-    let tables: Vec<String> = store
-        .run_tables_for_tests(&mut conn)
-        .await
-        .expect("tables");
+    let tables: Vec<String> = store.run_tables_for_tests(&mut conn).await.expect("tables");
     assert_eq!(
         tables,
         ["input_rows", "requests", "run_processes", "targets"]
@@ -1344,7 +1353,9 @@ async fn prune_needs_a_writable_store_and_a_read_only_dry_run_writes_nothing() {
     }
     assert_eq!(before, after, "a dry run changed the store's files");
 
-    let store = AuditStore::open_existing(&path).await.expect("open existing");
+    let store = AuditStore::open_existing(&path)
+        .await
+        .expect("open existing");
     assert_eq!(store.prune(days_ago(7)).await.expect("prune").runs.len(), 1);
     store.close().await.expect("close");
 }

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use audit::{
-    PrunableRun, RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus,
+    PrunableRun, RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord,
+    TargetStatus,
 };
 
 use super::{Style, quoted};
@@ -105,7 +106,8 @@ pub fn prune_table(runs: &[PrunableRun], style: Style) -> String {
         "INPUT ROWS",
         "REQUESTS",
     ];
-    let count = |run: &PrunableRun, table: &str| run.rows.get(table).copied().unwrap_or(0).to_string();
+    let count =
+        |run: &PrunableRun, table: &str| run.rows.get(table).copied().unwrap_or(0).to_string();
     let rows = runs
         .iter()
         .map(|run| {

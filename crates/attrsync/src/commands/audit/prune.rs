@@ -86,10 +86,17 @@ fn text(selection: &PruneSelection, settings: &PruneSettings, older_than: &str, 
         selection.ended_before
     );
     if runs == 0 {
-        let _ = writeln!(out, "no finished run {cutoff} in {}", settings.audit_path.display());
+        let _ = writeln!(
+            out,
+            "no finished run {cutoff} in {}",
+            settings.audit_path.display()
+        );
     } else {
         if !settings.delete {
-            out.push_str(&prune_table(&selection.runs, crate::render::Style { color: ui.color }));
+            out.push_str(&prune_table(
+                &selection.runs,
+                crate::render::Style { color: ui.color },
+            ));
         }
         let verb = if settings.delete {
             "deleted"
