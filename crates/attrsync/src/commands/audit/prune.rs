@@ -157,9 +157,9 @@ fn plural(count: u64, one: &str, many: &str) -> String {
 fn duration_text(duration: std::time::Duration) -> String {
     const DAY: u64 = 24 * 3600;
     let secs = duration.as_secs();
-    if duration.subsec_nanos() == 0 && secs > 0 && secs % DAY == 0 {
+    if duration.subsec_nanos() == 0 && secs > 0 && secs.is_multiple_of(DAY) {
         format!("{}d", secs / DAY)
-    } else if duration.subsec_nanos() == 0 && secs > 0 && secs % 3600 == 0 {
+    } else if duration.subsec_nanos() == 0 && secs > 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
     } else {
         humantime::format_duration(duration).to_string()
