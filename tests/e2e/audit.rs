@@ -182,6 +182,21 @@ async fn show_has_the_runs_summary_and_its_targets_filterable_by_status() {
             text.stdout
         );
     }
+
+    // A long run is shown in part, saying how much is left out.
+    let limited = org.run(&["audit", "show", "latest", "--limit", "5"]).await;
+    limited.assert_code(0);
+    assert!(
+        limited.stdout.contains("... and 11 more targets"),
+        "{}",
+        limited.stdout
+    );
+    let limited = json(
+        &org.run(&["audit", "show", "latest", "--limit", "5", "--json"])
+            .await,
+    );
+    assert_eq!(statuses(&limited["targets"]).len(), 5);
+    assert_eq!(limited["targets_not_shown"], 11);
 }
 
 #[tokio::test]

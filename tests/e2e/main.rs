@@ -6,6 +6,7 @@ mod support;
 mod apply;
 mod audit;
 mod exactness;
+mod follow;
 mod get_set;
 mod live_tag;
 mod model;

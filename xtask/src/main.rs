@@ -4,6 +4,9 @@
 //! - `cargo xtask bench plan`: parse+validate and diff throughput on 1,000,000 desired rows.
 //! - `cargo xtask bench apply`: apply against the simulator with latency and a rate limit,
 //!   side by side with the tutorial's sequential way.
+//! - `cargo xtask bench follow [--minutes N]`: `tag --follow` under a steady stream of calls with
+//!   forced socket closes and a drop: arrival-to-verified latency, requests per call, calls
+//!   missed, memory.
 //! - `cargo xtask man`: the man pages (`attrsync.1`, `attrsync-COMMAND.1`) into `target/man`.
 //! - `cargo xtask dist [--debug]`: the install archive `target/dist/attrsync-VERSION-TRIPLE.tar.gz`
 //!   (binary, man pages, completions, systemd units, env example) and its `.sha256`, then
@@ -25,13 +28,14 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["bench", "plan", rest @ ..] => bench_plan(rest),
         ["bench", "apply", rest @ ..] => bench_apply(rest),
+        ["bench", "follow", rest @ ..] => bench_example("bench_follow", rest),
         ["bench"] => bench_plan(&[]).and_then(|()| bench_apply(&[])),
         ["man"] => man(),
         ["dist", rest @ ..] => dist::dist(rest),
         ["soak", rest @ ..] => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [plan|apply] | man | dist [--debug] | soak [--minutes N] [--seed S]"
+                "usage: cargo xtask ci | bench [plan|apply|follow] | man | dist [--debug] | soak [--minutes N] [--seed S]"
             );
             return ExitCode::from(64);
         }
@@ -111,6 +115,11 @@ fn bench_plan(extra: &[&str]) -> Result<(), String> {
 }
 
 fn bench_apply(extra: &[&str]) -> Result<(), String> {
+    bench_example("bench_apply", extra)
+}
+
+/// Runs a benchmark example of the attrsync crate in release, after building the binary it runs.
+fn bench_example(example: &str, extra: &[&str]) -> Result<(), String> {
     // The benchmark runs the real binary, so build it in the same profile first.
     cargo(&[
         "build",
@@ -128,7 +137,7 @@ fn bench_apply(extra: &[&str]) -> Result<(), String> {
         "-p",
         "attrsync",
         "--example",
-        "bench_apply",
+        example,
         "--",
     ];
     args.extend_from_slice(extra);

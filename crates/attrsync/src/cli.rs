@@ -313,6 +313,30 @@ pub struct SimArgs {
     /// A flow that overwrites KEY with VALUE after a fraction RATE of the PATCHes that write KEY.
     #[arg(long, value_name = "KEY=VALUE@RATE", value_parser = parse_drift)]
     pub drift: Option<(String, String, f64)>,
+    /// New live calls entering the queues (round robin, seeded exponential gaps), as COUNT/UNIT
+    /// with unit s, min or h, e.g. 2/s or 120/min [default: none].
+    #[arg(long, value_name = "RATE")]
+    pub arrival_rate: Option<genesys_sim::ArrivalRate>,
+    /// How long an arrived call lasts, plus or minus 10 % [default: until ended through /__sim/].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub call_duration: Option<Duration>,
+    /// Delay from a change of a call to its queue event on the notification sockets.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub event_delay: Duration,
+    /// Interval of the channel.metadata heartbeats on a notification socket (0s: none).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat_interval: Duration,
+    /// A notification channel not subscribed or connected to for this long expires.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub channel_ttl: Duration,
+    /// A call younger than this is not yet listed by the analytics query (Genesys indexes
+    /// conversations with a delay).
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub analytics_lag: Duration,
+    /// Publish no queue event when only a call's attributes changed (whether Genesys publishes
+    /// one is unverified).
+    #[arg(long)]
+    pub no_attribute_events: bool,
 }
 
 #[derive(Debug, Args)]
@@ -384,9 +408,9 @@ pub struct LiveArgs {
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
-    /// The queue (a queue id) whose live calls get the attributes.
-    #[arg(long, value_name = "ID")]
-    pub queue: String,
+    /// A queue (a queue id) whose live calls get the attributes; repeat for more queues.
+    #[arg(long = "queue", required = true, value_name = "ID")]
+    pub queues: Vec<String>,
     /// Attributes to set, as key=value (an empty value clears the key).
     #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub attributes: Vec<(String, String)>,
@@ -394,8 +418,34 @@ pub struct TagArgs {
     #[arg(long, default_value = "customer", value_name = "PURPOSE")]
     pub purpose: String,
     /// Print the plan and send nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     pub dry_run: bool,
+    /// Keep tagging every call that enters the queues, through the Notification API, until
+    /// stopped (Ctrl-C or SIGTERM: the normal end, exit 0, or 3 if a target failed or drifted).
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: what verifies a change, the queue event that shows the new values (a read
+    /// only when none comes within --verify-timeout) or a read after every change. Whether
+    /// Genesys sends a queue event for an attribute change alone is unverified.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "event",
+        requires = "follow",
+        value_name = "HOW"
+    )]
+    pub verify_via: crate::follow::VerifyVia,
+    /// With --follow: after every (re)connection the queues are listed at once and again after
+    /// this long, for calls the analytics query had not indexed yet.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    pub backfill_lag: Duration,
+    /// With --follow: a Prometheus text file rewritten at least every 10 s (calls seen, tagged,
+    /// verified by event or read, skipped, failed, 429s, event lag); its age is a liveness signal.
+    #[arg(long, requires = "follow", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// NDJSON events on stdout (one per target, and the run's start and end).
+    #[arg(long)]
+    pub json: bool,
     /// How long ago a live call may have started.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lookback: Duration,
@@ -614,6 +664,10 @@ pub struct AuditShowArgs {
     /// Only targets with this status (repeatable, or comma-separated).
     #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = target_status_parser())]
     pub statuses: Vec<audit::TargetStatus>,
+    /// Show at most this many targets, in plan order (0: all of them). A long `tag --follow`
+    /// run may have hundreds of thousands; `audit list` and `audit export` filter and page.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub limit: u32,
     /// Print the run and its targets as JSON.
     #[arg(long)]
     pub json: bool,

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod follow;
 mod metrics;
 mod output;
 mod render;

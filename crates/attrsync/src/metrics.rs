@@ -79,10 +79,140 @@ pub fn render(metrics: &IterationMetrics) -> String {
     text
 }
 
+/// What a running `tag --follow` reports, rewritten at least every 10 s (its age is a
+/// liveness signal).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FollowMetrics {
+    pub updated_at: SystemTime,
+    pub running_for: Duration,
+    pub calls_seen: u64,
+    pub tagged: u64,
+    pub verified_by_event: u64,
+    pub verified_by_read: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub drift: u64,
+    pub reconnects: u64,
+    pub requests: u64,
+    pub throttled: u64,
+    /// Mean time from a change's acceptance to the event that showed it.
+    pub event_lag_seconds: Option<f64>,
+    /// Set once the follow has ended.
+    pub exit_code: Option<u8>,
+}
+
+/// A follow's metrics in the Prometheus text format: counters since it started, and gauges.
+pub fn render_follow(m: &FollowMetrics) -> String {
+    let mut text = String::new();
+    let updated = m.updated_at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    gauge(
+        &mut text,
+        "attrsync_follow_updated_timestamp_seconds",
+        "When this file was written, in seconds since the Unix epoch (a liveness signal).",
+        &[(None, format!("{:.3}", updated.as_secs_f64()))],
+    );
+    gauge(
+        &mut text,
+        "attrsync_follow_running_seconds",
+        "How long the follow has run.",
+        &[(None, format!("{:.3}", m.running_for.as_secs_f64()))],
+    );
+    for (name, help, value) in [
+        (
+            "attrsync_follow_calls_seen_total",
+            "Calls the follow took up (from events or a backfill listing).",
+            m.calls_seen,
+        ),
+        (
+            "attrsync_follow_tagged_total",
+            "Participants whose change was verified.",
+            m.tagged,
+        ),
+        (
+            "attrsync_follow_skipped_total",
+            "Targets skipped (the call ended before its turn, or a stale plan).",
+            m.skipped,
+        ),
+        (
+            "attrsync_follow_failed_total",
+            "Targets that failed.",
+            m.failed,
+        ),
+        (
+            "attrsync_follow_drift_total",
+            "Targets whose values someone else overwrote.",
+            m.drift,
+        ),
+        (
+            "attrsync_follow_reconnects_total",
+            "Notification socket reconnections.",
+            m.reconnects,
+        ),
+        (
+            "attrsync_follow_requests_total",
+            "HTTP requests sent, retries included.",
+            m.requests,
+        ),
+        (
+            "attrsync_follow_throttled_requests_total",
+            "Requests answered 429 (rate limited).",
+            m.throttled,
+        ),
+    ] {
+        counter(&mut text, name, help, &[(None, value.to_string())]);
+    }
+    counter(
+        &mut text,
+        "attrsync_follow_verified_total",
+        "Verified or drifted changes, by what showed the values (a notification event or a read).",
+        &[
+            (
+                Some("via=\"event\"".to_owned()),
+                m.verified_by_event.to_string(),
+            ),
+            (
+                Some("via=\"read\"".to_owned()),
+                m.verified_by_read.to_string(),
+            ),
+        ],
+    );
+    if let Some(lag) = m.event_lag_seconds {
+        gauge(
+            &mut text,
+            "attrsync_follow_event_lag_seconds",
+            "Mean time from a change's acceptance to the event that showed it.",
+            &[(None, format!("{lag:.3}"))],
+        );
+    }
+    if let Some(code) = m.exit_code {
+        gauge(
+            &mut text,
+            "attrsync_follow_exit_code",
+            "Exit code of the follow, once it has ended.",
+            &[(None, code.to_string())],
+        );
+    }
+    text
+}
+
+fn counter(text: &mut String, name: &str, help: &str, samples: &[(Option<String>, String)]) {
+    metric(text, "counter", name, help, samples);
+}
+
 fn gauge(text: &mut String, name: &str, help: &str, samples: &[(Option<String>, String)]) {
+    metric(text, "gauge", name, help, samples);
+}
+
+fn metric(
+    text: &mut String,
+    kind: &str,
+    name: &str,
+    help: &str,
+    samples: &[(Option<String>, String)],
+) {
     // Writing to a String cannot fail.
     let _ = writeln!(text, "# HELP {name} {help}");
-    let _ = writeln!(text, "# TYPE {name} gauge");
+    let _ = writeln!(text, "# TYPE {name} {kind}");
     for (labels, value) in samples {
         match labels {
             Some(labels) => {

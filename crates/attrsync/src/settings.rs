@@ -269,7 +269,14 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::Tag(args) => {
             let connection = connection(&args.connection)?;
             let mut options = run_options(&connection, args.concurrency, &args.verify);
-            options["queue"] = args.queue.clone().into();
+            options["queues"] = args.queues.clone().into();
+            if args.follow {
+                options["follow"] = true.into();
+                options["verify_via"] = serde_json::to_value(args.verify_via).unwrap_or_default();
+                options["backfill_lag"] = humantime::format_duration(args.backfill_lag)
+                    .to_string()
+                    .into();
+            }
             options["purpose"] = args.purpose.clone().into();
             options["attributes"] = args.attributes.len().into();
             let settings = RunSettings {

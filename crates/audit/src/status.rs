@@ -51,10 +51,13 @@ pub enum TargetStatus {
     /// A row a dead process left `sending` whose call had ended by the time a later run could
     /// look: whether the change reached Genesys cannot be known.
     Unknown,
+    /// A call `tag --follow` saw but had not sent anything for when it was stopped (a follow's
+    /// normal end): not a failure, and nothing to resume.
+    Unprocessed,
 }
 
 impl TargetStatus {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Planned,
         Self::Unchanged,
         Self::Skipped,
@@ -66,6 +69,7 @@ impl TargetStatus {
         Self::Failed,
         Self::NotApplied,
         Self::Unknown,
+        Self::Unprocessed,
     ];
 
     /// The states `apply --resume` must revisit.
@@ -84,6 +88,7 @@ impl TargetStatus {
             Self::Failed => "failed",
             Self::NotApplied => "not_applied",
             Self::Unknown => "unknown",
+            Self::Unprocessed => "unprocessed",
         }
     }
 
@@ -145,6 +150,7 @@ pub struct StatusCounts {
     pub failed: u64,
     pub not_applied: u64,
     pub unknown: u64,
+    pub unprocessed: u64,
 }
 
 impl StatusCounts {
@@ -176,6 +182,7 @@ impl StatusCounts {
             TargetStatus::Failed => &self.failed,
             TargetStatus::NotApplied => &self.not_applied,
             TargetStatus::Unknown => &self.unknown,
+            TargetStatus::Unprocessed => &self.unprocessed,
         }
     }
 
@@ -192,6 +199,7 @@ impl StatusCounts {
             TargetStatus::Failed => &mut self.failed,
             TargetStatus::NotApplied => &mut self.not_applied,
             TargetStatus::Unknown => &mut self.unknown,
+            TargetStatus::Unprocessed => &mut self.unprocessed,
         }
     }
 }

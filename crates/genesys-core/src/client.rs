@@ -16,6 +16,7 @@ use url::Url;
 use crate::auth::Authenticator;
 use crate::error::{ApiError, ErrorClass, correlation_id};
 use crate::live_calls::LiveCallsQuery;
+use crate::models::notifications::{Channel, ChannelTopic, ChannelTopicEntityListing};
 use crate::models::{
     AnalyticsConversation, AnalyticsConversationQueryResponse, Attributes, CallConversation,
     Conversation, ConversationQuery, LimitEntity, LimitsEntityListing, ParticipantAttributes,
@@ -148,6 +149,8 @@ impl Route {
         match self.method {
             "PATCH" => Method::PATCH,
             "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "HEAD" => Method::HEAD,
             _ => Method::GET,
         }
     }
@@ -179,6 +182,19 @@ const GET_ORG_LIMITS: Route = Route {
 const POST_CONVERSATION_DETAILS_QUERY: Route = Route {
     method: "POST",
     template: "POST /api/v2/analytics/conversations/details/query",
+};
+
+const POST_CHANNEL: Route = Route {
+    method: "POST",
+    template: "POST /api/v2/notifications/channels",
+};
+const HEAD_CHANNEL: Route = Route {
+    method: "HEAD",
+    template: "HEAD /api/v2/notifications/channels/{channelId}",
+};
+const PUT_SUBSCRIPTIONS: Route = Route {
+    method: "PUT",
+    template: "PUT /api/v2/notifications/channels/{channelId}/subscriptions",
 };
 
 /// One request to send (and resend on retry).
@@ -443,6 +459,65 @@ impl GenesysClient {
             "live call listing stopped at the page limit"
         );
         Ok(calls)
+    }
+
+    /// `POST /api/v2/notifications/channels`: a new notification channel. Creating a 21st
+    /// channel with the same client silently removes the least recently used one.
+    pub async fn create_channel(&self) -> Result<Channel, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("notifications", None),
+            ("channels", None),
+        ])?;
+        Ok(self
+            .execute(POST_CHANNEL, url, Some(b"{}".to_vec()), decode_json)
+            .await?
+            .value)
+    }
+
+    /// `HEAD /api/v2/notifications/channels/{channelId}`: whether the channel still exists (it
+    /// expires after 24 h unused, and a 21st channel evicts the oldest).
+    pub async fn channel_exists(&self, channel_id: &str) -> Result<bool, ApiError> {
+        let url = self.channel_url(channel_id, None)?;
+        match self.execute(HEAD_CHANNEL, url, None, |_| Ok(())).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.status() == Some(404) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `PUT /api/v2/notifications/channels/{channelId}/subscriptions`: the channel's topics
+    /// become exactly `topics` (at most 1,000). Genesys answers with each topic's state (a topic
+    /// may be `Rejected`, with a reason and missing permissions).
+    pub async fn set_subscriptions(
+        &self,
+        channel_id: &str,
+        topics: &[String],
+    ) -> Result<Vec<ChannelTopic>, ApiError> {
+        let url = self.channel_url(channel_id, Some("subscriptions"))?;
+        let body: Vec<ChannelTopic> = topics.iter().map(ChannelTopic::named).collect();
+        let body = serde_json::to_vec(&body).map_err(|_| ApiError::InvalidArgument {
+            what: "topics",
+            value: String::new(),
+            reason: "cannot be serialised",
+        })?;
+        let listing: Fetched<ChannelTopicEntityListing> = self
+            .execute(PUT_SUBSCRIPTIONS, url, Some(body), decode_json)
+            .await?;
+        Ok(listing.value.entities)
+    }
+
+    fn channel_url(&self, channel_id: &str, tail: Option<&str>) -> Result<Url, ApiError> {
+        let mut segments = vec![
+            ("api", None),
+            ("v2", None),
+            ("notifications", None),
+            ("channels", None),
+            (channel_id, Some("channel id")),
+        ];
+        segments.extend(tail.map(|t| (t, None)));
+        self.url(&segments)
     }
 
     /// `api_base` plus the segments, each percent-encoded; `Some(what)` marks a caller-given

@@ -7,6 +7,7 @@
 //!   or even GCRA pacing) that a 429 pauses and teaches.
 //! - [`retry`] and [`error`]: what is retried, how, and how long to wait.
 //! - [`client`]: [`GenesysClient`], the calls attrsync makes; [`observer`] reports each attempt.
+//! - [`notifications`]: following queues' call events over the Notification API's WebSocket.
 //! - [`models`]: the wire types, re-exported from the `genesys-models` crate (shared, as plain
 //!   data, with reconcile and the simulator).
 //!
@@ -18,6 +19,7 @@ pub mod client;
 pub mod env;
 pub mod error;
 pub mod live_calls;
+pub mod notifications;
 pub mod observer;
 mod pool;
 pub mod rate;

@@ -9,22 +9,97 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
+use crate::arrivals::ArrivalRate;
+use crate::bus::NotificationStatus;
 use crate::config::FaultConfig;
 use crate::error::ApiError;
 use crate::org::SimQueue;
-use crate::state::{LoggedRequest, SimCall, SimState};
+use crate::state::{ArrivalStatus, LoggedRequest, SimCall, SimState};
 
 pub(crate) fn routes() -> Router<SimState> {
     Router::new()
         .route("/calls", get(calls))
         .route("/calls/{conversation_id}/end", post(end_call))
+        .route("/calls/{conversation_id}/answer", post(answer_call))
         .route("/requests", get(requests))
         .route("/queues", get(queues))
         .route("/faults", put(set_faults).get(faults))
         .route("/tokens/expire", post(expire_tokens))
         .route("/clock/advance", post(advance_clock))
         .route("/reset", post(reset))
+        .route("/notifications", get(notifications))
+        .route("/sockets/closing", post(announce_socket_closing))
+        .route("/sockets/drop", post(drop_sockets))
+        .route("/sockets/stall", post(stall_sockets))
+        .route("/channels/expire", post(expire_channels))
+        .route("/arrivals", get(arrivals).put(set_arrivals))
+        .route("/arrivals/call", post(arrive_call))
+}
+
+async fn notifications(State(state): State<SimState>) -> Json<NotificationStatus> {
+    Json(state.notification_status())
+}
+
+/// `{"sockets": N}`: how many were told `v2.system.socket_closing` and closed.
+async fn announce_socket_closing(State(state): State<SimState>) -> Json<Value> {
+    Json(json!({"sockets": state.announce_socket_closing()}))
+}
+
+/// `{"sockets": N}`: how many connections were dropped without a close frame.
+async fn drop_sockets(State(state): State<SimState>) -> Json<Value> {
+    Json(json!({"sockets": state.drop_sockets()}))
+}
+
+/// `{"sockets": N}`: how many sockets went silent with their connections open.
+async fn stall_sockets(State(state): State<SimState>) -> Json<Value> {
+    Json(json!({"sockets": state.stall_sockets()}))
+}
+
+/// `{"channels": N}`: how many channels expired.
+async fn expire_channels(State(state): State<SimState>) -> Json<Value> {
+    Json(json!({"channels": state.expire_channels()}))
+}
+
+async fn arrivals(State(state): State<SimState>) -> Json<ArrivalStatus> {
+    Json(state.arrival_status())
+}
+
+#[derive(Deserialize)]
+struct SetArrivals {
+    rate: ArrivalRate,
+}
+
+/// `{"rate": "2/s"}` (or `"0"` to stop).
+async fn set_arrivals(State(state): State<SimState>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let SetArrivals { rate } = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::constraint_validation(format!("Expected {{\"rate\": \"2/s\"}}: {e}"))
+    })?;
+    state.set_arrival_rate(rate);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+struct ArriveCall {
+    #[serde(default)]
+    queue_id: Option<String>,
+}
+
+/// One call arrives now: `{"queue_id": "..."}` or `{}` for the next queue in turn; answers
+/// `{"id": "<conversation id>"}`, or 404 for an unknown queue.
+async fn arrive_call(State(state): State<SimState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let ArriveCall { queue_id } = if body.is_empty() {
+        ArriveCall::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::constraint_validation(format!("Expected {{\"queue_id\": ID}}: {e}"))
+        })?
+    };
+    state
+        .arrive_call(queue_id.as_deref())
+        .map(|id| Json(json!({ "id": id })))
+        .ok_or_else(ApiError::not_found)
 }
 
 async fn calls(State(state): State<SimState>) -> Json<Vec<SimCall>> {
@@ -36,6 +111,18 @@ async fn end_call(
     Path(conversation_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.end_call(&conversation_id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::conversation_not_found())
+    }
+}
+
+/// 204, or 404 when there is no such live, unanswered call.
+async fn answer_call(
+    State(state): State<SimState>,
+    Path(conversation_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.answer_call(&conversation_id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::conversation_not_found())

@@ -47,10 +47,12 @@ pub(crate) async fn query_conversation_details(
     }
     let descending = query.order.as_deref() == Some("desc");
 
-    state.with_calls(|calls| {
+    state.with_calls(|calls, indexed_until| {
         let mut matching = Vec::new();
         for call in calls {
-            if overlaps(call, interval) && matches_all(call, &query)? {
+            // Genesys lists a conversation only once it has indexed it (`analytics_lag`).
+            let indexed = call.start <= indexed_until;
+            if indexed && overlaps(call, interval) && matches_all(call, &query)? {
                 matching.push(call);
             }
         }

@@ -42,16 +42,21 @@ pub(crate) struct ParticipantRecord {
 }
 
 impl ParticipantRecord {
-    /// Makes every pending write due at `now` visible.
-    pub(crate) fn promote(&mut self, now: Duration) {
-        let due = self
-            .pending
-            .iter()
-            .take_while(|w| w.visible_at <= now)
-            .count();
-        for write in self.pending.drain(..due) {
-            self.visible.extend(write.attributes);
+    /// Makes the oldest pending write visible if it is due at `now`; `Some(changed)` when there
+    /// was one, `changed` telling whether reads now see something different.
+    fn promote_one(&mut self, now: Duration) -> Option<bool> {
+        if self.pending.first()?.visible_at > now {
+            return None;
         }
+        let write = self.pending.remove(0);
+        let mut changed = false;
+        for (key, value) in write.attributes {
+            if self.visible.get(&key) != Some(&value) {
+                changed = true;
+                self.visible.insert(key, value);
+            }
+        }
+        Some(changed)
     }
 
     /// The attributes once every accepted write is visible.
@@ -63,16 +68,12 @@ impl ParticipantRecord {
         attributes
     }
 
-    /// Merges `attributes` per key, visible from `visible_at` (immediately when that is now).
-    pub(crate) fn write(&mut self, attributes: Attributes, visible_at: Duration, now: Duration) {
-        if visible_at <= now && self.pending.is_empty() {
-            self.visible.extend(attributes);
-        } else {
-            self.pending.push(PendingWrite {
-                visible_at,
-                attributes,
-            });
-        }
+    /// Accepts a write that reads see from `visible_at` on; the owner promotes it when due.
+    pub(crate) fn accept(&mut self, attributes: Attributes, visible_at: Duration) {
+        self.pending.push(PendingWrite {
+            visible_at,
+            attributes,
+        });
     }
 
     fn call_view(&self, attributes: Attributes) -> CallMediaParticipant {
@@ -158,6 +159,10 @@ pub(crate) struct CallRecord {
     pub(crate) start: SystemTime,
     pub(crate) end: Option<SystemTime>,
     pub(crate) participants: Vec<ParticipantRecord>,
+    /// Simulated time of an arrival (`SimConfig::arrival_rate`); `None` for generated calls.
+    pub(crate) arrived_at: Option<Duration>,
+    /// Simulated time at which an attribute write last became visible.
+    pub(crate) attributes_visible_at: Option<Duration>,
 }
 
 impl CallRecord {
@@ -174,16 +179,40 @@ impl CallRecord {
             .find(|p| p.id == participant_id)
     }
 
-    pub(crate) fn promote(&mut self, now: Duration) {
-        for participant in &mut self.participants {
-            participant.promote(now);
+    /// Makes pending writes due at `now` visible one at a time (oldest first per participant),
+    /// calling `visible` with the call after each; its flag tells whether reads see a change. One
+    /// write at a time, so that a flow's overwrite after a client's write is its own change.
+    pub(crate) fn promote_each(&mut self, now: Duration, mut visible: impl FnMut(&Self, bool)) {
+        loop {
+            let due = self
+                .participants
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| Some((p.pending.first()?.visible_at, i)))
+                .filter(|(at, _)| *at <= now)
+                .min();
+            let Some((at, index)) = due else { return };
+            let changed = self.participants[index]
+                .promote_one(now)
+                .unwrap_or_default();
+            self.attributes_visible_at = Some(at);
+            visible(self, changed);
         }
     }
 
-    /// Ends the call at `at`: every participant still on it disconnects.
-    pub(crate) fn end(&mut self, at: SystemTime) {
+    /// The earliest time a pending write becomes visible.
+    pub(crate) fn next_visible_at(&self) -> Option<Duration> {
+        self.participants
+            .iter()
+            .filter_map(|p| p.pending.first().map(|w| w.visible_at))
+            .min()
+    }
+
+    /// Ends the call at `at`: every participant still on it disconnects. `false` when it had
+    /// already ended.
+    pub(crate) fn end(&mut self, at: SystemTime) -> bool {
         if self.is_ended() {
-            return;
+            return false;
         }
         for participant in &mut self.participants {
             if participant.end.is_none() {
@@ -192,6 +221,7 @@ impl CallRecord {
             }
         }
         self.end = Some(at);
+        true
     }
 
     /// `GET /api/v2/conversations/calls/{id}`: what reads see now.

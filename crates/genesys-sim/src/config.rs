@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::arrivals::{ArrivalRate, ParseArrivalRateError};
 pub use crate::rate_limit::{LimitShape, ParseLimitShapeError};
 
 /// How the simulator builds its org and behaves. `Default` is the demo org.
@@ -53,6 +54,24 @@ pub struct SimConfig {
     /// Lifetime of issued tokens (`expires_in`).
     pub token_ttl: Duration,
     pub faults: FaultConfig,
+    /// New live calls per unit of time, spread over the queues round robin with seeded
+    /// exponential gaps (a Poisson process); [`ArrivalRate::NONE`] (the default) adds none.
+    pub arrival_rate: ArrivalRate,
+    /// How long an arrived call lasts (plus or minus a seeded 10 %); `None`: until ended by hand.
+    pub call_duration: Option<Duration>,
+    /// From a change of a call to its queue event on the sockets (Genesys's delay is [?]).
+    pub event_delay: Duration,
+    /// Between two `channel.metadata` heartbeats on a socket (Genesys's is [?], about 30 s is
+    /// observed); zero sends none. Real time, even with a frozen clock: a test that wants
+    /// heartbeats sets a tiny interval.
+    pub heartbeat_interval: Duration,
+    /// A notification channel not used (subscribed or connected to) for this long is gone.
+    pub channel_ttl: Duration,
+    /// A call younger than this is not yet listed by the analytics details query (Genesys
+    /// indexes conversations with a delay [?]).
+    pub analytics_lag: Duration,
+    /// Publish a queue event when only a call's attributes changed. Whether Genesys does is [?].
+    pub attribute_events: bool,
 }
 
 /// The namespace assumed to hold `client.credentials.token.rate.per.minute` [?].
@@ -84,6 +103,13 @@ impl Default for SimConfig {
             clients: vec![(DEMO_CLIENT_ID.to_owned(), DEMO_CLIENT_SECRET.to_owned())],
             token_ttl: Duration::from_secs(86_399),
             faults: FaultConfig::default(),
+            arrival_rate: ArrivalRate::NONE,
+            call_duration: None,
+            event_delay: Duration::ZERO,
+            heartbeat_interval: Duration::from_secs(30),
+            channel_ttl: Duration::from_secs(24 * 3600),
+            analytics_lag: Duration::ZERO,
+            attribute_events: true,
         }
     }
 }
@@ -108,6 +134,13 @@ impl fmt::Debug for SimConfig {
             .field("client_ids", &client_ids)
             .field("token_ttl", &self.token_ttl)
             .field("faults", &self.faults)
+            .field("arrival_rate", &self.arrival_rate)
+            .field("call_duration", &self.call_duration)
+            .field("event_delay", &self.event_delay)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("channel_ttl", &self.channel_ttl)
+            .field("analytics_lag", &self.analytics_lag)
+            .field("attribute_events", &self.attribute_events)
             .finish()
     }
 }

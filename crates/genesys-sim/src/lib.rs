@@ -10,8 +10,13 @@
 //!   `client.credentials.token.rate.per.minute` in [`SimConfig::limits_namespace`] (404
 //!   `not.found` in any other namespace; 403 `missing.permissions` with
 //!   [`SimConfig::limits_forbidden`]);
+//! - the Notification API: `POST /api/v2/notifications/channels`, `HEAD` of a channel, its
+//!   subscriptions (`GET`/`POST`/`PUT`/`DELETE`), and its WebSocket at `ws://ADDR/channels/{id}`
+//!   publishing `v2.routing.queues.{id}.conversations.calls` events, heartbeats and pongs;
+//! - call arrivals and durations (`SimConfig::arrival_rate`, `SimConfig::call_duration`);
 //! - `/__sim/`: a test-only admin surface (calls, request log, queues, faults, token expiry,
-//!   clock, reset) that is not part of Genesys.
+//!   clock, reset, notification status, socket closing/dropping/stalling, channel expiry,
+//!   arrivals, answering a call) that is not part of Genesys.
 //!
 //! Every response carries `ININ-Correlation-Id`; errors are `ErrorBody` JSON with the contract's
 //! codes; each token has its own budget (a sliding window by default, or a GCRA bucket; see
@@ -26,7 +31,14 @@
 //! - writing `""` keeps the key with an empty value (there is no delete);
 //! - 404 codes: `conversation.error.conversation.not.found` for an unknown conversation on the
 //!   call GET and both PATCHes, `not.found` on the media-agnostic GET (the only code the contract
-//!   lists for it), `conversation.error.participant.not.found` for an unknown participant.
+//!   lists for it), `conversation.error.participant.not.found` for an unknown participant;
+//! - subscribing a queue topic of an unknown queue: 403 `missing.permissions` (as a topic
+//!   without permission), any topic but a queue's calls topic: 400 `invalid.value`; with
+//!   `?ignoreErrors=true` both are listed `Rejected` instead; more than 1,000 topics: 400
+//!   `constraint.validation`; `DELETE` of the subscriptions: 204;
+//! - a queue event for an attribute-only change: sent (`SimConfig::attribute_events`), once the
+//!   write is visible to reads, `SimConfig::event_delay` later;
+//! - a channel is used (its 24 h start over) by subscribing and connecting, not by `HEAD`.
 //!
 //! It shares nothing with the client's request handling beyond the plain model types of
 //! `genesys_models` (the `genesys-models` crate).
@@ -34,21 +46,28 @@
 mod admin;
 mod analytics;
 mod api;
+mod arrivals;
+mod bus;
 mod call;
 mod clock;
 mod config;
+mod driver;
 mod error;
 mod middleware;
+mod notifications;
 mod oauth;
 mod org;
 mod rate_limit;
 mod server;
+mod socket;
 mod state;
 
+pub use bus::{ChannelStatus, NotificationStatus};
 pub use config::{
-    DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig, FaultConfig,
-    LimitShape, ParseLimitShapeError, SimConfig, TOKEN_RATE_LIMIT_KEY,
+    ArrivalRate, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig,
+    FaultConfig, LimitShape, ParseArrivalRateError, ParseLimitShapeError, SimConfig,
+    TOKEN_RATE_LIMIT_KEY,
 };
 pub use org::SimQueue;
 pub use server::{SimHandle, Simulator};
-pub use state::{LoggedRequest, SeedCall, SeedParticipant, SimCall, SimState};
+pub use state::{ArrivalStatus, LoggedRequest, SeedCall, SeedParticipant, SimCall, SimState};

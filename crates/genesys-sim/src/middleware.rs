@@ -132,16 +132,16 @@ async fn admit(
 ) -> Result<Request, Response> {
     let token = bearer_token(&request)
         .ok_or_else(|| ApiError::authentication_required().into_response())?;
-    note.token_id = Some(
-        state
-            .authenticate(&token)
-            .map_err(IntoResponse::into_response)?,
-    );
+    let caller = state
+        .authenticate(&token)
+        .map_err(IntoResponse::into_response)?;
+    note.token_id = Some(caller.token_id.clone());
     state
         .check_rate(&token)
         .map_err(IntoResponse::into_response)?;
 
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(caller);
     let bytes = to_bytes(body, READ_CAP_BYTES)
         .await
         .map_err(|_| ApiError::too_large().into_response())?;

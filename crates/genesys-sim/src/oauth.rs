@@ -55,7 +55,7 @@ pub(crate) async fn issue_token(
             "Only the client_credentials grant type is supported.",
         );
     }
-    let mut response = axum::Json(state.issue_token()).into_response();
+    let mut response = axum::Json(state.issue_token(&client_id)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

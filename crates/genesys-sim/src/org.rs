@@ -193,6 +193,8 @@ fn generate_call(
         start,
         end: None,
         participants,
+        arrived_at: None,
+        attributes_visible_at: None,
     }
 }
 
@@ -241,7 +243,7 @@ fn entity_ref(id: String, name: Option<&str>, collection: &str) -> DomainEntityR
     }
 }
 
-fn person_name(rng: &mut StdRng) -> String {
+pub(crate) fn person_name(rng: &mut StdRng) -> String {
     let first = FIRST_NAMES[rng.random_range(0..FIRST_NAMES.len())];
     let last = LAST_NAMES[rng.random_range(0..LAST_NAMES.len())];
     format!("{first} {last}")

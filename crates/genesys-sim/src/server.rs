@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, head, patch, post};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -18,7 +18,7 @@ use tower_service::Service;
 use crate::config::SimConfig;
 use crate::middleware::{ConnectionDropper, api_gate, edge};
 use crate::state::SimState;
-use crate::{admin, analytics, api, oauth};
+use crate::{admin, analytics, api, driver, notifications, oauth, socket};
 
 /// The simulator; see [`Simulator::start`].
 #[derive(Debug)]
@@ -29,9 +29,10 @@ impl Simulator {
     pub async fn start(config: SimConfig, bind: SocketAddr) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let state = SimState::new(&config);
+        let state = SimState::new(&config, addr);
         let router = router(state.clone());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(driver::run(state.clone(), shutdown_rx.clone()));
         let server = tokio::spawn(accept_loop(listener, router, shutdown_rx));
         tracing::debug!(%addr, ?config, "genesys simulator listening");
         Ok(SimHandle {
@@ -76,6 +77,7 @@ impl SimHandle {
     /// Stops accepting, lets requests in flight finish, closes idle connections.
     pub async fn shutdown(mut self) {
         self.shutdown_tx.send_replace(true);
+        self.state.close_sockets();
         if let Some(server) = self.server.take()
             && let Err(error) = server.await
         {
@@ -87,6 +89,7 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.shutdown_tx.send_replace(true);
+        self.state.close_sockets();
     }
 }
 
@@ -113,6 +116,21 @@ fn router(state: SimState) -> Router {
             "/analytics/conversations/details/query",
             post(analytics::query_conversation_details),
         )
+        .route(
+            "/notifications/channels",
+            post(notifications::create_channel),
+        )
+        .route(
+            "/notifications/channels/{channel_id}",
+            head(notifications::head_channel),
+        )
+        .route(
+            "/notifications/channels/{channel_id}/subscriptions",
+            get(notifications::list_subscriptions)
+                .post(notifications::add_subscriptions)
+                .put(notifications::replace_subscriptions)
+                .delete(notifications::delete_subscriptions),
+        )
         .fallback(api::unknown_route)
         .layer(from_fn_with_state(state.clone(), api_gate));
     Router::new()
@@ -121,6 +139,8 @@ fn router(state: SimState) -> Router {
         .nest("/__sim", admin::routes())
         .fallback(api::unknown_route)
         .layer(from_fn_with_state(state.clone(), edge))
+        // After the edge layer: a socket is not an API request (not logged, held or faulted).
+        .route("/channels/{channel_id}", get(socket::connect))
         .with_state(state)
 }
 
@@ -155,7 +175,10 @@ async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch
         let mut router = router.clone();
         async move { router.call(request).await }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    // With upgrades: a channel's WebSocket is served on the same origin.
+    let connection = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let mut shutting_down = false;
     loop {

@@ -1,9 +1,15 @@
 //! The simulator's shared state: the org, issued tokens, faults, the request log. One mutex,
-//! never held across an `.await`.
+//! never held across an `.await`. Notification channels, arrivals and the timed work are in
+//! `state/live.rs`.
 
-use std::collections::HashMap;
+mod live;
+
+pub use live::ArrivalStatus;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use genesys_models::{
     Attributes, CallConversation, Conversation, DomainEntityRef, LimitEntity, LimitsEntityListing,
@@ -14,6 +20,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::arrivals::Arrivals;
+use crate::bus::{Bus, millis};
 use crate::call::{CallRecord, ParticipantRecord};
 use crate::clock::SimClock;
 use crate::config::{FaultConfig, SimConfig, TOKEN_RATE_LIMIT_KEY};
@@ -33,6 +41,14 @@ pub struct SimCall {
     pub conversation: CallConversation,
     pub ended: bool,
     pub queue_id: Option<String>,
+    /// Simulated milliseconds since the start at which the call arrived (`arrival_rate` or
+    /// `/__sim/arrivals/call`); `None` for the calls generated at start and added by tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_at_ms: Option<u64>,
+    /// Simulated milliseconds since the start at which an attribute write last became visible
+    /// to reads (after `visibility_lag`): arrival to tagged is this minus `arrived_at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes_visible_at_ms: Option<u64>,
 }
 
 /// One request the simulator answered (admin requests are not logged).
@@ -142,9 +158,16 @@ struct Shared {
     limits_forbidden: bool,
     clients: Vec<(String, String)>,
     token_ttl: Duration,
+    /// Where the simulator listens: the origin of the channels' `connectUri`.
+    addr: SocketAddr,
+    attribute_events: bool,
+    analytics_lag: Duration,
+    heartbeat_interval: Duration,
     inner: Mutex<Inner>,
     /// Bumped whenever the request gate changes, for tests that wait on it.
     gate_events: tokio::sync::watch::Sender<u64>,
+    /// Wakes the task that runs timed work (`driver.rs`) when something new is scheduled.
+    wake: tokio::sync::Notify,
 }
 
 struct Inner {
@@ -167,10 +190,19 @@ struct Inner {
     /// The org-wide budget shared by every token (`SimConfig::org_rate_per_minute`).
     org_limit: Limit,
     gate: Gate,
+    bus: Bus,
+    arrivals: Arrivals,
+    /// `(visible_at, call index)` of accepted writes not yet visible; an entry whose writes a
+    /// read already made visible is skipped.
+    promotions: BTreeSet<(Duration, usize)>,
+    /// `(end time, call index)` of arrived calls with a duration.
+    ends: BTreeSet<(Duration, usize)>,
 }
 
 struct TokenRecord {
     id: String,
+    /// The OAuth client it was issued to (notification channels are counted per client).
+    client_id: String,
     expires_at: Duration,
     /// Set by `expire_tokens`; the record stays so that `issued_tokens` still lists it.
     revoked: bool,
@@ -181,13 +213,23 @@ struct TokenRecord {
 const ORG_STREAM: u64 = 0x6f72_6721;
 const FAULT_STREAM: u64 = 0x6661_756c;
 const LATENCY_STREAM: u64 = 0x6c61_7465;
+const ARRIVAL_STREAM: u64 = 0x6172_7269;
+const CHANNEL_STREAM: u64 = 0x6368_616e;
+
+/// Who sent an authenticated `/api/v2` request; put into the request by the API gate.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    /// The opaque token id of the request log (`t1`, ...).
+    pub(crate) token_id: String,
+    pub(crate) client_id: String,
+}
 
 fn chance(rng: &mut StdRng, rate: f64) -> bool {
     rate > 0.0 && rng.random::<f64>() < rate
 }
 
 impl SimState {
-    pub(crate) fn new(config: &SimConfig) -> Self {
+    pub(crate) fn new(config: &SimConfig, addr: SocketAddr) -> Self {
         let clock = SimClock::new();
         let mut org_rng = StdRng::seed_from_u64(config.seed ^ ORG_STREAM);
         let org = org::generate(
@@ -222,6 +264,19 @@ impl SimState {
                 config.limit_window,
             ),
             gate: Gate::default(),
+            bus: Bus::new(
+                config.seed ^ CHANNEL_STREAM,
+                config.channel_ttl,
+                config.event_delay,
+            ),
+            arrivals: Arrivals::new(
+                config.seed ^ ARRIVAL_STREAM,
+                config.arrival_rate,
+                config.call_duration,
+                Duration::ZERO,
+            ),
+            promotions: BTreeSet::new(),
+            ends: BTreeSet::new(),
         };
         Self {
             shared: Arc::new(Shared {
@@ -237,8 +292,13 @@ impl SimState {
                 limits_forbidden: config.limits_forbidden,
                 clients: config.clients.clone(),
                 token_ttl: config.token_ttl,
+                addr,
+                attribute_events: config.attribute_events,
+                analytics_lag: config.analytics_lag,
+                heartbeat_interval: config.heartbeat_interval,
                 inner: Mutex::new(inner),
                 gate_events: tokio::sync::watch::Sender::new(0),
+                wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -263,12 +323,12 @@ impl SimState {
 
     /// Every call, in its true current state.
     pub fn calls(&self) -> Vec<SimCall> {
-        self.lock().calls.iter().map(sim_call).collect()
+        self.settled().0.calls.iter().map(sim_call).collect()
     }
 
     /// One call, in its true current state.
     pub fn call(&self, conversation_id: &str) -> Option<SimCall> {
-        let inner = self.lock();
+        let (inner, _) = self.settled();
         let index = *inner.call_index.get(conversation_id)?;
         Some(sim_call(&inner.calls[index]))
     }
@@ -283,14 +343,17 @@ impl SimState {
         self.lock().log.clone()
     }
 
-    /// Ends a call now. Returns `false` when there is no such call.
+    /// Ends a call now (its queue's channels get the event). Returns `false` when there is no
+    /// such call.
     pub fn end_call(&self, conversation_id: &str) -> bool {
-        let mut inner = self.lock();
-        let now = self.now(&inner);
+        let (mut inner, now) = self.settled();
         let Some(&index) = inner.call_index.get(conversation_id) else {
             return false;
         };
-        inner.calls[index].end(self.shared.clock.wall(now));
+        self.end_call_at(&mut inner, index, now);
+        self.settle(&mut inner, now);
+        drop(inner);
+        self.wake();
         true
     }
 
@@ -332,7 +395,12 @@ impl SimState {
     /// Moves the simulator's clock forward: tokens expire, rate budgets refill and lagging
     /// writes become visible as if `by` had passed. Timestamps it writes move too.
     pub fn advance_clock(&self, by: Duration) {
-        self.lock().clock_offset += by;
+        let mut inner = self.lock();
+        inner.clock_offset += by;
+        let now = self.now(&inner);
+        self.settle(&mut inner, now);
+        drop(inner);
+        self.wake();
     }
 
     /// Stops real time from moving the simulator's clock: from now on only
@@ -343,6 +411,8 @@ impl SimState {
         if inner.frozen_at.is_none() {
             inner.frozen_at = Some(self.shared.clock.now(Duration::ZERO));
         }
+        drop(inner);
+        self.wake();
     }
 
     /// Adds a call exactly as described (test-only: it lets a test build the world it needs).
@@ -402,6 +472,8 @@ impl SimState {
             start,
             end,
             participants,
+            arrived_at: None,
+            attributes_visible_at: None,
         });
     }
 
@@ -514,14 +586,15 @@ impl SimState {
             .any(|(id, secret)| id == client_id && secret == client_secret)
     }
 
-    /// Mints a token with its own rate budget (the caller checked the client).
-    pub(crate) fn issue_token(&self) -> TokenResponse {
+    /// Mints a token of `client_id` with its own rate budget (the caller checked the client).
+    pub(crate) fn issue_token(&self, client_id: &str) -> TokenResponse {
         let access_token = Alphanumeric.sample_string(&mut rand::rng(), 48);
         let mut inner = self.lock();
         let now = self.now(&inner);
         inner.tokens_issued += 1;
         let record = TokenRecord {
             id: format!("t{}", inner.tokens_issued),
+            client_id: client_id.to_owned(),
             expires_at: now + self.shared.token_ttl,
             revoked: false,
             limit: Limit::new(
@@ -539,12 +612,15 @@ impl SimState {
         }
     }
 
-    /// The opaque id of a valid token.
-    pub(crate) fn authenticate(&self, token: &str) -> Result<String, ApiError> {
+    /// Who holds a valid token.
+    pub(crate) fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
         let inner = self.lock();
         let now = self.now(&inner);
         match inner.tokens.get(token) {
-            Some(record) if !record.revoked && record.expires_at > now => Ok(record.id.clone()),
+            Some(record) if !record.revoked && record.expires_at > now => Ok(Caller {
+                token_id: record.id.clone(),
+                client_id: record.client_id.clone(),
+            }),
             _ => Err(ApiError::bad_credentials()),
         }
     }
@@ -611,33 +687,30 @@ impl SimState {
 
     /// `GET .../calls/{id}`: the visible state; afterwards the call may end (`end_call_rate`).
     pub(crate) fn read_call(&self, conversation_id: &str) -> Option<CallConversation> {
-        let mut inner = self.lock();
-        let now = self.now(&inner);
-        let wall = self.shared.clock.wall(now);
+        let (mut inner, now) = self.settled();
+        let index = *inner.call_index.get(conversation_id)?;
         let Inner {
             calls,
-            call_index,
             faults,
             fault_rng,
             ..
         } = &mut *inner;
-        let call = &mut calls[*call_index.get(conversation_id)?];
-        call.promote(now);
+        let call = &calls[index];
         let view = call.call_view();
         if !call.is_ended() && chance(fault_rng, faults.end_call_rate) {
-            call.end(wall);
+            self.end_call_at(&mut inner, index, now);
+            self.settle(&mut inner, now);
+            drop(inner);
+            self.wake();
         }
         Some(view)
     }
 
     /// `GET /api/v2/conversations/{id}`: the visible state.
     pub(crate) fn read_conversation(&self, conversation_id: &str) -> Option<Conversation> {
-        let mut inner = self.lock();
-        let now = self.now(&inner);
+        let (inner, _) = self.settled();
         let index = *inner.call_index.get(conversation_id)?;
-        let call = &mut inner.calls[index];
-        call.promote(now);
-        Some(call.conversation_view())
+        Some(inner.calls[index].conversation_view())
     }
 
     /// Merges `attributes` into a participant's; returns the participant's full attributes
@@ -648,13 +721,13 @@ impl SimState {
         participant_id: &str,
         attributes: Attributes,
     ) -> Result<Attributes, ApiError> {
-        let mut inner = self.lock();
-        let now = self.now(&inner);
+        let (mut inner, now) = self.settled();
         let Inner {
             calls,
             call_index,
             faults,
             fault_rng,
+            promotions,
             ..
         } = &mut *inner;
         let index = *call_index
@@ -681,19 +754,27 @@ impl SimState {
             .filter(|drift| attributes.contains_key(&drift.key))
             .filter(|drift| chance(fault_rng, drift.rate))
             .map(|drift| Attributes::from([(drift.key.clone(), drift.value.clone())]));
-        participant.promote(now);
-        participant.write(attributes, visible_at, now);
+        participant.accept(attributes, visible_at);
         let accepted = participant.true_attributes();
-        // The flow runs after the write was accepted: the 202 shows the write, reads the flow's value.
+        // The flow runs after the write was accepted: the 202 shows the write, reads the flow's
+        // value, and an event stream sees both changes, the flow's last.
         if let Some(drift) = drift {
-            participant.write(drift, visible_at, now);
+            participant.accept(drift, visible_at);
         }
+        promotions.insert((visible_at, index));
+        // Visible now when there is no lag (and published); otherwise the driver's job.
+        self.settle(&mut inner, now);
+        drop(inner);
+        self.wake();
         Ok(accepted)
     }
 
-    /// Runs `f` over every call (oldest first) with the lock held.
-    pub(crate) fn with_calls<R>(&self, f: impl FnOnce(&[CallRecord]) -> R) -> R {
-        f(&self.lock().calls)
+    /// Runs `f` over every call (oldest first) with the lock held, and the latest start a call
+    /// may have to be listed by analytics (`SimConfig::analytics_lag` before now).
+    pub(crate) fn with_calls<R>(&self, f: impl FnOnce(&[CallRecord], SystemTime) -> R) -> R {
+        let (inner, now) = self.settled();
+        let indexed_until = self.shared.clock.wall(now) - self.shared.analytics_lag;
+        f(&inner.calls, indexed_until)
     }
 
     pub(crate) fn record(&self, mut entry: LoggedRequest) {
@@ -714,5 +795,7 @@ fn sim_call(call: &CallRecord) -> SimCall {
         conversation: call.true_call_view(),
         ended: call.is_ended(),
         queue_id: call.queue_id.clone(),
+        arrived_at_ms: call.arrived_at.map(millis),
+        attributes_visible_at_ms: call.attributes_visible_at.map(millis),
     }
 }

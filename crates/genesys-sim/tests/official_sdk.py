@@ -8,7 +8,8 @@ Not part of CI (it needs the SDK from PyPI). Run:
 
 It starts the example server, then with unmodified SDK calls: mints a client-credentials token,
 reads a call and a conversation, patches attributes through both PATCH operations, runs the
-analytics details query, and checks an error surfaces as ApiException with the contract's code.
+analytics details query, checks an error surfaces as ApiException with the contract's code, and
+creates, checks and subscribes a notification channel.
 """
 
 import json
@@ -95,6 +96,44 @@ def run(url):
     except ApiException as error:
         assert error.status == 404, error.status
         assert json.loads(error.body)["code"] == "conversation.error.conversation.not.found"
+
+    notifications(url, client, live["queue_id"])
+
+
+def notifications(url, client, queue_id):
+    """Channels and subscriptions of the Notification API (the socket needs a WebSocket client,
+    which the SDK does not have: the Rust tests cover it)."""
+    api = gc.NotificationsApi(client)
+    channel = api.post_notifications_channels()
+    assert channel.connect_uri == f"{url.replace('http://', 'ws://')}/channels/{channel.id}", channel.connect_uri
+    assert channel.expires is not None, "expires parses as a datetime"
+    api.head_notifications_channel(channel.id)
+
+    topic = gc.ChannelTopic()
+    topic.id = f"v2.routing.queues.{queue_id}.conversations.calls"
+    unknown = gc.ChannelTopic()
+    unknown.id = "v2.routing.queues.00000000-0000-4000-8000-000000000000.conversations.calls"
+    try:
+        api.post_notifications_channel_subscriptions(channel.id, [topic, unknown])
+        raise AssertionError("expected a 403")
+    except ApiException as error:
+        assert error.status == 403, error.status
+    listing = api.post_notifications_channel_subscriptions(channel.id, [topic, unknown], ignore_errors=True)
+    states = {t.id: t.state for t in listing.entities}
+    assert states == {topic.id: "Permitted", unknown.id: "Rejected"}, states
+    listing = api.put_notifications_channel_subscriptions(channel.id, [topic])
+    assert [t.id for t in listing.entities] == [topic.id]
+    assert [t.id for t in api.get_notifications_channel_subscriptions(channel.id).entities] == [topic.id]
+    api.delete_notifications_channel_subscriptions(channel.id)
+    assert api.get_notifications_channel_subscriptions(channel.id).entities == []
+
+    request = urllib.request.Request(f"{url}/__sim/channels/expire", method="POST")
+    urllib.request.urlopen(request).close()
+    try:
+        api.head_notifications_channel(channel.id)
+        raise AssertionError("expected a 404")
+    except ApiException as error:
+        assert error.status == 404, error.status
 
 
 if __name__ == "__main__":

@@ -57,6 +57,28 @@ impl Events {
         );
     }
 
+    /// The end of a `tag --follow` run.
+    pub fn follow_finished(
+        &self,
+        run: &RunId,
+        counts: &audit::StatusCounts,
+        exit: crate::exit::Exit,
+        elapsed: std::time::Duration,
+        stats: &ClientStats,
+    ) {
+        self.emit(
+            "run_finished",
+            json!({
+                "run_id": run.as_str(),
+                "exit_code": exit.code(),
+                "elapsed_ms": elapsed.as_millis() as u64,
+                "counts": counts,
+                "requests": stats.requests,
+                "throttled": stats.throttled,
+            }),
+        );
+    }
+
     pub fn run_finished(&self, report: &RunReport, stats: &ClientStats) {
         self.emit(
             "run_finished",

@@ -3,6 +3,7 @@
 //!
 //! Used by `apply` (a desired state, a saved plan, or `--resume`) and by `set` (one target).
 
+pub mod call_events;
 mod events;
 mod observer;
 pub mod progress;
@@ -10,7 +11,7 @@ mod results;
 mod settle;
 pub mod stop;
 pub mod target_text;
-mod worker;
+pub mod worker;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,11 +33,20 @@ use audit::{
 };
 
 pub use events::Events;
+pub(crate) use settle::settle_dead_runs;
+
+/// The request observer that records a run's requests in the audit store.
+pub(crate) fn observer_for(
+    audit: AuditStore,
+    run: RunId,
+) -> Arc<dyn genesys_core::RequestObserver> {
+    observer::AuditObserver::shared(audit, run)
+}
 use progress::Progress;
 pub use results::RESULT_COLUMNS;
 use stop::StopSignal;
-pub use worker::TargetResult;
 use worker::{Job, Pipeline};
+pub use worker::{TargetResult, VerifiedBy};
 
 /// What a run works on, once read and validated.
 pub enum Work {
@@ -152,6 +162,7 @@ pub async fn execute(
         next_seq: AtomicU32::new(next_seq),
         stop: stop.clone(),
         progress: Arc::clone(&progress),
+        call_events: None,
     };
 
     let mut results = planned_results;
@@ -378,6 +389,9 @@ async fn prepare(
                         error_code: None,
                         message: recorded.reason,
                         correlation_id: None,
+                        verified_by: None,
+                        planned: None,
+                        row: Some(row),
                     });
                 }
             }

@@ -17,7 +17,7 @@ pub struct Progress {
     mode: ProgressMode,
     bar: Option<ProgressBar>,
     started: Instant,
-    total_conversations: u64,
+    total_conversations: AtomicU64,
     conversations_done: AtomicU64,
     verified: AtomicU64,
     unchanged: AtomicU64,
@@ -44,7 +44,7 @@ impl Progress {
             mode,
             bar,
             started: Instant::now(),
-            total_conversations,
+            total_conversations: AtomicU64::new(total_conversations),
             conversations_done: AtomicU64::new(0),
             verified: AtomicU64::new(0),
             unchanged: AtomicU64::new(0),
@@ -62,9 +62,20 @@ impl Progress {
             TargetStatus::Skipped | TargetStatus::Stale => &self.skipped,
             TargetStatus::Failed | TargetStatus::Unknown => &self.failed,
             TargetStatus::Drift => &self.drift,
-            TargetStatus::Planned | TargetStatus::Sending | TargetStatus::NotApplied => return,
+            TargetStatus::Planned
+            | TargetStatus::Sending
+            | TargetStatus::NotApplied
+            | TargetStatus::Unprocessed => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// More calls to work on (a follow learns of calls as they arrive).
+    pub fn add_conversations(&self, count: u64) {
+        self.total_conversations.fetch_add(count, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc_length(count);
+        }
     }
 
     pub fn conversation_done(&self) {
@@ -94,7 +105,7 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         format!(
             "progress: {done}/{} calls ({:.1}/s) {}",
-            self.total_conversations,
+            self.total_conversations.load(Ordering::Relaxed),
             done as f64 / secs,
             self.counts_text()
         )

@@ -39,9 +39,10 @@ fn bucket(status: TargetStatus) -> Bucket {
         TargetStatus::Verified | TargetStatus::Unchanged | TargetStatus::Applied => {
             Bucket::Succeeded
         }
-        TargetStatus::Planned | TargetStatus::Sending | TargetStatus::NotApplied => {
-            Bucket::Unprocessed
-        }
+        TargetStatus::Planned
+        | TargetStatus::Sending
+        | TargetStatus::NotApplied
+        | TargetStatus::Unprocessed => Bucket::Unprocessed,
         TargetStatus::Failed
         | TargetStatus::Unknown
         | TargetStatus::Drift

@@ -47,13 +47,19 @@ impl StopSignal {
     /// after another (`reconcile`) never has more than one listener.
     #[must_use = "listening stops when the guard is dropped"]
     pub fn listen(&self) -> Listening {
+        self.listen_saying(
+            "finishing in-flight requests and recording them (the run stays resumable)",
+        )
+    }
+
+    /// [`Self::listen`], saying `what` happens on the first signal (a follow ends normally).
+    #[must_use = "listening stops when the guard is dropped"]
+    pub fn listen_saying(&self, what: &'static str) -> Listening {
         let stop = self.clone();
         let handling = signals::Handling::start();
         let task = tokio::spawn(async move {
             signals::received_at_least(1).await;
-            eprintln!(
-                "\nattrsync: stopping: finishing in-flight requests and recording them (the run stays resumable)"
-            );
+            eprintln!("\nattrsync: stopping: {what}");
             stop.stop();
             signals::received_at_least(2).await;
             eprintln!(

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
 
+use super::call_events::CallEvents;
 use super::progress::Progress;
 use super::stop::StopSignal;
 use super::target_text;
@@ -63,6 +64,21 @@ pub struct TargetResult {
     pub error_code: Option<String>,
     pub message: Option<String>,
     pub correlation_id: Option<String>,
+    /// What showed a verified or drifted target's values: an event, or a read.
+    pub verified_by: Option<VerifiedBy>,
+    /// The plan the result is about, when there was one.
+    pub planned: Option<PlannedTarget>,
+    /// Its audit row.
+    pub row: Option<TargetId>,
+}
+
+/// What showed the values after a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifiedBy {
+    /// A notification event, this long after the change was accepted.
+    Event(Duration),
+    /// A `GET` of the call.
+    Read,
 }
 
 /// What every conversation's work shares.
@@ -76,6 +92,10 @@ pub struct Pipeline {
     pub next_seq: AtomicU32,
     pub stop: StopSignal,
     pub progress: Arc<Progress>,
+    /// `tag --follow` with `--verify-via event`: calls as their latest notification events show
+    /// them; a change is verified by the event that shows it, and read only when none comes
+    /// within the verify timeout.
+    pub call_events: Option<Arc<CallEvents>>,
 }
 
 /// A target on its way to Genesys: its row, its plan, and the body to send.
@@ -87,8 +107,22 @@ struct Sending {
 
 impl Pipeline {
     pub async fn process(&self, job: Job) -> anyhow::Result<Vec<TargetResult>> {
+        self.process_seen(job, None).await
+    }
+
+    /// [`Self::process`], planned against `seen` (a notification event's view of the call)
+    /// instead of a read, when given.
+    pub async fn process_seen(
+        &self,
+        job: Job,
+        seen: Option<LiveConversation>,
+    ) -> anyhow::Result<Vec<TargetResult>> {
         let cid = job.conversation_id.clone();
-        let live = match self.read(&cid).await {
+        let read = match seen {
+            Some(live) => Ok(live),
+            None => self.read(&cid).await,
+        };
+        let live = match read {
             Ok(live) => live,
             Err(err) if err.is_budget_exhausted() => {
                 // Nothing was sent: the rows stay as they are, for `--resume`.
@@ -306,6 +340,7 @@ impl Pipeline {
                     self.audit.record_outcome(s.row, outcome).await?;
                     self.progress.target_done(TargetStatus::Skipped);
                     let mut result = result_of(&s.target, TargetStatus::Skipped);
+                    result.row = Some(s.row);
                     result.message = Some(reason);
                     result.http_status = err.status();
                     result.error_code = err.code().map(str::to_owned);
@@ -349,10 +384,18 @@ impl Pipeline {
     /// Re-reads until every applied target shows its desired values, or the time is up.
     /// 202 means "accepted", so a read right after a PATCH may still show the old values.
     async fn verify(&self, cid: &str, applied: Vec<Sending>) -> anyhow::Result<Vec<TargetResult>> {
+        let mut results = Vec::new();
+        let mut waiting = applied;
+        if let Some(events) = &self.call_events {
+            waiting = self
+                .verify_by_event(events, cid, waiting, &mut results)
+                .await?;
+            if waiting.is_empty() {
+                return Ok(results);
+            }
+        }
         let deadline = Instant::now() + self.verify_timeout;
         let mut delay = Duration::from_millis(100);
-        let mut waiting = applied;
-        let mut results = Vec::new();
         let mut last_observed: HashMap<TargetId, ObservedValues> = HashMap::new();
         loop {
             let live = match self.read(cid).await {
@@ -377,7 +420,8 @@ impl Pipeline {
                 match s.target.verification(&participant.attributes) {
                     Verification::Done => results.push(
                         self.verified(s.row, &s.target, TargetStatus::Verified, observed, None)
-                            .await?,
+                            .await?
+                            .by(VerifiedBy::Read),
                     ),
                     Verification::Overwritten(key) => {
                         let reason =
@@ -390,7 +434,8 @@ impl Pipeline {
                                 observed,
                                 Some(reason),
                             )
-                            .await?,
+                            .await?
+                            .by(VerifiedBy::Read),
                         );
                     }
                     Verification::NotYetVisible => {
@@ -425,6 +470,73 @@ impl Pipeline {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits up to the verify timeout for notification events that show the applied targets'
+    /// values; returns the targets no event showed.
+    async fn verify_by_event(
+        &self,
+        events: &CallEvents,
+        cid: &str,
+        mut waiting: Vec<Sending>,
+        results: &mut Vec<TargetResult>,
+    ) -> anyhow::Result<Vec<Sending>> {
+        let accepted = Instant::now();
+        let deadline = accepted + self.verify_timeout;
+        let mut calls = events.subscribe(cid);
+        loop {
+            let seen = calls.borrow_and_update().clone();
+            if let Some(call) = seen {
+                let mut still = Vec::new();
+                for s in waiting {
+                    let participant = s
+                        .target
+                        .participant_id
+                        .as_deref()
+                        .and_then(|pid| participant(&call, pid));
+                    let Some(participant) = participant else {
+                        still.push(s);
+                        continue;
+                    };
+                    let observed = observed_values(&s.target, &participant.attributes);
+                    let by = VerifiedBy::Event(accepted.elapsed());
+                    match s.target.verification(&participant.attributes) {
+                        Verification::Done => results.push(
+                            self.verified(s.row, &s.target, TargetStatus::Verified, observed, None)
+                                .await?
+                                .by(by),
+                        ),
+                        Verification::Overwritten(key) => {
+                            let reason =
+                                format!("`{key}` was overwritten by someone else after the change");
+                            results.push(
+                                self.verified(
+                                    s.row,
+                                    &s.target,
+                                    TargetStatus::Drift,
+                                    observed,
+                                    Some(reason),
+                                )
+                                .await?
+                                .by(by),
+                            );
+                        }
+                        Verification::NotYetVisible => still.push(s),
+                    }
+                }
+                waiting = still;
+            }
+            if waiting.is_empty() {
+                return Ok(waiting);
+            }
+            tokio::select! {
+                changed = calls.changed() => if changed.is_err() {
+                    // The follow forgot the call (it ended): a read says the rest.
+                    return Ok(waiting);
+                },
+                () = tokio::time::sleep_until(deadline) => return Ok(waiting),
+            }
         }
     }
 
@@ -476,6 +588,7 @@ impl Pipeline {
         self.progress.target_done(status);
         let mut result = result_of(target, status);
         result.message = reason;
+        result.row = Some(row);
         Ok(result)
     }
 
@@ -500,6 +613,9 @@ impl Pipeline {
             error_code: err.code().map(str::to_owned),
             message: Some(err.to_string()),
             correlation_id: err.correlation_id().map(str::to_owned),
+            verified_by: None,
+            planned: None,
+            row: Some(row),
         })
     }
 }
@@ -523,6 +639,16 @@ fn result_of(target: &PlannedTarget, status: TargetStatus) -> TargetResult {
         error_code: None,
         message: None,
         correlation_id: None,
+        verified_by: None,
+        planned: Some(target.clone()),
+        row: None,
+    }
+}
+
+impl TargetResult {
+    fn by(mut self, verified_by: VerifiedBy) -> Self {
+        self.verified_by = Some(verified_by);
+        self
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
-use genesys_sim::{DriftConfig, FaultConfig, LimitShape, SimConfig, Simulator};
+use genesys_sim::{ArrivalRate, DriftConfig, FaultConfig, LimitShape, SimConfig, Simulator};
 
 use crate::Ui;
 use crate::cli::SimArgs;
@@ -41,6 +41,13 @@ pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
                 .clone()
                 .map(|(key, value, rate)| DriftConfig { key, value, rate }),
         },
+        arrival_rate: args.arrival_rate.unwrap_or(ArrivalRate::NONE),
+        call_duration: args.call_duration,
+        event_delay: args.event_delay,
+        heartbeat_interval: args.heartbeat_interval,
+        channel_ttl: args.channel_ttl,
+        analytics_lag: args.analytics_lag,
+        attribute_events: !args.no_attribute_events,
         ..SimConfig::default()
     })
 }
@@ -70,6 +77,13 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
     }
     if let Some(org_rate) = args.org_rate {
         println!("  org limit:     {org_rate} for all tokens, in any trailing {window} window");
+    }
+    if let Some(rate) = args.arrival_rate.filter(|rate| !rate.is_none()) {
+        let lasting = args.call_duration.map_or_else(
+            || "until ended".to_owned(),
+            |d| format!("about {}", humantime::format_duration(d)),
+        );
+        println!("  arrivals:      {rate} new calls, each lasting {lasting}");
     }
     ui.note(format_args!(
         "\nTry:\n  export GENESYSCLOUD_OAUTHCLIENT_ID={id} GENESYSCLOUD_OAUTHCLIENT_SECRET={secret}\n  \
@@ -129,6 +143,42 @@ mod tests {
         assert!(sim_config(&["--limit-shape", "leaky"]).is_err());
         assert!(sim_config(&["--org-rate", "0/min"]).is_err());
         assert!(sim_config(&["--limit-window", "0s"]).is_err());
+    }
+
+    #[test]
+    fn the_notification_and_arrival_flags_reach_the_simulator() {
+        let config = sim_config(&[]).unwrap();
+        assert!(config.arrival_rate.is_none());
+        assert_eq!(config.call_duration, None);
+        assert_eq!(config.event_delay, Duration::ZERO);
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(config.channel_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.analytics_lag, Duration::ZERO);
+        assert!(config.attribute_events);
+        let config = sim_config(&[
+            "--arrival-rate",
+            "120/min",
+            "--call-duration",
+            "3m",
+            "--event-delay",
+            "50ms",
+            "--heartbeat-interval",
+            "5s",
+            "--channel-ttl",
+            "1h",
+            "--analytics-lag",
+            "2s",
+            "--no-attribute-events",
+        ])
+        .unwrap();
+        assert_eq!(config.arrival_rate.as_per_second(), 2.0);
+        assert_eq!(config.call_duration, Some(Duration::from_secs(180)));
+        assert_eq!(config.event_delay, Duration::from_millis(50));
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(config.channel_ttl, Duration::from_secs(3600));
+        assert_eq!(config.analytics_lag, Duration::from_secs(2));
+        assert!(!config.attribute_events);
+        assert!(sim_config(&["--arrival-rate", "2/day"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! `attrsync tag --queue ID [--purpose customer] [--dry-run] key=value...`: every live call of a
-//! queue gets the attributes, through the same plan -> apply -> verify -> audit pipeline as
+//! `attrsync tag --queue ID... [--purpose customer] [--dry-run] key=value...`: every live call of
+//! the queues gets the attributes, through the same plan -> apply -> verify -> audit pipeline as
 //! `apply`. The desired state is built in memory from the live-call listing; its source is
-//! recorded as `queue:ID`.
+//! recorded as `queue:ID[,ID...]`. With `--follow`, see `crate::follow`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -22,38 +22,55 @@ use crate::settings::RunSettings;
 
 pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let attributes = attribute_map(&args.attributes)?;
+    let ui = ui.with_json(args.json);
+    if args.follow {
+        let settings = crate::follow::FollowSettings {
+            queues: args.queues.clone(),
+            selector: Selector::Purpose(args.purpose.to_lowercase()),
+            attributes,
+            lookback: args.lookback,
+            verify_via: args.verify_via,
+            backfill_lag: args.backfill_lag,
+            metrics_file: args.metrics_file.clone(),
+            json: args.json,
+        };
+        return crate::follow::run(settings, run_settings, ui).await;
+    }
     let connection = &run_settings.connection;
     let client = connection.connect(ui).await?;
-    let query = LiveCallsQuery {
-        queue_id: Some(args.queue.clone()),
-        lookback: args.lookback,
-        ..LiveCallsQuery::default()
-    };
-    let calls = client.query_live_calls(&query).await?;
-    let conversation_ids: Vec<String> = calls
-        .iter()
-        .filter_map(|call| match uuid::Uuid::parse_str(&call.conversation_id) {
-            Ok(id) => Some(id.hyphenated().to_string()),
-            Err(_) => {
-                tracing::warn!(
+    let queues = args.queues.join(",");
+    let mut conversation_ids: Vec<String> = Vec::new();
+    for queue in &args.queues {
+        let query = LiveCallsQuery {
+            queue_id: Some(queue.clone()),
+            lookback: args.lookback,
+            ..LiveCallsQuery::default()
+        };
+        for call in client.query_live_calls(&query).await? {
+            match uuid::Uuid::parse_str(&call.conversation_id) {
+                Ok(id) => {
+                    let id = id.hyphenated().to_string();
+                    // A call may be listed in two of the queues.
+                    if !conversation_ids.contains(&id) {
+                        conversation_ids.push(id);
+                    }
+                }
+                Err(_) => tracing::warn!(
                     conversation = call.conversation_id,
                     "skipping a live call whose id is not a UUID"
-                );
-                None
+                ),
             }
-        })
-        .collect();
+        }
+    }
     if conversation_ids.is_empty() {
         ui.note(format_args!(
-            "no live calls in queue {}; nothing to do",
-            args.queue
+            "no live calls in queue {queues}; nothing to do"
         ));
         return Ok(Exit::Success);
     }
     ui.note(format_args!(
-        "{} live calls in queue {}",
-        conversation_ids.len(),
-        args.queue
+        "{} live calls in queue {queues}",
+        conversation_ids.len()
     ));
     let desired = desired_state(&args, attributes, &conversation_ids);
 
@@ -76,7 +93,7 @@ pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
         audit,
         |observer| connection.client(Some(observer)),
         ui,
-        &Events::new(false),
+        &Events::new(args.json),
     )
     .await?;
     ui.note(run_summary(&report, audit_path));
@@ -106,7 +123,7 @@ fn desired_state(
             })
             .collect(),
         source: SourceInfo {
-            path: format!("queue:{}", args.queue),
+            path: format!("queue:{}", args.queues.join(",")),
             format: SourceFormat::CsvWide,
             sha256: String::new(),
         },

@@ -335,9 +335,10 @@ fn status_color(status: TargetStatus) -> RGBColor {
         TargetStatus::Verified => RGBColor(0x2c, 0xa0, 0x2c),
         TargetStatus::Unchanged => RGBColor(0x98, 0xdf, 0x8a),
         TargetStatus::Applied => RGBColor(0x1f, 0x77, 0xb4),
-        TargetStatus::Planned | TargetStatus::Sending | TargetStatus::NotApplied => {
-            RGBColor(0xae, 0xc7, 0xe8)
-        }
+        TargetStatus::Planned
+        | TargetStatus::Sending
+        | TargetStatus::NotApplied
+        | TargetStatus::Unprocessed => RGBColor(0xae, 0xc7, 0xe8),
         TargetStatus::Skipped => RGBColor(0xc7, 0xc7, 0xc7),
         TargetStatus::Stale => RGBColor(0xbc, 0xbd, 0x22),
         TargetStatus::Drift => RETRY,

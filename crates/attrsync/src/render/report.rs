@@ -23,11 +23,16 @@ pub struct ReportInput<'a> {
     pub summary: &'a RunSummary,
     /// Every HTTP attempt of the run.
     pub requests: &'a [RequestRow],
-    /// The run's failed and drifted targets.
+    /// The run's failed and drifted targets, at most [`MAX_PROBLEM_ROWS`] of them (a long
+    /// follow may have many more; the count comes from the summary).
     pub problems: &'a [TargetRecord],
     pub tool_version: &'a str,
     pub generated_at: UnixMillis,
 }
+
+/// The most failed and drifted targets a report lists: a page stays readable (and small) for
+/// a run of any length; `audit list` lists them all.
+pub const MAX_PROBLEM_ROWS: u32 = 1_000;
 
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
@@ -173,7 +178,9 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
         ),
     );
 
-    write_problems(&mut page, input.problems);
+    let problem_count = input.summary.counts.get(audit::TargetStatus::Failed)
+        + input.summary.counts.get(audit::TargetStatus::Drift);
+    write_problems(&mut page, input.problems, problem_count, input.summary);
 
     let _ = write!(
         page,
@@ -185,12 +192,19 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
 }
 
 /// The table of failed and drifted targets.
-fn write_problems(page: &mut String, problems: &[TargetRecord]) {
+fn write_problems(page: &mut String, problems: &[TargetRecord], count: u64, summary: &RunSummary) {
     let _ = writeln!(
         page,
-        "<section>\n<h2>Failed and drifted targets (<span id=\"problem-count\">{}</span>)</h2>",
-        problems.len()
+        "<section>\n<h2>Failed and drifted targets (<span id=\"problem-count\">{count}</span>)</h2>",
     );
+    if count > problems.len() as u64 {
+        let _ = writeln!(
+            page,
+            "<p>The first {} are listed; <code>attrsync audit list --run {} --status failed,drift</code> lists them all.</p>",
+            problems.len(),
+            escape(summary.run.id.as_str()),
+        );
+    }
     if problems.is_empty() {
         page.push_str("<p>None: every target ended as planned.</p>\n</section>\n");
         return;

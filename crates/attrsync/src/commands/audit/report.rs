@@ -19,6 +19,7 @@ pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
             run: Some(run.clone()),
             statuses: vec![TargetStatus::Failed, TargetStatus::Drift],
             order: TargetOrder::Plan,
+            limit: Some(crate::render::report::MAX_PROBLEM_ROWS),
             ..TargetFilter::default()
         })
         .await?;

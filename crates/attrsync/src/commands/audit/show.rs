@@ -19,15 +19,23 @@ pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
             run: Some(run),
             statuses: args.statuses.clone(),
             order: TargetOrder::Plan,
+            limit: Some(args.limit).filter(|&n| n > 0),
             ..TargetFilter::default()
         })
         .await?;
+    let matching: u64 = if args.statuses.is_empty() {
+        summary.counts.total()
+    } else {
+        args.statuses.iter().map(|s| summary.counts.get(*s)).sum()
+    };
+    let more = matching.saturating_sub(targets.len() as u64);
     if args.json {
         print_json(&serde_json::json!({
             "format_version": AUDIT_JSON_FORMAT_VERSION,
             "run": RunView::new(&summary),
             "processes": processes,
             "targets": targets,
+            "targets_not_shown": more,
         }))?;
     } else {
         let style = Style { color: ui.color };
@@ -42,6 +50,11 @@ pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
             });
         } else {
             text.push_str(&targets_table(&targets, false, style));
+            if more > 0 {
+                text.push_str(&format!(
+                    "... and {more} more targets (--limit 0 shows all, --status narrows)\n"
+                ));
+            }
         }
         print_text(&text)?;
     }

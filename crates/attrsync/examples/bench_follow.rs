@@ -1,0 +1,205 @@
+//! `cargo xtask bench follow [--minutes N]`: `attrsync tag --follow` against the simulator's
+//! Notification API under a steady stream of calls, with forced socket closes and a dropped
+//! connection, measured from the simulator's state and request log and from the audit store.
+//!
+//! Conditions (issue 10's): latency 50 ms, no visibility lag, event delay 50 ms, an empty queue
+//! at the start, 5 arrivals/s, calls lasting 3 minutes, `--rate 3000/min`, 3 socket closes
+//! (`v2.system.socket_closing`) and 1 dropped connection spread over the run (default 10 min).
+//!
+//! Figures: arrival to verified (the audit row's verified time minus the call's arrival; the
+//! simulator's clock starts a moment after the recorded start, so this errs long), requests per
+//! arrived call (every `/api/v2` request of the run: PATCHes, fallback and backfill reads,
+//! listings, channel requests), calls missed (arrived, still live at the end or ended, never
+//! verified), and the follower's resident memory at 40 % and at the end of the run.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use audit::{AuditStore, TargetFilter, TargetStatus};
+use genesys_sim::{ArrivalRate, SimConfig, Simulator};
+
+fn attrsync_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir")
+        .join("attrsync")
+}
+
+/// Resident memory of a process, in KiB (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let minutes: f64 = match args.as_slice() {
+        [] => 10.0,
+        [flag, n] if flag == "--minutes" => n.parse().expect("--minutes N"),
+        _ => panic!("usage: bench_follow [--minutes N]"),
+    };
+    let run_for = Duration::from_secs_f64(minutes * 60.0);
+    let config = SimConfig {
+        seed: 42,
+        calls: 0,
+        queues: 1,
+        rate_per_minute: 3000,
+        latency: Duration::from_millis(50),
+        event_delay: Duration::from_millis(50),
+        call_duration: Some(Duration::from_secs(180)),
+        ..SimConfig::default()
+    };
+    let sim_started = SystemTime::now();
+    let sim = Simulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .unwrap();
+    let state = sim.state();
+    let queue = state.queues()[0].id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.sqlite");
+    let (id, secret) = sim.demo_credentials();
+    let child = tokio::process::Command::new(attrsync_bin())
+        .args([
+            "-q", "tag", "--queue", &queue, "--follow", "--rate", "3000/min",
+        ])
+        .arg("campaign=spring")
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
+        .env("GENESYSCLOUD_API_URL", sim.url())
+        .env("ATTRSYNC_AUDIT", &audit_path)
+        .env("CI", "1")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
+    let pid = child.id().unwrap();
+    while state.notification_status().sockets == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "follow benchmark: {minutes} min, 5 arrivals/s, calls of 3 min, latency 50 ms, event delay 50 ms, --rate 3000/min"
+    );
+    state.set_arrival_rate(ArrivalRate::per_second(5.0));
+    let started = Instant::now();
+    let requests_before = state.request_log().len();
+    // Faults at fixed fractions of the run: closes at 20, 50 and 80 %, a drop at 65 %.
+    let mut faults = vec![
+        (0.2, "close"),
+        (0.5, "close"),
+        (0.65, "drop"),
+        (0.8, "close"),
+    ];
+    let mut rss_at_40 = None;
+    let mut peak_rss = 0;
+    while started.elapsed() < run_for {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let done = started.elapsed().as_secs_f64() / run_for.as_secs_f64();
+        if let Some(rss) = rss_kib(pid) {
+            peak_rss = peak_rss.max(rss);
+            if rss_at_40.is_none() && done >= 0.4 {
+                rss_at_40 = Some(rss);
+            }
+        }
+        while let Some(&(at, kind)) = faults.first() {
+            if done < at {
+                break;
+            }
+            faults.remove(0);
+            let sockets = if kind == "close" {
+                state.announce_socket_closing()
+            } else {
+                state.drop_sockets()
+            };
+            println!(
+                "  {:>5.1}s: {kind} ({sockets} socket)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    state.set_arrival_rate(ArrivalRate::NONE);
+    let rss_end = rss_kib(pid);
+    // The last arrivals get their turn.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let wall = started.elapsed();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = child
+        .wait_with_output()
+        .await
+        .expect("attrsync ends")
+        .status;
+
+    let log = state.request_log();
+    let api_requests = log[requests_before..]
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v2"))
+        .count();
+    let arrived: Vec<_> = state
+        .calls()
+        .into_iter()
+        .filter(|c| c.arrived_at_ms.is_some())
+        .collect();
+    let audit = AuditStore::open_read_only(&audit_path).await.unwrap();
+    let rows = audit.list_targets(&TargetFilter::default()).await.unwrap();
+    let mut verified_at: HashMap<String, u64> = HashMap::new();
+    for row in rows.iter().filter(|r| r.status == TargetStatus::Verified) {
+        let at = row.updated_at.as_millis() as u64;
+        verified_at
+            .entry(row.conversation_id.clone())
+            .and_modify(|t| *t = (*t).min(at))
+            .or_insert(at);
+    }
+    let start_ms = sim_started.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut latencies: Vec<u64> = Vec::new();
+    let mut missed = 0;
+    for call in &arrived {
+        match verified_at.get(&call.conversation.id) {
+            Some(at) => latencies.push(at.saturating_sub(start_ms + call.arrived_at_ms.unwrap())),
+            None => missed += 1,
+        }
+    }
+    latencies.sort_unstable();
+    let unprocessed = rows
+        .iter()
+        .filter(|r| r.status == TargetStatus::Unprocessed)
+        .count();
+    println!();
+    println!("wall {:.0} s, attrsync exit {status}", wall.as_secs_f64());
+    println!(
+        "calls arrived {}, verified {}, missed {missed} (unprocessed at stop {unprocessed})",
+        arrived.len(),
+        latencies.len()
+    );
+    println!(
+        "arrival -> verified: p50 {} ms, p95 {} ms, max {} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "API requests {api_requests}, per arrived call {:.3}",
+        api_requests as f64 / arrived.len().max(1) as f64
+    );
+    if let (Some(at_40), Some(end)) = (rss_at_40, rss_end) {
+        println!(
+            "resident memory: {at_40} KiB at 40 % of the run, {end} KiB at the end ({:+.1} %), peak {peak_rss} KiB",
+            (end as f64 - at_40 as f64) * 100.0 / at_40 as f64
+        );
+    }
+    sim.shutdown().await;
+}

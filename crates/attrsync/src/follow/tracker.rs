@@ -1,0 +1,368 @@
+//! What `tag --follow` knows of each live call it follows, and what a new event or a finished
+//! job asks of it. Pure: no I/O, so every rule is unit-tested here.
+//!
+//! Rules:
+//! - A participant the selector matches and whose values differ is work, once: while a job for
+//!   its call runs, events only update the call's latest view.
+//! - A participant this follow verified is left alone unless an event shows a managed key
+//!   holding a third value (neither the value before nor the one written: a flow or a person
+//!   overwrote it). Then it is re-applied once; if it is overwritten again, that is recorded as
+//!   drift and the participant is left alone for good, so attrsync never fights a flow.
+//! - An event showing the old value of a verified participant is older than the write (events
+//!   and reads race): it is ignored.
+
+use std::collections::{HashMap, HashSet};
+
+use genesys_core::models::{Attributes, CallConversation};
+use reconcile::{
+    Action, DesiredEntry, LiveConversation, PlannedTarget, Selector, Target, Verification,
+};
+
+use audit::{TargetId, TargetStatus};
+
+use crate::apply::TargetResult;
+
+/// A followed call's state.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// A job for this call is queued or running.
+    busy: bool,
+    /// Participants this follow changed, by lowercase id.
+    changed: HashMap<String, Changed>,
+}
+
+#[derive(Debug)]
+struct Changed {
+    row: TargetId,
+    target: PlannedTarget,
+    /// Its last change was verified (not drift, failed or skipped).
+    verified: bool,
+    reapplied: bool,
+    /// Overwritten after its re-application: recorded as drift and left alone.
+    left_alone: bool,
+}
+
+/// What to do for one call.
+#[derive(Debug, Default, PartialEq)]
+pub struct Assessment {
+    /// Participants to (re-)apply now; empty when there is nothing to send.
+    pub work: Vec<String>,
+    /// A re-applied value overwritten again: record drift on that row and leave it alone.
+    pub drift: Vec<Overwritten>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Overwritten {
+    pub row: TargetId,
+    pub key: String,
+    pub observed: Attributes,
+}
+
+/// Every followed call, and the desired state they get.
+#[derive(Debug)]
+pub struct Tracker {
+    selector: Selector,
+    desired: Attributes,
+    calls: HashMap<String, Tracked>,
+}
+
+impl Tracker {
+    pub fn new(selector: Selector, desired: Attributes) -> Self {
+        Self {
+            selector,
+            desired,
+            calls: HashMap::new(),
+        }
+    }
+
+    /// Calls known now (ended ones are forgotten).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_busy(&self, conversation_id: &str) -> bool {
+        self.calls.get(conversation_id).is_some_and(|t| t.busy)
+    }
+
+    /// Whether a backfill listing needs to read this call: it is not known to be done.
+    pub fn needs_read(&self, conversation_id: &str) -> bool {
+        match self.calls.get(conversation_id) {
+            None => true,
+            Some(t) => !t.busy && t.changed.is_empty(),
+        }
+    }
+
+    /// The entry of a job for `participants` of a call (all matching ones when empty).
+    pub fn entry(&self, conversation_id: &str, participants: &[String]) -> Vec<DesiredEntry> {
+        let entry = |selector: Selector| DesiredEntry {
+            target: Target {
+                conversation_id: conversation_id.to_owned(),
+                selector,
+            },
+            attributes: self.desired.clone(),
+            lines: Vec::new(),
+        };
+        if participants.is_empty() {
+            vec![entry(self.selector.clone())]
+        } else {
+            participants
+                .iter()
+                .map(|p| entry(Selector::ParticipantId(p.clone())))
+                .collect()
+        }
+    }
+
+    pub fn mark_busy(&mut self, conversation_id: &str) {
+        self.calls
+            .entry(conversation_id.to_owned())
+            .or_default()
+            .busy = true;
+    }
+
+    /// What an event (the whole call as it is now) asks for. Not for a busy call: its job
+    /// plans from the newest event when it starts, and the follow assesses again when it ends.
+    pub fn assess(&mut self, call: &CallConversation) -> Assessment {
+        let cid = call.id.to_lowercase();
+        let mut assessment = Assessment::default();
+        if ended(call) {
+            self.calls.remove(&cid);
+            return assessment;
+        }
+        let entries = self.entry(&cid, &[]);
+        let live = HashMap::from([(cid.clone(), LiveConversation::Found(call.clone()))]);
+        let plan = reconcile::diff_entries(&entries, &live);
+        let tracked = self.calls.entry(cid).or_default();
+        for target in plan.targets {
+            let (Action::Update { .. }, Some(pid)) = (&target.action, &target.participant_id)
+            else {
+                continue;
+            };
+            let pid = pid.to_lowercase();
+            let Some(changed) = tracked.changed.get_mut(&pid) else {
+                assessment.work.push(pid);
+                continue;
+            };
+            if changed.left_alone || !changed.verified {
+                continue;
+            }
+            let observed = call
+                .participants
+                .iter()
+                .find(|p| p.id.eq_ignore_ascii_case(&pid))
+                .map(|p| p.attributes.clone())
+                .unwrap_or_default();
+            if let Verification::Overwritten(key) = changed.target.verification(&observed) {
+                if changed.reapplied {
+                    changed.left_alone = true;
+                    assessment.drift.push(Overwritten {
+                        row: changed.row,
+                        key,
+                        observed: changed
+                            .target
+                            .desired
+                            .keys()
+                            .filter_map(|k| observed.get(k).map(|v| (k.clone(), v.clone())))
+                            .collect(),
+                    });
+                } else {
+                    changed.reapplied = true;
+                    assessment.work.push(pid);
+                }
+            }
+        }
+        assessment
+    }
+
+    /// A job ended: remembers what it changed. Returns participants to re-apply at once: a
+    /// verification that already saw a third value (drift) gets its one re-application.
+    pub fn job_done(&mut self, conversation_id: &str, results: &[TargetResult]) -> Vec<String> {
+        let tracked = self.calls.entry(conversation_id.to_owned()).or_default();
+        tracked.busy = false;
+        let mut again = Vec::new();
+        let mut seen = HashSet::new();
+        for result in results {
+            let (Some(pid), Some(row), Some(target)) =
+                (&result.participant_id, result.row, &result.planned)
+            else {
+                continue;
+            };
+            let pid = pid.to_lowercase();
+            if !seen.insert(pid.clone()) {
+                continue;
+            }
+            let verified = result.status == TargetStatus::Verified;
+            let drift = result.status == TargetStatus::Drift;
+            if !(verified || drift) {
+                continue;
+            }
+            let reapplied = tracked.changed.get(&pid).is_some_and(|c| c.reapplied);
+            let left_alone = drift && reapplied;
+            tracked.changed.insert(
+                pid.clone(),
+                Changed {
+                    row,
+                    target: target.clone(),
+                    verified,
+                    reapplied: reapplied || drift,
+                    left_alone,
+                },
+            );
+            if drift && !reapplied {
+                again.push(pid);
+            }
+        }
+        again
+    }
+
+    /// A job that ran for a call that had ended, or that stopped: the call is forgotten.
+    pub fn forget(&mut self, conversation_id: &str) {
+        self.calls.remove(conversation_id);
+    }
+}
+
+/// Every participant has left: the call is over.
+pub fn ended(call: &CallConversation) -> bool {
+    !call.participants.is_empty()
+        && call
+            .participants
+            .iter()
+            .all(|p| p.state.as_ref().is_some_and(|s| s.is_gone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genesys_core::models::{CallMediaParticipant, ParticipantState};
+
+    const CID: &str = "c0000000-0000-4000-8000-000000000001";
+    const CUSTOMER: &str = "p0000000-0000-4000-8000-000000000001";
+
+    fn call(campaign: Option<&str>, state: ParticipantState) -> CallConversation {
+        let mut attributes = Attributes::new();
+        if let Some(v) = campaign {
+            attributes.insert("campaign".into(), v.into());
+        }
+        CallConversation {
+            id: CID.into(),
+            participants: vec![
+                CallMediaParticipant {
+                    id: CUSTOMER.into(),
+                    purpose: Some("customer".into()),
+                    state: Some(state.clone()),
+                    attributes,
+                    ..Default::default()
+                },
+                CallMediaParticipant {
+                    id: "a0000000-0000-4000-8000-000000000001".into(),
+                    purpose: Some("acd".into()),
+                    state: Some(state),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(
+            Selector::Purpose("customer".into()),
+            Attributes::from([("campaign".into(), "spring".into())]),
+        )
+    }
+
+    /// The result of a job that changed the customer from `before` to spring.
+    fn result(status: TargetStatus, before: Option<&str>) -> TargetResult {
+        let seen = call(before, ParticipantState::Connected);
+        let live = HashMap::from([(CID.to_owned(), LiveConversation::Found(seen))]);
+        let plan = reconcile::diff_entries(&tracker().entry(CID, &[]), &live);
+        let target = plan.targets.into_iter().next().unwrap();
+        TargetResult {
+            conversation_id: CID.into(),
+            participant_id: Some(CUSTOMER.into()),
+            lines: vec![],
+            status,
+            http_status: None,
+            error_code: None,
+            message: None,
+            correlation_id: None,
+            verified_by: None,
+            planned: Some(target),
+            row: Some(TargetId::from_row(7)),
+        }
+    }
+
+    #[test]
+    fn a_new_call_without_the_value_is_work_and_one_with_it_is_not() {
+        let mut t = tracker();
+        let a = t.assess(&call(None, ParticipantState::Connected));
+        assert_eq!(a.work, [CUSTOMER]);
+        let mut t = tracker();
+        let a = t.assess(&call(Some("spring"), ParticipantState::Connected));
+        assert!(a.work.is_empty());
+    }
+
+    #[test]
+    fn an_ended_call_is_forgotten() {
+        let mut t = tracker();
+        t.assess(&call(None, ParticipantState::Connected));
+        assert_eq!(t.len(), 1);
+        let a = t.assess(&call(None, ParticipantState::Disconnected));
+        assert!(a.work.is_empty());
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn an_event_older_than_the_verified_write_is_ignored() {
+        let mut t = tracker();
+        t.mark_busy(CID);
+        assert!(
+            t.job_done(CID, &[result(TargetStatus::Verified, None)])
+                .is_empty()
+        );
+        // Still shows no value: an event from before the write.
+        assert_eq!(
+            t.assess(&call(None, ParticipantState::Connected)),
+            Assessment::default()
+        );
+        assert!(
+            !t.needs_read(CID),
+            "a verified call is not read again by a backfill"
+        );
+    }
+
+    #[test]
+    fn an_overwrite_is_reapplied_once_then_recorded_as_drift_and_left_alone() {
+        let mut t = tracker();
+        t.mark_busy(CID);
+        t.job_done(CID, &[result(TargetStatus::Verified, None)]);
+        let flow = call(Some("summer"), ParticipantState::Connected);
+        assert_eq!(t.assess(&flow).work, [CUSTOMER], "re-applied once");
+        t.mark_busy(CID);
+        t.job_done(CID, &[result(TargetStatus::Verified, Some("summer"))]);
+        let again = t.assess(&call(Some("autumn"), ParticipantState::Connected));
+        assert!(again.work.is_empty(), "not a third time");
+        assert_eq!(again.drift.len(), 1);
+        assert_eq!(again.drift[0].key, "campaign");
+        assert_eq!(again.drift[0].observed["campaign"], "autumn");
+        let later = t.assess(&call(Some("winter"), ParticipantState::Connected));
+        assert_eq!(later, Assessment::default(), "left alone for good");
+    }
+
+    #[test]
+    fn drift_seen_by_verification_gets_its_one_reapplication_at_once() {
+        let mut t = tracker();
+        t.mark_busy(CID);
+        let again = t.job_done(CID, &[result(TargetStatus::Drift, None)]);
+        assert_eq!(again, [CUSTOMER]);
+        t.mark_busy(CID);
+        assert!(
+            t.job_done(CID, &[result(TargetStatus::Drift, Some("summer"))])
+                .is_empty()
+        );
+        assert_eq!(
+            t.assess(&call(Some("autumn"), ParticipantState::Connected)),
+            Assessment::default()
+        );
+    }
+}

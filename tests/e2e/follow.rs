@@ -1,0 +1,348 @@
+//! `attrsync tag --queue ID --follow`: the real binary follows a queue of the real simulator
+//! over loopback HTTP and WebSocket; every claim is judged from the simulator's own state and
+//! request log and from the audit store.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
+use tokio::process::Child;
+
+use crate::support::{TestOrg, audit_targets};
+
+/// A fast org whose calls are all in one queue's reach: `queues` queues, `calls` live calls.
+fn config(calls: usize) -> SimConfig {
+    SimConfig {
+        queues: 2,
+        ..TestOrg::fast_config(calls)
+    }
+}
+
+fn first_queue(org: &TestOrg) -> String {
+    org.state().queues()[0].id.clone()
+}
+
+/// Starts `tag --queue QUEUE --follow campaign=spring` plus `extra`.
+fn follow(org: &TestOrg, queue: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["tag", "--queue", queue, "--follow", "--json"];
+    args.extend_from_slice(extra);
+    args.push("campaign=spring");
+    org.command(&args).spawn().expect("attrsync starts")
+}
+
+/// Polls the simulator until `ready` holds (bounded: the test fails after 60 s).
+async fn until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Live calls of `queue`, as the simulator holds them.
+fn live_in(org: &TestOrg, queue: &str) -> Vec<genesys_sim::SimCall> {
+    org.state()
+        .calls()
+        .into_iter()
+        .filter(|c| !c.ended && c.queue_id.as_deref() == Some(queue))
+        .collect()
+}
+
+/// Whether every live call of `queue` has `campaign` set on its customer, truly (reads may lag).
+fn all_tagged(org: &TestOrg, queue: &str, value: &str) -> bool {
+    live_in(org, queue).iter().all(|c| {
+        c.conversation
+            .participants
+            .iter()
+            .filter(|p| p.purpose.as_deref() == Some("customer"))
+            .all(|p| p.attributes.get("campaign").map(String::as_str) == Some(value))
+    })
+}
+
+fn connected(org: &TestOrg) -> bool {
+    org.state().notification_status().sockets > 0
+}
+
+/// GETs of one call in the request log.
+fn reads_of(org: &TestOrg, conversation_id: &str) -> usize {
+    org.count_requests("GET", &format!("/conversations/calls/{conversation_id}"))
+}
+
+fn patches_of(org: &TestOrg, conversation_id: &str) -> usize {
+    org.count_requests("PATCH", &format!("/conversations/calls/{conversation_id}/"))
+}
+
+/// SIGTERM, a follow's normal end; returns the exit code and the output.
+async fn terminate(child: Child) -> (i32, String, String) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().await.expect("attrsync ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn calls_arriving_at_a_steady_rate_are_all_tagged_from_their_events_and_sigterm_ends_it_completed()
+ {
+    let org = TestOrg::start(config(6)).await;
+    let queue = first_queue(&org);
+    let child = follow(&org, &queue, &[]);
+    until("the socket connects", || connected(&org)).await;
+    until("the calls already queued are tagged", || {
+        all_tagged(&org, &queue, "spring")
+    })
+    .await;
+
+    org.state()
+        .set_arrival_rate(genesys_sim::ArrivalRate::per_second(40.0));
+    until("20 calls arrived", || {
+        org.state().arrival_status().arrived >= 20
+    })
+    .await;
+    org.state().set_arrival_rate(genesys_sim::ArrivalRate::NONE);
+    until("every call of the queue is tagged", || {
+        all_tagged(&org, &queue, "spring")
+    })
+    .await;
+    let arrived: Vec<String> = org
+        .state()
+        .calls()
+        .into_iter()
+        .filter(|c| c.arrived_at_ms.is_some() && c.queue_id.as_deref() == Some(queue.as_str()))
+        .map(|c| c.conversation.id)
+        .collect();
+    assert!(!arrived.is_empty());
+    let (code, stdout, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    for id in &arrived {
+        assert_eq!(
+            reads_of(&org, id),
+            0,
+            "an arriving call is planned from its event and verified by the event that shows the value: {id}"
+        );
+        assert_eq!(patches_of(&org, id), 1, "one PATCH per call: {id}");
+    }
+    let rows = audit_targets(&org.audit_path()).await;
+    let verified: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.status == "verified")
+        .map(|r| r.conversation_id.as_str())
+        .collect();
+    for id in &arrived {
+        assert!(
+            verified.contains(id.as_str()),
+            "{id} has a verified row: {rows:?}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .all(|r| !["planned", "sending", "applied"].contains(&r.status.as_str())),
+        "nothing is left unfinished: {rows:?}"
+    );
+    let finished: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["type"] == "run_finished")
+        .expect("a run_finished event");
+    assert_eq!(finished["exit_code"], 0);
+    let show = org.run(&["audit", "runs", "--json"]).await;
+    show.assert_code(0);
+    assert!(show.stdout.contains("\"completed\""), "{}", show.stdout);
+}
+
+/// Events sent while no socket is connected are lost; the backfill after the reconnection finds
+/// the calls that arrived in the gap.
+#[tokio::test]
+async fn a_socket_dropped_or_closed_by_the_server_mid_run_loses_no_call() {
+    let org = TestOrg::start(config(2)).await;
+    let queue = first_queue(&org);
+    let child = follow(&org, &queue, &["--backfill-lag", "200ms"]);
+    until("the socket connects", || connected(&org)).await;
+    until("the queued calls are tagged", || {
+        all_tagged(&org, &queue, "spring")
+    })
+    .await;
+
+    for close in [true, false] {
+        // Hold the client's next request (its check of the channel, or its listing), so that
+        // calls arrive while it cannot have reconnected.
+        org.state().hold_after(0);
+        if close {
+            org.state().announce_socket_closing();
+        } else {
+            org.state().drop_sockets();
+        }
+        until("the socket is gone", || !connected(&org)).await;
+        let before = org.state().notification_status().events_lost;
+        for _ in 0..3 {
+            org.state()
+                .arrive_call(Some(&queue))
+                .expect("the queue exists");
+        }
+        org.state().release();
+        assert!(
+            org.state().notification_status().events_lost >= before,
+            "no socket was there to get the arrivals' events"
+        );
+        until("the socket reconnects", || connected(&org)).await;
+        until("every call, those of the gap too, is tagged", || {
+            all_tagged(&org, &queue, "spring")
+        })
+        .await;
+    }
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a reconnection is not a crash: {stderr}"
+    );
+}
+
+/// Without an event for an attribute change, a read verifies it; with one, no read is sent.
+#[tokio::test]
+async fn the_verification_read_is_sent_only_when_no_event_shows_the_change() {
+    let org = TestOrg::start(SimConfig {
+        attribute_events: false,
+        ..config(0)
+    })
+    .await;
+    let queue = first_queue(&org);
+    let child = follow(&org, &queue, &["--verify-timeout", "300ms"]);
+    until("the socket connects", || connected(&org)).await;
+    let id = org.state().arrive_call(Some(&queue)).unwrap();
+    until("the call is tagged", || all_tagged(&org, &queue, "spring")).await;
+    until("its change is verified by a read", || {
+        reads_of(&org, &id) >= 1
+    })
+    .await;
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(patches_of(&org, &id), 1);
+    let rows = audit_targets(&org.audit_path()).await;
+    let row = rows.iter().find(|r| r.conversation_id == id).unwrap();
+    assert_eq!(row.status, "verified", "{rows:?}");
+}
+
+/// A flow overwrites the key after every write: attrsync re-applies once, then records drift
+/// and leaves the call alone; the follow then exits 3.
+#[tokio::test]
+async fn a_write_overwritten_by_a_flow_is_reapplied_once_then_reported_as_drift() {
+    let org = TestOrg::start(config(0)).await;
+    org.state().set_faults(FaultConfig {
+        drift: Some(DriftConfig {
+            key: "campaign".into(),
+            value: "flow-says-summer".into(),
+            rate: 1.0,
+        }),
+        ..FaultConfig::default()
+    });
+    let queue = first_queue(&org);
+    // The flow puts back the value the re-application saw before: only a read after the
+    // timeout can tell, so keep it short.
+    let child = follow(&org, &queue, &["--verify-timeout", "1s"]);
+    until("the socket connects", || connected(&org)).await;
+    let id = org.state().arrive_call(Some(&queue)).unwrap();
+    until("the change and its one re-application are sent", || {
+        patches_of(&org, &id) >= 2
+    })
+    .await;
+    let ended = |rows: &[crate::support::AuditRow]| {
+        rows.iter()
+            .filter(|r| r.conversation_id == id && r.status == "drift")
+            .count()
+            == 2
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ended(&audit_targets(&org.audit_path()).await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recorded drift twice"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another change of the call (an agent answers) brings a new event: still left alone.
+    org.state().answer_call(&id);
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 3, "drift is a partial result: {stderr}");
+    assert_eq!(patches_of(&org, &id), 2, "attrsync does not fight the flow");
+}
+
+#[tokio::test]
+async fn a_second_follow_of_the_same_queue_on_one_store_is_refused_with_75() {
+    let org = TestOrg::start(config(0)).await;
+    let queues: Vec<String> = org.state().queues().into_iter().map(|q| q.id).collect();
+    // The first follows both queues; the second wants one of them.
+    let child = follow(&org, &queues[0], &["--queue", &queues[1]]);
+    until("the socket connects", || connected(&org)).await;
+    let second = org
+        .run(&["tag", "--queue", &queues[1], "--follow", "campaign=spring"])
+        .await;
+    second.assert_code(75);
+    assert!(second.stderr.contains("follows queue"), "{}", second.stderr);
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Stopped with calls queued behind `--concurrency 1`: those seen but not sent are recorded as
+/// `unprocessed`, nothing stays `sending`, and secrets appear nowhere, even at -vv.
+#[tokio::test]
+async fn sigterm_records_unsent_calls_as_unprocessed_and_no_secret_is_in_any_output() {
+    let org = TestOrg::start(SimConfig {
+        latency: Duration::from_millis(100),
+        ..config(0)
+    })
+    .await;
+    let queue = first_queue(&org);
+    let metrics = org.path("follow.prom");
+    let metrics_arg = metrics.to_str().unwrap().to_owned();
+    let child = follow(
+        &org,
+        &queue,
+        &["-vv", "--concurrency", "1", "--metrics-file", &metrics_arg],
+    );
+    until("the socket connects", || connected(&org)).await;
+    for _ in 0..8 {
+        org.state().arrive_call(Some(&queue)).unwrap();
+    }
+    until("the first change is sent", || {
+        org.count_requests("PATCH", "/conversations/calls/") >= 1
+    })
+    .await;
+    let (code, stdout, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(
+        rows.iter().any(|r| r.status == "unprocessed"),
+        "calls still queued are unprocessed: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| !["planned", "sending", "applied"].contains(&r.status.as_str())),
+        "{rows:?}"
+    );
+    let text = std::fs::read_to_string(&metrics).expect("the metrics file is written");
+    assert!(text.contains("attrsync_follow_calls_seen_total"), "{text}");
+    assert!(text.contains("attrsync_follow_exit_code 0"), "{text}");
+    let (_, secret) = org.sim.demo_credentials();
+    for token in org.state().issued_tokens() {
+        assert!(
+            !stderr.contains(&token) && !stdout.contains(&token),
+            "a token leaked"
+        );
+    }
+    assert!(
+        !stderr.contains(&secret) && !stdout.contains(&secret),
+        "the secret leaked"
+    );
+}
