@@ -35,5 +35,6 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Sim(args) => sim::run(args, ui).await,
         CommandSettings::Demo(args) => demo::run(args, ui).await,
         CommandSettings::Audit(args) => audit::run(args, ui).await,
+        CommandSettings::AuditPrune(settings) => audit::prune(settings, ui).await,
     }
 }
