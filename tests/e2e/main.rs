@@ -7,6 +7,7 @@ mod apply;
 mod audit;
 mod exactness;
 mod follow;
+mod follow_model;
 mod get_set;
 mod live_tag;
 mod model;

@@ -73,7 +73,7 @@ pub enum Command {
     Sim(SimArgs),
     /// Start the simulator, then plan, apply, verify and audit a sample campaign against it.
     Demo(DemoArgs),
-    /// Review the audit store: runs, targets, exports and an HTML report (read-only).
+    /// Review the audit store: runs, targets, exports and an HTML report (read-only); prune old runs.
     Audit(AuditArgs),
     /// Check settings, network, credentials, permissions and budget, one line per check.
     Doctor(DoctorArgs),
@@ -463,6 +463,11 @@ pub struct TagArgs {
     /// this long, for calls the analytics query had not indexed yet.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
     pub backfill_lag: Duration,
+    /// With --follow: a notification socket that sends nothing, not even a heartbeat, for this
+    /// long is replaced (and the queues backfilled). Genesys's heartbeat interval is unverified
+    /// (about 30 s is commonly observed).
+    #[arg(long, default_value = "95s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    pub socket_idle_timeout: Duration,
     /// With --follow: a Prometheus text file rewritten at least every 10 s (calls seen, tagged,
     /// verified by event or read, skipped, failed, 429s, event lag); its age is a liveness signal.
     #[arg(long, requires = "follow", value_name = "PATH")]
@@ -626,7 +631,7 @@ pub struct AuditArgs {
     pub command: AuditCommand,
 }
 
-/// Read-only views of the audit store (none creates or changes a store), and `upgrade`.
+/// Read-only views of the audit store (none creates or changes a store), `upgrade` and `prune`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// One line per run, newest first: id, start, duration, command, source, outcomes, exit code.
@@ -642,6 +647,24 @@ pub enum AuditCommand {
     /// Migrate a store written by an older attrsync so the views above can read it (the one
     /// `audit` command that writes).
     Upgrade(AuditUpgradeArgs),
+    /// Delete whole runs that ended more than DURATION ago, with their targets, input rows and
+    /// requests; never a run in progress. Shows what it would delete unless --yes.
+    Prune(AuditPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditPruneArgs {
+    /// Prune runs that ended more than this long ago: 90d, 12weeks, 36h.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+    /// Delete them. Without it nothing is deleted: the runs and rows that would be are shown.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print what would be (or was) deleted as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
 }
 
 #[derive(Debug, Args)]

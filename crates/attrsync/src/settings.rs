@@ -20,9 +20,9 @@ use secrecy::SecretString;
 
 use crate::apply::ApplySettings;
 use crate::cli::{
-    ApplyArgs, AuditArgs, AuditPathArgs, Cli, Command, CompletionsArgs, ConnectionArgs, DemoArgs,
-    DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs, LiveArgs, PlanArgs, RateArg, ReconcileArgs,
-    SetArgs, SimArgs, TagArgs, VerifyArgs,
+    ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
+    CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
+    LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 
@@ -55,8 +55,22 @@ pub enum CommandSettings {
     Sim(SimArgs),
     Demo(DemoArgs),
     Audit(AuditArgs),
+    AuditPrune(PruneSettings),
     /// `doctor` reports a configuration error as its first failed check, not as an error.
     Doctor(DoctorArgs, Box<Result<Connection, anyhow::Error>>),
+}
+
+/// Settings of `attrsync audit prune`.
+#[derive(Clone, Debug)]
+pub struct PruneSettings {
+    pub audit_path: PathBuf,
+    /// `--older-than`, as given.
+    pub older_than: Duration,
+    /// Runs that ended before this instant are pruned: now minus `--older-than`.
+    pub ended_before: audit::UnixMillis,
+    /// `--yes`: delete; otherwise a dry run.
+    pub delete: bool,
+    pub json: bool,
 }
 
 /// Where and how to reach Genesys Cloud: resolved settings, the rate and the token pool.
@@ -286,6 +300,9 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::GenerateMan(args) => CommandSettings::GenerateMan(args),
         Command::Sim(args) => CommandSettings::Sim(args),
         Command::Demo(args) => CommandSettings::Demo(args),
+        Command::Audit(AuditArgs {
+            command: AuditCommand::Prune(args),
+        }) => CommandSettings::AuditPrune(prune_settings(&args)),
         Command::Audit(args) => CommandSettings::Audit(args),
         Command::Doctor(args) => {
             let resolved = match connection(&args.connection) {
@@ -310,6 +327,18 @@ fn run_options(
         .to_string()
         .into();
     options
+}
+
+/// `audit prune`: the cutoff is taken once, now, so that a dry run and `--yes` given the same
+/// store at the same moment select the same runs.
+fn prune_settings(args: &AuditPruneArgs) -> PruneSettings {
+    PruneSettings {
+        audit_path: audit_path(&args.audit),
+        older_than: args.older_than,
+        ended_before: audit::UnixMillis::now().saturating_sub(args.older_than),
+        delete: args.yes,
+        json: args.json,
+    }
 }
 
 /// The audit store: `--audit`, else `ATTRSYNC_AUDIT`, else the default location.

@@ -36,6 +36,7 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Sim(args) => sim::run(args, ui).await,
         CommandSettings::Demo(args) => demo::run(args, ui).await,
         CommandSettings::Audit(args) => audit::run(args, ui).await,
+        CommandSettings::AuditPrune(settings) => audit::prune(settings, ui).await,
         CommandSettings::Doctor(args, connection) => {
             let json = args.json;
             doctor::run(args, *connection, ui.with_json(json)).await
