@@ -651,3 +651,181 @@ async fn report_renders_in_a_real_headless_browser() {
         "the drifted values are in the table"
     );
 }
+
+/// Moves the runs chosen by `condition` (SQL on `runs`) `days` days into the past: start,
+/// heartbeat and (when recorded) finish. Time travel is the one thing the test does by hand.
+async fn age_runs(path: &Path, condition: &str, days: i64) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("audit store opens");
+    let shift = days * 24 * 3600 * 1000;
+    let sql = format!(
+        "UPDATE runs SET started_at = started_at - {shift}, \
+         heartbeat_at = coalesce(heartbeat_at, started_at) - {shift}, \
+         finished_at = finished_at - {shift} WHERE {condition}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("age runs");
+}
+
+fn run_ids(document: &Value, field: &str) -> Vec<String> {
+    document[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{field}: {document}"))
+        .iter()
+        .map(|run| {
+            run.get("id")
+                .unwrap_or(run)
+                .as_str()
+                .expect("run id")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
+    let org = TestOrg::start(TestOrg::fast_config(3)).await;
+    let store = org.audit_path();
+
+    // Usage errors exit 64 before the store is looked at; a missing store is an error and is
+    // not created.
+    for args in [
+        &["audit", "prune"][..],
+        &["audit", "prune", "--older-than", "soon"],
+        &["audit", "prune", "--older-than"],
+    ] {
+        org.run(args).await.assert_code(64);
+    }
+    let missing = org
+        .run(&["audit", "prune", "--older-than", "90d", "--yes"])
+        .await;
+    missing.assert_code(1);
+    assert!(
+        missing.stderr.contains("no audit store"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!store.exists(), "prune created a store");
+
+    org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    org.write("autumn.csv", &desired_csv(&org, "campaign", "autumn"));
+    org.run(&["apply", "autumn.csv"]).await.assert_code(0);
+    let runs = json(&org.run(&["audit", "runs", "--json"]).await);
+    let ids = run_ids(&runs, "runs"); // newest first
+    assert_eq!(ids.len(), 3);
+    let (recent, old) = (ids[0].clone(), vec![ids[2].clone(), ids[1].clone()]);
+    age_runs(&store, &format!("id <> '{recent}'"), 100).await;
+
+    // A run in progress: an apply held at its first read after the token. Made old too; kept.
+    org.state().hold_after(1);
+    let mut in_progress = org.command(&["apply", "desired.csv"]).spawn().unwrap();
+    org.state().wait_until_holding().await;
+    let running = store_count(&store, "SELECT count(*) FROM runs WHERE status = 'running'").await;
+    assert_eq!(running, 1);
+    age_runs(&store, "status = 'running'", 200).await;
+    let targets_before = store_count(&store, "SELECT count(*) FROM targets").await;
+    let requests_before = store_count(&store, "SELECT count(*) FROM requests").await;
+
+    let dry = org.run(&["audit", "prune", "--older-than", "90d"]).await;
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.contains("would delete 2 runs")
+            && dry.stdout.contains("kept 1 run still in progress"),
+        "{}",
+        dry.stdout
+    );
+    for id in &old {
+        assert!(dry.stdout.contains(id.as_str()), "{}", dry.stdout);
+    }
+    assert!(!dry.stdout.contains(recent.as_str()), "{}", dry.stdout);
+    assert!(dry.stderr.contains("--yes"), "{}", dry.stderr);
+    let dry_json = json(
+        &org.run(&["audit", "prune", "--older-than", "90d", "--json"])
+            .await,
+    );
+    assert_eq!(dry_json["dry_run"], true);
+    assert_eq!(run_ids(&dry_json, "runs"), old, "oldest first");
+    assert_eq!(dry_json["rows"]["runs"], 2);
+    assert_eq!(dry_json["rows"]["targets"], 6, "{dry_json}");
+    assert_eq!(dry_json["rows"]["input_rows"], 6, "{dry_json}");
+    let old_requests = store_count(
+        &store,
+        &format!(
+            "SELECT count(*) FROM requests WHERE run_id IN ('{}', '{}')",
+            old[0], old[1]
+        ),
+    )
+    .await;
+    assert!(old_requests >= 3 * 3 + 3, "{old_requests}");
+    assert_eq!(dry_json["rows"]["requests"], old_requests, "{dry_json}");
+    assert_eq!(run_ids(&dry_json, "in_progress").len(), 1);
+    // The dry runs deleted nothing.
+    assert_eq!(store_count(&store, "SELECT count(*) FROM runs").await, 4);
+    assert_eq!(
+        store_count(&store, "SELECT count(*) FROM targets").await,
+        targets_before
+    );
+
+    let pruned = org
+        .run(&["audit", "prune", "--older-than", "90d", "--yes", "--json"])
+        .await;
+    pruned.assert_code(0);
+    let pruned = json(&pruned);
+    assert_eq!(pruned["dry_run"], false);
+    assert_eq!(
+        pruned["rows"], dry_json["rows"],
+        "deleted what the dry run showed"
+    );
+    let left: Vec<String> = {
+        let listed = json(&org.run(&["audit", "runs", "--json"]).await);
+        run_ids(&listed, "runs")
+    };
+    assert_eq!(
+        left.len(),
+        2,
+        "the recent run and the one in progress: {left:?}"
+    );
+    assert!(left.contains(&recent));
+    for table in ["targets", "input_rows", "requests", "run_processes"] {
+        let orphans = store_count(
+            &store,
+            &format!("SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)"),
+        )
+        .await;
+        assert_eq!(orphans, 0, "{table}");
+    }
+    assert_eq!(
+        store_count(&store, "SELECT count(*) FROM requests").await,
+        requests_before - pruned["rows"]["requests"].as_i64().unwrap()
+    );
+
+    // Its process killed, the old run reads as interrupted: now it is prunable.
+    in_progress.start_kill().unwrap();
+    in_progress.wait().await.unwrap();
+    org.state().release();
+    let text = org
+        .run(&["audit", "prune", "--older-than", "90d", "--yes"])
+        .await;
+    text.assert_code(0);
+    assert!(text.stdout.contains("deleted 1 run "), "{}", text.stdout);
+    assert_eq!(
+        run_ids(&json(&org.run(&["audit", "runs", "--json"]).await), "runs"),
+        vec![recent]
+    );
+    let nothing = org.run(&["audit", "prune", "--older-than", "90d"]).await;
+    nothing.assert_code(0);
+    assert!(
+        nothing.stdout.starts_with("no finished run"),
+        "{}",
+        nothing.stdout
+    );
+}

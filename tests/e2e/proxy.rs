@@ -252,3 +252,39 @@ async fn the_tls_simulator_is_refused_without_its_ca_and_bad_proxy_or_ca_setting
     assert!(run.stderr.contains("not-a-ca.pem"), "{}", run.stderr);
     assert!(org.state().request_log().is_empty());
 }
+
+/// `doctor` through the proxy to the TLS simulator: its host checks tunnel through the proxy,
+/// and so do its grant and API checks.
+#[tokio::test]
+async fn doctor_checks_the_hosts_through_the_proxy_with_the_ca_cert() {
+    let (org, ca) = tls_org(2).await;
+    let proxy = ConnectProxy::start(Some((PROXY_USER, PROXY_PASSWORD))).await;
+    let mut command = org.command(&["doctor", "--ca-cert", &ca]);
+    command.env("HTTPS_PROXY", proxy.url_with(PROXY_USER, PROXY_PASSWORD));
+    let out = command.output().await.expect("attrsync runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    println!("{stdout}");
+    assert!(
+        stdout.contains(&format!("{} ", proxy.url())) && stdout.contains("from HTTPS_PROXY"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("CONNECT through the proxy").count(),
+        3,
+        "login, api and streaming hosts: {stdout}"
+    );
+    let peers = tunnel_peers(&proxy);
+    let log = org.state().request_log();
+    assert!(!log.is_empty());
+    assert!(log.iter().all(|r| peers.contains(&r.peer.unwrap())));
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains(PROXY_PASSWORD),
+            "the proxy password leaked"
+        );
+    }
+}

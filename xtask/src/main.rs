@@ -8,9 +8,14 @@
 //!   forced socket closes and a drop: arrival-to-verified latency, requests per call, calls
 //!   missed, memory.
 //! - `cargo xtask man`: the man pages (`attrsync.1`, `attrsync-COMMAND.1`) into `target/man`.
+//! - `cargo xtask dist [--debug]`: the install archive `target/dist/attrsync-VERSION-TRIPLE.tar.gz`
+//!   (binary, man pages, completions, systemd units, env example) and its `.sha256`, then
+//!   unpacks it and runs the unpacked binary (see `dist.rs`).
 //! - `cargo xtask soak [--minutes N] [--seed S]`: the model-based end-to-end test
 //!   (`tests/e2e/model.rs`) in batches from a random (or given) base seed until the time is up;
 //!   prints each failing case's seed and the command that replays it.
+
+mod dist;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,10 +31,11 @@ fn main() -> ExitCode {
         ["bench", "follow", rest @ ..] => bench_example("bench_follow", rest),
         ["bench"] => bench_plan(&[]).and_then(|()| bench_apply(&[])),
         ["man"] => man(),
+        ["dist", rest @ ..] => dist::dist(rest),
         ["soak", rest @ ..] => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [plan|apply|follow] | man | soak [--minutes N] [--seed S]"
+                "usage: cargo xtask ci | bench [plan|apply|follow] | man | dist [--debug] | soak [--minutes N] [--seed S]"
             );
             return ExitCode::from(64);
         }
@@ -72,7 +78,25 @@ fn ci() -> Result<(), String> {
     ])?;
     cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
     // nextest does not run doctests.
-    cargo(&["test", "--workspace", "--doc"])
+    cargo(&["test", "--workspace", "--doc"])?;
+    // The install path: the archive the README's install section uses, built in the debug
+    // profile (the tests built it already), unpacked and run.
+    let archive = dist::build(dist::Profile::Debug)?;
+    dist::verify(&archive)
+}
+
+/// The workspace root (xtask's parent directory).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// `CARGO_TARGET_DIR`, else the workspace's `target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 fn bench_plan(extra: &[&str]) -> Result<(), String> {
@@ -123,16 +147,7 @@ fn bench_example(example: &str, extra: &[&str]) -> Result<(), String> {
 /// The man pages come from the CLI definition itself, through the binary's hidden
 /// `generate-man` command (xtask stays std-only and cannot link the binary crate).
 fn man() -> Result<(), String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join("target")
-        },
-        PathBuf::from,
-    );
-    let dir = target.join("man");
+    let dir = target_dir().join("man");
     let dir_arg = dir
         .to_str()
         .ok_or_else(|| format!("{} is not valid UTF-8", dir.display()))?;

@@ -73,6 +73,11 @@ impl AutoRate {
         learned
     }
 
+    /// Asks the org's limits once, without setting any rate (`attrsync doctor`).
+    pub async fn read(&self, client: &GenesysClient) -> LearnedRate {
+        self.ask(client).await
+    }
+
     async fn ask(&self, client: &GenesysClient) -> LearnedRate {
         let namespace = &self.namespace;
         let why = match client.org_limits(namespace).await {

@@ -39,6 +39,13 @@ pub struct GlobalArgs {
     /// A .env file to read credentials from (default: ./.env if present). Never overrides the environment.
     #[arg(long, global = true, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
+    /// A profile of Genesys's gc CLI to take credentials and region from [env: ATTRSYNC_PROFILE].
+    /// Below flags, environment and .env; none is read unless one is named.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The gc CLI configuration that --profile reads [default: ~/.gc/config.toml].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub gc_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,14 +73,17 @@ pub enum Command {
     Sim(SimArgs),
     /// Start the simulator, then plan, apply, verify and audit a sample campaign against it.
     Demo(DemoArgs),
-    /// Review the audit store: runs, targets, exports and an HTML report (read-only).
+    /// Review the audit store: runs, targets, exports and an HTML report (read-only); prune old runs.
     Audit(AuditArgs),
+    /// Check settings, network, credentials, permissions and budget, one line per check.
+    Doctor(DoctorArgs),
 }
 
 /// Where and how to reach Genesys Cloud.
 #[derive(Debug, Args, Clone)]
 pub struct ConnectionArgs {
-    /// Genesys Cloud region, e.g. us-east-1, eu-west-1 [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
+    /// Genesys Cloud region: a name (us-east-1, eu-west-1, me_central_1) or a domain
+    /// (mypurecloud.ie) [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
     #[arg(long, value_name = "REGION")]
     pub region: Option<Region>,
     /// API base URL, overriding the region (a gateway, or the simulator): scheme and host only
@@ -83,8 +93,9 @@ pub struct ConnectionArgs {
     /// OAuth login base URL (default: derived from the API URL). http:// only to loopback.
     #[arg(long, value_name = "URL", value_parser = parse_login_url)]
     pub login_url: Option<Url>,
-    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYS_CLIENT_ID]. The secret is read from the
-    /// environment only, never from a flag, so that it stays out of shell history and process lists.
+    /// OAuth client id [env: GENESYSCLOUD_OAUTHCLIENT_ID, GENESYS_CLIENT_ID]. Its secret is read from the
+    /// environment or .env (or the --profile of that same client), never from a flag, so that it
+    /// stays out of shell history and process lists.
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
     /// Request budget per token, as COUNT/UNIT[,burst=N] (units s, min, h), or `auto`. Genesys's
@@ -113,7 +124,8 @@ pub struct ConnectionArgs {
     /// error. Kept small so that network jitter never bunches requests beyond what Genesys tolerates.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub burst: Option<u32>,
-    /// Client-credentials tokens to spread requests over, each with its own budget (1-50).
+    /// Client-credentials tokens to spread requests over, each with its own budget (1-50). Only
+    /// 1 with a given access token (GENESYSCLOUD_ACCESS_TOKEN, a profile's access_token).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50), value_name = "N")]
     pub tokens: u16,
     /// Time limit for one HTTP request.
@@ -124,6 +136,18 @@ pub struct ConnectionArgs {
     /// come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY (environment or .env).
     #[arg(long, value_name = "PATH")]
     pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The call to check read access on (default: the first live call of the analytics query).
+    #[arg(long, value_name = "ID")]
+    pub conversation: Option<String>,
+    /// One JSON object with every check, for scripts.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -453,6 +477,11 @@ pub struct TagArgs {
     /// this long, for calls the analytics query had not indexed yet.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
     pub backfill_lag: Duration,
+    /// With --follow: a notification socket that sends nothing, not even a heartbeat, for this
+    /// long is replaced (and the queues backfilled). Genesys's heartbeat interval is unverified
+    /// (about 30 s is commonly observed).
+    #[arg(long, default_value = "95s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    pub socket_idle_timeout: Duration,
     /// With --follow: a Prometheus text file rewritten at least every 10 s (calls seen, tagged,
     /// verified by event or read, skipped, failed, 429s, event lag); its age is a liveness signal.
     #[arg(long, requires = "follow", value_name = "PATH")]
@@ -616,7 +645,7 @@ pub struct AuditArgs {
     pub command: AuditCommand,
 }
 
-/// Read-only views of the audit store (none creates or changes a store), and `upgrade`.
+/// Read-only views of the audit store (none creates or changes a store), `upgrade` and `prune`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// One line per run, newest first: id, start, duration, command, source, outcomes, exit code.
@@ -632,6 +661,24 @@ pub enum AuditCommand {
     /// Migrate a store written by an older attrsync so the views above can read it (the one
     /// `audit` command that writes).
     Upgrade(AuditUpgradeArgs),
+    /// Delete whole runs that ended more than DURATION ago, with their targets, input rows and
+    /// requests; never a run in progress. Shows what it would delete unless --yes.
+    Prune(AuditPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditPruneArgs {
+    /// Prune runs that ended more than this long ago: 90d, 12weeks, 36h.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+    /// Delete them. Without it nothing is deleted: the runs and rows that would be are shown.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print what would be (or was) deleted as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
 }
 
 #[derive(Debug, Args)]

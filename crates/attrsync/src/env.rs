@@ -26,6 +26,8 @@ pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 pub const HOME: &str = "HOME";
 /// Recorded as the run's operator in the audit store.
 pub const USER: &str = "USER";
+/// The gc CLI profile to read (as `--profile`); none is read unless one is named.
+pub const PROFILE: &str = "ATTRSYNC_PROFILE";
 
 /// The binary's own variables with a one-line description, for `--help` and the README.
 pub const OWN: &[(&str, &str)] = &[
@@ -33,11 +35,18 @@ pub const OWN: &[(&str, &str)] = &[
         AUDIT,
         "audit store path (default $XDG_STATE_HOME/attrsync/audit.sqlite)",
     ),
+    (
+        PROFILE,
+        "gc CLI profile to read from ~/.gc/config.toml (as --profile; none by default)",
+    ),
     (NO_COLOR, "disable color"),
     (RUST_LOG, "log filter, wins over -v/-q"),
     (CI, "non-interactive: progress as plain lines"),
     (XDG_STATE_HOME, "base of the default audit store path"),
-    (HOME, "fallback base of the default audit store path"),
+    (
+        HOME,
+        "fallback base of the default audit store path; ~ of ~/.gc/config.toml",
+    ),
     (USER, "recorded as the run's operator"),
 ];
 
@@ -58,6 +67,16 @@ pub fn help_text() -> String {
 /// `.env` file. The one function through which the binary reads its environment.
 pub fn var(name: &str) -> Option<String> {
     lookup(name, |name| std::env::var(name).ok(), DOTENV.get())
+}
+
+/// The process environment alone (settings resolution tells it apart from `.env`).
+pub fn process_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The `.env` file's value alone.
+pub fn dotenv_var(name: &str) -> Option<String> {
+    DOTENV.get().and_then(|values| values.get(name).cloned())
 }
 
 fn lookup(

@@ -15,7 +15,7 @@ pub enum Exit {
     /// Partial: some targets failed or drifted; the rest is done and recorded.
     Partial,
     /// Stopped early, resumable: the API asked to wait longer than `--max-wait` on every token
-    /// (a daily limit, or a budget used up elsewhere; `ApiError::is_budget_exhausted`), or a
+    /// (a daily limit, or a budget used up elsewhere; `ApiError::is_resume_later`), or a
     /// given token expired. What ran is recorded; resume later (`apply --resume`). Not 130,
     /// which means a signal, nor 75, which means another run holds the store.
     StoppedEarly,

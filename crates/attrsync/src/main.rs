@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => Exit::Success.into(),
-        Err(err) if is_budget_exhausted(&err) => {
+        Err(err) if is_resume_later(&err) => {
             print_error(&err);
             Exit::StoppedEarly.into()
         }
@@ -180,12 +180,13 @@ fn init_logging(cli: &Cli) {
         .try_init();
 }
 
-/// The API asked every token to wait longer than `--max-wait`: stopped early, resumable.
-fn is_budget_exhausted(err: &anyhow::Error) -> bool {
+/// The API asked every token to wait longer than `--max-wait`, or refused a fixed token:
+/// stopped early, resumable.
+fn is_resume_later(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<genesys_core::ApiError>()
-            .is_some_and(genesys_core::ApiError::is_budget_exhausted)
+            .is_some_and(genesys_core::ApiError::is_resume_later)
     })
 }
 
@@ -216,8 +217,8 @@ mod tests {
         let err = Err::<(), _>(exhausted)
             .context("cannot read call c-1")
             .unwrap_err();
-        assert!(is_budget_exhausted(&err));
-        assert!(!is_budget_exhausted(&anyhow::anyhow!("HTTP 500")));
+        assert!(is_resume_later(&err));
+        assert!(!is_resume_later(&anyhow::anyhow!("HTTP 500")));
         assert_eq!(Exit::StoppedEarly.code(), 4);
     }
 }

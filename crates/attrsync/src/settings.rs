@@ -13,15 +13,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::CommandFactory;
-use genesys_core::settings::ExplicitSettings;
+use genesys_core::Profile;
+use genesys_core::settings::{ExplicitSettings, Sources};
 use genesys_core::{ClientOptions, GenesysClient, Pacing, RateSpec, RequestObserver, RetryPolicy};
 use secrecy::SecretString;
 
 use crate::apply::ApplySettings;
 use crate::cli::{
-    ApplyArgs, AuditArgs, AuditPathArgs, Cli, Command, CompletionsArgs, ConnectionArgs, DemoArgs,
-    GenerateManArgs, GetArgs, LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs,
-    TagArgs, VerifyArgs,
+    ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
+    CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
+    LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 
@@ -54,6 +55,22 @@ pub enum CommandSettings {
     Sim(SimArgs),
     Demo(DemoArgs),
     Audit(AuditArgs),
+    AuditPrune(PruneSettings),
+    /// `doctor` reports a configuration error as its first failed check, not as an error.
+    Doctor(DoctorArgs, Box<Result<Connection, anyhow::Error>>),
+}
+
+/// Settings of `attrsync audit prune`.
+#[derive(Clone, Debug)]
+pub struct PruneSettings {
+    pub audit_path: PathBuf,
+    /// `--older-than`, as given.
+    pub older_than: Duration,
+    /// Runs that ended before this instant are pruned: now minus `--older-than`.
+    pub ended_before: audit::UnixMillis,
+    /// `--yes`: delete; otherwise a dry run.
+    pub delete: bool,
+    pub json: bool,
 }
 
 /// Where and how to reach Genesys Cloud: resolved settings, the rate and the token pool.
@@ -181,7 +198,9 @@ impl RunSettings {
 /// The command line, the environment and `.env` (already loaded, see `env::load_dotenv`)
 /// become one command's settings.
 pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
-    Ok(match cli.command {
+    let Cli { global, command } = cli;
+    let connection = |args: &ConnectionArgs| connection(args, &global);
+    Ok(match command {
         Command::Get(args) => {
             let connection = connection(&args.connection)?;
             CommandSettings::Get(args, connection)
@@ -281,7 +300,18 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::GenerateMan(args) => CommandSettings::GenerateMan(args),
         Command::Sim(args) => CommandSettings::Sim(args),
         Command::Demo(args) => CommandSettings::Demo(args),
+        Command::Audit(AuditArgs {
+            command: AuditCommand::Prune(args),
+        }) => CommandSettings::AuditPrune(prune_settings(&args)),
         Command::Audit(args) => CommandSettings::Audit(args),
+        Command::Doctor(args) => {
+            let resolved = match connection(&args.connection) {
+                Ok(connection) => Ok(connection),
+                Err(ResolveError::Usage(err)) => return Err(ResolveError::Usage(err)),
+                Err(ResolveError::Config(err)) => Err(err),
+            };
+            CommandSettings::Doctor(args, Box::new(resolved))
+        }
     })
 }
 
@@ -299,6 +329,18 @@ fn run_options(
     options
 }
 
+/// `audit prune`: the cutoff is taken once, now, so that a dry run and `--yes` given the same
+/// store at the same moment select the same runs.
+fn prune_settings(args: &AuditPruneArgs) -> PruneSettings {
+    PruneSettings {
+        audit_path: audit_path(&args.audit),
+        older_than: args.older_than,
+        ended_before: audit::UnixMillis::now().saturating_sub(args.older_than),
+        delete: args.yes,
+        json: args.json,
+    }
+}
+
 /// The audit store: `--audit`, else `ATTRSYNC_AUDIT`, else the default location.
 pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
     args.path
@@ -311,8 +353,50 @@ pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
         .unwrap_or_else(env::default_audit_path)
 }
 
-/// The connection flags with the environment: flags > environment > `.env` > defaults.
-fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
+/// The gc profile named by `--profile` or `ATTRSYNC_PROFILE`, read from `--gc-config` or
+/// `~/.gc/config.toml`, with its warnings; `None` when no profile is named (none is ever read
+/// implicitly).
+fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), ResolveError> {
+    let name = global
+        .profile
+        .clone()
+        .or_else(|| env::var(env::PROFILE))
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    let Some(name) = name else {
+        if let Some(path) = &global.gc_config {
+            // A file given to be read that nothing reads would be a silent surprise.
+            return Err(usage(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!(
+                    "--gc-config {} needs --profile NAME (or {}): no profile is read unless one is named",
+                    path.display(),
+                    env::PROFILE
+                ),
+            ));
+        }
+        return Ok((None, Vec::new()));
+    };
+    let path = match &global.gc_config {
+        Some(path) => path.clone(),
+        None => genesys_core::profile::default_path(env::var(env::HOME).as_deref()).ok_or_else(
+            || {
+                ResolveError::Config(anyhow::anyhow!(
+                    "cannot find the gc configuration for profile {name:?}: {} is not set; give --gc-config PATH",
+                    env::HOME
+                ))
+            },
+        )?,
+    };
+    let (profile, warnings) = genesys_core::profile::read(&path, &name)
+        .map_err(|err| ResolveError::Config(err.into()))?;
+    Ok((Some(profile), warnings))
+}
+
+/// The connection flags with every other source, through the one resolver
+/// (`genesys_core::Settings::resolve_from`): flags > environment > `.env` > gc profile >
+/// defaults.
+fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, ResolveError> {
     let rate = rate(args)?;
     let auto_rate =
         (args.rate == RateArg::Auto).then(|| AutoRate::new(args.limits_namespace.clone(), rate));
@@ -324,17 +408,25 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
         login_url: args.login_url.clone(),
         ca_cert: args.ca_cert.clone(),
     };
-    let genesys = genesys_core::Settings::resolve(&explicit, &env::var)
+    let (profile, file_warnings) = named_profile(global)?;
+    let sources = Sources {
+        environment: &env::process_var,
+        dotenv: &env::dotenv_var,
+        profile: profile.as_ref(),
+    };
+    let mut genesys = genesys_core::Settings::resolve_from(&explicit, &sources)
         .map_err(|err| ResolveError::Config(err.into()))?;
+    check_tokens(args.tokens, &genesys)?;
     // The CA file is read now, so that a bad one stops the command before any store is
     // created or request sent (the client reads it again when built).
     if let Some(path) = &genesys.ca_cert {
         genesys_core::tls::read_ca_file(path).map_err(|err| ResolveError::Config(err.into()))?;
     }
+    genesys.warnings.splice(0..0, file_warnings);
+    for warning in &genesys.warnings {
+        tracing::warn!("{warning}");
+    }
     if let Some(proxy) = &genesys.proxy {
-        for warning in proxy.warnings() {
-            tracing::warn!("{warning}");
-        }
         // The URLs only: never the credentials (see `ProxyTarget`'s Display).
         for target in [&proxy.https, &proxy.http].into_iter().flatten() {
             tracing::debug!(proxy = %target, from = target.source, "using a proxy");
@@ -349,6 +441,22 @@ fn connection(args: &ConnectionArgs) -> Result<Connection, ResolveError> {
         tokens: args.tokens,
         timeout: args.timeout,
     })
+}
+
+/// A given access token is one token: a pool of several needs client credentials to mint them.
+fn check_tokens(tokens: u16, genesys: &genesys_core::Settings) -> Result<(), ResolveError> {
+    if tokens > 1 && genesys.credentials.is_fixed_token() {
+        return Err(usage(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "--tokens {tokens} needs client credentials: the access token from {} is a single token that cannot be minted again; drop --tokens, or set {} and {}",
+                genesys.sources.credentials,
+                genesys_core::env::CLIENT_ID.name,
+                genesys_core::env::CLIENT_SECRET.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `--rate` with its burst: from `,burst=N`, or `--burst`, or the default; both given and
@@ -557,5 +665,35 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{connection:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn several_tokens_with_a_given_access_token_are_a_usage_error() {
+        let token = genesys_core::Settings::resolve(
+            &ExplicitSettings {
+                api_url: Some("http://127.0.0.1:9".parse().unwrap()),
+                ..Default::default()
+            },
+            &|name| (name == "GENESYSCLOUD_ACCESS_TOKEN").then(|| "tok-secret".to_owned()),
+        )
+        .unwrap();
+        assert!(check_tokens(1, &token).is_ok());
+        let Err(ResolveError::Usage(err)) = check_tokens(2, &token) else {
+            panic!("--tokens 2 with a token is a usage error");
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("--tokens 2") && text.contains("GENESYSCLOUD_ACCESS_TOKEN"),
+            "{text}"
+        );
+        assert!(!text.contains("tok-secret"), "{text}");
+        let client = demo_connection(
+            "http://127.0.0.1:9",
+            "id".into(),
+            "s".into(),
+            RateSpec::default(),
+        )
+        .unwrap();
+        assert!(check_tokens(50, &client.genesys).is_ok());
     }
 }

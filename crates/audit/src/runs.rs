@@ -12,7 +12,7 @@ use super::records::{NewRun, RunProcess, RunRecord, RunSummary};
 use super::status::{RunStatus, StatusCounts, TargetStatus};
 use super::time::UnixMillis;
 
-const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_code, command, source_path, \
+pub(super) const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_code, command, source_path, \
      source_sha256, options, tool_version, host, pid, operator, rate_per_minute, resumed_count, \
      pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at";
 
@@ -34,7 +34,7 @@ const RUN_ID_ATTEMPTS: usize = 3;
 type ProcessRow = (String, String, i64, i64, Option<i64>, Option<i64>);
 
 #[derive(sqlx::FromRow)]
-struct RunRow {
+pub(super) struct RunRow {
     id: String,
     started_at: i64,
     finished_at: Option<i64>,
@@ -52,6 +52,14 @@ struct RunRow {
     resumed_count: i64,
     pid_start_time: Option<i64>,
     heartbeat_at: i64,
+}
+
+impl RunRow {
+    /// When the run ended: its recorded finish, or for a run whose process died without
+    /// recording one, its last heartbeat (its start when it never heartbeated).
+    pub(super) fn ended_at(&self) -> i64 {
+        self.finished_at.unwrap_or(self.heartbeat_at)
+    }
 }
 
 impl AuditStore {
@@ -426,7 +434,7 @@ impl AuditStore {
         }
     }
 
-    fn run_record(&self, row: RunRow) -> Result<RunRecord, AuditError> {
+    pub(super) fn run_record(&self, row: RunRow) -> Result<RunRecord, AuditError> {
         let path = self.path();
         let stored: RunStatus = parsed(path, "runs.status", &row.status)?;
         // Worked out when read, never written by a reader: a run whose process is gone.
@@ -457,7 +465,7 @@ impl AuditStore {
 
 /// Whether the process of a `running` run is gone: on its own host, /proc says so (pid and start
 /// time); from another host, its heartbeat is older than `quiet_for`.
-fn run_is_dead(row: &RunRow, quiet_for: Duration) -> Result<bool, AuditError> {
+pub(super) fn run_is_dead(row: &RunRow, quiet_for: Duration) -> Result<bool, AuditError> {
     let pid = u32::try_from(row.pid).unwrap_or(u32::MAX);
     Ok(match process_is_gone(&row.host, pid, row.pid_start_time) {
         Some(gone) => gone,

@@ -1158,3 +1158,235 @@ async fn a_runs_rate_can_be_replaced_once_known() {
             .is_err()
     );
 }
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A finished run with `targets` targets, two input rows and three request rows, then aged so
+/// that it started and finished `days_ago` days ago.
+async fn aged_run(store: &AuditStore, status: RunStatus, targets: u32, days_ago: i64) -> RunId {
+    let run = store.begin_run(new_run("apply")).await.expect("begin");
+    store
+        .insert_targets(&run, &numbered_targets(targets))
+        .await
+        .expect("targets");
+    let input = RecordedInput {
+        header: vec!["conversation_id".to_owned(), "campaign".to_owned()],
+        rows: (0..2)
+            .map(|line| InputRecord {
+                line: line + 2,
+                cells: vec![
+                    format!("conversation-{line}"),
+                    "Jane Doe +4930123".to_owned(),
+                ],
+                problem: None,
+            })
+            .collect(),
+    };
+    store.record_input(&run, &input).await.expect("input");
+    store.record_requests((0..3).map(|at| request_at(&run, at)).collect());
+    store
+        .finish_run(&run, status, Some(0))
+        .await
+        .expect("finish");
+    age_run(store, &run, days_ago).await;
+    run
+}
+
+/// Moves a run's start, heartbeat and (when recorded) finish `days_ago` days into the past.
+async fn age_run(store: &AuditStore, run: &RunId, days_ago: i64) {
+    let at = UnixMillis::now().as_millis() - days_ago * DAY_MS;
+    sqlx::query(
+        "UPDATE runs SET started_at = ?1 - 1000, heartbeat_at = ?1, \
+         finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ?1 END WHERE id = ?2",
+    )
+    .bind(at)
+    .bind(run.as_str())
+    .execute(store.pool())
+    .await
+    .expect("age run");
+}
+
+async fn count(store: &AuditStore, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+}
+
+fn days_ago(days: i64) -> UnixMillis {
+    UnixMillis::from_millis(UnixMillis::now().as_millis() - days * DAY_MS)
+}
+
+#[tokio::test]
+async fn prune_deletes_old_finished_runs_with_all_their_rows_and_keeps_runs_in_progress() {
+    let (_dir, store) = open_fresh().await;
+    let completed = aged_run(&store, RunStatus::Completed, 3, 100).await;
+    let failed = aged_run(&store, RunStatus::Failed, 1, 95).await;
+    let recent = aged_run(&store, RunStatus::Completed, 2, 10).await;
+    // A crashed process's run: stored `running`, its pid gone; its last heartbeat is its end.
+    let crashed = store.begin_run(new_run("apply")).await.expect("crashed");
+    store
+        .insert_targets(&crashed, &numbered_targets(2))
+        .await
+        .expect("targets");
+    set_run_holder(&store, &crashed, current_host(), dead_pid()).await;
+    age_run(&store, &crashed, 120).await;
+    // In progress in this very process, started (and last heartbeated) long ago: kept.
+    let ours = store
+        .begin_run(new_run("tag --follow"))
+        .await
+        .expect("ours");
+    age_run(&store, &ours, 200).await;
+    // In progress on another host, heartbeat fresh, started long ago: kept.
+    let remote = store.begin_run(new_run("reconcile")).await.expect("remote");
+    set_run_holder(&store, &remote, "another-host", 1).await;
+    sqlx::query("UPDATE runs SET started_at = 0 WHERE id = ?1")
+        .bind(remote.as_str())
+        .execute(store.pool())
+        .await
+        .expect("old start");
+    store.flush().await.expect("flush");
+
+    let cutoff = days_ago(90);
+    let selection = store.prunable_runs(cutoff).await.expect("dry run");
+    let ids: Vec<&RunId> = selection.runs.iter().map(|run| &run.id).collect();
+    // Oldest start first.
+    assert_eq!(ids, vec![&crashed, &completed, &failed]);
+    assert_eq!(
+        selection
+            .runs
+            .iter()
+            .map(|run| run.status)
+            .collect::<Vec<_>>(),
+        vec![
+            RunStatus::Interrupted,
+            RunStatus::Completed,
+            RunStatus::Failed
+        ]
+    );
+    assert_eq!(selection.rows_of("targets"), 3 + 1 + 2);
+    assert_eq!(selection.rows_of("input_rows"), 2 + 2);
+    assert_eq!(selection.rows_of("requests"), 3 + 3);
+    assert_eq!(selection.rows_of("run_processes"), 3);
+    assert_eq!(selection.runs[1].rows["targets"], 3);
+    assert_eq!(selection.runs[0].rows["input_rows"], 0, "zeros are listed");
+    let kept: Vec<&RunId> = selection.in_progress.iter().map(|run| &run.id).collect();
+    assert_eq!(kept, vec![&remote, &ours]);
+    // A dry run wrote nothing.
+    assert_eq!(count(&store, "SELECT count(*) FROM runs").await, 6);
+
+    let deleted = store.prune(cutoff).await.expect("prune");
+    assert_eq!(deleted.runs, selection.runs);
+    assert_eq!(
+        deleted.rows, selection.rows,
+        "deleted what the dry run said"
+    );
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM runs ORDER BY started_at")
+        .fetch_all(store.pool())
+        .await
+        .expect("runs left");
+    assert_eq!(
+        left,
+        [&remote, &ours, &recent].map(|run| run.as_str().to_owned())
+    );
+    for table in ["targets", "input_rows", "requests", "run_processes"] {
+        let orphans = count(
+            &store,
+            &format!("SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)"),
+        )
+        .await;
+        assert_eq!(orphans, 0, "{table}");
+    }
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM targets").await,
+        2,
+        "the recent run's targets are kept"
+    );
+    // Nothing more to prune; the kept run still works.
+    assert!(store.prune(cutoff).await.expect("again").runs.is_empty());
+    store.heartbeat_run(&ours).await.expect("still ours");
+    store
+        .finish_run(&ours, RunStatus::Completed, Some(0))
+        .await
+        .expect("finish ours");
+}
+
+#[tokio::test]
+async fn every_table_that_references_a_run_is_pruned() {
+    let (_dir, store) = open_fresh().await;
+    let mut conn = store.pool().acquire().await.expect("connection");
+    let tables: Vec<String> = store.run_tables_for_tests(&mut conn).await.expect("tables");
+    assert_eq!(
+        tables,
+        ["input_rows", "requests", "run_processes", "targets"]
+    );
+}
+
+#[tokio::test]
+async fn prune_needs_a_writable_store_and_a_read_only_dry_run_writes_nothing() {
+    let (dir, path, _run) = closed_store_with_a_run().await;
+    let writable = AuditStore::open(&path).await.expect("open");
+    let old = aged_run(&writable, RunStatus::Completed, 1, 30).await;
+    writable.close().await.expect("close");
+    let before = snapshot_dir(dir.path());
+
+    let store = AuditStore::open_read_only(&path).await.expect("read-only");
+    let selection = store.prunable_runs(days_ago(7)).await.expect("dry run");
+    assert_eq!(
+        selection.runs.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&old]
+    );
+    let refused = store.prune(days_ago(7)).await;
+    assert!(
+        matches!(refused, Err(AuditError::ReadOnly { .. })),
+        "{refused:?}"
+    );
+    store.close().await.expect("close");
+    // As for any reader, SQLite may add an empty `-wal` and the `-shm` index; no data.
+    let mut after = snapshot_dir(dir.path());
+    for side in ["audit.db-wal", "audit.db-shm"] {
+        if !before.contains_key(side)
+            && let Some((bytes, _)) = after.remove(side)
+        {
+            assert!(side.ends_with("-shm") || bytes.is_empty(), "{side}");
+        }
+    }
+    assert_eq!(before, after, "a dry run changed the store's files");
+
+    let store = AuditStore::open_existing(&path)
+        .await
+        .expect("open existing");
+    assert_eq!(store.prune(days_ago(7)).await.expect("prune").runs.len(), 1);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn open_existing_creates_nothing_and_migrates_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("never.db");
+    let error = AuditStore::open_existing(&missing)
+        .await
+        .expect_err("a missing store");
+    assert!(matches!(error, AuditError::Open { .. }), "{error:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+
+    let path = dir.path().join("old.db");
+    let embedded: Vec<_> = MIGRATOR.iter().cloned().collect();
+    let older = sqlx::migrate::Migrator::with_migrations(embedded[..embedded.len() - 1].to_vec());
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create the old store");
+    older.run(&pool).await.expect("older migrations");
+    pool.close().await;
+    let error = AuditStore::open_existing(&path)
+        .await
+        .expect_err("an outdated store");
+    assert!(
+        matches!(error, AuditError::OutdatedSchema { .. }),
+        "{error:?}"
+    );
+}

@@ -4,7 +4,8 @@
 //! `grant_type=client_credentials`. A token is refreshed proactively shortly before it expires,
 //! and after a 401 exactly once whatever the concurrency: every token carries a generation, and
 //! only the first caller reporting a 401 for generation G mints G+1; the others wait for it and
-//! reuse it.
+//! reuse it. A fixed token ([`Credentials::Token`]) is used as is: it is never minted nor
+//! refreshed, and a 401 is final ([`AuthError::TokenRefused`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use url::Url;
 use crate::error::{ErrorClass, correlation_id, retry_after, transport_message};
 use crate::models::{OAuthError, TokenResponse};
 use crate::rate::RateLimiter;
-use crate::settings::Credentials;
+use crate::settings::{Credentials, Settings};
 use crate::stats::Counters;
 
 /// Why no token could be obtained. Never contains the client secret.
@@ -27,7 +28,7 @@ use crate::stats::Counters;
 #[non_exhaustive]
 pub enum AuthError {
     /// The token endpoint refused (e.g. 401 `invalid_client`).
-    #[error("{}", describe_rejection(*.status, .error.as_deref(), .description.as_deref(), .correlation_id.as_deref()))]
+    #[error("{}", describe_rejection(*.status, .error.as_deref(), .description.as_deref(), .correlation_id.as_deref(), .credentials_from.as_deref(), *.region_assumed))]
     Rejected {
         status: u16,
         /// OAuth `error`, e.g. `invalid_client`.
@@ -35,6 +36,22 @@ pub enum AuthError {
         description: Option<String>,
         correlation_id: Option<String>,
         retry_after: Option<Duration>,
+        /// The gc profile the client id came from, if it did (the advice names it).
+        credentials_from: Option<String>,
+        /// No source gave a region: the default's login host was used (the message says so).
+        region_assumed: bool,
+    },
+    /// The API refused a fixed access token (401): it expired or was revoked, and it cannot be
+    /// refreshed. Class [`ErrorClass::ResumeLater`]: stop, and resume with a new token.
+    #[error(
+        "the access token from {source_name} was refused (HTTP 401): it expired or was revoked, and a given token cannot be refreshed; get a new token and run again (an interrupted run resumes with `attrsync apply --resume latest`), or use client credentials ({} and {}), which are refreshed{}",
+        crate::env::CLIENT_ID.name,
+        crate::env::CLIENT_SECRET.name,
+        if *.region_assumed { region_hint() } else { String::new() }
+    )]
+    TokenRefused {
+        source_name: String,
+        region_assumed: bool,
     },
     #[error("token endpoint {url} unreachable: {message}")]
     Transport {
@@ -55,6 +72,8 @@ fn describe_rejection(
     error: Option<&str>,
     description: Option<&str>,
     correlation_id: Option<&str>,
+    credentials_from: Option<&str>,
+    region_assumed: bool,
 ) -> String {
     let mut text = format!("token request refused: HTTP {status}");
     if let Some(error) = error {
@@ -68,16 +87,34 @@ fn describe_rejection(
     if token_endpoint_throttled(status, error, description) {
         text.push_str(" (the token endpoint's own rate limit: retried with backoff)");
     } else if matches!(status, 400 | 401) {
-        text.push_str(&format!(
-            " (check {} / {} and that the region matches the OAuth client)",
-            crate::env::CLIENT_ID.name,
-            crate::env::CLIENT_SECRET.name
-        ));
+        match credentials_from {
+            Some(source) => text.push_str(&format!(
+                " (check the client id and secret of {source} and that the region matches the OAuth client)"
+            )),
+            None => text.push_str(&format!(
+                " (check {} / {} and that the region matches the OAuth client)",
+                crate::env::CLIENT_ID.name,
+                crate::env::CLIENT_SECRET.name
+            )),
+        }
+        if region_assumed {
+            text.push_str(&region_hint());
+        }
     }
     if let Some(id) = correlation_id {
         text.push_str(&format!(" (correlation id {id})"));
     }
     text
+}
+
+/// What an authentication failure adds when no source gave a region.
+fn region_hint() -> String {
+    let region = crate::Region::DEFAULT;
+    format!(
+        "; no region was set, so {region} ({}) was assumed: if the org is in another region, set it with --region, {} or a gc profile's environment",
+        region.domain(),
+        crate::env::REGION.name
+    )
 }
 
 /// Whether a refusal of the token endpoint is its own rate limit: a 429, or the 400
@@ -110,6 +147,7 @@ impl AuthError {
             } if token_endpoint_throttled(*status, error.as_deref(), description.as_deref()) => {
                 ErrorClass::Retryable
             }
+            AuthError::TokenRefused { .. } => ErrorClass::ResumeLater,
             _ => ErrorClass::Terminal,
         }
     }
@@ -117,6 +155,7 @@ impl AuthError {
     pub fn status(&self) -> Option<u16> {
         match self {
             AuthError::Rejected { status, .. } | AuthError::Decode { status, .. } => Some(*status),
+            AuthError::TokenRefused { .. } => Some(401),
             AuthError::Transport { .. } => None,
         }
     }
@@ -163,16 +202,25 @@ impl AccessToken {
     }
 }
 
+/// Far enough never to come: a fixed token is replaced only after a 401.
+const FIXED_TOKEN_HORIZON: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// How long before expiry a token is replaced: min(60 s, 10 % of its lifetime).
 pub(crate) fn refresh_margin(ttl: Duration) -> Duration {
     (ttl / 10).min(Duration::from_secs(60))
 }
 
-/// Mints tokens for one OAuth client; shared by every slot of a pool.
+/// Mints tokens for one OAuth client (or hands out the one fixed token); shared by every slot
+/// of a pool.
 pub(crate) struct Authenticator {
     http: reqwest::Client,
     token_url: Url,
     credentials: Credentials,
+    /// Where the credentials came from (named when a fixed token is refused).
+    source: String,
+    /// The same, for a refusal's advice, when it is a gc profile.
+    credentials_from: Option<String>,
+    region_assumed: bool,
     /// Minting is rate-limited too (Genesys warns about it); one limiter for the whole pool.
     mint_limiter: RateLimiter,
     counters: Arc<Counters>,
@@ -182,7 +230,7 @@ impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
             .field("token_url", &self.token_url.as_str())
-            .field("client_id", &self.credentials.client_id)
+            .field("credentials", &self.credentials)
             .field("mint_limiter", &self.mint_limiter)
             .finish_non_exhaustive()
     }
@@ -191,15 +239,21 @@ impl fmt::Debug for Authenticator {
 impl Authenticator {
     pub(crate) fn new(
         http: reqwest::Client,
-        token_url: Url,
-        credentials: Credentials,
+        settings: &Settings,
         mint_limiter: RateLimiter,
         counters: Arc<Counters>,
     ) -> Self {
         Self {
             http,
-            token_url,
-            credentials,
+            token_url: settings.token_url(),
+            credentials: settings.credentials.clone(),
+            source: settings.sources.credentials.to_string(),
+            // Only a profile's keys are not the variables the advice names by default.
+            credentials_from: match &settings.sources.credentials {
+                profile @ crate::settings::Source::Profile { .. } => Some(profile.to_string()),
+                _ => None,
+            },
+            region_assumed: settings.region_assumed(),
             mint_limiter,
             counters,
         }
@@ -207,6 +261,28 @@ impl Authenticator {
 
     /// One token request; `generation` is recorded in the returned token.
     async fn mint(&self, slot: usize, generation: u64) -> Result<AccessToken, AuthError> {
+        let (client_id, client_secret) = match &self.credentials {
+            Credentials::Client {
+                client_id,
+                client_secret,
+            } => (client_id, client_secret),
+            // The given token is the first "mint"; a second means the API refused it.
+            Credentials::Token(token) if generation == 1 => {
+                return Ok(AccessToken {
+                    secret: token.clone(),
+                    generation,
+                    // Its lifetime is unknown: used until the API refuses it.
+                    refresh_at: Instant::now() + FIXED_TOKEN_HORIZON,
+                });
+            }
+            Credentials::Token(_) => {
+                tracing::warn!(token_slot = slot, "the given access token was refused");
+                return Err(AuthError::TokenRefused {
+                    source_name: self.source.clone(),
+                    region_assumed: self.region_assumed,
+                });
+            }
+        };
         // Only `on_throttled` sets a limiter aside, and the mint limiter is only ever paused.
         let _ = self.mint_limiter.acquire().await;
         tracing::debug!(token_slot = slot, generation, "requesting an access token");
@@ -214,10 +290,7 @@ impl Authenticator {
         let response = self
             .http
             .post(self.token_url.clone())
-            .basic_auth(
-                &self.credentials.client_id,
-                Some(self.credentials.client_secret.expose_secret()),
-            )
+            .basic_auth(client_id, Some(client_secret.expose_secret()))
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
@@ -253,6 +326,8 @@ impl Authenticator {
                 description,
                 correlation_id: correlation_id(&headers),
                 retry_after,
+                credentials_from: self.credentials_from.clone(),
+                region_assumed: self.region_assumed,
             };
             if throttled {
                 tracing::warn!(token_slot = slot, status, "token requests throttled");
@@ -380,6 +455,8 @@ mod tests {
             description: Some("client not found".into()),
             correlation_id: Some("c-1".into()),
             retry_after: None,
+            credentials_from: None,
+            region_assumed: false,
         };
         let text = error.to_string();
         assert!(
@@ -394,6 +471,8 @@ mod tests {
             description: None,
             correlation_id: None,
             retry_after: Some(Duration::from_secs(1)),
+            credentials_from: None,
+            region_assumed: false,
         };
         assert_eq!(throttled.class(), ErrorClass::Retryable);
     }
@@ -406,6 +485,8 @@ mod tests {
             description: Some(description.into()),
             correlation_id: None,
             retry_after: None,
+            credentials_from: None,
+            region_assumed: false,
         };
         for description in [
             "Rate limit exceeded",
@@ -427,5 +508,57 @@ mod tests {
                 "{error}: {description}"
             );
         }
+    }
+
+    #[test]
+    fn an_assumed_region_is_named_in_a_refusal_and_a_refused_token_says_what_to_do() {
+        let rejection = |region_assumed| AuthError::Rejected {
+            status: 401,
+            error: Some("invalid_client".into()),
+            description: None,
+            correlation_id: None,
+            retry_after: None,
+            credentials_from: None,
+            region_assumed,
+        };
+        let text = rejection(true).to_string();
+        assert!(
+            text.contains("us-east-1 (mypurecloud.com) was assumed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--region") && text.contains("GENESYSCLOUD_REGION"),
+            "{text}"
+        );
+        assert!(text.contains("gc profile's environment"), "{text}");
+        assert!(!rejection(false).to_string().contains("assumed"));
+        let from_profile = AuthError::Rejected {
+            status: 401,
+            error: Some("invalid_client".into()),
+            description: None,
+            correlation_id: None,
+            retry_after: None,
+            credentials_from: Some("gc profile \"prod\" (/h/.gc/config.toml)".into()),
+            region_assumed: false,
+        }
+        .to_string();
+        assert!(
+            from_profile.contains("secret of gc profile \"prod\""),
+            "{from_profile}"
+        );
+        assert!(
+            !from_profile.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+            "{from_profile}"
+        );
+
+        let refused = AuthError::TokenRefused {
+            source_name: "environment GENESYSCLOUD_ACCESS_TOKEN".into(),
+            region_assumed: false,
+        };
+        let text = refused.to_string();
+        assert!(text.contains("expired or was revoked"), "{text}");
+        assert!(text.contains("GENESYSCLOUD_ACCESS_TOKEN"), "{text}");
+        assert!(text.contains("--resume"), "{text}");
+        assert_eq!(refused.class(), ErrorClass::ResumeLater);
     }
 }

@@ -277,8 +277,7 @@ impl GenesysClient {
         let counters = Arc::new(Counters::default());
         let auth = Authenticator::new(
             http.clone(),
-            settings.token_url(),
-            settings.credentials.clone(),
+            settings,
             // Minting is paced evenly and is no part of any token's budget.
             RateLimiter::new(options.token_minting, Pacing::Even),
             Arc::clone(&counters),
@@ -318,6 +317,33 @@ impl GenesysClient {
 
     pub fn api_base(&self) -> &Url {
         &self.inner.api_base
+    }
+
+    /// Obtains the first token's access token (the client-credentials grant; a fixed token is
+    /// taken as given, with no request), without any API request: for `attrsync doctor`.
+    pub async fn authenticate(&self) -> Result<(), ApiError> {
+        let inner = &*self.inner;
+        inner
+            .pool
+            .slot(0)
+            .token
+            .token(&inner.auth, 0)
+            .await
+            .map(|_| ())
+            .map_err(|error| ApiError::Auth { error, attempts: 1 })
+    }
+
+    /// `GET url` without a token, through this client's HTTP stack (its TLS roots and
+    /// connection settings): the status when the server answered at all, else why not. For
+    /// `attrsync doctor`'s reachability checks; not rate-limited, not observed.
+    pub async fn probe(&self, url: &Url) -> Result<u16, String> {
+        self.inner
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map(|response| response.status().as_u16())
+            .map_err(|e| crate::error::transport_message(&e))
     }
 
     /// Sets the rate of every token of the pool, e.g. to the org's own per-token limit read

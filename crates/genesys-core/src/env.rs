@@ -24,7 +24,13 @@ pub const CLIENT_SECRET: EnvVar = EnvVar {
 /// Region name, e.g. `eu-west-1`.
 pub const REGION: EnvVar = EnvVar {
     name: "GENESYSCLOUD_REGION",
-    description: "Genesys Cloud region name, e.g. us-east-1 or eu-west-1 (default us-east-1)",
+    description: "Genesys Cloud region: a name (eu-west-1, me_central_1) or a domain (mypurecloud.ie); default us-east-1",
+};
+
+/// An access token issued elsewhere (the name Genesys's own tools use).
+pub const ACCESS_TOKEN: EnvVar = EnvVar {
+    name: "GENESYSCLOUD_ACCESS_TOKEN",
+    description: "an access token used as is instead of a client-credentials grant (never refreshed, never logged)",
 };
 
 /// Older alias of [`CLIENT_ID`].
@@ -104,6 +110,7 @@ pub const ALL: &[EnvVar] = &[
     CLIENT_ID,
     CLIENT_SECRET,
     REGION,
+    ACCESS_TOKEN,
     CLIENT_ID_ALIAS,
     CLIENT_SECRET_ALIAS,
     REGION_ALIAS,

@@ -193,6 +193,13 @@ impl ApiError {
         matches!(self, ApiError::BudgetExhausted { .. })
     }
 
+    /// Stop early, resumable (exit 4 in attrsync): every token is set aside
+    /// ([`ApiError::BudgetExhausted`]), or a fixed access token was refused
+    /// ([`AuthError::TokenRefused`]); nothing was changed by the refused request.
+    pub fn is_resume_later(&self) -> bool {
+        self.class() == ErrorClass::ResumeLater
+    }
+
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -1,8 +1,10 @@
 //! Genesys Cloud Platform API client for participant attributes on live voice calls.
 //!
-//! - [`settings`]: where to connect and with which credentials (flags > env > defaults), and
+//! - [`settings`]: where to connect and with which credentials (flags > environment > `.env` >
+//!   gc profile > defaults, credentials as one unit), [`profile`] (gc CLI profiles), and
 //!   [`mod@env`], the one list of environment variables read; [`region`], the region table.
-//! - [`auth`]: OAuth client credentials with proactive and single-flight refresh.
+//! - [`auth`]: OAuth client credentials with proactive and single-flight refresh, or a given
+//!   access token, never refreshed.
 //! - [`rate`]: the `--rate` specification and the per-token limiter (a window budget by default,
 //!   or even GCRA pacing) that a 429 pauses and teaches.
 //! - [`retry`] and [`error`]: what is retried, how, and how long to wait.
@@ -24,6 +26,7 @@ pub mod live_calls;
 pub mod notifications;
 pub mod observer;
 mod pool;
+pub mod profile;
 pub mod proxy;
 pub mod rate;
 pub mod region;
@@ -39,9 +42,12 @@ pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, Respon
 pub use error::{ApiError, ErrorClass, HttpFailure};
 pub use live_calls::LiveCallsQuery;
 pub use observer::{RequestEvent, RequestObserver};
+pub use profile::{Profile, ProfileError, ProfileProxy};
 pub use proxy::ProxySettings;
 pub use rate::{Pacing, PacingError, RateLimiter, RateSpec, RateSpecError};
 pub use region::{Region, UnknownRegion};
 pub use retry::RetryPolicy;
-pub use settings::{Credentials, ExplicitSettings, Settings, SettingsError};
+pub use settings::{
+    Credentials, ExplicitSettings, SettingSources, Settings, SettingsError, Source, Sources,
+};
 pub use stats::{ClientStats, TokenStats};

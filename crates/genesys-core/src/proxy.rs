@@ -14,7 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
 use crate::env::{self, EnvVar};
+use crate::profile::ProfileProxy;
 use crate::settings::SettingsError;
+
+/// One source of variables (the process environment, or `.env`).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The port curl assumes for a proxy URL without one.
 const DEFAULT_PROXY_PORT: u16 = 1080;
@@ -90,23 +94,37 @@ impl fmt::Display for ProxyTarget {
 }
 
 impl ProxySettings {
-    /// From `lookup` (the caller's environment: process, then `.env`); `None` when no proxy is
-    /// set. `NO_PROXY` alone sets nothing.
-    pub fn resolve(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, SettingsError> {
+    /// From `lookups` (highest first: the process environment, then `.env`), else a gc
+    /// profile's `proxy_*` keys; `None` when no proxy is set. `NO_PROXY` alone sets nothing.
+    /// Within one source the lower-case spelling wins, as in curl; a higher source wins over a
+    /// lower one whatever the spelling.
+    pub fn resolve(
+        lookups: &[Lookup<'_>],
+        profile: Option<&ProfileProxy>,
+    ) -> Result<Option<Self>, SettingsError> {
         let read = |vars: [EnvVar; 2]| {
-            vars.into_iter().find_map(|var| {
-                lookup(var.name)
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (v, var.name))
+            lookups.iter().find_map(|lookup| {
+                vars.into_iter().find_map(|var| {
+                    lookup(var.name)
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (v, var.name))
+                })
             })
         };
-        let https = read([env::HTTPS_PROXY_LOWER, env::HTTPS_PROXY])
+        let mut https = read([env::HTTPS_PROXY_LOWER, env::HTTPS_PROXY])
             .map(|(value, source)| parse_proxy(&value, source))
             .transpose()?;
         let http = read([env::HTTP_PROXY_LOWER, env::HTTP_PROXY])
             .map(|(value, source)| parse_proxy(&value, source))
             .transpose()?;
+        if https.is_none()
+            && http.is_none()
+            && let Some(profile) = profile
+        {
+            // gc applies a profile's proxy to all of its (https) traffic.
+            https = Some(from_profile(profile)?);
+        }
         if https.is_none() && http.is_none() {
             return Ok(None);
         }
@@ -146,6 +164,32 @@ impl ProxySettings {
             })
             .collect()
     }
+}
+
+/// Where a profile's proxy is said to come from.
+const PROFILE_SOURCE: &str = "gc profile proxy_*";
+
+/// A gc profile's proxy (already validated by the profile reader).
+fn from_profile(profile: &ProfileProxy) -> Result<ProxyTarget, SettingsError> {
+    let mut url = profile.url();
+    if url.scheme() != "http" {
+        return Err(SettingsError::InvalidProxy {
+            var: PROFILE_SOURCE,
+            reason: format!(
+                "{url} is an {}:// proxy, which attrsync does not speak; give its http:// address (proxy_protocol = \"http\"), the Genesys traffic inside the tunnel is TLS all the same",
+                url.scheme()
+            ),
+        });
+    }
+    if url.port().is_none() {
+        let _ = url.set_port(Some(DEFAULT_PROXY_PORT));
+    }
+    Ok(ProxyTarget {
+        url,
+        username: profile.username.clone().unwrap_or_default(),
+        password: profile.password.clone(),
+        source: PROFILE_SOURCE,
+    })
 }
 
 /// Parses a proxy URL. Errors never echo the value: it may hold a password.
@@ -334,7 +378,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        ProxySettings::resolve(&|name| vars.get(name).cloned())
+        ProxySettings::resolve(&[&|name| vars.get(name).cloned()], None)
     }
 
     fn url(text: &str) -> Url {
@@ -442,6 +486,51 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(p.warnings().is_empty());
+    }
+
+    #[test]
+    fn a_gc_profile_proxy_applies_when_no_variable_sets_one() {
+        let profile = ProfileProxy {
+            protocol: "http".into(),
+            host: "px.corp".into(),
+            port: None,
+            username: Some("gc-user".into()),
+            password: Some("gc-pw-value".into()),
+        };
+        let empty = |_: &str| None;
+        let p = ProxySettings::resolve(&[&empty], Some(&profile))
+            .unwrap()
+            .unwrap();
+        let target = p.https.as_ref().unwrap();
+        assert_eq!(target.url().as_str(), "http://px.corp:1080/");
+        assert_eq!(target.source, "gc profile proxy_*");
+        assert!(target.has_credentials());
+        assert!(!format!("{p:?} {:?}", p.warnings()).contains("gc-pw-value"));
+
+        // A variable, in the environment or in .env, wins over the profile.
+        let dotenv = |name: &str| (name == "HTTPS_PROXY").then(|| "http://dot:1".to_owned());
+        let p = ProxySettings::resolve(&[&empty, &dotenv], Some(&profile))
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.https.unwrap().source, "HTTPS_PROXY");
+
+        let https = ProfileProxy {
+            protocol: "https".into(),
+            ..profile
+        };
+        let err = ProxySettings::resolve(&[&empty], Some(&https)).unwrap_err();
+        assert!(err.to_string().contains("proxy_protocol"), "{err}");
+        assert!(!err.to_string().contains("gc-pw-value"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_wins_over_dotenv_whatever_the_spelling() {
+        let environment = |name: &str| (name == "HTTPS_PROXY").then(|| "http://env:1".to_owned());
+        let dotenv = |name: &str| (name == "https_proxy").then(|| "http://dot:1".to_owned());
+        let p = ProxySettings::resolve(&[&environment, &dotenv], None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.https.unwrap().url().as_str(), "http://env:1/");
     }
 
     #[test]

@@ -9,11 +9,33 @@ pub struct Region {
     domain: &'static str,
 }
 
-/// `region` given by name is not in the table.
+/// `region` given by name or domain is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown Genesys Cloud region {name:?}; valid regions: {}", Region::names().join(", "))]
+#[error("{}", describe_unknown(.name))]
 pub struct UnknownRegion {
     pub name: String,
+}
+
+fn describe_unknown(name: &str) -> String {
+    let wanted = name.trim();
+    if wanted.eq_ignore_ascii_case("localhost")
+        || wanted.to_ascii_lowercase().starts_with("localhost:")
+    {
+        // gc treats `localhost` as its own development environment; attrsync maps no such thing.
+        return format!(
+            "{wanted:?} is not a Genesys Cloud region (gc's local development environment); point attrsync at a local server with --api-url http://{wanted} instead"
+        );
+    }
+    let mut text = format!(
+        "unknown Genesys Cloud region {name:?}; valid regions: {}",
+        Region::names().join(", ")
+    );
+    if wanted.contains('.') {
+        text.push_str(&format!(
+            "; or one of their domains (e.g. mypurecloud.ie); for another host, set the API URL (--api-url https://api.{wanted})"
+        ));
+    }
+    text
 }
 
 const fn region(name: &'static str, domain: &'static str) -> Region {
@@ -46,12 +68,18 @@ impl Region {
     /// The region the official SDKs and Terraform provider use when none is configured.
     pub const DEFAULT: Region = region("us-east-1", "mypurecloud.com");
 
-    /// Looks a region up by name (case-insensitive, surrounding spaces ignored).
+    /// Looks a region up by name or domain, as every source of a region gives it: `eu-west-1`,
+    /// `eu_west_1` (the gc CLI spells `me_central_1`, `ap_northeast_3` and `eu_central_2` with
+    /// underscores) or `mypurecloud.ie` (a gc profile's `environment` may be a domain).
+    /// Case-insensitive, surrounding spaces ignored.
     pub fn from_name(name: &str) -> Result<Region, UnknownRegion> {
-        let wanted = name.trim();
+        let wanted = name.trim().trim_end_matches('.');
+        let hyphenated = wanted.replace('_', "-");
         Self::ALL
             .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(wanted))
+            .find(|r| {
+                r.name.eq_ignore_ascii_case(&hyphenated) || r.domain.eq_ignore_ascii_case(wanted)
+            })
             .copied()
             .ok_or_else(|| UnknownRegion {
                 name: name.to_owned(),
@@ -140,6 +168,36 @@ mod tests {
             Region::from_name(" EU-West-1 ").unwrap().domain(),
             "mypurecloud.ie"
         );
+    }
+
+    #[test]
+    fn gc_spellings_and_domains_are_accepted() {
+        for (given, name) in [
+            ("me_central_1", "me-central-1"),
+            ("ap_northeast_3", "ap-northeast-3"),
+            ("EU_CENTRAL_2", "eu-central-2"),
+            ("mypurecloud.ie", "eu-west-1"),
+            ("MyPureCloud.com.au", "ap-southeast-2"),
+            ("edee1.eusc-pure.cloud", "eusc-de-east-1"),
+            ("mypurecloud.com", "us-east-1"),
+        ] {
+            assert_eq!(Region::from_name(given).unwrap().name(), name, "{given}");
+        }
+        for (name, domain) in CONTRACT {
+            assert_eq!(Region::from_name(domain).unwrap().name(), *name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_domain_or_localhost_says_to_set_the_api_url() {
+        let message = Region::from_name("inindca.com").unwrap_err().to_string();
+        assert!(
+            message.contains("--api-url https://api.inindca.com"),
+            "{message}"
+        );
+        let message = Region::from_name("localhost").unwrap_err().to_string();
+        assert!(message.contains("--api-url http://localhost"), "{message}");
+        assert!(!message.contains("valid regions"), "{message}");
     }
 
     #[test]

@@ -1,24 +1,62 @@
 //! Connection settings: where to send requests and with which credentials.
 //!
-//! Precedence: explicit values (command-line flags) > environment variables (primary names >
-//! aliases, see [`crate::env`]) > defaults. The environment is a lookup function given by the
-//! caller (the binary's lookup reads the process environment, then a `.env` file); this crate
+//! The one resolver of every source, highest first: explicit values (command-line flags) >
+//! the process environment > the `.env` file > a named gc profile > defaults (primary variable
+//! names before their aliases, see [`crate::env`]). Credentials are one unit, a client id with
+//! its secret or an access token, taken whole from the highest source that has them, never
+//! combined key by key across sources; the region is taken from the highest source that has
+//! one. The sources are given by the caller (lookups and an already-read profile); this crate
 //! never reads or changes the process environment itself.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
 use crate::env::{self, EnvVar};
+use crate::profile::{Profile, ProfileProxy};
 use crate::proxy::ProxySettings;
 use crate::region::{Region, UnknownRegion};
 
-/// OAuth client credentials. `Debug` never shows the secret.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    pub client_id: String,
-    pub client_secret: SecretString,
+/// How attrsync authenticates. `Debug` never shows the secret or the token.
+#[derive(Clone)]
+pub enum Credentials {
+    /// An OAuth client: tokens are minted with the client-credentials grant and refreshed.
+    Client {
+        client_id: String,
+        client_secret: SecretString,
+    },
+    /// An access token issued elsewhere (`GENESYSCLOUD_ACCESS_TOKEN`, a profile's
+    /// `access_token`): used as is, never refreshed; a 401 ends the run.
+    Token(SecretString),
+}
+
+impl Credentials {
+    /// The client id, for client credentials.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Credentials::Client { client_id, .. } => Some(client_id),
+            Credentials::Token(_) => None,
+        }
+    }
+
+    pub fn is_fixed_token(&self) -> bool {
+        matches!(self, Credentials::Token(_))
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Client { client_id, .. } => f
+                .debug_struct("Client")
+                .field("client_id", client_id)
+                .field("client_secret", &"[REDACTED]")
+                .finish(),
+            Credentials::Token(_) => f.debug_tuple("Token").field(&"[REDACTED]").finish(),
+        }
+    }
 }
 
 /// Values given explicitly (flags), already parsed; each one wins over the environment. Parse
@@ -34,6 +72,56 @@ pub struct ExplicitSettings {
     pub ca_cert: Option<PathBuf>,
 }
 
+/// The sources below the flags: two lookups and a profile already read (see
+/// [`crate::profile::read`]).
+pub struct Sources<'a> {
+    /// The process environment.
+    pub environment: &'a dyn Fn(&str) -> Option<String>,
+    /// The `.env` file's values.
+    pub dotenv: &'a dyn Fn(&str) -> Option<String>,
+    pub profile: Option<&'a Profile>,
+}
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Flag(&'static str),
+    Environment(&'static str),
+    DotEnv(&'static str),
+    Profile {
+        name: String,
+        path: PathBuf,
+    },
+    /// Nothing gave it: the default (us-east-1 for the region).
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+            Source::Environment(name) => write!(f, "environment {name}"),
+            Source::DotEnv(name) => write!(f, ".env {name}"),
+            Source::Profile { name, path } => {
+                write!(f, "gc profile {name:?} ({})", path.display())
+            }
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// Where each resolved setting came from (for warnings and `attrsync doctor`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingSources {
+    /// The client id's (or the access token's) source.
+    pub credentials: Source,
+    /// The client secret's source (the token's, for a token).
+    pub secret: Source,
+    pub region: Source,
+    pub api_url: Option<Source>,
+    pub login_url: Option<Source>,
+}
+
 /// Resolved connection settings. `Debug` never shows the secret.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -44,10 +132,18 @@ pub struct Settings {
     /// Login base URL; the token endpoint is `<login_base>/oauth/token`.
     pub login_base: Url,
     pub credentials: Credentials,
-    /// The proxies of login, API and notification traffic (`HTTPS_PROXY`, ...), if any.
+    pub sources: SettingSources,
+    /// The named profile's `proxy_*` keys, parsed and validated; applied through `proxy` when
+    /// no proxy variable is set.
+    pub profile_proxy: Option<ProfileProxy>,
+    /// The proxies of login, API and notification traffic (`HTTPS_PROXY`, ..., else the
+    /// profile's), if any.
     pub proxy: Option<ProxySettings>,
     /// A PEM file of CAs trusted besides the platform's (`--ca-cert`, else `SSL_CERT_FILE`).
     pub ca_cert: Option<PathBuf>,
+    /// What the caller should show: a named profile overridden by a higher source, credentials
+    /// sent to a plain-http proxy.
+    pub warnings: Vec<String>,
 }
 
 /// Why connection settings could not be resolved. Messages name what to set.
@@ -55,9 +151,17 @@ pub struct Settings {
 pub enum SettingsError {
     #[error("missing Genesys Cloud credentials: set {}", .missing.join(" and "))]
     MissingCredentials { missing: Vec<String> },
+    #[error(
+        "{have} is set in {place} but {missing} is not: set both there (a client id and its secret are always taken from one place, never combined across flags, environment, .env and profile)"
+    )]
+    IncompleteCredentials {
+        place: String,
+        have: String,
+        missing: String,
+    },
     #[error("{source_name}: {error}")]
     UnknownRegion {
-        /// Where the bad name came from (a flag or a variable).
+        /// Where the bad name came from (a flag, a variable or a profile).
         source_name: String,
         error: UnknownRegion,
     },
@@ -81,80 +185,338 @@ pub enum SettingsError {
     InvalidProxy { var: &'static str, reason: String },
 }
 
+/// A variable's value from one lookup: primary name first, then the alias.
+fn read_var(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    primary: EnvVar,
+    alias: Option<EnvVar>,
+) -> Option<(String, &'static str)> {
+    std::iter::once(primary)
+        .chain(alias)
+        .find_map(|var| non_empty(lookup(var.name)).map(|value| (value, var.name)))
+}
+
+/// What one source holds of the credentials.
+enum Held {
+    Nothing,
+    Complete(Credentials, Source, Source),
+    Incomplete {
+        place: String,
+        have: String,
+        missing: String,
+    },
+}
+
+/// The credentials of an environment-like source (the environment or `.env`). Within one
+/// source, a client id with its secret wins over an access token: it can be refreshed.
+fn held_in_lookup(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    place: &str,
+    source: fn(&'static str) -> Source,
+) -> Held {
+    let id = read_var(lookup, env::CLIENT_ID, Some(env::CLIENT_ID_ALIAS));
+    let secret = read_var(lookup, env::CLIENT_SECRET, Some(env::CLIENT_SECRET_ALIAS));
+    let token = read_var(lookup, env::ACCESS_TOKEN, None);
+    match (id, secret, token) {
+        (Some((id, id_var)), Some((secret, secret_var)), _) => Held::Complete(
+            Credentials::Client {
+                client_id: id,
+                client_secret: SecretString::from(secret),
+            },
+            source(id_var),
+            source(secret_var),
+        ),
+        (_, _, Some((token, var))) => Held::Complete(
+            Credentials::Token(SecretString::from(token)),
+            source(var),
+            source(var),
+        ),
+        (Some((_, id_var)), None, None) => Held::Incomplete {
+            place: place.to_owned(),
+            have: id_var.to_owned(),
+            missing: format!(
+                "{} (or {})",
+                env::CLIENT_SECRET.name,
+                env::CLIENT_SECRET_ALIAS.name
+            ),
+        },
+        (None, Some((_, secret_var)), None) => Held::Incomplete {
+            place: place.to_owned(),
+            have: secret_var.to_owned(),
+            missing: format!("{} (or {})", env::CLIENT_ID.name, env::CLIENT_ID_ALIAS.name),
+        },
+        (None, None, None) => Held::Nothing,
+    }
+}
+
+fn held_in_profile(profile: &Profile) -> Held {
+    let source = Source::Profile {
+        name: profile.name.clone(),
+        path: profile.path.clone(),
+    };
+    let place = format!("gc profile {:?}", profile.name);
+    match (
+        &profile.client_id,
+        &profile.client_secret,
+        &profile.access_token,
+    ) {
+        (Some(id), Some(secret), _) => Held::Complete(
+            Credentials::Client {
+                client_id: id.clone(),
+                client_secret: secret.clone(),
+            },
+            source.clone(),
+            source,
+        ),
+        (_, _, Some(token)) => {
+            Held::Complete(Credentials::Token(token.clone()), source.clone(), source)
+        }
+        (Some(_), None, None) => Held::Incomplete {
+            place,
+            have: "client_credentials".to_owned(),
+            missing: "client_secret".to_owned(),
+        },
+        (None, Some(_), None) => Held::Incomplete {
+            place,
+            have: "client_secret".to_owned(),
+            missing: "client_credentials".to_owned(),
+        },
+        (None, None, None) => Held::Nothing,
+    }
+}
+
+/// The credentials, as one unit from the highest source that has them.
+fn resolve_credentials(
+    explicit: &ExplicitSettings,
+    sources: &Sources<'_>,
+) -> Result<(Credentials, Source, Source), SettingsError> {
+    let flag_secret = explicit
+        .client_secret
+        .clone()
+        .filter(|s| !s.expose_secret().trim().is_empty());
+    if let Some(id) = non_empty(explicit.client_id.clone()) {
+        if let Some(secret) = flag_secret {
+            return Ok((
+                Credentials::Client {
+                    client_id: id,
+                    client_secret: secret,
+                },
+                Source::Flag("--client-id"),
+                Source::Flag("--client-secret"),
+            ));
+        }
+        // The secret never comes from a flag (shell history, process lists): --client-id takes
+        // the secret of the environment, else of `.env`, else of the profile when the profile
+        // names the same client.
+        let secret_in = |lookup: &dyn Fn(&str) -> Option<String>,
+                         source: fn(&'static str) -> Source| {
+            read_var(lookup, env::CLIENT_SECRET, Some(env::CLIENT_SECRET_ALIAS))
+                .map(|(secret, var)| (SecretString::from(secret), source(var)))
+        };
+        let secret = secret_in(sources.environment, Source::Environment)
+            .or_else(|| secret_in(sources.dotenv, Source::DotEnv))
+            .or_else(|| {
+                let profile = sources.profile?;
+                (profile.client_id.as_deref() == Some(id.as_str()))
+                    .then(|| profile.client_secret.clone())
+                    .flatten()
+                    .map(|secret| {
+                        (
+                            secret,
+                            Source::Profile {
+                                name: profile.name.clone(),
+                                path: profile.path.clone(),
+                            },
+                        )
+                    })
+            });
+        return match secret {
+            Some((secret, secret_source)) => Ok((
+                Credentials::Client {
+                    client_id: id,
+                    client_secret: secret,
+                },
+                Source::Flag("--client-id"),
+                secret_source,
+            )),
+            None => Err(SettingsError::IncompleteCredentials {
+                place: "a flag".to_owned(),
+                have: "--client-id".to_owned(),
+                missing: format!(
+                    "its secret ({} in the environment or .env)",
+                    env::CLIENT_SECRET.name
+                ),
+            }),
+        };
+    }
+    let layers = [
+        held_in_lookup(sources.environment, "the environment", Source::Environment),
+        held_in_lookup(sources.dotenv, ".env", Source::DotEnv),
+        sources.profile.map_or(Held::Nothing, held_in_profile),
+    ];
+    for held in layers {
+        match held {
+            Held::Nothing => continue,
+            Held::Complete(credentials, source, secret) => {
+                return Ok((credentials, source, secret));
+            }
+            Held::Incomplete {
+                place,
+                have,
+                missing,
+            } => {
+                return Err(SettingsError::IncompleteCredentials {
+                    place,
+                    have,
+                    missing,
+                });
+            }
+        }
+    }
+    let mut missing = vec![
+        format!("{} (or {})", env::CLIENT_ID.name, env::CLIENT_ID_ALIAS.name),
+        format!(
+            "{} (or {})",
+            env::CLIENT_SECRET.name,
+            env::CLIENT_SECRET_ALIAS.name
+        ),
+    ];
+    missing.push(format!(
+        "(or {}, or name a gc profile with --profile)",
+        env::ACCESS_TOKEN.name
+    ));
+    Err(SettingsError::MissingCredentials { missing })
+}
+
+/// The region from the highest source that has one, or the default.
+fn resolve_region(
+    explicit: &ExplicitSettings,
+    sources: &Sources<'_>,
+) -> Result<(Option<Region>, Source), SettingsError> {
+    if let Some(region) = explicit.region {
+        return Ok((Some(region), Source::Flag("--region")));
+    }
+    let parse = |name: &str, source: Source| {
+        Region::from_name(name)
+            .map(|region| (Some(region), source.clone()))
+            .map_err(|error| SettingsError::UnknownRegion {
+                source_name: match &source {
+                    Source::Environment(var) => (*var).to_owned(),
+                    other => other.to_string(),
+                },
+                error,
+            })
+    };
+    if let Some((name, var)) = read_var(sources.environment, env::REGION, Some(env::REGION_ALIAS)) {
+        return parse(&name, Source::Environment(var));
+    }
+    if let Some((name, var)) = read_var(sources.dotenv, env::REGION, Some(env::REGION_ALIAS)) {
+        return parse(&name, Source::DotEnv(var));
+    }
+    if let Some(profile) = sources.profile
+        && let Some(environment) = &profile.environment
+    {
+        return parse(
+            environment,
+            Source::Profile {
+                name: profile.name.clone(),
+                path: profile.path.clone(),
+            },
+        );
+    }
+    Ok((None, Source::Default))
+}
+
+/// A URL from the flag, else the environment, else `.env` (profiles hold no URLs).
+fn resolve_url(
+    flag: Option<&Url>,
+    flag_name: &'static str,
+    var: EnvVar,
+    sources: &Sources<'_>,
+    parse: fn(&str) -> Result<Url, SettingsError>,
+) -> Result<Option<(Url, Source)>, SettingsError> {
+    if let Some(url) = flag {
+        return Ok(Some((parse(url.as_str())?, Source::Flag(flag_name))));
+    }
+    if let Some((value, name)) = read_var(sources.environment, var, None) {
+        return Ok(Some((parse(&value)?, Source::Environment(name))));
+    }
+    if let Some((value, name)) = read_var(sources.dotenv, var, None) {
+        return Ok(Some((parse(&value)?, Source::DotEnv(name))));
+    }
+    Ok(None)
+}
+
 impl Settings {
-    /// Resolves settings from explicit values and `lookup` (the environment: the caller decides
-    /// what it reads, e.g. the process environment and then a `.env` file).
+    /// Resolves settings from explicit values and one lookup taken as the environment (no
+    /// `.env`, no profile): for callers with a single source, e.g. the demo and tests.
     pub fn resolve(
         explicit: &ExplicitSettings,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
-        let read = |primary: EnvVar, alias: Option<EnvVar>| -> Option<(String, &'static str)> {
-            std::iter::once(primary)
-                .chain(alias)
-                .find_map(|var| non_empty(lookup(var.name)).map(|value| (value, var.name)))
-        };
+        Self::resolve_from(
+            explicit,
+            &Sources {
+                environment: lookup,
+                dotenv: &|_| None,
+                profile: None,
+            },
+        )
+    }
 
-        let client_id = non_empty(explicit.client_id.clone())
-            .or_else(|| read(env::CLIENT_ID, Some(env::CLIENT_ID_ALIAS)).map(|(v, _)| v));
-        let client_secret = explicit
-            .client_secret
-            .clone()
-            .filter(|s| !secrecy::ExposeSecret::expose_secret(s).trim().is_empty())
-            .or_else(|| {
-                read(env::CLIENT_SECRET, Some(env::CLIENT_SECRET_ALIAS))
-                    .map(|(v, _)| SecretString::from(v))
-            });
-        let mut missing = Vec::new();
-        if client_id.is_none() {
-            missing.push(format!(
-                "{} (or {})",
-                env::CLIENT_ID.name,
-                env::CLIENT_ID_ALIAS.name
-            ));
+    /// Resolves settings from every source; see the module's documentation for the order.
+    pub fn resolve_from(
+        explicit: &ExplicitSettings,
+        sources: &Sources<'_>,
+    ) -> Result<Self, SettingsError> {
+        let (credentials, credentials_source, secret_source) =
+            resolve_credentials(explicit, sources)?;
+        let (region, region_source) = resolve_region(explicit, sources)?;
+        let api_url = resolve_url(
+            explicit.api_url.as_ref(),
+            "--api-url",
+            env::API_URL,
+            sources,
+            parse_api_url,
+        )?;
+        let login_url = resolve_url(
+            explicit.login_url.as_ref(),
+            "--login-url",
+            env::LOGIN_URL,
+            sources,
+            parse_login_url,
+        )?;
+
+        let mut warnings = Vec::new();
+        if let Some(profile) = sources.profile {
+            let from_profile = |source: &Source| matches!(source, Source::Profile { .. });
+            let profile_has_credentials = profile.client_id.is_some()
+                || profile.client_secret.is_some()
+                || profile.access_token.is_some();
+            if profile_has_credentials
+                && !from_profile(&credentials_source)
+                && !from_profile(&secret_source)
+            {
+                warnings.push(format!(
+                    "the credentials of gc profile {:?} are not used: {} overrides them",
+                    profile.name, credentials_source
+                ));
+            }
+            if profile.environment.is_some() && !from_profile(&region_source) {
+                warnings.push(format!(
+                    "the environment of gc profile {:?} is not used: {} overrides it",
+                    profile.name, region_source
+                ));
+            }
         }
-        if client_secret.is_none() {
-            missing.push(format!(
-                "{} (or {})",
-                env::CLIENT_SECRET.name,
-                env::CLIENT_SECRET_ALIAS.name
-            ));
-        }
-        let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
-            return Err(SettingsError::MissingCredentials { missing });
-        };
 
-        let region = match explicit.region {
-            Some(region) => Some(region),
-            None => read(env::REGION, Some(env::REGION_ALIAS))
-                .map(|(name, source_name)| {
-                    Region::from_name(&name).map_err(|error| SettingsError::UnknownRegion {
-                        source_name: source_name.to_owned(),
-                        error,
-                    })
-                })
-                .transpose()?,
-        };
-
-        let api_url = match &explicit.api_url {
-            Some(url) => Some(parse_api_url(url.as_str())?),
-            None => read(env::API_URL, None)
-                .map(|(v, _)| parse_api_url(&v))
-                .transpose()?,
-        };
-        let login_url = match &explicit.login_url {
-            Some(url) => Some(parse_login_url(url.as_str())?),
-            None => read(env::LOGIN_URL, None)
-                .map(|(v, _)| parse_login_url(&v))
-                .transpose()?,
-        };
         let effective_region = region.unwrap_or(Region::DEFAULT);
-
         let api_base = match &api_url {
-            Some(url) => url.clone(),
+            Some((url, _)) => url.clone(),
             None => parse_base_url("API URL", &effective_region.api_base())?,
         };
         let login_base = match (&login_url, &api_url) {
-            (Some(url), _) => url.clone(),
+            (Some((url, _)), _) => url.clone(),
             (None, Some(_)) => derive_login_base(&api_base)?,
             (None, None) => parse_base_url("login URL", &effective_region.login_base())?,
         };
@@ -163,23 +525,43 @@ impl Settings {
             _ => Some(effective_region),
         };
 
-        let proxy = ProxySettings::resolve(lookup)?;
-        let ca_cert = explicit
-            .ca_cert
-            .clone()
-            .or_else(|| read(env::SSL_CERT_FILE, None).map(|(v, _)| PathBuf::from(v)));
+        let proxy = ProxySettings::resolve(
+            &[sources.environment, sources.dotenv],
+            sources.profile.and_then(|p| p.proxy.as_ref()),
+        )?;
+        if let Some(proxy) = &proxy {
+            warnings.extend(proxy.warnings());
+        }
+        let ca_cert = explicit.ca_cert.clone().or_else(|| {
+            [sources.environment, sources.dotenv]
+                .into_iter()
+                .find_map(|lookup| read_var(lookup, env::SSL_CERT_FILE, None))
+                .map(|(path, _)| PathBuf::from(path))
+        });
 
         Ok(Settings {
             region,
             api_base,
             login_base,
-            credentials: Credentials {
-                client_id,
-                client_secret,
+            credentials,
+            sources: SettingSources {
+                credentials: credentials_source,
+                secret: secret_source,
+                region: region_source,
+                api_url: api_url.map(|(_, source)| source),
+                login_url: login_url.map(|(_, source)| source),
             },
+            profile_proxy: sources.profile.and_then(|p| p.proxy.clone()),
             proxy,
             ca_cert,
+            warnings,
         })
+    }
+
+    /// Whether no source gave a region and the hosts are the default region's (us-east-1):
+    /// an authentication failure then says so.
+    pub fn region_assumed(&self) -> bool {
+        self.sources.region == Source::Default && self.sources.api_url.is_none()
     }
 
     /// `<login_base>/oauth/token`.
@@ -326,6 +708,13 @@ mod tests {
         Settings::resolve(explicit, &|name| vars.get(name).cloned())
     }
 
+    fn secret(credentials: &Credentials) -> &str {
+        match credentials {
+            Credentials::Client { client_secret, .. } => client_secret.expose_secret(),
+            Credentials::Token(token) => token.expose_secret(),
+        }
+    }
+
     const CREDS: &[(&str, &str)] = &[
         ("GENESYSCLOUD_OAUTHCLIENT_ID", "env-id"),
         ("GENESYSCLOUD_OAUTHCLIENT_SECRET", "env-secret"),
@@ -344,8 +733,8 @@ mod tests {
             s.token_url().as_str(),
             "https://login.mypurecloud.com/oauth/token"
         );
-        assert_eq!(s.credentials.client_id, "env-id");
-        assert_eq!(s.credentials.client_secret.expose_secret(), "env-secret");
+        assert_eq!(s.credentials.client_id().unwrap(), "env-id");
+        assert_eq!(secret(&s.credentials), "env-secret");
     }
 
     #[test]
@@ -361,8 +750,8 @@ mod tests {
             &with_creds(&[("GENESYSCLOUD_REGION", "ap-south-1")]),
         )
         .unwrap();
-        assert_eq!(s.credentials.client_id, "flag-id");
-        assert_eq!(s.credentials.client_secret.expose_secret(), "flag-secret");
+        assert_eq!(s.credentials.client_id().unwrap(), "flag-id");
+        assert_eq!(secret(&s.credentials), "flag-secret");
         assert_eq!(s.api_base.as_str(), "https://api.mypurecloud.ie/");
     }
 
@@ -375,8 +764,8 @@ mod tests {
             ("GENESYS_ENVIRONMENT", "ap-south-1"),
         ]);
         let s = resolve(&ExplicitSettings::default(), &vars).unwrap();
-        assert_eq!(s.credentials.client_id, "env-id");
-        assert_eq!(s.credentials.client_secret.expose_secret(), "env-secret");
+        assert_eq!(s.credentials.client_id().unwrap(), "env-id");
+        assert_eq!(secret(&s.credentials), "env-secret");
         assert_eq!(s.region.unwrap().name(), "eu-central-1");
     }
 
@@ -401,7 +790,7 @@ mod tests {
             ("GENESYS_ENVIRONMENT", "ap-south-1"),
         ];
         let s = resolve(&ExplicitSettings::default(), &vars).unwrap();
-        assert_eq!(s.credentials.client_id, "alias-id");
+        assert_eq!(s.credentials.client_id().unwrap(), "alias-id");
         assert_eq!(s.api_base.as_str(), "https://api.aps1.pure.cloud/");
     }
 
@@ -424,8 +813,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"), "{err}");
-        assert!(!err.contains("GENESYSCLOUD_OAUTHCLIENT_ID"), "{err}");
+        assert!(
+            err.starts_with("GENESYSCLOUD_OAUTHCLIENT_ID is set in the environment but GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -584,5 +975,259 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{explicit:?}").contains("flag-secret"));
+    }
+
+    /// The precedence table of the README, row by row: each source over the ones below it.
+    mod precedence {
+        use std::path::Path;
+
+        use super::*;
+        use crate::profile;
+
+        fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+            let vars: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            move |name| vars.get(name).cloned()
+        }
+
+        fn profile(text: &str) -> Profile {
+            profile::parse(text, Path::new("/home/u/.gc/config.toml"), "prod").unwrap()
+        }
+
+        const PROFILE: &str = "[prod]\nclient_credentials = \"profile-id\"\nclient_secret = \"profile-secret\"\nenvironment = \"mypurecloud.de\"\n";
+
+        fn resolve_all(
+            explicit: &ExplicitSettings,
+            environment: &[(&str, &str)],
+            dotenv: &[(&str, &str)],
+            profile: Option<&Profile>,
+        ) -> Result<Settings, SettingsError> {
+            let environment = lookup(environment);
+            let dotenv = lookup(dotenv);
+            Settings::resolve_from(
+                explicit,
+                &Sources {
+                    environment: &environment,
+                    dotenv: &dotenv,
+                    profile,
+                },
+            )
+        }
+
+        const DOTENV: &[(&str, &str)] = &[
+            ("GENESYSCLOUD_OAUTHCLIENT_ID", "dotenv-id"),
+            ("GENESYSCLOUD_OAUTHCLIENT_SECRET", "dotenv-secret"),
+            ("GENESYSCLOUD_REGION", "ap-south-1"),
+        ];
+        const ENV: &[(&str, &str)] = &[
+            ("GENESYSCLOUD_OAUTHCLIENT_ID", "env-id"),
+            ("GENESYSCLOUD_OAUTHCLIENT_SECRET", "env-secret"),
+            ("GENESYSCLOUD_REGION", "eu-west-2"),
+        ];
+
+        #[test]
+        fn each_source_wins_over_the_ones_below_it() {
+            let p = profile(PROFILE);
+            let s = resolve_all(&ExplicitSettings::default(), &[], &[], Some(&p)).unwrap();
+            assert_eq!(s.credentials.client_id(), Some("profile-id"));
+            assert_eq!(secret(&s.credentials), "profile-secret");
+            assert_eq!(s.region.unwrap().name(), "eu-central-1");
+            assert!(matches!(s.sources.credentials, Source::Profile { .. }));
+            assert!(matches!(s.sources.region, Source::Profile { .. }));
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+            let s = resolve_all(&ExplicitSettings::default(), &[], DOTENV, Some(&p)).unwrap();
+            assert_eq!(s.credentials.client_id(), Some("dotenv-id"));
+            assert_eq!(secret(&s.credentials), "dotenv-secret");
+            assert_eq!(s.region.unwrap().name(), "ap-south-1");
+            assert_eq!(
+                s.sources.credentials,
+                Source::DotEnv("GENESYSCLOUD_OAUTHCLIENT_ID")
+            );
+            assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+            assert!(s.warnings[0].contains("\"prod\"") && s.warnings[0].contains(".env"));
+
+            let s = resolve_all(&ExplicitSettings::default(), ENV, DOTENV, Some(&p)).unwrap();
+            assert_eq!(s.credentials.client_id(), Some("env-id"));
+            assert_eq!(secret(&s.credentials), "env-secret");
+            assert_eq!(s.region.unwrap().name(), "eu-west-2");
+            assert_eq!(s.sources.region, Source::Environment("GENESYSCLOUD_REGION"));
+
+            let explicit = ExplicitSettings {
+                client_id: Some("flag-id".into()),
+                region: Some(Region::from_name("eu-west-1").unwrap()),
+                ..Default::default()
+            };
+            let s = resolve_all(&explicit, ENV, DOTENV, Some(&p)).unwrap();
+            assert_eq!(s.credentials.client_id(), Some("flag-id"));
+            // The secret of --client-id comes from the environment, never from a flag.
+            assert_eq!(secret(&s.credentials), "env-secret");
+            assert_eq!(s.sources.credentials, Source::Flag("--client-id"));
+            assert_eq!(
+                s.sources.secret,
+                Source::Environment("GENESYSCLOUD_OAUTHCLIENT_SECRET")
+            );
+            assert_eq!(s.region.unwrap().name(), "eu-west-1");
+            assert_eq!(s.sources.region, Source::Flag("--region"));
+        }
+
+        #[test]
+        fn credentials_are_never_combined_across_sources() {
+            let p = profile(PROFILE);
+            // An id in the environment and a secret in the profile are not a pair.
+            let err = resolve_all(
+                &ExplicitSettings::default(),
+                &[("GENESYSCLOUD_OAUTHCLIENT_ID", "env-id")],
+                &[],
+                Some(&p),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("set in the environment"), "{err}");
+            assert!(err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"), "{err}");
+            // Nor a secret in the environment and an id in .env.
+            let err = resolve_all(
+                &ExplicitSettings::default(),
+                &[("GENESYSCLOUD_OAUTHCLIENT_SECRET", "env-secret")],
+                &[("GENESYSCLOUD_OAUTHCLIENT_ID", "dotenv-id")],
+                None,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET is set in the environment"),
+                "{err}"
+            );
+            // A profile with an id and no secret is incomplete too.
+            let half = profile("[prod]\nclient_credentials = \"profile-id\"\n");
+            let err = resolve_all(&ExplicitSettings::default(), &[], &[], Some(&half))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("client_credentials is set in gc profile \"prod\" but client_secret"),
+                "{err}"
+            );
+            // --client-id pairs with a profile's secret only when the profile names that client.
+            let explicit = ExplicitSettings {
+                client_id: Some("other-id".into()),
+                ..Default::default()
+            };
+            let err = resolve_all(&explicit, &[], &[], Some(&p))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--client-id"), "{err}");
+            let explicit = ExplicitSettings {
+                client_id: Some("profile-id".into()),
+                ..Default::default()
+            };
+            let s = resolve_all(&explicit, &[], &[], Some(&p)).unwrap();
+            assert_eq!(secret(&s.credentials), "profile-secret");
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        }
+
+        #[test]
+        fn an_access_token_is_a_unit_of_its_source() {
+            let p = profile(PROFILE);
+            let s = resolve_all(
+                &ExplicitSettings::default(),
+                &[("GENESYSCLOUD_ACCESS_TOKEN", "env-token")],
+                DOTENV,
+                Some(&p),
+            )
+            .unwrap();
+            assert!(s.credentials.is_fixed_token());
+            assert_eq!(secret(&s.credentials), "env-token");
+            assert_eq!(
+                s.sources.credentials,
+                Source::Environment("GENESYSCLOUD_ACCESS_TOKEN")
+            );
+            assert!(!format!("{s:?}").contains("env-token"));
+            // Within one source, a client id with its secret wins (it can be refreshed).
+            let mut both = ENV.to_vec();
+            both.push(("GENESYSCLOUD_ACCESS_TOKEN", "env-token"));
+            let s = resolve_all(&ExplicitSettings::default(), &both, &[], None).unwrap();
+            assert_eq!(s.credentials.client_id(), Some("env-id"));
+            // A token-only profile.
+            let t = profile(
+                "[prod]\naccess_token = \"profile-token\"\nenvironment = \"eu_central_2\"\n",
+            );
+            let s = resolve_all(&ExplicitSettings::default(), &[], &[], Some(&t)).unwrap();
+            assert_eq!(secret(&s.credentials), "profile-token");
+            assert_eq!(s.region.unwrap().name(), "eu-central-2");
+            // A token and half a pair in one source: the token is the unit.
+            let s = resolve_all(
+                &ExplicitSettings::default(),
+                &[
+                    ("GENESYSCLOUD_ACCESS_TOKEN", "t"),
+                    ("GENESYSCLOUD_OAUTHCLIENT_ID", "x"),
+                ],
+                &[],
+                None,
+            )
+            .unwrap();
+            assert!(s.credentials.is_fixed_token());
+        }
+
+        #[test]
+        fn the_region_is_never_a_silent_guess() {
+            let s = resolve_all(&ExplicitSettings::default(), ENV, &[], None).unwrap();
+            assert!(!s.region_assumed());
+            let s = resolve_all(&ExplicitSettings::default(), CREDS, &[], None).unwrap();
+            assert!(s.region_assumed());
+            assert_eq!(s.sources.region, Source::Default);
+            assert_eq!(s.region, Some(Region::DEFAULT));
+            let with_url = with_creds(&[("GENESYSCLOUD_API_URL", "http://127.0.0.1:9")]);
+            let s = resolve_all(&ExplicitSettings::default(), &with_url, &[], None).unwrap();
+            assert!(!s.region_assumed(), "an API URL chooses the hosts");
+        }
+
+        #[test]
+        fn a_region_is_a_name_in_either_spelling_or_a_domain_in_every_source() {
+            for (vars, expected) in [
+                (
+                    with_creds(&[("GENESYSCLOUD_REGION", "me_central_1")]),
+                    "me-central-1",
+                ),
+                (
+                    with_creds(&[("GENESYSCLOUD_REGION", "mypurecloud.ie")]),
+                    "eu-west-1",
+                ),
+                (
+                    with_creds(&[("GENESYS_ENVIRONMENT", "apne3.pure.cloud")]),
+                    "ap-northeast-3",
+                ),
+            ] {
+                let s = resolve_all(&ExplicitSettings::default(), &vars, &[], None).unwrap();
+                assert_eq!(s.region.unwrap().name(), expected, "{vars:?}");
+            }
+            let bad = profile("[prod]\naccess_token = \"t\"\nenvironment = \"localhost\"\n");
+            let err = resolve_all(&ExplicitSettings::default(), &[], &[], Some(&bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("gc profile \"prod\""), "{err}");
+            assert!(err.contains("--api-url"), "{err}");
+        }
+
+        #[test]
+        fn the_profile_proxy_is_exposed_and_urls_come_from_env_then_dotenv() {
+            let p = profile(
+                "[prod]\naccess_token = \"t\"\nproxy_protocol = \"http\"\nproxy_host = \"px\"\nproxy_port = 8080\n",
+            );
+            let s = resolve_all(
+                &ExplicitSettings::default(),
+                &[],
+                &[("GENESYSCLOUD_API_URL", "http://127.0.0.1:7")],
+                Some(&p),
+            )
+            .unwrap();
+            assert_eq!(s.profile_proxy.unwrap().url().as_str(), "http://px:8080/");
+            assert_eq!(s.api_base.as_str(), "http://127.0.0.1:7/");
+            assert_eq!(
+                s.sources.api_url,
+                Some(Source::DotEnv("GENESYSCLOUD_API_URL"))
+            );
+        }
     }
 }

@@ -216,13 +216,12 @@ mod tests {
             "HTTPS_PROXY",
             format!("http://me:pa55-w0rd@127.0.0.1:{port}"),
         )];
-        let settings = ProxySettings::resolve(&|name| {
+        let lookup = |name: &str| {
             vars.iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.clone())
-        })
-        .unwrap()
-        .unwrap();
+        };
+        let settings = ProxySettings::resolve(&[&lookup], None).unwrap().unwrap();
         let url = Url::parse("wss://streaming.example.test/channels/abc").unwrap();
         let tls = client_config(None).unwrap();
         let err = connect_socket(&url, Some(&settings), &tls)

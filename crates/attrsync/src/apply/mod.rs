@@ -211,7 +211,7 @@ pub async fn execute(
     }
     // The exit code follows from what the run recorded (all its processes, for a resume).
     let counts = audit.run_summary(&run).await?.counts;
-    let budget = stop.budget_message();
+    let budget = stop.resumable_message();
     let (status, exit) = match (&budget, interrupted) {
         (Some(_), _) if unfinished > 0 => (RunStatus::Interrupted, Exit::StoppedEarly),
         (_, true) => (RunStatus::Interrupted, Exit::Interrupted),

@@ -23,8 +23,9 @@ impl StopSignal {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// Stops the run because every token must wait longer than `--max-wait`.
-    pub fn stop_for_budget(&self, err: &genesys_core::ApiError) {
+    /// Stops the run, resumable: every token must wait longer than `--max-wait`, or a fixed
+    /// access token was refused (`ApiError::is_resume_later`).
+    pub fn stop_resumable(&self, err: &genesys_core::ApiError) {
         self.budget
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -32,8 +33,8 @@ impl StopSignal {
         self.stop();
     }
 
-    /// The message of the budget error that stopped the run, if one did.
-    pub fn budget_message(&self) -> Option<String> {
+    /// The message of the error that stopped the run resumable, if one did.
+    pub fn resumable_message(&self) -> Option<String> {
         self.budget
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

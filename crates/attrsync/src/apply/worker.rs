@@ -124,9 +124,9 @@ impl Pipeline {
         };
         let live = match read {
             Ok(live) => live,
-            Err(err) if err.is_budget_exhausted() => {
+            Err(err) if err.is_resume_later() => {
                 // Nothing was sent: the rows stay as they are, for `--resume`.
-                self.stop.stop_for_budget(&err);
+                self.stop.stop_resumable(&err);
                 return Ok(Vec::new());
             }
             Err(err) => {
@@ -311,10 +311,10 @@ impl Pipeline {
                 }
                 Err(err) => err,
             };
-            if err.is_budget_exhausted() {
+            if err.is_resume_later() {
                 // Refused before anything reached Genesys (a 429 changes nothing): back to
                 // `planned`, for `--resume`.
-                self.stop.stop_for_budget(&err);
+                self.stop.stop_resumable(&err);
                 self.audit
                     .record_outcome(
                         s.row,
@@ -400,9 +400,9 @@ impl Pipeline {
         loop {
             let live = match self.read(cid).await {
                 Ok(live) => Some(live),
-                Err(err) if err.is_budget_exhausted() => {
+                Err(err) if err.is_resume_later() => {
                     // Accepted, not yet verified: the rows stay `applied`, for `--resume`.
-                    self.stop.stop_for_budget(&err);
+                    self.stop.stop_resumable(&err);
                     return Ok(results);
                 }
                 Err(_) => None,

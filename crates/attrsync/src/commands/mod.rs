@@ -4,6 +4,7 @@ mod apply;
 mod audit;
 mod completions;
 mod demo;
+mod doctor;
 mod get;
 mod guard;
 mod live;
@@ -35,5 +36,10 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Sim(args) => sim::run(args, ui).await,
         CommandSettings::Demo(args) => demo::run(args, ui).await,
         CommandSettings::Audit(args) => audit::run(args, ui).await,
+        CommandSettings::AuditPrune(settings) => audit::prune(settings, ui).await,
+        CommandSettings::Doctor(args, connection) => {
+            let json = args.json;
+            doctor::run(args, *connection, ui.with_json(json)).await
+        }
     }
 }

@@ -31,6 +31,7 @@ pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
             lookback: args.lookback,
             verify_via: args.verify_via,
             backfill_lag: args.backfill_lag,
+            socket_idle_timeout: args.socket_idle_timeout,
             metrics_file: args.metrics_file.clone(),
             json: args.json,
         };

@@ -73,6 +73,7 @@ pub struct FollowSettings {
     pub lookback: Duration,
     pub verify_via: VerifyVia,
     pub backfill_lag: Duration,
+    pub socket_idle_timeout: Duration,
     pub metrics_file: Option<PathBuf>,
     pub json: bool,
 }
@@ -298,7 +299,7 @@ async fn follow(
     audit.flush().await?;
     let unfinished = audit.unfinished_targets(&run).await?.len();
     let counts = audit.run_summary(&run).await?.counts;
-    let budget = stop.budget_message();
+    let budget = stop.resumable_message();
     let (status, exit) = match &budget {
         Some(message) if unfinished > 0 => {
             eprintln!(
@@ -371,7 +372,11 @@ struct Follower<'a> {
 
 impl Follower<'_> {
     async fn follow_until_stopped(&mut self, stop: &StopSignal) -> anyhow::Result<()> {
-        let mut watch = watch_queues(self.client, &self.settings.queues, WatchOptions::default())?;
+        let options = WatchOptions {
+            idle_timeout: self.settings.socket_idle_timeout,
+            ..WatchOptions::default()
+        };
+        let mut watch = watch_queues(self.client, &self.settings.queues, options)?;
         let (listed_tx, mut listed) = mpsc::channel::<anyhow::Result<Vec<String>>>(16);
         let mut metrics_every = tokio::time::interval(METRICS_EVERY);
         let mut stop_polled = tokio::time::interval(Duration::from_millis(100));

@@ -8,8 +8,9 @@
 //!   holding a third value (neither the value before nor the one written: a flow or a person
 //!   overwrote it). Then it is re-applied once; if it is overwritten again, that is recorded as
 //!   drift and the participant is left alone for good, so attrsync never fights a flow.
-//! - An event showing the old value of a verified participant is older than the write (events
-//!   and reads race): it is ignored.
+//! - After a change verified by a read, an event showing the old value may be older than the
+//!   write (events and reads race): it is ignored. After a change verified by an event, every
+//!   later event is newer (one socket delivers in order): any other value is an overwrite.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +38,10 @@ struct Changed {
     target: PlannedTarget,
     /// Its last change was verified (not drift, failed or skipped).
     verified: bool,
+    /// ... by an event: the socket delivers events in order, so any later event that shows
+    /// another value is newer than the write. After a read, an event showing the value from
+    /// before may be older than the write (it was on its way), so only a third value counts.
+    by_event: bool,
     reapplied: bool,
     /// Overwritten after its re-application: recorded as drift and left alone.
     left_alone: bool,
@@ -152,7 +157,18 @@ impl Tracker {
                 .find(|p| p.id.eq_ignore_ascii_case(&pid))
                 .map(|p| p.attributes.clone())
                 .unwrap_or_default();
-            if let Verification::Overwritten(key) = changed.target.verification(&observed) {
+            let overwritten = match changed.target.verification(&observed) {
+                Verification::Done => None,
+                Verification::Overwritten(key) => Some(key),
+                Verification::NotYetVisible if changed.by_event => changed
+                    .target
+                    .desired
+                    .keys()
+                    .find(|k| observed.get(*k) != changed.target.desired.get(*k))
+                    .cloned(),
+                Verification::NotYetVisible => None,
+            };
+            if let Some(key) = overwritten {
                 if changed.reapplied {
                     changed.left_alone = true;
                     assessment.drift.push(Overwritten {
@@ -204,6 +220,10 @@ impl Tracker {
                     row,
                     target: target.clone(),
                     verified,
+                    by_event: matches!(
+                        result.verified_by,
+                        Some(crate::apply::VerifiedBy::Event(_))
+                    ),
                     reapplied: reapplied || drift,
                     left_alone,
                 },
@@ -233,6 +253,8 @@ pub fn ended(call: &CallConversation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use genesys_core::models::{CallMediaParticipant, ParticipantState};
 
     const CID: &str = "c0000000-0000-4000-8000-000000000001";
@@ -347,6 +369,20 @@ mod tests {
         assert_eq!(again.drift[0].observed["campaign"], "autumn");
         let later = t.assess(&call(Some("winter"), ParticipantState::Connected));
         assert_eq!(later, Assessment::default(), "left alone for good");
+    }
+
+    #[test]
+    fn after_a_change_verified_by_an_event_the_old_value_coming_back_is_an_overwrite() {
+        let mut t = tracker();
+        t.mark_busy(CID);
+        let mut verified = result(TargetStatus::Verified, None);
+        verified.verified_by = Some(crate::apply::VerifiedBy::Event(Duration::from_millis(60)));
+        t.job_done(CID, &[verified]);
+        assert_eq!(
+            t.assess(&call(None, ParticipantState::Connected)).work,
+            [CUSTOMER],
+            "a later event is newer than the write"
+        );
     }
 
     #[test]

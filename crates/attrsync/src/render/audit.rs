@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use audit::{
-    RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus,
+    PrunableRun, RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord,
+    TargetStatus,
 };
 
 use super::{Style, quoted};
@@ -88,6 +89,36 @@ pub fn runs_table(runs: &[RunSummary], style: Style) -> String {
                 run.exit_code
                     .map_or_else(|| "-".to_owned(), |code| code.to_string()),
                 counts_text(&summary.counts),
+            ]
+        })
+        .collect();
+    table(&header, rows, style)
+}
+
+/// `audit prune` (a dry run): one line per run that would be deleted, with its rows.
+pub fn prune_table(runs: &[PrunableRun], style: Style) -> String {
+    let header = [
+        "RUN",
+        "COMMAND",
+        "STATUS",
+        "ENDED",
+        "TARGETS",
+        "INPUT ROWS",
+        "REQUESTS",
+    ];
+    let count =
+        |run: &PrunableRun, table: &str| run.rows.get(table).copied().unwrap_or(0).to_string();
+    let rows = runs
+        .iter()
+        .map(|run| {
+            vec![
+                run.id.to_string(),
+                run.command.clone(),
+                run.status.to_string(),
+                run.ended_at.to_string(),
+                count(run, "targets"),
+                count(run, "input_rows"),
+                count(run, "requests"),
             ]
         })
         .collect();

@@ -1,10 +1,11 @@
 //! `attrsync audit runs|show|list|export|report`: read-only review of the audit store. None of
 //! these commands creates a store or changes one: the file is opened read-only, no migration
 //! runs and no writer starts. `attrsync audit upgrade` is the one that migrates a store written
-//! by an older attrsync.
+//! by an older attrsync, and `attrsync audit prune --yes` the one that deletes (old runs).
 
 mod export;
 mod list;
+mod prune;
 mod report;
 mod runs;
 mod show;
@@ -16,6 +17,7 @@ use std::path::Path;
 use crate::Ui;
 use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, AuditPathArgs};
 use crate::exit::Exit;
+use crate::settings::PruneSettings;
 use audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 
 /// Version of the JSON documents printed by `audit runs|show|list --json`.
@@ -29,16 +31,27 @@ pub async fn run(args: AuditArgs, ui: Ui) -> anyhow::Result<Exit> {
         AuditCommand::Export(args) => export::run(args).await,
         AuditCommand::Report(args) => report::run(args, ui).await,
         AuditCommand::Upgrade(args) => upgrade::run(args, ui).await,
+        // Resolved into its own settings (see `settings::resolve`).
+        AuditCommand::Prune(_) => unreachable!("audit prune is resolved into PruneSettings"),
     }
+}
+
+/// `attrsync audit prune`.
+pub async fn prune(settings: PruneSettings, ui: Ui) -> anyhow::Result<Exit> {
+    prune::run(settings, ui).await
 }
 
 /// Opens the store named by `--audit`/`ATTRSYNC_AUDIT` read-only, refusing to create one: a
 /// typo in the path must be an error, not an empty review. A store written by an older
 /// attrsync is an error that names the command upgrading it.
 async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
-    let path = crate::settings::audit_path(args);
-    check_store_exists(&path).await?;
-    match AuditStore::open_read_only(&path).await {
+    open_read_only_at(&crate::settings::audit_path(args)).await
+}
+
+/// [`open_existing`] for a path already resolved.
+async fn open_read_only_at(path: &Path) -> anyhow::Result<AuditStore> {
+    check_store_exists(path).await?;
+    match AuditStore::open_read_only(path).await {
         Ok(store) => Ok(store),
         Err(error @ AuditError::OutdatedSchema { .. }) => Err(anyhow::anyhow!(
             "{error}\nupgrade it with: attrsync audit upgrade --audit {}",
