@@ -267,7 +267,6 @@ async fn doctor_checks_the_hosts_through_the_proxy_with_the_ca_cert() {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    println!("{stdout}");
     assert!(
         stdout.contains(&format!("{} ", proxy.url())) && stdout.contains("from HTTPS_PROXY"),
         "{stdout}"
