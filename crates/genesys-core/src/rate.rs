@@ -699,12 +699,19 @@ impl RateLimiter {
                 if elapsed < SHORT_RETRY_AFTER || admitted == 0 {
                     return Learned::Nothing;
                 }
-                let cut = scale(from, DECREASE);
-                let to = if elapsed >= per {
-                    admitted.min(from.saturating_sub(1))
+                let measured = if elapsed >= per {
+                    admitted
                 } else {
-                    let measured = scale(admitted, per.as_secs_f64() / elapsed.as_secs_f64());
-                    measured.min(cut)
+                    scale(admitted, per.as_secs_f64() / elapsed.as_secs_f64())
+                };
+                if measured >= from {
+                    // It admitted this token's rate all along: a passing refusal, not a rate.
+                    return Learned::Nothing;
+                }
+                let to = if elapsed >= per {
+                    measured
+                } else {
+                    measured.min(scale(from, DECREASE))
                 };
                 return state.cut(from, to.max(1), now);
             }
