@@ -366,6 +366,10 @@ struct State {
     first_start: Option<Instant>,
     /// The budget the even-pacing GCRA was built for (see `RateLimiter::refresh_gcra`).
     gcra_budget: u32,
+    /// Even pacing's burst: the configured one until a smooth server refuses a burst (then 1).
+    burst: NonZeroU32,
+    /// The burst the even-pacing GCRA was built with.
+    gcra_burst: NonZeroU32,
 }
 
 /// A token's slow start (see [`SLOW_START_INITIAL`]): rounds of requests, each twice the size
@@ -451,6 +455,8 @@ impl RateLimiter {
                 slow_start: (pacing == Pacing::Window).then(|| SlowStart::new(now)),
                 first_start: None,
                 gcra_budget: spec.count(),
+                burst: spec.burst,
+                gcra_burst: spec.burst,
             }),
         }
     }
@@ -474,6 +480,8 @@ impl RateLimiter {
         state.spec = spec;
         state.budget = spec.count();
         state.gcra_budget = spec.count();
+        state.burst = spec.burst;
+        state.gcra_burst = spec.burst;
         state.clean_since = Instant::now();
         *self.gcra.lock().unwrap_or_else(PoisonError::into_inner) =
             Arc::new(Gcra::direct_with_clock(spec.quota(), TokioClock));
@@ -506,10 +514,17 @@ impl RateLimiter {
                 continue;
             }
             if pacing == Pacing::Even {
-                let gcra = Arc::clone(&self.gcra.lock().unwrap_or_else(PoisonError::into_inner));
-                // Not `until_ready`: it sleeps on its own timer, and this clock is tokio's.
-                while let Err(not_until) = gcra.check() {
-                    tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
+                // Not `until_ready`: it sleeps on its own timer, and this clock is tokio's. The
+                // GCRA is fetched again after each wait: a learned rate replaces it.
+                loop {
+                    let gcra =
+                        Arc::clone(&self.gcra.lock().unwrap_or_else(PoisonError::into_inner));
+                    match gcra.check() {
+                        Ok(()) => break,
+                        Err(not_until) => {
+                            tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
+                        }
+                    }
                 }
             }
             // Registered before the check: an answer between the check and the wait wakes it.
@@ -533,6 +548,8 @@ impl RateLimiter {
                         || now >= ss.began + spec.per()
                 }) {
                     state.slow_start = None;
+                    // Others may wait for an answer that no longer matters.
+                    self.answered.notify_waiters();
                 }
                 let enforce_window = state.pacing == Pacing::Window || budget < spec.count();
                 match (state.paused_until, state.starts.front(), state.slow_start) {
@@ -627,9 +644,11 @@ impl RateLimiter {
         // that request's part in its round.
         if let Some(ss) = state.slow_start.as_mut().filter(|ss| Some(ss.began) == slow_start) {
             ss.answered(started, Instant::now());
-            drop(state);
-            self.answered.notify_waiters();
         }
+        drop(state);
+        // Whatever changed (a round, slow start begun again or ended, a pause), acquirers waiting
+        // for an answer look again.
+        self.answered.notify_waiters();
         learned
     }
 
@@ -693,6 +712,14 @@ impl RateLimiter {
                 // A smooth server refused an evenly paced token: its rate is lower than this
                 // token's. Measured over what it admitted (over less than a window when the token
                 // is younger: the bucket's burst makes that an overestimate, so ×0.7 bounds it).
+                if state.burst > NonZeroU32::MIN {
+                    // Requests spaced evenly are refused only above the server's rate; bunched
+                    // ones, also above its burst. Drop the burst first: a rate measured while
+                    // bursting into a smaller burst would be this token's own, not the server's.
+                    state.burst = NonZeroU32::MIN;
+                    tracing::info!("a smooth server refused a burst: pacing one at a time");
+                    return Learned::Nothing;
+                }
                 let elapsed = state
                     .first_start
                     .map_or(Duration::ZERO, |first| started.saturating_duration_since(first));
@@ -760,18 +787,21 @@ impl RateLimiter {
     /// Rebuilds the even-pacing GCRA when the budget changed: a token paced evenly sends its
     /// budget spread over the window span (so that the window log rarely has to hold it back).
     fn refresh_gcra(&self, state: &mut State) {
-        if state.pacing != Pacing::Even || state.gcra_budget == state.budget {
+        if state.pacing != Pacing::Even
+            || (state.gcra_budget == state.budget && state.gcra_burst == state.burst)
+        {
             return;
         }
         state.gcra_budget = state.budget;
+        state.gcra_burst = state.burst;
         let spec = state.spec;
         let quota = if state.budget >= spec.count() {
             spec.quota()
         } else {
             Quota::with_period(window_span(spec) / state.budget.max(1))
                 .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-                .allow_burst(spec.burst)
-        };
+        }
+        .allow_burst(state.burst);
         *self.gcra.lock().unwrap_or_else(PoisonError::into_inner) =
             Arc::new(Gcra::direct_with_clock(quota, TokioClock));
     }
@@ -1624,5 +1654,16 @@ mod tests {
                 "bucket {bucket_shape}: {later} refused later"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_larger_than_a_smooth_servers_is_dropped_not_taken_for_a_lower_rate() {
+        // Even pacing at the server's own rate, but a burst of 5 into a bucket of 3.
+        let tokens = limiters("600/min,burst=5", 1);
+        let run = simulate(&tokens, vec![bucket(10, 3)], None, 60, 32).await;
+        let state = tokens[0].state();
+        assert_eq!(state.pacing, Pacing::Even);
+        assert_eq!(state.budget, 600, "the rate was right all along");
+        assert!(run.wall <= Duration::from_secs(12), "{:?}", run.wall);
     }
 }
