@@ -14,11 +14,11 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use governor::Quota;
 use governor::clock::{Clock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
-use governor::Quota;
 use tokio::time::Instant;
 
 /// A request rate with an explicit burst, e.g. `300/min` or `300/min,burst=10`.
@@ -559,9 +559,7 @@ impl RateLimiter {
                     {
                         Wait::Until(*oldest + span)
                     }
-                    (_, _, Some(ss)) if ss.is_full() => {
-                        Wait::Answer(ss.began + spec.per())
-                    }
+                    (_, _, Some(ss)) if ss.is_full() => Wait::Answer(ss.began + spec.per()),
                     _ => {
                         state.starts.push_back(now);
                         state.first_start.get_or_insert(now);
@@ -642,7 +640,11 @@ impl RateLimiter {
         self.refresh_gcra(&mut state);
         // A refusal that taught slow start nothing (it neither began again nor ended) still ends
         // that request's part in its round.
-        if let Some(ss) = state.slow_start.as_mut().filter(|ss| Some(ss.began) == slow_start) {
+        if let Some(ss) = state
+            .slow_start
+            .as_mut()
+            .filter(|ss| Some(ss.began) == slow_start)
+        {
             ss.answered(started, Instant::now());
         }
         drop(state);
@@ -699,8 +701,7 @@ impl RateLimiter {
         let (admitted, oldest) = state.admitted_before(started, per);
         if state.last_evidence.is_some_and(|at| started <= at) {
             // The same episode: each refusal of it tells the server's count more exactly.
-            if state.refining && retry_after > LONG_RETRY_AFTER && admitted.max(1) < state.budget
-            {
+            if state.refining && retry_after > LONG_RETRY_AFTER && admitted.max(1) < state.budget {
                 state.budget = admitted.max(1);
             }
             return Learned::Nothing;
@@ -720,9 +721,9 @@ impl RateLimiter {
                     tracing::info!("a smooth server refused a burst: pacing one at a time");
                     return Learned::Nothing;
                 }
-                let elapsed = state
-                    .first_start
-                    .map_or(Duration::ZERO, |first| started.saturating_duration_since(first));
+                let elapsed = state.first_start.map_or(Duration::ZERO, |first| {
+                    started.saturating_duration_since(first)
+                });
                 if elapsed < SHORT_RETRY_AFTER || admitted == 0 {
                     return Learned::Nothing;
                 }
@@ -765,9 +766,8 @@ impl RateLimiter {
             // The server's window ends `retry_after` from now (rounded up to whole seconds): it
             // began at most that window before, and it is this token's own if that is no
             // earlier than the token's oldest admitted request in it.
-            let own = oldest.is_some_and(|oldest| {
-                oldest + per <= now + retry_after + OWN_WINDOW_TOLERANCE
-            });
+            let own = oldest
+                .is_some_and(|oldest| oldest + per <= now + retry_after + OWN_WINDOW_TOLERANCE);
             let cut = scale(from, DECREASE);
             // A token that sent more than the cut has shown where the server stops too.
             let pushing = sent > cut;
@@ -813,10 +813,12 @@ impl RateLimiter {
         if let Some(index) = state.starts.iter().rposition(|t| *t == admission.instant) {
             state.starts.remove(index);
         }
-        if let Some(ss) = state.slow_start.as_mut() {
-            if admission.instant >= ss.round_began {
-                ss.round_started = ss.round_started.saturating_sub(1);
-            }
+        if let Some(ss) = state
+            .slow_start
+            .as_mut()
+            .filter(|ss| admission.instant >= ss.round_began)
+        {
+            ss.round_started = ss.round_started.saturating_sub(1);
         }
     }
 
@@ -855,7 +857,8 @@ impl RateLimiter {
 
 /// `governor`'s GCRA on tokio's clock, the one the rest of the limiter (pauses, the window log)
 /// reads: one time line for all of it, and a paused runtime in tests pauses it too.
-type Gcra = governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+type Gcra =
+    governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
 
 /// tokio's clock for `governor`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -1099,10 +1102,7 @@ mod tests {
         // The four others of the first window are still in it: the seventh waits no longer
         // (they leave at the same moment), and the budget stays 5 per window.
         for _ in 0..4 {
-            assert_eq!(
-                admit(&limiter).await.instant,
-                start + limiter.window_span()
-            );
+            assert_eq!(admit(&limiter).await.instant, start + limiter.window_span());
         }
         let next = admit(&limiter).await;
         assert_eq!(next.instant, start + limiter.window_span() * 2);
@@ -1353,7 +1353,10 @@ mod tests {
             limiter.on_answered(start);
         }
         tokio::task::yield_now().await;
-        assert!(!next.is_finished(), "the fifth waits for the whole first round");
+        assert!(
+            !next.is_finished(),
+            "the fifth waits for the whole first round"
+        );
         limiter.on_answered(start);
         let round_two = start + Duration::from_millis(50);
         assert_eq!(next.await.unwrap(), round_two);
@@ -1525,8 +1528,11 @@ mod tests {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (server, remaining, next) =
-                    (Arc::clone(&server), Arc::clone(&remaining), Arc::clone(&next));
+                let (server, remaining, next) = (
+                    Arc::clone(&server),
+                    Arc::clone(&remaining),
+                    Arc::clone(&next),
+                );
                 let limiters = limiters.to_vec();
                 tokio::spawn(async move {
                     use std::sync::atomic::Ordering::SeqCst;
