@@ -8,8 +8,8 @@
 //! budget allows for the job's requests (window: W x floor((N-1)/B); bucket: (N-burst)/rate),
 //! plus one call's read, PATCH and read back at the simulated latency.
 //!
-//! Usage: bench_apply [SCENARIO...] with names from the list printed at the start (default:
-//! all of them).
+//! Usage: bench_apply [--no-tutorial] [SCENARIO...] with names from the list printed at the
+//! start (default: all of them).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -332,7 +332,10 @@ async fn main() {
     // reqwest is built without a default TLS provider (the client picks ring); the tutorial's
     // plain client needs one installed even for http.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // `--no-tutorial`: attrsync only (the tutorial's loop does not change with attrsync).
+    let with_tutorial = !args.iter().any(|a| a == "--no-tutorial");
+    args.retain(|a| a != "--no-tutorial");
     let all = scenarios();
     let chosen: Vec<Scenario> = if args.is_empty() {
         all.clone()
@@ -374,7 +377,7 @@ async fn main() {
         let floor = scenario.floor(ours.api_requests - ours.throttled, scenario.tokens);
         println!("{}", ours.row("attrsync", floor));
         sustained.push((scenario.name, ours.api_requests as f64 / ours.span_secs));
-        if scenario.tutorial {
+        if scenario.tutorial && with_tutorial {
             let tutorial = run_tutorial(scenario).await;
             println!(
                 "{}",

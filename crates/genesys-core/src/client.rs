@@ -824,6 +824,10 @@ impl GenesysClient {
         .instrument(span.clone())
         .await;
 
+        // Any answer but a 429 lets the token's slow start go on (see `RateLimiter::acquire`).
+        if !matches!(&exchange, Ok((429, _, _))) {
+            slot.limiter.on_answered(admission.instant);
+        }
         let (status, correlation, outcome) = match exchange {
             Ok((status, headers, bytes)) => {
                 let correlation = correlation_id(&headers);

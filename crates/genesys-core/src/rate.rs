@@ -14,7 +14,11 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Quota};
+use governor::Quota;
+use governor::clock::{Clock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
 use tokio::time::Instant;
 
 /// A request rate with an explicit burst, e.g. `300/min` or `300/min,burst=10`.
@@ -249,11 +253,33 @@ pub const LONG_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// "1" too.
 pub const SMOOTH_EVIDENCE: usize = 3;
 
-/// Multiplicative decrease of a token's budget after a long `Retry-After` (AIMD, as TCP).
+/// Multiplicative decrease of a token's budget after a long `Retry-After` (AIMD, as TCP), when
+/// the refusal does not show what the server admits (see `RateLimiter::on_throttled`).
 const DECREASE: f64 = 0.7;
-/// Additive increase after each clean window: this percentage of the configured budget. Small,
-/// because each step above what the server allows costs that many refused requests.
+/// Additive increase after each clean window past the hold (see [`PROBE_HOLD_WINDOWS`]): this
+/// percentage of the configured budget. Small, because each step above what the server allows
+/// costs that many refused requests.
 const INCREASE_PERCENT: u32 = 1;
+
+/// Clean windows a token waits after a budget cut before it probes above the cut again; doubled
+/// by each later cut (the server said no again), up to [`MAX_PROBE_HOLD_WINDOWS`]. A cut lands
+/// on what the server admitted, so probing right away would only buy the same refusals again.
+pub const PROBE_HOLD_WINDOWS: u32 = 3;
+
+/// The longest hold between probes, in windows.
+pub const MAX_PROBE_HOLD_WINDOWS: u32 = 24;
+
+/// Slow start: a token with window pacing begins with this many requests in flight and allows
+/// one more per answered request (doubling per round trip, as TCP's slow start), until its whole
+/// window budget is reachable or a window has passed. An unknown server may be a bucket of a few
+/// requests: 32 requests at once into a bucket of 10 are 22 refusals; 4 then 8 are at most a
+/// couple.
+pub const SLOW_START_INITIAL: u32 = 4;
+
+/// How far (beyond `Retry-After`'s rounding to whole seconds) the server's window may start
+/// before the token's oldest request in it and still be taken as the token's own: a long
+/// `Retry-After` then shows what the server admits, in the requests it admitted.
+const OWN_WINDOW_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// A token set aside: the server asked it to wait longer than the client's `max_wait`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,8 +330,10 @@ pub struct LimiterState {
 /// small (at most B instants). `governor` still does even pacing and token minting.
 pub struct RateLimiter {
     /// Even pacing; replaced whole by [`RateLimiter::set_configured_rate`].
-    gcra: Mutex<Arc<DefaultDirectRateLimiter>>,
+    gcra: Mutex<Arc<Gcra>>,
     state: Mutex<State>,
+    /// Wakes acquirers held back by slow start when a request is answered.
+    answered: tokio::sync::Notify,
 }
 
 struct State {
@@ -326,8 +354,70 @@ struct State {
     /// Start of the current clean window (no 429 since, and the budget has not grown since).
     clean_since: Instant,
     /// Whether the refusals of the current episode bring the budget down to what the server
-    /// admitted (the token sent more than the cut, see `on_throttled`).
+    /// admitted (see `on_throttled`).
     refining: bool,
+    /// No growth before this (the hold after a cut, see [`PROBE_HOLD_WINDOWS`]).
+    hold_until: Instant,
+    /// The hold after the next cut, in windows.
+    probe_hold: u32,
+    /// While slow start lasts (window pacing only, see [`SLOW_START_INITIAL`]).
+    slow_start: Option<SlowStart>,
+    /// The first request this token started (for a rate measured over less than a window).
+    first_start: Option<Instant>,
+    /// The budget the even-pacing GCRA was built for (see `RateLimiter::refresh_gcra`).
+    gcra_budget: u32,
+    /// Even pacing's burst: the configured one until a smooth server refuses a burst (then 1).
+    burst: NonZeroU32,
+    /// The burst the even-pacing GCRA was built with.
+    gcra_burst: NonZeroU32,
+}
+
+/// A token's slow start (see [`SLOW_START_INITIAL`]): rounds of requests, each twice the size
+/// of the last, a round starting only when every request of the one before was answered without
+/// a 429. Rounds, not "one more per answer": answers that arrive together with a refusal would
+/// otherwise start more requests before the refusal's pause.
+#[derive(Clone, Copy, Debug)]
+struct SlowStart {
+    began: Instant,
+    /// When the current round began: an answer to a request started earlier is a straggler of
+    /// an earlier round and does not count.
+    round_began: Instant,
+    /// Requests the current round may start.
+    round_size: u32,
+    /// Of those, started, and answered.
+    round_started: u32,
+    round_answered: u32,
+}
+
+impl SlowStart {
+    fn new(now: Instant) -> Self {
+        Self {
+            began: now,
+            round_began: now,
+            round_size: SLOW_START_INITIAL,
+            round_started: 0,
+            round_answered: 0,
+        }
+    }
+
+    /// Whether the round is used up and waits for its answers.
+    fn is_full(&self) -> bool {
+        self.round_started >= self.round_size
+    }
+
+    /// Counts an answer to a request started at `started`; on the round's last, the next round.
+    fn answered(&mut self, started: Instant, now: Instant) {
+        if started < self.round_began {
+            return;
+        }
+        self.round_answered += 1;
+        if self.is_full() && self.round_answered >= self.round_started {
+            self.round_began = now;
+            self.round_size = self.round_size.saturating_mul(2);
+            self.round_started = 0;
+            self.round_answered = 0;
+        }
+    }
 }
 
 impl fmt::Debug for RateLimiter {
@@ -345,8 +435,10 @@ impl fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     pub fn new(spec: RateSpec, pacing: Pacing) -> Self {
+        let now = Instant::now();
         Self {
-            gcra: Mutex::new(Arc::new(DefaultDirectRateLimiter::direct(spec.quota()))),
+            gcra: Mutex::new(Arc::new(Gcra::direct_with_clock(spec.quota(), TokioClock))),
+            answered: tokio::sync::Notify::new(),
             state: Mutex::new(State {
                 spec,
                 pacing,
@@ -356,8 +448,15 @@ impl RateLimiter {
                 set_aside: None,
                 last_evidence: None,
                 short_episodes: VecDeque::new(),
-                clean_since: Instant::now(),
+                clean_since: now,
                 refining: false,
+                hold_until: now,
+                probe_hold: PROBE_HOLD_WINDOWS,
+                slow_start: (pacing == Pacing::Window).then(|| SlowStart::new(now)),
+                first_start: None,
+                gcra_budget: spec.count(),
+                burst: spec.burst,
+                gcra_burst: spec.burst,
             }),
         }
     }
@@ -380,25 +479,31 @@ impl RateLimiter {
         let mut state = self.lock();
         state.spec = spec;
         state.budget = spec.count();
+        state.gcra_budget = spec.count();
+        state.burst = spec.burst;
+        state.gcra_burst = spec.burst;
         state.clean_since = Instant::now();
         *self.gcra.lock().unwrap_or_else(PoisonError::into_inner) =
-            Arc::new(DefaultDirectRateLimiter::direct(spec.quota()));
+            Arc::new(Gcra::direct_with_clock(spec.quota(), TokioClock));
     }
 
     /// Waits until a request may be sent and returns when it was admitted, or at once the
     /// token's [`SetAside`] when it is set aside (now, or while waiting).
     ///
-    /// The final checks (pause, window) and the recorded start are taken under the same lock
-    /// that [`RateLimiter::on_throttled`] takes, so a request admitted after a pause was set
-    /// always waited for it.
+    /// The final checks (pause, window, slow start) and the recorded start are taken under the
+    /// same lock that [`RateLimiter::on_throttled`] takes, so a request admitted after a pause
+    /// was set always waited for it.
     pub async fn acquire(&self) -> Result<Admission, SetAside> {
         loop {
             let (pacing, paused) = {
-                let state = self.lock();
+                let mut state = self.lock();
                 let now = Instant::now();
                 if let Some(aside) = state.set_aside.filter(|a| a.until > now) {
                     return Err(aside);
                 }
+                let spec = state.spec;
+                state.grow(now, spec);
+                self.refresh_gcra(&mut state);
                 (
                     state.pacing,
                     state.paused_until.filter(|until| *until > now),
@@ -409,10 +514,22 @@ impl RateLimiter {
                 continue;
             }
             if pacing == Pacing::Even {
-                let gcra = Arc::clone(&self.gcra.lock().unwrap_or_else(PoisonError::into_inner));
-                gcra.until_ready().await;
+                // Not `until_ready`: it sleeps on its own timer, and this clock is tokio's. The
+                // GCRA is fetched again after each wait: a learned rate replaces it.
+                loop {
+                    let gcra =
+                        Arc::clone(&self.gcra.lock().unwrap_or_else(PoisonError::into_inner));
+                    match gcra.check() {
+                        Ok(()) => break,
+                        Err(not_until) => {
+                            tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
+                        }
+                    }
+                }
             }
-            let wait_until = {
+            // Registered before the check: an answer between the check and the wait wakes it.
+            let answered = self.answered.notified();
+            let wait = {
                 let mut state = self.lock();
                 let now = Instant::now();
                 if let Some(aside) = state.set_aside.filter(|a| a.until > now) {
@@ -424,16 +541,31 @@ impl RateLimiter {
                 while state.starts.front().is_some_and(|t| *t + span <= now) {
                     state.starts.pop_front();
                 }
-                let enforce_window = state.pacing == Pacing::Window || state.budget < spec.count();
-                match (state.paused_until, state.starts.front()) {
-                    (Some(until), _) if until > now => until,
-                    (_, Some(oldest))
-                        if enforce_window && state.starts.len() >= state.budget as usize =>
+                let budget = state.budget;
+                if state.slow_start.is_some_and(|ss| {
+                    state.pacing != Pacing::Window
+                        || ss.round_size >= budget
+                        || now >= ss.began + spec.per()
+                }) {
+                    state.slow_start = None;
+                    // Others may wait for an answer that no longer matters.
+                    self.answered.notify_waiters();
+                }
+                let enforce_window = state.pacing == Pacing::Window || budget < spec.count();
+                match (state.paused_until, state.starts.front(), state.slow_start) {
+                    (Some(until), _, _) if until > now => Wait::Until(until),
+                    (_, Some(oldest), _)
+                        if enforce_window && state.starts.len() >= budget as usize =>
                     {
-                        *oldest + span
+                        Wait::Until(*oldest + span)
                     }
+                    (_, _, Some(ss)) if ss.is_full() => Wait::Answer(ss.began + spec.per()),
                     _ => {
                         state.starts.push_back(now);
+                        state.first_start.get_or_insert(now);
+                        if let Some(ss) = state.slow_start.as_mut() {
+                            ss.round_started += 1;
+                        }
                         return Ok(Admission {
                             at: SystemTime::now(),
                             instant: now,
@@ -441,7 +573,28 @@ impl RateLimiter {
                     }
                 }
             };
-            tokio::time::sleep_until(wait_until).await;
+            match wait {
+                Wait::Until(until) => tokio::time::sleep_until(until).await,
+                // Slow start: the next answer, or the end of slow start (a whole window, should
+                // answers never come: requests dropped unanswered must not hold the token).
+                Wait::Answer(until) => {
+                    tokio::select! {
+                        () = answered => {}
+                        () = tokio::time::sleep_until(until) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A request admitted by this limiter at `started` was answered, other than with a 429 (any
+    /// answer, an error or a failed connection included: it is what lets slow start go on).
+    pub fn on_answered(&self, started: Instant) {
+        let mut state = self.lock();
+        if let Some(ss) = state.slow_start.as_mut() {
+            ss.answered(started, Instant::now());
+            drop(state);
+            self.answered.notify_waiters();
         }
     }
 
@@ -465,6 +618,15 @@ impl RateLimiter {
     /// capped `Retry-After` or backoff) or, when `retry_after` exceeds `max_wait`, sets it
     /// aside; and learns from `retry_after` (see [`Learned`]). Every 429 here is one "while
     /// under the client's own budget": the limiter never admits more than its budget.
+    ///
+    /// What a long `Retry-After` teaches depends on whose requests fill the server's window.
+    /// When the window it names (it ends `Retry-After` from now) began about when this token's
+    /// oldest request in it started, the window is the token's own (a per-token limit, or a
+    /// shared one the token opened): the server's count is what it admitted of the token's
+    /// requests, and the budget becomes exactly that, not a guess. Otherwise (others' requests
+    /// fill it) the cut is multiplicative, ×0.7, or what the token got admitted if it sent more
+    /// than that. Either way the token then holds the cut for a few clean windows before it
+    /// probes above it again (see [`PROBE_HOLD_WINDOWS`]).
     pub fn on_throttled(
         &self,
         started: Instant,
@@ -473,6 +635,32 @@ impl RateLimiter {
         max_wait: Duration,
     ) -> Learned {
         let mut state = self.lock();
+        let slow_start = state.slow_start.map(|ss| ss.began);
+        let learned = Self::learn(&mut state, started, retry_after, pause, max_wait);
+        self.refresh_gcra(&mut state);
+        // A refusal that taught slow start nothing (it neither began again nor ended) still ends
+        // that request's part in its round.
+        if let Some(ss) = state
+            .slow_start
+            .as_mut()
+            .filter(|ss| Some(ss.began) == slow_start)
+        {
+            ss.answered(started, Instant::now());
+        }
+        drop(state);
+        // Whatever changed (a round, slow start begun again or ended, a pause), acquirers waiting
+        // for an answer look again.
+        self.answered.notify_waiters();
+        learned
+    }
+
+    fn learn(
+        state: &mut State,
+        started: Instant,
+        retry_after: Option<Duration>,
+        pause: Duration,
+        max_wait: Duration,
+    ) -> Learned {
         let now = Instant::now();
         // This window is not clean.
         state.clean_since = now;
@@ -491,8 +679,9 @@ impl RateLimiter {
                 Learned::SetAside(aside)
             };
         }
-        Self::pause(&mut state, pause);
+        Self::pause(state, pause);
         let span = window_span(state.spec);
+        let per = state.spec.per();
         while state.starts.front().is_some_and(|t| *t + span <= now) {
             state.starts.pop_front();
         }
@@ -507,22 +696,53 @@ impl RateLimiter {
         let Some(retry_after) = retry_after else {
             return Learned::Nothing;
         };
-        // What this token got admitted in the window: at most what the server allows it.
-        #[allow(clippy::cast_possible_truncation)]
-        let admitted = (state.starts.len() as u32).max(1);
+        // What this token got admitted in the server's window as it was when it refused: the
+        // requests started in the window before the refused one.
+        let (admitted, oldest) = state.admitted_before(started, per);
         if state.last_evidence.is_some_and(|at| started <= at) {
             // The same episode: each refusal of it tells the server's count more exactly.
-            if state.refining && retry_after > LONG_RETRY_AFTER && admitted < state.budget {
-                state.budget = admitted;
+            if state.refining && retry_after > LONG_RETRY_AFTER && admitted.max(1) < state.budget {
+                state.budget = admitted.max(1);
             }
             return Learned::Nothing;
         }
         state.last_evidence = Some(now);
+        let from = state.budget;
         if retry_after <= SHORT_RETRY_AFTER {
-            if state.pacing != Pacing::Window {
-                return Learned::Nothing;
+            if state.pacing == Pacing::Even {
+                // A smooth server refused an evenly paced token: its rate is lower than this
+                // token's. Measured over what it admitted (over less than a window when the token
+                // is younger: the bucket's burst makes that an overestimate, so ×0.7 bounds it).
+                if state.burst > NonZeroU32::MIN {
+                    // Requests spaced evenly are refused only above the server's rate; bunched
+                    // ones, also above its burst. Drop the burst first: a rate measured while
+                    // bursting into a smaller burst would be this token's own, not the server's.
+                    state.burst = NonZeroU32::MIN;
+                    tracing::info!("a smooth server refused a burst: pacing one at a time");
+                    return Learned::Nothing;
+                }
+                let elapsed = state.first_start.map_or(Duration::ZERO, |first| {
+                    started.saturating_duration_since(first)
+                });
+                if elapsed < SHORT_RETRY_AFTER || admitted == 0 {
+                    return Learned::Nothing;
+                }
+                let measured = if elapsed >= per {
+                    admitted
+                } else {
+                    scale(admitted, per.as_secs_f64() / elapsed.as_secs_f64())
+                };
+                if measured >= from {
+                    // It admitted this token's rate all along: a passing refusal, not a rate.
+                    return Learned::Nothing;
+                }
+                let to = if elapsed >= per {
+                    measured
+                } else {
+                    measured.min(scale(from, DECREASE))
+                };
+                return state.cut(from, to.max(1), now);
             }
-            let per = state.spec.per();
             while state
                 .short_episodes
                 .front()
@@ -534,30 +754,56 @@ impl RateLimiter {
             if state.short_episodes.len() >= SMOOTH_EVIDENCE {
                 state.short_episodes.clear();
                 state.pacing = Pacing::Even;
+                state.slow_start = None;
                 return Learned::SwitchedToEven;
             }
+            // Perhaps a bucket: start slowly again after the pause, not with a full window.
+            if state.pacing == Pacing::Window {
+                state.slow_start = Some(SlowStart::new(now));
+            }
         } else if retry_after > LONG_RETRY_AFTER {
-            let from = state.budget;
-            // Truncation is the point: 0.7 × B rounded down, never below 1; and never above
-            // what the server admitted in the window (the refusals of the same episode then
-            // refine it, see above), so one episode lands near the server's budget.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let cut = (f64::from(from) * DECREASE) as u32;
-            // Only a token that sent more than the cut in the window has shown where the server
-            // stops; one that sent little (the refusal came from a limit others share) has not.
-            state.refining = sent > cut;
-            let to = if state.refining {
+            state.slow_start = None;
+            // The server's window ends `retry_after` from now (rounded up to whole seconds): it
+            // began at most that window before, and it is this token's own if that is no
+            // earlier than the token's oldest admitted request in it.
+            let own = oldest
+                .is_some_and(|oldest| oldest + per <= now + retry_after + OWN_WINDOW_TOLERANCE);
+            let cut = scale(from, DECREASE);
+            // A token that sent more than the cut has shown where the server stops too.
+            let pushing = sent > cut;
+            state.refining = own || pushing;
+            let to = if own {
+                admitted.min(from.saturating_sub(1))
+            } else if pushing {
                 cut.min(admitted)
             } else {
                 cut
-            }
-            .max(1);
-            if to < from {
-                state.budget = to;
-                return Learned::BudgetCut { from, to };
-            }
+            };
+            return state.cut(from, to.max(1), now);
         }
         Learned::Nothing
+    }
+
+    /// Rebuilds the even-pacing GCRA when the budget changed: a token paced evenly sends its
+    /// budget spread over the window span (so that the window log rarely has to hold it back).
+    fn refresh_gcra(&self, state: &mut State) {
+        if state.pacing != Pacing::Even
+            || (state.gcra_budget == state.budget && state.gcra_burst == state.burst)
+        {
+            return;
+        }
+        state.gcra_budget = state.budget;
+        state.gcra_burst = state.burst;
+        let spec = state.spec;
+        let quota = if state.budget >= spec.count() {
+            spec.quota()
+        } else {
+            Quota::with_period(window_span(spec) / state.budget.max(1))
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+        }
+        .allow_burst(state.burst);
+        *self.gcra.lock().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(Gcra::direct_with_clock(quota, TokioClock));
     }
 
     /// Takes back the admission of a request that was never sent (no token could be had): the
@@ -566,6 +812,13 @@ impl RateLimiter {
         let mut state = self.lock();
         if let Some(index) = state.starts.iter().rposition(|t| *t == admission.instant) {
             state.starts.remove(index);
+        }
+        if let Some(ss) = state
+            .slow_start
+            .as_mut()
+            .filter(|ss| admission.instant >= ss.round_began)
+        {
+            ss.round_started = ss.round_started.saturating_sub(1);
         }
     }
 
@@ -587,6 +840,7 @@ impl RateLimiter {
         let now = Instant::now();
         let spec = state.spec;
         state.grow(now, spec);
+        self.refresh_gcra(&mut state);
         LimiterState {
             pacing: state.pacing,
             budget: state.budget,
@@ -601,14 +855,97 @@ impl RateLimiter {
     }
 }
 
+/// `governor`'s GCRA on tokio's clock, the one the rest of the limiter (pauses, the window log)
+/// reads: one time line for all of it, and a paused runtime in tests pauses it too.
+type Gcra =
+    governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+
+/// tokio's clock for `governor`.
+#[derive(Clone, Copy, Debug, Default)]
+struct TokioClock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TokioInstant(Instant);
+
+impl std::ops::Add<Nanos> for TokioInstant {
+    type Output = Self;
+
+    fn add(self, other: Nanos) -> Self {
+        Self(self.0 + Duration::from(other))
+    }
+}
+
+impl Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        self.0.saturating_duration_since(earlier.0).into()
+    }
+
+    fn saturating_sub(&self, duration: Nanos) -> Self {
+        self.0
+            .checked_sub(duration.into())
+            .map_or(*self, TokioInstant)
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = TokioInstant;
+
+    fn now(&self) -> TokioInstant {
+        TokioInstant(Instant::now())
+    }
+}
+
+/// What an acquirer waits for.
+enum Wait {
+    /// A pause's end, or a start leaving the window.
+    Until(Instant),
+    /// An answer to a request in flight (slow start), at the latest this.
+    Answer(Instant),
+}
+
 /// W plus the margin (see [`WINDOW_MARGIN`]).
 fn window_span(spec: RateSpec) -> Duration {
     spec.per() + (spec.per() / 50).clamp(MIN_WINDOW_MARGIN, WINDOW_MARGIN)
 }
 
+/// `count × factor`, rounded down (truncation is the point), at least 0.
+fn scale(count: u32, factor: f64) -> u32 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let scaled = (f64::from(count) * factor).min(f64::from(u32::MAX)) as u32;
+    scaled
+}
+
 impl State {
+    /// The requests in the log started in the window `per` before `started`, up to it (the
+    /// server's window when it counted that request, give or take the latency both had), and
+    /// the oldest of them.
+    fn admitted_before(&self, started: Instant, per: Duration) -> (u32, Option<Instant>) {
+        let from = started.checked_sub(per);
+        let mut in_window = self
+            .starts
+            .iter()
+            .filter(|t| from.is_none_or(|from| **t > from) && **t <= started)
+            .peekable();
+        let oldest = in_window.peek().copied().copied();
+        #[allow(clippy::cast_possible_truncation)]
+        let count = in_window.count() as u32;
+        (count, oldest)
+    }
+
+    /// Cuts the budget from `from` to `to` (when lower) and holds it there for a few clean
+    /// windows; each cut doubles the next hold.
+    fn cut(&mut self, from: u32, to: u32, now: Instant) -> Learned {
+        if to >= from {
+            return Learned::Nothing;
+        }
+        self.budget = to;
+        self.hold_until = now + self.spec.per() * self.probe_hold;
+        self.probe_hold = (self.probe_hold * 2).min(MAX_PROBE_HOLD_WINDOWS);
+        Learned::BudgetCut { from, to }
+    }
+
     /// Additive increase: the configured count's `INCREASE_PERCENT` (at least 1) per clean
-    /// window, up to the configured count.
+    /// window past the hold, up to the configured count.
     fn grow(&mut self, now: Instant, spec: RateSpec) {
         let configured = spec.count();
         if self.budget >= configured {
@@ -616,8 +953,10 @@ impl State {
         }
         let step = (configured * INCREASE_PERCENT / 100).max(1);
         while self.budget < configured && now >= self.clean_since + spec.per() {
-            self.budget = (self.budget + step).min(configured);
             self.clean_since += spec.per();
+            if self.clean_since >= self.hold_until {
+                self.budget = (self.budget + step).min(configured);
+            }
         }
         if self.budget >= configured {
             tracing::info!(
@@ -742,26 +1081,30 @@ mod tests {
         assert_eq!(span("10/s"), Duration::from_millis(1100));
     }
 
+    /// A request admitted and answered (the answers let slow start go on).
+    async fn admit(limiter: &RateLimiter) -> Admission {
+        let admission = limiter.acquire().await.unwrap();
+        limiter.on_answered(admission.instant);
+        admission
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_window_admits_its_budget_at_once_and_then_waits_for_the_oldest_to_leave() {
         let limiter = RateLimiter::new("5/min".parse().unwrap(), Pacing::Window);
         let start = Instant::now();
         for _ in 0..5 {
-            let admission = limiter.acquire().await.unwrap();
+            let admission = admit(&limiter).await;
             assert_eq!(admission.instant, start, "within the budget nothing waits");
         }
         // The sixth waits until the first start leaves the window (W + margin), not W/B.
-        let sixth = limiter.acquire().await.unwrap();
+        let sixth = admit(&limiter).await;
         assert_eq!(sixth.instant, start + limiter.window_span());
         // The four others of the first window are still in it: the seventh waits no longer
         // (they leave at the same moment), and the budget stays 5 per window.
         for _ in 0..4 {
-            assert_eq!(
-                limiter.acquire().await.unwrap().instant,
-                start + limiter.window_span()
-            );
+            assert_eq!(admit(&limiter).await.instant, start + limiter.window_span());
         }
-        let next = limiter.acquire().await.unwrap();
+        let next = admit(&limiter).await;
         assert_eq!(next.instant, start + limiter.window_span() * 2);
     }
 
@@ -774,10 +1117,10 @@ mod tests {
         assert_eq!(limiter.state().budget, 600);
         let start = Instant::now();
         for _ in 0..600 {
-            assert_eq!(limiter.acquire().await.unwrap().instant, start);
+            assert_eq!(admit(&limiter).await.instant, start);
         }
         // The 601st waits for the first start to leave the window: never 601 in one window.
-        let next = limiter.acquire().await.unwrap();
+        let next = admit(&limiter).await;
         assert_eq!(next.instant, start + limiter.window_span());
         assert_eq!(limiter.window_span(), Duration::from_secs(61));
     }
@@ -795,7 +1138,7 @@ mod tests {
     async fn a_429_pauses_the_window_too() {
         let limiter = RateLimiter::new("5/min".parse().unwrap(), Pacing::Window);
         let start = Instant::now();
-        let first = limiter.acquire().await.unwrap();
+        let first = admit(&limiter).await;
         // Between short and long: nothing learned, but the token waits.
         let learned = limiter.on_throttled(
             first.instant,
@@ -804,7 +1147,7 @@ mod tests {
             MAX_WAIT,
         );
         assert_eq!(learned, Learned::Nothing);
-        let next = limiter.acquire().await.unwrap();
+        let next = admit(&limiter).await;
         assert_eq!(next.instant, start + Duration::from_secs(3));
         assert_eq!(limiter.state().pacing, Pacing::Window);
         assert_eq!(limiter.state().budget, 5);
@@ -825,7 +1168,7 @@ mod tests {
         let in_flight: Vec<_> = {
             let mut admitted = Vec::new();
             for _ in 0..10 {
-                admitted.push(limiter.acquire().await.unwrap());
+                admitted.push(admit(&limiter).await);
             }
             admitted
         };
@@ -870,10 +1213,10 @@ mod tests {
         let limiter = RateLimiter::new("300/min".parse().unwrap(), Pacing::Window);
         // 250 admitted by the server in this window: the cut is the multiplicative one.
         for _ in 0..250 {
-            limiter.acquire().await.unwrap();
+            admit(&limiter).await;
         }
-        let first = limiter.acquire().await.unwrap();
-        let second = limiter.acquire().await.unwrap();
+        let first = admit(&limiter).await;
+        let second = admit(&limiter).await;
         let long = Duration::from_secs(42);
         assert_eq!(
             limiter.on_throttled(first.instant, Some(long), long, MAX_WAIT),
@@ -885,18 +1228,21 @@ mod tests {
             Learned::Nothing
         );
         assert_eq!(limiter.state().budget, 210);
-        // A later episode (the next request waits for the full window to free, a clean window
-        // that grew the budget by 3) cuts again: ×0.7, rounded down.
+        // A later episode (the next request waits for the full window to free; the cut is held,
+        // so that clean window grew nothing) cuts again: ×0.7, rounded down.
         assert_eq!(
             refused(&limiter, 42).await,
-            Learned::BudgetCut { from: 213, to: 149 }
+            Learned::BudgetCut { from: 210, to: 147 }
         );
-        // +1 % of 300 (3) after each window without a 429, never above 300.
-        let mut expected = 149;
-        for _ in 0..60 {
+        // The second cut is held for twice as long as the first (6 windows), then +1 % of 300
+        // (3) after each window without a 429, never above 300.
+        let mut expected = 147;
+        for window in 1..=60 {
             tokio::time::advance(Duration::from_secs(60)).await;
-            expected = (expected + 3).min(300);
-            assert_eq!(limiter.state().budget, expected);
+            if window >= 2 * PROBE_HOLD_WINDOWS {
+                expected = (expected + 3).min(300);
+            }
+            assert_eq!(limiter.state().budget, expected, "window {window}");
         }
         assert_eq!(expected, 300);
         // Never below 1.
@@ -910,7 +1256,7 @@ mod tests {
         let limiter = RateLimiter::new("10/min".parse().unwrap(), Pacing::Window);
         let start = Instant::now();
         for _ in 0..5 {
-            limiter.acquire().await.unwrap();
+            admit(&limiter).await;
         }
         // The sixth is refused: the token sent less than the cut, so the cut is ×0.7.
         assert_eq!(
@@ -919,11 +1265,11 @@ mod tests {
         );
         // After the pause, 2 more fit in the window (the refused one is not in it)...
         for _ in 0..2 {
-            let admission = limiter.acquire().await.unwrap();
+            let admission = admit(&limiter).await;
             assert_eq!(admission.instant, start + Duration::from_secs(42));
         }
         // ...and the next waits until the first ones leave it.
-        let next = limiter.acquire().await.unwrap();
+        let next = admit(&limiter).await;
         assert_eq!(next.instant, start + limiter.window_span());
     }
 
@@ -934,7 +1280,7 @@ mod tests {
         let burst: Vec<_> = {
             let mut all = Vec::new();
             for _ in 0..240 {
-                all.push(limiter.acquire().await.unwrap());
+                all.push(admit(&limiter).await);
             }
             all
         };
@@ -969,7 +1315,7 @@ mod tests {
     async fn a_retry_after_above_max_wait_sets_the_token_aside_without_waiting() {
         let limiter = RateLimiter::new("300/min".parse().unwrap(), Pacing::Window);
         let start = Instant::now();
-        let admission = limiter.acquire().await.unwrap();
+        let admission = admit(&limiter).await;
         let hour = Duration::from_secs(3600);
         let learned = limiter.on_throttled(admission.instant, Some(hour), hour, MAX_WAIT);
         let aside = SetAside {
@@ -989,5 +1335,341 @@ mod tests {
         // It ends when the server said.
         tokio::time::advance(hour).await;
         assert!(limiter.acquire().await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_sends_rounds_twice_as_large_each_when_the_last_was_answered() {
+        let limiter = Arc::new(RateLimiter::new("300/min".parse().unwrap(), Pacing::Window));
+        let start = Instant::now();
+        for _ in 0..SLOW_START_INITIAL {
+            assert_eq!(limiter.acquire().await.unwrap().instant, start);
+        }
+        let next = {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move { limiter.acquire().await.unwrap().instant })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 1..SLOW_START_INITIAL {
+            limiter.on_answered(start);
+        }
+        tokio::task::yield_now().await;
+        assert!(
+            !next.is_finished(),
+            "the fifth waits for the whole first round"
+        );
+        limiter.on_answered(start);
+        let round_two = start + Duration::from_millis(50);
+        assert_eq!(next.await.unwrap(), round_two);
+        // The second round is twice as large: seven more at once, then a wait again.
+        for _ in 1..2 * SLOW_START_INITIAL {
+            assert_eq!(limiter.acquire().await.unwrap().instant, round_two);
+        }
+        // A late answer to the first round does not count for the second; should answers never
+        // come, slow start ends after a window.
+        limiter.on_answered(start);
+        assert_eq!(
+            limiter.acquire().await.unwrap().instant,
+            start + Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn even_pacing_and_a_budget_the_first_round_covers_need_no_slow_start() {
+        let even = RateLimiter::new("10/s,burst=10".parse().unwrap(), Pacing::Even);
+        let start = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(even.acquire().await.unwrap().instant, start);
+        }
+        // The second round (8) covers a budget of 5: slow start ends.
+        let small = RateLimiter::new("5/min".parse().unwrap(), Pacing::Window);
+        for _ in 0..SLOW_START_INITIAL {
+            admit(&small).await;
+        }
+        assert_eq!(small.acquire().await.unwrap().instant, start);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_cut_to_what_the_server_admitted_the_budget_holds_before_it_probes() {
+        // --rate 100/10s against a window that admits 60 of this token's requests.
+        let limiter = RateLimiter::new("100/10s".parse().unwrap(), Pacing::Window);
+        let start = Instant::now();
+        for _ in 0..60 {
+            admit(&limiter).await;
+        }
+        // The window is the token's own (it ends when its first request leaves): the budget is
+        // what the server admitted, not 0.7 x 100.
+        let ten = Duration::from_secs(10);
+        assert_eq!(
+            refused(&limiter, 10).await,
+            Learned::BudgetCut { from: 100, to: 60 }
+        );
+        // Held at 60 for three clean windows, then +1 per window.
+        for (window, budget) in [(1, 60), (2, 60), (3, 61), (4, 62)] {
+            tokio::time::sleep_until(start + ten * window).await;
+            assert_eq!(limiter.state().budget, budget, "window {window}");
+        }
+        // The probe is refused at 62: back to the 60 admitted, held twice as long.
+        let probe_start = Instant::now();
+        for _ in 0..60 {
+            admit(&limiter).await;
+        }
+        assert_eq!(
+            refused(&limiter, 10).await,
+            Learned::BudgetCut { from: 62, to: 60 }
+        );
+        for window in 1..=6 {
+            tokio::time::sleep_until(probe_start + ten * window).await;
+            let expected = if window < 6 { 60 } else { 61 };
+            assert_eq!(limiter.state().budget, expected, "window {window}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_retry_after_from_a_window_that_others_opened_cuts_by_0_7() {
+        let limiter = RateLimiter::new("100/10s".parse().unwrap(), Pacing::Window);
+        for _ in 0..20 {
+            admit(&limiter).await;
+        }
+        // The server's window ends in 3 s, so it began 7 s before this token's first request:
+        // others fill it, and 20 is no measure of what this token may send.
+        assert_eq!(
+            refused(&limiter, 3 + 5).await,
+            Learned::BudgetCut { from: 100, to: 70 }
+        );
+    }
+
+    /// A server's limit in the simulations below: admits a request at `now` or refuses it with
+    /// a `Retry-After` in whole seconds, rounded up, as Genesys and the simulator do.
+    trait ServerLimit: Send {
+        fn check(&mut self, now: Instant) -> Result<(), Duration>;
+    }
+
+    fn whole_seconds(wait: Duration) -> Duration {
+        Duration::from_secs((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+    }
+
+    /// At most `budget` admitted in any trailing `window`.
+    struct ServerWindow {
+        budget: usize,
+        window: Duration,
+        admitted: VecDeque<Instant>,
+    }
+
+    impl ServerLimit for ServerWindow {
+        fn check(&mut self, now: Instant) -> Result<(), Duration> {
+            while self
+                .admitted
+                .front()
+                .is_some_and(|at| *at + self.window <= now)
+            {
+                self.admitted.pop_front();
+            }
+            if self.admitted.len() >= self.budget {
+                return Err(whole_seconds(self.admitted[0] + self.window - now));
+            }
+            self.admitted.push_back(now);
+            Ok(())
+        }
+    }
+
+    /// A smooth bucket: one request per `interval`, `burst` at once.
+    struct ServerBucket {
+        interval: Duration,
+        burst: u32,
+        tat: Option<Instant>,
+    }
+
+    impl ServerLimit for ServerBucket {
+        fn check(&mut self, now: Instant) -> Result<(), Duration> {
+            let tat = self.tat.unwrap_or(now).max(now);
+            let tolerance = self.interval * (self.burst - 1);
+            if tat > now + tolerance {
+                return Err(whole_seconds(tat - tolerance - now));
+            }
+            self.tat = Some(tat + self.interval);
+            Ok(())
+        }
+    }
+
+    /// What a simulated run saw: the arrival time and outcome of every attempt, and its end.
+    struct Run {
+        attempts: Vec<(Duration, bool)>,
+        wall: Duration,
+    }
+
+    impl Run {
+        fn refused(&self) -> usize {
+            self.attempts.iter().filter(|(_, refused)| *refused).count()
+        }
+
+        fn refused_after(&self, first: Duration) -> usize {
+            self.attempts
+                .iter()
+                .filter(|(at, refused)| *refused && *at >= first)
+                .count()
+        }
+    }
+
+    /// `requests` requests, `concurrency` at a time, each through the first token of `limiters`
+    /// not paused (round-robin), to a server 50 ms away that checks each request against its
+    /// token's limit and the shared ones and answers at once. A refused request waits its
+    /// `Retry-After` (the limiter pauses the token) and goes again, as the client does.
+    async fn simulate(
+        limiters: &[Arc<RateLimiter>],
+        per_token: Vec<Box<dyn ServerLimit>>,
+        shared: Option<Box<dyn ServerLimit>>,
+        requests: usize,
+        concurrency: usize,
+    ) -> Run {
+        const LATENCY: Duration = Duration::from_millis(50);
+        let start = Instant::now();
+        let server = Arc::new(Mutex::new((per_token, shared, Vec::new())));
+        let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(requests));
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (server, remaining, next) = (
+                    Arc::clone(&server),
+                    Arc::clone(&remaining),
+                    Arc::clone(&next),
+                );
+                let limiters = limiters.to_vec();
+                tokio::spawn(async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    while remaining
+                        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        loop {
+                            let first = next.fetch_add(1, SeqCst);
+                            let index = (0..limiters.len())
+                                .map(|offset| (first + offset) % limiters.len())
+                                .min_by_key(|index| limiters[*index].paused_until())
+                                .unwrap();
+                            let limiter = &limiters[index];
+                            let admission = limiter.acquire().await.unwrap();
+                            tokio::time::sleep(LATENCY).await;
+                            let now = Instant::now();
+                            let verdict = {
+                                let mut guard = server.lock().unwrap();
+                                let (per_token, shared, log) = &mut *guard;
+                                let own = per_token[index].check(now);
+                                let verdict = match (own, shared.as_mut()) {
+                                    (Err(wait), _) => Err(wait),
+                                    (Ok(()), Some(shared)) => shared.check(now),
+                                    (Ok(()), None) => Ok(()),
+                                };
+                                log.push((now - start, verdict.is_err()));
+                                verdict
+                            };
+                            match verdict {
+                                Ok(()) => {
+                                    limiter.on_answered(admission.instant);
+                                    break;
+                                }
+                                Err(wait) => {
+                                    limiter.on_throttled(
+                                        admission.instant,
+                                        Some(wait),
+                                        wait,
+                                        MAX_WAIT,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let attempts = std::mem::take(&mut server.lock().unwrap().2);
+        Run {
+            attempts,
+            wall: start.elapsed(),
+        }
+    }
+
+    fn window(budget: usize, secs: u64) -> Box<dyn ServerLimit> {
+        Box::new(ServerWindow {
+            budget,
+            window: Duration::from_secs(secs),
+            admitted: VecDeque::new(),
+        })
+    }
+
+    fn bucket(per_second: u32, burst: u32) -> Box<dyn ServerLimit> {
+        Box::new(ServerBucket {
+            interval: Duration::from_secs(1) / per_second,
+            burst,
+            tat: None,
+        })
+    }
+
+    fn limiters(rate: &str, tokens: usize) -> Vec<Arc<RateLimiter>> {
+        (0..tokens)
+            .map(|_| Arc::new(RateLimiter::new(rate.parse().unwrap(), Pacing::Window)))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_is_detected_before_the_first_windows_budget_is_spent() {
+        // 900 requests with --rate 100/10s into a bucket of 10/s, burst 10.
+        let tokens = limiters("100/10s", 1);
+        let run = simulate(&tokens, vec![bucket(10, 10)], None, 900, 64).await;
+        assert_eq!(tokens[0].state().pacing, Pacing::Even);
+        assert!(run.refused() <= 18, "{} refused", run.refused());
+        assert_eq!(run.refused_after(Duration::from_secs(10)), 0);
+        let floor = Duration::from_secs_f64(890.0 / 10.0);
+        assert!(run.wall <= floor.mul_f64(1.05), "{:?}", run.wall);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_four_times_smaller_is_learned_in_the_first_window() {
+        let tokens = limiters("240/10s", 1);
+        let run = simulate(&tokens, vec![window(60, 10)], None, 600, 64).await;
+        let later = run.refused_after(Duration::from_secs(10));
+        assert!(later * 50 <= run.attempts.len(), "{later} refused later");
+        // Nine windows' wait (599 / 60) plus wire time.
+        assert!(run.wall <= Duration::from_secs(93), "{:?}", run.wall);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_four_times_slower_is_learned_in_the_first_window() {
+        let tokens = limiters("240/10s", 1);
+        let run = simulate(&tokens, vec![bucket(6, 10)], None, 600, 64).await;
+        assert_eq!(tokens[0].state().pacing, Pacing::Even);
+        let later = run.refused_after(Duration::from_secs(10));
+        assert!(later * 50 <= run.attempts.len(), "{later} refused later");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_org_limit_below_the_tokens_total_is_shared_out_in_the_first_window() {
+        for bucket_shape in [false, true] {
+            let tokens = limiters("100/10s", 2);
+            let per_token = if bucket_shape {
+                vec![bucket(10, 10), bucket(10, 10)]
+            } else {
+                vec![window(100, 10), window(100, 10)]
+            };
+            let run = simulate(&tokens, per_token, Some(window(100, 10)), 600, 64).await;
+            let later = run.refused_after(Duration::from_secs(10));
+            assert!(
+                later * 50 <= run.attempts.len(),
+                "bucket {bucket_shape}: {later} refused later"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_larger_than_a_smooth_servers_is_dropped_not_taken_for_a_lower_rate() {
+        // Even pacing at the server's own rate, but a burst of 5 into a bucket of 3.
+        let tokens = limiters("600/min,burst=5", 1);
+        let run = simulate(&tokens, vec![bucket(10, 3)], None, 60, 32).await;
+        let state = tokens[0].state();
+        assert_eq!(state.pacing, Pacing::Even);
+        assert_eq!(state.budget, 600, "the rate was right all along");
+        assert!(run.wall <= Duration::from_secs(12), "{:?}", run.wall);
     }
 }
