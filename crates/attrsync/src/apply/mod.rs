@@ -274,7 +274,7 @@ pub fn counts(results: &[TargetResult]) -> BTreeMap<&'static str, usize> {
 }
 
 /// Records a run that could not go on as failed, exit 1 (what the process then exits with).
-async fn fail_run(audit: &AuditStore, run: &RunId) -> anyhow::Result<()> {
+pub(crate) async fn fail_run(audit: &AuditStore, run: &RunId) -> anyhow::Result<()> {
     Ok(audit
         .finish_run(
             run,
@@ -284,10 +284,9 @@ async fn fail_run(audit: &AuditStore, run: &RunId) -> anyhow::Result<()> {
         .await?)
 }
 
-/// The exit code of a finished run from its recorded statuses: targets that failed, drifted,
-/// went stale or are unknown are not done; 1 when no target is done, 3 when some are not.
-fn exit_for(counts: &audit::StatusCounts) -> Exit {
-    let bad = [
+/// Targets a run recorded as not done: failed, drifted, gone stale, or unknown.
+pub(crate) fn not_done(counts: &audit::StatusCounts) -> u64 {
+    [
         TargetStatus::Failed,
         TargetStatus::Drift,
         TargetStatus::Stale,
@@ -295,7 +294,13 @@ fn exit_for(counts: &audit::StatusCounts) -> Exit {
     ]
     .into_iter()
     .map(|s| counts.get(s))
-    .sum::<u64>();
+    .sum()
+}
+
+/// The exit code of a finished run from its recorded statuses: 1 when no target is done, 3
+/// when some are not.
+fn exit_for(counts: &audit::StatusCounts) -> Exit {
+    let bad = not_done(counts);
     if bad == 0 {
         Exit::Success
     } else if bad == counts.total() {

@@ -14,7 +14,7 @@ mod reconcile;
 mod set;
 pub mod sim;
 mod source;
-mod tag;
+pub(crate) mod tag;
 
 use crate::Ui;
 use crate::exit::Exit;

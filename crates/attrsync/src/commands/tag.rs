@@ -40,29 +40,7 @@ pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
     let connection = &run_settings.connection;
     let client = connection.connect(ui).await?;
     let queues = args.queues.join(",");
-    let mut conversation_ids: Vec<String> = Vec::new();
-    for queue in &args.queues {
-        let query = LiveCallsQuery {
-            queue_id: Some(queue.clone()),
-            lookback: args.lookback,
-            ..LiveCallsQuery::default()
-        };
-        for call in client.query_live_calls(&query).await? {
-            match uuid::Uuid::parse_str(&call.conversation_id) {
-                Ok(id) => {
-                    let id = id.hyphenated().to_string();
-                    // A call may be listed in two of the queues.
-                    if !conversation_ids.contains(&id) {
-                        conversation_ids.push(id);
-                    }
-                }
-                Err(_) => tracing::warn!(
-                    conversation = call.conversation_id,
-                    "skipping a live call whose id is not a UUID"
-                ),
-            }
-        }
-    }
+    let conversation_ids = live_call_ids(&client, &args.queues, args.lookback).await?;
     if conversation_ids.is_empty() {
         ui.note(format_args!(
             "no live calls in queue {queues}; nothing to do"
@@ -99,6 +77,39 @@ pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
     .await?;
     ui.note(run_summary(&report, audit_path));
     Ok(report.exit)
+}
+
+/// The live calls of every queue, in listing order, each once (a call may have been in two of
+/// the queues); a listed id that is not a UUID is skipped with a warning.
+pub(crate) async fn live_call_ids(
+    client: &genesys_core::GenesysClient,
+    queues: &[String],
+    lookback: std::time::Duration,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for queue in queues {
+        let query = LiveCallsQuery {
+            queue_id: Some(queue.clone()),
+            lookback,
+            ..LiveCallsQuery::default()
+        };
+        for call in client.query_live_calls(&query).await? {
+            match uuid::Uuid::parse_str(&call.conversation_id) {
+                Ok(id) => {
+                    let id = id.hyphenated().to_string();
+                    if seen.insert(id.clone()) {
+                        ids.push(id);
+                    }
+                }
+                Err(_) => tracing::warn!(
+                    conversation = call.conversation_id,
+                    "skipping a live call whose id is not a UUID"
+                ),
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// One target per call: the participants with the purpose get every attribute. The "line" of

@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use genesys_core::GenesysClient;
 use genesys_core::models::{Attributes, CallConversation};
 use genesys_core::notifications::{Notice, WatchOptions, watch_queues};
-use genesys_core::{GenesysClient, LiveCallsQuery};
 use reconcile::{LiveConversation, Selector, SourceFormat, SourceInfo};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -216,7 +216,7 @@ async fn follow(
     {
         Ok(client) => client,
         Err(err) => {
-            fail_run(audit, &run).await?;
+            crate::apply::fail_run(audit, &run).await?;
             return Err(err);
         }
     };
@@ -274,11 +274,11 @@ async fn follow(
     drop(follower);
     audit.flush().await?;
     if let Err(err) = result {
-        fail_run(audit, &run).await?;
+        crate::apply::fail_run(audit, &run).await?;
         return Err(err);
     }
     if let Some(err) = fatal {
-        fail_run(audit, &run).await?;
+        crate::apply::fail_run(audit, &run).await?;
         return Err(err.context(format!("run {run} stopped")));
     }
 
@@ -307,23 +307,9 @@ async fn follow(
             );
             (RunStatus::Interrupted, Exit::StoppedEarly)
         }
-        _ => {
-            let bad = [
-                TargetStatus::Failed,
-                TargetStatus::Drift,
-                TargetStatus::Stale,
-                TargetStatus::Unknown,
-            ]
-            .into_iter()
-            .map(|s| counts.get(s))
-            .sum::<u64>();
-            let exit = if bad == 0 {
-                Exit::Success
-            } else {
-                Exit::Partial
-            };
-            (RunStatus::Completed, exit)
-        }
+        // A follow's end is a stop by definition: some targets not done is a partial result.
+        _ if crate::apply::not_done(&counts) > 0 => (RunStatus::Completed, Exit::Partial),
+        _ => (RunStatus::Completed, Exit::Success),
     };
     audit
         .finish_run(&run, status, Some(i32::from(exit.code())))
@@ -468,7 +454,7 @@ impl Follower<'_> {
         tokio::spawn(async move {
             for delay in [Duration::ZERO, lag] {
                 tokio::time::sleep(delay).await;
-                let listed = list_live_calls(&client, &queues, lookback).await;
+                let listed = crate::commands::tag::live_call_ids(&client, &queues, lookback).await;
                 if listed_tx.send(listed).await.is_err() {
                     return;
                 }
@@ -616,34 +602,6 @@ impl Follower<'_> {
     }
 }
 
-/// The live calls of every queue, de-duplicated (a call may have been in two of them).
-async fn list_live_calls(
-    client: &GenesysClient,
-    queues: &[String],
-    lookback: Duration,
-) -> anyhow::Result<Vec<String>> {
-    let mut ids = BTreeSet::new();
-    for queue in queues {
-        let query = LiveCallsQuery {
-            queue_id: Some(queue.clone()),
-            lookback,
-            ..LiveCallsQuery::default()
-        };
-        for call in client.query_live_calls(&query).await? {
-            match uuid::Uuid::parse_str(&call.conversation_id) {
-                Ok(id) => {
-                    ids.insert(id.hyphenated().to_string());
-                }
-                Err(_) => tracing::warn!(
-                    conversation = call.conversation_id,
-                    "skipping a live call whose id is not a UUID"
-                ),
-            }
-        }
-    }
-    Ok(ids.into_iter().collect())
-}
-
 fn lowercase_id(mut call: CallConversation) -> CallConversation {
     call.id = call.id.to_lowercase();
     call
@@ -655,16 +613,6 @@ fn plural(n: usize, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
-}
-
-async fn fail_run(audit: &AuditStore, run: &RunId) -> anyhow::Result<()> {
-    Ok(audit
-        .finish_run(
-            run,
-            RunStatus::Failed,
-            Some(i32::from(Exit::Failure.code())),
-        )
-        .await?)
 }
 
 fn write_metrics(
