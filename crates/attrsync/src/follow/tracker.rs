@@ -30,6 +30,8 @@ struct Tracked {
     busy: bool,
     /// Participants this follow changed, by lowercase id.
     changed: HashMap<String, Changed>,
+    /// A job or an event showed the call as desired (nothing failed): a backfill need not read it.
+    settled: bool,
 }
 
 #[derive(Debug)]
@@ -94,7 +96,7 @@ impl Tracker {
     pub fn needs_read(&self, conversation_id: &str) -> bool {
         match self.calls.get(conversation_id) {
             None => true,
-            Some(t) => !t.busy && t.changed.is_empty(),
+            Some(t) => !t.busy && !t.settled && t.changed.is_empty(),
         }
     }
 
@@ -138,6 +140,11 @@ impl Tracker {
         let live = HashMap::from([(cid.clone(), LiveConversation::Found(call.clone()))]);
         let plan = reconcile::diff_entries(&entries, &live);
         let tracked = self.calls.entry(cid).or_default();
+        tracked.settled |= !plan.targets.is_empty()
+            && plan
+                .targets
+                .iter()
+                .all(|t| matches!(t.action, Action::Unchanged));
         for target in plan.targets {
             let (Action::Update { .. }, Some(pid)) = (&target.action, &target.participant_id)
             else {
@@ -195,6 +202,13 @@ impl Tracker {
     pub fn job_done(&mut self, conversation_id: &str, results: &[TargetResult]) -> Vec<String> {
         let tracked = self.calls.entry(conversation_id.to_owned()).or_default();
         tracked.busy = false;
+        tracked.settled = !results.is_empty()
+            && results.iter().all(|r| {
+                !matches!(
+                    r.status,
+                    TargetStatus::Failed | TargetStatus::Planned | TargetStatus::Unknown
+                )
+            });
         let mut again = Vec::new();
         let mut seen = HashSet::new();
         for result in results {
@@ -322,6 +336,21 @@ mod tests {
         let mut t = tracker();
         let a = t.assess(&call(Some("spring"), ParticipantState::Connected));
         assert!(a.work.is_empty());
+    }
+
+    #[test]
+    fn a_call_already_as_desired_or_done_is_not_read_by_a_backfill_but_a_failed_one_is() {
+        let mut t = tracker();
+        assert!(t.needs_read(CID), "an unknown call is read");
+        t.assess(&call(Some("spring"), ParticipantState::Connected));
+        assert!(!t.needs_read(CID), "an event showed it as desired");
+
+        let mut t = tracker();
+        t.mark_busy(CID);
+        let mut failed = result(TargetStatus::Failed, None);
+        failed.planned = None;
+        t.job_done(CID, &[failed]);
+        assert!(t.needs_read(CID), "a failure is tried again after a gap");
     }
 
     #[test]
