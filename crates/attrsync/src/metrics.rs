@@ -93,6 +93,8 @@ pub struct FollowMetrics {
     pub failed: u64,
     pub drift: u64,
     pub reconnects: u64,
+    /// Live calls followed now.
+    pub tracked_calls: u64,
     pub requests: u64,
     pub throttled: u64,
     /// Mean time from a change's acceptance to the event that showed it.
@@ -175,6 +177,12 @@ pub fn render_follow(m: &FollowMetrics) -> String {
                 m.verified_by_read.to_string(),
             ),
         ],
+    );
+    gauge(
+        &mut text,
+        "attrsync_follow_tracked_calls",
+        "Live calls the follow keeps state for now (forgotten when they end).",
+        &[(None, m.tracked_calls.to_string())],
     );
     if let Some(lag) = m.event_lag_seconds {
         gauge(

@@ -520,9 +520,22 @@ impl GenesysClient {
         &self,
         query: &LiveCallsQuery,
     ) -> Result<Vec<AnalyticsConversation>, ApiError> {
+        let mut calls = Vec::new();
+        self.visit_live_calls(query, |call| calls.push(call))
+            .await?;
+        Ok(calls)
+    }
+
+    /// [`Self::query_live_calls`], handing each call to `visit` as its page arrives, so that a
+    /// caller that keeps only ids (a follow's backfill of hundreds of live calls) never holds
+    /// every call's whole analytics record at once.
+    pub async fn visit_live_calls(
+        &self,
+        query: &LiveCallsQuery,
+        mut visit: impl FnMut(AnalyticsConversation),
+    ) -> Result<(), ApiError> {
         let now = SystemTime::now();
         let mut seen = HashSet::new();
-        let mut calls = Vec::new();
         for page_number in 1..=MAX_LIVE_CALL_PAGES {
             let request = query.to_conversation_query(now, page_number);
             let page_size = request.paging.map_or(query.page_size, |p| p.page_size);
@@ -532,18 +545,18 @@ impl GenesysClient {
             for conversation in page.conversations {
                 if seen.insert(conversation.conversation_id.clone()) {
                     new_on_page += 1;
-                    calls.push(conversation);
+                    visit(conversation);
                 }
             }
             if received < page_size as usize || new_on_page == 0 {
-                return Ok(calls);
+                return Ok(());
             }
         }
         tracing::warn!(
             pages = MAX_LIVE_CALL_PAGES,
             "live call listing stopped at the page limit"
         );
-        Ok(calls)
+        Ok(())
     }
 
     /// `POST /api/v2/notifications/channels`: a new notification channel. Creating a 21st

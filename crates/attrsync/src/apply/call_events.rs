@@ -49,7 +49,6 @@ impl CallEvents {
         calls.remove(conversation_id);
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.calls
             .lock()

@@ -94,20 +94,22 @@ pub(crate) async fn live_call_ids(
             lookback,
             ..LiveCallsQuery::default()
         };
-        for call in client.query_live_calls(&query).await? {
-            match uuid::Uuid::parse_str(&call.conversation_id) {
-                Ok(id) => {
-                    let id = id.hyphenated().to_string();
-                    if seen.insert(id.clone()) {
-                        ids.push(id);
+        client
+            .visit_live_calls(&query, |call| {
+                match uuid::Uuid::parse_str(&call.conversation_id) {
+                    Ok(id) => {
+                        let id = id.hyphenated().to_string();
+                        if seen.insert(id.clone()) {
+                            ids.push(id);
+                        }
                     }
+                    Err(_) => tracing::warn!(
+                        conversation = call.conversation_id,
+                        "skipping a live call whose id is not a UUID"
+                    ),
                 }
-                Err(_) => tracing::warn!(
-                    conversation = call.conversation_id,
-                    "skipping a live call whose id is not a UUID"
-                ),
-            }
-        }
+            })
+            .await?;
     }
     Ok(ids)
 }

@@ -93,6 +93,8 @@ pub struct FollowCounters {
     /// Sum and count of the time from a change's acceptance to the event that showed it.
     pub event_lag_ms_sum: AtomicU64,
     pub event_lag_count: AtomicU64,
+    /// Live calls followed now (a call is forgotten when it ends): flat in a steady campaign.
+    pub tracked_calls: AtomicU64,
 }
 
 impl FollowCounters {
@@ -384,6 +386,14 @@ impl Follower<'_> {
                     self.on_job_end(end).await?;
                 }
                 _ = metrics_every.tick() => {
+                    self.counters
+                        .tracked_calls
+                        .store(self.tracker.len() as u64, Ordering::Relaxed);
+                    tracing::debug!(
+                        tracked = self.tracker.len(),
+                        with_events = self.call_events.len(),
+                        "calls followed now"
+                    );
                     if let Some(path) = &self.settings.metrics_file {
                         write_metrics(path, &self.counters, self.client, started, None);
                     }
@@ -634,6 +644,7 @@ fn write_metrics(
         failed: counters.failed.load(Ordering::Relaxed),
         drift: counters.drift.load(Ordering::Relaxed),
         reconnects: counters.reconnects.load(Ordering::Relaxed),
+        tracked_calls: counters.tracked_calls.load(Ordering::Relaxed),
         requests: stats.requests,
         throttled: stats.throttled,
         event_lag_seconds: {

@@ -83,7 +83,6 @@ impl Tracker {
     }
 
     /// Calls known now (ended ones are forgotten).
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.calls.len()
     }
