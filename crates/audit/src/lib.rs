@@ -87,8 +87,7 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
 ///
 /// A long-running writer (`tag --follow`, `reconcile --every`) must not grow with its store:
 /// each connection's page cache is capped at 1 MiB (SQLite's default is 2 MiB per connection,
-/// filled as the store grows: +12.5 % resident memory between minutes 4 and 10 of
-/// `cargo xtask bench follow`).
+/// filled as the store grows).
 fn write_options(path: &Path) -> SqliteConnectOptions {
     connect_options(path)
         .journal_mode(SqliteJournalMode::Wal)
