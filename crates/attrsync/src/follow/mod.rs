@@ -305,7 +305,7 @@ async fn follow(
     let (status, exit) = match &budget {
         Some(message) if unfinished > 0 => {
             eprintln!(
-                "attrsync: {message}; {unfinished} targets are left for later: `attrsync apply --resume {run}`, then follow again"
+                "attrsync: {message}; {unfinished} targets were not finished: start the follow again once the API allows it (it lists the queues' live calls first, and settles what run {run} left)"
             );
             (RunStatus::Interrupted, Exit::StoppedEarly)
         }
