@@ -416,29 +416,12 @@ impl Pipeline {
                     still.push(s);
                     continue;
                 };
-                let observed = observed_values(&s.target, &participant.attributes);
-                match s.target.verification(&participant.attributes) {
-                    Verification::Done => results.push(
-                        self.verified(s.row, &s.target, TargetStatus::Verified, observed, None)
-                            .await?
-                            .by(VerifiedBy::Read),
-                    ),
-                    Verification::Overwritten(key) => {
-                        let reason =
-                            format!("`{key}` was overwritten by someone else after the change");
-                        results.push(
-                            self.verified(
-                                s.row,
-                                &s.target,
-                                TargetStatus::Drift,
-                                observed,
-                                Some(reason),
-                            )
-                            .await?
-                            .by(VerifiedBy::Read),
-                        );
-                    }
-                    Verification::NotYetVisible => {
+                match self
+                    .judge(&s, &participant.attributes, VerifiedBy::Read)
+                    .await?
+                {
+                    Ok(result) => results.push(result),
+                    Err(observed) => {
                         last_observed.insert(s.row, observed);
                         still.push(s);
                     }
@@ -473,6 +456,31 @@ impl Pipeline {
         }
     }
 
+    /// What a view of the participant (a read or an event) says of an applied change: verified,
+    /// or drift (recorded), or not visible yet (`Err`, with the values seen).
+    async fn judge(
+        &self,
+        s: &Sending,
+        live: &Attributes,
+        by: VerifiedBy,
+    ) -> anyhow::Result<Result<TargetResult, ObservedValues>> {
+        let observed = observed_values(&s.target, live);
+        let (status, reason) = match s.target.verification(live) {
+            Verification::Done => (TargetStatus::Verified, None),
+            Verification::Overwritten(key) => (
+                TargetStatus::Drift,
+                Some(format!(
+                    "`{key}` was overwritten by someone else after the change"
+                )),
+            ),
+            Verification::NotYetVisible => return Ok(Err(observed)),
+        };
+        let result = self
+            .verified(s.row, &s.target, status, observed, reason)
+            .await?;
+        Ok(Ok(result.by(by)))
+    }
+
     /// Waits up to the verify timeout for notification events that show the applied targets'
     /// values; returns the targets no event showed.
     async fn verify_by_event(
@@ -499,30 +507,10 @@ impl Pipeline {
                         still.push(s);
                         continue;
                     };
-                    let observed = observed_values(&s.target, &participant.attributes);
                     let by = VerifiedBy::Event(accepted.elapsed());
-                    match s.target.verification(&participant.attributes) {
-                        Verification::Done => results.push(
-                            self.verified(s.row, &s.target, TargetStatus::Verified, observed, None)
-                                .await?
-                                .by(by),
-                        ),
-                        Verification::Overwritten(key) => {
-                            let reason =
-                                format!("`{key}` was overwritten by someone else after the change");
-                            results.push(
-                                self.verified(
-                                    s.row,
-                                    &s.target,
-                                    TargetStatus::Drift,
-                                    observed,
-                                    Some(reason),
-                                )
-                                .await?
-                                .by(by),
-                            );
-                        }
-                        Verification::NotYetVisible => still.push(s),
+                    match self.judge(&s, &participant.attributes, by).await? {
+                        Ok(result) => results.push(result),
+                        Err(_) => still.push(s),
                     }
                 }
                 waiting = still;
