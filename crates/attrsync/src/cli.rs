@@ -472,7 +472,7 @@ pub struct TagArgs {
         requires = "follow",
         value_name = "HOW"
     )]
-    pub verify_via: crate::follow::VerifyVia,
+    pub verify_via: VerifyVia,
     /// With --follow: after every (re)connection the queues are listed at once and again after
     /// this long, for calls the analytics query had not indexed yet.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
@@ -863,5 +863,24 @@ mod tests {
             Ok(audit::UnixMillis::from_millis(1_000))
         );
         assert!(instant_relative_to("yesterday-ish", now).is_err());
+    }
+}
+
+/// How `tag --follow` verifies a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyVia {
+    /// The queue event that shows the written values; a read when none comes in time.
+    Event,
+    /// A read after every change, as `tag` and `apply` do.
+    Get,
+}
+
+impl From<VerifyVia> for engine::follow::VerifyVia {
+    fn from(via: VerifyVia) -> Self {
+        match via {
+            VerifyVia::Event => engine::follow::VerifyVia::Event,
+            VerifyVia::Get => engine::follow::VerifyVia::Get,
+        }
     }
 }

@@ -42,7 +42,7 @@ pub use records::{
     NewRun, NewTarget, ObservedValues, Outcome, RequestRow, RequestStats, RunProcess, RunRecord,
     RunSummary, TargetFilter, TargetOrder, TargetRecord,
 };
-pub use status::{RunStatus, StatusCounts, TargetStatus};
+pub use status::{RunStatus, StatusClass, StatusCounts, TargetStatus};
 pub use targets::Resolution;
 pub use time::UnixMillis;
 // The rest of the store's vocabulary, which no command names yet (the store resolves `latest`

@@ -20,7 +20,7 @@ pub use desired::{
 pub use options::{Limits, ReadOptions};
 pub use plan::{
     Action, Change, LiveConversation, LiveState, Plan, PlanSummary, PlannedTarget, Recheck,
-    SkipReason, Verification, diff, diff_entries,
+    SkipReason, Verification, diff, diff_entries, has_ended, is_gone, participant,
 };
 pub use problem::{DEFAULT_SHOWN_PROBLEMS, LineUnit, Problem, SourceError, render_problems};
 pub use saved_plan::{PlanMetadata, SavedPlan, SavedPlanError};

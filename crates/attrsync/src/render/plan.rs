@@ -79,7 +79,7 @@ fn heading(target: &PlannedTarget, style: Style) -> String {
     let who = match (&target.participant_id, &target.purpose) {
         (Some(pid), Some(purpose)) => format!("participant {pid} ({purpose})"),
         (Some(pid), None) => format!("participant {pid}"),
-        (None, _) => crate::apply::target_text::selectors_text(&target.selectors),
+        (None, _) => engine::apply::target_text::selectors_text(&target.selectors),
     };
     let lines = target
         .lines
