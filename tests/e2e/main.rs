@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod audit;
+mod engine;
 mod exactness;
 mod follow;
 mod follow_model;

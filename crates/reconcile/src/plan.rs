@@ -342,6 +342,9 @@ pub struct PlanSummary {
     pub keys_cleared: usize,
     pub unchanged: usize,
     pub skipped: usize,
+    /// Targets two input rows give different values for one key: the input's fault, failed by
+    /// `apply`.
+    pub conflicts: usize,
 }
 
 impl Plan {
@@ -355,6 +358,10 @@ impl Plan {
                     summary.keys_set += set.len();
                     summary.keys_cleared += clear.len();
                 }
+                Action::Skip {
+                    reason: SkipReason::ConflictingDesiredValues,
+                    ..
+                } => summary.conflicts += 1,
                 Action::Skip { .. } => summary.skipped += 1,
             }
         }
@@ -702,7 +709,8 @@ mod tests {
                 keys_set: 2,
                 keys_cleared: 1,
                 unchanged: 0,
-                skipped: 0
+                skipped: 0,
+                conflicts: 0,
             }
         );
     }

@@ -52,7 +52,16 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     } else {
         write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;
     }
-    let pending = plan.summary().to_update > 0;
+    let summary = plan.summary();
+    if summary.conflicts > 0 {
+        // `apply` would fail these targets: the plan says so with the same exit code.
+        eprintln!(
+            "error: {} targets are in conflict (two input rows give one key different values); fix the input",
+            summary.conflicts
+        );
+        return Ok(Exit::Failure);
+    }
+    let pending = summary.to_update > 0;
     Ok(if args.detailed_exitcode && pending {
         Exit::ChangesPending
     } else {
