@@ -555,9 +555,18 @@ async fn report_is_one_self_contained_page_with_the_runs_real_numbers() {
     assert!(page.contains(&format!("<span id=\"total-requests\">{total}</span>")));
     assert!(page.contains(&format!("<span id=\"throttled\">{throttled}</span>")));
     assert!(page.contains("<td id=\"count-verified\">6</td>"));
-    // The configured budget (60000/min = 1000/s) is drawn and stated.
-    assert!(page.contains("<span id=\"budget-rps\">1000.0</span>"));
-    assert!(page.contains("budget 1000.0/s"));
+    // The configured window budget (60000/min, window pacing) is drawn and stated; no
+    // per-second line stands for it.
+    assert!(page.contains("<span id=\"window-budget\">60000</span>"));
+    assert!(page.contains("budget 60000 per minute"));
+    assert!(!page.contains("even pacing") && !page.contains("budget 1000.0/s"));
+    let peak = page
+        .split("<span id=\"peak-in-window\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|peak| peak.parse::<i64>().ok())
+        .expect("the peak is stated");
+    assert!(peak > 0 && peak <= total, "peak {peak} of {total} requests");
     assert!(
         page.contains("429 throttled"),
         "429s are marked on the timeline"

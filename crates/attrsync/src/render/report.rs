@@ -9,7 +9,10 @@
 use audit::{RequestRow, RunSummary, StatusCounts, TargetRecord, TargetStatus, UnixMillis};
 
 use super::audit::{changes_text, counts_text, duration_text};
-use super::charts::{latency_bins, latency_chart, outcomes_chart, rate_chart, rate_series};
+use super::charts::{
+    Budget, DEFAULT_WINDOW, count_text, latency_bins, latency_chart, outcomes_chart, rate_chart,
+    window_series, window_text,
+};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 pub const RATE_CHART_ID: &str = "chart-rps";
@@ -80,8 +83,17 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
         .map(|request| request.at)
         .min()
         .map_or(run.started_at, |first| first.min(run.started_at));
-    let series = rate_series(input.requests, start);
-    let budget_per_second = run.rate_per_minute.map(|per_minute| per_minute / 60.0);
+    let end = input
+        .requests
+        .iter()
+        .map(|request| request.at)
+        .chain(run.finished_at)
+        .max()
+        .unwrap_or(start);
+    let budget = Budget::of_run(&run.options, run.rate_per_minute);
+    let window = budget.map_or(DEFAULT_WINDOW, |budget| budget.window);
+    let window_words = window_text(window);
+    let series = window_series(input.requests, start, end, window);
     let mut latencies: Vec<u32> = input
         .requests
         .iter()
@@ -90,9 +102,9 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
     latencies.sort_unstable();
 
     let rate_svg = inline_svg(
-        &rate_chart(&series, budget_per_second)?,
+        &rate_chart(&series, budget.as_ref())?,
         RATE_CHART_ID,
-        "requests per second over time against the budget",
+        "requests in the trailing window over the run against the window's budget",
     );
     let outcomes_svg = inline_svg(
         &outcomes_chart(&summary.counts)?,
@@ -160,20 +172,36 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
                     li { "throttled (429)" span id="throttled" { (requests.throttled) } }
                     li { "retries" span id="retries" { (requests.retries) } }
                     li { "without response" span id="transport-errors" { (requests.transport_errors) } }
-                    li { "peak requests/s" span id="peak-rps" { (format!("{:.1}", series.peak())) } }
                     li {
-                        "budget requests/s"
-                        span id="budget-rps" {
-                            (budget_per_second.map_or_else(|| "-".to_owned(), |b| format!("{b:.1}")))
+                        "peak requests in a " (window_words)
+                        span id="peak-in-window" { (series.peak()) }
+                    }
+                    li {
+                        "budget per " (window_words)
+                        span id="window-budget" {
+                            (budget.map_or_else(|| "-".to_owned(), |b| count_text(b.per_window)))
                         }
                     }
                     li { "targets" span id="total-targets" { (summary.counts.total()) } }
                 }
                 section {
-                    h2 { "Requests per second" }
+                    h2 { "Requests in the trailing " (window_words) }
                     p.legend {
-                        "Blue: requests sent per second. Green: the configured budget \
-                         (rate per minute / 60). Red crosses: 429 responses. Orange triangles: retries."
+                        "Blue: requests sent in the trailing " (window_words)
+                        " at every instant, as the limiter counts them. "
+                        @match budget {
+                            Some(budget) => {
+                                "Green: the budget, " (count_text(budget.per_window)) " per "
+                                (window_words) " over every token. "
+                                @if let Some(even) = budget.even {
+                                    "Purple: the most even pacing lets through, "
+                                    (format!("{:.1}", even.per_second)) "/s after a burst of "
+                                    (count_text(even.burst)) ". "
+                                }
+                            }
+                            None => { "The run recorded no rate: no budget is drawn. " }
+                        }
+                        "Red crosses: 429 responses. Orange triangles: retries."
                     }
                     (rate_svg)
                 }
@@ -237,9 +265,10 @@ fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
             @if present.is_empty() {
                 p { "None: every target ended as planned (verified or unchanged)." }
             } @else {
-                p id="problem-statuses" {
-                    (counts_text(&problem_counts(&summary.counts)))
-                    ": every target that did not end verified or unchanged."
+                p {
+                    "Every target that did not end verified or unchanged: "
+                    span id="problem-statuses" { (counts_text(&problem_counts(&summary.counts))) }
+                    "."
                 }
                 @if count > problems.len() as u64 {
                     p {
@@ -344,7 +373,7 @@ fn percentile(sorted: &[u32], fraction: f64) -> u32 {
 mod tests {
     use super::*;
     use crate::render::audit::tests::target;
-    use audit::{RequestStats, RunId, RunRecord, RunStatus, StatusCounts};
+    use audit::{RequestStats, RunId, RunRecord, RunStatus};
 
     fn summary() -> RunSummary {
         let mut counts = StatusCounts::default();
@@ -502,6 +531,105 @@ mod tests {
         assert!(!page.contains(r#"id="problems""#));
     }
 
+    fn request_at(at_ms: i64) -> RequestRow {
+        RequestRow {
+            run_id: RunId::from_stored("r".into()),
+            at: UnixMillis::from_millis(at_ms),
+            method: "GET".into(),
+            route: "/api/v2/conversations/calls/{conversationId}".into(),
+            conversation_id: None,
+            participant_id: None,
+            status: Some(200),
+            latency_ms: 5,
+            attempt: 1,
+            retry_after_ms: None,
+            error_class: None,
+            correlation_id: None,
+            token_slot: None,
+        }
+    }
+
+    /// The text labels of one chart of a page, in order.
+    fn chart_texts(page: &str, id: &str) -> Vec<String> {
+        let start = page.find(&format!(r#"<svg id="{id}""#)).unwrap();
+        let svg = &page[start..start + page[start..].find("</svg>").unwrap()];
+        svg.split("<text")
+            .skip(1)
+            .map(|text| {
+                let text = &text[text.find('>').unwrap() + 1..text.find("</text>").unwrap()];
+                text.trim().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_window_paced_sub_second_run_is_drawn_over_its_duration_against_the_window_budget() {
+        // 160 requests in 954 ms under `--rate 300/min --pacing window`.
+        let mut summary = summary();
+        summary.run.options =
+            serde_json::json!({"rate": "300/min", "burst": 1, "pacing": "window", "tokens": 1});
+        summary.run.started_at = UnixMillis::from_millis(1_000);
+        summary.run.finished_at = Some(UnixMillis::from_millis(1_960));
+        let requests: Vec<RequestRow> = (0..160).map(|i| request_at(1_000 + i * 6)).collect();
+        let page = html_report(&ReportInput {
+            summary: &summary,
+            requests: &requests,
+            problems: &[],
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap();
+        assert!(
+            page.contains(r#"<span id="peak-in-window">160</span>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<span id="window-budget">300</span>"#),
+            "{page}"
+        );
+        let texts = chart_texts(&page, RATE_CHART_ID);
+        assert!(
+            texts.contains(&"budget 300 per minute".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"requests in the trailing minute".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            !texts.iter().any(|text| text.contains("/s")),
+            "no per-second line: {texts:?}"
+        );
+        // The time axis ends with the run (0.96 s), not at a whole second.
+        assert!(texts.contains(&"0.9".to_owned()), "{texts:?}");
+        assert!(!texts.contains(&"1.0".to_owned()), "{texts:?}");
+    }
+
+    #[test]
+    fn an_even_paced_run_is_drawn_with_its_even_rate() {
+        let mut summary = summary();
+        summary.run.options =
+            serde_json::json!({"rate": "300/min", "burst": 3, "pacing": "even", "tokens": 1});
+        let requests: Vec<RequestRow> = (0..10).map(|i| request_at(1_000 + i * 200)).collect();
+        let page = html_report(&ReportInput {
+            summary: &summary,
+            requests: &requests,
+            problems: &[],
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap();
+        let texts = chart_texts(&page, RATE_CHART_ID);
+        assert!(
+            texts.contains(&"budget 300 per minute".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"even pacing 5.0/s after a burst of 3".to_owned()),
+            "{texts:?}"
+        );
+    }
+
     #[test]
     fn inline_svg_gets_an_id_and_loses_the_namespace_url() {
         let svg = r#"<svg width="1" height="1" viewBox="0 0 1 1" xmlns="http://www.w3.org/2000/svg"></svg>"#;
@@ -541,6 +669,6 @@ mod tests {
         assert!(!page.contains("<img"), "recorded text is escaped");
         assert!(page.contains("&lt;desired&gt;.csv"));
         assert!(page.contains(r#"<td id="count-failed">1</td>"#));
-        assert!(page.contains(r#"<span id="budget-rps">5.0</span>"#));
+        assert!(page.contains(r#"<span id="window-budget">300</span>"#));
     }
 }
