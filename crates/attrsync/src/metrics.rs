@@ -4,7 +4,7 @@
 //!
 //! Each snapshot ([`IterationMetrics`], [`FollowMetrics`]) becomes a `prometheus-client`
 //! [`Registry`] ([`iteration_registry`], [`follow_registry`]), encoded by the library in the
-//! Prometheus text format 0.0.4 ([`encode`]): the format node_exporter's
+//! Prometheus text format 0.0.4 ([`encode`], [`CONTENT_TYPE`]): the format node_exporter's
 //! textfile collector parses, in which a counter's `# TYPE` line names its `_total` series.
 //!
 //! Every value of an iteration describes that iteration only, so every one of its metrics is a
@@ -22,6 +22,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Metric, Registry};
+
+/// The `Content-Type` of [`encode`]'s text: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// What one iteration leaves for monitoring.
 #[derive(Clone, Debug, PartialEq)]
