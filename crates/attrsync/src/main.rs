@@ -13,11 +13,6 @@ mod observer;
 mod output;
 mod progress;
 mod render;
-// `--listen ADDR` of long-running commands: tested on its own until a command serves it.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "no command serves it yet (--listen is to come)")
-)]
 mod serve;
 mod settings;
 mod signals;

@@ -78,6 +78,23 @@ impl CliObserver {
             .clone()
     }
 
+    /// A follow is healthy while its loop reports: before its first report (it reports every
+    /// 10 s), and while the last one is recent.
+    pub fn follow_health(&self) -> Result<(), String> {
+        const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+        match self.follow_metrics() {
+            None => Ok(()),
+            Some(m) if m.exit_code.is_some() => Err("the follow has ended".to_owned()),
+            Some(m) => match m.updated_at.elapsed() {
+                Ok(age) if age > STUCK_AFTER => Err(format!(
+                    "the follow has not reported for {}s",
+                    age.as_secs()
+                )),
+                _ => Ok(()),
+            },
+        }
+    }
+
     fn write_metrics(&self, metrics: &FollowMetrics) {
         if let Some(path) = &self.metrics_file {
             let text = metrics::render_follow(metrics);

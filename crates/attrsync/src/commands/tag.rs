@@ -89,6 +89,10 @@ async fn follow(
     };
     let audit = open_audit(&run_settings.audit_path).await?;
     let observer = CliObserver::for_follow(ui, args.json, args.metrics_file.clone());
+    let _serving = match args.listen {
+        Some(addr) => Some(serve_follow(addr, &observer).await?),
+        None => None,
+    };
     let stop = StopSignal::default();
     let _listening = crate::signals::stop_on_signals(
         &stop,
@@ -131,6 +135,40 @@ async fn follow(
         ));
     }
     Ok(crate::exit::for_run(&outcome))
+}
+
+/// `--listen`: `/metrics` from the follow's last counters, `/healthz` while its loop reports
+/// (it reports every 10 s; three missed reports is a stuck follow). Stops when dropped.
+async fn serve_follow(
+    addr: std::net::SocketAddr,
+    observer: &std::sync::Arc<CliObserver>,
+) -> anyhow::Result<AbortOnDrop> {
+    use std::sync::Arc;
+    let metrics_observer = Arc::clone(observer);
+    let health_observer = Arc::clone(observer);
+    let (bound, task) = crate::serve::serve(
+        addr,
+        Arc::new(move || {
+            metrics_observer
+                .follow_metrics()
+                .map(|m| crate::metrics::render_follow(&m))
+                .unwrap_or_default()
+        }),
+        Arc::new(move || health_observer.follow_health()),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("serving /metrics and /healthz on http://{bound}");
+    Ok(AbortOnDrop(task))
+}
+
+/// Ends a served endpoint with the command.
+struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One target per call: the participants with the purpose get every attribute. The "line" of
