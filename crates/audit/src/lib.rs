@@ -7,6 +7,9 @@
 //! the pool directly. A store opened with [`AuditStore::open_read_only`] has no writer and
 //! opens the file read-only, for review.
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod decode;
 mod error;
 mod ids;

@@ -5,6 +5,9 @@
 //! Reading the source is the only I/O here; live state is fetched by the caller and passed to
 //! [`diff`], and applying the plan happens after, elsewhere.
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod desired;
 pub mod options;
 pub mod plan;
