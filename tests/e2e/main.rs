@@ -17,3 +17,4 @@ mod proxy;
 mod rate;
 mod reconcile;
 mod settings;
+mod store;

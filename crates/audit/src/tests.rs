@@ -935,6 +935,52 @@ fn timestamps_render_and_parse_as_rfc3339_millis() {
     );
 }
 
+#[test]
+fn timestamps_before_the_epoch_and_beyond_year_9999_render_as_instants() {
+    // `audit prune --older-than 57years` makes a cutoff before 1970; humantime's formatter
+    // panics on those ("all times should be after the epoch") and fails after 9999.
+    for (millis, text) in [
+        (-1, "1969-12-31T23:59:59.999Z"),
+        (-86_400_000, "1969-12-31T00:00:00.000Z"),
+        (-126_230_400_000, "1966-01-01T00:00:00.000Z"),
+        (-2_203_891_200_000, "1900-03-01T00:00:00.000Z"),
+        (-62_135_596_800_000, "0001-01-01T00:00:00.000Z"),
+        (-62_167_219_200_001, "-0001-12-31T23:59:59.999Z"),
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        (253_402_300_800_000, "+10000-01-01T00:00:00.000Z"),
+        (i64::MIN, "-292275055-05-16T16:47:04.192Z"),
+        (i64::MAX, "+292278994-08-17T07:12:55.807Z"),
+    ] {
+        let at = UnixMillis::from_millis(millis);
+        assert_eq!(at.to_string(), text, "{millis}");
+        assert_eq!(
+            serde_json::to_string(&at).expect("json"),
+            format!("\"{text}\"")
+        );
+    }
+    // A cutoff any duration before now is an instant that renders.
+    let cutoff = UnixMillis::now().saturating_sub(Duration::from_secs(57 * 365 * 86_400));
+    assert!(cutoff.as_millis() < 0, "{cutoff:?}");
+    assert!(cutoff.to_string().ends_with('Z'));
+    let far = UnixMillis::now().saturating_sub(Duration::MAX).to_string();
+    assert!(far.starts_with("-29227") && far.ends_with('Z'), "{far}");
+}
+
+#[test]
+fn timestamps_after_the_epoch_render_as_humantime_did() {
+    // Every day from 1970 to 2400 (leap years and centuries included), at a time of day that
+    // moves through the hours, minutes and milliseconds.
+    let mut millis = 0_i64;
+    while millis < 13_569_465_600_000 {
+        let at = UnixMillis::from_millis(millis);
+        assert_eq!(
+            at.to_string(),
+            humantime::format_rfc3339_millis(at.to_system_time()).to_string()
+        );
+        millis += 86_400_000 + 3_601_001;
+    }
+}
+
 /// Every file of `dir` (the store, and its `-wal`/`-shm` when present) with its bytes and
 /// modification time.
 fn snapshot_dir(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
