@@ -242,3 +242,40 @@ async fn a_store_written_by_a_newer_attrsync_is_refused_saying_so_by_writers_and
     );
     assert_eq!(org.count_requests("PATCH", ""), 2, "only the first apply's");
 }
+
+/// Fails until `attrsync apply --resume` opens its store with `AuditStore::open_no_create`
+/// (crates/attrsync/src/commands/apply.rs, the resume branch of `run`).
+#[tokio::test]
+async fn a_resume_on_a_store_path_that_does_not_exist_says_so_and_creates_nothing() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    for (missing, created) in [
+        // A missing directory, as in /nonexistent/path.sqlite.
+        (org.path("nonexistent/path.sqlite"), org.path("nonexistent")),
+        // An existing directory, a missing file.
+        (org.path("absent.sqlite"), org.path("absent.sqlite")),
+    ] {
+        let store = missing.to_str().expect("utf-8 path");
+        let resumed = org
+            .run(&with_store(&["apply", "--resume", "latest"], store))
+            .await;
+        resumed.assert_code(1);
+        assert!(
+            resumed
+                .stderr
+                .contains(&format!("no audit store at {store}")),
+            "{}",
+            resumed.stderr
+        );
+        assert!(
+            !resumed.stderr.contains("no runs recorded"),
+            "{}",
+            resumed.stderr
+        );
+        assert!(
+            !created.exists(),
+            "the resume created {}",
+            created.display()
+        );
+        assert_eq!(org.count_requests("PATCH", ""), 0);
+    }
+}
