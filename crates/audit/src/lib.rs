@@ -241,14 +241,30 @@ async fn migrate_exclusively(pool: &SqlitePool, path: &Path) -> Result<Vec<i64>,
 
 /// Connects a pool to the store at `path`. A store that does not exist (`options` not creating
 /// it) is [`AuditError::NotFound`].
+///
+/// Connecting is retried while SQLite answers `SQLITE_BUSY`, for up to `BUSY_TIMEOUT`: the
+/// `journal_mode = WAL` that every writable connection sets converts a new file to WAL, and
+/// that conversion fails at once, without going through SQLite's busy handler, while another
+/// process is converting or creating the same new file ("database is locked" for one of
+/// several openers of a new store). It is transient: the other opener is done in milliseconds.
 async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, AuditError> {
-    match SqlitePoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .connect_with(options)
-        .await
-    {
-        Ok(pool) => Ok(pool),
-        Err(source) => Err(match tokio::fs::metadata(path).await {
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let source = match SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(source) => source,
+        };
+        if is_busy(&source) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+            continue;
+        }
+        return Err(match tokio::fs::metadata(path).await {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => AuditError::NotFound {
                 path: path.to_path_buf(),
             },
@@ -256,8 +272,18 @@ async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePoo
                 path: path.to_path_buf(),
                 source,
             },
-        }),
+        });
     }
+}
+
+/// `SQLITE_BUSY` or one of its extended codes (`SQLITE_BUSY_SNAPSHOT`, ...).
+fn is_busy(error: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
 }
 
 /// Handle to an open audit store. Cheap to clone; all clones share one pool and one writer.
