@@ -18,3 +18,4 @@ mod proxy;
 mod rate;
 mod reconcile;
 mod settings;
+mod store;
