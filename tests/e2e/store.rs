@@ -279,3 +279,24 @@ async fn a_resume_on_a_store_path_that_does_not_exist_says_so_and_creates_nothin
         assert_eq!(org.count_requests("PATCH", ""), 0);
     }
 }
+
+/// A source given with `--resume` must be the run's own: another file is a usage error, never
+/// silently ignored (it was never read).
+#[tokio::test]
+async fn a_resume_given_another_source_is_a_usage_error() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    org.write("desired.csv", &crate::support::campaign_csv(&org));
+    org.write("other.csv", &crate::support::campaign_csv(&org));
+    org.run(&["apply", "desired.csv"]).await.assert_code(0);
+    let other = org.run(&["apply", "other.csv", "--resume", "latest"]).await;
+    other.assert_code(64);
+    assert!(
+        other.stderr.contains("other.csv is not the source of run"),
+        "{}",
+        other.stderr
+    );
+    let own = org
+        .run(&["apply", "desired.csv", "--resume", "latest"])
+        .await;
+    own.assert_code(0);
+}

@@ -685,19 +685,25 @@ impl GenesysClient {
                         .pick()
                         .map_err(|aside| self.budget_exhausted(aside, attempt - 1))?,
                 };
-                let acquired = tokio::select! {
-                    biased;
-                    () = self.stopped() => return Err(ApiError::Stopped { attempts: attempt - 1 }),
-                    acquired = slot.limiter.acquire() => acquired,
+                // Once stopped, a request goes only if its token's budget admits it at once:
+                // one that would wait for budget is never sent (the run is ending).
+                let acquired = if self.is_stopped() {
+                    match futures::FutureExt::now_or_never(slot.limiter.acquire()) {
+                        Some(acquired) => acquired,
+                        None => {
+                            return Err(ApiError::Stopped {
+                                attempts: attempt - 1,
+                            });
+                        }
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        () = self.stopped() => continue,
+                        acquired = slot.limiter.acquire() => acquired,
+                    }
                 };
                 match acquired {
-                    // The last moment before the wire: a stop while it waited wins.
-                    Ok(admission) if self.is_stopped() => {
-                        slot.limiter.forget(admission);
-                        return Err(ApiError::Stopped {
-                            attempts: attempt - 1,
-                        });
-                    }
                     Ok(admission) => break (slot, admission),
                     // Set aside while waiting: another slot, or the error when none is left.
                     Err(_) => continue,

@@ -19,9 +19,27 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
     let ui = ui.with_json(args.json);
     let audit_path = run_settings.audit_path.clone();
     let work = match (&args.resume, &args.source) {
-        (Some(run), _) => {
-            let audit = open_audit(&audit_path).await?;
-            resume_work(&audit, run).await?
+        (Some(run), source) => {
+            // A resume never creates a store: a wrong path is said as such.
+            let audit = AuditStore::open_no_create(&audit_path).await?;
+            let work = resume_work(&audit, run).await?;
+            if let (
+                Some(given),
+                Work::Resume {
+                    run, source: own, ..
+                },
+            ) = (source, &work)
+                && !same_source(given, &own.path)
+            {
+                eprintln!(
+                    "error: {} is not the source of run {run} ({}): give --resume alone, or apply {} without --resume",
+                    given.display(),
+                    own.path,
+                    given.display()
+                );
+                return Ok(Exit::Usage);
+            }
+            work
         }
         (None, Some(source)) if is_saved_plan(source) => {
             saved_plan_work(source, &read_options(&args.source_args).limits)?
@@ -51,6 +69,13 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
     }
     ui.note(run_summary(&outcome, &audit_path));
     Ok(crate::exit::for_run(&outcome))
+}
+
+/// Whether `given` names the file a run recorded as its source.
+fn same_source(given: &Path, recorded: &str) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    given == Path::new(recorded)
+        || canonical(given).is_some_and(|g| Some(g) == canonical(Path::new(recorded)))
 }
 
 /// Opens (or creates) the audit store; its errors name the store, so no context is added.

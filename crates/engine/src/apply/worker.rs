@@ -444,21 +444,28 @@ impl Pipeline {
             if Instant::now() + delay > deadline {
                 for s in waiting {
                     let observed = last_observed.remove(&s.row).unwrap_or_default();
-                    // Accepted (202) and not seen yet is not drift (nobody overwrote it): it
-                    // stays `applied`, unfinished, and `--resume` or a rerun looks again.
+                    // Accepted (202) and not seen yet is not drift in a snapshot (nobody is
+                    // known to have overwritten it): it stays `applied`, unfinished, and
+                    // `--resume` or a rerun looks again. A follow's tracker treats the old value
+                    // still showing after its events as the flow putting it back: drift.
+                    let (status, reason) = if self.call_events.is_some() {
+                        (
+                            TargetStatus::Drift,
+                            "the change was accepted but not visible within --verify-timeout",
+                        )
+                    } else {
+                        (
+                            TargetStatus::Applied,
+                            "accepted, but not visible within --verify-timeout: not verified yet",
+                        )
+                    };
                     let reason = format!(
-                        "accepted, but not visible within --verify-timeout {}: not verified yet",
+                        "{reason} {}",
                         humantime::format_duration(self.verify_timeout)
                     );
                     results.push(
-                        self.verified(
-                            s.row,
-                            &s.target,
-                            TargetStatus::Applied,
-                            observed,
-                            Some(reason),
-                        )
-                        .await?,
+                        self.verified(s.row, &s.target, status, observed, Some(reason))
+                            .await?,
                     );
                 }
                 return Ok(results);
