@@ -192,20 +192,44 @@ fn from_profile(profile: &ProfileProxy) -> Result<ProxyTarget, SettingsError> {
     })
 }
 
-/// Parses a proxy URL. Errors never echo the value: it may hold a password.
+/// The form a proxy variable takes, for messages.
+const PROXY_FORM: &str = "expected http://[user:password@]host:port";
+
+/// What to do about a password that breaks a proxy URL, for messages.
+const PERCENT_ENCODE: &str =
+    "percent-encode / ? # @ in the user or password (%2F %3F %23 %40)";
+
+/// Parses a proxy URL. Errors never echo the value, nor any part of it: it may hold a password,
+/// and a malformed URL (a password holding `/`, `?` or `#` ends the URL's authority early) has
+/// no part known to be free of it. They name the variable and say what is wrong.
 fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, SettingsError> {
     let invalid = |reason: String| SettingsError::InvalidProxy {
         var: source,
         reason,
     };
+    // A `user:password@` in the value: a malformed URL is then most likely a password that
+    // needs percent-encoding.
+    let hint = if value.contains('@') {
+        format!("; {PERCENT_ENCODE}")
+    } else {
+        String::new()
+    };
     // curl takes a bare `host:port` as http://.
-    let text = if value.contains("://") {
+    let text = if has_scheme(value) {
         value.to_owned()
     } else {
         format!("http://{value}")
     };
     let mut url = Url::parse(&text)
-        .map_err(|e| invalid(format!("not a URL ({e}); expected http://host:port")))?;
+        .map_err(|e| invalid(format!("not a URL ({e}); {PROXY_FORM}{hint}")))?;
+    if !url.path().trim_end_matches('/').is_empty()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid(format!(
+            "something follows the host and port (a path, ? or #); {PROXY_FORM}{hint}"
+        )));
+    }
     let username = percent_decode(url.username());
     let password = url
         .password()
@@ -215,23 +239,18 @@ fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, Setting
     match url.scheme() {
         "http" => {}
         "https" => {
-            return Err(invalid(format!(
-                "{url} is an https:// proxy, which attrsync does not speak; give its http:// address (the Genesys traffic inside the tunnel is TLS all the same)"
-            )));
+            return Err(invalid(
+                "an https:// proxy, which attrsync does not speak; give its http:// address (the Genesys traffic inside the tunnel is TLS all the same)".to_owned(),
+            ));
         }
         other => {
             return Err(invalid(format!(
-                "{url}: unsupported proxy scheme {other:?}; only http:// proxies are supported"
+                "unsupported proxy scheme {other:?}; only http:// proxies are supported"
             )));
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(format!("{url} has no host")));
-    }
-    if !url.path().trim_end_matches('/').is_empty() || url.query().is_some() {
-        return Err(invalid(format!(
-            "{url}: a proxy URL takes no path or query; give http://host:port"
-        )));
+        return Err(invalid(format!("no host; {PROXY_FORM}")));
     }
     if url.port().is_none() {
         let _ = url.set_port(Some(DEFAULT_PROXY_PORT));
@@ -241,6 +260,16 @@ fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, Setting
         username,
         password,
         source,
+    })
+}
+
+/// Whether `value` starts with a URL scheme and `://` (else it is a bare `host:port`). Only a
+/// well-formed scheme counts: in `user:pa://ss@host`, `user:pa` is no scheme.
+fn has_scheme(value: &str) -> bool {
+    value.split_once("://").is_some_and(|(scheme, _)| {
+        let mut chars = scheme.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     })
 }
 
@@ -546,5 +575,47 @@ mod tests {
             assert!(text.starts_with("invalid HTTPS_PROXY"), "{text}");
             assert!(!text.contains("hunter2pw"), "{text}");
         }
+    }
+
+    /// A password holding `/`, `?` or `#` ends the URL's authority early: what follows would
+    /// be taken as a path, a query or a fragment (with `#`, the user name as the host). Refused,
+    /// saying what to do, without any part of the value.
+    #[test]
+    fn a_password_that_breaks_the_url_is_refused_without_echoing_any_of_it() {
+        for (var, value) in [
+            ("HTTPS_PROXY", "http://bob:9876/SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "http://bob:98?76SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "http://bob:98#76SECRETPART@127.0.0.1:3128"),
+            ("https_proxy", "bob:98#SECRETPART@127.0.0.1:3128"),
+            ("HTTP_PROXY", "http://bob:ab/SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "bob:pa://SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "https://bob:98#SECRETPART@127.0.0.1:3128"),
+        ] {
+            let err = resolve(&[(var, value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("invalid {var}: ")),
+                "{value}: {text}"
+            );
+            assert!(text.contains("percent-encode / ? # @"), "{value}: {text}");
+            for part in ["SECRETPART", "9876", "bob", "127.0.0.1"] {
+                assert!(!text.contains(part), "{value} shows {part}: {text}");
+            }
+        }
+        // Percent-encoded, the same password is taken whole.
+        let p = resolve(&[(
+            "HTTPS_PROXY",
+            "http://user:98%2F%3F%23%40SECRETPART@127.0.0.1:3128",
+        )])
+        .unwrap()
+        .unwrap();
+        let target = p.https.unwrap();
+        assert_eq!(target.to_string(), "http://127.0.0.1:3128");
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode("user:98/?#@SECRETPART");
+        assert_eq!(
+            target.authorization().unwrap().expose_secret(),
+            format!("Basic {expected}")
+        );
     }
 }
