@@ -478,7 +478,13 @@ environment = "mypurecloud.ie"
             let text = format!("[p]\nproxy_protocol = \"http\"\nproxy_host = \"{host}\"\n");
             let err = parse_named(&text, "p").unwrap_err();
             assert!(
-                matches!(&err, ProfileError::InvalidKey { key: "proxy_host", .. }),
+                matches!(
+                    &err,
+                    ProfileError::InvalidKey {
+                        key: "proxy_host",
+                        ..
+                    }
+                ),
                 "{host}: {err}"
             );
             let message = err.to_string();

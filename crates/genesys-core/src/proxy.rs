@@ -196,8 +196,7 @@ fn from_profile(profile: &ProfileProxy) -> Result<ProxyTarget, SettingsError> {
 const PROXY_FORM: &str = "expected http://[user:password@]host:port";
 
 /// What to do about a password that breaks a proxy URL, for messages.
-const PERCENT_ENCODE: &str =
-    "percent-encode / ? # @ in the user or password (%2F %3F %23 %40)";
+const PERCENT_ENCODE: &str = "percent-encode / ? # @ in the user or password (%2F %3F %23 %40)";
 
 /// Parses a proxy URL. Errors never echo the value, nor any part of it: it may hold a password,
 /// and a malformed URL (a password holding `/`, `?` or `#` ends the URL's authority early) has
@@ -220,8 +219,8 @@ fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, Setting
     } else {
         format!("http://{value}")
     };
-    let mut url = Url::parse(&text)
-        .map_err(|e| invalid(format!("not a URL ({e}); {PROXY_FORM}{hint}")))?;
+    let mut url =
+        Url::parse(&text).map_err(|e| invalid(format!("not a URL ({e}); {PROXY_FORM}{hint}")))?;
     if !url.path().trim_end_matches('/').is_empty()
         || url.query().is_some()
         || url.fragment().is_some()
@@ -611,8 +610,7 @@ mod tests {
         .unwrap();
         let target = p.https.unwrap();
         assert_eq!(target.to_string(), "http://127.0.0.1:3128");
-        let expected =
-            base64::engine::general_purpose::STANDARD.encode("user:98/?#@SECRETPART");
+        let expected = base64::engine::general_purpose::STANDARD.encode("user:98/?#@SECRETPART");
         assert_eq!(
             target.authorization().unwrap().expose_secret(),
             format!("Basic {expected}")

@@ -149,8 +149,16 @@ pub struct Settings {
 /// Why connection settings could not be resolved. Messages name what to set.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("missing Genesys Cloud credentials: set {}", .missing.join(" and "))]
-    MissingCredentials { missing: Vec<String> },
+    /// No source gives credentials; the message lists the three ways to give them.
+    #[error(
+        "missing Genesys Cloud credentials; give them in one of three ways: set {} (or {}) and {} (or {}), set {}, or name a gc profile with --profile",
+        env::CLIENT_ID.name,
+        env::CLIENT_ID_ALIAS.name,
+        env::CLIENT_SECRET.name,
+        env::CLIENT_SECRET_ALIAS.name,
+        env::ACCESS_TOKEN.name
+    )]
+    MissingCredentials,
     #[error(
         "{have} is set in {place} but {missing} is not: set both there (a client id and its secret are always taken from one place, never combined across flags, environment, .env and profile)"
     )]
@@ -373,19 +381,7 @@ fn resolve_credentials(
             }
         }
     }
-    let mut missing = vec![
-        format!("{} (or {})", env::CLIENT_ID.name, env::CLIENT_ID_ALIAS.name),
-        format!(
-            "{} (or {})",
-            env::CLIENT_SECRET.name,
-            env::CLIENT_SECRET_ALIAS.name
-        ),
-    ];
-    missing.push(format!(
-        "(or {}, or name a gc profile with --profile)",
-        env::ACCESS_TOKEN.name
-    ));
-    Err(SettingsError::MissingCredentials { missing })
+    Err(SettingsError::MissingCredentials)
 }
 
 /// The region from the highest source that has one, or the default.
@@ -471,7 +467,6 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let (credentials, credentials_source, secret_source) =
             resolve_credentials(explicit, sources)?;
-        let (region, region_source) = resolve_region(explicit, sources)?;
         let api_url = resolve_url(
             explicit.api_url.as_ref(),
             "--api-url",
@@ -488,6 +483,22 @@ impl Settings {
         )?;
 
         let mut warnings = Vec::new();
+        let (region, region_source, region_unused) = match (
+            resolve_region(explicit, sources),
+            &api_url,
+        ) {
+            (Ok((region, source)), _) => (region, source, false),
+            // The API URL gives the hosts, so the region is not needed: a name that is no
+            // region (gc's `localhost` environment) is said, not refused.
+            (Err(SettingsError::UnknownRegion { source_name, error }), Some((_, api_source))) => {
+                warnings.push(format!(
+                    "{source_name}: {:?} is not a Genesys Cloud region; not needed, the API URL from {api_source} gives the hosts",
+                    error.name.trim()
+                ));
+                (None, Source::Default, true)
+            }
+            (Err(error), _) => return Err(error),
+        };
         if let Some(profile) = sources.profile {
             let from_profile = |source: &Source| matches!(source, Source::Profile { .. });
             let profile_has_credentials = profile.client_id.is_some()
@@ -502,7 +513,7 @@ impl Settings {
                     profile.name, credentials_source
                 ));
             }
-            if profile.environment.is_some() && !from_profile(&region_source) {
+            if profile.environment.is_some() && !from_profile(&region_source) && !region_unused {
                 warnings.push(format!(
                     "the environment of gc profile {:?} is not used: {} overrides it",
                     profile.name, region_source
@@ -797,15 +808,13 @@ mod tests {
     #[test]
     fn missing_credentials_name_the_variables_to_set() {
         let err = resolve(&ExplicitSettings::default(), &[]).unwrap_err();
-        let message = err.to_string();
-        for name in [
-            "GENESYSCLOUD_OAUTHCLIENT_ID",
-            "GENESYS_CLIENT_ID",
-            "GENESYSCLOUD_OAUTHCLIENT_SECRET",
-            "GENESYS_CLIENT_SECRET",
-        ] {
-            assert!(message.contains(name), "{message} lacks {name}");
-        }
+        assert_eq!(
+            err.to_string(),
+            "missing Genesys Cloud credentials; give them in one of three ways: \
+             set GENESYSCLOUD_OAUTHCLIENT_ID (or GENESYS_CLIENT_ID) and \
+             GENESYSCLOUD_OAUTHCLIENT_SECRET (or GENESYS_CLIENT_SECRET), \
+             set GENESYSCLOUD_ACCESS_TOKEN, or name a gc profile with --profile"
+        );
 
         let err = resolve(
             &ExplicitSettings::default(),
@@ -1208,6 +1217,48 @@ mod tests {
                 .to_string();
             assert!(err.starts_with("gc profile \"prod\""), "{err}");
             assert!(err.contains("--api-url"), "{err}");
+        }
+
+        /// With an API URL the hosts are known: a profile's environment that is no region
+        /// (gc's `localhost`) is not needed, so it is said, not refused with advice to give the
+        /// API URL that is given.
+        #[test]
+        fn an_api_url_makes_a_profile_environment_that_is_no_region_unneeded() {
+            let local = profile("[prod]\naccess_token = \"t\"\nenvironment = \"localhost\"\n");
+            let flag = ExplicitSettings {
+                api_url: Some(url("http://127.0.0.1:8642")),
+                ..Default::default()
+            };
+            let from_env = [("GENESYSCLOUD_API_URL", "http://127.0.0.1:8642")];
+            for (explicit, environment, api_source) in [
+                (&flag, &[][..], "flag --api-url"),
+                (
+                    &ExplicitSettings::default(),
+                    &from_env[..],
+                    "environment GENESYSCLOUD_API_URL",
+                ),
+            ] {
+                let s = resolve_all(explicit, environment, &[], Some(&local)).unwrap();
+                assert_eq!(s.api_base.as_str(), "http://127.0.0.1:8642/");
+                assert_eq!(s.token_url().as_str(), "http://127.0.0.1:8642/oauth/token");
+                assert!(!s.region_assumed());
+                assert_eq!(
+                    s.warnings,
+                    vec![format!(
+                        "gc profile \"prod\" (/home/u/.gc/config.toml): \"localhost\" is not a Genesys Cloud region; not needed, the API URL from {api_source} gives the hosts"
+                    )]
+                );
+            }
+            // A region that is one is still taken, with no warning.
+            let s = resolve_all(&flag, &[], &[], Some(&profile(PROFILE))).unwrap();
+            assert_eq!(
+                s.sources.region,
+                Source::Profile {
+                    name: "prod".into(),
+                    path: "/home/u/.gc/config.toml".into(),
+                }
+            );
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         }
 
         #[test]
