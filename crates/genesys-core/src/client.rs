@@ -14,7 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::Authenticator;
-use crate::error::{ApiError, ErrorClass, correlation_id};
+use crate::error::{ApiError, ErrorClass, correlation_id, transport_failure};
 use crate::live_calls::LiveCallsQuery;
 use crate::models::notifications::{Channel, ChannelTopic, ChannelTopicEntityListing};
 use crate::models::{
@@ -337,13 +337,10 @@ impl GenesysClient {
     /// connection settings): the status when the server answered at all, else why not. For
     /// `attrsync doctor`'s reachability checks; not rate-limited, not observed.
     pub async fn probe(&self, url: &Url) -> Result<u16, String> {
-        self.inner
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map(|response| response.status().as_u16())
-            .map_err(|e| crate::error::transport_message(&e))
+        match self.inner.http.get(url.clone()).send().await {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(e) => Err(transport_failure(&e, self.inner.proxy.as_ref()).await),
+        }
     }
 
     /// Sets the rate of every token of the pool, e.g. to the org's own per-token limit read
@@ -822,16 +819,20 @@ impl GenesysClient {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_vec());
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| ApiError::from_transport(route.template, &e))?;
+            let failed = |e: reqwest::Error| async move {
+                let message = transport_failure(&e, inner.proxy.as_ref()).await;
+                ApiError::from_transport(route.template, &e, message)
+            };
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => return Err(failed(e).await),
+            };
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| ApiError::from_transport(route.template, &e))?;
+            let bytes = match response.bytes().await {
+                Ok(bytes) => bytes,
+                Err(e) => return Err(failed(e).await),
+            };
             Ok::<_, ApiError>((status, headers, bytes))
         }
         .instrument(span.clone())

@@ -77,6 +77,104 @@ impl ProxyTarget {
     }
 }
 
+impl ProxyTarget {
+    /// This proxy's refusal of `CONNECT authority`, with the status line it answered (when
+    /// known: reqwest keeps only whether it was a 407).
+    pub fn refused(&self, authority: &str, status_line: Option<&str>) -> TunnelRefused {
+        let mut parts = status_line.unwrap_or_default().split_whitespace();
+        let _version = parts.next();
+        let status = parts.next().and_then(|code| code.parse::<u16>().ok());
+        // The proxy's own words, kept short and printable.
+        let reason: String = parts
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        TunnelRefused {
+            proxy: self.to_string(),
+            source: self.source,
+            credentials: self.has_credentials(),
+            authority: authority.to_owned(),
+            status,
+            reason: Some(reason).filter(|r| status.is_some() && !r.is_empty()),
+        }
+    }
+}
+
+/// A proxy's refusal to open a CONNECT tunnel, worded once for every path that tunnels: the
+/// client's requests (login and API, through reqwest), the notification socket, and
+/// `attrsync doctor`'s host checks. What happened ([`TunnelRefused::what`]) and what to check
+/// ([`TunnelRefused::advice`]); `Display` is both. Never holds the proxy's credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelRefused {
+    /// The proxy, `http://host:port`.
+    pub proxy: String,
+    /// The variable (or profile) that names the proxy.
+    pub source: &'static str,
+    /// Whether credentials were sent with the CONNECT.
+    pub credentials: bool,
+    /// The `host:port` the tunnel was asked for.
+    pub authority: String,
+    /// The proxy's status code, when known.
+    pub status: Option<u16>,
+    /// The proxy's reason phrase (`Forbidden`), when it sent one.
+    pub reason: Option<String>,
+}
+
+impl TunnelRefused {
+    /// `the proxy http://p:3128 (from HTTPS_PROXY) refused CONNECT host:443 with HTTP 403 Forbidden`
+    pub fn what(&self) -> String {
+        let mut text = format!(
+            "the proxy {} (from {}) refused CONNECT {}",
+            self.proxy, self.source, self.authority
+        );
+        if let Some(status) = self.status {
+            text.push_str(&format!(" with HTTP {status}"));
+            let reason = self.reason.clone().or_else(|| {
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .map(str::to_owned)
+            });
+            if let Some(reason) = reason {
+                text.push(' ');
+                text.push_str(&reason);
+            }
+        }
+        text
+    }
+
+    /// What to check, by the proxy's answer.
+    pub fn advice(&self) -> String {
+        let authority = &self.authority;
+        let source = self.source;
+        match self.status {
+            Some(407) if self.credentials => format!(
+                "the proxy refused the credentials given in {source}: check the user name and password (percent-encoded in a URL)"
+            ),
+            Some(407) if source == PROFILE_SOURCE => "the proxy wants credentials: give them in the gc profile's proxy_username and proxy_password".to_owned(),
+            Some(407) => format!(
+                "the proxy wants credentials: give them in {source} as http://user:password@host:port"
+            ),
+            Some(403) => format!(
+                "the proxy does not allow {authority}: ask its administrators to allow it, or list the host in NO_PROXY if it is reachable without the proxy"
+            ),
+            Some(502..=504) => format!(
+                "the proxy could not reach {authority}: check the host (the region or the API URL) and the proxy's own network"
+            ),
+            _ => format!("check that the proxy allows {authority}, and check {source} and NO_PROXY"),
+        }
+    }
+}
+
+impl fmt::Display for TunnelRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.what(), self.advice())
+    }
+}
+
 impl fmt::Debug for ProxyTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProxyTarget")
@@ -574,6 +672,50 @@ mod tests {
             assert!(text.starts_with("invalid HTTPS_PROXY"), "{text}");
             assert!(!text.contains("hunter2pw"), "{text}");
         }
+    }
+
+    /// One wording of a refused tunnel: the status (with the proxy's reason phrase, kept
+    /// printable, else the standard one), then what to check by that status; no status known,
+    /// no status claimed.
+    #[test]
+    fn a_refused_tunnel_says_the_status_and_what_to_check() {
+        let p = resolve(&[("HTTPS_PROXY", "http://px.corp:3128")])
+            .unwrap()
+            .unwrap();
+        let target = p.https.unwrap();
+        let refused = target.refused(
+            "api.example.test:443",
+            Some("HTTP/1.1 403 Blocked\x1b[31m by policy"),
+        );
+        assert_eq!(
+            refused.what(),
+            "the proxy http://px.corp:3128 (from HTTPS_PROXY) refused CONNECT api.example.test:443 with HTTP 403 Blocked[31m by policy"
+        );
+        assert!(
+            refused
+                .advice()
+                .starts_with("the proxy does not allow api.example.test:443")
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!("{}; {}", refused.what(), refused.advice())
+        );
+        let refused = target.refused("api.example.test:443", Some("HTTP/1.0 407"));
+        assert!(
+            refused
+                .what()
+                .ends_with("with HTTP 407 Proxy Authentication Required")
+        );
+        assert_eq!(
+            refused.advice(),
+            "the proxy wants credentials: give them in HTTPS_PROXY as http://user:password@host:port"
+        );
+        let refused = target.refused("api.example.test:443", None);
+        assert_eq!(
+            refused.to_string(),
+            "the proxy http://px.corp:3128 (from HTTPS_PROXY) refused CONNECT api.example.test:443; \
+             check that the proxy allows api.example.test:443, and check HTTPS_PROXY and NO_PROXY"
+        );
     }
 
     /// A password holding `/`, `?` or `#` ends the URL's authority early: what follows would
