@@ -173,10 +173,11 @@ pub enum SettingsError {
         source_name: String,
         error: UnknownRegion,
     },
-    #[error("invalid {which} {value:?}: {reason}")]
+    /// `value` is `None` when it may hold credentials (it has an `@`): never shown then.
+    #[error("invalid {which}{}: {reason}", value.as_ref().map(|v| format!(" {v:?}")).unwrap_or_default())]
     InvalidUrl {
         which: &'static str,
-        value: String,
+        value: Option<String>,
         reason: String,
     },
     #[error(
@@ -607,7 +608,7 @@ pub fn parse_api_url(value: &str) -> Result<Url, SettingsError> {
     } else if !path.is_empty() {
         return Err(SettingsError::InvalidUrl {
             which: "API URL",
-            value: value.trim().to_owned(),
+            value: Some(value.trim().to_owned()),
             reason: format!(
                 "a base URL takes no path (found {path}); give the scheme and host only, e.g. https://api.mypurecloud.com"
             ),
@@ -625,23 +626,23 @@ pub fn parse_login_url(value: &str) -> Result<Url, SettingsError> {
 fn parse_base_url(which: &'static str, value: &str) -> Result<Url, SettingsError> {
     let invalid = |reason: &str| SettingsError::InvalidUrl {
         which,
-        value: value.to_owned(),
+        value: Some(value.to_owned()),
         reason: reason.to_owned(),
     };
-    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
-    if url.host().is_none() {
-        return Err(invalid("no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Echo the URL without its userinfo: it may hold a password.
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+    // An `@` is credentials (a base URL has no path or query to hold one), or a malformed
+    // attempt at them (a password with `/`, `?` or `#` ends the authority early): the value is
+    // then never shown, nor any part of it.
+    if value.contains('@') {
         return Err(SettingsError::InvalidUrl {
             which,
-            value: url.to_string(),
+            value: None,
             reason: "credentials in the URL are not accepted; use the credential variables"
                 .to_owned(),
         });
+    }
+    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if url.host().is_none() {
+        return Err(invalid("no host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("a base URL takes no query or fragment"));
@@ -690,7 +691,7 @@ fn derive_login_base(api_base: &Url) -> Result<Url, SettingsError> {
         .set_host(Some(&format!("login.{rest}")))
         .map_err(|e| SettingsError::InvalidUrl {
             which: "login URL",
-            value: api_base.to_string(),
+            value: Some(api_base.to_string()),
             reason: e.to_string(),
         })?;
     Ok(login)
@@ -933,6 +934,25 @@ mod tests {
         let err = resolve(&explicit, CREDS).unwrap_err().to_string();
         assert!(err.contains("credentials in the URL"), "{err}");
         assert!(!err.contains("pw"), "{err}");
+    }
+
+    /// A password holding `/`, `?` or `#` ends the URL's authority early, leaving it in a
+    /// path, a query or a fragment: such a URL is refused without showing any of it.
+    #[test]
+    fn a_url_with_a_broken_password_is_refused_without_showing_it() {
+        for text in [
+            "https://user:12/SECRETPART@api.example.test",
+            "https://user:12?SECRETPART@api.example.test",
+            "https://user:12#SECRETPART@api.example.test",
+            "https://user:ab/SECRETPART@api.example.test",
+        ] {
+            for err in [parse_api_url(text), parse_login_url(text)] {
+                let err = err.unwrap_err().to_string();
+                assert!(err.contains("credentials in the URL"), "{text}: {err}");
+                assert!(!err.contains("SECRETPART"), "{text}: {err}");
+                assert!(!err.contains("user"), "{text}: {err}");
+            }
+        }
     }
 
     #[test]
