@@ -254,7 +254,7 @@ impl GenesysClient {
         // reqwest is built with `rustls-no-provider`; "already installed" is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = crate::tls::client_config(settings.ca_cert.as_deref())
-            .map_err(|e| ClientBuildError(e.to_string()))?;
+            .map_err(|e| ClientBuildError(crate::error::chain_text(&e)))?;
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .timeout(options.request_timeout)

@@ -24,7 +24,7 @@ use crate::proxy::{ProxySettings, ProxyTarget, TunnelRefused};
 pub enum TlsConfigError {
     #[error("cannot use the CA certificate file {}: {reason}", path.display())]
     CaCert { path: PathBuf, reason: String },
-    #[error("cannot set up TLS: {0}")]
+    #[error("cannot set up TLS")]
     Rustls(#[from] rustls::Error),
 }
 
@@ -217,6 +217,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    /// The binary prints an error once, as its chain: the cause is the source, not repeated in
+    /// the message.
+    #[test]
+    fn a_tls_setup_error_names_its_cause_once_in_its_chain() {
+        let error = TlsConfigError::from(rustls::Error::General("no cipher suites".into()));
+        assert_eq!(error.to_string(), "cannot set up TLS");
+        assert_eq!(
+            crate::error::chain_text(&error),
+            "cannot set up TLS: unexpected error: no cipher suites"
+        );
     }
 
     #[test]
