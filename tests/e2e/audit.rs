@@ -555,12 +555,81 @@ async fn report_is_one_self_contained_page_with_the_runs_real_numbers() {
     assert!(page.contains(&format!("<span id=\"total-requests\">{total}</span>")));
     assert!(page.contains(&format!("<span id=\"throttled\">{throttled}</span>")));
     assert!(page.contains("<td id=\"count-verified\">6</td>"));
-    // The configured budget (60000/min = 1000/s) is drawn and stated.
-    assert!(page.contains("<span id=\"budget-rps\">1000.0</span>"));
-    assert!(page.contains("budget 1000.0/s"));
+    // The configured window budget (60000/min, window pacing) is drawn and stated; no
+    // per-second line stands for it.
+    assert!(page.contains("<span id=\"window-budget\">60000</span>"));
+    assert!(page.contains("budget 60000 per minute"));
+    assert!(!page.contains("even pacing") && !page.contains("budget 1000.0/s"));
+    let peak = page
+        .split("<span id=\"peak-in-window\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|peak| peak.parse::<i64>().ok())
+        .expect("the peak is stated");
+    assert!(peak > 0 && peak <= total, "peak {peak} of {total} requests");
     assert!(
         page.contains("429 throttled"),
         "429s are marked on the timeline"
+    );
+}
+
+#[tokio::test]
+async fn report_of_a_run_with_a_stale_target_lists_it_and_never_says_none() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    let calls = org.live_calls();
+    // A hostile value and file name: the page shows them as text.
+    org.write(
+        "desired.csv",
+        &format!(
+            "conversation_id,campaign\n{},spring\n{},\"<script>alert(\"\"x\"\")</script> & co\"\n",
+            calls[0].id, calls[1].id
+        ),
+    );
+    let plan = r#"plan <&">.json"#;
+    org.run(&["plan", "desired.csv", "--out", plan])
+        .await
+        .assert_code(0);
+    // Someone changes call 1 after the plan was reviewed: its target goes stale.
+    org.run(&["set", &calls[1].id, "campaign=summer"])
+        .await
+        .assert_code(0);
+    org.run(&["apply", plan]).await.assert_code(3);
+    org.run(&["audit", "report", "latest", "--html", "report.html"])
+        .await
+        .assert_code(0);
+    let page = std::fs::read_to_string(org.path("report.html")).unwrap();
+    let stale = store_count(
+        &org.audit_path(),
+        &format!("SELECT count(*) FROM targets WHERE status = 'stale' AND run_id = {LATEST_RUN}"),
+    )
+    .await;
+    assert_eq!(stale, 1);
+    assert!(
+        page.contains(r#"<h2>Stale targets (<span id="problem-count">1</span>)</h2>"#),
+        "{page}"
+    );
+    let table = &page[page
+        .find(r#"<table id="problems">"#)
+        .expect("a problems table")..];
+    assert!(table.contains(r#"<td class="bad">stale</td>"#), "{table}");
+    assert!(table.contains(&calls[1].id), "the stale call is listed");
+    assert!(!table.contains(&calls[0].id), "the verified call is not");
+    assert!(
+        !page.contains("None: every target ended as planned"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<td id="count-verified">1</td>"#));
+    // Recorded text is text.
+    assert!(!page.contains("<script") && !page.contains("<&"), "{page}");
+    assert!(
+        table.contains(
+            r#"→ &quot;&lt;script&gt;alert(\&quot;x\&quot;)&lt;/script&gt; &amp; co&quot;"#
+        ),
+        "{table}"
+    );
+    assert!(
+        page.contains("<dd>plan &lt;&amp;&quot;&gt;.json</dd>"),
+        "{page}"
     );
 }
 

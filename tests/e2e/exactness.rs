@@ -161,6 +161,28 @@ async fn a_conflict_across_selectors_fails_the_participant_and_names_both_lines(
 }
 
 #[tokio::test]
+async fn plan_fails_a_conflict_as_apply_does_and_never_calls_it_skipped() {
+    let org = one_call_org().await;
+    org.write(
+        "conflict.csv",
+        &format!(
+            "conversation_id,purpose,participant_id,tier\n{CALL},customer,,gold\n{CALL},,{CUSTOMER},silver\n"
+        ),
+    );
+    let plan = org
+        .run(&["plan", "conflict.csv", "--detailed-exitcode"])
+        .await;
+    plan.assert_code(1);
+    assert!(
+        plan.stdout.contains(": fails, ") && !plan.stdout.contains(": skipped, "),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("1 in conflict"), "{}", plan.stdout);
+    assert!(plan.stderr.contains("in conflict"), "{}", plan.stderr);
+}
+
+#[tokio::test]
 async fn a_plan_whose_every_target_went_stale_does_not_exit_0() {
     let org = one_call_org().await;
     org.write("kb.csv", &format!("conversation_id,kb\n{CALL},planned\n"));

@@ -353,3 +353,44 @@ async fn sigterm_records_unsent_calls_as_unprocessed_and_no_secret_is_in_any_out
         "the secret leaked"
     );
 }
+
+/// `--listen`: `/metrics` serves the follow's counters in the Prometheus format and `/healthz`
+/// says it is alive, for as long as the follow runs.
+#[tokio::test]
+async fn listen_serves_the_follows_metrics_and_health() {
+    let org = TestOrg::start(config(2)).await;
+    let queue = first_queue(&org);
+    // A free port, released for the follow to bind.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let child = follow(&org, &queue, &["--listen", &addr.to_string()]);
+    until("the socket connects", || connected(&org)).await;
+    until("every live call is tagged", || {
+        all_tagged(&org, &queue, "spring")
+    })
+    .await;
+    // reqwest is built without a default TLS provider (as attrsync is).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        // Served from the first report on (the follow reports at once, then every 10 s).
+        if let Ok(answer) = http.get(format!("{base}/metrics")).send().await
+            && answer.status() == 200
+        {
+            metrics = answer.text().await.unwrap();
+            if metrics.contains("attrsync_follow_") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.contains("attrsync_follow_calls_seen"), "{metrics}");
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+}

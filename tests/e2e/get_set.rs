@@ -1,6 +1,6 @@
 //! `attrsync get` and `attrsync set` against the simulator.
 
-use crate::support::{Run, TestOrg};
+use crate::support::{Run, TestOrg, latest_run};
 
 fn customer_of(
     call: &genesys_core::models::CallConversation,
@@ -139,14 +139,16 @@ async fn set_patches_only_the_keys_that_differ_then_verifies() {
 }
 
 #[tokio::test]
-async fn set_on_an_ended_call_is_skipped_with_a_reason_and_exit_1() {
+async fn set_on_an_ended_call_is_skipped_with_a_reason_and_exits_as_its_run_recorded() {
     let org = TestOrg::start(TestOrg::fast_config(2)).await;
     let call = org.live_calls().remove(0);
     org.state().end_call(&call.id);
     let run: Run = org.run(&["set", &call.id, "campaign=spring"]).await;
-    run.assert_code(1);
+    // A call that ended is nothing left to do, for `set` as for `apply`: exit 0, recorded 0.
+    run.assert_code(0);
     assert!(run.stdout.contains("skipped"), "{}", run.stdout);
     assert_eq!(org.count_requests("PATCH", "/attributes"), 0);
+    assert_eq!(latest_run(&org).await["exit_code"], 0);
 }
 
 #[tokio::test]

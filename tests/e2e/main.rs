@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod audit;
+mod engine;
 mod exactness;
 mod follow;
 mod follow_model;
@@ -18,3 +19,4 @@ mod proxy;
 mod rate;
 mod reconcile;
 mod settings;
+mod store;

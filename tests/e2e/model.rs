@@ -1030,14 +1030,21 @@ async fn check(
     }
 
     // 6. The exit code follows from the final run's statuses and is the one recorded: a target
-    // that failed, drifted, went stale or is unknown is not done.
-    let bad = final_rows
+    // that failed, drifted, went stale or is unknown is not done, and neither is one accepted
+    // but not seen within --verify-timeout (`applied`); a run is a failure only when nothing is
+    // done and something is not done.
+    let not_done = final_rows
         .iter()
         .filter(|t| matches!(t.status.as_str(), "failed" | "drift" | "stale" | "unknown"))
         .count();
+    let bad = not_done
+        + final_rows
+            .iter()
+            .filter(|t| matches!(t.status.as_str(), "planned" | "sending" | "applied"))
+            .count();
     let expected = if bad == 0 {
         0
-    } else if bad == final_rows.len() {
+    } else if not_done > 0 && bad == final_rows.len() {
         1
     } else {
         3

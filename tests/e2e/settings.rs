@@ -26,6 +26,9 @@ async fn a_bad_flag_value_is_a_usage_error_before_anything_is_read_or_created() 
         (&["--login-url", "http://login.example"], "--login-url"),
         (&["--timeout", "0.5 fortnights"], "--timeout"),
         (&["--results", "not-a-dir"], "--results"),
+        (&["--results", ""], "--results"),
+        (&["--concurrency", "0"], "--concurrency"),
+        (&["--default-purpose", ""], "--default-purpose"),
     ];
     for (flags, named) in cases {
         let mut args = vec!["apply", "desired.csv"];
@@ -43,6 +46,15 @@ async fn a_bad_flag_value_is_a_usage_error_before_anything_is_read_or_created() 
         &["reconcile", "desired.csv", "--every", "soon"][..],
         &["audit", "list", "--since", "yesterday-ish"][..],
         &["sim", "--rate", "abc"][..],
+        &[
+            "tag",
+            "--queue",
+            "q",
+            "--follow",
+            "--socket-idle-timeout",
+            "0s",
+            "k=v",
+        ][..],
     ] {
         let run = org.run(args).await;
         assert_eq!(run.code, 64, "{args:?}: {}", run.stderr);

@@ -314,3 +314,42 @@ async fn proxy_connection(
         .write_all(format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n").as_bytes())
         .await;
 }
+
+/// Polls the simulator's request log until `ready` holds: the one polling loop of the
+/// end-to-end tests (bounded: the test fails after 60 s rather than hanging).
+pub async fn wait_for(org: &TestOrg, ready: impl Fn(&[genesys_sim::LoggedRequest]) -> bool) {
+    wait_until(|| ready(&org.state().request_log())).await;
+}
+
+/// Polls `ready` every few milliseconds until it holds (bounded: fails after 60 s).
+pub async fn wait_until(mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if ready() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never reached the expected point"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Sends `signal` (e.g. "INT", "TERM") to a spawned binary.
+pub fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("the child runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), pid.as_str()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// The newest run as `attrsync audit runs --json` shows it.
+pub async fn latest_run(org: &TestOrg) -> serde_json::Value {
+    let run = org.run(&["audit", "runs", "--json"]).await;
+    run.assert_code(0);
+    let runs: serde_json::Value = serde_json::from_str(&run.stdout).expect("runs JSON");
+    runs["runs"][0].clone()
+}

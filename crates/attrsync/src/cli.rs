@@ -200,7 +200,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
     /// Purpose selected when a row names no participant_id, purpose or user_id.
-    #[arg(long, default_value = "customer", value_name = "PURPOSE")]
+    #[arg(long, default_value = "customer", value_name = "PURPOSE", value_parser = parse_purpose)]
     pub default_purpose: String,
     /// Apply the valid rows and report the invalid ones, instead of refusing the whole input.
     #[arg(long)]
@@ -229,7 +229,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub json: bool,
     /// Conversations read at once.
-    #[arg(long, default_value_t = 16, value_name = "N")]
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -246,7 +246,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
     /// Conversations worked on at once.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
     /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory (created if missing).
     #[arg(long, value_name = "DIR", value_parser = parse_results_dir)]
@@ -416,7 +416,7 @@ pub struct ReconcileArgs {
     pub max_changes: Option<usize>,
 
     /// Conversations worked on at once.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
     #[command(flatten)]
     pub audit: AuditPathArgs,
@@ -472,7 +472,7 @@ pub struct TagArgs {
         requires = "follow",
         value_name = "HOW"
     )]
-    pub verify_via: crate::follow::VerifyVia,
+    pub verify_via: VerifyVia,
     /// With --follow: after every (re)connection the queues are listed at once and again after
     /// this long, for calls the analytics query had not indexed yet.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
@@ -480,12 +480,16 @@ pub struct TagArgs {
     /// With --follow: a notification socket that sends nothing, not even a heartbeat, for this
     /// long is replaced (and the queues backfilled). Genesys's heartbeat interval is unverified
     /// (about 30 s is commonly observed).
-    #[arg(long, default_value = "95s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    #[arg(long, default_value = "95s", value_parser = parse_interval, requires = "follow", value_name = "DURATION")]
     pub socket_idle_timeout: Duration,
     /// With --follow: a Prometheus text file rewritten at least every 10 s (calls seen, tagged,
     /// verified by event or read, skipped, failed, 429s, event lag); its age is a liveness signal.
     #[arg(long, requires = "follow", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// With --follow: serve `/metrics` (Prometheus) and `/healthz` (200 while the follow's loop
+    /// is alive, 503 otherwise) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long, requires = "follow", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
     /// NDJSON events on stdout (one per target, and the run's start and end).
     #[arg(long)]
     pub json: bool,
@@ -493,7 +497,7 @@ pub struct TagArgs {
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lookback: Duration,
     /// Conversations worked on at once.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
     #[command(flatten)]
     pub audit: AuditPathArgs,
@@ -584,8 +588,12 @@ fn parse_login_url(text: &str) -> Result<Url, genesys_core::SettingsError> {
     genesys_core::settings::parse_login_url(text)
 }
 
-/// `--results DIR`: a directory, or a path where one can be created; never an existing file.
+/// `--results DIR`: a directory, or a path where one can be created; never an existing file,
+/// and never empty (which would scatter the files into the current directory).
 fn parse_results_dir(text: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        return Err("the results directory is empty: name a directory".to_owned());
+    }
     let path = PathBuf::from(text);
     match std::fs::metadata(&path) {
         Ok(meta) if !meta.is_dir() => Err(format!("`{text}` exists and is not a directory")),
@@ -593,7 +601,24 @@ fn parse_results_dir(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A reconcile interval: a humantime duration of at least one second.
+/// A count of at least 1 (`--concurrency`).
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{s}`: {e}")),
+    }
+}
+
+/// A participant purpose: not empty.
+fn parse_purpose(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the purpose is empty: name one, e.g. customer".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+/// A reconcile interval or a socket's idle timeout: a humantime duration of at least one second.
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let interval = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
     if interval < Duration::from_secs(1) {
@@ -863,5 +888,24 @@ mod tests {
             Ok(audit::UnixMillis::from_millis(1_000))
         );
         assert!(instant_relative_to("yesterday-ish", now).is_err());
+    }
+}
+
+/// How `tag --follow` verifies a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyVia {
+    /// The queue event that shows the written values; a read when none comes in time.
+    Event,
+    /// A read after every change, as `tag` and `apply` do.
+    Get,
+}
+
+impl From<VerifyVia> for engine::follow::VerifyVia {
+    fn from(via: VerifyVia) -> Self {
+        match via {
+            VerifyVia::Event => engine::follow::VerifyVia::Event,
+            VerifyVia::Get => engine::follow::VerifyVia::Get,
+        }
     }
 }

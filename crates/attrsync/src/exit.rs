@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use engine::{Ending, RunKind, RunOutcome};
+
 /// How a command ended. The numeric values are part of attrsync's interface: scripts and
 /// schedulers branch on them, so they never change meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,62 @@ impl Exit {
     }
 }
 
+/// The one mapping from a run's outcome to its exit code: every command that records a run
+/// exits with it, and the store records it.
+pub fn for_run(outcome: &RunOutcome) -> Exit {
+    match &outcome.ending {
+        Ending::Failed => Exit::Failure,
+        Ending::StoppedEarly { .. } => Exit::StoppedEarly,
+        Ending::LockLost { .. } => Exit::Locked,
+        Ending::Interrupted => Exit::Interrupted,
+        Ending::Completed => {
+            // Not as desired, or accepted and not seen yet: not done.
+            let bad = outcome.not_done() + outcome.unfinished;
+            if bad == 0 {
+                Exit::Success
+            } else if outcome.kind == RunKind::Snapshot
+                && outcome.not_done() > 0
+                && bad == outcome.counts.total()
+            {
+                Exit::Failure
+            } else {
+                Exit::Partial
+            }
+        }
+    }
+}
+
+/// [`for_run`] as the number the engine records with the run.
+pub fn code_for_run(outcome: &RunOutcome) -> u8 {
+    for_run(outcome).code()
+}
+
+/// The exit code of a command that ended with an error: a lock another process holds is 75, the
+/// API's budget (or a refused given token) is 4, a closed stdout is a success, anything else 1.
+pub fn for_error(err: &anyhow::Error) -> Exit {
+    let mut exit = Exit::Failure;
+    for cause in err.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return Exit::Success;
+        }
+        if cause
+            .downcast_ref::<engine::EngineError>()
+            .is_some_and(engine::EngineError::is_locked)
+        {
+            return Exit::Locked;
+        }
+        if cause
+            .downcast_ref::<genesys_core::ApiError>()
+            .is_some_and(genesys_core::ApiError::is_resume_later)
+        {
+            exit = Exit::StoppedEarly;
+        }
+    }
+    exit
+}
+
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         ExitCode::from(exit.code())
@@ -50,7 +108,92 @@ impl From<Exit> for ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use audit::{RunId, StatusCounts, TargetStatus};
+
     use super::*;
+
+    fn outcome(kind: RunKind, ending: Ending, statuses: &[(TargetStatus, u64)]) -> RunOutcome {
+        let mut counts = StatusCounts::default();
+        for (status, n) in statuses {
+            counts.add(*status, *n);
+        }
+        let unfinished = TargetStatus::UNFINISHED
+            .iter()
+            .map(|s| counts.get(*s))
+            .sum();
+        RunOutcome {
+            run: RunId::from_stored("20260101T000000Z-abcdef".into()),
+            kind,
+            status: ending.run_status(),
+            ending,
+            counts,
+            unfinished,
+            elapsed: Duration::ZERO,
+            stats: genesys_core::ClientStats::default(),
+            results: Vec::new(),
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn a_finished_run_exits_by_what_it_recorded() {
+        use TargetStatus::*;
+        let snapshot = |statuses: &[(TargetStatus, u64)]| {
+            for_run(&outcome(RunKind::Snapshot, Ending::Completed, statuses))
+        };
+        assert_eq!(snapshot(&[(Verified, 2), (Unchanged, 1)]), Exit::Success);
+        // A call that ended is nothing to do, not a failure (`set` exited 1 for it).
+        assert_eq!(snapshot(&[(Skipped, 1)]), Exit::Success);
+        assert_eq!(snapshot(&[(Failed, 1)]), Exit::Failure);
+        assert_eq!(snapshot(&[(Failed, 1), (Skipped, 1)]), Exit::Partial);
+        assert_eq!(snapshot(&[(Stale, 1), (Verified, 1)]), Exit::Partial);
+        // Accepted and not visible within --verify-timeout: not done, and not a failure.
+        assert_eq!(snapshot(&[(Applied, 1)]), Exit::Partial);
+        let follow = |statuses: &[(TargetStatus, u64)]| {
+            for_run(&outcome(RunKind::Follow, Ending::Completed, statuses))
+        };
+        assert_eq!(follow(&[(Verified, 3), (Unprocessed, 2)]), Exit::Success);
+        assert_eq!(follow(&[(Drift, 1)]), Exit::Partial);
+    }
+
+    #[test]
+    fn a_stopped_run_exits_by_why_it_stopped() {
+        let ended = |ending| for_run(&outcome(RunKind::Snapshot, ending, &[]));
+        assert_eq!(ended(Ending::Interrupted), Exit::Interrupted);
+        assert_eq!(
+            ended(Ending::StoppedEarly {
+                message: String::new()
+            }),
+            Exit::StoppedEarly
+        );
+        assert_eq!(
+            ended(Ending::LockLost {
+                message: String::new()
+            }),
+            Exit::Locked
+        );
+        assert_eq!(ended(Ending::Failed), Exit::Failure);
+    }
+
+    #[test]
+    fn an_exhausted_budget_anywhere_in_the_chain_is_a_stop_not_a_failure() {
+        let exhausted = genesys_core::ApiError::BudgetExhausted {
+            retry_after: Duration::from_secs(3600),
+            resume_in: Duration::from_secs(3599),
+            max_wait: Duration::from_secs(180),
+            attempts: 1,
+        };
+        let err = Err::<(), _>(exhausted)
+            .context("cannot read call c-1")
+            .unwrap_err();
+        assert_eq!(for_error(&err), Exit::StoppedEarly);
+        assert_eq!(for_error(&anyhow::anyhow!("HTTP 500")), Exit::Failure);
+        let pipe = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(for_error(&pipe.context("writing")), Exit::Success);
+    }
 
     #[test]
     fn codes_are_the_documented_ones() {

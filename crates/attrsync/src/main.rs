@@ -3,16 +3,17 @@
 //! `main` parses the command line, sets up logging and the runtime, runs one command and turns
 //! its outcome into an exit code (see `exit.rs`). Errors are printed once, as one chain.
 
-mod apply;
-mod auto_rate;
 mod cli;
 mod commands;
 mod env;
+mod events;
 mod exit;
-mod follow;
 mod metrics;
+mod observer;
 mod output;
+mod progress;
 mod render;
+mod serve;
 mod settings;
 mod signals;
 
@@ -79,20 +80,24 @@ fn main() -> ExitCode {
             // A signal that no command handles: stop waiting for it (the work is dropped, its
             // destructors run) and exit as interrupted.
             () = signals::quit_requested() => Ok(Exit::Interrupted),
+            // A second signal ends the process at once, with what is recorded so far (a later
+            // run settles what this one left).
+            () = signals::received_at_least(2) => {
+                eprintln!("attrsync: stopped at once; a later run settles what this one left unfinished");
+                Ok(Exit::Interrupted)
+            }
         }
     });
     // Leave in-flight work (e.g. a simulator) no longer than needed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match outcome {
         Ok(exit) => exit.into(),
-        Err(err) if is_broken_pipe(&err) => Exit::Success.into(),
-        Err(err) if is_resume_later(&err) => {
-            print_error(&err);
-            Exit::StoppedEarly.into()
-        }
         Err(err) => {
-            print_error(&err);
-            Exit::Failure.into()
+            let exit = exit::for_error(&err);
+            if exit != Exit::Success {
+                print_error(&err);
+            }
+            exit.into()
         }
     }
 }
@@ -178,47 +183,4 @@ fn init_logging(cli: &Cli) {
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
-}
-
-/// The API asked every token to wait longer than `--max-wait`, or refused a fixed token:
-/// stopped early, resumable.
-fn is_resume_later(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<genesys_core::ApiError>()
-            .is_some_and(genesys_core::ApiError::is_resume_later)
-    })
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use anyhow::Context;
-
-    use super::*;
-
-    #[test]
-    fn an_exhausted_budget_anywhere_in_the_chain_is_a_stop_not_a_failure() {
-        let exhausted = genesys_core::ApiError::BudgetExhausted {
-            retry_after: Duration::from_secs(3600),
-            resume_in: Duration::from_secs(3599),
-            max_wait: Duration::from_secs(180),
-            attempts: 1,
-        };
-        let err = Err::<(), _>(exhausted)
-            .context("cannot read call c-1")
-            .unwrap_err();
-        assert!(is_resume_later(&err));
-        assert!(!is_resume_later(&anyhow::anyhow!("HTTP 500")));
-        assert_eq!(Exit::StoppedEarly.code(), 4);
-    }
 }

@@ -1,15 +1,30 @@
-//! Prometheus text-format metrics of the last `reconcile` iteration, written for
-//! node_exporter's textfile collector (`--metrics-file`).
+//! Prometheus metrics of a `reconcile` iteration and of a running `tag --follow`, for
+//! node_exporter's textfile collector (`--metrics-file`) and for a scrape of `/metrics`
+//! ([`crate::serve`]).
 //!
-//! Every value describes the last iteration only, so every metric is a gauge. Every target
-//! status is always written (0 when absent), so that a series never disappears between runs.
+//! Each snapshot ([`IterationMetrics`], [`FollowMetrics`]) becomes a `prometheus-client`
+//! [`Registry`] ([`iteration_registry`], [`follow_registry`]), encoded by the library in the
+//! Prometheus text format 0.0.4 ([`encode`], [`CONTENT_TYPE`]): the format node_exporter's
+//! textfile collector parses, in which a counter's `# TYPE` line names its `_total` series.
+//!
+//! Every value of an iteration describes that iteration only, so every one of its metrics is a
+//! gauge. Every target status is always written (0 when absent), in lifecycle order, so that a
+//! series never disappears between runs.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use audit::{StatusCounts, TargetStatus};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, prometheus_text};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Metric, Registry};
+
+/// The `Content-Type` of [`encode`]'s text: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// What one iteration leaves for monitoring.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,59 +39,62 @@ pub struct IterationMetrics {
     pub throttled: u64,
 }
 
-/// The metrics in the Prometheus text exposition format (version 0.0.4).
-pub fn render(metrics: &IterationMetrics) -> String {
-    let mut text = String::new();
-    let finished = metrics
-        .finished_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    gauge(
-        &mut text,
+/// The metrics of an iteration, as a registry of constant gauges.
+pub fn iteration_registry(metrics: &IterationMetrics) -> Registry {
+    let mut registry = Registry::default();
+    add(
+        &mut registry,
         "attrsync_last_run_timestamp_seconds",
         "When the last reconcile iteration finished, in seconds since the Unix epoch.",
-        &[(None, format!("{:.3}", finished.as_secs_f64()))],
+        ConstGauge::new(seconds_since_epoch(metrics.finished_at)),
     );
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_last_run_duration_seconds",
         "How long the last reconcile iteration took.",
-        &[(None, format!("{:.3}", metrics.duration.as_secs_f64()))],
+        ConstGauge::new(metrics.duration.as_secs_f64()),
     );
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_last_run_exit_code",
         "Exit code of the last reconcile iteration (0 in sync or converged, 1 failed, 3 partial, 130 interrupted).",
-        &[(None, metrics.exit_code.to_string())],
+        ConstGauge::new(i64::from(metrics.exit_code)),
     );
-    let per_status: Vec<_> = TargetStatus::ALL
-        .iter()
-        .map(|status| {
-            (
-                Some(format!("status=\"{status}\"")),
-                metrics.targets.get(*status).to_string(),
-            )
-        })
-        .collect();
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_last_run_targets",
         "Targets of the last reconcile iteration, by final status.",
-        &per_status,
+        Labelled {
+            label: "status",
+            series: TargetStatus::ALL
+                .iter()
+                .map(|status| {
+                    (
+                        status.as_str(),
+                        ConstGauge::new(metrics.targets.get(*status)),
+                    )
+                })
+                .collect(),
+        },
     );
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_last_run_requests",
         "HTTP requests sent during the last reconcile iteration, retries included.",
-        &[(None, metrics.requests.to_string())],
+        ConstGauge::new(metrics.requests),
     );
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_last_run_throttled_requests",
         "Requests of the last reconcile iteration answered 429 (rate limited).",
-        &[(None, metrics.throttled.to_string())],
+        ConstGauge::new(metrics.throttled),
     );
-    text
+    registry
+}
+
+/// The metrics in the Prometheus text exposition format (version 0.0.4).
+pub fn render(metrics: &IterationMetrics) -> String {
+    encode(&iteration_registry(metrics))
 }
 
 /// What a running `tag --follow` reports, rewritten at least every 10 s (its age is a
@@ -103,133 +121,145 @@ pub struct FollowMetrics {
     pub exit_code: Option<u8>,
 }
 
-/// A follow's metrics in the Prometheus text format: counters since it started, and gauges.
-pub fn render_follow(m: &FollowMetrics) -> String {
-    let mut text = String::new();
-    let updated = m.updated_at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    gauge(
-        &mut text,
+/// A follow's metrics as a registry: counters since it started, and gauges. Counters are
+/// registered without their `_total`, which the encoding adds.
+pub fn follow_registry(m: &FollowMetrics) -> Registry {
+    let mut registry = Registry::default();
+    add(
+        &mut registry,
         "attrsync_follow_updated_timestamp_seconds",
         "When this file was written, in seconds since the Unix epoch (a liveness signal).",
-        &[(None, format!("{:.3}", updated.as_secs_f64()))],
+        ConstGauge::new(seconds_since_epoch(m.updated_at)),
     );
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_follow_running_seconds",
         "How long the follow has run.",
-        &[(None, format!("{:.3}", m.running_for.as_secs_f64()))],
+        ConstGauge::new(m.running_for.as_secs_f64()),
     );
     for (name, help, value) in [
         (
-            "attrsync_follow_calls_seen_total",
+            "attrsync_follow_calls_seen",
             "Calls the follow took up (from events or a backfill listing).",
             m.calls_seen,
         ),
         (
-            "attrsync_follow_tagged_total",
+            "attrsync_follow_tagged",
             "Participants whose change was verified.",
             m.tagged,
         ),
         (
-            "attrsync_follow_skipped_total",
+            "attrsync_follow_skipped",
             "Targets skipped (the call ended before its turn, or a stale plan).",
             m.skipped,
         ),
+        ("attrsync_follow_failed", "Targets that failed.", m.failed),
         (
-            "attrsync_follow_failed_total",
-            "Targets that failed.",
-            m.failed,
-        ),
-        (
-            "attrsync_follow_drift_total",
+            "attrsync_follow_drift",
             "Targets whose values someone else overwrote.",
             m.drift,
         ),
         (
-            "attrsync_follow_reconnects_total",
+            "attrsync_follow_reconnects",
             "Notification socket reconnections.",
             m.reconnects,
         ),
         (
-            "attrsync_follow_requests_total",
+            "attrsync_follow_requests",
             "HTTP requests sent, retries included.",
             m.requests,
         ),
         (
-            "attrsync_follow_throttled_requests_total",
+            "attrsync_follow_throttled_requests",
             "Requests answered 429 (rate limited).",
             m.throttled,
         ),
     ] {
-        counter(&mut text, name, help, &[(None, value.to_string())]);
+        add(&mut registry, name, help, ConstCounter::new(value));
     }
-    counter(
-        &mut text,
-        "attrsync_follow_verified_total",
+    add(
+        &mut registry,
+        "attrsync_follow_verified",
         "Verified or drifted changes, by what showed the values (a notification event or a read).",
-        &[
-            (
-                Some("via=\"event\"".to_owned()),
-                m.verified_by_event.to_string(),
-            ),
-            (
-                Some("via=\"read\"".to_owned()),
-                m.verified_by_read.to_string(),
-            ),
-        ],
+        Labelled {
+            label: "via",
+            series: vec![
+                ("event", ConstCounter::new(m.verified_by_event)),
+                ("read", ConstCounter::new(m.verified_by_read)),
+            ],
+        },
     );
-    gauge(
-        &mut text,
+    add(
+        &mut registry,
         "attrsync_follow_tracked_calls",
         "Live calls the follow keeps state for now (forgotten when they end).",
-        &[(None, m.tracked_calls.to_string())],
+        ConstGauge::new(m.tracked_calls),
     );
     if let Some(lag) = m.event_lag_seconds {
-        gauge(
-            &mut text,
+        add(
+            &mut registry,
             "attrsync_follow_event_lag_seconds",
             "Mean time from a change's acceptance to the event that showed it.",
-            &[(None, format!("{lag:.3}"))],
+            ConstGauge::new(lag),
         );
     }
     if let Some(code) = m.exit_code {
-        gauge(
-            &mut text,
+        add(
+            &mut registry,
             "attrsync_follow_exit_code",
             "Exit code of the follow, once it has ended.",
-            &[(None, code.to_string())],
+            ConstGauge::new(i64::from(code)),
         );
+    }
+    registry
+}
+
+/// A follow's metrics in the Prometheus text format (version 0.0.4).
+pub fn render_follow(m: &FollowMetrics) -> String {
+    encode(&follow_registry(m))
+}
+
+/// A registry in the Prometheus text format (version 0.0.4).
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail, and the metrics here encode without error.
+    if let Err(fmt::Error) = prometheus_text::encode(&mut text, registry) {
+        tracing::warn!("cannot encode the metrics");
     }
     text
 }
 
-fn counter(text: &mut String, name: &str, help: &str, samples: &[(Option<String>, String)]) {
-    metric(text, "counter", name, help, samples);
+/// Registers `metric`; the library ends every help text with a full stop, so the one given
+/// here loses its own.
+fn add(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
+    registry.register(name, help.strip_suffix('.').unwrap_or(help), metric);
 }
 
-fn gauge(text: &mut String, name: &str, help: &str, samples: &[(Option<String>, String)]) {
-    metric(text, "gauge", name, help, samples);
+fn seconds_since_epoch(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
-fn metric(
-    text: &mut String,
-    kind: &str,
-    name: &str,
-    help: &str,
-    samples: &[(Option<String>, String)],
-) {
-    // Writing to a String cannot fail.
-    let _ = writeln!(text, "# HELP {name} {help}");
-    let _ = writeln!(text, "# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        match labels {
-            Some(labels) => {
-                let _ = writeln!(text, "{name}{{{labels}}} {value}");
-            }
-            None => {
-                let _ = writeln!(text, "{name} {value}");
-            }
+/// A metric family with one label whose series keep the order given (a `Family` keeps its
+/// series in a hash map, and a file that reorders itself at every write is harder to read and
+/// to compare).
+#[derive(Debug)]
+struct Labelled<M> {
+    label: &'static str,
+    series: Vec<(&'static str, M)>,
+}
+
+impl<M: EncodeMetric + TypedMetric> EncodeMetric for Labelled<M> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
+        for (value, metric) in &self.series {
+            metric.encode(encoder.encode_family(&[(self.label, *value)])?)?;
         }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
     }
 }
 
@@ -281,8 +311,8 @@ mod tests {
         let text = render(&sample());
         for expected in [
             "# HELP attrsync_last_run_timestamp_seconds ",
-            "# TYPE attrsync_last_run_timestamp_seconds gauge\nattrsync_last_run_timestamp_seconds 1700000000.250\n",
-            "# TYPE attrsync_last_run_duration_seconds gauge\nattrsync_last_run_duration_seconds 1.500\n",
+            "# TYPE attrsync_last_run_timestamp_seconds gauge\nattrsync_last_run_timestamp_seconds 1700000000.25\n",
+            "# TYPE attrsync_last_run_duration_seconds gauge\nattrsync_last_run_duration_seconds 1.5\n",
             "attrsync_last_run_exit_code 3\n",
             "attrsync_last_run_targets{status=\"verified\"} 5\n",
             "attrsync_last_run_targets{status=\"unchanged\"} 115\n",
@@ -307,6 +337,79 @@ mod tests {
             assert!(series.starts_with("attrsync_last_run_"), "{line}");
         }
         assert!(text.ends_with('\n'));
+    }
+
+    fn follow_sample() -> FollowMetrics {
+        FollowMetrics {
+            updated_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
+            running_for: Duration::from_secs(90),
+            calls_seen: 12,
+            tagged: 10,
+            verified_by_event: 9,
+            verified_by_read: 1,
+            skipped: 1,
+            failed: 0,
+            drift: 1,
+            reconnects: 2,
+            tracked_calls: 3,
+            requests: 40,
+            throttled: 0,
+            event_lag_seconds: Some(0.25),
+            exit_code: None,
+        }
+    }
+
+    #[test]
+    fn target_statuses_come_in_lifecycle_order_with_help_ending_once() {
+        let text = render(&sample());
+        let statuses: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("attrsync_last_run_targets{status=\""))
+            .map(|rest| rest.split('"').next().unwrap())
+            .collect();
+        let expected: Vec<&str> = TargetStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(statuses, expected);
+        assert!(text.contains(
+            "# HELP attrsync_last_run_targets Targets of the last reconcile iteration, by final status.\n"
+        ));
+        assert!(!text.contains(".."), "{text}");
+        // The textfile format (0.0.4) has no OpenMetrics end marker.
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn follow_counters_are_counters_named_by_their_total_series() {
+        let text = render_follow(&follow_sample());
+        for expected in [
+            "# TYPE attrsync_follow_calls_seen_total counter\nattrsync_follow_calls_seen_total 12\n",
+            "# TYPE attrsync_follow_tagged_total counter\nattrsync_follow_tagged_total 10\n",
+            "attrsync_follow_skipped_total 1\n",
+            "attrsync_follow_failed_total 0\n",
+            "attrsync_follow_drift_total 1\n",
+            "attrsync_follow_reconnects_total 2\n",
+            "attrsync_follow_requests_total 40\n",
+            "attrsync_follow_throttled_requests_total 0\n",
+            "# TYPE attrsync_follow_verified_total counter\n\
+             attrsync_follow_verified_total{via=\"event\"} 9\n\
+             attrsync_follow_verified_total{via=\"read\"} 1\n",
+            "# TYPE attrsync_follow_tracked_calls gauge\nattrsync_follow_tracked_calls 3\n",
+            "attrsync_follow_updated_timestamp_seconds 1700000000.5\n",
+            "attrsync_follow_running_seconds 90.0\n",
+            "attrsync_follow_event_lag_seconds 0.25\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        // The exit code only once the follow has ended.
+        assert!(!text.contains("attrsync_follow_exit_code"), "{text}");
+        let ended = render_follow(&FollowMetrics {
+            exit_code: Some(0),
+            event_lag_seconds: None,
+            ..follow_sample()
+        });
+        assert!(
+            ended.contains("# TYPE attrsync_follow_exit_code gauge\nattrsync_follow_exit_code 0\n")
+        );
+        assert!(!ended.contains("event_lag"), "{ended}");
     }
 
     #[test]

@@ -18,7 +18,6 @@ use genesys_core::settings::{ExplicitSettings, Sources};
 use genesys_core::{ClientOptions, GenesysClient, Pacing, RateSpec, RequestObserver, RetryPolicy};
 use secrecy::SecretString;
 
-use crate::apply::ApplySettings;
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
     CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
@@ -26,7 +25,7 @@ use crate::cli::{
 };
 use crate::env;
 
-pub use crate::auto_rate::AutoRate;
+pub use engine::auto_rate::AutoRate;
 
 /// The burst of even pacing when neither `--burst` nor `--rate ...,burst=N` gives one.
 pub const DEFAULT_BURST: u32 = 5;
@@ -99,6 +98,15 @@ impl Connection {
         &self,
         observer: Option<Arc<dyn RequestObserver>>,
     ) -> anyhow::Result<GenesysClient> {
+        self.build_client(observer)
+            .context("cannot set up the Genesys client")
+    }
+
+    /// [`Self::client`] with the client's own error (the engine's client factory).
+    pub fn build_client(
+        &self,
+        observer: Option<Arc<dyn RequestObserver>>,
+    ) -> Result<GenesysClient, genesys_core::ClientBuildError> {
         let rate = self
             .auto_rate
             .as_ref()
@@ -118,7 +126,7 @@ impl Connection {
             observer,
             ..ClientOptions::default()
         };
-        GenesysClient::new(&self.genesys, options).context("cannot set up the Genesys client")
+        GenesysClient::new(&self.genesys, options)
     }
 
     /// A client (without observer) whose rate is the org's own under `--rate auto`: read before
@@ -126,7 +134,7 @@ impl Connection {
     pub async fn connect(&self, ui: crate::Ui) -> anyhow::Result<GenesysClient> {
         let client = self.client(None)?;
         if let Some(auto) = &self.auto_rate {
-            auto.apply(&client, ui).await;
+            auto.apply(&client, &crate::observer::Notes(ui)).await;
         }
         Ok(client)
     }
@@ -163,23 +171,16 @@ pub struct RunSettings {
     verify_timeout: Duration,
     results_dir: Option<PathBuf>,
     rate_per_minute: f64,
+    /// From a token's rate to the run's `rate_per_minute` (`set` uses one token's rate, the
+    /// others every token's).
+    tokens_factor: f64,
     options: serde_json::Value,
 }
 
 impl RunSettings {
-    /// From a token's rate to the run's `rate_per_minute`, as `resolve` records it (`set` uses
-    /// one token's rate, the others every token's).
-    fn tokens_factor(&self) -> f64 {
-        if self.command == "set" {
-            1.0
-        } else {
-            f64::from(self.connection.tokens)
-        }
-    }
-
-    /// What the apply pipeline needs for one run (`reconcile` asks once per iteration).
-    pub fn apply_settings(&self) -> ApplySettings {
-        ApplySettings {
+    /// What the engine needs for one run (`reconcile` asks once per iteration).
+    pub fn run_config(&self) -> engine::RunConfig {
+        engine::RunConfig {
             command: self.command.to_owned(),
             concurrency: self.concurrency,
             verify_timeout: self.verify_timeout,
@@ -190,7 +191,9 @@ impl RunSettings {
                 .connection
                 .auto_rate
                 .clone()
-                .map(|auto| (auto, self.tokens_factor())),
+                .map(|auto| (auto, self.tokens_factor)),
+            operator: env::var(env::USER),
+            exit_code: crate::exit::code_for_run,
         }
     }
 }
@@ -222,6 +225,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 verify_timeout: args.verify.verify_timeout,
                 results_dir: None,
                 rate_per_minute: connection.rate.per_minute(),
+                tokens_factor: 1.0,
                 options: serde_json::json!({ "attributes": args.attributes.len() }),
                 connection,
             };
@@ -244,6 +248,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 verify_timeout: args.verify.verify_timeout,
                 results_dir: args.results.clone(),
                 rate_per_minute: connection.rate_per_minute(),
+                tokens_factor: f64::from(connection.tokens),
                 options,
                 connection,
             };
@@ -266,6 +271,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 verify_timeout: args.verify.verify_timeout,
                 results_dir: None,
                 rate_per_minute: connection.rate_per_minute(),
+                tokens_factor: f64::from(connection.tokens),
                 options,
                 connection,
             };
@@ -291,6 +297,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 verify_timeout: args.verify.verify_timeout,
                 results_dir: None,
                 rate_per_minute: connection.rate_per_minute(),
+                tokens_factor: f64::from(connection.tokens),
                 options,
                 connection,
             };
@@ -523,6 +530,7 @@ pub fn demo_run(connection: Connection, audit_path: &Path, results_dir: &Path) -
         verify_timeout: Duration::from_secs(10),
         results_dir: Some(results_dir.to_path_buf()),
         rate_per_minute: connection.rate.per_minute(),
+        tokens_factor: 1.0,
         options: serde_json::json!({ "demo": true, "rate": connection.rate.with_burst(1).to_string() }),
         connection,
     }

@@ -101,3 +101,36 @@ async fn wait_for_signal() {
 async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// Turns the first Ctrl-C or SIGTERM into `stop`, saying `what` happens then; a second ends the
+/// process at once (see `main`). Nothing here exits the process: the run ends through the engine
+/// and `main`, so that the audit store is flushed and the run recorded. Listening ends when the
+/// returned guard is dropped, so that a process running one run after another (`reconcile`)
+/// never has more than one listener.
+#[must_use = "listening stops when the guard is dropped"]
+pub fn stop_on_signals(stop: &engine::StopSignal, what: &'static str) -> Listening {
+    let stop = stop.clone();
+    let handling = Handling::start();
+    let task = tokio::spawn(async move {
+        received_at_least(1).await;
+        eprintln!("\nattrsync: stopping: {what}; a second Ctrl-C stops at once");
+        stop.stop();
+    });
+    Listening {
+        task,
+        _handling: handling,
+    }
+}
+
+/// Keeps a stop signal listening (and stop requests handled); aborts the listener when dropped.
+#[derive(Debug)]
+pub struct Listening {
+    task: tokio::task::JoinHandle<()>,
+    _handling: Handling,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

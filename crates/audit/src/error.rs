@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::time::UnixMillis;
 
@@ -14,6 +15,10 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
+
+    /// The store does not exist (and the opener was not to create it).
+    #[error("no audit store at {path}")]
+    NotFound { path: PathBuf },
 
     #[error("cannot open audit store {path}")]
     Open {
@@ -37,6 +42,34 @@ pub enum AuditError {
         missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
     )]
     OutdatedSchema { path: PathBuf, missing: Vec<i64> },
+
+    /// The store records migrations this build does not embed: a newer attrsync migrated it.
+    /// This one neither reads nor writes it (it cannot know what the newer schema means).
+    #[error(
+        "audit store {path} was written by a newer attrsync: its schema has migration{} {} that \
+         this attrsync ({version}) does not know; use that newer attrsync with this store",
+        if unknown.len() == 1 { "" } else { "s" },
+        unknown.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    NewerSchema {
+        path: PathBuf,
+        unknown: Vec<i64>,
+        /// This build's version.
+        version: &'static str,
+    },
+
+    /// The file has no table at all, still after waiting for another attrsync to finish
+    /// creating it (a store is created in one transaction).
+    #[error(
+        "audit store {path} has no schema yet (waited {}): another attrsync may still be \
+         creating it, or it is not an attrsync audit store",
+        humantime::format_duration(*waited)
+    )]
+    Uninitialized { path: PathBuf, waited: Duration },
+
+    /// The file is an SQLite database with tables, but attrsync never migrated it.
+    #[error("{path} is not an attrsync audit store (it has tables but no migration history)")]
+    NotAnAuditStore { path: PathBuf },
 
     /// A write through a store opened read-only.
     #[error("audit store {path} is open read-only")]

@@ -7,6 +7,9 @@
 //! the pool directly. A store opened with [`AuditStore::open_read_only`] has no writer and
 //! opens the file read-only, for review.
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod decode;
 mod error;
 mod ids;
@@ -31,7 +34,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, SqlitePool};
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection, SqlitePool};
 
 pub use error::AuditError;
 pub use ids::{RunId, TargetId};
@@ -42,7 +45,7 @@ pub use records::{
     NewRun, NewTarget, ObservedValues, Outcome, RequestRow, RequestStats, RunProcess, RunRecord,
     RunSummary, TargetFilter, TargetOrder, TargetRecord,
 };
-pub use status::{RunStatus, StatusCounts, TargetStatus};
+pub use status::{RunStatus, StatusClass, StatusCounts, TargetStatus};
 pub use targets::Resolution;
 pub use time::UnixMillis;
 // The rest of the store's vocabulary, which no command names yet (the store resolves `latest`
@@ -95,31 +98,68 @@ fn write_options(path: &Path) -> SqliteConnectOptions {
         .pragma("cache_size", "-1024")
 }
 
-async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), AuditError> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|source| AuditError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        })
+/// [`write_options`] creating the file when it is missing.
+fn write_options_creating(path: &Path) -> SqliteConnectOptions {
+    write_options(path).create_if_missing(true)
 }
 
-/// Versions recorded as successfully applied in the store (none when it has no
-/// `_sqlx_migrations` table, i.e. was never migrated). Reads only.
-async fn applied_migrations(pool: &SqlitePool) -> Result<Vec<i64>, sqlx::Error> {
-    let has_table: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master \
-         WHERE type = 'table' AND name = '_sqlx_migrations')",
+/// How long an opener that finds a store with no schema at all waits for it to get one before
+/// saying so. Another attrsync creates a store in one transaction (see [`migrate_exclusively`]),
+/// so such a store is either being created right now, and is complete in milliseconds, or is
+/// not an audit store.
+const CREATION_WAIT: Duration = BUSY_TIMEOUT;
+
+/// What a store's `_sqlx_migrations` table records.
+#[derive(Debug)]
+struct RecordedMigrations {
+    /// Versions applied successfully.
+    applied: Vec<i64>,
+    /// Versions recorded (applied or not) that this build does not embed: a newer attrsync
+    /// migrated the store.
+    unknown: Vec<i64>,
+}
+
+/// What a store's schema says about it. Reads only.
+#[derive(Debug)]
+enum Schema {
+    /// No table at all: a new file, or one whose creation has not committed yet.
+    Empty,
+    /// Tables, but no `_sqlx_migrations`: not a store attrsync ever migrated.
+    Foreign,
+    Migrated(RecordedMigrations),
+}
+
+async fn read_schema(conn: &mut SqliteConnection) -> Result<Schema, sqlx::Error> {
+    let (tables, has_migrations): (i64, bool) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(name = '_sqlx_migrations'), 0) > 0 \
+         FROM sqlite_master WHERE type = 'table'",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
-    if !has_table {
-        return Ok(Vec::new());
+    if !has_migrations {
+        return Ok(if tables == 0 {
+            Schema::Empty
+        } else {
+            Schema::Foreign
+        });
     }
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-        .fetch_all(pool)
-        .await
+    let rows: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
+    let embedded: Vec<i64> = MIGRATOR.iter().map(|migration| migration.version).collect();
+    Ok(Schema::Migrated(RecordedMigrations {
+        applied: rows
+            .iter()
+            .filter(|(_, success)| *success)
+            .map(|(version, _)| *version)
+            .collect(),
+        unknown: rows
+            .iter()
+            .map(|(version, _)| *version)
+            .filter(|version| !embedded.contains(version))
+            .collect(),
+    }))
 }
 
 /// The embedded migrations whose version is not in `applied`, in order.
@@ -131,15 +171,122 @@ fn missing_migrations(applied: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, AuditError> {
-    SqlitePoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .connect_with(options)
-        .await
-        .map_err(|source| AuditError::Open {
+/// Fails with [`AuditError::NewerSchema`] when a migration this build does not know was
+/// applied to the store: a newer attrsync wrote it, and this one must neither read nor write it.
+fn refuse_newer(path: &Path, recorded: &RecordedMigrations) -> Result<(), AuditError> {
+    if recorded.unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(AuditError::NewerSchema {
             path: path.to_path_buf(),
-            source,
+            unknown: recorded.unknown.clone(),
+            version: env!("CARGO_PKG_VERSION"),
         })
+    }
+}
+
+/// Brings the store up to this build's schema and returns the versions it applied (empty when
+/// it was current). Safe under concurrent openers, in this process or others.
+///
+/// Why `BEGIN EXCLUSIVE` on one connection rather than sqlx's migrator alone or an OS file
+/// lock: sqlx's lock is a no-op on SQLite and its migrator reads what is applied before it
+/// takes any lock, so two processes opening a new store both ran the first migration ("table
+/// runs already exists"). Here the check and the migrations run inside one exclusive
+/// transaction: SQLite's own lock on the database file serialises the openers (a second one
+/// waits in the busy handler, up to `BUSY_TIMEOUT`), the second one re-reads what is applied
+/// once it holds the lock and finds nothing left to do, and the whole creation commits at once,
+/// so no reader ever sees half a schema: a store has either no table at all or every migration
+/// it records. It needs nothing beside the store (a sidecar lock file would have to be created,
+/// could be left behind or deleted by hand, and would not be honoured by a plain `sqlite3`
+/// user), and if the process dies mid-way its lock goes with it and SQLite discards the
+/// uncommitted transaction, leaving the store as it was. sqlx runs each migration in a
+/// savepoint of this transaction.
+async fn migrate_exclusively(pool: &SqlitePool, path: &Path) -> Result<Vec<i64>, AuditError> {
+    let database = |source| AuditError::Database {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut conn = pool.acquire().await.map_err(database)?;
+    let mut tx = conn.begin_with("BEGIN EXCLUSIVE").await.map_err(database)?;
+    let result = async {
+        let applied = match read_schema(&mut tx).await.map_err(database)? {
+            Schema::Migrated(recorded) => {
+                refuse_newer(path, &recorded)?;
+                recorded.applied
+            }
+            Schema::Empty | Schema::Foreign => Vec::new(),
+        };
+        // Run even when nothing is missing: it also checks that no landed migration was edited.
+        // `run_direct` is `run` on a connection already in hand: `run(&mut *tx)` makes the
+        // future not `Send` (sqlx's "`Acquire` is not general enough", which it names as the
+        // reason `run_direct` exists).
+        MIGRATOR
+            .run_direct(None, &mut *tx, false)
+            .await
+            .map_err(|source| AuditError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(missing_migrations(&applied))
+    }
+    .await;
+    match result {
+        Ok(applied) => {
+            tx.commit().await.map_err(database)?;
+            Ok(applied)
+        }
+        Err(error) => {
+            tx.rollback().await.map_err(database)?;
+            Err(error)
+        }
+    }
+}
+
+/// Connects a pool to the store at `path`. A store that does not exist (`options` not creating
+/// it) is [`AuditError::NotFound`].
+///
+/// Connecting is retried while SQLite answers `SQLITE_BUSY`, for up to `BUSY_TIMEOUT`: the
+/// `journal_mode = WAL` that every writable connection sets converts a new file to WAL, and
+/// that conversion fails at once, without going through SQLite's busy handler, while another
+/// process is converting or creating the same new file ("database is locked" for one of
+/// several openers of a new store). It is transient: the other opener is done in milliseconds.
+async fn connect(path: &Path, options: SqliteConnectOptions) -> Result<SqlitePool, AuditError> {
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let source = match SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(source) => source,
+        };
+        if is_busy(&source) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+            continue;
+        }
+        return Err(match tokio::fs::metadata(path).await {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => AuditError::NotFound {
+                path: path.to_path_buf(),
+            },
+            _ => AuditError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+        });
+    }
+}
+
+/// `SQLITE_BUSY` or one of its extended codes (`SQLITE_BUSY_SNAPSHOT`, ...).
+fn is_busy(error: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
 }
 
 /// Handle to an open audit store. Cheap to clone; all clones share one pool and one writer.
@@ -158,7 +305,10 @@ struct Inner {
 
 impl AuditStore {
     /// Opens (creating it and its directory if missing) and migrates the store at `path`.
-    /// Must be called inside a Tokio runtime: it starts the group-commit writer task.
+    /// Any number of processes may open a new store at once: one creates it, the others wait
+    /// and find it created. A store a newer attrsync migrated is refused
+    /// ([`AuditError::NewerSchema`]). Must be called inside a Tokio runtime: it starts the
+    /// group-commit writer task.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
         let path: Arc<Path> = Arc::from(path.as_ref());
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
@@ -169,11 +319,26 @@ impl AuditStore {
                     source,
                 })?;
         }
+        Self::open_writable(path, write_options_creating).await
+    }
 
-        let options = write_options(&path).create_if_missing(true);
-        let pool = connect(&path, options).await?;
-        migrate(&pool, &path).await?;
+    /// [`AuditStore::open`] for a store that must already exist: it is migrated like `open`
+    /// does, but neither the file nor its directory is ever created; a missing store is
+    /// [`AuditError::NotFound`]. For commands that only make sense on a store with history
+    /// (`apply --resume`).
+    pub async fn open_no_create(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        Self::open_writable(Arc::from(path.as_ref()), write_options).await
+    }
 
+    async fn open_writable(
+        path: Arc<Path>,
+        options: fn(&Path) -> SqliteConnectOptions,
+    ) -> Result<Self, AuditError> {
+        let pool = connect(&path, options(&path)).await?;
+        if let Err(error) = migrate_exclusively(&pool, &path).await {
+            pool.close().await;
+            return Err(error);
+        }
         let writer = GroupWriter::spawn(pool.clone(), Arc::clone(&path));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -186,11 +351,18 @@ impl AuditStore {
 
     /// Opens the existing store at `path` for reading only: the file is opened read-only
     /// (SQLite `SQLITE_OPEN_READONLY`), no migration runs and no writer task starts, so nothing
-    /// is ever written through the handle; every write method fails. A missing file is an
-    /// error (nothing is created), and so is a store whose schema lacks a migration this build
-    /// embeds ([`AuditError::OutdatedSchema`]): [`AuditStore::upgrade`] migrates it.
+    /// is ever written through the handle; every write method fails. A missing file is
+    /// [`AuditError::NotFound`] (nothing is created); a store whose schema lacks a migration
+    /// this build embeds is [`AuditError::OutdatedSchema`] ([`AuditStore::upgrade`] migrates
+    /// it), one with a migration it does not know [`AuditError::NewerSchema`]. A store with no
+    /// schema yet, which another attrsync is creating, is waited for (a few seconds at most,
+    /// then [`AuditError::Uninitialized`]).
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, AuditError> {
-        let path: Arc<Path> = Arc::from(path.as_ref());
+        Self::open_read_only_waiting(path.as_ref(), CREATION_WAIT).await
+    }
+
+    async fn open_read_only_waiting(path: &Path, wait: Duration) -> Result<Self, AuditError> {
+        let path: Arc<Path> = Arc::from(path);
         let options = connect_options(&path).read_only(true);
         let pool = connect(&path, options).await?;
         let store = Self {
@@ -200,7 +372,7 @@ impl AuditStore {
                 writer: None,
             }),
         };
-        if let Err(error) = store.check_schema_current().await {
+        if let Err(error) = store.check_schema_current(wait).await {
             store.inner.pool.close().await;
             return Err(error);
         }
@@ -208,9 +380,10 @@ impl AuditStore {
     }
 
     /// Opens the existing store at `path` for writing, without creating it and without
-    /// migrating it: a missing file is an error, and so is a store whose schema lacks a
-    /// migration this build embeds ([`AuditError::OutdatedSchema`]; [`AuditStore::upgrade`]
-    /// migrates it). For maintenance that must not bring a store into being (`audit prune`).
+    /// migrating it: a missing file is [`AuditError::NotFound`], and a schema other than this
+    /// build's is refused as by [`AuditStore::open_read_only`] ([`AuditStore::upgrade`]
+    /// migrates an older one). For maintenance that must not bring a store into being
+    /// (`audit prune`).
     pub async fn open_existing(path: impl AsRef<Path>) -> Result<Self, AuditError> {
         let path: Arc<Path> = Arc::from(path.as_ref());
         let pool = connect(&path, write_options(&path)).await?;
@@ -222,20 +395,50 @@ impl AuditStore {
                 writer: Some(writer),
             }),
         };
-        if let Err(error) = store.check_schema_current().await {
+        if let Err(error) = store.check_schema_current(CREATION_WAIT).await {
             let _ = store.close().await;
             return Err(error);
         }
         Ok(store)
     }
 
-    /// Fails with [`AuditError::OutdatedSchema`] when a migration embedded in this build has
-    /// not been applied to the store (the store was written by an older version).
-    async fn check_schema_current(&self) -> Result<(), AuditError> {
-        let applied = applied_migrations(self.pool())
+    /// Fails unless the store's schema is exactly this build's: [`AuditError::NewerSchema`]
+    /// when a newer attrsync migrated it, [`AuditError::OutdatedSchema`] when it lacks a
+    /// migration this build embeds. A store with no table at all is being created by another
+    /// attrsync (creation commits all at once): it is read again until it has its schema or
+    /// `wait` has passed ([`AuditError::Uninitialized`]).
+    async fn check_schema_current(&self, wait: Duration) -> Result<(), AuditError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(5);
+        let recorded = loop {
+            let schema = async {
+                let mut conn = self.pool().acquire().await?;
+                read_schema(&mut conn).await
+            }
             .await
             .map_err(|error| self.db_error(error))?;
-        let missing = missing_migrations(&applied);
+            match schema {
+                Schema::Migrated(recorded) => break recorded,
+                Schema::Foreign => {
+                    return Err(AuditError::NotAnAuditStore {
+                        path: self.path_buf(),
+                    });
+                }
+                Schema::Empty if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause))
+                        .await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Schema::Empty => {
+                    return Err(AuditError::Uninitialized {
+                        path: self.path_buf(),
+                        waited: wait,
+                    });
+                }
+            }
+        };
+        refuse_newer(self.path(), &recorded)?;
+        let missing = missing_migrations(&recorded.applied);
         if missing.is_empty() {
             Ok(())
         } else {
@@ -249,22 +452,11 @@ impl AuditStore {
     /// Applies to the existing store at `path` the migrations this build embeds and it lacks,
     /// and returns their versions (empty when it was current). Creates nothing and starts no
     /// writer: this is how a store written by an older version becomes readable with
-    /// [`AuditStore::open_read_only`] again.
+    /// [`AuditStore::open_read_only`] again. Safe beside concurrent openers, like `open`.
     pub async fn upgrade(path: impl AsRef<Path>) -> Result<Vec<i64>, AuditError> {
         let path = path.as_ref();
         let pool = connect(path, write_options(path)).await?;
-        let result = async {
-            let applied =
-                applied_migrations(&pool)
-                    .await
-                    .map_err(|source| AuditError::Database {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-            migrate(&pool, path).await?;
-            Ok(missing_migrations(&applied))
-        }
-        .await;
+        let result = migrate_exclusively(&pool, path).await;
         pool.close().await;
         result
     }

@@ -96,6 +96,37 @@ impl TargetStatus {
     pub fn is_unfinished(self) -> bool {
         Self::UNFINISHED.contains(&self)
     }
+
+    /// What this status means for its run: the one classification that exit codes, summaries,
+    /// progress, metrics, reports and result files all use.
+    pub const fn class(self) -> StatusClass {
+        match self {
+            Self::Verified | Self::Unchanged => StatusClass::Done,
+            Self::Skipped => StatusClass::Gone,
+            Self::Failed | Self::Drift | Self::Stale | Self::Unknown => StatusClass::NotDone,
+            Self::Planned
+            | Self::Sending
+            | Self::Applied
+            | Self::NotApplied
+            | Self::Unprocessed => StatusClass::NotReached,
+        }
+    }
+}
+
+/// The classes of [`TargetStatus::class`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusClass {
+    /// As desired: verified after the change, or already so.
+    Done,
+    /// Nothing to do any more: the call ended or the participant left before the change.
+    Gone,
+    /// Not as desired, and not tried again by this run: failed, overwritten (drift), gone
+    /// stale since the plan, or unknown. A run with any is partial (exit 3) or failed (exit 1).
+    NotDone,
+    /// Not finished: never sent, or sent and not yet verified (`--resume` revisits `planned`,
+    /// `sending` and `applied`; `not_applied` and `unprocessed` were settled as never reached).
+    NotReached,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,6 +191,15 @@ impl StatusCounts {
 
     pub fn add(&mut self, status: TargetStatus, count: u64) {
         *self.slot_mut(status) += count;
+    }
+
+    /// Targets of one class.
+    pub fn of_class(&self, class: StatusClass) -> u64 {
+        TargetStatus::ALL
+            .iter()
+            .filter(|status| status.class() == class)
+            .map(|status| self.get(*status))
+            .sum()
     }
 
     pub fn total(&self) -> u64 {

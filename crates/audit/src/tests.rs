@@ -935,6 +935,52 @@ fn timestamps_render_and_parse_as_rfc3339_millis() {
     );
 }
 
+#[test]
+fn timestamps_before_the_epoch_and_beyond_year_9999_render_as_instants() {
+    // `audit prune --older-than 57years` makes a cutoff before 1970; humantime's formatter
+    // panics on those ("all times should be after the epoch") and fails after 9999.
+    for (millis, text) in [
+        (-1, "1969-12-31T23:59:59.999Z"),
+        (-86_400_000, "1969-12-31T00:00:00.000Z"),
+        (-126_230_400_000, "1966-01-01T00:00:00.000Z"),
+        (-2_203_891_200_000, "1900-03-01T00:00:00.000Z"),
+        (-62_135_596_800_000, "0001-01-01T00:00:00.000Z"),
+        (-62_167_219_200_001, "-0001-12-31T23:59:59.999Z"),
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        (253_402_300_800_000, "+10000-01-01T00:00:00.000Z"),
+        (i64::MIN, "-292275055-05-16T16:47:04.192Z"),
+        (i64::MAX, "+292278994-08-17T07:12:55.807Z"),
+    ] {
+        let at = UnixMillis::from_millis(millis);
+        assert_eq!(at.to_string(), text, "{millis}");
+        assert_eq!(
+            serde_json::to_string(&at).expect("json"),
+            format!("\"{text}\"")
+        );
+    }
+    // A cutoff any duration before now is an instant that renders.
+    let cutoff = UnixMillis::now().saturating_sub(Duration::from_secs(57 * 365 * 86_400));
+    assert!(cutoff.as_millis() < 0, "{cutoff:?}");
+    assert!(cutoff.to_string().ends_with('Z'));
+    let far = UnixMillis::now().saturating_sub(Duration::MAX).to_string();
+    assert!(far.starts_with("-29227") && far.ends_with('Z'), "{far}");
+}
+
+#[test]
+fn timestamps_after_the_epoch_render_as_humantime_did() {
+    // Every day from 1970 to 2400 (leap years and centuries included), at a time of day that
+    // moves through the hours, minutes and milliseconds.
+    let mut millis = 0_i64;
+    while millis < 13_569_465_600_000 {
+        let at = UnixMillis::from_millis(millis);
+        assert_eq!(
+            at.to_string(),
+            humantime::format_rfc3339_millis(at.to_system_time()).to_string()
+        );
+        millis += 86_400_000 + 3_601_001;
+    }
+}
+
 /// Every file of `dir` (the store, and its `-wal`/`-shm` when present) with its bytes and
 /// modification time.
 fn snapshot_dir(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
@@ -1122,7 +1168,7 @@ async fn read_only_open_of_a_missing_file_fails_and_creates_nothing() {
     let error = AuditStore::open_read_only(&path)
         .await
         .expect_err("a missing store");
-    assert!(matches!(error, AuditError::Open { .. }), "{error:?}");
+    assert!(matches!(error, AuditError::NotFound { .. }), "{error:?}");
     assert!(
         error.to_string().contains(&path.display().to_string()),
         "{error}"
@@ -1130,7 +1176,7 @@ async fn read_only_open_of_a_missing_file_fails_and_creates_nothing() {
     let error = AuditStore::open_read_only(dir.path().join("never.db"))
         .await
         .expect_err("a missing store");
-    assert!(matches!(error, AuditError::Open { .. }), "{error:?}");
+    assert!(matches!(error, AuditError::NotFound { .. }), "{error:?}");
     assert_eq!(
         std::fs::read_dir(dir.path()).expect("read dir").count(),
         0,
@@ -1367,7 +1413,7 @@ async fn open_existing_creates_nothing_and_migrates_nothing() {
     let error = AuditStore::open_existing(&missing)
         .await
         .expect_err("a missing store");
-    assert!(matches!(error, AuditError::Open { .. }), "{error:?}");
+    assert!(matches!(error, AuditError::NotFound { .. }), "{error:?}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 
     let path = dir.path().join("old.db");
@@ -1389,4 +1435,286 @@ async fn open_existing_creates_nothing_and_migrates_nothing() {
         matches!(error, AuditError::OutdatedSchema { .. }),
         "{error:?}"
     );
+}
+
+/// The versions recorded in a store's `_sqlx_migrations`, read straight from the file.
+async fn recorded_versions(path: &Path) -> Vec<i64> {
+    let pool = second_pool(path).await;
+    let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .expect("migration history");
+    pool.close().await;
+    versions
+}
+
+fn embedded_versions() -> Vec<i64> {
+    MIGRATOR.iter().map(|migration| migration.version).collect()
+}
+
+/// What an older attrsync left at `path`: every migration but the last one this build embeds.
+async fn older_store(path: &Path) {
+    let embedded: Vec<_> = MIGRATOR.iter().cloned().collect();
+    let older = sqlx::migrate::Migrator::with_migrations(embedded[..embedded.len() - 1].to_vec());
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create the old store");
+    older.run(&pool).await.expect("apply the older migrations");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_new_store_all_succeed_and_migrate_it_once() {
+    // Several rounds, each on a new store: before the fix, openers racing on a new store ran
+    // the same migration twice ("table runs already exists"), or one failed to connect while
+    // another converted the new file to WAL ("database is locked"; rarer in one process than
+    // across processes, where the e2e tests of tests/e2e/store.rs race real binaries).
+    for round in 0..12 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state").join("audit.db");
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { AuditStore::open(&path).await })
+            })
+            .collect();
+        let mut stores = Vec::new();
+        for open in opens {
+            match open.await.expect("open task") {
+                Ok(store) => stores.push(store),
+                Err(error) => panic!("round {round}: a concurrent open failed: {error:?}"),
+            }
+        }
+        // Every handle writes to the same, complete store.
+        for store in &stores {
+            store.begin_run(new_run("apply")).await.expect("begin run");
+        }
+        for store in &stores {
+            store.close().await.expect("close");
+        }
+        assert_eq!(recorded_versions(&path).await, embedded_versions());
+        let store = AuditStore::open_read_only(&path).await.expect("read");
+        assert_eq!(store.list_runs(100).await.expect("runs").len(), 8);
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upgrade_beside_concurrent_opens_applies_each_migration_once() {
+    // An older store brought up to date by `audit upgrade` and writers opening it at once:
+    // before the fix, two of them applied the missing migration ("duplicate column name").
+    let last = *embedded_versions().last().expect("a migration");
+    for round in 0..8 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        older_store(&path).await;
+        let upgrades: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { AuditStore::upgrade(&path).await })
+            })
+            .collect();
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { AuditStore::open(&path).await?.close().await })
+            })
+            .collect();
+        let mut applied = Vec::new();
+        for upgrade in upgrades {
+            match upgrade.await.expect("task") {
+                Ok(versions) => applied.extend(versions),
+                Err(error) => panic!("round {round}: an upgrade failed: {error:?}"),
+            }
+        }
+        for open in opens {
+            if let Err(error) = open.await.expect("task") {
+                panic!("round {round}: an open failed: {error:?}");
+            }
+        }
+        // Applied once; an upgrade reports the migration only if it applied it.
+        assert!(
+            applied.len() <= 1 && applied.iter().all(|version| *version == last),
+            "round {round}: {applied:?}"
+        );
+        assert_eq!(recorded_versions(&path).await, embedded_versions());
+    }
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_store_with_no_schema_yet_says_so_and_not_that_it_is_older() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.db");
+    // What a reader finds while the first writer creates the store: a file, no table yet.
+    std::fs::File::create(&path).expect("empty file");
+
+    let error = AuditStore::open_read_only_waiting(&path, Duration::ZERO)
+        .await
+        .expect_err("no schema");
+    assert!(
+        matches!(&error, AuditError::Uninitialized { path: named, .. } if named == &path),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&path.display().to_string())
+            && message.contains("another attrsync may still be creating it")
+            && !message.contains("older"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&path).expect("read"), Vec::<u8>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_only_open_of_a_store_being_created_waits_for_its_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.db");
+    std::fs::File::create(&path).expect("empty file");
+    // The reader finds the file without a schema (before the fix: "written by an older
+    // attrsync"), then the writer creates it; the reader waits for it and reads it.
+    let reader = {
+        let path = path.clone();
+        tokio::spawn(async move { AuditStore::open_read_only_waiting(&path, A_LONG_TIME).await })
+    };
+    let writer = AuditStore::open(&path).await.expect("create");
+    let run = writer.begin_run(new_run("apply")).await.expect("begin run");
+    let reader = reader.await.expect("reader task").expect("read-only open");
+    let runs = reader.list_runs(10).await.expect("runs");
+    assert!(runs.iter().all(|summary| summary.run.id == run), "{runs:?}");
+    reader.close().await.expect("close");
+    writer.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_store_written_by_a_newer_attrsync_is_refused_by_every_opener_and_left_as_it_is() {
+    const NEWER: i64 = 29_991_231_000_000;
+    let (_dir, path, _run) = closed_store_with_a_run().await;
+    {
+        let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path))
+            .await
+            .expect("store");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (?1, 'from the future', TRUE, x'00', 0)",
+        )
+        .bind(NEWER)
+        .execute(&pool)
+        .await
+        .expect("a newer migration");
+        pool.close().await;
+    }
+    let before = std::fs::read(&path).expect("read store");
+
+    let errors = [
+        ("open", AuditStore::open(&path).await.err()),
+        (
+            "open_no_create",
+            AuditStore::open_no_create(&path).await.err(),
+        ),
+        (
+            "open_existing",
+            AuditStore::open_existing(&path).await.err(),
+        ),
+        (
+            "open_read_only",
+            AuditStore::open_read_only(&path).await.err(),
+        ),
+        ("upgrade", AuditStore::upgrade(&path).await.err()),
+    ];
+    for (opener, error) in errors {
+        let error = error.unwrap_or_else(|| panic!("{opener} accepted a newer store"));
+        match &error {
+            AuditError::NewerSchema {
+                path: named,
+                unknown,
+                version,
+            } => {
+                assert_eq!(named, &path, "{opener}");
+                assert_eq!(unknown, &vec![NEWER], "{opener}");
+                assert_eq!(*version, env!("CARGO_PKG_VERSION"), "{opener}");
+            }
+            other => panic!("{opener}: expected NewerSchema, got {other:?}"),
+        }
+        let message = error.to_string();
+        assert!(
+            message.contains(&path.display().to_string())
+                && message.contains("written by a newer attrsync")
+                && message.contains(&NEWER.to_string())
+                && message.contains("use that newer attrsync"),
+            "{opener}: {message}"
+        );
+        assert!(std::error::Error::source(&error).is_none(), "{opener}");
+    }
+    assert_eq!(
+        std::fs::read(&path).expect("read store"),
+        before,
+        "a refused open changed the store"
+    );
+}
+
+#[tokio::test]
+async fn open_no_create_migrates_an_existing_store_and_never_creates_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for missing in [
+        dir.path().join("never.db"),
+        dir.path().join("nested").join("never.db"),
+    ] {
+        let error = AuditStore::open_no_create(&missing)
+            .await
+            .expect_err("a missing store");
+        assert!(
+            matches!(&error, AuditError::NotFound { path } if path == &missing),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("no audit store at {}", missing.display())
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "open_no_create created a file or directory"
+    );
+
+    // An older store is migrated, as `open` would, and keeps its runs.
+    let path = dir.path().join("old.db");
+    older_store(&path).await;
+    let store = AuditStore::open_no_create(&path).await.expect("open");
+    let run = store.begin_run(new_run("apply")).await.expect("begin run");
+    store.close().await.expect("close");
+    assert_eq!(recorded_versions(&path).await, embedded_versions());
+    let store = AuditStore::open_no_create(&path).await.expect("reopen");
+    assert_eq!(store.resolve_run(LATEST).await.expect("latest"), run);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_database_attrsync_never_migrated_says_it_is_not_an_audit_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("create");
+    sqlx::query("CREATE TABLE desired_attributes (conversation_id TEXT)")
+        .execute(&pool)
+        .await
+        .expect("a table");
+    pool.close().await;
+    let error = AuditStore::open_read_only(&path)
+        .await
+        .expect_err("not a store");
+    assert!(
+        matches!(&error, AuditError::NotAnAuditStore { path: named } if named == &path),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("older"), "{error}");
 }

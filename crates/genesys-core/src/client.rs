@@ -126,6 +126,8 @@ struct Inner {
     /// For the notification sockets, which reqwest does not carry.
     proxy: Option<crate::proxy::ProxySettings>,
     tls: Arc<rustls::ClientConfig>,
+    /// Set by [`GenesysClient::stop_sending`]: no request leaves after it.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// reqwest's proxies for `settings`: one per proxy, each asking the one matcher
@@ -294,6 +296,7 @@ impl GenesysClient {
                 counters,
                 proxy: settings.proxy.clone(),
                 tls,
+                stop: tokio::sync::watch::channel(false).0,
             }),
         })
     }
@@ -308,6 +311,26 @@ impl GenesysClient {
         let mut stats = self.inner.counters.snapshot();
         stats.tokens = self.inner.pool.stats();
         stats
+    }
+
+    /// From now on no request of this client (or its clones) leaves: one waiting for its
+    /// token's budget, or about to be sent or retried, ends with [`ApiError::Stopped`]. Requests
+    /// already on the wire finish. A run's stop request: its in-flight work finishes and is
+    /// recorded, and nothing new reaches Genesys.
+    pub fn stop_sending(&self) {
+        self.inner.stop.send_replace(true);
+    }
+
+    /// Whether [`Self::stop_sending`] was called.
+    pub fn is_stopped(&self) -> bool {
+        *self.inner.stop.borrow()
+    }
+
+    /// Resolves once [`Self::stop_sending`] is called.
+    async fn stopped(&self) {
+        let mut stop = self.inner.stop.subscribe();
+        // The sender lives as long as the client: `wait_for` ends only when it is set.
+        let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
     /// Tokens in the pool.
@@ -659,7 +682,19 @@ impl GenesysClient {
                         .pick()
                         .map_err(|aside| self.budget_exhausted(aside, attempt - 1))?,
                 };
-                match slot.limiter.acquire().await {
+                let acquired = tokio::select! {
+                    biased;
+                    () = self.stopped() => return Err(ApiError::Stopped { attempts: attempt - 1 }),
+                    acquired = slot.limiter.acquire() => acquired,
+                };
+                match acquired {
+                    // The last moment before the wire: a stop while it waited wins.
+                    Ok(admission) if self.is_stopped() => {
+                        slot.limiter.forget(admission);
+                        return Err(ApiError::Stopped {
+                            attempts: attempt - 1,
+                        });
+                    }
                     Ok(admission) => break (slot, admission),
                     // Set aside while waiting: another slot, or the error when none is left.
                     Err(_) => continue,
@@ -719,7 +754,16 @@ impl GenesysClient {
                         "retrying after {}",
                         error.class()
                     );
-                    tokio::time::sleep(delay).await;
+                    // A stop while backing off: the last answer is the outcome (an earlier
+                    // attempt may have reached Genesys, so this is not "not sent").
+                    tokio::select! {
+                        biased;
+                        () = self.stopped() => {
+                            error.set_attempts(attempt);
+                            return Err(error);
+                        }
+                        () = tokio::time::sleep(delay) => {}
+                    }
                 }
                 _ => {
                     error.set_attempts(attempt);

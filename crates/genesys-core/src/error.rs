@@ -167,6 +167,11 @@ pub enum ApiError {
         max_wait: Duration,
         attempts: u32,
     },
+    /// The request was not sent: the client was told to stop sending
+    /// ([`GenesysClient::stop_sending`](crate::GenesysClient::stop_sending)). Detect it with
+    /// [`ApiError::is_stopped`].
+    #[error("not sent: the run was asked to stop")]
+    Stopped { attempts: u32 },
     /// The request was not sent: an argument cannot be put in a URL path.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidArgument {
@@ -182,7 +187,9 @@ impl ApiError {
             ApiError::Http(failure) => ErrorClass::of_status(failure.status),
             ApiError::Timeout { .. } | ApiError::Connection { .. } => ErrorClass::Retryable,
             ApiError::Auth { error, .. } => error.class(),
-            ApiError::Decode { .. } | ApiError::InvalidArgument { .. } => ErrorClass::Terminal,
+            ApiError::Decode { .. }
+            | ApiError::InvalidArgument { .. }
+            | ApiError::Stopped { .. } => ErrorClass::Terminal,
             ApiError::BudgetExhausted { .. } => ErrorClass::ResumeLater,
         }
     }
@@ -191,6 +198,11 @@ impl ApiError {
     /// attrsync).
     pub fn is_budget_exhausted(&self) -> bool {
         matches!(self, ApiError::BudgetExhausted { .. })
+    }
+
+    /// Not sent because the client was told to stop sending: nothing reached Genesys.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, ApiError::Stopped { .. })
     }
 
     /// Stop early, resumable (exit 4 in attrsync): every token is set aside
@@ -252,7 +264,8 @@ impl ApiError {
             | ApiError::Connection { attempts, .. }
             | ApiError::Decode { attempts, .. }
             | ApiError::Auth { attempts, .. }
-            | ApiError::BudgetExhausted { attempts, .. } => *attempts,
+            | ApiError::BudgetExhausted { attempts, .. }
+            | ApiError::Stopped { attempts } => *attempts,
             ApiError::InvalidArgument { .. } => 0,
         }
     }
@@ -264,7 +277,8 @@ impl ApiError {
             | ApiError::Connection { attempts, .. }
             | ApiError::Decode { attempts, .. }
             | ApiError::Auth { attempts, .. }
-            | ApiError::BudgetExhausted { attempts, .. } => *attempts = count,
+            | ApiError::BudgetExhausted { attempts, .. }
+            | ApiError::Stopped { attempts } => *attempts = count,
             ApiError::InvalidArgument { .. } => {}
         }
     }

@@ -18,6 +18,9 @@
 //! This crate owns HTTP, auth, retries and rate limiting; it knows nothing of CSV, SQLite,
 //! terminals or exit codes. Secrets (client secret, tokens) never reach logs, errors or `Debug`.
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod auth;
 pub mod client;
 pub mod env;

@@ -5,6 +5,9 @@
 //! `Other(String)`, so a new participant state in Genesys never breaks a run. On output, absent
 //! fields are omitted rather than sent as `null`, which the official SDKs require.
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -43,6 +43,9 @@
 //! It shares nothing with the client's request handling beyond the plain model types of
 //! `genesys_models` (the `genesys-models` crate).
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod admin;
 mod analytics;
 mod api;

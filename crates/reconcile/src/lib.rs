@@ -5,6 +5,9 @@
 //! Reading the source is the only I/O here; live state is fetched by the caller and passed to
 //! [`diff`], and applying the plan happens after, elsewhere.
 
+// A library prints nothing: it returns typed errors and values; only the binary prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod desired;
 pub mod options;
 pub mod plan;
@@ -20,7 +23,7 @@ pub use desired::{
 pub use options::{Limits, ReadOptions};
 pub use plan::{
     Action, Change, LiveConversation, LiveState, Plan, PlanSummary, PlannedTarget, Recheck,
-    SkipReason, Verification, diff, diff_entries,
+    SkipReason, Verification, diff, diff_entries, has_ended, is_gone, participant,
 };
 pub use problem::{DEFAULT_SHOWN_PROBLEMS, LineUnit, Problem, SourceError, render_problems};
 pub use saved_plan::{PlanMetadata, SavedPlan, SavedPlanError};

@@ -236,11 +236,10 @@ impl PlannedTarget {
             LiveConversation::Found(c) if has_ended(c) => {
                 return Recheck::Gone(SkipReason::ConversationEnded);
             }
-            LiveConversation::Found(c) => self.participant_id.as_deref().and_then(|pid| {
-                c.participants
-                    .iter()
-                    .find(|p| p.id.eq_ignore_ascii_case(pid))
-            }),
+            LiveConversation::Found(c) => self
+                .participant_id
+                .as_deref()
+                .and_then(|pid| participant(c, pid)),
         };
         let Some(participant) = participant.filter(|p| !is_gone(p)) else {
             return Recheck::Gone(SkipReason::ParticipantNotLive);
@@ -288,6 +287,30 @@ impl PlannedTarget {
             Verification::Done
         }
     }
+
+    /// [`Self::verification`] of a view known to be newer than a view that showed the write
+    /// (events on one socket arrive in order): a key back at its value from before was
+    /// overwritten too, not "not visible yet".
+    pub fn verification_after_write(&self, observed: &Attributes) -> Verification {
+        match self.verification(observed) {
+            Verification::NotYetVisible => self
+                .desired
+                .iter()
+                .find(|(key, want)| value_of(observed, key) != want.as_str())
+                .map_or(Verification::Done, |(key, _)| {
+                    Verification::Overwritten(key.clone())
+                }),
+            other => other,
+        }
+    }
+
+    /// The live values of the managed keys (absent keys as `None`), as a view shows them.
+    pub fn observed(&self, live: &Attributes) -> BTreeMap<String, Option<String>> {
+        self.desired
+            .keys()
+            .map(|k| (k.clone(), live.get(k).cloned()))
+            .collect()
+    }
 }
 
 /// See [`PlannedTarget::verification`].
@@ -319,6 +342,9 @@ pub struct PlanSummary {
     pub keys_cleared: usize,
     pub unchanged: usize,
     pub skipped: usize,
+    /// Targets two input rows give different values for one key: the input's fault, failed by
+    /// `apply`.
+    pub conflicts: usize,
 }
 
 impl Plan {
@@ -332,6 +358,10 @@ impl Plan {
                     summary.keys_set += set.len();
                     summary.keys_cleared += clear.len();
                 }
+                Action::Skip {
+                    reason: SkipReason::ConflictingDesiredValues,
+                    ..
+                } => summary.conflicts += 1,
                 Action::Skip { .. } => summary.skipped += 1,
             }
         }
@@ -519,13 +549,33 @@ fn diff_attributes(desired: &Attributes, live: &Attributes) -> Action {
     }
 }
 
-fn is_gone(participant: &CallMediaParticipant) -> bool {
+/// The participant has left the call (disconnected or terminated).
+pub fn is_gone(participant: &CallMediaParticipant) -> bool {
     participant.state.as_ref().is_some_and(|s| s.is_gone())
 }
 
-/// A conversation has ended when it has no participants or all of them are gone.
-fn has_ended(conversation: &CallConversation) -> bool {
-    conversation.participants.iter().all(is_gone)
+/// A call has ended when every participant has left. A call with no participants yet (an event
+/// of a call being set up) has not: nobody has left it.
+pub fn has_ended(conversation: &CallConversation) -> bool {
+    !conversation.participants.is_empty() && conversation.participants.iter().all(is_gone)
+}
+
+/// A participant of a call by id (ids compare case-insensitively), whatever its state: the one
+/// way a read or an event's view of a call is searched for a participant.
+pub fn participant<'a>(call: &'a CallConversation, id: &str) -> Option<&'a CallMediaParticipant> {
+    call.participants
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(id))
+}
+
+impl LiveConversation {
+    /// [`participant`] of a call that was found.
+    pub fn participant(&self, id: &str) -> Option<&CallMediaParticipant> {
+        match self {
+            LiveConversation::Found(call) => participant(call, id),
+            LiveConversation::NotFound => None,
+        }
+    }
 }
 
 /// Participants the selector fits, with their index. Ids and purposes compare case-insensitively.
@@ -659,7 +709,8 @@ mod tests {
                 keys_set: 2,
                 keys_cleared: 1,
                 unchanged: 0,
-                skipped: 0
+                skipped: 0,
+                conflicts: 0,
             }
         );
     }
@@ -725,9 +776,11 @@ mod tests {
             &[],
         )]);
         assert_eq!(reason(&ended, customer()), SkipReason::ConversationEnded);
+        // A call nobody has left has not ended, even with no participants yet (an event of a
+        // call being set up): there is simply nobody to select.
         assert_eq!(
             reason(&live(vec![]), customer()),
-            SkipReason::ConversationEnded
+            SkipReason::SelectorMatchedNothing
         );
         let agent_only = live(vec![participant(
             "a",

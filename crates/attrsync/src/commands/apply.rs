@@ -7,12 +7,13 @@ use reconcile::{SourceFormat, SourceInfo};
 
 use super::source::{invalid_input, read_desired, read_options};
 use crate::Ui;
-use crate::apply::{Events, Work, execute};
 use crate::cli::ApplyArgs;
 use crate::exit::Exit;
-use crate::render::summary::run_summary;
+use crate::observer::CliObserver;
+use crate::render::summary::{run_summary, stopped_early};
 use crate::settings::RunSettings;
 use audit::AuditStore;
+use engine::Work;
 
 pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);
@@ -43,20 +44,13 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
     )
     .await?;
     let audit = open_audit(&audit_path).await?;
-    let settings = run_settings.apply_settings();
-    let events = Events::new(args.json);
-    let connection = &run_settings.connection;
-    let report = execute(
-        work,
-        settings,
-        audit,
-        |observer| connection.client(Some(observer)),
-        ui,
-        &events,
-    )
-    .await?;
-    ui.note(run_summary(&report, &audit_path));
-    Ok(report.exit)
+    let outcome =
+        super::snapshot::run(work, &run_settings, &audit, CliObserver::new(ui, args.json)).await?;
+    if let Some(line) = stopped_early(&outcome) {
+        eprintln!("{line}");
+    }
+    ui.note(run_summary(&outcome, &audit_path));
+    Ok(crate::exit::for_run(&outcome))
 }
 
 /// Opens (or creates) the audit store; its errors name the store, so no context is added.

@@ -14,13 +14,15 @@ use anyhow::Context;
 use genesys_core::models::CallConversation;
 use genesys_sim::{SimConfig, Simulator};
 
+use engine::Work;
+use engine::live::fetch_live;
+
 use super::apply::open_audit;
-use super::plan::fetch_live;
 use super::source::read_desired;
 use crate::Ui;
-use crate::apply::{Events, Work, execute};
 use crate::cli::{DemoArgs, SourceArgs};
 use crate::exit::Exit;
+use crate::observer::CliObserver;
 use crate::render::summary::run_summary;
 use crate::render::{Style, plan::plan_text};
 
@@ -106,19 +108,16 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     let audit_path = dir.join("audit.sqlite");
     let audit = open_audit(&audit_path).await?;
     let settings = crate::settings::demo_run(connection.clone(), &audit_path, &dir.join("results"));
-    let connection = &settings.connection;
-    let report = execute(
+    let outcome = super::snapshot::run(
         Work::Desired(desired),
-        settings.apply_settings(),
-        audit,
-        |observer| connection.client(Some(observer)),
-        ui,
-        &Events::new(false),
+        &settings,
+        &audit,
+        CliObserver::new(ui, false),
     )
     .await?;
     let log = sim.state().request_log();
     let throttled = log.iter().filter(|r| r.status == 429).count();
-    eprintln!("\n{}", run_summary(&report, &audit_path));
+    eprintln!("\n{}", run_summary(&outcome, &audit_path));
     eprintln!(
         "The simulator answered {} API requests, {throttled} of them 429 (rate limited).",
         log.iter().filter(|r| r.path.starts_with("/api/")).count()
@@ -126,7 +125,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     eprintln!("Per-row results: {}", dir.join("results").display());
     eprintln!("\n{}", next_steps(&csv_path, &audit_path));
     sim.shutdown().await;
-    Ok(report.exit)
+    Ok(crate::exit::for_run(&outcome))
 }
 
 /// Customers of most calls get the campaign; a few rows pin an agent; rows for calls that

@@ -14,10 +14,10 @@ use serde::Serialize;
 use url::Url;
 
 use crate::Ui;
-use crate::auto_rate::AutoRate;
 use crate::cli::DoctorArgs;
 use crate::exit::Exit;
 use crate::settings::Connection;
+use engine::auto_rate::AutoRate;
 
 /// How long a DNS lookup or a TCP connection may take before the check fails.
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);

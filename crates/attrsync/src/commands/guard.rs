@@ -7,8 +7,9 @@
 
 use reconcile::Action;
 
-use super::plan::fetch_live;
-use crate::apply::Work;
+use engine::Work;
+use engine::live::fetch_live;
+
 use crate::settings::Connection;
 
 /// The plan would change more participants than allowed: nothing was sent, no run was recorded.

@@ -13,6 +13,7 @@ mod plan;
 mod reconcile;
 mod set;
 pub mod sim;
+mod snapshot;
 mod source;
 pub(crate) mod tag;
 

@@ -1,13 +1,10 @@
 //! `attrsync plan SOURCE`: read the desired state, read each call once, print what would change.
 //! Never sends a PATCH.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::Context;
-use futures::StreamExt;
-use genesys_core::GenesysClient;
-use reconcile::{LiveConversation, LiveState};
+use engine::live::fetch_live;
 
 use super::source::read_desired;
 use crate::Ui;
@@ -55,35 +52,19 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     } else {
         write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;
     }
-    let pending = plan.summary().to_update > 0;
+    let summary = plan.summary();
+    if summary.conflicts > 0 {
+        // `apply` would fail these targets: the plan says so with the same exit code.
+        eprintln!(
+            "error: {} targets are in conflict (two input rows give one key different values); fix the input",
+            summary.conflicts
+        );
+        return Ok(Exit::Failure);
+    }
+    let pending = summary.to_update > 0;
     Ok(if args.detailed_exitcode && pending {
         Exit::ChangesPending
     } else {
         Exit::Success
     })
-}
-
-/// Reads every conversation once, concurrently (each request through the client's limiter).
-/// A conversation that does not exist is part of the plan (a skip); any other error stops it.
-pub async fn fetch_live(
-    client: &GenesysClient,
-    ids: Vec<String>,
-    concurrency: usize,
-) -> anyhow::Result<LiveState> {
-    let mut live: LiveState = HashMap::with_capacity(ids.len());
-    let mut reads = futures::stream::iter(ids)
-        .map(|cid| async move {
-            let read = client.find_call(&cid).await;
-            (cid, read)
-        })
-        .buffer_unordered(concurrency.max(1));
-    while let Some((cid, read)) = reads.next().await {
-        let conversation = match read {
-            Ok(Some(fetched)) => LiveConversation::Found(fetched.value),
-            Ok(None) => LiveConversation::NotFound,
-            Err(err) => return Err(err).with_context(|| format!("cannot read conversation {cid}")),
-        };
-        live.insert(cid, conversation);
-    }
-    Ok(live)
 }

@@ -10,25 +10,20 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::apply::open_audit;
 use super::source::read_desired;
 use crate::Ui;
-use crate::apply::{Events, Work, execute};
 use crate::cli::ReconcileArgs;
 use crate::exit::Exit;
 use crate::metrics::{self, IterationMetrics};
+use crate::observer::CliObserver;
 use crate::output::OutputContext;
 use crate::settings::RunSettings;
-use audit::{AuditError, AuditStore, LockLease, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
-
-/// A holder that has not heartbeated for this long is presumed dead and may be replaced.
-const LOCK_STALE_AFTER: Duration = Duration::from_secs(10 * 60);
-/// Well within `LOCK_STALE_AFTER`, independent of the interval and of how long a run takes.
-const LOCK_HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+use audit::{AuditStore, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
+use engine::{StopSignal, Work};
 
 /// Why the loop stops before the next iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,25 +58,12 @@ struct Iteration {
 
 pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let audit = open_audit(&settings.audit_path).await?;
-    let lease = match audit.acquire_lock(RECONCILE_LOCK, LOCK_STALE_AFTER).await {
-        Ok(lease) => lease,
-        Err(err @ AuditError::Locked { .. }) => {
-            eprintln!(
-                "error: {err}\nanother `attrsync reconcile` is working on this audit store; \
-                 this one exits without doing anything"
-            );
-            return Ok(Exit::Locked);
-        }
-        Err(err) => return Err(err).context("cannot take the reconcile lock"),
-    };
-    if let Some(previous) = &lease.took_over {
-        tracing::warn!(
-            "took over the reconcile lock from process {} on {} (last heartbeat {})",
-            previous.pid,
-            previous.host,
-            previous.heartbeat_at
-        );
-    }
+    let lock = engine::locks::hold(
+        &audit,
+        &[RECONCILE_LOCK.to_owned()],
+        "another `attrsync reconcile` is working on this audit store",
+    )
+    .await?;
     // Runs left `running` by a crashed predecessor; safe to settle now that we hold the lock.
     match audit.mark_interrupted_runs().await {
         Ok(settled) if !settled.is_empty() => tracing::warn!(
@@ -106,21 +88,30 @@ pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::
     };
     // Stop requests are this loop's to handle until it returns.
     let handling = crate::signals::Handling::start();
-    let heartbeat = tokio::spawn(heartbeat(audit.clone(), lease.clone(), Arc::clone(&sender)));
+    // A lock taken over stops the iteration in flight, and the loop.
+    let iteration_stop = StopSignal::default();
+    let lock_watch = lock.stop_on_loss(&iteration_stop);
+    let lost = {
+        let sender = Arc::clone(&sender);
+        let iteration_stop = iteration_stop.clone();
+        tokio::spawn(async move {
+            iteration_stop.stopped().await;
+            if matches!(
+                iteration_stop.reason(),
+                Some(engine::stop::StopReason::LockLost(_))
+            ) {
+                request_stop(&sender, StopReason::LockLost);
+            }
+        })
+    };
 
-    let outcome = schedule(&args, &settings, ui, &audit, stop.clone()).await;
+    let outcome = schedule(&args, &settings, ui, &audit, stop.clone(), &iteration_stop).await;
 
-    heartbeat.abort();
+    lock_watch.abort();
+    lost.abort();
     signals.abort();
     drop(handling);
-    // A lock taken over belongs to the process that took it.
-    let lock_lost = *stop.borrow() == Some(StopReason::LockLost);
-    if !lock_lost && let Err(err) = audit.release_lock(lease).await {
-        tracing::warn!(
-            "cannot release the reconcile lock: {}",
-            crate::error_chain(&err)
-        );
-    }
+    lock.release().await;
     audit.close().await?;
     outcome
 }
@@ -139,6 +130,7 @@ async fn schedule(
     ui: Ui,
     audit: &AuditStore,
     mut stop: watch::Receiver<Option<StopReason>>,
+    iteration_stop: &StopSignal,
 ) -> anyhow::Result<Exit> {
     let schedule = match (args.once, args.every) {
         (true, _) => Schedule::Once,
@@ -147,7 +139,7 @@ async fn schedule(
     };
     loop {
         let started = Instant::now();
-        let outcome = iterate(args, settings, ui, audit, &stop).await;
+        let outcome = iterate(args, settings, ui, audit, &stop, iteration_stop).await;
         let exit = report(args, ui, &outcome, started.elapsed());
         let Schedule::Every(every) = schedule else {
             return outcome.map(|_| exit);
@@ -192,6 +184,7 @@ async fn iterate(
     ui: Ui,
     audit: &AuditStore,
     stop: &watch::Receiver<Option<StopReason>>,
+    iteration_stop: &StopSignal,
 ) -> anyhow::Result<Option<Iteration>> {
     // The pipeline's own notes and progress would be noise every few minutes; the summary
     // line says what matters. Warnings and errors still reach stderr.
@@ -210,32 +203,29 @@ async fn iterate(
     if stop.borrow().is_some() {
         return Ok(None);
     }
-    let connection = &settings.connection;
     let work = super::guard::max_changes(
         Work::Desired(desired),
         args.max_changes,
-        connection,
+        &settings.connection,
         args.concurrency,
         quiet,
     )
     .await?;
-    let report = execute(
+    let outcome = super::snapshot::run_until(
         work,
-        settings.apply_settings(),
-        audit.clone(),
-        |observer| connection.client(Some(observer)),
-        quiet,
-        &Events::new(false),
+        settings,
+        audit,
+        CliObserver::new(quiet, false),
+        iteration_stop,
     )
     .await?;
-    let summary = audit.run_summary(&report.run).await?;
     Ok(Some(Iteration {
-        run: report.run,
-        counts: summary.counts,
-        requests: summary.requests.total,
-        throttled: summary.requests.throttled,
-        interrupted: report.interrupted,
-        exit: report.exit,
+        run: outcome.run.clone(),
+        counts: outcome.counts,
+        requests: outcome.stats.requests,
+        throttled: outcome.stats.throttled,
+        interrupted: outcome.is_interrupted(),
+        exit: crate::exit::for_run(&outcome),
     }))
 }
 
@@ -345,27 +335,6 @@ fn summary_line(done: &Iteration, elapsed: Duration) -> String {
         parts.join(", "),
         done.run
     )
-}
-
-/// Keeps the lock fresh while the process lives; stops the loop if the lock was taken over.
-async fn heartbeat(audit: AuditStore, lease: LockLease, stop: StopSender) {
-    let mut ticks = tokio::time::interval(LOCK_HEARTBEAT_EVERY);
-    ticks.tick().await; // the first tick is immediate: the lock was just taken
-    loop {
-        ticks.tick().await;
-        match audit.heartbeat_lock(&lease).await {
-            Ok(()) => {}
-            Err(AuditError::LockLost { .. }) => {
-                request_stop(&stop, StopReason::LockLost);
-                return;
-            }
-            // A busy store is not a lost lock: the next beat will do.
-            Err(err) => tracing::warn!(
-                "cannot heartbeat the reconcile lock: {}",
-                crate::error_chain(&err)
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@ use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, 
 
 use super::apply::open_audit;
 use crate::Ui;
-use crate::apply::{Events, Work, execute};
 use crate::cli::SetArgs;
 use crate::exit::Exit;
+use crate::observer::CliObserver;
+use crate::render::summary::stopped_early;
 use crate::settings::RunSettings;
-use audit::TargetStatus;
+use engine::Work;
 
 pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;
@@ -42,20 +43,15 @@ pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
         warnings: Vec::new(),
     };
     let audit = open_audit(&run_settings.audit_path).await?;
-    let settings = run_settings.apply_settings();
-    let connection = &run_settings.connection;
-    let events = Events::new(args.json);
-    let report = execute(
+    let outcome = super::snapshot::run(
         Work::Desired(desired),
-        settings,
-        audit,
-        |observer| connection.client(Some(observer)),
-        ui.with_json(args.json),
-        &events,
+        &run_settings,
+        &audit,
+        CliObserver::new(ui, args.json),
     )
     .await?;
     if !args.json {
-        for r in &report.results {
+        for r in &outcome.results {
             let who = r.participant_id.as_deref().unwrap_or("(no participant)");
             let detail = r
                 .message
@@ -68,33 +64,11 @@ pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
             );
         }
     }
-    let exit = match report
-        .results
-        .iter()
-        .map(|r| r.status)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        _ if report.interrupted => Exit::Interrupted,
-        statuses
-            if statuses
-                .iter()
-                .all(|s| matches!(s, TargetStatus::Verified | TargetStatus::Unchanged)) =>
-        {
-            Exit::Success
-        }
-        // One target, so "partial" only when a selector matched several participants.
-        statuses
-            if statuses
-                .iter()
-                .any(|s| matches!(s, TargetStatus::Verified | TargetStatus::Unchanged)) =>
-        {
-            Exit::Partial
-        }
-        statuses if statuses.contains(&TargetStatus::Drift) => Exit::Partial,
-        _ => Exit::Failure,
-    };
-    Ok(exit)
+    if let Some(line) = stopped_early(&outcome) {
+        eprintln!("{line}");
+    }
+    // What the run recorded is what the process exits with.
+    Ok(crate::exit::for_run(&outcome))
 }
 
 fn uuid_arg(what: &str, value: &str) -> anyhow::Result<String> {

@@ -6,8 +6,8 @@ use anyhow::Context;
 use reconcile::{DesiredState, ReadOptions, SourceError, SqliteSelect, render_problems};
 
 use crate::Ui;
-use crate::apply::RESULT_COLUMNS;
 use crate::cli::SourceArgs;
+use engine::apply::RESULT_COLUMNS;
 
 /// An input that could not be used: every problem has been printed already.
 #[derive(Debug, thiserror::Error)]

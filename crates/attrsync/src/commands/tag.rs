@@ -6,41 +6,33 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 
-use genesys_core::LiveCallsQuery;
+use anyhow::Context as _;
+use engine::live::{fetch_live, live_call_ids};
+use engine::{StopSignal, Work};
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
-use super::plan::fetch_live;
 use crate::Ui;
-use crate::apply::{Events, Work, execute};
 use crate::cli::TagArgs;
 use crate::exit::Exit;
+use crate::observer::CliObserver;
 use crate::render::Style;
 use crate::render::plan::plan_text;
-use crate::render::summary::run_summary;
+use crate::render::summary::{run_summary, stopped_early};
 use crate::settings::RunSettings;
 
 pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let attributes = attribute_map(&args.attributes)?;
     let ui = ui.with_json(args.json);
     if args.follow {
-        let settings = crate::follow::FollowSettings {
-            queues: args.queues.clone(),
-            selector: Selector::Purpose(args.purpose.to_lowercase()),
-            attributes,
-            lookback: args.lookback,
-            verify_via: args.verify_via,
-            backfill_lag: args.backfill_lag,
-            socket_idle_timeout: args.socket_idle_timeout,
-            metrics_file: args.metrics_file.clone(),
-            json: args.json,
-        };
-        return crate::follow::run(settings, run_settings, ui).await;
+        return follow(&args, attributes, &run_settings, ui).await;
     }
     let connection = &run_settings.connection;
     let client = connection.connect(ui).await?;
     let queues = args.queues.join(",");
-    let conversation_ids = live_call_ids(&client, &args.queues, args.lookback).await?;
+    let conversation_ids = live_call_ids(&client, &args.queues, args.lookback)
+        .await
+        .with_context(|| format!("cannot list the live calls of queue {queues}"))?;
     if conversation_ids.is_empty() {
         ui.note(format_args!(
             "no live calls in queue {queues}; nothing to do"
@@ -65,53 +57,118 @@ pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
 
     let audit_path = &run_settings.audit_path;
     let audit = open_audit(audit_path).await?;
-    let settings = run_settings.apply_settings();
-    let report = execute(
+    let outcome = super::snapshot::run(
         Work::Desired(desired),
-        settings,
-        audit,
-        |observer| connection.client(Some(observer)),
-        ui,
-        &Events::new(args.json),
+        &run_settings,
+        &audit,
+        CliObserver::new(ui, args.json),
     )
     .await?;
-    ui.note(run_summary(&report, audit_path));
-    Ok(report.exit)
+    if let Some(line) = stopped_early(&outcome) {
+        eprintln!("{line}");
+    }
+    ui.note(run_summary(&outcome, audit_path));
+    Ok(crate::exit::for_run(&outcome))
 }
 
-/// The live calls of every queue, in listing order, each once (a call may have been in two of
-/// the queues); a listed id that is not a UUID is skipped with a warning.
-pub(crate) async fn live_call_ids(
-    client: &genesys_core::GenesysClient,
-    queues: &[String],
-    lookback: std::time::Duration,
-) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for queue in queues {
-        let query = LiveCallsQuery {
-            queue_id: Some(queue.clone()),
-            lookback,
-            ..LiveCallsQuery::default()
-        };
-        client
-            .visit_live_calls(&query, |call| {
-                match uuid::Uuid::parse_str(&call.conversation_id) {
-                    Ok(id) => {
-                        let id = id.hyphenated().to_string();
-                        if seen.insert(id.clone()) {
-                            ids.push(id);
-                        }
-                    }
-                    Err(_) => tracing::warn!(
-                        conversation = call.conversation_id,
-                        "skipping a live call whose id is not a UUID"
-                    ),
-                }
-            })
-            .await?;
+/// `tag --follow`: the engine's follow, until Ctrl-C or SIGTERM (its normal end).
+async fn follow(
+    args: &TagArgs,
+    attributes: BTreeMap<String, String>,
+    run_settings: &RunSettings,
+    ui: Ui,
+) -> anyhow::Result<Exit> {
+    let settings = engine::follow::FollowSettings {
+        queues: args.queues.clone(),
+        selector: Selector::Purpose(args.purpose.to_lowercase()),
+        attributes,
+        lookback: args.lookback,
+        verify_via: args.verify_via.into(),
+        backfill_lag: args.backfill_lag,
+        socket_idle_timeout: args.socket_idle_timeout,
+    };
+    let audit = open_audit(&run_settings.audit_path).await?;
+    let observer = CliObserver::for_follow(ui, args.json, args.metrics_file.clone());
+    let _serving = match args.listen {
+        Some(addr) => Some(serve_follow(addr, &observer).await?),
+        None => None,
+    };
+    let stop = StopSignal::default();
+    let _listening = crate::signals::stop_on_signals(
+        &stop,
+        "finishing the requests already sent and recording them; calls not yet sent are recorded as unprocessed",
+    );
+    let connection = &run_settings.connection;
+    let connect =
+        |log: std::sync::Arc<dyn genesys_core::RequestObserver>| connection.build_client(Some(log));
+    let outcome = engine::follow::follow(
+        &settings,
+        &run_settings.run_config(),
+        &audit,
+        &connect,
+        observer.clone(),
+        &stop,
+    )
+    .await?;
+    if let engine::Ending::StoppedEarly { message } = &outcome.ending {
+        eprintln!(
+            "attrsync: {message}; {} targets were not finished: start the follow again once the API allows it (it lists the queues' live calls first, and settles what run {} left)",
+            outcome.unfinished, outcome.run
+        );
     }
-    Ok(ids)
+    if let Some(m) = observer.follow_metrics() {
+        ui.note(format_args!(
+            "run {}: followed for {}: {} calls seen, {} tagged ({} verified by event, {} by read), \
+             {} skipped, {} failed, {} drift, {} unprocessed; {} requests, {} answered 429",
+            outcome.run,
+            humantime::format_duration(std::time::Duration::from_secs(outcome.elapsed.as_secs())),
+            m.calls_seen,
+            m.tagged,
+            m.verified_by_event,
+            m.verified_by_read,
+            m.skipped,
+            m.failed,
+            m.drift,
+            outcome.counts.get(audit::TargetStatus::Unprocessed),
+            outcome.stats.requests,
+            outcome.stats.throttled,
+        ));
+    }
+    Ok(crate::exit::for_run(&outcome))
+}
+
+/// `--listen`: `/metrics` from the follow's last counters, `/healthz` while its loop reports
+/// (it reports every 10 s; three missed reports is a stuck follow). Stops when dropped.
+async fn serve_follow(
+    addr: std::net::SocketAddr,
+    observer: &std::sync::Arc<CliObserver>,
+) -> anyhow::Result<AbortOnDrop> {
+    use std::sync::Arc;
+    let metrics_observer = Arc::clone(observer);
+    let health_observer = Arc::clone(observer);
+    let (bound, task) = crate::serve::serve(
+        addr,
+        Arc::new(move || {
+            metrics_observer
+                .follow_metrics()
+                .map(|m| crate::metrics::render_follow(&m))
+                .unwrap_or_default()
+        }),
+        Arc::new(move || health_observer.follow_health()),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("serving /metrics and /healthz on http://{bound}");
+    Ok(AbortOnDrop(task))
+}
+
+/// Ends a served endpoint with the command.
+struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// One target per call: the participants with the purpose get every attribute. The "line" of

@@ -1,9 +1,12 @@
 //! The SVG charts of `audit report`, drawn with plotters' SVG backend. Their text is SVG
 //! `<text>` that the browser lays out, so neither the build nor the report needs a font file.
 //!
-//! Data preparation (`rate_series`, `latency_bins`) is separate from drawing so it can be tested
-//! with exact numbers.
+//! Data preparation (`trailing_window_counts`, `window_series`, `Budget::of_run`,
+//! `latency_bins`) is separate from drawing so it can be tested with exact numbers.
 
+use std::time::Duration;
+
+use genesys_core::{Pacing, RateSpec};
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -12,8 +15,8 @@ use audit::{RequestRow, StatusCounts, TargetStatus, UnixMillis};
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 320;
-/// At most this many buckets on the rate line: longer runs get wider buckets.
-const MAX_RATE_BUCKETS: i64 = 300;
+/// Above this many steps, the rate line is drawn as the peak of each of half as many columns.
+const MAX_DRAWN_STEPS: usize = 2_000;
 /// About this many bars in the latency histogram.
 const LATENCY_BINS: u32 = 24;
 const FONT: &str = "sans-serif";
@@ -25,70 +28,208 @@ const RATE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
 const BUDGET: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 const THROTTLED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const RETRY: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+const EVEN: RGBColor = RGBColor(0x94, 0x67, 0xbd);
 
-/// Requests per second over a run, in buckets of whole seconds, with the 429s and retries
-/// placed on the same line.
+/// The window a rate chart counts in when the run recorded no rate: Genesys's budgets are per
+/// minute.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a run's limiter allowed, from the rate flags its options recorded (`"rate": "300/min"`,
+/// `"pacing"`, `"burst"`, `"tokens"`), or its recorded rate per minute when the options name no
+/// rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// The trailing window the limiter counts in (W of `--rate B/W`).
+    pub window: Duration,
+    /// Requests allowed in any trailing window, over every token (B × tokens).
+    pub per_window: f64,
+    /// Present under even pacing only.
+    pub even: Option<EvenPace>,
+}
+
+/// Even pacing (GCRA): a steady rate after a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvenPace {
+    /// Requests per second over every token.
+    pub per_second: f64,
+    /// Requests admitted back to back, over every token.
+    pub burst: f64,
+}
+
+impl Budget {
+    pub fn of_run(options: &serde_json::Value, rate_per_minute: Option<f64>) -> Option<Budget> {
+        let tokens = options["tokens"].as_u64().unwrap_or(1).max(1) as f64;
+        let pacing = options["pacing"]
+            .as_str()
+            .and_then(|pacing| pacing.parse::<Pacing>().ok())
+            .unwrap_or_default();
+        let (window, per_window) = match options["rate"]
+            .as_str()
+            .and_then(|rate| rate.parse::<RateSpec>().ok())
+        {
+            Some(rate) => (rate.per(), f64::from(rate.count()) * tokens),
+            // `rate_per_minute` already counts every token.
+            None => (Duration::from_secs(60), rate_per_minute?),
+        };
+        let even = (pacing == Pacing::Even).then(|| EvenPace {
+            per_second: per_window / window.as_secs_f64(),
+            burst: options["burst"].as_u64().unwrap_or(1).max(1) as f64 * tokens,
+        });
+        Some(Budget {
+            window,
+            per_window,
+            even,
+        })
+    }
+}
+
+/// The most requests even pacing lets through in the trailing window at `t` since the start:
+/// the burst, then the steady rate, until the window is full (then old requests leave it as new
+/// ones come).
+fn even_envelope(pace: EvenPace, window: Duration, t_secs: f64) -> f64 {
+    pace.burst + pace.per_second * t_secs.min(window.as_secs_f64())
+}
+
+/// How many requests were in the trailing window `(t - window, t]` at every instant `t` the
+/// number changed: a step function as `(milliseconds, requests)` in time order, each value
+/// holding until the next. A request counts from its own instant until `window` later. Offsets
+/// may come in any order; a request arriving as another leaves makes no step.
+pub fn trailing_window_counts(offsets_ms: &[i64], window_ms: i64) -> Vec<(i64, u64)> {
+    let window_ms = window_ms.max(1);
+    let mut arrivals = offsets_ms.to_vec();
+    arrivals.sort_unstable();
+    let mut steps: Vec<(i64, u64)> = Vec::new();
+    let (mut arrived, mut left, mut count) = (0, 0, 0u64);
+    while left < arrivals.len() {
+        let leaving = arrivals[left] + window_ms;
+        let now = arrivals.get(arrived).map_or(leaving, |&at| at.min(leaving));
+        while left < arrivals.len() && arrivals[left] + window_ms == now {
+            count -= 1;
+            left += 1;
+        }
+        while arrived < arrivals.len() && arrivals[arrived] == now {
+            count += 1;
+            arrived += 1;
+        }
+        if steps.last().is_none_or(|&(_, last)| last != count) {
+            steps.push((now, count));
+        }
+    }
+    steps
+}
+
+/// The value of a step function at `t` (0 before its first step).
+fn count_at(steps: &[(i64, u64)], t: i64) -> u64 {
+    match steps.partition_point(|&(at, _)| at <= t) {
+        0 => 0,
+        next => steps[next - 1].1,
+    }
+}
+
+/// At most `columns` steps with every peak kept: each column of `span_ms` gets the highest value
+/// the step function takes in it.
+fn peaks_per_column(steps: &[(i64, u64)], span_ms: i64, columns: i64) -> Vec<(i64, u64)> {
+    let width = (span_ms + columns - 1) / columns;
+    let width = width.max(1);
+    let mut peaks: Vec<(i64, u64)> = Vec::new();
+    let mut next = 0;
+    let mut column_start = 0;
+    while column_start <= span_ms {
+        let column_end = column_start + width;
+        let mut peak = count_at(steps, column_start);
+        while next < steps.len() && steps[next].0 < column_end {
+            peak = peak.max(steps[next].1);
+            next += 1;
+        }
+        peaks.push((column_start, peak));
+        column_start = column_end;
+    }
+    peaks
+}
+
+/// Requests in the limiter's trailing window over a run, with the 429s and retries placed on
+/// the same line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateSeries {
-    pub bucket_secs: i64,
-    /// `(bucket start in seconds since the run started, requests per second in the bucket)`.
-    pub rates: Vec<(f64, f64)>,
-    /// `(seconds since start, rate of its bucket)` of every 429 response.
-    pub throttled: Vec<(f64, f64)>,
-    /// `(seconds since start, rate of its bucket)` of every attempt after the first.
-    pub retries: Vec<(f64, f64)>,
+pub struct WindowSeries {
+    pub window: Duration,
+    /// The axis: from the run's start to its end (or its last request), in milliseconds.
+    pub span_ms: i64,
+    /// [`trailing_window_counts`] of the run's requests, up to `span_ms`.
+    pub steps: Vec<(i64, u64)>,
+    /// `(milliseconds since start, requests in the window then)` of every 429 response.
+    pub throttled: Vec<(i64, u64)>,
+    /// `(milliseconds since start, requests in the window then)` of every attempt after the
+    /// first.
+    pub retries: Vec<(i64, u64)>,
 }
 
-impl RateSeries {
-    /// The end of the last bucket, in seconds.
-    pub fn span_secs(&self) -> f64 {
-        (self.rates.len() as i64 * self.bucket_secs) as f64
-    }
-
-    pub fn peak(&self) -> f64 {
-        self.rates.iter().map(|(_, rate)| *rate).fold(0.0, f64::max)
+impl WindowSeries {
+    /// The most requests the trailing window held at any instant.
+    pub fn peak(&self) -> u64 {
+        self.steps
+            .iter()
+            .map(|(_, count)| *count)
+            .max()
+            .unwrap_or(0)
     }
 }
 
-/// Buckets `requests` (in time order or not) by time since `start`.
-pub fn rate_series(requests: &[RequestRow], start: UnixMillis) -> RateSeries {
+/// The requests of a run that started at `start` and ended at `end`, counted in a trailing
+/// `window`. The axis spans the run (at least 1 ms), however short or long.
+pub fn window_series(
+    requests: &[RequestRow],
+    start: UnixMillis,
+    end: UnixMillis,
+    window: Duration,
+) -> WindowSeries {
     let offset_ms = |at: UnixMillis| (at.as_millis() - start.as_millis()).max(0);
-    let last_ms = requests
+    let offsets: Vec<i64> = requests
         .iter()
         .map(|request| offset_ms(request.at))
-        .max()
-        .unwrap_or(0);
-    let spanned_secs = last_ms / 1000 + 1;
-    let bucket_secs = ((spanned_secs + MAX_RATE_BUCKETS - 1) / MAX_RATE_BUCKETS).max(1);
-    let bucket_ms = bucket_secs * 1000;
-    let bucket_of = |at: UnixMillis| usize::try_from(offset_ms(at) / bucket_ms).unwrap_or(0);
-
-    let mut counts = vec![0u64; usize::try_from(last_ms / bucket_ms).unwrap_or(0) + 1];
-    for request in requests {
-        counts[bucket_of(request.at)] += 1;
-    }
-    let rate = |bucket: usize| counts[bucket] as f64 / bucket_secs as f64;
-    let mark = |request: &RequestRow| {
-        (
-            offset_ms(request.at) as f64 / 1000.0,
-            rate(bucket_of(request.at)),
-        )
+        .collect();
+    let span_ms = offsets
+        .iter()
+        .copied()
+        .fold(offset_ms(end), i64::max)
+        .max(1);
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let mut steps = trailing_window_counts(&offsets, window_ms);
+    steps.retain(|&(at, _)| at <= span_ms);
+    let marks = |keep: &dyn Fn(&RequestRow) -> bool| {
+        requests
+            .iter()
+            .filter(|request| keep(request))
+            .map(|request| {
+                let at = offset_ms(request.at);
+                (at, count_at(&steps, at))
+            })
+            .collect()
     };
-    RateSeries {
-        bucket_secs,
-        rates: (0..counts.len())
-            .map(|bucket| ((bucket as i64 * bucket_secs) as f64, rate(bucket)))
-            .collect(),
-        throttled: requests
-            .iter()
-            .filter(|request| request.status == Some(429))
-            .map(mark)
-            .collect(),
-        retries: requests
-            .iter()
-            .filter(|request| request.attempt > 1)
-            .map(mark)
-            .collect(),
+    WindowSeries {
+        window,
+        span_ms,
+        throttled: marks(&|request| request.status == Some(429)),
+        retries: marks(&|request| request.attempt > 1),
+        steps,
+    }
+}
+
+/// `second`, `minute`, `hour`, or a duration (`10s`): the window in words.
+pub fn window_text(window: Duration) -> String {
+    match window.as_millis() {
+        1_000 => "second".to_owned(),
+        60_000 => "minute".to_owned(),
+        3_600_000 => "hour".to_owned(),
+        _ => humantime::format_duration(window).to_string(),
+    }
+}
+
+/// A count as people write it: `300`, `287.5`.
+pub fn count_text(count: f64) -> String {
+    if count.fract() == 0.0 {
+        format!("{count:.0}")
+    } else {
+        format!("{count:.1}")
     }
 }
 
@@ -126,16 +267,47 @@ fn round_up_to_1_2_5(value: u32) -> u32 {
     }
 }
 
-/// Requests per second as a step line, the budget as a flat line, 429s as red crosses and
-/// retries as orange triangles on the rate line.
-pub fn rate_chart(series: &RateSeries, budget_per_second: Option<f64>) -> anyhow::Result<String> {
-    let x_max = series.span_secs();
-    let y_max = (series.peak().max(budget_per_second.unwrap_or(0.0)) * 1.15).max(1.0);
-    let steps: Vec<(f64, f64)> = series
-        .rates
-        .iter()
-        .flat_map(|&(start, rate)| [(start, rate), (start + series.bucket_secs as f64, rate)])
-        .collect();
+/// Requests in the trailing window as a step line over the run's duration; the window's
+/// budget as a flat line; under even pacing, what the pace lets through; 429s as red crosses
+/// and retries as orange triangles on the line.
+pub fn rate_chart(series: &WindowSeries, budget: Option<&Budget>) -> anyhow::Result<String> {
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    let x_max = secs(series.span_ms);
+    let window = window_text(series.window);
+    let even_line: Option<Vec<(f64, f64)>> = budget.and_then(|budget| {
+        let pace = budget.even?;
+        let full = x_max.min(budget.window.as_secs_f64());
+        Some(vec![
+            (0.0, even_envelope(pace, budget.window, 0.0)),
+            (full, even_envelope(pace, budget.window, full)),
+            (x_max, even_envelope(pace, budget.window, x_max)),
+        ])
+    });
+    let y_top = [
+        series.peak() as f64,
+        budget.map_or(0.0, |budget| budget.per_window),
+        even_line
+            .as_ref()
+            .and_then(|line| line.last())
+            .map_or(0.0, |(_, y)| *y),
+    ]
+    .into_iter()
+    .fold(0.0, f64::max);
+    let y_max = (y_top * 1.15).max(1.0);
+    let drawn = if series.steps.len() > MAX_DRAWN_STEPS {
+        peaks_per_column(&series.steps, series.span_ms, MAX_DRAWN_STEPS as i64 / 2)
+    } else {
+        series.steps.clone()
+    };
+    let mut stairs: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+    for (at, count) in drawn {
+        let (x, y) = (secs(at), count as f64);
+        let previous = stairs.last().map_or(0.0, |(_, y)| *y);
+        stairs.push((x, previous));
+        stairs.push((x, y));
+    }
+    let last = stairs.last().map_or(0.0, |(_, y)| *y);
+    stairs.push((x_max, last));
 
     let mut svg = String::new();
     {
@@ -148,41 +320,56 @@ pub fn rate_chart(series: &RateSeries, budget_per_second: Option<f64>) -> anyhow
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
         chart
             .configure_mesh()
-            .x_desc(if series.bucket_secs == 1 {
-                "seconds since the run started".to_owned()
-            } else {
-                format!(
-                    "seconds since the run started ({} s buckets)",
-                    series.bucket_secs
-                )
+            .x_desc("seconds since the run started")
+            .y_desc(format!("requests in the trailing {window}"))
+            // Requests are whole: fractional ticks keep their grid line but no label.
+            .y_label_formatter(&|y| {
+                if (y - y.round()).abs() < 1e-6 {
+                    format!("{y:.0}")
+                } else {
+                    String::new()
+                }
             })
-            .y_desc("requests per second")
             .light_line_style(GRID)
             .label_style((FONT, 16).into_font().color(&INK))
             .axis_desc_style((FONT, 17).into_font().color(&INK))
             .draw()?;
         chart
-            .draw_series(LineSeries::new(steps, RATE.stroke_width(2)))?
-            .label("requests/s")
+            .draw_series(LineSeries::new(stairs, RATE.stroke_width(2)))?
+            .label(format!("requests in the trailing {window}"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RATE.stroke_width(2)));
-        if let Some(budget) = budget_per_second {
+        if let Some(budget) = budget {
             chart
                 .draw_series(LineSeries::new(
-                    [(0.0, budget), (x_max, budget)],
+                    [(0.0, budget.per_window), (x_max, budget.per_window)],
                     BUDGET.stroke_width(2),
                 ))?
-                .label(format!("budget {budget:.1}/s"))
+                .label(format!(
+                    "budget {} per {window}",
+                    count_text(budget.per_window)
+                ))
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], BUDGET.stroke_width(2))
                 });
         }
+        if let (Some(line), Some(pace)) = (even_line, budget.and_then(|budget| budget.even)) {
+            chart
+                .draw_series(LineSeries::new(line, EVEN.stroke_width(2)))?
+                .label(format!(
+                    "even pacing {:.1}/s after a burst of {}",
+                    pace.per_second,
+                    count_text(pace.burst)
+                ))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], EVEN.stroke_width(2)));
+        }
+        let at = |&(ms, count): &(i64, u64)| (secs(ms), count as f64);
         if !series.retries.is_empty() {
             chart
                 .draw_series(
                     series
                         .retries
                         .iter()
-                        .map(|&point| TriangleMarker::new(point, 6, RETRY.filled())),
+                        .map(|point| TriangleMarker::new(at(point), 6, RETRY.filled())),
                 )?
                 .label("retry")
                 .legend(|(x, y)| TriangleMarker::new((x + 9, y), 6, RETRY.filled()));
@@ -193,14 +380,14 @@ pub fn rate_chart(series: &RateSeries, budget_per_second: Option<f64>) -> anyhow
                     series
                         .throttled
                         .iter()
-                        .map(|&point| Cross::new(point, 5, THROTTLED.stroke_width(2))),
+                        .map(|point| Cross::new(at(point), 5, THROTTLED.stroke_width(2))),
                 )?
                 .label("429 throttled")
                 .legend(|(x, y)| Cross::new((x + 9, y), 5, THROTTLED.stroke_width(2)));
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(SeriesLabelPosition::UpperLeft)
             .label_font((FONT, 16).into_font().color(&INK))
             .background_style(WHITE.mix(0.85))
             .border_style(INK)
@@ -370,38 +557,137 @@ mod tests {
     }
 
     #[test]
-    fn rate_buckets_count_requests_per_second_since_the_start() {
+    fn the_trailing_window_counts_each_request_from_its_instant_until_a_window_later() {
+        // Window 1 s: requests at 0, 100, 100 and 1500 ms.
+        assert_eq!(
+            trailing_window_counts(&[0, 100, 100, 1_500], 1_000),
+            [
+                (0, 1),
+                (100, 3),
+                (1_000, 2),
+                (1_100, 0),
+                (1_500, 1),
+                (2_500, 0)
+            ]
+        );
+        // In any order.
+        assert_eq!(
+            trailing_window_counts(&[1_500, 100, 0, 100], 1_000),
+            trailing_window_counts(&[0, 100, 100, 1_500], 1_000)
+        );
+        assert!(trailing_window_counts(&[], 60_000).is_empty());
+    }
+
+    #[test]
+    fn a_request_arriving_as_another_leaves_makes_no_step() {
+        assert_eq!(
+            trailing_window_counts(&[0, 1_000, 2_000], 1_000),
+            [(0, 1), (3_000, 0)]
+        );
+    }
+
+    #[test]
+    fn a_window_paced_burst_is_counted_whole_in_a_minute_window() {
+        // 160 requests sent within 1 s under a 300/min window budget: 160 in the trailing
+        // minute, not "160 per second" against 5/s.
+        let offsets: Vec<i64> = (0..160).map(|i| i * 6).collect();
+        let steps = trailing_window_counts(&offsets, 60_000);
+        assert_eq!(steps.iter().map(|(_, c)| *c).max(), Some(160));
+        assert_eq!(steps[159], (954, 160));
+        assert_eq!(steps.last(), Some(&(60_954, 0)));
+    }
+
+    #[test]
+    fn the_axis_spans_the_run_however_short_and_marks_sit_on_the_line() {
         let start = UnixMillis::from_millis(10_000);
         let requests = [
-            request(10_100, Some(200), 1, 5),
-            request(10_900, Some(429), 1, 5),
-            request(12_500, Some(200), 2, 5),
+            request(10_010, Some(200), 1, 5),
+            request(10_020, Some(429), 1, 5),
+            request(10_300, Some(200), 2, 5),
         ];
-        let series = rate_series(&requests, start);
-        assert_eq!(series.bucket_secs, 1);
-        assert_eq!(series.rates, [(0.0, 2.0), (1.0, 0.0), (2.0, 1.0)]);
-        assert_eq!(series.throttled, [(0.9, 2.0)]);
-        assert_eq!(series.retries, [(2.5, 1.0)]);
-        assert_eq!(series.span_secs(), 3.0);
-        assert_eq!(series.peak(), 2.0);
+        let series = window_series(
+            &requests,
+            start,
+            UnixMillis::from_millis(10_350),
+            Duration::from_secs(60),
+        );
+        assert_eq!(series.span_ms, 350);
+        assert_eq!(series.steps, [(10, 1), (20, 2), (300, 3)]);
+        assert_eq!(series.peak(), 3);
+        assert_eq!(series.throttled, [(20, 2)]);
+        assert_eq!(series.retries, [(300, 3)]);
+
+        // Steps after the run's end (requests leaving the window) are not on the axis; a run
+        // still going ends at its last request.
+        let series = window_series(&requests, start, start, Duration::from_millis(100));
+        assert_eq!(series.span_ms, 300);
+        assert_eq!(
+            series.steps,
+            [(10, 1), (20, 2), (110, 1), (120, 0), (300, 1)]
+        );
+        let empty = window_series(&[], start, start, DEFAULT_WINDOW);
+        assert_eq!((empty.span_ms, empty.peak()), (1, 0));
     }
 
     #[test]
-    fn long_runs_get_wider_buckets_and_rates_stay_per_second() {
-        let requests: Vec<RequestRow> = (0..=1000)
-            .map(|second| request(second * 1000, Some(200), 1, 5))
-            .collect();
-        let series = rate_series(&requests, UnixMillis::from_millis(0));
-        assert_eq!(series.bucket_secs, 4);
-        assert!(series.rates.len() <= MAX_RATE_BUCKETS as usize);
-        assert_eq!(series.rates[0], (0.0, 1.0));
+    fn long_runs_are_drawn_by_column_peaks() {
+        let steps: Vec<(i64, u64)> = (0..10_000).map(|i| (i, (i % 7) as u64)).collect();
+        let peaks = peaks_per_column(&steps, 9_999, 100);
+        assert_eq!(peaks.len(), 100);
+        assert!(peaks.iter().all(|(_, peak)| *peak == 6), "{peaks:?}");
+        // A value carried into a column from before counts for it.
+        let mut expected: Vec<(i64, u64)> = (0..10).map(|i| (i * 100, 5)).collect();
+        expected.push((1_000, 0));
+        assert_eq!(peaks_per_column(&[(0, 5), (950, 0)], 1_000, 10), expected);
     }
 
     #[test]
-    fn an_empty_timeline_is_one_empty_bucket() {
-        let series = rate_series(&[], UnixMillis::from_millis(5));
-        assert_eq!(series.rates, [(0.0, 0.0)]);
-        assert!(series.throttled.is_empty() && series.retries.is_empty());
+    fn the_budget_is_the_windows_over_every_token_and_even_only_under_even_pacing() {
+        let options =
+            serde_json::json!({"rate": "300/min", "burst": 5, "pacing": "window", "tokens": 2});
+        assert_eq!(
+            Budget::of_run(&options, Some(600.0)),
+            Some(Budget {
+                window: Duration::from_secs(60),
+                per_window: 600.0,
+                even: None,
+            })
+        );
+        let options = serde_json::json!({"rate": "5/s", "burst": 3, "pacing": "even", "tokens": 2});
+        assert_eq!(
+            Budget::of_run(&options, Some(600.0)),
+            Some(Budget {
+                window: Duration::from_secs(1),
+                per_window: 10.0,
+                even: Some(EvenPace {
+                    per_second: 10.0,
+                    burst: 6.0,
+                }),
+            })
+        );
+        // No rate in the options (older runs, `demo`): the recorded rate per minute, paced by
+        // window; nothing recorded, no budget.
+        assert_eq!(
+            Budget::of_run(&serde_json::json!({"rate": "auto"}), Some(287.5)),
+            Some(Budget {
+                window: Duration::from_secs(60),
+                per_window: 287.5,
+                even: None,
+            })
+        );
+        assert_eq!(Budget::of_run(&serde_json::Value::Null, None), None);
+    }
+
+    #[test]
+    fn even_pacing_lets_through_its_burst_then_its_rate_until_the_window_is_full() {
+        let pace = EvenPace {
+            per_second: 5.0,
+            burst: 2.0,
+        };
+        let minute = Duration::from_secs(60);
+        assert_eq!(even_envelope(pace, minute, 0.0), 2.0);
+        assert_eq!(even_envelope(pace, minute, 10.0), 52.0);
+        assert_eq!(even_envelope(pace, minute, 600.0), 302.0);
     }
 
     #[test]
@@ -426,13 +712,35 @@ mod tests {
             request(100, Some(200), 1, 12),
             request(900, Some(429), 1, 30),
         ];
-        let rate = rate_chart(
-            &rate_series(&requests, UnixMillis::from_millis(0)),
-            Some(5.0),
-        )
-        .unwrap();
+        let series = window_series(
+            &requests,
+            UnixMillis::from_millis(0),
+            UnixMillis::from_millis(950),
+            DEFAULT_WINDOW,
+        );
+        let window_paced = Budget::of_run(
+            &serde_json::json!({"rate": "300/min", "pacing": "window"}),
+            None,
+        );
+        let rate = rate_chart(&series, window_paced.as_ref()).unwrap();
         assert!(rate.starts_with("<svg"), "{rate}");
-        assert!(rate.contains("budget 5.0/s") && rate.contains("429 throttled"));
+        assert!(rate.contains("budget 300 per minute") && rate.contains("429 throttled"));
+        assert!(rate.contains("requests in the trailing minute"));
+        assert!(
+            !rate.contains("even pacing") && !rate.contains("budget 5.0/s"),
+            "{rate}"
+        );
+        let even_paced = Budget::of_run(
+            &serde_json::json!({"rate": "300/min", "pacing": "even", "burst": 5}),
+            None,
+        );
+        let rate = rate_chart(&series, even_paced.as_ref()).unwrap();
+        assert!(rate.contains("budget 300 per minute"));
+        assert!(
+            rate.contains("even pacing 5.0/s after a burst of 5"),
+            "{rate}"
+        );
+        assert!(!rate_chart(&series, None).unwrap().contains("budget"));
 
         let mut counts = StatusCounts::default();
         counts.add(TargetStatus::Verified, 7);

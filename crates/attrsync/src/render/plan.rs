@@ -57,10 +57,14 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                     .as_deref()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default();
+                // One classification: what apply would record this target as.
+                let (mark, what) = match engine::planned_status(&target.action).class() {
+                    audit::StatusClass::NotDone => (style.red("x"), "fails"),
+                    _ => (style.dim("!"), "skipped"),
+                };
                 let _ = writeln!(
                     out,
-                    "  {} {}: skipped, {}{detail}\n",
-                    style.dim("!"),
+                    "  {mark} {}: {what}, {}{detail}\n",
                     heading(target, style),
                     reason.describe()
                 );
@@ -79,7 +83,7 @@ fn heading(target: &PlannedTarget, style: Style) -> String {
     let who = match (&target.participant_id, &target.purpose) {
         (Some(pid), Some(purpose)) => format!("participant {pid} ({purpose})"),
         (Some(pid), None) => format!("participant {pid}"),
-        (None, _) => crate::apply::target_text::selectors_text(&target.selectors),
+        (None, _) => engine::apply::target_text::selectors_text(&target.selectors),
     };
     let lines = target
         .lines
@@ -95,8 +99,12 @@ fn heading(target: &PlannedTarget, style: Style) -> String {
 }
 
 pub fn summary_line(s: &PlanSummary, style: Style) -> String {
+    let conflicts = match s.conflicts {
+        0 => String::new(),
+        n => format!(", {n} in conflict (the input gives one key two values: apply fails them)"),
+    };
     format!(
-        "{} {} to update ({} keys set, {} cleared), {} unchanged, {} skipped.",
+        "{} {} to update ({} keys set, {} cleared), {} unchanged, {} skipped{conflicts}.",
         style.bold("Plan:"),
         s.to_update,
         s.keys_set,

@@ -6,12 +6,14 @@
 //! (`total-requests`, `throttled`, `count-failed`, ...); the charts are `svg#chart-rps`,
 //! `svg#chart-outcomes` and `svg#chart-latency`.
 
-use std::fmt::Write;
-
-use audit::{RequestRow, RunSummary, TargetRecord, TargetStatus, UnixMillis};
+use audit::{RequestRow, RunSummary, StatusCounts, TargetRecord, TargetStatus, UnixMillis};
 
 use super::audit::{changes_text, counts_text, duration_text};
-use super::charts::{latency_bins, latency_chart, outcomes_chart, rate_chart, rate_series};
+use super::charts::{
+    Budget, DEFAULT_WINDOW, count_text, latency_bins, latency_chart, outcomes_chart, rate_chart,
+    window_series, window_text,
+};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 pub const RATE_CHART_ID: &str = "chart-rps";
 pub const OUTCOMES_CHART_ID: &str = "chart-outcomes";
@@ -23,16 +25,34 @@ pub struct ReportInput<'a> {
     pub summary: &'a RunSummary,
     /// Every HTTP attempt of the run.
     pub requests: &'a [RequestRow],
-    /// The run's failed and drifted targets, at most [`MAX_PROBLEM_ROWS`] of them (a long
-    /// follow may have many more; the count comes from the summary).
+    /// The run's targets whose status is one of [`PROBLEM_STATUSES`], at most
+    /// [`MAX_PROBLEM_ROWS`] of them (a long follow may have many more; the count comes from the
+    /// summary).
     pub problems: &'a [TargetRecord],
     pub tool_version: &'a str,
     pub generated_at: UnixMillis,
 }
 
-/// The most failed and drifted targets a report lists: a page stays readable (and small) for
-/// a run of any length; `audit list` lists them all.
+/// The most problem targets a report lists: a page stays readable (and small) for a run of any
+/// length; `audit list` lists them all.
 pub const MAX_PROBLEM_ROWS: u32 = 1_000;
+
+/// Every status but the two that mean "ended as planned" (`verified`: the change is there;
+/// `unchanged`: nothing to change): failed, drifted, stale, skipped, unknown, not applied and
+/// unprocessed targets, and those a run has not finished (planned, sending, applied but not
+/// verified). The report lists them all, so that its "every target ended as planned" is true.
+pub const PROBLEM_STATUSES: [TargetStatus; 10] = [
+    TargetStatus::Planned,
+    TargetStatus::Skipped,
+    TargetStatus::Stale,
+    TargetStatus::Sending,
+    TargetStatus::Applied,
+    TargetStatus::Drift,
+    TargetStatus::Failed,
+    TargetStatus::NotApplied,
+    TargetStatus::Unknown,
+    TargetStatus::Unprocessed,
+];
 
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
@@ -63,8 +83,17 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
         .map(|request| request.at)
         .min()
         .map_or(run.started_at, |first| first.min(run.started_at));
-    let series = rate_series(input.requests, start);
-    let budget_per_second = run.rate_per_minute.map(|per_minute| per_minute / 60.0);
+    let end = input
+        .requests
+        .iter()
+        .map(|request| request.at)
+        .chain(run.finished_at)
+        .max()
+        .unwrap_or(start);
+    let budget = Budget::of_run(&run.options, run.rate_per_minute);
+    let window = budget.map_or(DEFAULT_WINDOW, |budget| budget.window);
+    let window_words = window_text(window);
+    let series = window_series(input.requests, start, end, window);
     let mut latencies: Vec<u32> = input
         .requests
         .iter()
@@ -72,212 +101,266 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
         .collect();
     latencies.sort_unstable();
 
-    let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
-         <title>attrsync run {id}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <h1>attrsync run <code id=\"run-id\">{id}</code></h1>\n\
-         <p class=\"status\"><span id=\"run-status\">{status}</span>{exit}, {duration}</p>\n",
-        id = escape(run.id.as_str()),
-        status = run.status,
-        exit = run
-            .exit_code
-            .map_or_else(String::new, |code| format!(", exit code {code}")),
-        duration = escape(&duration_text(run)),
+    let rate_svg = inline_svg(
+        &rate_chart(&series, budget.as_ref())?,
+        RATE_CHART_ID,
+        "requests in the trailing window over the run against the window's budget",
+    );
+    let outcomes_svg = inline_svg(
+        &outcomes_chart(&summary.counts)?,
+        OUTCOMES_CHART_ID,
+        "targets per outcome",
+    );
+    let latency_svg = inline_svg(
+        &latency_chart(&latency_bins(&latencies))?,
+        LATENCY_CHART_ID,
+        "distribution of request latency",
     );
 
-    page.push_str("<dl class=\"run\">\n");
-    let mut field = |name: &str, value: &str| {
-        let _ = writeln!(page, "<dt>{}</dt><dd>{}</dd>", escape(name), escape(value));
+    let fields: [(&str, String); 10] = [
+        ("command", run.command.clone()),
+        (
+            "source",
+            run.source_path.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
+        (
+            "source sha256",
+            run.source_sha256.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
+        ("started", run.started_at.to_string()),
+        (
+            "finished",
+            run.finished_at
+                .map_or_else(|| "-".to_owned(), |at| at.to_string()),
+        ),
+        ("tool", format!("attrsync {}", run.tool_version)),
+        ("host", format!("{} (pid {})", run.host, run.pid)),
+        (
+            "operator",
+            run.operator.clone().unwrap_or_else(|| "-".to_owned()),
+        ),
+        ("options", run.options.to_string()),
+        ("targets", counts_text(&summary.counts)),
+    ];
+
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta http-equiv="Content-Security-Policy"
+                    content="default-src 'none'; style-src 'unsafe-inline'";
+                title { "attrsync run " (run.id) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "attrsync run " code id="run-id" { (run.id) } }
+                p.status {
+                    span id="run-status" { (run.status) }
+                    @if let Some(code) = run.exit_code { ", exit code " (code) }
+                    ", " (duration_text(run))
+                }
+                dl.run {
+                    @for (name, value) in &fields {
+                        dt { (name) }
+                        dd { (value) }
+                    }
+                }
+                ul.numbers {
+                    li { "requests" span id="total-requests" { (requests.total) } }
+                    li { "throttled (429)" span id="throttled" { (requests.throttled) } }
+                    li { "retries" span id="retries" { (requests.retries) } }
+                    li { "without response" span id="transport-errors" { (requests.transport_errors) } }
+                    li {
+                        "peak requests in a " (window_words)
+                        span id="peak-in-window" { (series.peak()) }
+                    }
+                    li {
+                        "budget per " (window_words)
+                        span id="window-budget" {
+                            (budget.map_or_else(|| "-".to_owned(), |b| count_text(b.per_window)))
+                        }
+                    }
+                    li { "targets" span id="total-targets" { (summary.counts.total()) } }
+                }
+                section {
+                    h2 { "Requests in the trailing " (window_words) }
+                    p.legend {
+                        "Blue: requests sent in the trailing " (window_words)
+                        " at every instant, as the limiter counts them. "
+                        @match budget {
+                            Some(budget) => {
+                                "Green: the budget, " (count_text(budget.per_window)) " per "
+                                (window_words) " over every token. "
+                                @if let Some(even) = budget.even {
+                                    "Purple: the most even pacing lets through, "
+                                    (format!("{:.1}", even.per_second)) "/s after a burst of "
+                                    (count_text(even.burst)) ". "
+                                }
+                            }
+                            None => { "The run recorded no rate: no budget is drawn. " }
+                        }
+                        "Red crosses: 429 responses. Orange triangles: retries."
+                    }
+                    (rate_svg)
+                }
+                section {
+                    h2 { "Outcomes" }
+                    (outcomes_svg)
+                    table id="outcomes" {
+                        tr { th { "status" } th { "targets" } }
+                        @for status in TargetStatus::ALL {
+                            @let count = summary.counts.get(status);
+                            @if count > 0 {
+                                tr { td { (status) } td id=(format!("count-{status}")) { (count) } }
+                            }
+                        }
+                    }
+                }
+                section {
+                    h2 { "Latency" }
+                    p.legend {
+                        "p50 " span id="latency-p50" { (percentile(&latencies, 0.50)) } " ms, "
+                        "p95 " span id="latency-p95" { (percentile(&latencies, 0.95)) } " ms, "
+                        "p99 " span id="latency-p99" { (percentile(&latencies, 0.99)) } " ms, "
+                        "max " span id="latency-max" { (latencies.last().copied().unwrap_or(0)) } " ms "
+                        "over " (latencies.len()) " requests."
+                    }
+                    (latency_svg)
+                }
+                (problems_section(input.problems, summary))
+                footer {
+                    "Generated by attrsync " (input.tool_version) " at " (input.generated_at)
+                    " from the audit store."
+                }
+            }
+        }
     };
-    field("command", &run.command);
-    field("source", run.source_path.as_deref().unwrap_or("-"));
-    field("source sha256", run.source_sha256.as_deref().unwrap_or("-"));
-    field("started", &run.started_at.to_string());
-    field(
-        "finished",
-        &run.finished_at
-            .map_or_else(|| "-".to_owned(), |at| at.to_string()),
-    );
-    field("tool", &format!("attrsync {}", run.tool_version));
-    field("host", &format!("{} (pid {})", run.host, run.pid));
-    field("operator", run.operator.as_deref().unwrap_or("-"));
-    field("options", &run.options.to_string());
-    field("targets", &counts_text(&summary.counts));
-    page.push_str("</dl>\n");
-
-    let _ = write!(
-        page,
-        "<ul class=\"numbers\">\n\
-         <li>requests<span id=\"total-requests\">{total}</span></li>\n\
-         <li>throttled (429)<span id=\"throttled\">{throttled}</span></li>\n\
-         <li>retries<span id=\"retries\">{retries}</span></li>\n\
-         <li>without response<span id=\"transport-errors\">{transport}</span></li>\n\
-         <li>peak requests/s<span id=\"peak-rps\">{peak:.1}</span></li>\n\
-         <li>budget requests/s<span id=\"budget-rps\">{budget}</span></li>\n\
-         <li>targets<span id=\"total-targets\">{targets}</span></li>\n\
-         </ul>\n",
-        total = requests.total,
-        throttled = requests.throttled,
-        retries = requests.retries,
-        transport = requests.transport_errors,
-        peak = series.peak(),
-        budget = budget_per_second.map_or_else(|| "-".to_owned(), |b| format!("{b:.1}")),
-        targets = summary.counts.total(),
-    );
-
-    let _ = write!(
-        page,
-        "<section>\n<h2>Requests per second</h2>\n\
-         <p class=\"legend\">Blue: requests sent per second. Green: the configured budget \
-         (rate per minute / 60). Red crosses: 429 responses. Orange triangles: retries.</p>\n{}\n</section>\n",
-        inline_svg(
-            &rate_chart(&series, budget_per_second)?,
-            RATE_CHART_ID,
-            "requests per second over time against the budget",
-        ),
-    );
-
-    let _ = write!(
-        page,
-        "<section>\n<h2>Outcomes</h2>\n{}\n<table id=\"outcomes\">\n<tr><th>status</th><th>targets</th></tr>\n",
-        inline_svg(
-            &outcomes_chart(&summary.counts)?,
-            OUTCOMES_CHART_ID,
-            "targets per outcome"
-        ),
-    );
-    for status in TargetStatus::ALL {
-        let count = summary.counts.get(status);
-        if count > 0 {
-            let _ = writeln!(
-                page,
-                "<tr><td>{status}</td><td id=\"count-{status}\">{count}</td></tr>"
-            );
-        }
-    }
-    page.push_str("</table>\n</section>\n");
-
-    let _ = write!(
-        page,
-        "<section>\n<h2>Latency</h2>\n<p class=\"legend\">p50 <span id=\"latency-p50\">{}</span> ms, \
-         p95 <span id=\"latency-p95\">{}</span> ms, p99 <span id=\"latency-p99\">{}</span> ms, \
-         max <span id=\"latency-max\">{}</span> ms over {} requests.</p>\n{}\n</section>\n",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(0),
-        latencies.len(),
-        inline_svg(
-            &latency_chart(&latency_bins(&latencies))?,
-            LATENCY_CHART_ID,
-            "distribution of request latency",
-        ),
-    );
-
-    let problem_count = input.summary.counts.get(audit::TargetStatus::Failed)
-        + input.summary.counts.get(audit::TargetStatus::Drift);
-    write_problems(&mut page, input.problems, problem_count, input.summary);
-
-    let _ = write!(
-        page,
-        "<footer>Generated by attrsync {} at {} from the audit store.</footer>\n</body>\n</html>\n",
-        escape(input.tool_version),
-        input.generated_at,
-    );
-    Ok(page)
+    Ok(page.into_string())
 }
 
-/// The table of failed and drifted targets.
-fn write_problems(page: &mut String, problems: &[TargetRecord], count: u64, summary: &RunSummary) {
-    let _ = writeln!(
-        page,
-        "<section>\n<h2>Failed and drifted targets (<span id=\"problem-count\">{count}</span>)</h2>",
-    );
-    if count > problems.len() as u64 {
-        let _ = writeln!(
-            page,
-            "<p>The first {} are listed; <code>attrsync audit list --run {} --status failed,drift</code> lists them all.</p>",
-            problems.len(),
-            escape(summary.run.id.as_str()),
-        );
-    }
-    if problems.is_empty() {
-        page.push_str("<p>None: every target ended as planned.</p>\n</section>\n");
-        return;
-    }
-    page.push_str(
-        "<table id=\"problems\">\n<tr><th>#</th><th>status</th><th>conversation</th>\
-         <th>participant</th><th>changes</th><th>HTTP</th><th>error or reason</th>\
-         <th>correlation id</th><th>input</th></tr>\n",
-    );
-    for target in problems {
-        // The recorded message has the code in it already (see `detail_text`).
-        let error = [
-            target
-                .error_message
-                .as_deref()
-                .or(target.error_code.as_deref()),
-            target.reason.as_deref(),
-        ]
+/// The table of every target that did not end as planned (see [`PROBLEM_STATUSES`]), under a
+/// heading that names their statuses.
+fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
+    let present: Vec<TargetStatus> = PROBLEM_STATUSES
         .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(": ");
-        let _ = writeln!(
-            page,
-            "<tr><td>{seq}</td><td class=\"bad\">{status}</td><td class=\"mono\">{conversation}</td>\
-             <td class=\"mono\">{participant}</td><td>{changes}</td><td>{http}</td><td>{error}</td>\
-             <td class=\"mono\">{correlation}</td><td>{input}</td></tr>",
-            seq = target.seq,
-            status = target.status,
-            conversation = escape(&target.conversation_id),
-            participant = escape(target.participant_id.as_deref().unwrap_or(&target.selector)),
-            changes = escape(&changes_text(target)),
-            http = target
-                .http_status
-                .map_or_else(String::new, |status| status.to_string()),
-            error = escape(&error),
-            correlation = escape(target.correlation_id.as_deref().unwrap_or("")),
-            input = escape(&target.input_lines),
-        );
-    }
-    page.push_str("</table>\n</section>\n");
-}
-
-/// Text made safe for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            _ => escaped.push(c),
+        .filter(|status| summary.counts.get(*status) > 0)
+        .collect();
+    let count: u64 = present
+        .iter()
+        .map(|status| summary.counts.get(*status))
+        .sum();
+    let names: Vec<&str> = present.iter().map(|status| status.as_str()).collect();
+    html! {
+        section {
+            h2 {
+                @if present.is_empty() {
+                    "Targets that did not end as planned"
+                } @else {
+                    (capitalised(&words_list(&names))) " targets"
+                }
+                " (" span id="problem-count" { (count) } ")"
+            }
+            @if present.is_empty() {
+                p { "None: every target ended as planned (verified or unchanged)." }
+            } @else {
+                p {
+                    "Every target that did not end verified or unchanged: "
+                    span id="problem-statuses" { (counts_text(&problem_counts(&summary.counts))) }
+                    "."
+                }
+                @if count > problems.len() as u64 {
+                    p {
+                        "The first " (problems.len()) " are listed; "
+                        code {
+                            "attrsync audit list --run " (summary.run.id)
+                            " --status " (names.join(","))
+                        }
+                        " lists them all."
+                    }
+                }
+                table id="problems" {
+                    tr {
+                        th { "#" } th { "status" } th { "conversation" } th { "participant" }
+                        th { "changes" } th { "HTTP" } th { "error or reason" }
+                        th { "correlation id" } th { "input" }
+                    }
+                    @for target in problems {
+                        tr {
+                            td { (target.seq) }
+                            td.bad { (target.status) }
+                            td.mono { (target.conversation_id) }
+                            td.mono { (target.participant_id.as_deref().unwrap_or(&target.selector)) }
+                            td { (changes_text(target)) }
+                            td { @if let Some(status) = target.http_status { (status) } }
+                            td { (error_text(target)) }
+                            td.mono { (target.correlation_id.as_deref().unwrap_or("")) }
+                            td { (target.input_lines) }
+                        }
+                    }
+                }
+            }
         }
     }
-    escaped
+}
+
+/// Only the counts of [`PROBLEM_STATUSES`].
+fn problem_counts(counts: &StatusCounts) -> StatusCounts {
+    let mut problems = StatusCounts::default();
+    for status in PROBLEM_STATUSES {
+        problems.add(status, counts.get(status));
+    }
+    problems
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn words_list(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// A target's error and reason, as one text. The recorded message has the code in it already
+/// (see `detail_text`); the code stands in for a row without one.
+fn error_text(target: &TargetRecord) -> String {
+    [
+        target
+            .error_message
+            .as_deref()
+            .or(target.error_code.as_deref()),
+        target.reason.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(": ")
 }
 
 /// A plotters SVG document as an element of the page: with an id and an accessible label, and
 /// without the namespace URL (HTML puts `<svg>` in the SVG namespace by itself), so that the
-/// page names no URL at all.
-fn inline_svg(svg: &str, id: &str, label: &str) -> String {
-    svg.replacen(r#" xmlns="http://www.w3.org/2000/svg""#, "", 1)
-        .replacen(
-            "<svg ",
-            &format!(
-                r#"<svg id="{}" role="img" aria-label="{}" "#,
-                escape(id),
-                escape(label)
-            ),
-            1,
-        )
+/// page names no URL at all. The SVG is plotters' own markup (it escapes its texts); the id and
+/// label are escaped by maud.
+fn inline_svg(svg: &str, id: &str, label: &str) -> Markup {
+    let attributes = html! { svg id=(id) role="img" aria-label=(label) {} }.into_string();
+    let opening = attributes
+        .strip_suffix("></svg>")
+        .unwrap_or(&attributes)
+        .to_owned()
+        + " ";
+    PreEscaped(
+        svg.replacen(r#" xmlns="http://www.w3.org/2000/svg""#, "", 1)
+            .replacen("<svg ", &opening, 1),
+    )
 }
 
 /// Nearest-rank percentile of sorted values (0 for none).
@@ -293,7 +376,7 @@ fn percentile(sorted: &[u32], fraction: f64) -> u32 {
 mod tests {
     use super::*;
     use crate::render::audit::tests::target;
-    use audit::{RequestStats, RunId, RunRecord, RunStatus, StatusCounts};
+    use audit::{RequestStats, RunId, RunRecord, RunStatus};
 
     fn summary() -> RunSummary {
         let mut counts = StatusCounts::default();
@@ -326,10 +409,227 @@ mod tests {
     }
 
     #[test]
-    fn escape_neutralises_markup() {
-        assert_eq!(
-            escape(r#"<script>alert("x") & 'y'</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
+    fn hostile_recorded_text_is_escaped_in_attributes_reasons_and_the_source_path() {
+        let hostile = r#"<script>alert("x")</script> & 'y'"#;
+        let escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'y'";
+        let mut summary = summary();
+        summary.run.source_path = Some(format!("{hostile}.csv"));
+        summary.run.operator = Some(hostile.into());
+        let mut failed = target(TargetStatus::Failed);
+        failed.desired = [("campaign".to_owned(), hostile.to_owned())].into();
+        failed.reason = Some(format!("reason {hostile}"));
+        failed.input_lines = format!("{hostile}.csv:2");
+        let page = html_report(&ReportInput {
+            summary: &summary,
+            requests: &[],
+            problems: &[failed],
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap();
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains(r#"alert("x")"#), "{page}");
+        for shown in [
+            format!("<dd>{escaped}.csv</dd>"),
+            format!("<dd>{escaped}</dd>"),
+            // The value is shown JSON-quoted (`\"` inside), then escaped.
+            r#"campaign: &quot;fall&quot; → &quot;&lt;script&gt;alert(\&quot;x\&quot;)&lt;/script&gt; &amp; 'y'&quot;"#.to_owned(),
+            format!("reason {escaped}"),
+            format!("<td>{escaped}.csv:2</td>"),
+        ] {
+            assert!(page.contains(&shown), "missing {shown:?} in\n{page}");
+        }
+    }
+
+    fn page_with(counts: &[(TargetStatus, u64)], problems: &[TargetRecord]) -> String {
+        let mut summary = summary();
+        summary.counts = StatusCounts::default();
+        for (status, count) in counts {
+            summary.counts.add(*status, *count);
+        }
+        html_report(&ReportInput {
+            summary: &summary,
+            requests: &[],
+            problems,
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn every_status_but_verified_and_unchanged_is_a_problem() {
+        for status in TargetStatus::ALL {
+            let done = matches!(status, TargetStatus::Verified | TargetStatus::Unchanged);
+            assert_eq!(PROBLEM_STATUSES.contains(&status), !done, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_stale_target_is_listed_under_a_heading_that_names_it() {
+        let mut stale = target(TargetStatus::Stale);
+        stale.reason = Some("campaign changed since the plan".into());
+        let page = page_with(
+            &[(TargetStatus::Verified, 1), (TargetStatus::Stale, 1)],
+            &[stale],
+        );
+        assert!(
+            page.contains(r#"<h2>Stale targets (<span id="problem-count">1</span>)</h2>"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"<td class="bad">stale</td>"#), "{page}");
+        assert!(page.contains("campaign changed since the plan"), "{page}");
+        assert!(
+            !page.contains("None: every target ended as planned"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn every_status_that_is_not_done_is_counted_and_named() {
+        let not_done = [
+            (TargetStatus::Skipped, 1),
+            (TargetStatus::Stale, 2),
+            (TargetStatus::Drift, 3),
+            (TargetStatus::Failed, 4),
+            (TargetStatus::NotApplied, 5),
+            (TargetStatus::Unknown, 6),
+            (TargetStatus::Unprocessed, 7),
+        ];
+        let mut counts = vec![(TargetStatus::Verified, 10), (TargetStatus::Unchanged, 20)];
+        counts.extend(not_done);
+        let rows: Vec<TargetRecord> = not_done.iter().map(|(status, _)| target(*status)).collect();
+        let page = page_with(&counts, &rows);
+        assert!(
+            page.contains(
+                "<h2>Skipped, stale, drift, failed, not_applied, unknown and unprocessed targets \
+                 (<span id=\"problem-count\">28</span>)</h2>"
+            ),
+            "{page}"
+        );
+        for (status, _) in not_done {
+            assert!(
+                page.contains(&format!(r#"<td class="bad">{status}</td>"#)),
+                "{status}"
+            );
+        }
+        // 28 counted, 7 listed: the command that lists them all names every status.
+        assert!(
+            page.contains("--status skipped,stale,drift,failed,not_applied,unknown,unprocessed")
+        );
+        assert!(!page.contains("None: every target ended as planned"));
+    }
+
+    #[test]
+    fn none_is_said_only_when_every_target_is_verified_or_unchanged() {
+        let page = page_with(
+            &[(TargetStatus::Verified, 2), (TargetStatus::Unchanged, 3)],
+            &[],
+        );
+        assert!(
+            page.contains("None: every target ended as planned"),
+            "{page}"
+        );
+        assert!(page.contains(r#"<span id="problem-count">0</span>"#));
+        assert!(!page.contains(r#"id="problems""#));
+    }
+
+    fn request_at(at_ms: i64) -> RequestRow {
+        RequestRow {
+            run_id: RunId::from_stored("r".into()),
+            at: UnixMillis::from_millis(at_ms),
+            method: "GET".into(),
+            route: "/api/v2/conversations/calls/{conversationId}".into(),
+            conversation_id: None,
+            participant_id: None,
+            status: Some(200),
+            latency_ms: 5,
+            attempt: 1,
+            retry_after_ms: None,
+            error_class: None,
+            correlation_id: None,
+            token_slot: None,
+        }
+    }
+
+    /// The text labels of one chart of a page, in order.
+    fn chart_texts(page: &str, id: &str) -> Vec<String> {
+        let start = page.find(&format!(r#"<svg id="{id}""#)).unwrap();
+        let svg = &page[start..start + page[start..].find("</svg>").unwrap()];
+        svg.split("<text")
+            .skip(1)
+            .map(|text| {
+                let text = &text[text.find('>').unwrap() + 1..text.find("</text>").unwrap()];
+                text.trim().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_window_paced_sub_second_run_is_drawn_over_its_duration_against_the_window_budget() {
+        // 160 requests in 954 ms under `--rate 300/min --pacing window`.
+        let mut summary = summary();
+        summary.run.options =
+            serde_json::json!({"rate": "300/min", "burst": 1, "pacing": "window", "tokens": 1});
+        summary.run.started_at = UnixMillis::from_millis(1_000);
+        summary.run.finished_at = Some(UnixMillis::from_millis(1_960));
+        let requests: Vec<RequestRow> = (0..160).map(|i| request_at(1_000 + i * 6)).collect();
+        let page = html_report(&ReportInput {
+            summary: &summary,
+            requests: &requests,
+            problems: &[],
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap();
+        assert!(
+            page.contains(r#"<span id="peak-in-window">160</span>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<span id="window-budget">300</span>"#),
+            "{page}"
+        );
+        let texts = chart_texts(&page, RATE_CHART_ID);
+        assert!(
+            texts.contains(&"budget 300 per minute".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"requests in the trailing minute".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            !texts.iter().any(|text| text.contains("/s")),
+            "no per-second line: {texts:?}"
+        );
+        // The time axis ends with the run (0.96 s), not at a whole second.
+        assert!(texts.contains(&"0.9".to_owned()), "{texts:?}");
+        assert!(!texts.contains(&"1.0".to_owned()), "{texts:?}");
+    }
+
+    #[test]
+    fn an_even_paced_run_is_drawn_with_its_even_rate() {
+        let mut summary = summary();
+        summary.run.options =
+            serde_json::json!({"rate": "300/min", "burst": 3, "pacing": "even", "tokens": 1});
+        let requests: Vec<RequestRow> = (0..10).map(|i| request_at(1_000 + i * 200)).collect();
+        let page = html_report(&ReportInput {
+            summary: &summary,
+            requests: &requests,
+            problems: &[],
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap();
+        let texts = chart_texts(&page, RATE_CHART_ID);
+        assert!(
+            texts.contains(&"budget 300 per minute".to_owned()),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&"even pacing 5.0/s after a burst of 3".to_owned()),
+            "{texts:?}"
         );
     }
 
@@ -337,7 +637,7 @@ mod tests {
     fn inline_svg_gets_an_id_and_loses_the_namespace_url() {
         let svg = r#"<svg width="1" height="1" viewBox="0 0 1 1" xmlns="http://www.w3.org/2000/svg"></svg>"#;
         assert_eq!(
-            inline_svg(svg, "chart-x", "a label"),
+            inline_svg(svg, "chart-x", "a label").into_string(),
             r#"<svg id="chart-x" role="img" aria-label="a label" width="1" height="1" viewBox="0 0 1 1"></svg>"#
         );
     }
@@ -393,6 +693,6 @@ mod tests {
         assert!(!page.contains("<img"), "recorded text is escaped");
         assert!(page.contains("&lt;desired&gt;.csv"));
         assert!(page.contains(r#"<td id="count-failed">1</td>"#));
-        assert!(page.contains(r#"<span id="budget-rps">5.0</span>"#));
+        assert!(page.contains(r#"<span id="window-budget">300</span>"#));
     }
 }

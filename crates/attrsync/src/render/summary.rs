@@ -1,44 +1,49 @@
-//! The summary printed on stderr at the end of a run.
+//! The summary printed on stderr at the end of a run, from what the run recorded.
 
 use std::path::Path;
 
-use crate::apply::{RunReport, counts};
+use audit::TargetStatus;
+use engine::{Ending, RunOutcome};
 
-pub fn run_summary(report: &RunReport, audit_path: &Path) -> String {
-    let counts = counts(&report.results);
-    let parts: Vec<String> = [
-        "verified",
-        "unchanged",
-        "skipped",
-        "stale",
-        "drift",
-        "failed",
-    ]
-    .iter()
-    .filter_map(|s| counts.get(s).map(|n| format!("{n} {s}")))
-    .collect();
-    let outcome = if parts.is_empty() {
+pub fn run_summary(outcome: &RunOutcome, audit_path: &Path) -> String {
+    let parts: Vec<String> = TargetStatus::ALL
+        .iter()
+        .filter(|s| outcome.counts.get(**s) > 0)
+        .map(|s| format!("{} {s}", outcome.counts.get(*s)))
+        .collect();
+    let counted = if parts.is_empty() {
         "no targets".to_owned()
     } else {
         parts.join(", ")
     };
-    let head = if report.interrupted {
+    let head = if outcome.is_interrupted() {
         "Interrupted run"
     } else {
         "Run"
     };
     let mut text = format!(
-        "{head} {}: {outcome} in {:.1}s.\nAudit store: {}  (attrsync audit show {})",
-        report.run,
-        report.elapsed.as_secs_f64(),
+        "{head} {}: {counted} in {:.1}s.\nAudit store: {}  (attrsync audit show {})",
+        outcome.run,
+        outcome.elapsed.as_secs_f64(),
         audit_path.display(),
-        report.run,
+        outcome.run,
     );
-    if report.interrupted {
+    if matches!(outcome.ending, Ending::Interrupted) {
         text.push_str(&format!(
             "\nResume with: attrsync apply --resume {}",
-            report.run
+            outcome.run
         ));
     }
     text
+}
+
+/// Said even with -q when the API's budget stopped a run with work left: when and how to go on.
+pub fn stopped_early(outcome: &RunOutcome) -> Option<String> {
+    let Ending::StoppedEarly { message } = &outcome.ending else {
+        return None;
+    };
+    Some(format!(
+        "attrsync: {message}; {} targets are left for later: `attrsync apply --resume {}`",
+        outcome.unfinished, outcome.run
+    ))
 }

@@ -6,8 +6,8 @@ use super::{open_existing, resolve_run};
 use crate::Ui;
 use crate::cli::AuditReportArgs;
 use crate::exit::Exit;
-use crate::render::report::{ReportInput, html_report};
-use audit::{TargetFilter, TargetOrder, TargetStatus, UnixMillis};
+use crate::render::report::{PROBLEM_STATUSES, ReportInput, html_report};
+use audit::{TargetFilter, TargetOrder, UnixMillis};
 
 pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;
@@ -17,7 +17,7 @@ pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let problems = store
         .list_targets(&TargetFilter {
             run: Some(run.clone()),
-            statuses: vec![TargetStatus::Failed, TargetStatus::Drift],
+            statuses: PROBLEM_STATUSES.to_vec(),
             order: TargetOrder::Plan,
             limit: Some(crate::render::report::MAX_PROBLEM_ROWS),
             ..TargetFilter::default()

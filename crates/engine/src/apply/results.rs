@@ -15,9 +15,11 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use anyhow::Context;
+use audit::{RecordedInput, StatusClass, TargetRecord, TargetStatus};
+use reconcile::Selector;
 
-use audit::{RecordedInput, TargetRecord, TargetStatus};
+/// Writing a result file; a CSV error is an I/O error with the file's name.
+type Result<T> = std::io::Result<T>;
 
 /// Columns the result files add; desired-state readers ignore them (`failed.csv` is valid input).
 pub const RESULT_COLUMNS: [&str; 4] = [
@@ -35,19 +37,11 @@ enum Bucket {
 }
 
 fn bucket(status: TargetStatus) -> Bucket {
-    match status {
-        TargetStatus::Verified | TargetStatus::Unchanged | TargetStatus::Applied => {
-            Bucket::Succeeded
-        }
-        TargetStatus::Planned
-        | TargetStatus::Sending
-        | TargetStatus::NotApplied
-        | TargetStatus::Unprocessed => Bucket::Unprocessed,
-        TargetStatus::Failed
-        | TargetStatus::Unknown
-        | TargetStatus::Drift
-        | TargetStatus::Stale
-        | TargetStatus::Skipped => Bucket::Failed,
+    match status.class() {
+        StatusClass::Done => Bucket::Succeeded,
+        StatusClass::NotReached => Bucket::Unprocessed,
+        // A call that ended is reported with the failures: its row was not applied.
+        StatusClass::NotDone | StatusClass::Gone => Bucket::Failed,
     }
 }
 
@@ -72,13 +66,8 @@ fn worse(a: &RowOutcome, b: &RowOutcome) -> bool {
 
 /// Writes the three files from the run's record: its input rows when it has them, else its
 /// targets in long form.
-pub fn write(
-    dir: &Path,
-    input: Option<&RecordedInput>,
-    targets: &[TargetRecord],
-) -> anyhow::Result<()> {
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create results directory {}", dir.display()))?;
+pub fn write(dir: &Path, input: Option<&RecordedInput>, targets: &[TargetRecord]) -> Result<()> {
+    fs::create_dir_all(dir)?;
     match input {
         Some(input) if !input.header.is_empty() => write_input_rows(dir, input, targets),
         _ => write_long_form(dir, targets),
@@ -97,6 +86,10 @@ fn outcome(t: &TargetRecord) -> RowOutcome {
             .unwrap_or_default(),
         correlation_id: t.correlation_id.clone().unwrap_or_default(),
     }
+}
+
+fn csv_error(path: &Path, err: csv::Error) -> std::io::Error {
+    std::io::Error::other(format!("{}: {err}", path.display()))
 }
 
 /// Input line -> the worst outcome of the targets that came from it.
@@ -124,12 +117,12 @@ struct Writers {
 }
 
 impl Writers {
-    fn create(dir: &Path, header: &csv::StringRecord) -> anyhow::Result<Self> {
-        let open = |name: &str| -> anyhow::Result<csv::Writer<fs::File>> {
+    fn create(dir: &Path, header: &csv::StringRecord) -> Result<Self> {
+        let open = |name: &str| -> Result<csv::Writer<fs::File>> {
             let path = dir.join(name);
-            let mut w = csv::Writer::from_path(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            w.write_record(header.iter().chain(RESULT_COLUMNS))?;
+            let mut w = csv::Writer::from_path(&path).map_err(|e| csv_error(&path, e))?;
+            w.write_record(header.iter().chain(RESULT_COLUMNS))
+                .map_err(|e| csv_error(&path, e))?;
             Ok(w)
         };
         Ok(Writers {
@@ -139,7 +132,7 @@ impl Writers {
         })
     }
 
-    fn write(&mut self, row: &csv::StringRecord, o: &RowOutcome) -> anyhow::Result<()> {
+    fn write(&mut self, row: &csv::StringRecord, o: &RowOutcome) -> Result<()> {
         let w = match o.bucket {
             Bucket::Succeeded => &mut self.succeeded,
             Bucket::Failed => &mut self.failed,
@@ -151,11 +144,11 @@ impl Writers {
             o.message.as_str(),
             o.correlation_id.as_str(),
         ];
-        w.write_record(row.iter().chain(extra))?;
-        Ok(())
+        w.write_record(row.iter().chain(extra))
+            .map_err(std::io::Error::other)
     }
 
-    fn flush(mut self) -> anyhow::Result<()> {
+    fn flush(mut self) -> Result<()> {
         self.succeeded.flush()?;
         self.failed.flush()?;
         self.unprocessed.flush()?;
@@ -163,11 +156,7 @@ impl Writers {
     }
 }
 
-fn write_input_rows(
-    dir: &Path,
-    input: &RecordedInput,
-    targets: &[TargetRecord],
-) -> anyhow::Result<()> {
+fn write_input_rows(dir: &Path, input: &RecordedInput, targets: &[TargetRecord]) -> Result<()> {
     let by_line = outcome_per_line(targets);
     let header = csv::StringRecord::from(input.header.clone());
     let mut writers = Writers::create(dir, &header)?;
@@ -196,7 +185,7 @@ fn write_input_rows(
 }
 
 /// Long form, one row per target and key: valid input again (a known participant is pinned).
-fn write_long_form(dir: &Path, targets: &[TargetRecord]) -> anyhow::Result<()> {
+fn write_long_form(dir: &Path, targets: &[TargetRecord]) -> Result<()> {
     let header = csv::StringRecord::from(vec![
         "conversation_id",
         "participant_id",
@@ -207,11 +196,12 @@ fn write_long_form(dir: &Path, targets: &[TargetRecord]) -> anyhow::Result<()> {
     ]);
     let mut writers = Writers::create(dir, &header)?;
     for t in targets {
-        let (participant, purpose, user) = match (&t.participant_id, t.selector.split_once('=')) {
+        let selectors = super::target_text::parse_selectors(&t.selector);
+        let (participant, purpose, user) = match (&t.participant_id, selectors.first()) {
             (Some(pid), _) => (pid.as_str(), "", ""),
-            (None, Some(("purpose", p))) => ("", p, ""),
-            (None, Some(("user_id", u))) => ("", "", u),
-            (None, Some((_, p))) => (p, "", ""),
+            (None, Some(Selector::Purpose(p))) => ("", p.as_str(), ""),
+            (None, Some(Selector::UserId(u))) => ("", "", u.as_str()),
+            (None, Some(Selector::ParticipantId(p))) => (p.as_str(), "", ""),
             (None, None) => ("", "", ""),
         };
         let o = outcome(t);

@@ -83,7 +83,7 @@ impl Tracker {
     }
 
     /// Calls known now (ended ones are forgotten).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.calls.len()
     }
 
@@ -131,7 +131,7 @@ impl Tracker {
     pub fn assess(&mut self, call: &CallConversation) -> Assessment {
         let cid = call.id.to_lowercase();
         let mut assessment = Assessment::default();
-        if ended(call) {
+        if reconcile::has_ended(call) {
             self.calls.remove(&cid);
             return assessment;
         }
@@ -157,22 +157,17 @@ impl Tracker {
             if changed.left_alone || !changed.verified {
                 continue;
             }
-            let observed = call
-                .participants
-                .iter()
-                .find(|p| p.id.eq_ignore_ascii_case(&pid))
+            let observed = reconcile::participant(call, &pid)
                 .map(|p| p.attributes.clone())
                 .unwrap_or_default();
-            let overwritten = match changed.target.verification(&observed) {
-                Verification::Done => None,
+            let verification = if changed.by_event {
+                changed.target.verification_after_write(&observed)
+            } else {
+                changed.target.verification(&observed)
+            };
+            let overwritten = match verification {
                 Verification::Overwritten(key) => Some(key),
-                Verification::NotYetVisible if changed.by_event => changed
-                    .target
-                    .desired
-                    .keys()
-                    .find(|k| observed.get(*k) != changed.target.desired.get(*k))
-                    .cloned(),
-                Verification::NotYetVisible => None,
+                Verification::Done | Verification::NotYetVisible => None,
             };
             if let Some(key) = overwritten {
                 if changed.reapplied {
@@ -252,15 +247,6 @@ impl Tracker {
     pub fn forget(&mut self, conversation_id: &str) {
         self.calls.remove(conversation_id);
     }
-}
-
-/// Every participant has left: the call is over.
-pub fn ended(call: &CallConversation) -> bool {
-    !call.participants.is_empty()
-        && call
-            .participants
-            .iter()
-            .all(|p| p.state.as_ref().is_some_and(|s| s.is_gone()))
 }
 
 #[cfg(test)]

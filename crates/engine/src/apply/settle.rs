@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use tokio::time::Instant;
 
 use audit::{AuditStore, Outcome, RunId, TargetRecord, TargetStatus};
@@ -17,19 +19,27 @@ use genesys_core::GenesysClient;
 use reconcile::{LiveConversation, Verification};
 
 use super::target_from_record;
-use super::worker::observed_values;
+use crate::error::EngineError;
+use crate::observer::{Note, RunObserver};
+use crate::stop::StopSignal;
 
 /// Settles every unfinished row of dead runs other than `current`; returns how many. A value
 /// not visible yet is read again with backoff for up to `verify_timeout`, as verification
-/// does: 202 means accepted, and what was accepted may show a little later.
+/// does: 202 means accepted, and what was accepted may show a little later. Calls are settled
+/// concurrently; a stop leaves what is not settled yet for a later run.
 pub async fn settle_dead_runs(
     client: &GenesysClient,
     audit: &AuditStore,
     current: &RunId,
     verify_timeout: Duration,
-) -> anyhow::Result<usize> {
+    stop: &StopSignal,
+    observer: &dyn RunObserver,
+) -> Result<usize, EngineError> {
     audit.mark_interrupted_runs().await?;
     let rows = audit.unsettled_targets(current).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let mut by_conversation: BTreeMap<&str, Vec<&TargetRecord>> = BTreeMap::new();
     for row in &rows {
         by_conversation
@@ -37,47 +47,78 @@ pub async fn settle_dead_runs(
             .or_default()
             .push(row);
     }
-    for (cid, mut waiting) in by_conversation {
-        let deadline = Instant::now() + verify_timeout;
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let maybe_sent = waiting
-                .iter()
-                .any(|r| r.status != TargetStatus::Planned && r.participant_id.is_some());
-            let live = if maybe_sent {
-                match client.find_call(cid).await {
-                    Ok(Some(fetched)) => Some(LiveConversation::Found(fetched.value)),
-                    Ok(None) => Some(LiveConversation::NotFound),
-                    // Unreadable now: leave the rows for a later run to settle.
-                    Err(err) => {
-                        tracing::warn!(conversation = cid, %err, "cannot settle rows of a dead run yet");
-                        break;
-                    }
-                }
-            } else {
-                None
-            };
-            let time_is_up = Instant::now() + delay > deadline;
-            let mut still = Vec::new();
-            for row in waiting {
-                match settle(row, live.as_ref(), current) {
-                    Settled::Final(outcome) => audit.record_outcome(row.id, outcome).await?,
-                    Settled::NotVisibleYet(outcome) if time_is_up => {
-                        audit.record_outcome(row.id, outcome).await?;
-                    }
-                    Settled::NotVisibleYet(_) => still.push(row),
-                    Settled::Unread => {}
-                }
-            }
-            if still.is_empty() {
-                break;
-            }
-            waiting = still;
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
+    observer.note(Note::Info(format!(
+        "settling {} rows of {} calls that earlier runs left unfinished when their process died \
+         (reading each call, for up to --verify-timeout {})",
+        rows.len(),
+        by_conversation.len(),
+        humantime::format_duration(verify_timeout)
+    )));
+    let mut settling = futures::stream::iter(by_conversation)
+        .map(|(cid, waiting)| {
+            settle_call(client, audit, current, verify_timeout, stop, cid, waiting)
+        })
+        .buffer_unordered(SETTLE_CONCURRENCY);
+    while let Some(settled) = settling.next().await {
+        settled?;
     }
     Ok(rows.len())
+}
+
+/// Calls settled at once: settling waits out visibility lag per call, so one slow call must not
+/// hold up the others (the client's limiter still paces every read).
+const SETTLE_CONCURRENCY: usize = 16;
+
+async fn settle_call(
+    client: &GenesysClient,
+    audit: &AuditStore,
+    current: &RunId,
+    verify_timeout: Duration,
+    stop: &StopSignal,
+    cid: &str,
+    mut waiting: Vec<&TargetRecord>,
+) -> Result<(), EngineError> {
+    let deadline = Instant::now() + verify_timeout;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let maybe_sent = waiting
+            .iter()
+            .any(|r| r.status != TargetStatus::Planned && r.participant_id.is_some());
+        let live = if maybe_sent {
+            match client.find_call(cid).await {
+                Ok(Some(fetched)) => Some(LiveConversation::Found(fetched.value)),
+                Ok(None) => Some(LiveConversation::NotFound),
+                // Unreadable now (or the run was asked to stop): a later run settles them.
+                Err(err) => {
+                    tracing::debug!(conversation = cid, %err, "cannot settle rows of a dead run yet");
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let time_is_up = Instant::now() + delay > deadline;
+        let mut still = Vec::new();
+        for row in waiting {
+            match settle(row, live.as_ref(), current) {
+                Settled::Final(outcome) => audit.record_outcome(row.id, outcome).await?,
+                Settled::NotVisibleYet(outcome) if time_is_up => {
+                    audit.record_outcome(row.id, outcome).await?;
+                }
+                Settled::NotVisibleYet(_) => still.push(row),
+                Settled::Unread => {}
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        waiting = still;
+        tokio::select! {
+            () = stop.stopped() => return Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// What a dead run's row settles to, given the call as read now.
@@ -108,13 +149,11 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Se
         return Settled::Unread;
     };
     let target = target_from_record(row);
-    let participant = match live {
-        LiveConversation::Found(call) => call.participants.iter().find(|p| {
-            Some(p.id.as_str()) == row.participant_id.as_deref()
-                && !p.state.as_ref().is_some_and(|s| s.is_gone())
-        }),
-        LiveConversation::NotFound => None,
-    };
+    let participant = row
+        .participant_id
+        .as_deref()
+        .and_then(|pid| live.participant(pid))
+        .filter(|p| !reconcile::is_gone(p));
     let Some(participant) = participant else {
         let reason = if row.status == TargetStatus::Applied {
             "accepted (HTTP 202) before its run ended; the call ended before it could be verified"
@@ -123,7 +162,7 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Se
         };
         return Settled::Final(settled(TargetStatus::Unknown, reason.into(), None));
     };
-    let observed = observed_values(&target, &participant.attributes);
+    let observed = target.observed(&participant.attributes);
     match target.verification(&participant.attributes) {
         Verification::Done => Settled::Final(settled(
             TargetStatus::Verified,
@@ -135,10 +174,10 @@ fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Se
             format!("`{key}` holds neither the value before nor the one sent"),
             Some(observed),
         )),
-        // Genesys accepted it (202 recorded) but it never showed: as verification says.
+        // Genesys accepted it (202 recorded) but it never showed; nobody overwrote it either.
         Verification::NotYetVisible if row.status == TargetStatus::Applied => {
             Settled::NotVisibleYet(settled(
-                TargetStatus::Drift,
+                TargetStatus::Unknown,
                 "accepted before its run ended, but not visible within --verify-timeout".into(),
                 Some(observed),
             ))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use genesys_core::{GenesysClient, RateSpec};
 
-use crate::Ui;
+use crate::observer::{Note, RunObserver};
 
 /// The key of the per-token budget in the org's limits.
 pub const TOKEN_RATE_KEY: &str = "client.credentials.token.rate.per.minute";
@@ -52,19 +52,19 @@ impl AutoRate {
     }
 
     /// Asks the org's limits through `client` (the first time only: rate-limited and observed
-    /// like any request of that client), says what it found on stderr, and sets every token of
-    /// `client` to the rate settled on.
-    pub async fn apply(&self, client: &GenesysClient, ui: Ui) -> LearnedRate {
+    /// like any request of that client), says what it found, and sets every token of `client`
+    /// to the rate settled on.
+    pub async fn apply(&self, client: &GenesysClient, observer: &dyn RunObserver) -> LearnedRate {
         let learned = self
             .learned
             .get_or_init(|| async {
                 let learned = self.ask(client).await;
-                if learned.from_org {
-                    ui.note(&learned.note);
+                observer.note(if learned.from_org {
+                    Note::Info(learned.note.clone())
                 } else {
-                    // A fallback the user did not ask for: said even under -q.
-                    eprintln!("{}", learned.note);
-                }
+                    // A fallback the user did not ask for.
+                    Note::Warning(learned.note.clone())
+                });
                 learned
             })
             .await

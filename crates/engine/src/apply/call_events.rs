@@ -49,7 +49,7 @@ impl CallEvents {
         calls.remove(conversation_id);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

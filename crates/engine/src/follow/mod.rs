@@ -10,19 +10,16 @@
 //! (the backfill), once at once and once more after `--backfill-lag` for calls the query had not
 //! indexed yet, and only calls not already tagged are read.
 //!
-//! A stop signal is the normal end: in-flight work is finished and recorded, calls seen but not
-//! sent are recorded as `unprocessed`, and the run is `completed` (exit 0, or 3 if a target
-//! failed or drifted).
+//! A stop is the normal end: in-flight work is finished and recorded, calls seen but not sent
+//! are recorded as `unprocessed`, and the run is `completed`. The run lives through the one
+//! lifecycle (`crate::lifecycle`): heartbeat, `--rate auto`, settling, locks.
 
 mod tracker;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use anyhow::Context as _;
 use genesys_core::GenesysClient;
 use genesys_core::models::{Attributes, CallConversation};
 use genesys_core::notifications::{Notice, WatchOptions, watch_queues};
@@ -30,33 +27,27 @@ use reconcile::{LiveConversation, Selector, SourceFormat, SourceInfo};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use audit::{
-    AuditError, AuditStore, LockLease, NewRun, NewTarget, ObservedValues, Outcome, RunId,
-    RunStatus, TargetStatus,
-};
+use audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetStatus};
 
-use crate::Ui;
 use crate::apply::call_events::CallEvents;
-use crate::apply::progress::Progress;
-use crate::apply::stop::StopSignal;
 use crate::apply::worker::{Job, Pipeline};
-use crate::apply::{Events, TargetResult, VerifiedBy};
-use crate::exit::Exit;
-use crate::output::progress_mode;
-use crate::settings::RunSettings;
+use crate::apply::{TargetResult, VerifiedBy};
+use crate::error::EngineError;
+use crate::lifecycle::{self, ActiveRun, ClientFactory, RunConfig};
+use crate::observer::{Note, RunObserver};
+use crate::outcome::{RunKind, RunOutcome};
+use crate::stop::StopSignal;
 pub use tracker::Tracker;
 
 /// A lock per followed queue: two follows of one queue on one audit store would tag its calls
 /// twice and fight over what the audit says.
 const LOCK_PREFIX: &str = "follow:queue:";
-const LOCK_STALE_AFTER: Duration = Duration::from_secs(10 * 60);
-const LOCK_HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
-/// `--metrics-file` is rewritten at least this often, so its age is a liveness signal.
-const METRICS_EVERY: Duration = Duration::from_secs(10);
+/// The observer hears the follow's counters at least this often (`--metrics-file` is rewritten
+/// then, so its age is a liveness signal).
+const TICK_EVERY: Duration = Duration::from_secs(10);
 
 /// How events verify a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VerifyVia {
     /// The queue event that shows the written values; a read when none comes in time.
     Event,
@@ -64,7 +55,7 @@ pub enum VerifyVia {
     Get,
 }
 
-/// What a follow needs besides the run settings.
+/// What a follow needs besides the run's config.
 #[derive(Debug)]
 pub struct FollowSettings {
     pub queues: Vec<String>,
@@ -74,11 +65,9 @@ pub struct FollowSettings {
     pub verify_via: VerifyVia,
     pub backfill_lag: Duration,
     pub socket_idle_timeout: Duration,
-    pub metrics_file: Option<PathBuf>,
-    pub json: bool,
 }
 
-/// Counters of a follow, for `--metrics-file` and the summary.
+/// Counters of a follow, for the metrics and the summary.
 #[derive(Debug, Default)]
 pub struct FollowCounters {
     pub calls_seen: AtomicU64,
@@ -99,12 +88,13 @@ pub struct FollowCounters {
 
 impl FollowCounters {
     fn count(&self, result: &TargetResult) {
-        let counter = match result.status {
-            TargetStatus::Verified => &self.tagged,
-            TargetStatus::Skipped | TargetStatus::Stale => &self.skipped,
-            TargetStatus::Failed | TargetStatus::Unknown => &self.failed,
-            TargetStatus::Drift => &self.drift,
-            _ => return,
+        use audit::StatusClass;
+        let counter = match (result.status, result.status.class()) {
+            (TargetStatus::Drift, _) => &self.drift,
+            (_, StatusClass::Done) => &self.tagged,
+            (TargetStatus::Stale, _) | (_, StatusClass::Gone) => &self.skipped,
+            (_, StatusClass::NotDone) => &self.failed,
+            (_, StatusClass::NotReached) => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         match result.verified_by {
@@ -120,136 +110,72 @@ impl FollowCounters {
             None => {}
         }
     }
+
+    /// The mean time from a change's acceptance to the event that showed it.
+    pub fn event_lag(&self) -> Option<Duration> {
+        let count = self.event_lag_count.load(Ordering::Relaxed);
+        (count > 0)
+            .then(|| Duration::from_millis(self.event_lag_ms_sum.load(Ordering::Relaxed) / count))
+    }
 }
 
-pub async fn run(
-    settings: FollowSettings,
-    run_settings: RunSettings,
-    ui: Ui,
-) -> anyhow::Result<Exit> {
-    let audit = AuditStore::open(&run_settings.audit_path).await?;
-    let leases = match take_locks(&audit, &settings.queues).await? {
-        Ok(leases) => leases,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(Exit::Locked);
-        }
-    };
-    let lock_heartbeat = tokio::spawn({
-        let (audit, leases) = (audit.clone(), leases.clone());
-        async move {
-            let mut every = tokio::time::interval(LOCK_HEARTBEAT_EVERY);
-            loop {
-                every.tick().await;
-                for lease in &leases {
-                    if let Err(err) = audit.heartbeat_lock(lease).await {
-                        tracing::warn!(%err, "cannot refresh the follow lock");
-                    }
-                }
-            }
-        }
-    });
-    let outcome = follow(&settings, &run_settings, &audit, ui).await;
-    lock_heartbeat.abort();
-    for lease in leases {
-        if let Err(err) = audit.release_lock(lease).await {
-            tracing::warn!(%err, "cannot release the follow lock");
-        }
-    }
+/// Follows the queues until `stop`: one run, through the one lifecycle. Another process
+/// following one of the queues on this store is [`EngineError::Locked`].
+pub async fn follow(
+    settings: &FollowSettings,
+    config: &RunConfig,
+    audit: &AuditStore,
+    connect: ClientFactory<'_>,
+    observer: Arc<dyn RunObserver>,
+    stop: &StopSignal,
+) -> Result<RunOutcome, EngineError> {
+    let names: Vec<String> = settings
+        .queues
+        .iter()
+        .map(|queue| format!("{LOCK_PREFIX}{queue}"))
+        .collect();
+    let what = format!(
+        "another `attrsync tag --follow` follows queue {} on this audit store",
+        settings.queues.join(", ")
+    );
+    let locks = crate::locks::hold(audit, &names, &what).await?;
+    let watching_locks = locks.stop_on_loss(stop);
+    let outcome = follow_locked(settings, config, audit, connect, observer, stop).await;
+    watching_locks.abort();
+    locks.release().await;
     outcome
 }
 
-/// One lock per queue; `Ok(Err(message))` when another process holds one.
-async fn take_locks(
-    audit: &AuditStore,
-    queues: &[String],
-) -> anyhow::Result<Result<Vec<LockLease>, String>> {
-    let mut leases = Vec::new();
-    for queue in queues.iter().collect::<BTreeSet<_>>() {
-        match audit
-            .acquire_lock(&format!("{LOCK_PREFIX}{queue}"), LOCK_STALE_AFTER)
-            .await
-        {
-            Ok(lease) => leases.push(lease),
-            Err(err @ AuditError::Locked { .. }) => {
-                for lease in leases {
-                    let _ = audit.release_lock(lease).await;
-                }
-                return Ok(Err(format!(
-                    "{err}\nanother `attrsync tag --follow` follows queue {queue} on this audit \
-                     store; this one exits without doing anything"
-                )));
-            }
-            Err(err) => return Err(err).context("cannot take the follow lock"),
-        }
-    }
-    Ok(Ok(leases))
-}
-
-async fn follow(
+async fn follow_locked(
     settings: &FollowSettings,
-    run_settings: &RunSettings,
+    config: &RunConfig,
     audit: &AuditStore,
-    ui: Ui,
-) -> anyhow::Result<Exit> {
-    let started = Instant::now();
+    connect: ClientFactory<'_>,
+    observer: Arc<dyn RunObserver>,
+    stop: &StopSignal,
+) -> Result<RunOutcome, EngineError> {
     let source = SourceInfo {
         path: format!("queue:{}", settings.queues.join(",")),
         format: SourceFormat::CsvWide,
         sha256: String::new(),
     };
-    let apply = run_settings.apply_settings();
-    let run = audit
-        .begin_run(NewRun {
-            command: apply.command.clone(),
-            source_path: Some(source.path.clone()),
-            source_sha256: None,
-            options: apply.options.clone(),
-            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            operator: crate::env::var(crate::env::USER),
-            rate_per_minute: Some(apply.rate_per_minute),
-        })
-        .await?;
-    let events = Events::new(settings.json);
-    events.run_started(&run, &source);
-    let client = match run_settings
-        .connection
-        .client(Some(crate::apply::observer_for(audit.clone(), run.clone())))
-    {
-        Ok(client) => client,
-        Err(err) => {
-            crate::apply::fail_run(audit, &run).await?;
-            return Err(err);
-        }
-    };
-    let settled =
-        crate::apply::settle_dead_runs(&client, audit, &run, apply.verify_timeout).await?;
-    if settled > 0 {
-        ui.note(format_args!(
-            "settled {settled} rows that earlier runs left unfinished when their process died"
-        ));
-    }
-    ui.note(format_args!(
+    let run = lifecycle::begin(audit, config, &source).await?;
+    observer.run_started(&run, &source, 0);
+    let active =
+        ActiveRun::start(audit, run.clone(), config, connect, observer.as_ref(), stop).await?;
+    observer.note(Note::Info(format!(
         "run {run}: following {} (Ctrl-C or SIGTERM ends it)",
         plural(settings.queues.len(), "queue")
-    ));
-
-    let stop = StopSignal::default();
-    let _listening = stop.listen_saying(
-        "finishing in-flight requests and recording them; calls not yet sent are recorded as unprocessed",
-    );
-    let progress = Arc::new(Progress::new(progress_mode(ui.output), 0, client.clone()));
-    let ticker = progress.start_ticker();
+    )));
     let call_events = Arc::new(CallEvents::default());
     let pipeline = Arc::new(Pipeline {
-        client: client.clone(),
+        client: active.client.clone(),
         audit: audit.clone(),
         run: run.clone(),
         source: source.clone(),
-        verify_timeout: apply.verify_timeout,
+        verify_timeout: config.verify_timeout,
         next_seq: AtomicU32::new(0),
         stop: stop.clone(),
-        progress: Arc::clone(&progress),
         call_events: (settings.verify_via == VerifyVia::Event).then(|| Arc::clone(&call_events)),
     });
     let counters = Arc::new(FollowCounters::default());
@@ -257,35 +183,37 @@ async fn follow(
         settings,
         audit,
         run: &run,
-        client: &client,
+        client: &active.client,
         pipeline,
         call_events,
         tracker: Tracker::new(settings.selector.clone(), settings.attributes.clone()),
         jobs: JoinSet::new(),
-        permits: Arc::new(Semaphore::new(apply.concurrency.max(1))),
+        permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
         counters: Arc::clone(&counters),
-        events: &events,
+        observer: Arc::clone(&observer),
         fatal: None,
     };
-    let result = follower.follow_until_stopped(&stop).await;
-    if let Some(t) = ticker {
-        t.abort();
-    }
-    progress.finish();
+    let result = follower.follow_until_stopped(stop).await;
     let fatal = follower.fatal.take();
     drop(follower);
-    audit.flush().await?;
-    if let Err(err) = result {
-        crate::apply::fail_run(audit, &run).await?;
-        return Err(err);
+    if let Some(err) = result.err().or(fatal) {
+        return Err(active.fail(err).await);
     }
-    if let Some(err) = fatal {
-        crate::apply::fail_run(audit, &run).await?;
-        return Err(err.context(format!("run {run} stopped")));
-    }
-
     // Calls seen but not sent: a follow's normal end, not a failure, nothing to resume.
-    let unsent = audit.unfinished_targets(&run).await?;
+    if let Err(err) = record_unprocessed(audit, &run).await {
+        return Err(active.fail(err).await);
+    }
+    counters.tracked_calls.store(0, Ordering::Relaxed);
+    observer.follow_tick(&counters, &active.client.stats());
+    active
+        .finish(RunKind::Follow, Vec::new(), observer.as_ref())
+        .await
+}
+
+/// Rows still `planned` when a follow stops: calls it saw and had not sent anything for.
+async fn record_unprocessed(audit: &AuditStore, run: &RunId) -> Result<(), EngineError> {
+    audit.flush().await?;
+    let unsent = audit.unfinished_targets(run).await?;
     for row in unsent.iter().filter(|r| r.status == TargetStatus::Planned) {
         audit
             .record_outcome(
@@ -298,49 +226,11 @@ async fn follow(
             )
             .await?;
     }
-    audit.flush().await?;
-    let unfinished = audit.unfinished_targets(&run).await?.len();
-    let counts = audit.run_summary(&run).await?.counts;
-    let budget = stop.resumable_message();
-    let (status, exit) = match &budget {
-        Some(message) if unfinished > 0 => {
-            eprintln!(
-                "attrsync: {message}; {unfinished} targets were not finished: start the follow again once the API allows it (it lists the queues' live calls first, and settles what run {run} left)"
-            );
-            (RunStatus::Interrupted, Exit::StoppedEarly)
-        }
-        // A follow's end is a stop by definition: some targets not done is a partial result.
-        _ if crate::apply::not_done(&counts) > 0 => (RunStatus::Completed, Exit::Partial),
-        _ => (RunStatus::Completed, Exit::Success),
-    };
-    audit
-        .finish_run(&run, status, Some(i32::from(exit.code())))
-        .await?;
-    if let Some(path) = &settings.metrics_file {
-        write_metrics(path, &counters, &client, started, Some(exit));
-    }
-    let elapsed = started.elapsed();
-    events.follow_finished(&run, &counts, exit, elapsed, &client.stats());
-    ui.note(format_args!(
-        "run {run}: followed for {}: {} calls seen, {} tagged ({} verified by event, {} by read), \
-         {} skipped, {} failed, {} drift, {} unprocessed; {} requests, {} answered 429",
-        humantime::format_duration(Duration::from_secs(elapsed.as_secs())),
-        counters.calls_seen.load(Ordering::Relaxed),
-        counters.tagged.load(Ordering::Relaxed),
-        counters.verified_by_event.load(Ordering::Relaxed),
-        counters.verified_by_read.load(Ordering::Relaxed),
-        counters.skipped.load(Ordering::Relaxed),
-        counters.failed.load(Ordering::Relaxed),
-        counters.drift.load(Ordering::Relaxed),
-        counts.get(TargetStatus::Unprocessed),
-        client.stats().requests,
-        client.stats().throttled,
-    ));
-    Ok(exit)
+    Ok(audit.flush().await?)
 }
 
 /// A job's end: its call and what it recorded.
-type JobEnd = (String, anyhow::Result<Vec<TargetResult>>);
+type JobEnd = (String, Result<Vec<TargetResult>, EngineError>);
 
 struct Follower<'a> {
     settings: &'a FollowSettings,
@@ -353,22 +243,21 @@ struct Follower<'a> {
     jobs: JoinSet<JobEnd>,
     permits: Arc<Semaphore>,
     counters: Arc<FollowCounters>,
-    events: &'a Events,
+    observer: Arc<dyn RunObserver>,
     /// The audit store failed: the follow stops, since it could no longer prove what it did.
-    fatal: Option<anyhow::Error>,
+    fatal: Option<EngineError>,
 }
 
 impl Follower<'_> {
-    async fn follow_until_stopped(&mut self, stop: &StopSignal) -> anyhow::Result<()> {
+    async fn follow_until_stopped(&mut self, stop: &StopSignal) -> Result<(), EngineError> {
         let options = WatchOptions {
             idle_timeout: self.settings.socket_idle_timeout,
             ..WatchOptions::default()
         };
         let mut watch = watch_queues(self.client, &self.settings.queues, options)?;
-        let (listed_tx, mut listed) = mpsc::channel::<anyhow::Result<Vec<String>>>(16);
-        let mut metrics_every = tokio::time::interval(METRICS_EVERY);
-        let mut stop_polled = tokio::time::interval(Duration::from_millis(100));
-        let started = Instant::now();
+        let (listed_tx, mut listed) =
+            mpsc::channel::<Result<Vec<String>, genesys_core::ApiError>>(16);
+        let mut tick_every = tokio::time::interval(TICK_EVERY);
         loop {
             if stop.is_stopping() || self.fatal.is_some() {
                 break;
@@ -376,16 +265,16 @@ impl Follower<'_> {
             tokio::select! {
                 notice = watch.notices.recv() => match notice {
                     Some(notice) => self.on_notice(notice, &listed_tx).await?,
-                    None => anyhow::bail!("the notification watch ended"),
+                    None => return Err(EngineError::WatchEnded),
                 },
                 Some(ids) = listed.recv() => match ids {
                     Ok(ids) => self.on_listed(ids).await?,
-                    Err(err) => tracing::warn!("cannot list the queues' live calls: {err:#}"),
+                    Err(err) => tracing::warn!("cannot list the queues' live calls: {err}"),
                 },
                 Some(end) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     self.on_job_end(end).await?;
                 }
-                _ = metrics_every.tick() => {
+                _ = tick_every.tick() => {
                     self.counters
                         .tracked_calls
                         .store(self.tracker.len() as u64, Ordering::Relaxed);
@@ -394,13 +283,9 @@ impl Follower<'_> {
                         with_events = self.call_events.len(),
                         "calls followed now"
                     );
-                    if let Some(path) = &self.settings.metrics_file {
-                        write_metrics(path, &self.counters, self.client, started, None);
-                    }
+                    self.observer.follow_tick(&self.counters, &self.client.stats());
                 }
-                // The stop signal is a flag set by a signal handler or the budget: looked at
-                // between notices, and at least this often.
-                _ = stop_polled.tick() => {}
+                () = stop.stopped() => {}
             }
         }
         drop(watch);
@@ -414,8 +299,8 @@ impl Follower<'_> {
     async fn on_notice(
         &mut self,
         notice: Notice,
-        listed_tx: &mpsc::Sender<anyhow::Result<Vec<String>>>,
-    ) -> anyhow::Result<()> {
+        listed_tx: &mpsc::Sender<Result<Vec<String>, genesys_core::ApiError>>,
+    ) -> Result<(), EngineError> {
         match notice {
             Notice::Connected { channel, gap, why } => {
                 if why != genesys_core::notifications::Reconnect::First {
@@ -432,7 +317,7 @@ impl Follower<'_> {
             Notice::Call { call, .. } => {
                 let call = Arc::new(lowercase_id(call));
                 self.call_events.publish(Arc::clone(&call));
-                if tracker::ended(&call) {
+                if reconcile::has_ended(&call) {
                     if !self.tracker.is_busy(&call.id) {
                         self.tracker.forget(&call.id);
                         self.call_events.forget(&call.id);
@@ -455,7 +340,7 @@ impl Follower<'_> {
     }
 
     /// Lists the queues' live calls now and once more after the analytics indexing lag.
-    fn backfill(&self, listed_tx: mpsc::Sender<anyhow::Result<Vec<String>>>) {
+    fn backfill(&self, listed_tx: mpsc::Sender<Result<Vec<String>, genesys_core::ApiError>>) {
         self.counters.backfills.fetch_add(1, Ordering::Relaxed);
         let client = self.client.clone();
         let queues = self.settings.queues.clone();
@@ -464,7 +349,7 @@ impl Follower<'_> {
         tokio::spawn(async move {
             for delay in [Duration::ZERO, lag] {
                 tokio::time::sleep(delay).await;
-                let listed = crate::commands::tag::live_call_ids(&client, &queues, lookback).await;
+                let listed = crate::live::live_call_ids(&client, &queues, lookback).await;
                 if listed_tx.send(listed).await.is_err() {
                     return;
                 }
@@ -472,7 +357,7 @@ impl Follower<'_> {
         });
     }
 
-    async fn on_listed(&mut self, ids: Vec<String>) -> anyhow::Result<()> {
+    async fn on_listed(&mut self, ids: Vec<String>) -> Result<(), EngineError> {
         for cid in ids {
             if self.tracker.needs_read(&cid) {
                 // Events seen before the gap may be stale: the read is the truth.
@@ -490,7 +375,7 @@ impl Follower<'_> {
         cid: &str,
         participants: &[String],
         from_event: bool,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), EngineError> {
         self.tracker.mark_busy(cid);
         self.counters.calls_seen.fetch_add(1, Ordering::Relaxed);
         let entries = self.tracker.entry(cid, participants);
@@ -510,7 +395,7 @@ impl Follower<'_> {
             })
             .collect();
         let rows = self.audit.insert_targets(self.run, &new).await?;
-        self.pipeline.progress.add_conversations(1);
+        self.observer.conversations_added(1);
         let job = Job {
             conversation_id: cid.to_owned(),
             entries: rows.into_iter().zip(entries).collect(),
@@ -536,7 +421,6 @@ impl Follower<'_> {
                 None
             };
             let outcome = pipeline.process_seen(job, seen).await;
-            pipeline.progress.conversation_done();
             (cid, outcome)
         });
         Ok(())
@@ -545,8 +429,8 @@ impl Follower<'_> {
     async fn on_job_end(
         &mut self,
         end: Result<JobEnd, tokio::task::JoinError>,
-    ) -> anyhow::Result<()> {
-        let (cid, outcome) = end.context("a follow job panicked")?;
+    ) -> Result<(), EngineError> {
+        let (cid, outcome) = end.map_err(EngineError::JobPanicked)?;
         let results = match outcome {
             Ok(results) => results,
             Err(err) => {
@@ -555,9 +439,10 @@ impl Follower<'_> {
                 return Ok(());
             }
         };
+        self.observer.conversation_done();
         for result in &results {
             self.counters.count(result);
-            self.events.target(result);
+            self.observer.target_finished(result);
         }
         let again = self.tracker.job_done(&cid, &results);
         if self.pipeline.stop.is_stopping() {
@@ -570,7 +455,7 @@ impl Follower<'_> {
         }
         // Events that came while the job ran: anything new (another participant, an overwrite)?
         if let Some(call) = self.call_events.latest(&cid) {
-            if tracker::ended(&call) {
+            if reconcile::has_ended(&call) {
                 self.tracker.forget(&cid);
                 self.call_events.forget(&cid);
                 return Ok(());
@@ -586,7 +471,7 @@ impl Follower<'_> {
         Ok(())
     }
 
-    async fn record_drift(&self, drift: tracker::Overwritten) -> anyhow::Result<()> {
+    async fn record_drift(&self, drift: tracker::Overwritten) -> Result<(), EngineError> {
         let reason = format!(
             "`{}` was overwritten again after attrsync re-applied it; left alone (a flow or a person sets it)",
             drift.key
@@ -622,40 +507,5 @@ fn plural(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
-    }
-}
-
-fn write_metrics(
-    path: &std::path::Path,
-    counters: &FollowCounters,
-    client: &GenesysClient,
-    started: Instant,
-    exit: Option<Exit>,
-) {
-    let stats = client.stats();
-    let text = crate::metrics::render_follow(&crate::metrics::FollowMetrics {
-        updated_at: SystemTime::now(),
-        running_for: started.elapsed(),
-        calls_seen: counters.calls_seen.load(Ordering::Relaxed),
-        tagged: counters.tagged.load(Ordering::Relaxed),
-        verified_by_event: counters.verified_by_event.load(Ordering::Relaxed),
-        verified_by_read: counters.verified_by_read.load(Ordering::Relaxed),
-        skipped: counters.skipped.load(Ordering::Relaxed),
-        failed: counters.failed.load(Ordering::Relaxed),
-        drift: counters.drift.load(Ordering::Relaxed),
-        reconnects: counters.reconnects.load(Ordering::Relaxed),
-        tracked_calls: counters.tracked_calls.load(Ordering::Relaxed),
-        requests: stats.requests,
-        throttled: stats.throttled,
-        event_lag_seconds: {
-            let count = counters.event_lag_count.load(Ordering::Relaxed);
-            (count > 0).then(|| {
-                counters.event_lag_ms_sum.load(Ordering::Relaxed) as f64 / count as f64 / 1000.0
-            })
-        },
-        exit_code: exit.map(Exit::code),
-    });
-    if let Err(err) = crate::metrics::write_atomically(path, &text) {
-        tracing::warn!("cannot write the metrics file {}: {err}", path.display());
     }
 }

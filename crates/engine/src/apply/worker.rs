@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use genesys_core::models::{Attributes, CallConversation, CallMediaParticipant};
+use genesys_core::models::Attributes;
 use genesys_core::{ApiError, GenesysClient};
 use reconcile::{
     Action, DesiredEntry, LiveConversation, PlannedTarget, Recheck, SkipReason, SourceInfo,
@@ -24,9 +24,12 @@ use tokio::time::Instant;
 use audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
 
 use super::call_events::CallEvents;
-use super::progress::Progress;
-use super::stop::StopSignal;
 use super::target_text;
+use crate::error::EngineError;
+use crate::stop::StopSignal;
+
+/// The audit store failing is the only error that ends a job: anything the API says is recorded.
+type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// How many times a 409 (the participant changed under us) leads to re-read, re-check, retry.
 const MAX_CONFLICT_RETRIES: u32 = 3;
@@ -91,7 +94,6 @@ pub struct Pipeline {
     /// Next `seq` for rows added when a selector reaches more participants than it has rows.
     pub next_seq: AtomicU32,
     pub stop: StopSignal,
-    pub progress: Arc<Progress>,
     /// `tag --follow` with `--verify-via event`: calls as their latest notification events show
     /// them; a change is verified by the event that shows it, and read only when none comes
     /// within the verify timeout.
@@ -106,7 +108,7 @@ struct Sending {
 }
 
 impl Pipeline {
-    pub async fn process(&self, job: Job) -> anyhow::Result<Vec<TargetResult>> {
+    pub async fn process(&self, job: Job) -> Result<Vec<TargetResult>> {
         self.process_seen(job, None).await
     }
 
@@ -116,7 +118,7 @@ impl Pipeline {
         &self,
         job: Job,
         seen: Option<LiveConversation>,
-    ) -> anyhow::Result<Vec<TargetResult>> {
+    ) -> Result<Vec<TargetResult>> {
         let cid = job.conversation_id.clone();
         let read = match seen {
             Some(live) => Ok(live),
@@ -124,9 +126,9 @@ impl Pipeline {
         };
         let live = match read {
             Ok(live) => live,
-            Err(err) if err.is_resume_later() => {
+            Err(err) if err.is_resume_later() || err.is_stopped() => {
                 // Nothing was sent: the rows stay as they are, for `--resume`.
-                self.stop.stop_resumable(&err);
+                self.stop_for(&err);
                 return Ok(Vec::new());
             }
             Err(err) => {
@@ -200,6 +202,14 @@ impl Pipeline {
         Ok(results)
     }
 
+    /// A request that was not sent stops the run: the API's budget stops it resumable; a
+    /// stop request already did.
+    fn stop_for(&self, err: &ApiError) {
+        if err.is_resume_later() {
+            self.stop.stop_resumable(err);
+        }
+    }
+
     /// Reads the call; Genesys's "no such conversation" is an answer, not an error.
     async fn read(&self, cid: &str) -> Result<LiveConversation, ApiError> {
         Ok(match self.client.find_call(cid).await? {
@@ -217,7 +227,7 @@ impl Pipeline {
         cid: &str,
         entries: Vec<(TargetId, DesiredEntry)>,
         live: &LiveConversation,
-    ) -> anyhow::Result<Vec<(TargetId, PlannedTarget)>> {
+    ) -> Result<Vec<(TargetId, PlannedTarget)>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -260,15 +270,18 @@ impl Pipeline {
         row: TargetId,
         target: PlannedTarget,
         live: &LiveConversation,
-    ) -> anyhow::Result<Result<TargetResult, PlannedTarget>> {
-        let participant = live_participant(live, target.participant_id.as_deref());
+    ) -> Result<Result<TargetResult, PlannedTarget>> {
+        let participant = target
+            .participant_id
+            .as_deref()
+            .and_then(|pid| live.participant(pid));
         let Some(participant) = participant else {
             let reason = "the call ended before whether the change reached Genesys could be read";
             return Ok(Ok(self
                 .finish(row, &target, TargetStatus::Unknown, Some(reason.into()))
                 .await?));
         };
-        let observed = observed_values(&target, &participant.attributes);
+        let observed = target.observed(&participant.attributes);
         match target.verification(&participant.attributes) {
             Verification::Done => Ok(Ok(self
                 .verified(row, &target, TargetStatus::Verified, observed, None)
@@ -285,7 +298,7 @@ impl Pipeline {
 
     /// PATCHes one target. A 409 re-reads and re-checks (resend, stale, or gone); any other
     /// error re-reads once to tell a call that ended (skipped) from a failure.
-    async fn patch(&self, cid: &str, mut s: Sending) -> anyhow::Result<Patched> {
+    async fn patch(&self, cid: &str, mut s: Sending) -> Result<Patched> {
         let pid = s.target.participant_id.clone().unwrap_or_default();
         let mut conflicts = 0;
         loop {
@@ -311,10 +324,10 @@ impl Pipeline {
                 }
                 Err(err) => err,
             };
-            if err.is_resume_later() {
-                // Refused before anything reached Genesys (a 429 changes nothing): back to
-                // `planned`, for `--resume`.
-                self.stop.stop_resumable(&err);
+            if err.is_resume_later() || err.is_stopped() {
+                // Refused before anything reached Genesys (a 429 changes nothing), or never
+                // sent: back to `planned`, for `--resume`.
+                self.stop_for(&err);
                 self.audit
                     .record_outcome(
                         s.row,
@@ -338,7 +351,6 @@ impl Pipeline {
                     let mut outcome = error_outcome(TargetStatus::Skipped, &err);
                     outcome.reason = Some(reason.clone());
                     self.audit.record_outcome(s.row, outcome).await?;
-                    self.progress.target_done(TargetStatus::Skipped);
                     let mut result = result_of(&s.target, TargetStatus::Skipped);
                     result.row = Some(s.row);
                     result.message = Some(reason);
@@ -365,12 +377,7 @@ impl Pipeline {
         }
     }
 
-    async fn patch_failed(
-        &self,
-        cid: &str,
-        s: &Sending,
-        err: &ApiError,
-    ) -> anyhow::Result<TargetResult> {
+    async fn patch_failed(&self, cid: &str, s: &Sending, err: &ApiError) -> Result<TargetResult> {
         self.fail(
             s.row,
             cid,
@@ -383,7 +390,7 @@ impl Pipeline {
 
     /// Re-reads until every applied target shows its desired values, or the time is up.
     /// 202 means "accepted", so a read right after a PATCH may still show the old values.
-    async fn verify(&self, cid: &str, applied: Vec<Sending>) -> anyhow::Result<Vec<TargetResult>> {
+    async fn verify(&self, cid: &str, applied: Vec<Sending>) -> Result<Vec<TargetResult>> {
         let mut results = Vec::new();
         let mut waiting = applied;
         if let Some(events) = &self.call_events {
@@ -400,18 +407,21 @@ impl Pipeline {
         loop {
             let live = match self.read(cid).await {
                 Ok(live) => Some(live),
-                Err(err) if err.is_resume_later() => {
+                Err(err) if err.is_resume_later() || err.is_stopped() => {
                     // Accepted, not yet verified: the rows stay `applied`, for `--resume`.
-                    self.stop.stop_resumable(&err);
+                    self.stop_for(&err);
                     return Ok(results);
                 }
                 Err(_) => None,
             };
             let mut still = Vec::new();
             for s in waiting {
-                let participant = live
-                    .as_ref()
-                    .and_then(|l| live_participant(l, s.target.participant_id.as_deref()));
+                let participant = live.as_ref().and_then(|l| {
+                    s.target
+                        .participant_id
+                        .as_deref()
+                        .and_then(|pid| l.participant(pid))
+                });
                 let Some(participant) = participant else {
                     still.push(s);
                     continue;
@@ -434,15 +444,17 @@ impl Pipeline {
             if Instant::now() + delay > deadline {
                 for s in waiting {
                     let observed = last_observed.remove(&s.row).unwrap_or_default();
+                    // Accepted (202) and not seen yet is not drift (nobody overwrote it): it
+                    // stays `applied`, unfinished, and `--resume` or a rerun looks again.
                     let reason = format!(
-                        "the change was accepted but not visible within --verify-timeout {}",
+                        "accepted, but not visible within --verify-timeout {}: not verified yet",
                         humantime::format_duration(self.verify_timeout)
                     );
                     results.push(
                         self.verified(
                             s.row,
                             &s.target,
-                            TargetStatus::Drift,
+                            TargetStatus::Applied,
                             observed,
                             Some(reason),
                         )
@@ -463,8 +475,8 @@ impl Pipeline {
         s: &Sending,
         live: &Attributes,
         by: VerifiedBy,
-    ) -> anyhow::Result<Result<TargetResult, ObservedValues>> {
-        let observed = observed_values(&s.target, live);
+    ) -> Result<Result<TargetResult, ObservedValues>> {
+        let observed = s.target.observed(live);
         let (status, reason) = match s.target.verification(live) {
             Verification::Done => (TargetStatus::Verified, None),
             Verification::Overwritten(key) => (
@@ -489,7 +501,7 @@ impl Pipeline {
         cid: &str,
         mut waiting: Vec<Sending>,
         results: &mut Vec<TargetResult>,
-    ) -> anyhow::Result<Vec<Sending>> {
+    ) -> Result<Vec<Sending>> {
         let accepted = Instant::now();
         let deadline = accepted + self.verify_timeout;
         let mut calls = events.subscribe(cid);
@@ -502,7 +514,7 @@ impl Pipeline {
                         .target
                         .participant_id
                         .as_deref()
-                        .and_then(|pid| participant(&call, pid));
+                        .and_then(|pid| reconcile::participant(&call, pid));
                     let Some(participant) = participant else {
                         still.push(s);
                         continue;
@@ -536,7 +548,7 @@ impl Pipeline {
         target: &PlannedTarget,
         status: TargetStatus,
         reason: Option<String>,
-    ) -> anyhow::Result<TargetResult> {
+    ) -> Result<TargetResult> {
         let reason = reason.or_else(|| skip_text(&target.action));
         self.record(row, target, status, reason, None).await
     }
@@ -549,7 +561,7 @@ impl Pipeline {
         status: TargetStatus,
         observed: ObservedValues,
         reason: Option<String>,
-    ) -> anyhow::Result<TargetResult> {
+    ) -> Result<TargetResult> {
         self.record(row, target, status, reason, Some(observed))
             .await
     }
@@ -561,7 +573,7 @@ impl Pipeline {
         status: TargetStatus,
         reason: Option<String>,
         observed: Option<ObservedValues>,
-    ) -> anyhow::Result<TargetResult> {
+    ) -> Result<TargetResult> {
         self.audit
             .record_outcome(
                 row,
@@ -573,7 +585,6 @@ impl Pipeline {
                 },
             )
             .await?;
-        self.progress.target_done(status);
         let mut result = result_of(target, status);
         result.message = reason;
         result.row = Some(row);
@@ -587,11 +598,10 @@ impl Pipeline {
         participant_id: Option<String>,
         lines: &[u64],
         err: &ApiError,
-    ) -> anyhow::Result<TargetResult> {
+    ) -> Result<TargetResult> {
         self.audit
             .record_outcome(row, error_outcome(TargetStatus::Failed, err))
             .await?;
-        self.progress.target_done(TargetStatus::Failed);
         Ok(TargetResult {
             conversation_id: cid.to_owned(),
             participant_id,
@@ -643,7 +653,7 @@ impl TargetResult {
 /// The status a plan gives a target before anything is sent. A conflict between input rows is
 /// the input's fault, not the call's: it is recorded as failed (in `failed.csv`, exit 3), never
 /// as a quiet skip.
-fn planned_status(action: &Action) -> TargetStatus {
+pub fn planned_status(action: &Action) -> TargetStatus {
     match action {
         Action::Update { .. } => TargetStatus::Planned,
         Action::Unchanged => TargetStatus::Unchanged,
@@ -665,32 +675,6 @@ fn skip_text(action: &Action) -> Option<String> {
         Action::Skip { reason, .. } => Some(reason.to_string()),
         _ => None,
     }
-}
-
-/// The participant of a live call a target is pinned to, if the call is found.
-fn live_participant<'a>(
-    live: &'a LiveConversation,
-    participant_id: Option<&str>,
-) -> Option<&'a CallMediaParticipant> {
-    let LiveConversation::Found(call) = live else {
-        return None;
-    };
-    participant(call, participant_id?)
-}
-
-fn participant<'a>(call: &'a CallConversation, id: &str) -> Option<&'a CallMediaParticipant> {
-    call.participants
-        .iter()
-        .find(|p| p.id.eq_ignore_ascii_case(id))
-}
-
-/// The live values of a target's managed keys.
-pub(super) fn observed_values(target: &PlannedTarget, live: &Attributes) -> ObservedValues {
-    target
-        .desired
-        .keys()
-        .map(|k| (k.clone(), live.get(k).cloned()))
-        .collect()
 }
 
 /// What the audit row of a planned target says: who it is, where it came from, what it wants,

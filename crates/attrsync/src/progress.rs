@@ -1,14 +1,15 @@
-//! Progress of a run: counters shared by the workers, shown as a bar on a terminal, as a
-//! periodic plain line elsewhere, or not at all (see `output::progress_mode`).
+//! Progress of a run, shown as a bar on a terminal, as a periodic plain line elsewhere, or not at
+//! all (see `output::progress_mode`). Fed by the engine's reports (see `observer.rs`).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use audit::{StatusClass, TargetStatus};
 use genesys_core::GenesysClient;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::output::ProgressMode;
-use audit::TargetStatus;
 
 /// How often a plain progress line is printed when there is no terminal.
 const LINE_INTERVAL: Duration = Duration::from_secs(5);
@@ -19,18 +20,15 @@ pub struct Progress {
     started: Instant,
     total_conversations: AtomicU64,
     conversations_done: AtomicU64,
-    verified: AtomicU64,
-    unchanged: AtomicU64,
-    skipped: AtomicU64,
-    failed: AtomicU64,
-    drift: AtomicU64,
-    client: GenesysClient,
+    /// Targets per status, as the engine reported them.
+    statuses: [AtomicU64; TargetStatus::ALL.len()],
+    client: OnceLock<GenesysClient>,
 }
 
 impl Progress {
-    pub fn new(mode: ProgressMode, total_conversations: u64, client: GenesysClient) -> Self {
+    pub fn new(mode: ProgressMode) -> Self {
         let bar = (mode == ProgressMode::Bar).then(|| {
-            let bar = ProgressBar::new(total_conversations);
+            let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} calls  {per_sec}  ETA {eta}  {msg}",
@@ -44,30 +42,22 @@ impl Progress {
             mode,
             bar,
             started: Instant::now(),
-            total_conversations: AtomicU64::new(total_conversations),
+            total_conversations: AtomicU64::new(0),
             conversations_done: AtomicU64::new(0),
-            verified: AtomicU64::new(0),
-            unchanged: AtomicU64::new(0),
-            skipped: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            drift: AtomicU64::new(0),
-            client,
+            statuses: Default::default(),
+            client: OnceLock::new(),
         }
     }
 
+    /// The run's client, whose counters the progress shows.
+    pub fn connected(&self, client: &GenesysClient) {
+        let _ = self.client.set(client.clone());
+    }
+
     pub fn target_done(&self, status: TargetStatus) {
-        let counter = match status {
-            TargetStatus::Verified | TargetStatus::Applied => &self.verified,
-            TargetStatus::Unchanged => &self.unchanged,
-            TargetStatus::Skipped | TargetStatus::Stale => &self.skipped,
-            TargetStatus::Failed | TargetStatus::Unknown => &self.failed,
-            TargetStatus::Drift => &self.drift,
-            TargetStatus::Planned
-            | TargetStatus::Sending
-            | TargetStatus::NotApplied
-            | TargetStatus::Unprocessed => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = TargetStatus::ALL.iter().position(|s| *s == status) {
+            self.statuses[slot].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// More calls to work on (a follow learns of calls as they arrive).
@@ -86,16 +76,27 @@ impl Progress {
         }
     }
 
+    fn count(&self, wanted: impl Fn(TargetStatus) -> bool) -> u64 {
+        TargetStatus::ALL
+            .iter()
+            .zip(&self.statuses)
+            .filter(|(status, _)| wanted(**status))
+            .map(|(_, n)| n.load(Ordering::Relaxed))
+            .sum()
+    }
+
     fn counts_text(&self) -> String {
-        let stats = self.client.stats();
-        let (throttled, retries) = (stats.throttled, stats.retries);
+        let (throttled, retries) = self
+            .client
+            .get()
+            .map(|c| c.stats())
+            .map_or((0, 0), |s| (s.throttled, s.retries));
         format!(
-            "verified {} unchanged {} skipped {} failed {} drift {} | 429s {throttled} retries {retries}",
-            self.verified.load(Ordering::Relaxed),
-            self.unchanged.load(Ordering::Relaxed),
-            self.skipped.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            self.drift.load(Ordering::Relaxed),
+            "verified {} unchanged {} skipped {} not done {} | 429s {throttled} retries {retries}",
+            self.count(|s| s == TargetStatus::Verified),
+            self.count(|s| s == TargetStatus::Unchanged),
+            self.count(|s| s.class() == StatusClass::Gone),
+            self.count(|s| s.class() == StatusClass::NotDone),
         )
     }
 

@@ -2,11 +2,10 @@
 
 use std::io::Write;
 
-use genesys_core::ClientStats;
+use engine::{RunKind, RunOutcome, TargetResult};
 use reconcile::SourceInfo;
 use serde_json::{Value, json};
 
-use super::{RunReport, TargetResult, counts};
 use audit::RunId;
 
 /// Bump when an event's fields change meaning or disappear (adding fields is compatible).
@@ -57,41 +56,20 @@ impl Events {
         );
     }
 
-    /// The end of a `tag --follow` run.
-    pub fn follow_finished(
-        &self,
-        run: &RunId,
-        counts: &audit::StatusCounts,
-        exit: crate::exit::Exit,
-        elapsed: std::time::Duration,
-        stats: &ClientStats,
-    ) {
-        self.emit(
-            "run_finished",
-            json!({
-                "run_id": run.as_str(),
-                "exit_code": exit.code(),
-                "elapsed_ms": elapsed.as_millis() as u64,
-                "counts": counts,
-                "requests": stats.requests,
-                "throttled": stats.throttled,
-            }),
-        );
-    }
-
-    pub fn run_finished(&self, report: &RunReport, stats: &ClientStats) {
-        self.emit(
-            "run_finished",
-            json!({
-                "run_id": report.run.as_str(),
-                "interrupted": report.interrupted,
-                "exit_code": report.exit.code(),
-                "elapsed_ms": report.elapsed.as_millis() as u64,
-                "counts": counts(&report.results),
-                "requests": stats.requests,
-                "throttled": stats.throttled,
-                "retries": stats.retries,
-            }),
-        );
+    /// The end of a run: its counts as recorded, and the exit code the process exits with.
+    pub fn run_finished(&self, outcome: &RunOutcome) {
+        let mut body = json!({
+            "run_id": outcome.run.as_str(),
+            "exit_code": outcome.exit_code,
+            "elapsed_ms": outcome.elapsed.as_millis() as u64,
+            "counts": outcome.counts,
+            "requests": outcome.stats.requests,
+            "throttled": outcome.stats.throttled,
+        });
+        if outcome.kind == RunKind::Snapshot {
+            body["interrupted"] = outcome.is_interrupted().into();
+            body["retries"] = outcome.stats.retries.into();
+        }
+        self.emit("run_finished", body);
     }
 }

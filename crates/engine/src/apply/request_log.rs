@@ -7,18 +7,18 @@ use genesys_core::{RequestEvent, RequestObserver};
 
 use audit::{AuditStore, RequestRow, RunId, UnixMillis};
 
-pub struct AuditObserver {
+pub struct RequestLog {
     audit: AuditStore,
     run: RunId,
 }
 
-impl AuditObserver {
+impl RequestLog {
     pub fn shared(audit: AuditStore, run: RunId) -> Arc<dyn RequestObserver> {
-        Arc::new(AuditObserver { audit, run })
+        Arc::new(RequestLog { audit, run })
     }
 }
 
-impl RequestObserver for AuditObserver {
+impl RequestObserver for RequestLog {
     fn on_request(&self, event: &RequestEvent) {
         let (conversation_id, participant_id) = ids_from_path(&event.path);
         self.audit.record_request(RequestRow {

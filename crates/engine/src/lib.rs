@@ -1,0 +1,35 @@
+//! attrsync's engine: everything a run does between "the settings are resolved" and "here is
+//! what the run recorded".
+//!
+//! - [`lifecycle`]: the one run lifecycle (begin, the observed client, `--rate auto`, settling
+//!   what dead runs left, the heartbeat, locks with lost-lock detection, stop, finish from the
+//!   store), used by every command that records a run.
+//! - [`apply`]: the snapshot pipeline (`apply`, `set`, `tag`, `demo`, `reconcile` iterations):
+//!   conversations worked on concurrently, read -> plan -> re-check -> PATCH -> verify.
+//! - [`follow`]: `tag --follow`: calls planned and verified from notification events.
+//! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).
+//!
+//! The engine prints nothing and knows no exit code: it reports through a [`RunObserver`] and
+//! returns a typed [`RunOutcome`], read from the audit store. The binary renders both and maps
+//! the outcome to an exit code in one place; it hands that mapping in ([`RunConfig::exit_code`])
+//! so that the store records the code the process exits with.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod apply;
+pub mod auto_rate;
+mod error;
+pub mod follow;
+pub mod lifecycle;
+pub mod live;
+pub mod locks;
+pub mod observer;
+pub mod outcome;
+pub mod stop;
+
+pub use apply::{TargetResult, VerifiedBy, Work, execute, planned_status};
+pub use error::EngineError;
+pub use lifecycle::{ClientFactory, RunConfig};
+pub use observer::{Note, RunObserver};
+pub use outcome::{Ending, RunKind, RunOutcome};
+pub use stop::StopSignal;
