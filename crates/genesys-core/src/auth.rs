@@ -17,8 +17,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::error::{ErrorClass, correlation_id, retry_after, transport_message};
+use crate::error::{ErrorClass, correlation_id, retry_after, transport_failure};
 use crate::models::{OAuthError, TokenResponse};
+use crate::proxy::ProxySettings;
 use crate::rate::RateLimiter;
 use crate::settings::{Credentials, Settings};
 use crate::stats::Counters;
@@ -224,6 +225,8 @@ pub(crate) struct Authenticator {
     /// Minting is rate-limited too (Genesys warns about it); one limiter for the whole pool.
     mint_limiter: RateLimiter,
     counters: Arc<Counters>,
+    /// The proxies, to word a refused tunnel.
+    proxy: Option<ProxySettings>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -256,6 +259,16 @@ impl Authenticator {
             region_assumed: settings.region_assumed(),
             mint_limiter,
             counters,
+            proxy: settings.proxy.clone(),
+        }
+    }
+
+    /// The token endpoint `url` gave no answer.
+    async fn unreachable(&self, url: &str, error: &reqwest::Error) -> AuthError {
+        AuthError::Transport {
+            url: url.to_owned(),
+            message: transport_failure(error, self.proxy.as_ref()).await,
+            timed_out: error.is_timeout(),
         }
     }
 
@@ -287,25 +300,23 @@ impl Authenticator {
         let _ = self.mint_limiter.acquire().await;
         tracing::debug!(token_slot = slot, generation, "requesting an access token");
         let url = self.token_url.as_str().to_owned();
-        let response = self
+        let response = match self
             .http
             .post(self.token_url.clone())
             .basic_auth(client_id, Some(client_secret.expose_secret()))
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await
-            .map_err(|e| AuthError::Transport {
-                url: url.clone(),
-                message: transport_message(&e),
-                timed_out: e.is_timeout(),
-            })?;
+        {
+            Ok(response) => response,
+            Err(e) => return Err(self.unreachable(&url, &e).await),
+        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| AuthError::Transport {
-            url: url.clone(),
-            message: transport_message(&e),
-            timed_out: e.is_timeout(),
-        })?;
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => return Err(self.unreachable(&url, &e).await),
+        };
         if !(200..300).contains(&status) {
             let refusal: Option<OAuthError> = serde_json::from_slice(&body).ok();
             let retry_after = retry_after(&headers);

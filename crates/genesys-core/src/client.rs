@@ -14,7 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::Authenticator;
-use crate::error::{ApiError, ErrorClass, correlation_id};
+use crate::error::{ApiError, ErrorClass, correlation_id, transport_failure};
 use crate::live_calls::LiveCallsQuery;
 use crate::models::notifications::{Channel, ChannelTopic, ChannelTopicEntityListing};
 use crate::models::{
@@ -256,7 +256,7 @@ impl GenesysClient {
         // reqwest is built with `rustls-no-provider`; "already installed" is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = crate::tls::client_config(settings.ca_cert.as_deref())
-            .map_err(|e| ClientBuildError(e.to_string()))?;
+            .map_err(|e| ClientBuildError(crate::error::chain_text(&e)))?;
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .timeout(options.request_timeout)
@@ -360,13 +360,10 @@ impl GenesysClient {
     /// connection settings): the status when the server answered at all, else why not. For
     /// `attrsync doctor`'s reachability checks; not rate-limited, not observed.
     pub async fn probe(&self, url: &Url) -> Result<u16, String> {
-        self.inner
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map(|response| response.status().as_u16())
-            .map_err(|e| crate::error::transport_message(&e))
+        match self.inner.http.get(url.clone()).send().await {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(e) => Err(transport_failure(&e, self.inner.proxy.as_ref()).await),
+        }
     }
 
     /// Sets the rate of every token of the pool, e.g. to the org's own per-token limit read
@@ -872,16 +869,20 @@ impl GenesysClient {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_vec());
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| ApiError::from_transport(route.template, &e))?;
+            let failed = |e: reqwest::Error| async move {
+                let message = transport_failure(&e, inner.proxy.as_ref()).await;
+                ApiError::from_transport(route.template, &e, message)
+            };
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => return Err(failed(e).await),
+            };
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| ApiError::from_transport(route.template, &e))?;
+            let bytes = match response.bytes().await {
+                Ok(bytes) => bytes,
+                Err(e) => return Err(failed(e).await),
+            };
             Ok::<_, ApiError>((status, headers, bytes))
         }
         .instrument(span.clone())

@@ -815,3 +815,93 @@ async fn a_rate_set_on_the_client_is_every_tokens_budget() {
         assert_eq!(token.window, Duration::from_secs(60));
     }
 }
+
+/// A loopback proxy that answers every CONNECT with `HTTP/1.1 {answer}`; its port.
+async fn refusing_proxy(answer: &'static str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read_u8().await {
+                        Ok(byte) => head.push(byte),
+                        Err(_) => return,
+                    }
+                }
+                let _ = stream
+                    .write_all(format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// reqwest reports a refused tunnel without its status (but a 407's); hyper-util's words for
+/// it are matched, and pinned here against the real stack. The client's errors, for the API
+/// and the token endpoint alike, say the proxy's status and what to check, in the words of
+/// `TunnelRefused` (those of `attrsync doctor` and the notification socket), and never the
+/// proxy's password.
+#[tokio::test]
+async fn a_proxy_refusing_the_tunnel_is_worded_with_its_status_and_what_to_check() {
+    for (answer, advice) in [
+        (
+            "403 Forbidden",
+            "the proxy does not allow {host}:443: ask its administrators to allow it, or list the host in NO_PROXY if it is reachable without the proxy",
+        ),
+        (
+            "407 Proxy Authentication Required",
+            "the proxy refused the credentials given in HTTPS_PROXY: check the user name and password (percent-encoded in a URL)",
+        ),
+        (
+            "502 Bad Gateway",
+            "the proxy could not reach {host}:443: check the host (the region or the API URL) and the proxy's own network",
+        ),
+    ] {
+        let port = refusing_proxy(answer).await;
+        let proxy = format!("http://me:pr0xy-pw@127.0.0.1:{port}");
+        let settings = Settings::resolve(
+            &ExplicitSettings {
+                client_id: Some("id".into()),
+                client_secret: Some(SECRET.into()),
+                api_url: Some("https://api.example.test".parse().unwrap()),
+                ..Default::default()
+            },
+            &|name| (name == "HTTPS_PROXY").then(|| proxy.clone()),
+        )
+        .unwrap();
+        let client = GenesysClient::new(
+            &settings,
+            ClientOptions {
+                retry: RetryPolicy::none(),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let expected = |host: &str| {
+            format!(
+                "the proxy http://127.0.0.1:{port} (from HTTPS_PROXY) refused CONNECT {host}:443 with HTTP {answer}; {}",
+                advice.replace("{host}", host)
+            )
+        };
+
+        let message = client
+            .probe(&"https://api.example.test/".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(message, expected("api.example.test"));
+
+        let error = client.authenticate().await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "token endpoint https://login.example.test/oauth/token unreachable: {}",
+                expected("login.example.test")
+            )
+        );
+        assert!(!error.contains("pr0xy-pw"), "{error}");
+    }
+}

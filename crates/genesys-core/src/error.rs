@@ -308,18 +308,92 @@ impl ApiError {
         }))
     }
 
-    /// The error for a request that got no response.
-    pub(crate) fn from_transport(route: &'static str, error: &reqwest::Error) -> ApiError {
+    /// The error for a request that got no response; `message` is its wording
+    /// ([`transport_failure`]).
+    pub(crate) fn from_transport(
+        route: &'static str,
+        error: &reqwest::Error,
+        message: String,
+    ) -> ApiError {
         if error.is_timeout() {
             ApiError::Timeout { route, attempts: 1 }
         } else {
             ApiError::Connection {
                 route,
-                message: transport_message(error),
+                message,
                 attempts: 1,
             }
         }
     }
+}
+
+/// An error and its causes on one line, each once: `error: cause: root cause`.
+pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// How a proxy answered a CONNECT that reqwest's tunnel gave up on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TunnelAnswer {
+    /// 407.
+    AuthRequired,
+    /// Anything but 200 and 407; reqwest does not keep which.
+    Refused,
+}
+
+/// reqwest's tunnel (hyper-util's) reports a refused CONNECT as a cause worded "tunnel error:
+/// proxy authorization required" (a 407) or "tunnel error: unsuccessful" (any other answer).
+/// Its error type is private, so its words are matched; a test against a refusing proxy pins
+/// them.
+fn tunnel_answer(error: &reqwest::Error) -> Option<TunnelAnswer> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        match current.to_string().as_str() {
+            "tunnel error: proxy authorization required" => {
+                return Some(TunnelAnswer::AuthRequired);
+            }
+            "tunnel error: unsuccessful" => return Some(TunnelAnswer::Refused),
+            _ => {}
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// How long the second CONNECT that learns a refusal's status may take.
+const REFUSAL_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A one-line description of a transport error ([`transport_message`]), except that a proxy's
+/// refusal of the tunnel is worded by [`TunnelRefused`](crate::proxy::TunnelRefused), as
+/// `attrsync doctor` and the notification socket word it. reqwest keeps no status but 407's,
+/// so one more CONNECT to the proxy asks for it (only once a request has failed so).
+pub(crate) async fn transport_failure(
+    error: &reqwest::Error,
+    proxy: Option<&crate::proxy::ProxySettings>,
+) -> String {
+    let refused = tunnel_answer(error).and_then(|answer| {
+        let url = error.url()?;
+        let target = proxy?.for_url(url)?;
+        Some((answer, url, target, crate::tls::authority(url)?))
+    });
+    let Some((answer, url, target, authority)) = refused else {
+        return transport_message(error);
+    };
+    let refusal = match answer {
+        TunnelAnswer::AuthRequired => target.refused(&authority, Some("HTTP/1.1 407")),
+        TunnelAnswer::Refused => {
+            match tokio::time::timeout(REFUSAL_PROBE_TIMEOUT, crate::tls::tunnel(target, url)).await
+            {
+                Ok(Err(crate::tls::TunnelError::Refused(refusal))) => refusal,
+                // It let this one through, or failed otherwise: the status stays unknown.
+                _ => target.refused(&authority, None),
+            }
+        }
+    };
+    refusal.to_string()
 }
 
 /// A one-line description of a transport error with its causes (no URL query, no headers).

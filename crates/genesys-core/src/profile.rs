@@ -275,10 +275,17 @@ fn parse_proxy(
             "is missing while proxy_protocol is set".to_owned(),
         ));
     };
-    if host.contains(['/', '@', ' ']) {
+    // The value is never quoted: `user:password@host` puts credentials in it.
+    if host.contains('@') {
         return Err(invalid(
             "proxy_host",
-            format!("{host:?} must be a host name or address only"),
+            "must be a host name or address only, without credentials: give them in proxy_username and proxy_password".to_owned(),
+        ));
+    }
+    if host.contains(['/', ' ']) {
+        return Err(invalid(
+            "proxy_host",
+            "must be a host name or address only (no scheme, path or spaces): give the protocol in proxy_protocol and the port in proxy_port".to_owned(),
         ));
     }
     let port = port
@@ -309,7 +316,7 @@ fn parse_proxy(
     if Url::parse(&text).map_or(true, |u| u.host().is_none()) {
         return Err(invalid(
             "proxy_host",
-            format!("{:?} is not a valid host", proxy.host),
+            "is not a valid host name or address (with proxy_port, if set)".to_owned(),
         ));
     }
     Ok(Some(proxy))
@@ -456,6 +463,40 @@ environment = "mypurecloud.ie"
         )
         .unwrap();
         assert_eq!(p.proxy.unwrap().url().as_str(), "https://10.0.0.1:8443/");
+    }
+
+    /// gc takes credentials in proxy_username and proxy_password; a proxy_host that carries
+    /// them (or is otherwise no host) is refused without quoting the value.
+    #[test]
+    fn a_proxy_host_with_credentials_is_refused_without_quoting_them() {
+        for host in [
+            "u:PROXYPASS@127.0.0.1",
+            "http://u:PROXYPASS@127.0.0.1",
+            "u:PROXYPASS/x",
+            "u:PROXYPASS",
+        ] {
+            let text = format!("[p]\nproxy_protocol = \"http\"\nproxy_host = \"{host}\"\n");
+            let err = parse_named(&text, "p").unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    ProfileError::InvalidKey {
+                        key: "proxy_host",
+                        ..
+                    }
+                ),
+                "{host}: {err}"
+            );
+            let message = err.to_string();
+            assert!(!message.contains("PROXYPASS"), "{host}: {message}");
+            assert!(!message.contains("u:"), "{host}: {message}");
+        }
+        let text = "[p]\nproxy_protocol = \"http\"\nproxy_host = \"u:PROXYPASS@127.0.0.1\"\n";
+        let message = parse_named(text, "p").unwrap_err().to_string();
+        assert!(
+            message.ends_with("proxy_host must be a host name or address only, without credentials: give them in proxy_username and proxy_password"),
+            "{message}"
+        );
     }
 
     #[cfg(unix)]

@@ -77,6 +77,104 @@ impl ProxyTarget {
     }
 }
 
+impl ProxyTarget {
+    /// This proxy's refusal of `CONNECT authority`, with the status line it answered (when
+    /// known: reqwest keeps only whether it was a 407).
+    pub fn refused(&self, authority: &str, status_line: Option<&str>) -> TunnelRefused {
+        let mut parts = status_line.unwrap_or_default().split_whitespace();
+        let _version = parts.next();
+        let status = parts.next().and_then(|code| code.parse::<u16>().ok());
+        // The proxy's own words, kept short and printable.
+        let reason: String = parts
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        TunnelRefused {
+            proxy: self.to_string(),
+            source: self.source,
+            credentials: self.has_credentials(),
+            authority: authority.to_owned(),
+            status,
+            reason: Some(reason).filter(|r| status.is_some() && !r.is_empty()),
+        }
+    }
+}
+
+/// A proxy's refusal to open a CONNECT tunnel, worded once for every path that tunnels: the
+/// client's requests (login and API, through reqwest), the notification socket, and
+/// `attrsync doctor`'s host checks. What happened ([`TunnelRefused::what`]) and what to check
+/// ([`TunnelRefused::advice`]); `Display` is both. Never holds the proxy's credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelRefused {
+    /// The proxy, `http://host:port`.
+    pub proxy: String,
+    /// The variable (or profile) that names the proxy.
+    pub source: &'static str,
+    /// Whether credentials were sent with the CONNECT.
+    pub credentials: bool,
+    /// The `host:port` the tunnel was asked for.
+    pub authority: String,
+    /// The proxy's status code, when known.
+    pub status: Option<u16>,
+    /// The proxy's reason phrase (`Forbidden`), when it sent one.
+    pub reason: Option<String>,
+}
+
+impl TunnelRefused {
+    /// `the proxy http://p:3128 (from HTTPS_PROXY) refused CONNECT host:443 with HTTP 403 Forbidden`
+    pub fn what(&self) -> String {
+        let mut text = format!(
+            "the proxy {} (from {}) refused CONNECT {}",
+            self.proxy, self.source, self.authority
+        );
+        if let Some(status) = self.status {
+            text.push_str(&format!(" with HTTP {status}"));
+            let reason = self.reason.clone().or_else(|| {
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .map(str::to_owned)
+            });
+            if let Some(reason) = reason {
+                text.push(' ');
+                text.push_str(&reason);
+            }
+        }
+        text
+    }
+
+    /// What to check, by the proxy's answer.
+    pub fn advice(&self) -> String {
+        let authority = &self.authority;
+        let source = self.source;
+        match self.status {
+            Some(407) if self.credentials => format!(
+                "the proxy refused the credentials given in {source}: check the user name and password (percent-encoded in a URL)"
+            ),
+            Some(407) if source == PROFILE_SOURCE => "the proxy wants credentials: give them in the gc profile's proxy_username and proxy_password".to_owned(),
+            Some(407) => format!(
+                "the proxy wants credentials: give them in {source} as http://user:password@host:port"
+            ),
+            Some(403) => format!(
+                "the proxy does not allow {authority}: ask its administrators to allow it, or list the host in NO_PROXY if it is reachable without the proxy"
+            ),
+            Some(502..=504) => format!(
+                "the proxy could not reach {authority}: check the host (the region or the API URL) and the proxy's own network"
+            ),
+            _ => format!("check that the proxy allows {authority}, and check {source} and NO_PROXY"),
+        }
+    }
+}
+
+impl fmt::Display for TunnelRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.what(), self.advice())
+    }
+}
+
 impl fmt::Debug for ProxyTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProxyTarget")
@@ -192,20 +290,43 @@ fn from_profile(profile: &ProfileProxy) -> Result<ProxyTarget, SettingsError> {
     })
 }
 
-/// Parses a proxy URL. Errors never echo the value: it may hold a password.
+/// The form a proxy variable takes, for messages.
+const PROXY_FORM: &str = "expected http://[user:password@]host:port";
+
+/// What to do about a password that breaks a proxy URL, for messages.
+const PERCENT_ENCODE: &str = "percent-encode / ? # @ in the user or password (%2F %3F %23 %40)";
+
+/// Parses a proxy URL. Errors never echo the value, nor any part of it: it may hold a password,
+/// and a malformed URL (a password holding `/`, `?` or `#` ends the URL's authority early) has
+/// no part known to be free of it. They name the variable and say what is wrong.
 fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, SettingsError> {
     let invalid = |reason: String| SettingsError::InvalidProxy {
         var: source,
         reason,
     };
+    // A `user:password@` in the value: a malformed URL is then most likely a password that
+    // needs percent-encoding.
+    let hint = if value.contains('@') {
+        format!("; {PERCENT_ENCODE}")
+    } else {
+        String::new()
+    };
     // curl takes a bare `host:port` as http://.
-    let text = if value.contains("://") {
+    let text = if has_scheme(value) {
         value.to_owned()
     } else {
         format!("http://{value}")
     };
-    let mut url = Url::parse(&text)
-        .map_err(|e| invalid(format!("not a URL ({e}); expected http://host:port")))?;
+    let mut url =
+        Url::parse(&text).map_err(|e| invalid(format!("not a URL ({e}); {PROXY_FORM}{hint}")))?;
+    if !url.path().trim_end_matches('/').is_empty()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid(format!(
+            "something follows the host and port (a path, ? or #); {PROXY_FORM}{hint}"
+        )));
+    }
     let username = percent_decode(url.username());
     let password = url
         .password()
@@ -215,23 +336,18 @@ fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, Setting
     match url.scheme() {
         "http" => {}
         "https" => {
-            return Err(invalid(format!(
-                "{url} is an https:// proxy, which attrsync does not speak; give its http:// address (the Genesys traffic inside the tunnel is TLS all the same)"
-            )));
+            return Err(invalid(
+                "an https:// proxy, which attrsync does not speak; give its http:// address (the Genesys traffic inside the tunnel is TLS all the same)".to_owned(),
+            ));
         }
         other => {
             return Err(invalid(format!(
-                "{url}: unsupported proxy scheme {other:?}; only http:// proxies are supported"
+                "unsupported proxy scheme {other:?}; only http:// proxies are supported"
             )));
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(format!("{url} has no host")));
-    }
-    if !url.path().trim_end_matches('/').is_empty() || url.query().is_some() {
-        return Err(invalid(format!(
-            "{url}: a proxy URL takes no path or query; give http://host:port"
-        )));
+        return Err(invalid(format!("no host; {PROXY_FORM}")));
     }
     if url.port().is_none() {
         let _ = url.set_port(Some(DEFAULT_PROXY_PORT));
@@ -241,6 +357,16 @@ fn parse_proxy(value: &str, source: &'static str) -> Result<ProxyTarget, Setting
         username,
         password,
         source,
+    })
+}
+
+/// Whether `value` starts with a URL scheme and `://` (else it is a bare `host:port`). Only a
+/// well-formed scheme counts: in `user:pa://ss@host`, `user:pa` is no scheme.
+fn has_scheme(value: &str) -> bool {
+    value.split_once("://").is_some_and(|(scheme, _)| {
+        let mut chars = scheme.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     })
 }
 
@@ -546,5 +672,90 @@ mod tests {
             assert!(text.starts_with("invalid HTTPS_PROXY"), "{text}");
             assert!(!text.contains("hunter2pw"), "{text}");
         }
+    }
+
+    /// One wording of a refused tunnel: the status (with the proxy's reason phrase, kept
+    /// printable, else the standard one), then what to check by that status; no status known,
+    /// no status claimed.
+    #[test]
+    fn a_refused_tunnel_says_the_status_and_what_to_check() {
+        let p = resolve(&[("HTTPS_PROXY", "http://px.corp:3128")])
+            .unwrap()
+            .unwrap();
+        let target = p.https.unwrap();
+        let refused = target.refused(
+            "api.example.test:443",
+            Some("HTTP/1.1 403 Blocked\x1b[31m by policy"),
+        );
+        assert_eq!(
+            refused.what(),
+            "the proxy http://px.corp:3128 (from HTTPS_PROXY) refused CONNECT api.example.test:443 with HTTP 403 Blocked[31m by policy"
+        );
+        assert!(
+            refused
+                .advice()
+                .starts_with("the proxy does not allow api.example.test:443")
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!("{}; {}", refused.what(), refused.advice())
+        );
+        let refused = target.refused("api.example.test:443", Some("HTTP/1.0 407"));
+        assert!(
+            refused
+                .what()
+                .ends_with("with HTTP 407 Proxy Authentication Required")
+        );
+        assert_eq!(
+            refused.advice(),
+            "the proxy wants credentials: give them in HTTPS_PROXY as http://user:password@host:port"
+        );
+        let refused = target.refused("api.example.test:443", None);
+        assert_eq!(
+            refused.to_string(),
+            "the proxy http://px.corp:3128 (from HTTPS_PROXY) refused CONNECT api.example.test:443; \
+             check that the proxy allows api.example.test:443, and check HTTPS_PROXY and NO_PROXY"
+        );
+    }
+
+    /// A password holding `/`, `?` or `#` ends the URL's authority early: what follows would
+    /// be taken as a path, a query or a fragment (with `#`, the user name as the host). Refused,
+    /// saying what to do, without any part of the value.
+    #[test]
+    fn a_password_that_breaks_the_url_is_refused_without_echoing_any_of_it() {
+        for (var, value) in [
+            ("HTTPS_PROXY", "http://bob:9876/SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "http://bob:98?76SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "http://bob:98#76SECRETPART@127.0.0.1:3128"),
+            ("https_proxy", "bob:98#SECRETPART@127.0.0.1:3128"),
+            ("HTTP_PROXY", "http://bob:ab/SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "bob:pa://SECRETPART@127.0.0.1:3128"),
+            ("HTTPS_PROXY", "https://bob:98#SECRETPART@127.0.0.1:3128"),
+        ] {
+            let err = resolve(&[(var, value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("invalid {var}: ")),
+                "{value}: {text}"
+            );
+            assert!(text.contains("percent-encode / ? # @"), "{value}: {text}");
+            for part in ["SECRETPART", "9876", "bob", "127.0.0.1"] {
+                assert!(!text.contains(part), "{value} shows {part}: {text}");
+            }
+        }
+        // Percent-encoded, the same password is taken whole.
+        let p = resolve(&[(
+            "HTTPS_PROXY",
+            "http://user:98%2F%3F%23%40SECRETPART@127.0.0.1:3128",
+        )])
+        .unwrap()
+        .unwrap();
+        let target = p.https.unwrap();
+        assert_eq!(target.to_string(), "http://127.0.0.1:3128");
+        let expected = base64::engine::general_purpose::STANDARD.encode("user:98/?#@SECRETPART");
+        assert_eq!(
+            target.authorization().unwrap().expose_secret(),
+            format!("Basic {expected}")
+        );
     }
 }

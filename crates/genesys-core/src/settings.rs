@@ -149,8 +149,16 @@ pub struct Settings {
 /// Why connection settings could not be resolved. Messages name what to set.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("missing Genesys Cloud credentials: set {}", .missing.join(" and "))]
-    MissingCredentials { missing: Vec<String> },
+    /// No source gives credentials; the message lists the three ways to give them.
+    #[error(
+        "missing Genesys Cloud credentials; give them in one of three ways: set {} (or {}) and {} (or {}), set {}, or name a gc profile with --profile",
+        env::CLIENT_ID.name,
+        env::CLIENT_ID_ALIAS.name,
+        env::CLIENT_SECRET.name,
+        env::CLIENT_SECRET_ALIAS.name,
+        env::ACCESS_TOKEN.name
+    )]
+    MissingCredentials,
     #[error(
         "{have} is set in {place} but {missing} is not: set both there (a client id and its secret are always taken from one place, never combined across flags, environment, .env and profile)"
     )]
@@ -165,10 +173,11 @@ pub enum SettingsError {
         source_name: String,
         error: UnknownRegion,
     },
-    #[error("invalid {which} {value:?}: {reason}")]
+    /// `value` is `None` when it may hold credentials (it has an `@`): never shown then.
+    #[error("invalid {which}{}: {reason}", value.as_ref().map(|v| format!(" {v:?}")).unwrap_or_default())]
     InvalidUrl {
         which: &'static str,
-        value: String,
+        value: Option<String>,
         reason: String,
     },
     #[error(
@@ -373,19 +382,7 @@ fn resolve_credentials(
             }
         }
     }
-    let mut missing = vec![
-        format!("{} (or {})", env::CLIENT_ID.name, env::CLIENT_ID_ALIAS.name),
-        format!(
-            "{} (or {})",
-            env::CLIENT_SECRET.name,
-            env::CLIENT_SECRET_ALIAS.name
-        ),
-    ];
-    missing.push(format!(
-        "(or {}, or name a gc profile with --profile)",
-        env::ACCESS_TOKEN.name
-    ));
-    Err(SettingsError::MissingCredentials { missing })
+    Err(SettingsError::MissingCredentials)
 }
 
 /// The region from the highest source that has one, or the default.
@@ -471,7 +468,6 @@ impl Settings {
     ) -> Result<Self, SettingsError> {
         let (credentials, credentials_source, secret_source) =
             resolve_credentials(explicit, sources)?;
-        let (region, region_source) = resolve_region(explicit, sources)?;
         let api_url = resolve_url(
             explicit.api_url.as_ref(),
             "--api-url",
@@ -488,6 +484,22 @@ impl Settings {
         )?;
 
         let mut warnings = Vec::new();
+        let (region, region_source, region_unused) = match (
+            resolve_region(explicit, sources),
+            &api_url,
+        ) {
+            (Ok((region, source)), _) => (region, source, false),
+            // The API URL gives the hosts, so the region is not needed: a name that is no
+            // region (gc's `localhost` environment) is said, not refused.
+            (Err(SettingsError::UnknownRegion { source_name, error }), Some((_, api_source))) => {
+                warnings.push(format!(
+                    "{source_name}: {:?} is not a Genesys Cloud region; not needed, the API URL from {api_source} gives the hosts",
+                    error.name.trim()
+                ));
+                (None, Source::Default, true)
+            }
+            (Err(error), _) => return Err(error),
+        };
         if let Some(profile) = sources.profile {
             let from_profile = |source: &Source| matches!(source, Source::Profile { .. });
             let profile_has_credentials = profile.client_id.is_some()
@@ -502,7 +514,7 @@ impl Settings {
                     profile.name, credentials_source
                 ));
             }
-            if profile.environment.is_some() && !from_profile(&region_source) {
+            if profile.environment.is_some() && !from_profile(&region_source) && !region_unused {
                 warnings.push(format!(
                     "the environment of gc profile {:?} is not used: {} overrides it",
                     profile.name, region_source
@@ -596,7 +608,7 @@ pub fn parse_api_url(value: &str) -> Result<Url, SettingsError> {
     } else if !path.is_empty() {
         return Err(SettingsError::InvalidUrl {
             which: "API URL",
-            value: value.trim().to_owned(),
+            value: Some(value.trim().to_owned()),
             reason: format!(
                 "a base URL takes no path (found {path}); give the scheme and host only, e.g. https://api.mypurecloud.com"
             ),
@@ -614,23 +626,23 @@ pub fn parse_login_url(value: &str) -> Result<Url, SettingsError> {
 fn parse_base_url(which: &'static str, value: &str) -> Result<Url, SettingsError> {
     let invalid = |reason: &str| SettingsError::InvalidUrl {
         which,
-        value: value.to_owned(),
+        value: Some(value.to_owned()),
         reason: reason.to_owned(),
     };
-    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
-    if url.host().is_none() {
-        return Err(invalid("no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Echo the URL without its userinfo: it may hold a password.
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+    // An `@` is credentials (a base URL has no path or query to hold one), or a malformed
+    // attempt at them (a password with `/`, `?` or `#` ends the authority early): the value is
+    // then never shown, nor any part of it.
+    if value.contains('@') {
         return Err(SettingsError::InvalidUrl {
             which,
-            value: url.to_string(),
+            value: None,
             reason: "credentials in the URL are not accepted; use the credential variables"
                 .to_owned(),
         });
+    }
+    let mut url = Url::parse(value.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if url.host().is_none() {
+        return Err(invalid("no host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("a base URL takes no query or fragment"));
@@ -679,7 +691,7 @@ fn derive_login_base(api_base: &Url) -> Result<Url, SettingsError> {
         .set_host(Some(&format!("login.{rest}")))
         .map_err(|e| SettingsError::InvalidUrl {
             which: "login URL",
-            value: api_base.to_string(),
+            value: Some(api_base.to_string()),
             reason: e.to_string(),
         })?;
     Ok(login)
@@ -797,15 +809,13 @@ mod tests {
     #[test]
     fn missing_credentials_name_the_variables_to_set() {
         let err = resolve(&ExplicitSettings::default(), &[]).unwrap_err();
-        let message = err.to_string();
-        for name in [
-            "GENESYSCLOUD_OAUTHCLIENT_ID",
-            "GENESYS_CLIENT_ID",
-            "GENESYSCLOUD_OAUTHCLIENT_SECRET",
-            "GENESYS_CLIENT_SECRET",
-        ] {
-            assert!(message.contains(name), "{message} lacks {name}");
-        }
+        assert_eq!(
+            err.to_string(),
+            "missing Genesys Cloud credentials; give them in one of three ways: \
+             set GENESYSCLOUD_OAUTHCLIENT_ID (or GENESYS_CLIENT_ID) and \
+             GENESYSCLOUD_OAUTHCLIENT_SECRET (or GENESYS_CLIENT_SECRET), \
+             set GENESYSCLOUD_ACCESS_TOKEN, or name a gc profile with --profile"
+        );
 
         let err = resolve(
             &ExplicitSettings::default(),
@@ -924,6 +934,25 @@ mod tests {
         let err = resolve(&explicit, CREDS).unwrap_err().to_string();
         assert!(err.contains("credentials in the URL"), "{err}");
         assert!(!err.contains("pw"), "{err}");
+    }
+
+    /// A password holding `/`, `?` or `#` ends the URL's authority early, leaving it in a
+    /// path, a query or a fragment: such a URL is refused without showing any of it.
+    #[test]
+    fn a_url_with_a_broken_password_is_refused_without_showing_it() {
+        for text in [
+            "https://user:12/SECRETPART@api.example.test",
+            "https://user:12?SECRETPART@api.example.test",
+            "https://user:12#SECRETPART@api.example.test",
+            "https://user:ab/SECRETPART@api.example.test",
+        ] {
+            for err in [parse_api_url(text), parse_login_url(text)] {
+                let err = err.unwrap_err().to_string();
+                assert!(err.contains("credentials in the URL"), "{text}: {err}");
+                assert!(!err.contains("SECRETPART"), "{text}: {err}");
+                assert!(!err.contains("user"), "{text}: {err}");
+            }
+        }
     }
 
     #[test]
@@ -1208,6 +1237,48 @@ mod tests {
                 .to_string();
             assert!(err.starts_with("gc profile \"prod\""), "{err}");
             assert!(err.contains("--api-url"), "{err}");
+        }
+
+        /// With an API URL the hosts are known: a profile's environment that is no region
+        /// (gc's `localhost`) is not needed, so it is said, not refused with advice to give the
+        /// API URL that is given.
+        #[test]
+        fn an_api_url_makes_a_profile_environment_that_is_no_region_unneeded() {
+            let local = profile("[prod]\naccess_token = \"t\"\nenvironment = \"localhost\"\n");
+            let flag = ExplicitSettings {
+                api_url: Some(url("http://127.0.0.1:8642")),
+                ..Default::default()
+            };
+            let from_env = [("GENESYSCLOUD_API_URL", "http://127.0.0.1:8642")];
+            for (explicit, environment, api_source) in [
+                (&flag, &[][..], "flag --api-url"),
+                (
+                    &ExplicitSettings::default(),
+                    &from_env[..],
+                    "environment GENESYSCLOUD_API_URL",
+                ),
+            ] {
+                let s = resolve_all(explicit, environment, &[], Some(&local)).unwrap();
+                assert_eq!(s.api_base.as_str(), "http://127.0.0.1:8642/");
+                assert_eq!(s.token_url().as_str(), "http://127.0.0.1:8642/oauth/token");
+                assert!(!s.region_assumed());
+                assert_eq!(
+                    s.warnings,
+                    vec![format!(
+                        "gc profile \"prod\" (/home/u/.gc/config.toml): \"localhost\" is not a Genesys Cloud region; not needed, the API URL from {api_source} gives the hosts"
+                    )]
+                );
+            }
+            // A region that is one is still taken, with no warning.
+            let s = resolve_all(&flag, &[], &[], Some(&profile(PROFILE))).unwrap();
+            assert_eq!(
+                s.sources.region,
+                Source::Profile {
+                    name: "prod".into(),
+                    path: "/home/u/.gc/config.toml".into(),
+                }
+            );
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         }
 
         #[test]

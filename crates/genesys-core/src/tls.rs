@@ -17,14 +17,14 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
-use crate::proxy::{ProxySettings, ProxyTarget};
+use crate::proxy::{ProxySettings, ProxyTarget, TunnelRefused};
 
 /// The TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
     #[error("cannot use the CA certificate file {}: {reason}", path.display())]
     CaCert { path: PathBuf, reason: String },
-    #[error("cannot set up TLS: {0}")]
+    #[error("cannot set up TLS")]
     Rustls(#[from] rustls::Error),
 }
 
@@ -95,7 +95,9 @@ pub async fn connect_socket(
     let connector = Some(Connector::Rustls(Arc::clone(tls)));
     let result = match proxy.and_then(|p| p.for_url(url)) {
         Some(target) => {
-            let stream = tunnel(target, url).await?;
+            let stream = tunnel(target, url)
+                .await
+                .map_err(|e| crate::error::chain_text(&e))?;
             tokio_tungstenite::client_async_tls_with_config(url.as_str(), stream, None, connector)
                 .await
         }
@@ -112,17 +114,59 @@ pub async fn connect_socket(
 /// The longest CONNECT response head read before giving up on the proxy.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
+/// Why a CONNECT tunnel could not be opened. Never holds the proxy's credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("{url} has no host or port to tunnel to")]
+    NoDestination { url: String },
+    #[error("cannot connect to the proxy {proxy} (from {var})")]
+    Connect {
+        proxy: String,
+        var: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the connection to the proxy {proxy} failed during CONNECT {authority}")]
+    Io {
+        proxy: String,
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the proxy {proxy} sent no complete answer to CONNECT {authority}")]
+    NoAnswer { proxy: String, authority: String },
+    /// The proxy answered, with something else than a 2xx.
+    #[error("{0}")]
+    Refused(TunnelRefused),
+}
+
+/// `host:port` of `url`, as a CONNECT names it.
+pub(crate) fn authority(url: &Url) -> Option<String> {
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
 /// A TCP stream to `url`'s host and port through `proxy`'s CONNECT tunnel.
-pub async fn tunnel(proxy: &ProxyTarget, url: &Url) -> Result<TcpStream, String> {
-    let host = url.host_str().ok_or("the socket URL has no host")?;
-    let port = url
-        .port_or_known_default()
-        .ok_or("the socket URL has no port")?;
-    let authority = format!("{host}:{port}");
+pub async fn tunnel(proxy: &ProxyTarget, url: &Url) -> Result<TcpStream, TunnelError> {
+    let authority = authority(url).ok_or_else(|| TunnelError::NoDestination {
+        url: url.origin().ascii_serialization(),
+    })?;
+    let io = |source| TunnelError::Io {
+        proxy: proxy.to_string(),
+        authority: authority.clone(),
+        source,
+    };
     let (proxy_host, proxy_port) = proxy.host_port();
     let mut stream = TcpStream::connect((proxy_host.as_str(), proxy_port))
         .await
-        .map_err(|e| format!("cannot connect to the proxy {proxy}: {e}"))?;
+        .map_err(|source| TunnelError::Connect {
+            proxy: proxy.to_string(),
+            var: proxy.source,
+            source,
+        })?;
     let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if let Some(auth) = proxy.authorization() {
         request.push_str("Proxy-Authorization: ");
@@ -130,24 +174,19 @@ pub async fn tunnel(proxy: &ProxyTarget, url: &Url) -> Result<TcpStream, String>
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("cannot write to the proxy {proxy}: {e}"))?;
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
     drop(request);
 
     // Byte by byte: nothing after the head may be consumed, it belongs to the tunnel.
     let mut head = Vec::with_capacity(256);
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_RESPONSE_HEAD {
-            return Err(format!(
-                "the proxy {proxy} sent no complete answer to CONNECT {authority}"
-            ));
+            return Err(TunnelError::NoAnswer {
+                proxy: proxy.to_string(),
+                authority: authority.clone(),
+            });
         }
-        let byte = stream.read_u8().await.map_err(|e| {
-            format!("the proxy {proxy} closed the connection during CONNECT {authority}: {e}")
-        })?;
-        head.push(byte);
+        head.push(stream.read_u8().await.map_err(io)?);
     }
     let status_line = String::from_utf8_lossy(&head)
         .lines()
@@ -155,19 +194,10 @@ pub async fn tunnel(proxy: &ProxyTarget, url: &Url) -> Result<TcpStream, String>
         .unwrap_or_default()
         .trim()
         .to_owned();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse::<u16>().ok());
-    match status {
+    let refused = proxy.refused(&authority, Some(&status_line));
+    match refused.status {
         Some(200..=299) => Ok(stream),
-        Some(407) => Err(format!(
-            "the proxy {proxy} refused CONNECT {authority}: {status_line} (it wants credentials: give them in {} as http://user:password@host:port)",
-            proxy.source
-        )),
-        _ => Err(format!(
-            "the proxy {proxy} refused CONNECT {authority}: {status_line}"
-        )),
+        _ => Err(TunnelError::Refused(refused)),
     }
 }
 
@@ -187,6 +217,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+
+    /// The binary prints an error once, as its chain: the cause is the source, not repeated in
+    /// the message.
+    #[test]
+    fn a_tls_setup_error_names_its_cause_once_in_its_chain() {
+        let error = TlsConfigError::from(rustls::Error::General("no cipher suites".into()));
+        assert_eq!(error.to_string(), "cannot set up TLS");
+        assert_eq!(
+            crate::error::chain_text(&error),
+            "cannot set up TLS: unexpected error: no cipher suites"
+        );
     }
 
     #[test]

@@ -410,11 +410,16 @@ async fn host_through(
     );
     match tokio::time::timeout(NETWORK_TIMEOUT, genesys_core::tls::tunnel(proxy, url)).await {
         Ok(Ok(_tunnel)) => {}
-        Ok(Err(message)) => {
+        // A refusal is worded as the client's errors word it: what happened, what to check.
+        Ok(Err(genesys_core::tls::TunnelError::Refused(refused))) => {
+            report.add(check, Status::Fail, refused.what(), Some(refused.advice()));
+            return false;
+        }
+        Ok(Err(error)) => {
             report.add(
                 check,
                 Status::Fail,
-                message,
+                crate::error_chain(&error),
                 Some(format!("check {} and NO_PROXY", proxy.source)),
             );
             return false;

@@ -56,8 +56,8 @@ pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Res
             Ok(desired)
         }
         Err(err @ SourceError::Invalid { .. }) => Err(invalid_input(&err)),
-        Err(err) => Err(err)
-            .with_context(|| format!("cannot read the desired state from {}", path.display())),
+        // Every source error names the file: the context says what it was for.
+        Err(err) => Err(err).context("cannot read the desired state"),
     }
 }
 

@@ -267,21 +267,18 @@ pub fn changes_text(target: &TargetRecord) -> String {
         .join(", ")
 }
 
-/// Why a target ended as it did: the Genesys error, else the recorded reason.
+/// Why a target ended as it did: the recorded error, else the recorded reason. A recorded error
+/// message is the error's whole one-line description (status, code, the server's message,
+/// correlation id), so it is shown as it is; the status and code stand in for a row without one.
 pub fn detail_text(target: &TargetRecord) -> String {
-    let error = [
-        target.error_code.as_deref(),
-        target.error_message.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(": ");
-    match (target.http_status, error.is_empty(), &target.reason) {
-        (Some(status), false, _) => format!("HTTP {status} {error}"),
-        (None, false, _) => error,
-        (_, true, Some(reason)) => reason.clone(),
-        (_, true, None) => String::new(),
+    if let Some(message) = &target.error_message {
+        return message.clone();
+    }
+    match (target.http_status, &target.error_code, &target.reason) {
+        (Some(status), Some(code), _) => format!("HTTP {status} {code}"),
+        (None, Some(code), _) => code.clone(),
+        (_, None, Some(reason)) => reason.clone(),
+        (_, None, None) => String::new(),
     }
 }
 
@@ -404,11 +401,34 @@ pub(crate) mod tests {
         failed.reason = Some("terminal error".into());
         failed.http_status = Some(400);
         failed.error_code = Some("bad.request".into());
-        failed.error_message = Some("no".into());
-        assert_eq!(detail_text(&failed), "HTTP 400 bad.request: no");
+        assert_eq!(detail_text(&failed), "HTTP 400 bad.request");
         let mut skipped = target(TargetStatus::Skipped);
         skipped.reason = Some("conversation ended".into());
         assert_eq!(detail_text(&skipped), "conversation ended");
+    }
+
+    /// A failed target's row holds the status, the code and the correlation id apart, and the
+    /// error's message as the client words it (which has them all): each is shown once.
+    #[test]
+    fn a_recorded_api_error_is_shown_with_each_piece_once() {
+        let error = genesys_core::ApiError::Http(Box::new(genesys_core::HttpFailure {
+            route: "PATCH /x",
+            status: 404,
+            code: Some("not.found".into()),
+            message: Some("The requested resource was not found.".into()),
+            correlation_id: Some("c-1".into()),
+            retry_after: None,
+            attempts: 1,
+        }));
+        let mut failed = target(TargetStatus::Failed);
+        failed.http_status = error.status();
+        failed.error_code = error.code().map(str::to_owned);
+        failed.correlation_id = error.correlation_id().map(str::to_owned);
+        failed.error_message = Some(error.to_string());
+        assert_eq!(
+            detail_text(&failed),
+            "HTTP 404 not.found: The requested resource was not found. (correlation id c-1)"
+        );
     }
 
     #[test]

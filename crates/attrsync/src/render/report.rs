@@ -330,15 +330,18 @@ fn capitalised(text: &str) -> String {
     })
 }
 
-/// A target's error code, error message and reason, as one text.
+/// A target's error and reason, as one text. The recorded message has the code in it already
+/// (see `detail_text`); the code stands in for a row without one.
 fn error_text(target: &TargetRecord) -> String {
     [
-        target.error_code.as_deref(),
-        target.error_message.as_deref(),
+        target
+            .error_message
+            .as_deref()
+            .or(target.error_code.as_deref()),
+        target.reason.as_deref(),
     ]
     .into_iter()
     .flatten()
-    .chain(target.reason.as_deref())
     .collect::<Vec<_>>()
     .join(": ")
 }
@@ -646,6 +649,27 @@ mod tests {
         assert_eq!(percentile(&values, 0.99), 99);
         assert_eq!(percentile(&[7], 0.95), 7);
         assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    /// The problems table has the status and the correlation id in columns of their own, and
+    /// the recorded message (which has the code in it) in the error column: the code once.
+    #[test]
+    fn a_problem_shows_the_recorded_error_code_once() {
+        let mut failed = target(TargetStatus::Failed);
+        failed.http_status = Some(404);
+        failed.error_code = Some("not.found".into());
+        failed.error_message = Some("HTTP 404 not.found: gone (correlation id c-1)".into());
+        let summary = summary();
+        let page = html_report(&ReportInput {
+            summary: &summary,
+            requests: &[],
+            problems: &[failed],
+            tool_version: "0.1.0",
+            generated_at: UnixMillis::from_millis(10_000),
+        })
+        .unwrap();
+        assert_eq!(page.matches("not.found").count(), 1, "{page}");
+        assert!(page.contains("<td>HTTP 404 not.found: gone (correlation id c-1)</td>"));
     }
 
     #[test]

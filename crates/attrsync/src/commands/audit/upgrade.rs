@@ -1,7 +1,6 @@
 //! `attrsync audit upgrade`: applies to an existing store the migrations this attrsync embeds
 //! and it lacks, so that the read-only review commands can open it. That is its only job.
 
-use anyhow::Context;
 use audit::AuditStore;
 
 use super::check_store_exists;
@@ -12,9 +11,8 @@ use crate::exit::Exit;
 pub async fn run(args: AuditUpgradeArgs, ui: Ui) -> anyhow::Result<Exit> {
     let path = crate::settings::audit_path(&args.audit);
     check_store_exists(&path).await?;
-    let applied = AuditStore::upgrade(&path)
-        .await
-        .with_context(|| format!("cannot upgrade the audit store {}", path.display()))?;
+    // Every audit error names the store and the step that failed (open, migrate).
+    let applied = AuditStore::upgrade(&path).await?;
     if applied.is_empty() {
         ui.note(format_args!(
             "audit store {} is already up to date",
