@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use genesys_sim::{FaultConfig, SimConfig};
+use tokio::process::Child;
 
 use crate::support::{TestOrg, audit_targets, campaign_csv, latest_run, signal, wait_for};
 
@@ -89,4 +90,69 @@ async fn a_change_not_seen_in_time_is_applied_not_drift_and_a_resume_verifies_it
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
     assert_eq!(latest_run(&org).await["exit_code"], 0);
+}
+
+/// Waits for a follow to end by itself (bounded), with its exit code and stderr.
+async fn ends_by_itself(child: Child) -> (i32, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the follow ends by itself")
+        .expect("attrsync runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A follow of a queue Genesys will not subscribe (an unknown queue: 403) ends at once with
+/// exit 1, recorded as failed; it never retries forever.
+#[tokio::test]
+async fn a_follow_of_a_queue_genesys_refuses_fails_instead_of_retrying_forever() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    let unknown = "2f6a9c1e-5b4d-4e8f-9a7b-1c2d3e4f5a6b";
+    let child = org
+        .command(&["tag", "--queue", unknown, "--follow", "campaign=spring"])
+        .spawn()
+        .unwrap();
+    let (code, stderr) = ends_by_itself(child).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("cannot subscribe"), "{stderr}");
+    let run = latest_run(&org).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["exit_code"], 1, "{run}");
+    assert_eq!(
+        org.count_requests("PUT", "/subscriptions"),
+        1,
+        "a refused subscription is not retried"
+    );
+}
+
+/// A follow on a given token (`GENESYSCLOUD_ACCESS_TOKEN`) that is revoked stops resumable:
+/// exit 4 with the advice, recorded as such, not a quiet "completed".
+#[tokio::test]
+async fn a_follow_whose_given_token_is_revoked_stops_with_exit_4() {
+    let org = TestOrg::start(SimConfig {
+        queues: 1,
+        ..TestOrg::fast_config(2)
+    })
+    .await;
+    let call = org.live_calls().remove(0).id;
+    org.run(&["get", &call]).await.assert_code(0);
+    let token = org.state().issued_tokens().into_iter().next().unwrap();
+    let queue = org.state().queues()[0].id.clone();
+    let mut cmd = org.command(&["tag", "--queue", &queue, "--follow", "campaign=spring"]);
+    cmd.env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
+        .env("GENESYSCLOUD_ACCESS_TOKEN", &token);
+    let child = cmd.spawn().unwrap();
+    crate::support::wait_until(|| org.state().notification_status().sockets > 0).await;
+    org.state().expire_tokens();
+    // The channel goes: the follow must make a new one, with the revoked token.
+    org.state().expire_channels();
+    let (code, stderr) = ends_by_itself(child).await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("expired or was revoked"), "{stderr}");
+    let run = latest_run(&org).await;
+    assert_eq!(run["exit_code"], 4, "{run}");
+    assert!(!stderr.contains(&token), "the token was shown");
 }

@@ -49,12 +49,16 @@ async fn a_bad_flag_value_is_a_usage_error_before_anything_is_read_or_created() 
         &[
             "tag",
             "--queue",
-            "q",
+            "2f6a9c1e-5b4d-4e8f-9a7b-1c2d3e4f5a6b",
             "--follow",
             "--socket-idle-timeout",
             "0s",
             "k=v",
         ][..],
+        // A queue's name (or a typo) is not an id: it would list no calls and succeed quietly.
+        &["tag", "--queue", "sales", "k=v"][..],
+        &["tag", "--queue", "sales", "--follow", "k=v"][..],
+        &["live", "--queue", "sales"][..],
     ] {
         let run = org.run(args).await;
         assert_eq!(run.code, 64, "{args:?}: {}", run.stderr);

@@ -429,7 +429,7 @@ pub struct ReconcileArgs {
 #[derive(Debug, Args)]
 pub struct LiveArgs {
     /// Only calls that have been in this queue (a queue id).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_queue_id)]
     pub queue: Option<String>,
     /// How long ago a live call may have started.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -447,7 +447,7 @@ pub struct LiveArgs {
 #[derive(Debug, Args)]
 pub struct TagArgs {
     /// A queue (a queue id) whose live calls get the attributes; repeat for more queues.
-    #[arg(long = "queue", required = true, value_name = "ID")]
+    #[arg(long = "queue", required = true, value_name = "ID", value_parser = parse_queue_id)]
     pub queues: Vec<String>,
     /// Attributes to set, as key=value (an empty value clears the key).
     #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -599,6 +599,18 @@ fn parse_results_dir(text: &str) -> Result<PathBuf, String> {
         Ok(meta) if !meta.is_dir() => Err(format!("`{text}` exists and is not a directory")),
         _ => Ok(path),
     }
+}
+
+/// A queue id (a UUID, lower-cased): a name or a typo would list no calls and succeed quietly.
+fn parse_queue_id(s: &str) -> Result<String, String> {
+    uuid::Uuid::parse_str(s.trim())
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| {
+            format!(
+                "`{s}` is not a queue id (a UUID): find the id with `gc routing queues list` or in \
+                 Genesys Cloud's admin under Contact Center > Queues"
+            )
+        })
 }
 
 /// A count of at least 1 (`--concurrency`).

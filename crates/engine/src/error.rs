@@ -36,6 +36,9 @@ pub enum EngineError {
     },
     #[error("the notification watch ended")]
     WatchEnded,
+    /// Genesys refused what a follow needs, and retrying cannot help.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     TooManyQueues(#[from] genesys_core::notifications::TooManyQueues),
     #[error("a follow job panicked")]

@@ -285,7 +285,11 @@ impl ActiveRun {
 fn ending(kind: RunKind, reason: Option<StopReason>, unfinished: u64) -> Ending {
     match reason {
         Some(StopReason::LockLost(message)) => Ending::LockLost { message },
-        Some(StopReason::Budget(message)) if unfinished > 0 => Ending::StoppedEarly { message },
+        // A follow stopped by the budget (or a refused given token) did not end as asked, even
+        // with nothing left unfinished.
+        Some(StopReason::Budget(message)) if unfinished > 0 || kind == RunKind::Follow => {
+            Ending::StoppedEarly { message }
+        }
         // A follow's end is a stop by definition.
         Some(StopReason::Requested) if kind == RunKind::Snapshot && unfinished > 0 => {
             Ending::Interrupted
@@ -365,7 +369,16 @@ mod tests {
                 message: "wait".into()
             }
         );
-        assert_eq!(ending(RunKind::Snapshot, budget, 0), Ending::Completed);
+        assert_eq!(
+            ending(RunKind::Snapshot, budget.clone(), 0),
+            Ending::Completed
+        );
+        assert_eq!(
+            ending(RunKind::Follow, budget, 0),
+            Ending::StoppedEarly {
+                message: "wait".into()
+            }
+        );
         assert_eq!(
             ending(RunKind::Follow, Some(StopReason::LockLost("x".into())), 0),
             Ending::LockLost {

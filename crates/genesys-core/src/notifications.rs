@@ -79,6 +79,39 @@ pub enum Notice {
     },
     /// A (re)connection attempt failed; it is retried after a backoff. Said once per failure.
     Trouble { channel: usize, message: String },
+    /// Genesys refused what retrying cannot fix (a topic it will not subscribe, e.g. an unknown
+    /// queue or a missing permission; a given token refused, or the budget exhausted:
+    /// `resume_later`). The channel's watch has ended.
+    Refused {
+        channel: usize,
+        message: String,
+        resume_later: bool,
+    },
+}
+
+/// Why a (re)connection attempt failed, and whether trying again can help.
+struct Failed {
+    message: String,
+    /// `None`: retry after a backoff; `Some(resume_later)`: give up (see [`Notice::Refused`]).
+    fatal: Option<bool>,
+}
+
+impl Failed {
+    /// An API error: a client error (4xx, but for an expired token, a conflict, a timeout or
+    /// a 429) or a refused given token will not go away by retrying.
+    fn api(message: String, err: &ApiError) -> Self {
+        let client_error = err
+            .status()
+            .is_some_and(|s| (400..500).contains(&s) && !matches!(s, 401 | 408 | 409 | 429));
+        let fatal = if err.is_resume_later() {
+            Some(true)
+        } else if client_error {
+            Some(false)
+        } else {
+            None
+        };
+        Failed { message, fatal }
+    }
 }
 
 /// Why a channel's socket was (re)connected.
@@ -211,7 +244,21 @@ impl ChannelFollower {
                 Some(c) => c,
                 None => match self.open_channel().await {
                     Ok(c) => (c, Instant::now()),
-                    Err(message) => {
+                    Err(Failed {
+                        message,
+                        fatal: Some(resume_later),
+                    }) => {
+                        let _ = self
+                            .tx
+                            .send(Notice::Refused {
+                                channel: self.index,
+                                message,
+                                resume_later,
+                            })
+                            .await;
+                        return;
+                    }
+                    Err(Failed { message, .. }) => {
                         if !self.trouble(message, &mut failures).await {
                             return;
                         }
@@ -296,37 +343,39 @@ impl ChannelFollower {
     }
 
     /// A new channel with this follower's topics (PUT: exactly these, whatever it had).
-    async fn open_channel(&self) -> Result<Channel, String> {
-        let channel = self
-            .client
-            .create_channel()
-            .await
-            .map_err(|e| format!("cannot create a notification channel: {e}"))?;
+    async fn open_channel(&self) -> Result<Channel, Failed> {
+        let channel =
+            self.client.create_channel().await.map_err(|e| {
+                Failed::api(format!("cannot create a notification channel: {e}"), &e)
+            })?;
         let topics = self
             .client
             .set_subscriptions(&channel.id, &self.topics)
             .await
-            .map_err(|e| subscription_failure(&e))?;
+            .map_err(|e| Failed::api(subscription_failure(&e), &e))?;
         if let Some(rejected) = topics
             .iter()
             .find(|t| t.state.as_deref() == Some("Rejected"))
         {
-            return Err(format!(
-                "Genesys rejected the subscription to {}: {}{}",
-                rejected.id,
-                rejected
-                    .rejection_reason
-                    .as_deref()
-                    .unwrap_or("no reason given"),
-                if rejected.missing_permissions.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " (missing permissions: {})",
-                        rejected.missing_permissions.join(", ")
-                    )
-                }
-            ));
+            return Err(Failed {
+                fatal: Some(false),
+                message: format!(
+                    "Genesys rejected the subscription to {}: {}{}",
+                    rejected.id,
+                    rejected
+                        .rejection_reason
+                        .as_deref()
+                        .unwrap_or("no reason given"),
+                    if rejected.missing_permissions.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (missing permissions: {})",
+                            rejected.missing_permissions.join(", ")
+                        )
+                    }
+                ),
+            });
         }
         Ok(channel)
     }
@@ -397,7 +446,7 @@ impl ChannelFollower {
                             }
                             Err(message) => tracing::warn!(channel = self.index, "{message}; keeping the current channel"),
                         },
-                        Err(message) => tracing::warn!(channel = self.index, "{message}; keeping the current channel"),
+                        Err(failed) => tracing::warn!(channel = self.index, "{}; keeping the current channel", failed.message),
                     }
                 }
             }

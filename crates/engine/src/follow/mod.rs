@@ -314,6 +314,20 @@ impl Follower<'_> {
             Notice::Trouble { channel, message } => {
                 tracing::warn!(channel, "{message}; retrying");
             }
+            // Retrying cannot help: a refused given token (or the budget) stops the follow
+            // resumable; anything else (an unknown queue, a missing permission) fails it.
+            Notice::Refused {
+                message,
+                resume_later: true,
+                ..
+            } => {
+                self.pipeline
+                    .stop
+                    .stop_because(crate::stop::StopReason::Budget(message));
+            }
+            Notice::Refused { message, .. } => {
+                return Err(EngineError::Refused(message));
+            }
             Notice::Call { call, .. } => {
                 let call = Arc::new(lowercase_id(call));
                 self.call_events.publish(Arc::clone(&call));
