@@ -156,3 +156,70 @@ async fn a_follow_whose_given_token_is_revoked_stops_with_exit_4() {
     assert_eq!(run["exit_code"], 4, "{run}");
     assert!(!stderr.contains(&token), "the token was shown");
 }
+
+/// A follow settles what a dead follow left alongside its own work: it subscribes without
+/// waiting for the settling (which waits out visibility lag), and a SIGTERM while it settles
+/// ends it as a follow ends: exit 0, recorded as completed.
+#[tokio::test]
+async fn a_follow_settles_a_dead_follow_alongside_subscribing_and_stops_while_settling() {
+    let org = TestOrg::start(SimConfig {
+        queues: 1,
+        faults: FaultConfig {
+            visibility_lag: Duration::from_secs(30),
+            ..FaultConfig::default()
+        },
+        ..TestOrg::fast_config(2)
+    })
+    .await;
+    let queue = org.state().queues()[0].id.clone();
+    let mut first = org
+        .command(&[
+            "tag",
+            "--queue",
+            &queue,
+            "--follow",
+            "--verify-via",
+            "get",
+            "campaign=spring",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(&org, |log| {
+        log.iter().any(|r| r.method == "PATCH" && r.status == 202)
+    })
+    .await;
+    // kill -9 while its change waits to be seen: its row is left for the next run to settle.
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let channels = |log: &[genesys_sim::LoggedRequest]| {
+        log.iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/notifications/channels"))
+            .count()
+    };
+    assert_eq!(channels(&org.state().request_log()), 1);
+
+    // The second follow has nothing of its own to do (no participant has that purpose), and
+    // would settle for up to 2 minutes before subscribing if settling came first.
+    let second = org
+        .command(&[
+            "tag",
+            "--queue",
+            &queue,
+            "--follow",
+            "--purpose",
+            "nobody",
+            "--verify-timeout",
+            "120s",
+            "campaign=spring",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(&org, |log| channels(log) >= 2).await;
+    signal(&second, "TERM");
+    let (code, stderr) = ends_by_itself(second).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("settling"), "it said what it waits for: {stderr}");
+    let run = latest_run(&org).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["exit_code"], 0, "{run}");
+}

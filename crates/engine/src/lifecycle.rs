@@ -92,6 +92,9 @@ pub(crate) struct ActiveRun {
     started: Instant,
     heartbeat: tokio::task::JoinHandle<()>,
     stop_relay: tokio::task::JoinHandle<()>,
+    /// A follow settles what dead runs left alongside its work (settling waits out visibility
+    /// lag per call, which must not hold up subscribing); finished before the run is.
+    settling: Option<tokio::task::JoinHandle<Result<(), EngineError>>>,
 }
 
 impl ActiveRun {
@@ -101,9 +104,11 @@ impl ActiveRun {
         run: RunId,
         config: &RunConfig,
         connect: ClientFactory<'_>,
-        observer: &dyn RunObserver,
+        observer: &Arc<dyn RunObserver>,
         stop: &StopSignal,
+        kind: RunKind,
     ) -> Result<Self, EngineError> {
+        let observer_ref = observer.as_ref();
         let started = Instant::now();
         let client = match connect(request_log::RequestLog::shared(audit.clone(), run.clone())) {
             Ok(client) => client,
@@ -112,7 +117,7 @@ impl ActiveRun {
                 return Err(EngineError::Client(err));
             }
         };
-        observer.connected(&client);
+        observer_ref.connected(&client);
         let stop_relay = tokio::spawn({
             let (stop, client) = (stop.clone(), client.clone());
             async move {
@@ -132,7 +137,7 @@ impl ActiveRun {
                 }
             }
         });
-        let active = ActiveRun {
+        let mut active = ActiveRun {
             audit: audit.clone(),
             run,
             client,
@@ -141,15 +146,35 @@ impl ActiveRun {
             started,
             heartbeat,
             stop_relay,
+            settling: None,
         };
-        match active.prepare(observer).await {
-            Ok(()) => Ok(active),
-            Err(err) => Err(active.fail(err).await),
+        if let Err(err) = active.ask_rate(observer_ref).await {
+            return Err(active.fail(err).await);
         }
+        match kind {
+            RunKind::Snapshot => {
+                if let Err(err) = active.settle(observer_ref).await {
+                    return Err(active.fail(err).await);
+                }
+            }
+            RunKind::Follow => {
+                let (client, audit, run) = (
+                    active.client.clone(),
+                    active.audit.clone(),
+                    active.run.clone(),
+                );
+                let (stop, verify_timeout) = (active.stop.clone(), config.verify_timeout);
+                let observer = Arc::clone(observer);
+                active.settling = Some(tokio::spawn(async move {
+                    settle(&client, &audit, &run, verify_timeout, &stop, observer.as_ref()).await
+                }));
+            }
+        }
+        Ok(active)
     }
 
-    /// `--rate auto`, then the rows dead runs left.
-    async fn prepare(&self, observer: &dyn RunObserver) -> Result<(), EngineError> {
+    /// `--rate auto`: the org's own limit, before any other request of the run.
+    async fn ask_rate(&self, observer: &dyn RunObserver) -> Result<(), EngineError> {
         if let Some((auto, tokens)) = &self.config.auto_rate {
             let learned = auto.apply(&self.client, observer).await;
             let mut options = self.config.options.clone();
@@ -165,7 +190,12 @@ impl ActiveRun {
                 .update_run_rate(&self.run, learned.rate.per_minute() * tokens, &options)
                 .await?;
         }
-        let settled = settle::settle_dead_runs(
+        Ok(())
+    }
+
+    /// The rows dead runs left.
+    async fn settle(&self, observer: &dyn RunObserver) -> Result<(), EngineError> {
+        settle(
             &self.client,
             &self.audit,
             &self.run,
@@ -173,23 +203,20 @@ impl ActiveRun {
             &self.stop,
             observer,
         )
-        .await?;
-        if settled > 0 {
-            observer.note(Note::Info(format!(
-                "settled {settled} rows that earlier runs left unfinished when their process died"
-            )));
-        }
-        Ok(())
+        .await
     }
 
     /// Records the outcome read from the store: see the module docs. `results` are what this
     /// process reported (a snapshot's; empty for a follow).
     pub async fn finish(
-        self,
+        mut self,
         kind: RunKind,
         results: Vec<TargetResult>,
         observer: &dyn RunObserver,
     ) -> Result<RunOutcome, EngineError> {
+        if let Err(err) = self.settled().await {
+            return Err(self.fail(err).await);
+        }
         self.heartbeat.abort();
         self.stop_relay.abort();
         if let Err(err) = self.audit.flush().await {
@@ -263,8 +290,19 @@ impl ActiveRun {
         Ok(outcome)
     }
 
+    /// Waits for settling alongside the work (a stop ends it soon).
+    async fn settled(&mut self) -> Result<(), EngineError> {
+        match self.settling.take() {
+            Some(settling) => settling.await.map_err(EngineError::JobPanicked)?,
+            None => Ok(()),
+        }
+    }
+
     /// Records the run as failed, and returns the error that ended it, naming the run.
-    pub async fn fail(self, err: EngineError) -> EngineError {
+    pub async fn fail(mut self, err: EngineError) -> EngineError {
+        if let Some(settling) = self.settling.take() {
+            settling.abort();
+        }
         self.heartbeat.abort();
         self.stop_relay.abort();
         let _ = self.audit.flush().await;
@@ -279,6 +317,25 @@ impl ActiveRun {
             },
         }
     }
+}
+
+/// Settles the rows dead runs left, and says how many.
+async fn settle(
+    client: &GenesysClient,
+    audit: &AuditStore,
+    run: &RunId,
+    verify_timeout: Duration,
+    stop: &StopSignal,
+    observer: &dyn RunObserver,
+) -> Result<(), EngineError> {
+    let settled =
+        settle::settle_dead_runs(client, audit, run, verify_timeout, stop, observer).await?;
+    if settled > 0 {
+        observer.note(Note::Info(format!(
+            "settled {settled} rows that earlier runs left unfinished when their process died"
+        )));
+    }
+    Ok(())
 }
 
 /// How a run of `kind` ended, from why it stopped (if it did) and what is left unfinished.

@@ -69,7 +69,16 @@ pub async fn execute(
         jobs.len()
     )));
     let active =
-        ActiveRun::start(audit, run.clone(), config, connect, observer.as_ref(), stop).await?;
+        ActiveRun::start(
+        audit,
+        run.clone(),
+        config,
+        connect,
+        &observer,
+        stop,
+        RunKind::Snapshot,
+    )
+    .await?;
     let pipeline = Pipeline {
         client: active.client.clone(),
         audit: audit.clone(),

@@ -40,17 +40,18 @@ pub async fn settle_dead_runs(
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut by_conversation: BTreeMap<&str, Vec<&TargetRecord>> = BTreeMap::new();
-    for row in &rows {
+    let count = rows.len();
+    let mut by_conversation: BTreeMap<String, Vec<TargetRecord>> = BTreeMap::new();
+    for row in rows {
         by_conversation
-            .entry(row.conversation_id.as_str())
+            .entry(row.conversation_id.clone())
             .or_default()
             .push(row);
     }
     observer.note(Note::Info(format!(
         "settling {} rows of {} calls that earlier runs left unfinished when their process died \
          (reading each call, for up to --verify-timeout {})",
-        rows.len(),
+        count,
         by_conversation.len(),
         humantime::format_duration(verify_timeout)
     )));
@@ -62,7 +63,7 @@ pub async fn settle_dead_runs(
     while let Some(settled) = settling.next().await {
         settled?;
     }
-    Ok(rows.len())
+    Ok(count)
 }
 
 /// Calls settled at once: settling waits out visibility lag per call, so one slow call must not
@@ -75,9 +76,10 @@ async fn settle_call(
     current: &RunId,
     verify_timeout: Duration,
     stop: &StopSignal,
-    cid: &str,
-    mut waiting: Vec<&TargetRecord>,
+    cid: String,
+    mut waiting: Vec<TargetRecord>,
 ) -> Result<(), EngineError> {
+    let cid = cid.as_str();
     let deadline = Instant::now() + verify_timeout;
     let mut delay = Duration::from_millis(100);
     loop {
@@ -100,7 +102,7 @@ async fn settle_call(
         let time_is_up = Instant::now() + delay > deadline;
         let mut still = Vec::new();
         for row in waiting {
-            match settle(row, live.as_ref(), current) {
+            match settle(&row, live.as_ref(), current) {
                 Settled::Final(outcome) => audit.record_outcome(row.id, outcome).await?,
                 Settled::NotVisibleYet(outcome) if time_is_up => {
                     audit.record_outcome(row.id, outcome).await?;

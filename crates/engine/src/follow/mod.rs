@@ -162,7 +162,16 @@ async fn follow_locked(
     let run = lifecycle::begin(audit, config, &source).await?;
     observer.run_started(&run, &source, 0);
     let active =
-        ActiveRun::start(audit, run.clone(), config, connect, observer.as_ref(), stop).await?;
+        ActiveRun::start(
+        audit,
+        run.clone(),
+        config,
+        connect,
+        &observer,
+        stop,
+        RunKind::Follow,
+    )
+    .await?;
     observer.note(Note::Info(format!(
         "run {run}: following {} (Ctrl-C or SIGTERM ends it)",
         plural(settings.queues.len(), "queue")
