@@ -218,7 +218,10 @@ async fn a_follow_settles_a_dead_follow_alongside_subscribing_and_stops_while_se
     signal(&second, "TERM");
     let (code, stderr) = ends_by_itself(second).await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("settling"), "it said what it waits for: {stderr}");
+    assert!(
+        stderr.contains("settling"),
+        "it said what it waits for: {stderr}"
+    );
     let run = latest_run(&org).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["exit_code"], 0, "{run}");

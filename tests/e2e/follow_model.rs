@@ -33,16 +33,28 @@ const KEPT_SEEDS: [u64; 3] = [104376027906051, 104389300084896, 104381336777589]
 
 #[tokio::test]
 async fn follow_model_cases() {
-    let seeds: Vec<u64> = match std::env::var("ATTRSYNC_FOLLOW_MODEL_SEED") {
-        Ok(seed) => vec![seed.parse().expect("a u64 seed")],
-        Err(_) => (0..CASES)
-            .map(|i| BASE_SEED.wrapping_add(i * 0x9e37_79b9))
-            .chain(KEPT_SEEDS)
-            .collect(),
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse::<u64>().expect("a u64"))
+    };
+    // `cargo xtask soak` sets a base seed and a batch size; a replay, one seed.
+    let seeds: Vec<u64> = match env("ATTRSYNC_FOLLOW_MODEL_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let base = env("ATTRSYNC_FOLLOW_MODEL_BASE_SEED");
+            let cases = env("ATTRSYNC_FOLLOW_MODEL_CASES").unwrap_or(CASES);
+            let generated =
+                (0..cases).map(|i| base.unwrap_or(BASE_SEED).wrapping_add(i * 0x9e37_79b9));
+            // The kept seeds belong to the fixed run, not to a soak's batches.
+            let kept = base.is_none().then_some(KEPT_SEEDS).into_iter().flatten();
+            generated.chain(kept).collect()
+        }
     };
     let mut failures = Vec::new();
     for seed in seeds {
         if let Err(report) = run_case(seed).await {
+            println!("FOLLOW MODEL FAIL seed={seed}");
             failures.push(format!("seed {seed}: {report}"));
         }
     }

@@ -11,7 +11,7 @@
 //! - `cargo xtask dist [--debug]`: the install archive `target/dist/attrsync-VERSION-TRIPLE.tar.gz`
 //!   (binary, man pages, completions, systemd units, env example) and its `.sha256`, then
 //!   unpacks it and runs the unpacked binary (see `dist.rs`).
-//! - `cargo xtask soak [--minutes N] [--seed S]`: the model-based end-to-end test
+//! - `cargo xtask soak [--minutes N] [--seed S]`: the model-based end-to-end tests of apply and follow
 //!   (`tests/e2e/model.rs`) in batches from a random (or given) base seed until the time is up;
 //!   prints each failing case's seed and the command that replays it.
 
@@ -166,6 +166,8 @@ fn man() -> Result<(), String> {
 
 /// Cases per batch: one `cargo nextest` invocation of the model test.
 const SOAK_BATCH: u64 = 10;
+/// Follow model cases per soak batch (each runs a follow for a few seconds).
+const SOAK_FOLLOW_BATCH: u64 = 3;
 
 /// Runs the model test (`model::model_cases`) in batches of generated cases until the time is
 /// up. The case code lives in the test; this only chooses base seeds and reads the verdicts.
@@ -197,8 +199,11 @@ fn soak(args: &[&str]) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(minutes * 60);
     let started = Instant::now();
     let mut cases = 0;
-    eprintln!("soak: {minutes} min, base seed {base}, {SOAK_BATCH} cases per batch");
+    eprintln!(
+        "soak: {minutes} min, base seed {base}, {SOAK_BATCH} apply and {SOAK_FOLLOW_BATCH} follow cases per batch"
+    );
     while Instant::now() < deadline {
+        // Both generated models, apply's and follow's, in each batch.
         let output = Command::new(env_or("CARGO", "cargo"))
             .args([
                 "nextest",
@@ -210,10 +215,12 @@ fn soak(args: &[&str]) -> Result<(), String> {
                 "--no-capture",
                 "--no-fail-fast",
                 "-E",
-                "test(=model::model_cases)",
+                "test(=model::model_cases) | test(=follow_model::follow_model_cases)",
             ])
             .env("ATTRSYNC_MODEL_BASE_SEED", base.to_string())
             .env("ATTRSYNC_MODEL_CASES", SOAK_BATCH.to_string())
+            .env("ATTRSYNC_FOLLOW_MODEL_BASE_SEED", base.to_string())
+            .env("ATTRSYNC_FOLLOW_MODEL_CASES", SOAK_FOLLOW_BATCH.to_string())
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         cases += SOAK_BATCH;
@@ -226,8 +233,23 @@ fn soak(args: &[&str]) -> Result<(), String> {
             .lines()
             .filter_map(|l| l.trim().strip_prefix("MODEL FAIL seed="))
             .collect();
+        let follow_failed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("FOLLOW MODEL FAIL seed="))
+            .collect();
         if !output.status.success() {
             eprintln!("{text}");
+            for seed in &follow_failed {
+                eprintln!(
+                    "  follow model: ATTRSYNC_FOLLOW_MODEL_SEED={seed} cargo nextest run -p attrsync --test e2e -E 'test(follow_model_cases)'"
+                );
+            }
+            if failed.is_empty() && !follow_failed.is_empty() {
+                return Err(format!(
+                    "{} follow model case(s) failed",
+                    follow_failed.len()
+                ));
+            }
             if failed.is_empty() {
                 return Err(format!(
                     "the model test failed (base seed {base}); see above"

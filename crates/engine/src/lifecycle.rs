@@ -166,7 +166,15 @@ impl ActiveRun {
                 let (stop, verify_timeout) = (active.stop.clone(), config.verify_timeout);
                 let observer = Arc::clone(observer);
                 active.settling = Some(tokio::spawn(async move {
-                    settle(&client, &audit, &run, verify_timeout, &stop, observer.as_ref()).await
+                    settle(
+                        &client,
+                        &audit,
+                        &run,
+                        verify_timeout,
+                        &stop,
+                        observer.as_ref(),
+                    )
+                    .await
                 }));
             }
         }

@@ -68,8 +68,7 @@ pub async fn execute(
         "run {run}: {} calls to work on",
         jobs.len()
     )));
-    let active =
-        ActiveRun::start(
+    let active = ActiveRun::start(
         audit,
         run.clone(),
         config,

@@ -161,8 +161,7 @@ async fn follow_locked(
     };
     let run = lifecycle::begin(audit, config, &source).await?;
     observer.run_started(&run, &source, 0);
-    let active =
-        ActiveRun::start(
+    let active = ActiveRun::start(
         audit,
         run.clone(),
         config,
