@@ -8,12 +8,10 @@ mod commands;
 mod env;
 mod events;
 mod exit;
-mod metrics;
 mod observer;
 mod output;
 mod progress;
 mod render;
-mod serve;
 mod settings;
 mod signals;
 
