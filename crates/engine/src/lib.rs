@@ -31,7 +31,7 @@ pub mod service;
 pub mod stop;
 
 pub use apply::{TargetResult, VerifiedBy, Work, execute, planned_status};
-pub use error::EngineError;
+pub use error::{EngineError, error_chain};
 pub use lifecycle::{ClientFactory, RunConfig};
 pub use observer::{Note, RunObserver};
 pub use outcome::{Ending, RunKind, RunOutcome};
