@@ -8,6 +8,8 @@
 //!   conversations worked on concurrently, read -> plan -> re-check -> PATCH -> verify.
 //! - [`follow`]: `tag --follow`: calls planned and verified from notification events.
 //! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).
+//! - [`doctor`]: the checks of `attrsync doctor` (hosts, grant, read, notifications, budget), as
+//!   typed results.
 //! - [`service`]: the service surface of long-running commands: Prometheus metrics (a
 //!   textfile collector's file, a scrape) and the `/metrics` and `/healthz` server.
 //!
@@ -20,6 +22,7 @@
 
 pub mod apply;
 pub mod auto_rate;
+pub mod doctor;
 mod error;
 pub mod follow;
 pub mod lifecycle;
