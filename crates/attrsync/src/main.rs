@@ -8,12 +8,10 @@ mod commands;
 mod env;
 mod events;
 mod exit;
-mod metrics;
 mod observer;
 mod output;
 mod progress;
 mod render;
-mod serve;
 mod settings;
 mod signals;
 
@@ -21,6 +19,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+/// The chain of an error, each cause once: `context: cause: root cause`.
+pub use engine::error_chain;
 
 use crate::cli::Cli;
 use crate::exit::Exit;
@@ -105,24 +105,6 @@ fn main() -> ExitCode {
 /// Prints an error once, as one chain: `error: context: cause: root cause`.
 fn print_error(err: &anyhow::Error) {
     eprintln!("error: {}", error_chain(err.as_ref()));
-}
-
-/// The chain of an error, each cause once: `context: cause: root cause`. A cause whose text the
-/// message so far already ends with (a library error that repeats its source in its own
-/// message, as some of sqlx's do) is not repeated.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    for cause in std::iter::successors(Some(err), |e| e.source()) {
-        let message = cause.to_string();
-        if text.ends_with(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-    }
-    text
 }
 
 /// What every command needs to know about where its output goes.

@@ -14,9 +14,9 @@ use reconcile::SourceInfo;
 
 use crate::Ui;
 use crate::events::Events;
-use crate::metrics::{self, FollowMetrics};
 use crate::output::progress_mode;
 use crate::progress::Progress;
+use engine::service::metrics::{self, FollowMetrics};
 
 /// Notes only: for a client that asks `--rate auto` outside a run (`plan`, `tag --dry-run`).
 pub struct Notes(pub Ui);

@@ -74,3 +74,21 @@ impl From<csv::Error> for EngineError {
         }
     }
 }
+
+/// The chain of an error, each cause once: `context: cause: root cause`. A cause whose text the
+/// message so far already ends with (a library error that repeats its source in its own
+/// message, as some of sqlx's do) is not repeated.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    for cause in std::iter::successors(Some(err), |e| e.source()) {
+        let message = cause.to_string();
+        if text.ends_with(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}

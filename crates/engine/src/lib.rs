@@ -8,6 +8,10 @@
 //!   conversations worked on concurrently, read -> plan -> re-check -> PATCH -> verify.
 //! - [`follow`]: `tag --follow`: calls planned and verified from notification events.
 //! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).
+//! - [`doctor`]: the checks of `attrsync doctor` (hosts, grant, read, notifications, budget), as
+//!   typed results.
+//! - [`service`]: the service surface of long-running commands: Prometheus metrics (a
+//!   textfile collector's file, a scrape) and the `/metrics` and `/healthz` server.
 //!
 //! The engine prints nothing and knows no exit code: it reports through a [`RunObserver`] and
 //! returns a typed [`RunOutcome`], read from the audit store. The binary renders both and maps
@@ -18,6 +22,7 @@
 
 pub mod apply;
 pub mod auto_rate;
+pub mod doctor;
 mod error;
 pub mod follow;
 pub mod lifecycle;
@@ -25,10 +30,11 @@ pub mod live;
 pub mod locks;
 pub mod observer;
 pub mod outcome;
+pub mod service;
 pub mod stop;
 
 pub use apply::{TargetResult, VerifiedBy, Work, execute, planned_status};
-pub use error::EngineError;
+pub use error::{EngineError, error_chain};
 pub use lifecycle::{ClientFactory, RunConfig};
 pub use observer::{Note, RunObserver};
 pub use outcome::{Ending, RunKind, RunOutcome};

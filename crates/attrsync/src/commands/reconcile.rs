@@ -18,11 +18,11 @@ use super::source::read_desired;
 use crate::Ui;
 use crate::cli::ReconcileArgs;
 use crate::exit::Exit;
-use crate::metrics::{self, IterationMetrics};
 use crate::observer::CliObserver;
 use crate::output::OutputContext;
 use crate::settings::RunSettings;
 use audit::{AuditStore, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
+use engine::service::metrics::{self, IterationMetrics};
 use engine::{StopSignal, Work};
 
 /// Why the loop stops before the next iteration.

@@ -146,12 +146,12 @@ async fn serve_follow(
     use std::sync::Arc;
     let metrics_observer = Arc::clone(observer);
     let health_observer = Arc::clone(observer);
-    let (bound, task) = crate::serve::serve(
+    let (bound, task) = engine::service::serve::serve(
         addr,
         Arc::new(move || {
             metrics_observer
                 .follow_metrics()
-                .map(|m| crate::metrics::render_follow(&m))
+                .map(|m| engine::service::metrics::render_follow(&m))
                 .unwrap_or_default()
         }),
         Arc::new(move || health_observer.follow_health()),

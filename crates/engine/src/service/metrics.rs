@@ -1,6 +1,6 @@
 //! Prometheus metrics of a `reconcile` iteration and of a running `tag --follow`, for
 //! node_exporter's textfile collector (`--metrics-file`) and for a scrape of `/metrics`
-//! ([`crate::serve`]).
+//! ([`super::serve`]).
 //!
 //! Each snapshot ([`IterationMetrics`], [`FollowMetrics`]) becomes a `prometheus-client`
 //! [`Registry`] ([`iteration_registry`], [`follow_registry`]), encoded by the library in the

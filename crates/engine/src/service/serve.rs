@@ -17,8 +17,8 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// Yields the current metrics in the Prometheus text format ([`crate::metrics::encode`] of the
-/// command's registry, e.g. [`crate::metrics::render_follow`]), made when scraped.
+/// Yields the current metrics in the Prometheus text format ([`super::metrics::encode`] of the
+/// command's registry, e.g. [`super::metrics::render_follow`]), made when scraped.
 pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Yields the command's health: `Ok`, or why it is not healthy (said in the 503's body).
@@ -50,7 +50,7 @@ struct Sources {
 
 async fn metrics_text(State(sources): State<Sources>) -> Response {
     (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
         (sources.metrics)(),
     )
         .into_response()
@@ -76,7 +76,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::metrics::{FollowMetrics, render_follow};
+    use crate::service::metrics::{FollowMetrics, render_follow};
 
     fn client() -> reqwest::Client {
         // reqwest is built without a TLS provider; its builder needs one even for http.
