@@ -16,6 +16,8 @@
 //!   prints each failing case's seed and the command that replays it.
 
 mod dist;
+#[cfg(test)]
+mod imports;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -14,18 +14,19 @@ mod progress;
 mod render;
 mod settings;
 mod signals;
+mod ui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 /// The chain of an error, each cause once: `context: cause: root cause`.
-pub use engine::error_chain;
+use engine::error_chain;
 
 use crate::cli::Cli;
 use crate::exit::Exit;
-use crate::output::OutputContext;
 use crate::settings::ResolveError;
+use crate::ui::Ui;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -105,46 +106,6 @@ fn main() -> ExitCode {
 /// Prints an error once, as one chain: `error: context: cause: root cause`.
 fn print_error(err: &anyhow::Error) {
     eprintln!("error: {}", error_chain(err.as_ref()));
-}
-
-/// What every command needs to know about where its output goes.
-#[derive(Clone, Copy, Debug)]
-pub struct Ui {
-    pub color: bool,
-    pub quiet: bool,
-    pub output: OutputContext,
-}
-
-impl Ui {
-    fn new(cli: &Cli) -> Self {
-        let stderr_is_terminal = std::io::stderr().is_terminal();
-        Ui {
-            color: output::use_color(
-                cli.global.color,
-                env::is_set(env::NO_COLOR),
-                std::io::stdout().is_terminal(),
-            ),
-            quiet: cli.global.quiet > 0,
-            output: OutputContext {
-                stderr_is_terminal,
-                in_ci: env::is_set(env::CI),
-                json: false,
-                quiet: cli.global.quiet > 0,
-            },
-        }
-    }
-
-    pub fn with_json(mut self, json: bool) -> Self {
-        self.output.json = json;
-        self
-    }
-
-    /// A line of human commentary on stderr (suppressed by `-q`).
-    pub fn note(&self, line: impl std::fmt::Display) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
-    }
 }
 
 fn init_logging(cli: &Cli) {

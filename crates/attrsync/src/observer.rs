@@ -12,10 +12,10 @@ use engine::{Note, RunKind, RunObserver, RunOutcome, TargetResult};
 use genesys_core::{ClientStats, GenesysClient};
 use reconcile::SourceInfo;
 
-use crate::Ui;
 use crate::events::Events;
 use crate::output::progress_mode;
 use crate::progress::Progress;
+use crate::ui::Ui;
 use engine::service::metrics::{self, FollowMetrics};
 
 /// Notes only: for a client that asks `--rate auto` outside a run (`plan`, `tag --dry-run`).

@@ -81,7 +81,7 @@ pub struct Connection {
     /// `--rate auto`, Genesys's default until the org's own limit is read (see `auto_rate`).
     pub rate: RateSpec,
     /// `--rate auto`: the org's per-token limit, read once per process through the first
-    /// client that [`Connection::connect`] builds (or [`execute`](crate::apply::execute)).
+    /// client that [`Connection::connect`] builds (or [`engine::execute`]).
     pub auto_rate: Option<AutoRate>,
     pub pacing: Pacing,
     /// The longest `Retry-After` waited out (`--max-wait`).
@@ -131,7 +131,7 @@ impl Connection {
 
     /// A client (without observer) whose rate is the org's own under `--rate auto`: read before
     /// the client's first other request.
-    pub async fn connect(&self, ui: crate::Ui) -> anyhow::Result<GenesysClient> {
+    pub async fn connect(&self, ui: crate::ui::Ui) -> anyhow::Result<GenesysClient> {
         let client = self.client(None)?;
         if let Some(auto) = &self.auto_rate {
             auto.apply(&client, &crate::observer::Notes(ui)).await;

@@ -6,12 +6,12 @@ use std::path::Path;
 use reconcile::{SourceFormat, SourceInfo};
 
 use super::source::{invalid_input, read_desired, read_options};
-use crate::Ui;
 use crate::cli::ApplyArgs;
 use crate::exit::Exit;
 use crate::observer::CliObserver;
 use crate::render::summary::{run_summary, stopped_early};
 use crate::settings::RunSettings;
+use crate::ui::Ui;
 use audit::AuditStore;
 use engine::Work;
 

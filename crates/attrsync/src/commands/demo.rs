@@ -19,12 +19,12 @@ use engine::live::fetch_live;
 
 use super::apply::open_audit;
 use super::source::read_desired;
-use crate::Ui;
 use crate::cli::{DemoArgs, SourceArgs};
 use crate::exit::Exit;
 use crate::observer::CliObserver;
 use crate::render::summary::run_summary;
 use crate::render::{Style, plan::plan_text};
+use crate::ui::Ui;
 
 /// Plan lines shown before "... N more": enough to see every kind of change.
 const PLAN_LINES_SHOWN: usize = 40;

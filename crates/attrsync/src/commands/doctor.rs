@@ -14,10 +14,10 @@ use genesys_core::settings::Credentials;
 use serde::Serialize;
 use url::Url;
 
-use crate::Ui;
 use crate::cli::DoctorArgs;
 use crate::exit::Exit;
 use crate::settings::Connection;
+use crate::ui::Ui;
 
 /// What a secret is shown as.
 const MASK: &str = "********";
@@ -115,7 +115,7 @@ pub async fn run(
             report.add(
                 "settings",
                 Outcome::Fail,
-                crate::error_chain(err.as_ref()),
+                engine::error_chain(err.as_ref()),
                 Some(
                     "see \"Where settings come from\" in the README (flags > environment > .env > --profile)"
                         .to_owned(),

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use crate::Ui;
 use crate::cli::GetArgs;
 use crate::exit::Exit;
 use crate::render::{Style, call::call_table};
 use crate::settings::Connection;
+use crate::ui::Ui;
 
 pub async fn run(args: GetArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
     let client = connection.connect(ui).await?;

@@ -29,7 +29,7 @@ pub async fn max_changes(
     max: Option<usize>,
     connection: &Connection,
     concurrency: usize,
-    ui: crate::Ui,
+    ui: crate::ui::Ui,
 ) -> anyhow::Result<Work> {
     let Some(max) = max else {
         return Ok(work);

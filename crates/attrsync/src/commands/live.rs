@@ -10,11 +10,11 @@ use std::io::Write as _;
 use genesys_core::LiveCallsQuery;
 use genesys_core::models::AnalyticsConversation;
 
-use crate::Ui;
 use crate::cli::LiveArgs;
 use crate::exit::Exit;
 use crate::render::Style;
 use crate::settings::Connection;
+use crate::ui::Ui;
 
 /// The purpose the `--csv` skeleton selects: the caller.
 const SKELETON_PURPOSE: &str = "customer";

@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use clap::CommandFactory;
 
-use crate::Ui;
 use crate::cli::{Cli, GenerateManArgs};
 use crate::exit::Exit;
+use crate::ui::Ui;
 
 pub fn run(args: &GenerateManArgs, ui: Ui) -> anyhow::Result<Exit> {
     generate(&args.dir)?;

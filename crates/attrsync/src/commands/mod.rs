@@ -17,9 +17,9 @@ mod snapshot;
 mod source;
 pub(crate) mod tag;
 
-use crate::Ui;
 use crate::exit::Exit;
 use crate::settings::CommandSettings;
+use crate::ui::Ui;
 
 pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
     match settings {

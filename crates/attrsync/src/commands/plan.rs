@@ -7,11 +7,11 @@ use anyhow::Context;
 use engine::live::fetch_live;
 
 use super::source::read_desired;
-use crate::Ui;
 use crate::cli::PlanArgs;
 use crate::exit::Exit;
 use crate::render::{Style, plan::plan_text};
 use crate::settings::Connection;
+use crate::ui::Ui;
 
 /// Version of `plan --json` output; bumped when a field changes meaning or disappears.
 const PLAN_JSON_FORMAT_VERSION: u32 = 2;

@@ -15,12 +15,12 @@ use tokio::time::Instant;
 
 use super::apply::open_audit;
 use super::source::read_desired;
-use crate::Ui;
 use crate::cli::ReconcileArgs;
 use crate::exit::Exit;
 use crate::observer::CliObserver;
 use crate::output::OutputContext;
 use crate::settings::RunSettings;
+use crate::ui::Ui;
 use audit::{AuditStore, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
 use engine::service::metrics::{self, IterationMetrics};
 use engine::{StopSignal, Work};
@@ -73,7 +73,7 @@ pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::
         Ok(_) => {}
         Err(err) => tracing::warn!(
             "cannot settle runs of processes that are gone: {}",
-            crate::error_chain(&err)
+            engine::error_chain(&err)
         ),
     }
 

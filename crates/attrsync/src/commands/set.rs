@@ -8,12 +8,12 @@ use anyhow::Context;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
-use crate::Ui;
 use crate::cli::SetArgs;
 use crate::exit::Exit;
 use crate::observer::CliObserver;
 use crate::render::summary::stopped_early;
 use crate::settings::RunSettings;
+use crate::ui::Ui;
 use engine::Work;
 
 pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {

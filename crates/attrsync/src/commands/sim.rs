@@ -5,9 +5,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use anyhow::Context;
 use genesys_sim::{ArrivalRate, DriftConfig, FaultConfig, LimitShape, SimConfig, Simulator};
 
-use crate::Ui;
 use crate::cli::SimArgs;
 use crate::exit::Exit;
+use crate::ui::Ui;
 
 pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
     let rate = args.rate;

@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use reconcile::{DesiredState, ReadOptions, SourceError, SqliteSelect, render_problems};
 
-use crate::Ui;
 use crate::cli::SourceArgs;
+use crate::ui::Ui;
 use engine::apply::RESULT_COLUMNS;
 
 /// An input that could not be used: every problem has been printed already.

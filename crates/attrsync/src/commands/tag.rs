@@ -12,7 +12,6 @@ use engine::{StopSignal, Work};
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
-use crate::Ui;
 use crate::cli::TagArgs;
 use crate::exit::Exit;
 use crate::observer::CliObserver;
@@ -20,6 +19,7 @@ use crate::render::Style;
 use crate::render::plan::plan_text;
 use crate::render::summary::{run_summary, stopped_early};
 use crate::settings::RunSettings;
+use crate::ui::Ui;
 
 pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let attributes = attribute_map(&args.attributes)?;

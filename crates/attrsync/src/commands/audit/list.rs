@@ -1,11 +1,11 @@
 //! `attrsync audit list [filters]`: targets across runs, most recently updated first.
 
 use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, target_filter};
-use crate::Ui;
 use crate::cli::AuditListArgs;
 use crate::exit::Exit;
 use crate::render::Style;
 use crate::render::audit::targets_table;
+use crate::ui::Ui;
 use audit::TargetOrder;
 
 pub async fn run(args: AuditListArgs, ui: Ui) -> anyhow::Result<Exit> {

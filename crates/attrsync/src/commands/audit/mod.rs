@@ -14,10 +14,10 @@ mod upgrade;
 use std::io::Write;
 use std::path::Path;
 
-use crate::Ui;
 use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, AuditPathArgs};
 use crate::exit::Exit;
 use crate::settings::PruneSettings;
+use crate::ui::Ui;
 use audit::{AuditError, AuditStore, RunId, TargetFilter, TargetOrder};
 
 /// Version of the JSON documents printed by `audit runs|show|list --json`.

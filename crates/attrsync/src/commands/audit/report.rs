@@ -3,10 +3,10 @@
 use anyhow::Context;
 
 use super::{open_existing, resolve_run};
-use crate::Ui;
 use crate::cli::AuditReportArgs;
 use crate::exit::Exit;
 use crate::render::report::{PROBLEM_STATUSES, ReportInput, html_report};
+use crate::ui::Ui;
 use audit::{TargetFilter, TargetOrder, UnixMillis};
 
 pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {

@@ -1,11 +1,11 @@
 //! `attrsync audit show RUN|latest`: one run's summary and its targets.
 
 use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, resolve_run};
-use crate::Ui;
 use crate::cli::AuditShowArgs;
 use crate::exit::Exit;
 use crate::render::Style;
 use crate::render::audit::{RunView, run_details, targets_table};
+use crate::ui::Ui;
 use audit::{TargetFilter, TargetOrder};
 
 pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {

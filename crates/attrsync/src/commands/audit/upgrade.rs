@@ -4,9 +4,9 @@
 use audit::AuditStore;
 
 use super::check_store_exists;
-use crate::Ui;
 use crate::cli::AuditUpgradeArgs;
 use crate::exit::Exit;
+use crate::ui::Ui;
 
 pub async fn run(args: AuditUpgradeArgs, ui: Ui) -> anyhow::Result<Exit> {
     let path = crate::settings::audit_path(&args.audit);
