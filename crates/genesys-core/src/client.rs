@@ -128,6 +128,8 @@ struct Inner {
     tls: Arc<rustls::ClientConfig>,
     /// Set by [`GenesysClient::stop_sending`]: no request leaves after it.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Requests waiting for their token's budget now.
+    waiting: tokio::sync::watch::Sender<usize>,
 }
 
 /// reqwest's proxies for `settings`: one per proxy, each asking the one matcher
@@ -245,6 +247,22 @@ struct Call<'a> {
     body: Option<&'a [u8]>,
 }
 
+/// Counts a request waiting for its token's budget while it lives.
+struct Waiting<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
 /// Safety net against a server that ignores paging.
 const MAX_LIVE_CALL_PAGES: u32 = 1_000;
 
@@ -297,6 +315,7 @@ impl GenesysClient {
                 proxy: settings.proxy.clone(),
                 tls,
                 stop: tokio::sync::watch::channel(false).0,
+                waiting: tokio::sync::watch::channel(0).0,
             }),
         })
     }
@@ -331,6 +350,15 @@ impl GenesysClient {
         let mut stop = self.inner.stop.subscribe();
         // The sender lives as long as the client: `wait_for` ends only when it is set.
         let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+
+    /// Resolves when no request of this client waits for budget. A caller starting new work
+    /// waits for it, so that work already started (a PATCH after its read) is not queued behind
+    /// new reads when the budget is short.
+    pub async fn until_nothing_waits(&self) {
+        let mut waiting = self.inner.waiting.subscribe();
+        // The sender lives as long as the client: `wait_for` ends only when nothing waits.
+        let _ = waiting.wait_for(|n| *n == 0).await;
     }
 
     /// Tokens in the pool.
@@ -694,6 +722,7 @@ impl GenesysClient {
                         }
                     }
                 } else {
+                    let _waiting = Waiting::new(&inner.waiting);
                     tokio::select! {
                         biased;
                         () = self.stopped() => continue,

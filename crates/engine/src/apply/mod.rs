@@ -94,14 +94,31 @@ pub async fn execute(
         observer.target_finished(result);
     }
     let mut fatal = None;
+    // New calls start one at a time, each once no request waits for budget: when the budget
+    // is short, the calls already read get their PATCHes before more calls are read, so that a
+    // run the budget stops (and each resume) makes progress.
+    let starting = tokio::sync::Mutex::new(());
     let mut work_stream = futures::stream::iter(jobs)
         .map(|job| {
-            let pipeline = &pipeline;
+            let (pipeline, starting) = (&pipeline, &starting);
             async move {
-                if pipeline.stop.is_stopping() {
-                    return Ok(Vec::new());
-                }
-                pipeline.process(job).await
+                let mut work = {
+                    let _turn = starting.lock().await;
+                    pipeline.client.until_nothing_waits().await;
+                    if pipeline.stop.is_stopping() {
+                        return Ok(Vec::new());
+                    }
+                    let mut work = Box::pin(pipeline.process(job));
+                    // Polled once: its read is admitted, or counted as waiting, before the
+                    // next call may start.
+                    tokio::select! {
+                        biased;
+                        done = &mut work => return done,
+                        () = std::future::ready(()) => {}
+                    }
+                    work
+                };
+                (&mut work).await
             }
         })
         .buffer_unordered(config.concurrency.max(1));
