@@ -166,7 +166,9 @@ pub struct GetArgs {
 pub struct SetArgs {
     /// The conversation (call) id.
     pub conversation_id: String,
-    /// Attributes to set, as key=value (an empty value clears the key).
+    /// Attributes to set, as key=value (an empty value clears the key). Checked as the rows of
+    /// a desired state are (keys, value sizes, keys per target, request size); a key given
+    /// twice must have one value.
     #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub attributes: Vec<(String, String)>,
     /// Select the participant by id.
@@ -449,7 +451,9 @@ pub struct TagArgs {
     /// A queue (a queue id) whose live calls get the attributes; repeat for more queues.
     #[arg(long = "queue", required = true, value_name = "ID")]
     pub queues: Vec<String>,
-    /// Attributes to set, as key=value (an empty value clears the key).
+    /// Attributes to set, as key=value (an empty value clears the key). Checked as the rows of
+    /// a desired state are (keys, value sizes, keys per target, request size); a key given
+    /// twice must have one value.
     #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub attributes: Vec<(String, String)>,
     /// The participants of each call that get the attributes.

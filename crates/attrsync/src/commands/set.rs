@@ -2,9 +2,8 @@
 //! target, through the same pipeline as `apply`: read, PATCH only what differs, verify by
 //! reading back, and record it in the audit store.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
+use genesys_core::models::Attributes;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
@@ -16,7 +15,13 @@ use crate::render::summary::stopped_early;
 use crate::settings::RunSettings;
 use engine::Work;
 
-pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
+/// `attributes` are the `KEY=VALUE` arguments, already checked (`settings::resolve`).
+pub async fn run(
+    args: SetArgs,
+    attributes: Attributes,
+    run_settings: RunSettings,
+    ui: Ui,
+) -> anyhow::Result<Exit> {
     let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;
     let selector = match (&args.participant_id, &args.purpose, &args.user_id) {
         (Some(p), _, _) => Selector::ParticipantId(uuid_arg("--participant-id", p)?),
@@ -24,7 +29,6 @@ pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
         (_, _, Some(u)) => Selector::UserId(uuid_arg("--user-id", u)?),
         _ => Selector::Purpose("customer".into()),
     };
-    let attributes: BTreeMap<String, String> = args.attributes.iter().cloned().collect();
     let desired = DesiredState {
         input: reconcile::InputTable::default(),
         entries: vec![DesiredEntry {
