@@ -5,6 +5,8 @@
 
 use crate::support::{Run, TestOrg};
 
+const NOT_A_UUID: &str = "NOT-A-UUID";
+
 /// The run was refused as a usage error before any request was sent or any store created, and
 /// said why.
 #[track_caller]
@@ -82,6 +84,23 @@ async fn tag_and_tag_follow_refuse_what_a_csv_refuses_before_listing_a_queue() {
             let run = org.run(&args).await;
             assert_refused_as_usage(&org, &run, &expected);
         }
+    }
+}
+
+#[tokio::test]
+async fn get_doctor_and_set_refuse_an_id_that_is_not_a_uuid_before_sending() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    let call = org.live_calls().remove(0).id;
+    let cases: [&[&str]; 5] = [
+        &["get", NOT_A_UUID],
+        &["doctor", "--conversation", NOT_A_UUID],
+        &["set", NOT_A_UUID, "k=v"],
+        &["set", &call, "--participant-id", NOT_A_UUID, "k=v"],
+        &["set", &call, "--user-id", NOT_A_UUID, "k=v"],
+    ];
+    for args in cases {
+        let run = org.run(args).await;
+        assert_refused_as_usage(&org, &run, "`NOT-A-UUID` is not a UUID");
     }
 }
 
