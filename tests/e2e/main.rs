@@ -20,3 +20,4 @@ mod rate;
 mod reconcile;
 mod settings;
 mod store;
+mod validation;

@@ -141,7 +141,7 @@ pub struct ConnectionArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// The call to check read access on (default: the first live call of the analytics query).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_uuid)]
     pub conversation: Option<String>,
     /// One JSON object with every check, for scripts.
     #[arg(long)]
@@ -153,6 +153,7 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// The conversation (call) id.
+    #[arg(value_parser = parse_uuid)]
     pub conversation_id: String,
     /// Print the call as JSON instead of a table.
     #[arg(long)]
@@ -165,18 +166,21 @@ pub struct GetArgs {
 #[command(group(ArgGroup::new("selector").args(["participant_id", "purpose", "user_id"])))]
 pub struct SetArgs {
     /// The conversation (call) id.
+    #[arg(value_parser = parse_uuid)]
     pub conversation_id: String,
-    /// Attributes to set, as key=value (an empty value clears the key).
+    /// Attributes to set, as key=value (an empty value clears the key). Checked as the rows of
+    /// a desired state are (keys, value sizes, keys per target, request size); a key given
+    /// twice must have one value.
     #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub attributes: Vec<(String, String)>,
     /// Select the participant by id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_uuid)]
     pub participant_id: Option<String>,
     /// Select every live participant with this purpose (default: customer).
     #[arg(long, value_name = "PURPOSE")]
     pub purpose: Option<String>,
     /// Select every live participant of this user.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_uuid)]
     pub user_id: Option<String>,
     #[command(flatten)]
     pub verify: VerifyArgs,
@@ -449,7 +453,9 @@ pub struct TagArgs {
     /// A queue (a queue id) whose live calls get the attributes; repeat for more queues.
     #[arg(long = "queue", required = true, value_name = "ID", value_parser = parse_queue_id)]
     pub queues: Vec<String>,
-    /// Attributes to set, as key=value (an empty value clears the key).
+    /// Attributes to set, as key=value (an empty value clears the key). Checked as the rows of
+    /// a desired state are (keys, value sizes, keys per target, request size); a key given
+    /// twice must have one value.
     #[arg(required = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub attributes: Vec<(String, String)>,
     /// The participants of each call that get the attributes.
@@ -637,6 +643,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is shorter than the minimum interval of 1s"));
     }
     Ok(interval)
+}
+
+/// A conversation, participant or user id (`get`, `set`, `doctor --conversation`): a UUID in
+/// any of its forms, kept hyphenated and lowercase, so that nothing else is ever sent.
+fn parse_uuid(text: &str) -> Result<String, String> {
+    uuid::Uuid::parse_str(text.trim())
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| format!("`{text}` is not a UUID"))
 }
 
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -874,6 +888,32 @@ mod tests {
         assert_eq!(parse_key_value("a=").unwrap(), ("a".into(), String::new()));
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn ids_are_uuids_kept_hyphenated_and_lowercase() {
+        let id = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
+        assert_eq!(parse_uuid(&id.to_uppercase()).unwrap(), id);
+        assert_eq!(parse_uuid(&format!(" {id} ")).unwrap(), id);
+        assert_eq!(parse_uuid(&id.replace('-', "")).unwrap(), id);
+        assert_eq!(
+            parse_uuid("NOT-A-UUID").unwrap_err(),
+            "`NOT-A-UUID` is not a UUID"
+        );
+        for args in [
+            &["attrsync", "get", "NOT-A-UUID"][..],
+            &["attrsync", "doctor", "--conversation", "x"],
+            &["attrsync", "set", "x", "k=v"],
+            &["attrsync", "set", id, "--participant-id", "x", "k=v"],
+            &["attrsync", "set", id, "--user-id", "x", "k=v"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

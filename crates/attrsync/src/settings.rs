@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::CommandFactory;
 use genesys_core::Profile;
+use genesys_core::models::Attributes;
 use genesys_core::settings::{ExplicitSettings, Sources};
 use genesys_core::{ClientOptions, GenesysClient, Pacing, RateSpec, RequestObserver, RetryPolicy};
 use secrecy::SecretString;
@@ -43,12 +44,14 @@ pub enum ResolveError {
 /// flags) travel with it as clap parsed them.
 pub enum CommandSettings {
     Get(GetArgs, Connection),
-    Set(SetArgs, RunSettings),
+    /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
+    Set(SetArgs, Attributes, RunSettings),
     Plan(PlanArgs, Connection),
     Apply(ApplyArgs, RunSettings),
     Reconcile(ReconcileArgs, RunSettings),
     Live(LiveArgs, Connection),
-    Tag(TagArgs, RunSettings),
+    /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
+    Tag(TagArgs, Attributes, RunSettings),
     Completions(CompletionsArgs),
     GenerateMan(GenerateManArgs),
     Sim(SimArgs),
@@ -217,6 +220,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             CommandSettings::Live(args, connection)
         }
         Command::Set(args) => {
+            let attributes = attributes(&args.attributes)?;
             let connection = connection(&args.connection)?;
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
@@ -226,10 +230,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 results_dir: None,
                 rate_per_minute: connection.rate.per_minute(),
                 tokens_factor: 1.0,
-                options: serde_json::json!({ "attributes": args.attributes.len() }),
+                options: serde_json::json!({ "attributes": attributes.len() }),
                 connection,
             };
-            CommandSettings::Set(args, settings)
+            CommandSettings::Set(args, attributes, settings)
         }
         Command::Apply(args) => {
             let connection = connection(&args.connection)?;
@@ -278,6 +282,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             CommandSettings::Reconcile(args, settings)
         }
         Command::Tag(args) => {
+            let attributes = attributes(&args.attributes)?;
             let connection = connection(&args.connection)?;
             let mut options = run_options(&connection, args.concurrency, &args.verify);
             options["queues"] = args.queues.clone().into();
@@ -289,7 +294,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                     .into();
             }
             options["purpose"] = args.purpose.clone().into();
-            options["attributes"] = args.attributes.len().into();
+            options["attributes"] = attributes.len().into();
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
                 command: "tag",
@@ -301,7 +306,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 options,
                 connection,
             };
-            CommandSettings::Tag(args, settings)
+            CommandSettings::Tag(args, attributes, settings)
         }
         Command::Completions(args) => CommandSettings::Completions(args),
         Command::GenerateMan(args) => CommandSettings::GenerateMan(args),
@@ -487,6 +492,23 @@ fn rate(args: &ConnectionArgs) -> Result<RateSpec, ResolveError> {
         (None, None) => DEFAULT_BURST,
     };
     Ok(spec.with_burst(burst))
+}
+
+/// The attributes of `set`'s and `tag`'s `KEY=VALUE` arguments, checked by the rules and with
+/// the messages of a desired state's rows, each problem naming its argument: a usage error
+/// (exit 64) otherwise, before anything is sent or stored.
+fn attributes(pairs: &[(String, String)]) -> Result<Attributes, ResolveError> {
+    reconcile::command_line_attributes(pairs, &reconcile::Limits::default()).map_err(|err| {
+        let problems = err.problems();
+        usage(
+            clap::error::ErrorKind::ValueValidation,
+            format!(
+                "{} problem(s) in the KEY=VALUE arguments (counted from 1); nothing was sent:\n{}",
+                problems.len(),
+                reconcile::render_problems(problems, reconcile::DEFAULT_SHOWN_PROBLEMS).trim_end()
+            ),
+        )
+    })
 }
 
 fn usage(kind: clap::error::ErrorKind, message: String) -> ResolveError {

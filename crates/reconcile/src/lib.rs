@@ -28,3 +28,4 @@ pub use plan::{
 pub use problem::{DEFAULT_SHOWN_PROBLEMS, LineUnit, Problem, SourceError, render_problems};
 pub use saved_plan::{PlanMetadata, SavedPlan, SavedPlanError};
 pub use source::{SqliteSelect, read_csv, read_csv_from, read_path, read_sqlite};
+pub use validate::{COMMAND_LINE, command_line_attributes};

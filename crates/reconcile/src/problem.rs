@@ -15,10 +15,13 @@ pub enum LineUnit {
     Row,
     /// A 1-based position in a saved plan's list of targets.
     Target,
+    /// A 1-based position among a command line's `KEY=VALUE` arguments (`set`, `tag`).
+    Argument,
 }
 
 /// One thing wrong (or worth a warning) in the input, rendered `file:line: message`
-/// (SQLite: `file:row N: message`).
+/// (SQLite: `file:row N: message`; a saved plan: `file:target N: message`; a command line:
+/// `command line: argument N: message`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub file: String,
@@ -33,6 +36,9 @@ impl fmt::Display for Problem {
             LineUnit::Line => write!(f, "{}:{}: {}", self.file, self.line, self.message),
             LineUnit::Row => write!(f, "{}:row {}: {}", self.file, self.line, self.message),
             LineUnit::Target => write!(f, "{}:target {}: {}", self.file, self.line, self.message),
+            LineUnit::Argument => {
+                write!(f, "{}: argument {}: {}", self.file, self.line, self.message)
+            }
         }
     }
 }

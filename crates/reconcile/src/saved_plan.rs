@@ -6,13 +6,15 @@
 //!  "default_purpose": "customer", "targets": [ ... ]}
 //! ```
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired::{InputTable, Selector, SourceInfo};
+use crate::desired::{InputTable, Selector, SourceFormat, SourceInfo};
 use crate::options::{Limits, ReadOptions};
 use crate::plan::{Plan, PlannedTarget};
 use crate::problem::{LineUnit, SourceError};
@@ -186,7 +188,10 @@ pub fn from_json(text: &str, path: &Path) -> Result<SavedPlan, SavedPlanError> {
 
 /// Checks a saved plan's targets as an input is checked (conversation and participant ids,
 /// keys, value sizes, keys per target, the request size), with the same rules and messages, so
-/// that a hand-edited or foreign plan cannot send what a CSV could not. Every problem is named
+/// that a hand-edited or foreign plan cannot send what a CSV could not. A plan made by attrsync
+/// has one target per participant, and each of its lines is a row of the plan's input (when it
+/// carries one): a participant named twice (two PATCHes) or a line that is no row (a result
+/// file that reports a row the run never carried) is refused too. Every problem is named
 /// `plan.json:target N: ...`.
 pub fn validate(saved: &SavedPlan, path: &Path, limits: &Limits) -> Result<(), SourceError> {
     let options = ReadOptions {
@@ -195,6 +200,21 @@ pub fn validate(saved: &SavedPlan, path: &Path, limits: &Limits) -> Result<(), S
         ..ReadOptions::default()
     };
     let mut builder = DesiredBuilder::new(path.display().to_string(), LineUnit::Target, &options)?;
+    let input = &saved.metadata.input;
+    // Result files are written from the input's rows only when it has a header (as `results`).
+    let rows: Option<HashMap<u64, bool>> = (!input.header.is_empty()).then(|| {
+        input
+            .rows
+            .iter()
+            .map(|row| (row.line, row.problem.is_some()))
+            .collect()
+    });
+    let line_word = match saved.metadata.source.format {
+        SourceFormat::Sqlite => "row",
+        SourceFormat::CsvWide | SourceFormat::CsvLong => "line",
+    };
+    // (conversation, participant), both lowercase -> the first target that names them.
+    let mut participants: HashMap<(String, String), u64> = HashMap::new();
     for (index, target) in saved.plan.targets.iter().enumerate() {
         let mut row = RawRow {
             line: index as u64 + 1,
@@ -224,6 +244,44 @@ pub fn validate(saved: &SavedPlan, path: &Path, limits: &Limits) -> Result<(), S
                 format!("the update of key {key:?} does not match the target's desired value"),
             );
         }
+        if let Some(pid) = &target.participant_id {
+            let conversation = target.conversation_id.trim().to_ascii_lowercase();
+            let participant = pid.trim().to_ascii_lowercase();
+            match participants.entry((conversation, participant)) {
+                Entry::Occupied(first) => builder.row_problem(
+                    row.line,
+                    format!(
+                        "participant {pid} of conversation {} is target {} too: a plan names each participant once",
+                        target.conversation_id,
+                        first.get()
+                    ),
+                ),
+                Entry::Vacant(slot) => {
+                    slot.insert(row.line);
+                }
+            }
+        }
+        if let Some(rows) = &rows {
+            if target.lines.is_empty() {
+                builder.row_problem(
+                    row.line,
+                    format!("the target names no {line_word} of the plan's input"),
+                );
+            }
+            for line in &target.lines {
+                match rows.get(line) {
+                    None => builder.row_problem(
+                        row.line,
+                        format!("{line_word} {line} is not a row of the plan's input"),
+                    ),
+                    Some(true) => builder.row_problem(
+                        row.line,
+                        format!("{line_word} {line} is a row the input skipped as invalid"),
+                    ),
+                    Some(false) => {}
+                }
+            }
+        }
     }
     builder.check()
 }
@@ -234,7 +292,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::desired::{Selector, SourceFormat};
+    use crate::desired::{InputRow, Selector, SourceFormat};
     use crate::plan::{Action, Change, SkipReason};
 
     fn metadata() -> PlanMetadata {
@@ -249,10 +307,19 @@ mod tests {
         )
     }
 
+    const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
+
+    /// Three targets, one per participant of one call.
     fn plan() -> Plan {
-        let target = |action| PlannedTarget {
-            conversation_id: "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f".into(),
-            participant_id: Some("7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a".into()),
+        let participants = [
+            "7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a",
+            "7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5b",
+            "7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5c",
+        ];
+        let mut participants = participants.into_iter();
+        let mut target = |action| PlannedTarget {
+            conversation_id: CID.into(),
+            participant_id: participants.next().map(Into::into),
             selectors: vec![Selector::Purpose("customer".into())],
             lines: vec![2, 9],
             purpose: Some("customer".into()),
@@ -319,6 +386,7 @@ mod tests {
         saved.plan.targets[1]
             .desired
             .insert("tier".into(), "silver".into());
+        saved.plan.targets[2].participant_id = saved.plan.targets[1].participant_id.clone();
         let SourceError::Invalid { problems, .. } =
             validate(&saved, path, &Limits::default()).unwrap_err()
         else {
@@ -348,6 +416,69 @@ mod tests {
                 .any(|p| p.starts_with("plan.json:target 3: ") && p.contains("conflicting")),
             "two targets of one participant that disagree: {text:?}"
         );
+        assert!(
+            text.iter()
+                .any(|p| p.starts_with("plan.json:target 3: ") && p.contains("is target 2 too")),
+            "{text:?}"
+        );
+    }
+
+    fn problems(saved: &SavedPlan) -> Vec<String> {
+        let err = validate(saved, Path::new("plan.json"), &Limits::default()).unwrap_err();
+        err.problems().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_plan_naming_one_participant_twice_is_refused_even_when_the_targets_agree() {
+        let mut saved = SavedPlan {
+            metadata: metadata(),
+            plan: plan(),
+        };
+        let first = saved.plan.targets[0].clone();
+        let mut again = first.clone();
+        // The same participant, spelled in capitals.
+        again.participant_id = first.participant_id.as_deref().map(str::to_uppercase);
+        saved.plan.targets.push(again);
+        let pid = first.participant_id.unwrap().to_uppercase();
+        assert_eq!(
+            problems(&saved),
+            [format!(
+                "plan.json:target 4: participant {pid} of conversation {CID} is target 1 too: a plan names each participant once"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_plan_whose_lines_are_not_rows_of_its_input_is_refused() {
+        let mut saved = SavedPlan {
+            metadata: metadata(),
+            plan: plan(),
+        };
+        let row = |line, problem: Option<&str>| InputRow {
+            line,
+            cells: vec![CID.into(), "gold".into()],
+            problem: problem.map(Into::into),
+        };
+        saved.metadata.input = InputTable {
+            header: vec!["conversation_id".into(), "tier".into()],
+            rows: vec![row(2, None), row(9, None), row(10, Some("bad"))],
+        };
+        validate(&saved, Path::new("plan.json"), &Limits::default())
+            .expect("every line of every target is a row of the input");
+        saved.plan.targets[0].lines = vec![2, 99];
+        saved.plan.targets[1].lines = vec![];
+        saved.plan.targets[2].lines = vec![10];
+        assert_eq!(
+            problems(&saved),
+            [
+                "plan.json:target 1: line 99 is not a row of the plan's input",
+                "plan.json:target 2: the target names no line of the plan's input",
+                "plan.json:target 3: line 10 is a row the input skipped as invalid",
+            ]
+        );
+        // Without an input table (no result rows are written from one), lines are not checked.
+        saved.metadata.input = InputTable::default();
+        validate(&saved, Path::new("plan.json"), &Limits::default()).expect("no input, no rows");
     }
 
     #[test]

@@ -1,17 +1,21 @@
-//! Row validation and grouping, shared by every source format.
+//! Row validation and grouping, shared by every source format; the same rules for the
+//! `KEY=VALUE` arguments of a command line ([`command_line_attributes`]).
 //!
 //! Sources turn their records into [`RawRow`]s and feed them to a [`DesiredBuilder`], which checks
 //! each row completely (every problem of the row, not just the first), merges valid rows per
 //! target, and finally returns either the whole desired state or every problem of the input.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use uuid::Uuid;
+
+use genesys_models::Attributes;
 
 use crate::desired::{
     DesiredEntry, DesiredState, InputRow, InputTable, Selector, SourceInfo, Target,
 };
-use crate::options::ReadOptions;
+use crate::options::{Limits, ReadOptions};
 use crate::problem::{LineUnit, Problem, SourceError};
 
 /// One input record, borrowed from the source's buffer. Empty strings mean "not given".
@@ -153,19 +157,7 @@ impl<'o> DesiredBuilder<'o> {
     /// What is wrong with a key name, if anything (header names in the wide form, `key` cells
     /// in the long form).
     pub fn key_problem(&self, key: &str) -> Option<String> {
-        if key.is_empty() {
-            Some("empty key".to_owned())
-        } else if has_control(key) {
-            Some(format!("key {key:?} contains a control character"))
-        } else if key.len() > self.options.limits.max_key_len {
-            Some(format!(
-                "key {key:?} is {} bytes, over the limit of {} bytes",
-                key.len(),
-                self.options.limits.max_key_len
-            ))
-        } else {
-            None
-        }
+        key_problem(key, &self.options.limits)
     }
 
     /// Checks one row completely and, if it is valid, merges it into its target.
@@ -184,13 +176,7 @@ impl<'o> DesiredBuilder<'o> {
             if check_keys && let Some(problem) = self.key_problem(key) {
                 problems.push(problem);
             }
-            if value.len() > self.options.limits.max_value_len {
-                problems.push(format!(
-                    "value of key {key:?} is {} bytes, over the limit of {} bytes",
-                    value.len(),
-                    self.options.limits.max_value_len
-                ));
-            }
+            problems.extend(value_problem(key, value, &self.options.limits));
         }
         let (Some(conversation), Some(selector), true) =
             (conversation, selector, problems.is_empty())
@@ -295,10 +281,13 @@ impl<'o> DesiredBuilder<'o> {
             for &(k, v) in &row.pairs {
                 match entry.attributes.get(k) {
                     Some((earlier, line)) if earlier == v => duplicates.push((k, *line)),
-                    Some((earlier, line)) => problems.push(format!(
-                        "conflicting values for key {k:?} on {}: {v:?} here, {earlier:?} on {} {line}",
-                        entry.target,
-                        self.unit_word()
+                    Some((earlier, line)) => problems.push(conflict_problem(
+                        k,
+                        Some(&entry.target),
+                        v,
+                        earlier,
+                        self.unit_word(),
+                        *line,
                     )),
                     None => {}
                 }
@@ -309,23 +298,11 @@ impl<'o> DesiredBuilder<'o> {
                 continue;
             }
             key_count += 1;
-            body_bytes += usize::from(key_count > 1) + json_string_len(k) + 1 + json_string_len(v);
+            body_bytes += entry_body_bytes(key_count, k, v);
         }
-        let limits = &self.options.limits;
-        if key_count > limits.max_keys_per_target {
-            problems.push(format!(
-                "{} would have {key_count} keys, over the limit of {} keys per target",
-                self.target(key),
-                limits.max_keys_per_target
-            ));
-        }
-        if body_bytes > limits.max_request_bytes {
-            problems.push(format!(
-                "the PATCH body for {} would be {body_bytes} bytes, over the limit of {} bytes per request",
-                self.target(key),
-                limits.max_request_bytes
-            ));
-        }
+        let (target, limits) = (self.target(key), &self.options.limits);
+        problems.extend(keys_problem(&target, key_count, limits));
+        problems.extend(body_problem(&target, body_bytes, limits));
         if !problems.is_empty() {
             for problem in problems {
                 self.row_problem(row.line, problem);
@@ -373,6 +350,7 @@ impl<'o> DesiredBuilder<'o> {
             LineUnit::Line => "line",
             LineUnit::Row => "row",
             LineUnit::Target => "target",
+            LineUnit::Argument => "argument",
         }
     }
 
@@ -428,6 +406,147 @@ impl<'o> DesiredBuilder<'o> {
             self.input,
         ))
     }
+}
+
+/// Where the `KEY=VALUE` arguments of a command line (`set`, `tag`) are said to be in their
+/// problems: `command line: argument N: ...`.
+pub const COMMAND_LINE: &str = "command line";
+
+/// The attributes of a command line's `KEY=VALUE` arguments (`set`, `tag`, `tag --follow`),
+/// checked by the rules of an input's rows and with their messages (keys, value sizes, keys per
+/// target, the request size), so that the command line cannot send what a CSV could not. A key
+/// given twice with different values is a conflict; given twice with one value, it is kept once.
+/// Every problem names its argument, counted from 1 among the `KEY=VALUE` arguments.
+pub fn command_line_attributes(
+    pairs: &[(String, String)],
+    limits: &Limits,
+) -> Result<Attributes, SourceError> {
+    let mut attributes: BTreeMap<&str, (&str, u64)> = BTreeMap::new();
+    let mut problems: Vec<(u64, String)> = Vec::new();
+    let mut body_bytes = EMPTY_BODY_BYTES;
+    // The arguments that first go over a per-target guard: each is said once, there, with the
+    // total of every argument.
+    let (mut keys_over_at, mut bytes_over_at) = (None, None);
+    for ((key, value), argument) in pairs.iter().zip(1..) {
+        let invalid: Vec<String> = key_problem(key, limits)
+            .into_iter()
+            .chain(value_problem(key, value, limits))
+            .collect();
+        if !invalid.is_empty() {
+            problems.extend(invalid.into_iter().map(|p| (argument, p)));
+            continue;
+        }
+        match attributes.get(key.as_str()) {
+            Some((earlier, _)) if earlier == value => continue,
+            Some((earlier, line)) => {
+                let conflict = conflict_problem(key, None, value, earlier, "argument", *line);
+                problems.push((argument, conflict));
+                continue;
+            }
+            None => {}
+        }
+        attributes.insert(key, (value, argument));
+        body_bytes += entry_body_bytes(attributes.len(), key, value);
+        if attributes.len() > limits.max_keys_per_target {
+            keys_over_at.get_or_insert(argument);
+        }
+        if body_bytes > limits.max_request_bytes {
+            bytes_over_at.get_or_insert(argument);
+        }
+    }
+    let target = "each target";
+    if let Some(argument) = keys_over_at {
+        problems.extend(keys_problem(&target, attributes.len(), limits).map(|p| (argument, p)));
+    }
+    if let Some(argument) = bytes_over_at {
+        problems.extend(body_problem(&target, body_bytes, limits).map(|p| (argument, p)));
+    }
+    if problems.is_empty() {
+        return Ok(attributes
+            .into_iter()
+            .map(|(k, (v, _))| (k.to_owned(), v.to_owned()))
+            .collect());
+    }
+    problems.sort_by_key(|(argument, _)| *argument);
+    Err(SourceError::Invalid {
+        file: COMMAND_LINE.to_owned(),
+        problems: problems
+            .into_iter()
+            .map(|(line, message)| Problem {
+                file: COMMAND_LINE.to_owned(),
+                line,
+                unit: LineUnit::Argument,
+                message,
+            })
+            .collect(),
+    })
+}
+
+/// What is wrong with a key name, if anything.
+fn key_problem(key: &str, limits: &Limits) -> Option<String> {
+    if key.is_empty() {
+        Some("empty key".to_owned())
+    } else if has_control(key) {
+        Some(format!("key {key:?} contains a control character"))
+    } else if key.len() > limits.max_key_len {
+        Some(format!(
+            "key {key:?} is {} bytes, over the limit of {} bytes",
+            key.len(),
+            limits.max_key_len
+        ))
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a value, if anything.
+fn value_problem(key: &str, value: &str, limits: &Limits) -> Option<String> {
+    (value.len() > limits.max_value_len).then(|| {
+        format!(
+            "value of key {key:?} is {} bytes, over the limit of {} bytes",
+            value.len(),
+            limits.max_value_len
+        )
+    })
+}
+
+/// Two values for one key: `target` is where (none for a command line, whose every target gets
+/// every key), `unit` and `line` where the earlier value was given.
+fn conflict_problem(
+    key: &str,
+    target: Option<&Target>,
+    value: &str,
+    earlier: &str,
+    unit: &str,
+    line: u64,
+) -> String {
+    let on = target.map(|t| format!(" on {t}")).unwrap_or_default();
+    format!("conflicting values for key {key:?}{on}: {value:?} here, {earlier:?} on {unit} {line}")
+}
+
+/// The bytes the `key_count`th key adds to a target's PATCH body.
+fn entry_body_bytes(key_count: usize, key: &str, value: &str) -> usize {
+    usize::from(key_count > 1) + json_string_len(key) + 1 + json_string_len(value)
+}
+
+/// The guard of keys per target, if `key_count` breaks it.
+fn keys_problem(target: &dyn fmt::Display, key_count: usize, limits: &Limits) -> Option<String> {
+    (key_count > limits.max_keys_per_target).then(|| {
+        format!(
+            "{target} would have {key_count} keys, over the limit of {} keys per target",
+            limits.max_keys_per_target
+        )
+    })
+}
+
+/// The guard of the request size, if a PATCH body of `body_bytes` breaks it.
+fn body_problem(target: &dyn fmt::Display, body_bytes: usize, limits: &Limits) -> Option<String> {
+    (body_bytes > limits.max_request_bytes).then(|| {
+        format!(
+            "the PATCH body for {target} would be {body_bytes} bytes, over the limit of {} bytes per request",
+            limits.max_request_bytes
+        )
+    })
 }
 
 /// Parses a canonical hyphenated UUID (any case); records a problem naming the column otherwise.
@@ -630,6 +749,107 @@ mod tests {
                 "{s:?}"
             );
         }
+    }
+
+    fn arguments(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// The messages a CSV row with these pairs gets, without their `file:line: `.
+    fn row_messages(pairs: Vec<(&str, &str)>) -> Vec<String> {
+        let options = ReadOptions::default();
+        let mut b = DesiredBuilder::new("t.csv".into(), LineUnit::Line, &options).unwrap();
+        b.add_row(&row(2, pairs), true);
+        let err = b.finish(source()).unwrap_err();
+        err.problems().iter().map(|p| p.message.clone()).collect()
+    }
+
+    #[test]
+    fn command_line_arguments_are_refused_as_a_row_with_them_is() {
+        let long_key = "k".repeat(300);
+        let big = "x".repeat(3_000);
+        let cases: [&[(&str, &str)]; 3] = [
+            &[("k\u{1}", "v")],
+            &[(long_key.as_str(), "v")],
+            &[("big", big.as_str())],
+        ];
+        for pairs in cases {
+            let err = command_line_attributes(&arguments(pairs), &Limits::default()).unwrap_err();
+            let SourceError::Invalid { file, problems } = &err else {
+                panic!("expected problems, got {err}");
+            };
+            assert_eq!(file, COMMAND_LINE);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].unit, LineUnit::Argument);
+            assert_eq!(problems[0].line, 1);
+            assert_eq!(
+                vec![problems[0].message.clone()],
+                row_messages(pairs.to_vec()),
+                "the same rule and message as a CSV row"
+            );
+        }
+        let err = command_line_attributes(
+            &arguments(&[("ok", "1"), ("k\u{1}", "v")]),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            messages(err),
+            ["command line: argument 2: key \"k\\u{1}\" contains a control character"]
+        );
+    }
+
+    #[test]
+    fn command_line_arguments_are_held_to_the_per_target_guards_once() {
+        let pairs: Vec<(String, String)> = (1..=120)
+            .map(|i| (format!("key{i}"), "v".to_owned()))
+            .collect();
+        let err = command_line_attributes(&pairs, &Limits::default()).unwrap_err();
+        assert_eq!(
+            messages(err),
+            [
+                "command line: argument 101: each target would have 120 keys, over the limit of 100 keys per target"
+            ]
+        );
+        // {"attributes":{"k":"vvvv"}} is 27 bytes.
+        let limits = Limits {
+            max_request_bytes: 26,
+            ..Limits::default()
+        };
+        let err = command_line_attributes(&arguments(&[("k", "vvvv")]), &limits).unwrap_err();
+        assert_eq!(
+            messages(err),
+            [
+                "command line: argument 1: the PATCH body for each target would be 27 bytes, over the limit of 26 bytes per request"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_on_the_command_line_must_agree_with_itself() {
+        let same = command_line_attributes(
+            &arguments(&[("a", "1"), ("b", ""), ("a", "1")]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            same,
+            Attributes::from([("a".into(), "1".into()), ("b".into(), String::new())])
+        );
+        let err = command_line_attributes(
+            &arguments(&[("a", "1"), ("b", "2"), ("a", "3")]),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            messages(err),
+            [
+                "command line: argument 3: conflicting values for key \"a\": \"3\" here, \"1\" on argument 1"
+            ]
+        );
     }
 
     #[test]

@@ -26,12 +26,16 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Get(args, connection) => {
             get::run(args, connection, ui.with_json(false)).await
         }
-        CommandSettings::Set(args, settings) => set::run(args, settings, ui).await,
+        CommandSettings::Set(args, attributes, settings) => {
+            set::run(args, attributes, settings, ui).await
+        }
         CommandSettings::Plan(args, connection) => plan::run(args, connection, ui).await,
         CommandSettings::Apply(args, settings) => apply::run(args, settings, ui).await,
         CommandSettings::Reconcile(args, settings) => reconcile::run(args, settings, ui).await,
         CommandSettings::Live(args, connection) => live::run(args, connection, ui).await,
-        CommandSettings::Tag(args, settings) => tag::run(args, settings, ui).await,
+        CommandSettings::Tag(args, attributes, settings) => {
+            tag::run(args, attributes, settings, ui).await
+        }
         CommandSettings::Completions(args) => completions::run(&args),
         CommandSettings::GenerateMan(args) => man::run(&args, ui),
         CommandSettings::Sim(args) => sim::run(args, ui).await,

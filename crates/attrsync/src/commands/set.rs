@@ -2,9 +2,7 @@
 //! target, through the same pipeline as `apply`: read, PATCH only what differs, verify by
 //! reading back, and record it in the audit store.
 
-use std::collections::BTreeMap;
-
-use anyhow::Context;
+use genesys_core::models::Attributes;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
@@ -16,15 +14,21 @@ use crate::settings::RunSettings;
 use crate::ui::Ui;
 use engine::Work;
 
-pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
-    let conversation_id = uuid_arg("conversation id", &args.conversation_id)?;
+/// `attributes` are the `KEY=VALUE` arguments, already checked (`settings::resolve`); the ids
+/// are UUIDs (clap's `parse_uuid`).
+pub async fn run(
+    args: SetArgs,
+    attributes: Attributes,
+    run_settings: RunSettings,
+    ui: Ui,
+) -> anyhow::Result<Exit> {
+    let conversation_id = args.conversation_id.clone();
     let selector = match (&args.participant_id, &args.purpose, &args.user_id) {
-        (Some(p), _, _) => Selector::ParticipantId(uuid_arg("--participant-id", p)?),
+        (Some(p), _, _) => Selector::ParticipantId(p.clone()),
         (_, Some(p), _) => Selector::Purpose(p.to_lowercase()),
-        (_, _, Some(u)) => Selector::UserId(uuid_arg("--user-id", u)?),
+        (_, _, Some(u)) => Selector::UserId(u.clone()),
         _ => Selector::Purpose("customer".into()),
     };
-    let attributes: BTreeMap<String, String> = args.attributes.iter().cloned().collect();
     let desired = DesiredState {
         input: reconcile::InputTable::default(),
         entries: vec![DesiredEntry {
@@ -69,10 +73,4 @@ pub async fn run(args: SetArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
     }
     // What the run recorded is what the process exits with.
     Ok(crate::exit::for_run(&outcome))
-}
-
-fn uuid_arg(what: &str, value: &str) -> anyhow::Result<String> {
-    let id = uuid::Uuid::parse_str(value.trim())
-        .with_context(|| format!("{what} `{value}` is not a UUID"))?;
-    Ok(id.hyphenated().to_string())
 }

@@ -3,12 +3,12 @@
 //! `apply`. The desired state is built in memory from the live-call listing; its source is
 //! recorded as `queue:ID[,ID...]`. With `--follow`, see `crate::follow`.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::Context as _;
 use engine::live::{fetch_live, live_call_ids};
 use engine::{StopSignal, Work};
+use genesys_core::models::Attributes;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
 use super::apply::open_audit;
@@ -21,8 +21,13 @@ use crate::render::summary::{run_summary, stopped_early};
 use crate::settings::RunSettings;
 use crate::ui::Ui;
 
-pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
-    let attributes = attribute_map(&args.attributes)?;
+/// `attributes` are the `KEY=VALUE` arguments, already checked (`settings::resolve`).
+pub async fn run(
+    args: TagArgs,
+    attributes: Attributes,
+    run_settings: RunSettings,
+    ui: Ui,
+) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);
     if args.follow {
         return follow(&args, attributes, &run_settings, ui).await;
@@ -74,7 +79,7 @@ pub async fn run(args: TagArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Re
 /// `tag --follow`: the engine's follow, until Ctrl-C or SIGTERM (its normal end).
 async fn follow(
     args: &TagArgs,
-    attributes: BTreeMap<String, String>,
+    attributes: Attributes,
     run_settings: &RunSettings,
     ui: Ui,
 ) -> anyhow::Result<Exit> {
@@ -175,7 +180,7 @@ impl Drop for AbortOnDrop {
 /// an entry is the call's position in the listing.
 fn desired_state(
     args: &TagArgs,
-    attributes: BTreeMap<String, String>,
+    attributes: Attributes,
     conversation_ids: &[String],
 ) -> DesiredState {
     let selector = Selector::Purpose(args.purpose.to_lowercase());
@@ -199,38 +204,5 @@ fn desired_state(
             sha256: String::new(),
         },
         warnings: Vec::new(),
-    }
-}
-
-/// The command line's `key=value` pairs; one key with two different values is a mistake.
-fn attribute_map(pairs: &[(String, String)]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut attributes = BTreeMap::new();
-    for (key, value) in pairs {
-        if let Some(previous) = attributes.insert(key.clone(), value.clone())
-            && previous != *value
-        {
-            anyhow::bail!("`{key}` is given twice, as {previous:?} and as {value:?}");
-        }
-    }
-    Ok(attributes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn a_key_given_twice_must_agree_with_itself() {
-        let same = attribute_map(&pairs(&[("a", "1"), ("b", ""), ("a", "1")])).unwrap();
-        assert_eq!(same.len(), 2);
-        let err = attribute_map(&pairs(&[("a", "1"), ("a", "2")])).unwrap_err();
-        assert!(err.to_string().contains("`a` is given twice"), "{err}");
     }
 }
