@@ -9,7 +9,9 @@
 //! plus one call's read, PATCH and read back at the simulated latency.
 //!
 //! Usage: bench_apply [--no-tutorial] [SCENARIO...] with names from the list printed at the
-//! start (default: all of them).
+//! start (default: all of them). With `BENCH_APPLY_LOG=DIR`, each attrsync run's request log (as
+//! the simulator recorded it) is written to `DIR/SCENARIO.tsv`: milliseconds, token, method,
+//! status, Retry-After, one request a line, to see where a run loses time.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -247,8 +249,33 @@ async fn run_attrsync(scenario: &Scenario) -> Figures {
     let wall = started.elapsed();
     assert!(status.success(), "attrsync apply failed: {status}");
     let figures = Figures::from_log(&sim, wall, scenario.window);
+    if let Some(dir) = std::env::var_os("BENCH_APPLY_LOG") {
+        write_request_log(&sim, &PathBuf::from(dir).join(format!("{}.tsv", scenario.name)));
+    }
     sim.shutdown().await;
     figures
+}
+
+/// The simulator's request log as tab-separated lines: at_ms, token, method, status, Retry-After.
+fn write_request_log(sim: &SimHandle, path: &std::path::Path) {
+    let mut text = String::from("at_ms\ttoken\tmethod\tstatus\tretry_after\n");
+    for r in sim.state().request_log() {
+        if !r.path.starts_with("/api/") {
+            continue;
+        }
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            r.at_ms,
+            r.token_id.as_deref().unwrap_or("-"),
+            r.method,
+            r.status,
+            r.retry_after_secs.map_or_else(String::new, |s| s.to_string()),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// The tutorial's loop, made as fair as it can be: it honours Retry-After on a 429 instead of
