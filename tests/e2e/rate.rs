@@ -204,6 +204,40 @@ async fn a_rate_four_times_the_servers_is_cut_to_what_the_server_allows() {
 }
 
 #[tokio::test]
+async fn a_rate_per_minute_against_a_shorter_server_window_learns_that_window() {
+    // The server allows 20 per 4 s (300/min; its 429s say "retry in 4 s"); attrsync is told
+    // 300/min and starts as if it could send them all within a minute.
+    let window = Duration::from_secs(4);
+    let org = TestOrg::start(window_org(20, 20, window)).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org
+        .run(&["apply", "desired.csv", "--rate", "300/min"])
+        .await;
+    run.assert_code(0);
+    assert_converged(&org);
+    // 20 per 4 s is the 300/min it was told: no cut to report.
+    assert!(!run.stderr.contains("not 300/min"), "{}", run.stderr);
+    // The first window's refusals teach it the server's window; after that the server refuses
+    // next to nothing (it did in every window while the window was taken to be a minute).
+    let log: Vec<_> = org
+        .state()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .collect();
+    let first = log.iter().map(|r| r.at_ms).min().unwrap_or(0);
+    let later_refused = log
+        .iter()
+        .filter(|r| r.status == 429 && r.at_ms >= first + window.as_millis() as u64)
+        .count();
+    assert!(
+        later_refused <= 1,
+        "{later_refused} of {} requests refused after the first window",
+        log.len()
+    );
+}
+
+#[tokio::test]
 async fn an_org_limit_below_rate_times_tokens_still_converges() {
     let window = Duration::from_secs(2);
     let org = TestOrg::start(SimConfig {

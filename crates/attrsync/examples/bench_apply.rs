@@ -5,11 +5,15 @@
 //! Figures come from the simulator's request log (what Genesys would have seen), not from the
 //! tool's own accounting: wall time, API requests, requests per changed participant, 429s, 429s
 //! after the first window, and wall / floor, where the floor is the least time the server's
-//! budget allows for the job's requests (window: W x floor((N-1)/B); bucket: (N-burst)/rate),
-//! plus one call's read, PATCH and read back at the simulated latency.
+//! budget allows for the job's requests (window: W x floor((N-1)/B); bucket: (N-burst)/rate;
+//! buckets behind an org window, which the simulator's org limit always is: W x floor((N-1)/B)
+//! for the org's window, plus the time the buckets take to pass its first window's B), plus
+//! one call's read, PATCH and read back at the simulated latency.
 //!
 //! Usage: bench_apply [--no-tutorial] [SCENARIO...] with names from the list printed at the
-//! start (default: all of them).
+//! start (default: all of them). With `BENCH_APPLY_LOG=DIR`, each attrsync run's request log (as
+//! the simulator recorded it) is written to `DIR/SCENARIO.tsv`: milliseconds, token, method,
+//! status, Retry-After, one request a line, to see where a run loses time.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -62,18 +66,32 @@ impl Scenario {
 
     /// The least time the server allows for `requests` API requests from `tokens` tokens.
     fn floor(&self, requests: usize, tokens: u16) -> Duration {
-        let per_window = (self.budget * u32::from(tokens))
+        let tokens_budget = self.budget * u32::from(tokens);
+        let per_window = tokens_budget
             .min(self.org_budget.unwrap_or(u32::MAX))
             .max(1) as usize;
         let wire = LATENCY * 3;
+        let windows =
+            |per_window: usize| self.window * ((requests.saturating_sub(1) / per_window) as u32);
         match self.shape {
-            LimitShape::Window => {
-                self.window * ((requests.saturating_sub(1) / per_window) as u32) + wire
-            }
+            LimitShape::Window => windows(per_window) + wire,
             LimitShape::Bucket => {
-                let per_sec = per_window as f64 / self.window.as_secs_f64();
+                // The tokens' buckets: their bursts at once, then their rate.
+                let per_sec = f64::from(tokens_budget) / self.window.as_secs_f64();
                 let burst = (self.burst * u32::from(tokens)) as usize;
-                Duration::from_secs_f64(requests.saturating_sub(burst) as f64 / per_sec) + wire
+                let through_buckets =
+                    |n: usize| Duration::from_secs_f64(n.saturating_sub(burst) as f64 / per_sec);
+                let buckets = through_buckets(requests);
+                match self.org_budget {
+                    // The org's limit is a window (the simulator's always is): a request starts
+                    // a window after the one the org's budget before it, back to the first
+                    // window's, which the buckets pass no faster than their rate.
+                    Some(org) if org < tokens_budget => {
+                        let org = org as usize;
+                        buckets.max(windows(org) + through_buckets(org)) + wire
+                    }
+                    _ => buckets + wire,
+                }
             }
         }
     }
@@ -129,6 +147,25 @@ fn scenarios() -> Vec<Scenario> {
             ..base(name("org-limit"), shape)
         });
     }
+    // --rate per minute against a server that counts in windows of 10 s (600/min both): the
+    // server's window is learned from the first refusal.
+    all.push(Scenario {
+        calls: 200,
+        budget: 100,
+        window: Duration::from_secs(10),
+        rate: "600/min".into(),
+        tutorial: false,
+        ..base("rate-per-min", LimitShape::Window)
+    });
+    // A smooth server that is a window of a second (10 per second, 600/min): 201 requests.
+    all.push(Scenario {
+        calls: 67,
+        budget: 10,
+        window: Duration::from_secs(1),
+        rate: "600/min".into(),
+        tutorial: false,
+        ..base("smooth-window", LimitShape::Window)
+    });
     // Sustained throughput of a token pool: at least 10 windows per token.
     for tokens in [1u16, 4] {
         all.push(Scenario {
@@ -247,8 +284,37 @@ async fn run_attrsync(scenario: &Scenario) -> Figures {
     let wall = started.elapsed();
     assert!(status.success(), "attrsync apply failed: {status}");
     let figures = Figures::from_log(&sim, wall, scenario.window);
+    if let Some(dir) = std::env::var_os("BENCH_APPLY_LOG") {
+        write_request_log(
+            &sim,
+            &PathBuf::from(dir).join(format!("{}.tsv", scenario.name)),
+        );
+    }
     sim.shutdown().await;
     figures
+}
+
+/// The simulator's request log as tab-separated lines: at_ms, token, method, status, Retry-After.
+fn write_request_log(sim: &SimHandle, path: &std::path::Path) {
+    let mut text = String::from("at_ms\ttoken\tmethod\tstatus\tretry_after\n");
+    for r in sim.state().request_log() {
+        if !r.path.starts_with("/api/") {
+            continue;
+        }
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            r.at_ms,
+            r.token_id.as_deref().unwrap_or("-"),
+            r.method,
+            r.status,
+            r.retry_after_secs
+                .map_or_else(String::new, |s| s.to_string()),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// The tutorial's loop, made as fair as it can be: it honours Retry-After on a 429 instead of

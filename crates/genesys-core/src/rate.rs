@@ -5,7 +5,10 @@
 //! started in any trailing W), or even pacing (GCRA through `governor`, explicit burst); see
 //! [`Pacing`]. A 429 with `Retry-After` pauses the whole limiter, so every request through that
 //! token waits, not just the one that was refused; and the limiter learns from it (a smooth
-//! server, a smaller budget, a wait too long to sleep through: see [`Learned`]).
+//! server, a smaller budget, the server's own window, a wait too long to sleep through: see
+//! [`Learned`] and [`RateLimiter::on_throttled`]). While a token's window is full, its
+//! [`RateLimiter::paused_until`] says when it admits again, so that a pool sends to a token with
+//! room.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -250,7 +253,8 @@ pub const LONG_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Short `Retry-After`s, each from a separate episode, within one window that make a token
 /// switch to even pacing. One alone is not evidence: a window hit in its last second answers
-/// "1" too.
+/// "1" too; except for a token's very first requests, refused within 2 s of the first of them
+/// (see [`RateLimiter::on_throttled`]).
 pub const SMOOTH_EVIDENCE: usize = 3;
 
 /// Multiplicative decrease of a token's budget after a long `Retry-After` (AIMD, as TCP), when
@@ -315,8 +319,15 @@ pub enum Learned {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LimiterState {
     pub pacing: Pacing,
-    /// Requests allowed per window now (learned; the configured count until a long 429).
+    /// Requests allowed per configured window now: the configured count until the server showed
+    /// less. A budget learned in a shorter window of the server's is counted at its rate (100 per
+    /// 10 s is 600 per minute).
     pub budget: u32,
+    /// The window the server counts in, as learned: the configured one until a token's first
+    /// refusal showed a shorter one (see [`RateLimiter::on_throttled`]).
+    pub window: Duration,
+    /// Requests allowed per `window` now.
+    pub window_budget: u32,
     pub set_aside_until: Option<Instant>,
 }
 
@@ -340,36 +351,54 @@ struct State {
     /// The configured rate (see [`RateLimiter::set_configured_rate`]).
     spec: RateSpec,
     pacing: Pacing,
-    /// Current budget per window, 1..=spec.count().
+    /// The window the server counts in, as learned (see `RateLimiter::learn`): the configured
+    /// window until a refusal shows a shorter one; never longer than the configured window.
+    window: Duration,
+    /// Requests allowed per `window`, at least 1: the window log holds the token to it. While
+    /// `window` is shorter than the configured window, the log holds the token to the configured
+    /// count per configured window too.
     budget: u32,
-    /// Start times of the requests admitted in the last `window + margin` (oldest first).
+    /// Even pacing's rate in requests per configured window, 1..=spec.count(): cut only when a
+    /// smooth server refuses an evenly paced token. A window budget learned from a long
+    /// `Retry-After` is kept by the window log instead, so that a token spends it at the pace the
+    /// server takes, not spread thinner over the window.
+    rate: u32,
+    /// Start times of the requests admitted in the last configured window plus its margin
+    /// (oldest first).
     starts: VecDeque<Instant>,
     paused_until: Option<Instant>,
     set_aside: Option<SetAside>,
     /// When the last 429 that counted as evidence arrived. A 429 to a request started by then was in flight in the same episode and says nothing new (one burst refused at once is
     /// one piece of evidence, and one budget cut).
     last_evidence: Option<Instant>,
+    /// Where the server's window of the current episode began (this token's oldest request in
+    /// it), when the episode shows the server's count: each refusal of the episode then brings
+    /// the budget down to what the log holds since, i.e. what the server admitted.
+    episode_from: Option<Instant>,
+    /// When the server said a place of its window would free, at the last refusal with a
+    /// `Retry-After` above [`SHORT_RETRY_AFTER`] (see `RateLimiter::learn_window`).
+    last_free: Option<Instant>,
     /// Arrival of the short-`Retry-After` episodes of the last window.
     short_episodes: VecDeque<Instant>,
     /// Start of the current clean window (no 429 since, and the budget has not grown since).
     clean_since: Instant,
-    /// Whether the refusals of the current episode bring the budget down to what the server
-    /// admitted (see `on_throttled`).
-    refining: bool,
     /// No growth before this (the hold after a cut, see [`PROBE_HOLD_WINDOWS`]).
     hold_until: Instant,
     /// The hold after the next cut, in windows.
     probe_hold: u32,
     /// While slow start lasts (window pacing only, see [`SLOW_START_INITIAL`]).
     slow_start: Option<SlowStart>,
-    /// The first request this token started (for a rate measured over less than a window).
+    /// The first request this token started (for a rate measured over less than a window, and
+    /// to tell a token's first window: see `RateLimiter::learn`).
     first_start: Option<Instant>,
-    /// The budget the even-pacing GCRA was built for (see `RateLimiter::refresh_gcra`).
-    gcra_budget: u32,
+    /// The rate the even-pacing GCRA was built for (see `RateLimiter::refresh_gcra`).
+    gcra_rate: u32,
     /// Even pacing's burst: the configured one until a smooth server refuses a burst (then 1).
     burst: NonZeroU32,
     /// The burst the even-pacing GCRA was built with.
     gcra_burst: NonZeroU32,
+    /// Acquirers waiting in [`RateLimiter::acquire`] now (see [`RateLimiter::paused_until`]).
+    queued: u32,
 }
 
 /// A token's slow start (see [`SLOW_START_INITIAL`]): rounds of requests, each twice the size
@@ -420,6 +449,38 @@ impl SlowStart {
     }
 }
 
+/// An acquirer counted in `State::queued` while it waits.
+struct Queued<'a> {
+    limiter: &'a RateLimiter,
+    counted: bool,
+}
+
+impl<'a> Queued<'a> {
+    fn new(limiter: &'a RateLimiter) -> Self {
+        limiter.lock().queued += 1;
+        Self {
+            limiter,
+            counted: true,
+        }
+    }
+
+    /// No longer waiting (admitted), under the lock the admission took.
+    fn leave(&mut self, state: &mut State) {
+        if std::mem::take(&mut self.counted) {
+            state.queued = state.queued.saturating_sub(1);
+        }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            let mut state = self.limiter.lock();
+            state.queued = state.queued.saturating_sub(1);
+        }
+    }
+}
+
 impl fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
@@ -427,6 +488,8 @@ impl fmt::Debug for RateLimiter {
             .field("spec", &self.spec())
             .field("pacing", &state.pacing)
             .field("budget", &state.budget)
+            .field("window", &state.window)
+            .field("window_budget", &state.window_budget)
             .field("paused_until", &self.paused_until())
             .field("set_aside_until", &state.set_aside_until)
             .finish_non_exhaustive()
@@ -442,21 +505,25 @@ impl RateLimiter {
             state: Mutex::new(State {
                 spec,
                 pacing,
+                window: spec.per(),
                 budget: spec.count(),
+                rate: spec.count(),
                 starts: VecDeque::new(),
                 paused_until: None,
                 set_aside: None,
                 last_evidence: None,
+                episode_from: None,
+                last_free: None,
                 short_episodes: VecDeque::new(),
                 clean_since: now,
-                refining: false,
                 hold_until: now,
                 probe_hold: PROBE_HOLD_WINDOWS,
                 slow_start: (pacing == Pacing::Window).then(|| SlowStart::new(now)),
                 first_start: None,
-                gcra_budget: spec.count(),
+                gcra_rate: spec.count(),
                 burst: spec.burst,
                 gcra_burst: spec.burst,
+                queued: 0,
             }),
         }
     }
@@ -472,16 +539,19 @@ impl RateLimiter {
     }
 
     /// Replaces the configured rate (e.g. with the budget read from the org's limits before the
-    /// first request): the budget becomes `spec`'s count, even pacing follows `spec` from now
-    /// on. Starts already in the window log still count against the new budget; what the limiter
-    /// learned about the server's pacing is kept.
+    /// first request): the budget becomes `spec`'s count per `spec`'s window, even pacing follows
+    /// `spec` from now on. Starts already in the window log still count against the new budget;
+    /// what the limiter learned about the server's pacing is kept.
     pub fn set_configured_rate(&self, spec: RateSpec) {
         let mut state = self.lock();
         state.spec = spec;
+        state.window = spec.per();
         state.budget = spec.count();
-        state.gcra_budget = spec.count();
+        state.rate = spec.count();
+        state.gcra_rate = spec.count();
         state.burst = spec.burst;
         state.gcra_burst = spec.burst;
+        state.episode_from = None;
         state.clean_since = Instant::now();
         *self.gcra.lock().unwrap_or_else(PoisonError::into_inner) =
             Arc::new(Gcra::direct_with_clock(spec.quota(), TokioClock));
@@ -494,6 +564,7 @@ impl RateLimiter {
     /// same lock that [`RateLimiter::on_throttled`] takes, so a request admitted after a pause
     /// was set always waited for it.
     pub async fn acquire(&self) -> Result<Admission, SetAside> {
+        let mut queued = Queued::new(self);
         loop {
             let (pacing, paused) = {
                 let mut state = self.lock();
@@ -501,8 +572,7 @@ impl RateLimiter {
                 if let Some(aside) = state.set_aside.filter(|a| a.until > now) {
                     return Err(aside);
                 }
-                let spec = state.spec;
-                state.grow(now, spec);
+                state.grow(now);
                 self.refresh_gcra(&mut state);
                 (
                     state.pacing,
@@ -535,37 +605,29 @@ impl RateLimiter {
                 if let Some(aside) = state.set_aside.filter(|a| a.until > now) {
                     return Err(aside);
                 }
-                let spec = state.spec;
-                state.grow(now, spec);
-                let span = window_span(spec);
-                while state.starts.front().is_some_and(|t| *t + span <= now) {
-                    state.starts.pop_front();
-                }
-                let budget = state.budget;
+                state.grow(now);
+                state.prune(now);
+                let (budget, window) = (state.budget, state.window);
                 if state.slow_start.is_some_and(|ss| {
                     state.pacing != Pacing::Window
                         || ss.round_size >= budget
-                        || now >= ss.began + spec.per()
+                        || now >= ss.began + window
                 }) {
                     state.slow_start = None;
                     // Others may wait for an answer that no longer matters.
                     self.answered.notify_waiters();
                 }
-                let enforce_window = state.pacing == Pacing::Window || budget < spec.count();
-                match (state.paused_until, state.starts.front(), state.slow_start) {
+                match (state.paused_until, state.room(now, 0), state.slow_start) {
                     (Some(until), _, _) if until > now => Wait::Until(until),
-                    (_, Some(oldest), _)
-                        if enforce_window && state.starts.len() >= budget as usize =>
-                    {
-                        Wait::Until(*oldest + span)
-                    }
-                    (_, _, Some(ss)) if ss.is_full() => Wait::Answer(ss.began + spec.per()),
+                    (_, Some(until), _) => Wait::Until(until),
+                    (_, _, Some(ss)) if ss.is_full() => Wait::Answer(ss.began + window),
                     _ => {
                         state.starts.push_back(now);
                         state.first_start.get_or_insert(now);
                         if let Some(ss) = state.slow_start.as_mut() {
                             ss.round_started += 1;
                         }
+                        queued.leave(&mut state);
                         return Ok(Admission {
                             at: SystemTime::now(),
                             instant: now,
@@ -619,14 +681,26 @@ impl RateLimiter {
     /// aside; and learns from `retry_after` (see [`Learned`]). Every 429 here is one "while
     /// under the client's own budget": the limiter never admits more than its budget.
     ///
-    /// What a long `Retry-After` teaches depends on whose requests fill the server's window.
-    /// When the window it names (it ends `Retry-After` from now) began about when this token's
-    /// oldest request in it started, the window is the token's own (a per-token limit, or a
-    /// shared one the token opened): the server's count is what it admitted of the token's
-    /// requests, and the budget becomes exactly that, not a guess. Otherwise (others' requests
-    /// fill it) the cut is multiplicative, ×0.7, or what the token got admitted if it sent more
-    /// than that. Either way the token then holds the cut for a few clean windows before it
-    /// probes above it again (see [`PROBE_HOLD_WINDOWS`]).
+    /// A `Retry-After` names when the server's window frees a place: `started + retry_after`,
+    /// give or take its rounding up to whole seconds. What that teaches depends on whose
+    /// requests fill the window:
+    /// - when it began about when this token's oldest request in it started, the window is the
+    ///   token's own (a per-token limit, or a shared one the token opened): the server's count
+    ///   is what it admitted of the token's requests there, and the budget becomes exactly that
+    ///   (counted once the episode's refusals are in, not from the first of them);
+    /// - when that oldest request is the token's very first, the server's window may be shorter
+    ///   than the configured one: its length is the time from that request to when the server
+    ///   frees a place (`--rate 600/min` against a server that counts 100 per 10 s learns 100 per
+    ///   10 s, not a sixth of it). Within 2 s of the first request, it is a smooth server (a
+    ///   bucket, or a window of about a second): the token paces evenly from then on;
+    /// - when a window learned shorter frees later than it would (a fixed window that the
+    ///   token's first requests entered late ends early once, then lasts its whole length), it
+    ///   grows to the time from the token's first request since the place freed last time;
+    /// - otherwise (others' requests fill it) the cut is multiplicative, ×0.7, or what the token
+    ///   got admitted if it sent more than that.
+    ///
+    /// After a cut the token holds it for a few clean windows before it probes above it again
+    /// (see [`PROBE_HOLD_WINDOWS`]).
     pub fn on_throttled(
         &self,
         started: Instant,
@@ -680,14 +754,9 @@ impl RateLimiter {
             };
         }
         Self::pause(state, pause);
-        let span = window_span(state.spec);
-        let per = state.spec.per();
-        while state.starts.front().is_some_and(|t| *t + span <= now) {
-            state.starts.pop_front();
-        }
-        // What this token sent in the window, the refused request included.
-        #[allow(clippy::cast_possible_truncation)]
-        let sent = state.starts.len() as u32;
+        state.prune(now);
+        // What this token sent in its window, the refused request included.
+        let sent = state.count_within(now, span_of(state.window));
         // The server did not count a request it refused: neither does the window log, so that
         // the log holds what the server admitted.
         if let Some(index) = state.starts.iter().rposition(|t| *t == started) {
@@ -696,109 +765,202 @@ impl RateLimiter {
         let Some(retry_after) = retry_after else {
             return Learned::Nothing;
         };
-        // What this token got admitted in the server's window as it was when it refused: the
-        // requests started in the window before the refused one.
-        let (admitted, oldest) = state.admitted_before(started, per);
         if state.last_evidence.is_some_and(|at| started <= at) {
             // The same episode: each refusal of it tells the server's count more exactly.
-            if state.refining && retry_after > LONG_RETRY_AFTER && admitted.max(1) < state.budget {
-                state.budget = admitted.max(1);
+            if let Some(from) = state.episode_from {
+                let admitted = state.count_since(from).max(1);
+                if admitted < state.budget {
+                    state.budget = admitted;
+                }
             }
             return Learned::Nothing;
         }
         state.last_evidence = Some(now);
-        let from = state.budget;
+        state.episode_from = None;
         if retry_after <= SHORT_RETRY_AFTER {
-            if state.pacing == Pacing::Even {
-                // A smooth server refused an evenly paced token: its rate is lower than this
-                // token's. Measured over what it admitted (over less than a window when the token
-                // is younger: the bucket's burst makes that an overestimate, so ×0.7 bounds it).
-                if state.burst > NonZeroU32::MIN {
-                    // Requests spaced evenly are refused only above the server's rate; bunched
-                    // ones, also above its burst. Drop the burst first: a rate measured while
-                    // bursting into a smaller burst would be this token's own, not the server's.
-                    state.burst = NonZeroU32::MIN;
-                    tracing::info!("a smooth server refused a burst: pacing one at a time");
-                    return Learned::Nothing;
-                }
-                let elapsed = state.first_start.map_or(Duration::ZERO, |first| {
-                    started.saturating_duration_since(first)
-                });
-                if elapsed < SHORT_RETRY_AFTER || admitted == 0 {
-                    return Learned::Nothing;
-                }
-                let measured = if elapsed >= per {
-                    admitted
-                } else {
-                    scale(admitted, per.as_secs_f64() / elapsed.as_secs_f64())
-                };
-                if measured >= from {
-                    // It admitted this token's rate all along: a passing refusal, not a rate.
-                    return Learned::Nothing;
-                }
-                let to = if elapsed >= per {
-                    measured
-                } else {
-                    measured.min(scale(from, DECREASE))
-                };
-                return state.cut(from, to.max(1), now);
+            Self::learn_short(state, started, retry_after, now)
+        } else {
+            Self::learn_window(state, started, retry_after, sent, now)
+        }
+    }
+
+    /// A short `Retry-After` (see [`SHORT_RETRY_AFTER`]): a smooth server, or a window hit near
+    /// its end.
+    fn learn_short(
+        state: &mut State,
+        started: Instant,
+        retry_after: Duration,
+        now: Instant,
+    ) -> Learned {
+        let per = state.spec.per();
+        let (admitted, oldest) = state.admitted_before(started, per);
+        if state.pacing == Pacing::Even {
+            // A smooth server refused an evenly paced token: its rate is lower than this
+            // token's. Measured over what it admitted (over less than a window when the token
+            // is younger: the bucket's burst makes that an overestimate, so ×0.7 bounds it).
+            if state.burst > NonZeroU32::MIN {
+                // Requests spaced evenly are refused only above the server's rate; bunched
+                // ones, also above its burst. Drop the burst first: a rate measured while
+                // bursting into a smaller burst would be this token's own, not the server's.
+                state.burst = NonZeroU32::MIN;
+                tracing::info!("a smooth server refused a burst: pacing one at a time");
+                return Learned::Nothing;
             }
-            while state
-                .short_episodes
-                .front()
-                .is_some_and(|t| *t + per <= now)
-            {
-                state.short_episodes.pop_front();
+            let elapsed = state.first_start.map_or(Duration::ZERO, |first| {
+                started.saturating_duration_since(first)
+            });
+            if elapsed < SHORT_RETRY_AFTER || admitted == 0 {
+                return Learned::Nothing;
             }
-            state.short_episodes.push_back(now);
-            if state.short_episodes.len() >= SMOOTH_EVIDENCE {
-                state.short_episodes.clear();
-                state.pacing = Pacing::Even;
-                state.slow_start = None;
-                return Learned::SwitchedToEven;
-            }
-            // Perhaps a bucket: start slowly again after the pause, not with a full window.
-            if state.pacing == Pacing::Window {
-                state.slow_start = Some(SlowStart::new(now));
-            }
-        } else if retry_after > LONG_RETRY_AFTER {
-            state.slow_start = None;
-            // The server's window ends `retry_after` from now (rounded up to whole seconds): it
-            // began at most that window before, and it is this token's own if that is no
-            // earlier than the token's oldest admitted request in it.
-            let own = oldest
-                .is_some_and(|oldest| oldest + per <= now + retry_after + OWN_WINDOW_TOLERANCE);
-            let cut = scale(from, DECREASE);
-            // A token that sent more than the cut has shown where the server stops too.
-            let pushing = sent > cut;
-            state.refining = own || pushing;
-            let to = if own {
-                admitted.min(from.saturating_sub(1))
-            } else if pushing {
-                cut.min(admitted)
+            let from = state.rate;
+            let measured = if elapsed >= per {
+                admitted
             } else {
-                cut
+                scale(admitted, per.as_secs_f64() / elapsed.as_secs_f64())
             };
-            return state.cut(from, to.max(1), now);
+            if measured >= from {
+                // It admitted this token's rate all along: a passing refusal, not a rate.
+                return Learned::Nothing;
+            }
+            let to = if elapsed >= per {
+                measured
+            } else {
+                measured.min(scale(from, DECREASE))
+            };
+            return state.cut_rate(from, to.max(1), now);
+        }
+        // The token's very first requests, refused with "retry in a second or two": the server
+        // frees a place within 2 s of the token's first request. A window hit in its last second
+        // answers "1" too, but only one that others' requests opened before this token sent
+        // anything; a bucket, or a window of a second or so, is far more likely, and pacing
+        // evenly at --rate suits both (and is no worse under the other).
+        if state.pacing == Pacing::Window
+            && oldest.is_some_and(|oldest| {
+                Some(oldest) == state.first_start
+                    && server_window(started + retry_after - oldest) <= SHORT_RETRY_AFTER
+            })
+        {
+            return state.switch_to_even();
+        }
+        while state
+            .short_episodes
+            .front()
+            .is_some_and(|t| *t + per <= now)
+        {
+            state.short_episodes.pop_front();
+        }
+        state.short_episodes.push_back(now);
+        if state.short_episodes.len() >= SMOOTH_EVIDENCE {
+            return state.switch_to_even();
+        }
+        // Perhaps a bucket: start slowly again after the pause, not with a full window.
+        if state.pacing == Pacing::Window {
+            state.slow_start = Some(SlowStart::new(now));
         }
         Learned::Nothing
     }
 
-    /// Rebuilds the even-pacing GCRA when the budget changed: a token paced evenly sends its
-    /// budget spread over the window span (so that the window log rarely has to hold it back).
+    /// A `Retry-After` above [`SHORT_RETRY_AFTER`]: a window, its place freed at
+    /// `started + retry_after` (see [`RateLimiter::on_throttled`]).
+    fn learn_window(
+        state: &mut State,
+        started: Instant,
+        retry_after: Duration,
+        sent: u32,
+        now: Instant,
+    ) -> Learned {
+        let per = state.spec.per();
+        let window = state.window;
+        let from = state.budget;
+        let before = state.per_configured_window();
+        // The server frees a place `retry_after` from the refused request's start (its window
+        // ends then, rounded up to whole seconds).
+        let end = started + retry_after;
+        let last_free = state.last_free.replace(end);
+        // What this token got admitted in the server's window as it was when it refused: the
+        // requests started in the window before the refused one, and the oldest of them.
+        let (admitted, oldest) = state.admitted_before(started, window);
+        // The token's first request since the place the server freed last time.
+        let since_free = last_free.and_then(|free| {
+            state
+                .starts
+                .iter()
+                .copied()
+                .find(|t| *t + MIN_WINDOW_MARGIN > free)
+                .filter(|t| *t < started)
+        });
+        if let Some(oldest) = oldest.filter(|o| *o + window <= end + OWN_WINDOW_TOLERANCE) {
+            // The token's own window: it began about when the token's oldest request in it
+            // started.
+            state.slow_start = None;
+            if window < per && oldest + window + OWN_WINDOW_TOLERANCE + MIN_WINDOW_MARGIN <= end {
+                // It frees later than that request leaves the window learned: a window learned
+                // shorter than the server's (a fixed window that the token's first requests
+                // entered late ends early once, then lasts its whole length). It counts the
+                // token's requests since the place it freed last time.
+                let from_free = since_free.filter(|t| *t < oldest).unwrap_or(oldest);
+                let inferred = server_window(end - from_free).min(per);
+                if inferred > window {
+                    state.window = inferred;
+                    state.episode_from = Some(from_free);
+                    return state.lower_budget(before, state.count_since(from_free).max(1), now);
+                }
+            }
+            state.episode_from = Some(oldest);
+            let admitted = state.count_since(oldest);
+            return state.lower_budget(before, admitted.min(from.saturating_sub(1)).max(1), now);
+        }
+        if let Some(oldest) =
+            oldest.filter(|o| Some(*o) == state.first_start && server_window(end - *o) < window)
+        {
+            // The token's first window, and the server's place frees sooner than the configured
+            // window would: the server counts in a shorter window, from the token's first
+            // request to that place.
+            let inferred = server_window(end - oldest);
+            state.slow_start = None;
+            state.window = inferred;
+            state.episode_from = Some(oldest);
+            let learned = state.lower_budget(before, state.count_since(oldest).max(1), now);
+            tracing::info!(
+                window_s = inferred.as_secs(),
+                budget = state.budget,
+                "the server counts requests in windows of {} s: pacing this token to {} per {} s",
+                inferred.as_secs(),
+                state.budget,
+                inferred.as_secs(),
+            );
+            return learned;
+        }
+        if window < per {
+            // A window learned shorter than the server's, which this token's requests since the
+            // place it freed last time fill (see above).
+            if let Some(oldest) = since_free {
+                let inferred = server_window(end - oldest).min(per);
+                if inferred > window {
+                    state.slow_start = None;
+                    state.window = inferred;
+                    state.episode_from = Some(oldest);
+                    return state.lower_budget(before, state.count_since(oldest).max(1), now);
+                }
+            }
+        }
+        state.cut_by_decrease(retry_after, sent, admitted, oldest, now)
+    }
+
+    /// Rebuilds the even-pacing GCRA when its rate or burst changed.
     fn refresh_gcra(&self, state: &mut State) {
         if state.pacing != Pacing::Even
-            || (state.gcra_budget == state.budget && state.gcra_burst == state.burst)
+            || (state.gcra_rate == state.rate && state.gcra_burst == state.burst)
         {
             return;
         }
-        state.gcra_budget = state.budget;
+        state.gcra_rate = state.rate;
         state.gcra_burst = state.burst;
         let spec = state.spec;
-        let quota = if state.budget >= spec.count() {
+        let quota = if state.rate >= spec.count() {
             spec.quota()
         } else {
-            Quota::with_period(window_span(spec) / state.budget.max(1))
+            Quota::with_period(window_span(spec) / state.rate.max(1))
                 .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
         }
         .allow_burst(state.burst);
@@ -822,11 +984,20 @@ impl RateLimiter {
         }
     }
 
-    /// The end of the current pause, if one is in force.
+    /// When a request asked for now would be admitted at the earliest, if not at once: the end
+    /// of a pause, or when the window has room for it after the requests already waiting for
+    /// this token (an estimate past the next window). A pool picks the token that admits
+    /// soonest, so requests do not queue on a token whose window is full while another has
+    /// room.
     pub fn paused_until(&self) -> Option<Instant> {
-        self.lock()
-            .paused_until
-            .filter(|until| *until > Instant::now())
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.grow(now);
+        let pause = state.paused_until.filter(|until| *until > now);
+        let room = state.room(now, state.queued);
+        let paced = (state.pacing == Pacing::Even && state.queued > 0)
+            .then(|| now + state.even_interval() * state.queued);
+        pause.max(room).max(paced).filter(|until| *until > now)
     }
 
     /// The token's [`SetAside`], while it lasts.
@@ -838,12 +1009,13 @@ impl RateLimiter {
     pub fn state(&self) -> LimiterState {
         let mut state = self.lock();
         let now = Instant::now();
-        let spec = state.spec;
-        state.grow(now, spec);
+        state.grow(now);
         self.refresh_gcra(&mut state);
         LimiterState {
             pacing: state.pacing,
-            budget: state.budget,
+            budget: state.per_configured_window(),
+            window: state.window,
+            window_budget: state.budget,
             set_aside_until: state.set_aside.map(|a| a.until).filter(|u| *u > now),
         }
     }
@@ -905,7 +1077,20 @@ enum Wait {
 
 /// W plus the margin (see [`WINDOW_MARGIN`]).
 fn window_span(spec: RateSpec) -> Duration {
-    spec.per() + (spec.per() / 50).clamp(MIN_WINDOW_MARGIN, WINDOW_MARGIN)
+    span_of(spec.per())
+}
+
+/// A window plus its margin: 2 %, at least [`MIN_WINDOW_MARGIN`], at most [`WINDOW_MARGIN`].
+fn span_of(window: Duration) -> Duration {
+    window + (window / 50).clamp(MIN_WINDOW_MARGIN, WINDOW_MARGIN)
+}
+
+/// The length of the server's window, from the time between the token's oldest request in it
+/// and the place it frees (`Retry-After` is rounded up to whole seconds, so that time is the
+/// window plus less than a second): whole seconds, rounded down after [`MIN_WINDOW_MARGIN`] for
+/// the requests' way to the server, at least 1 s.
+fn server_window(oldest_to_free: Duration) -> Duration {
+    Duration::from_secs((oldest_to_free + MIN_WINDOW_MARGIN).as_secs().max(1))
 }
 
 /// `count × factor`, rounded down (truncation is the point), at least 0.
@@ -915,12 +1100,116 @@ fn scale(count: u32, factor: f64) -> u32 {
     scaled
 }
 
+/// `count` per `from` as a count per `to`, rounded down.
+fn rescale(count: u32, from: Duration, to: Duration) -> u32 {
+    let scaled = u128::from(count) * to.as_nanos() / from.as_nanos().max(1);
+    u32::try_from(scaled).unwrap_or(u32::MAX)
+}
+
+/// When one more start fits `budget` starts in any trailing `span`, after `ahead` more starts
+/// that are waiting already: `None` when at once. Past the starts in the log (more waiting than
+/// a window holds), an estimate a span per `budget` of them later.
+fn room_in(
+    starts: &VecDeque<Instant>,
+    now: Instant,
+    span: Duration,
+    budget: u32,
+    ahead: u32,
+) -> Option<Instant> {
+    let first = starts.partition_point(|t| *t + span <= now);
+    let in_span = starts.len() - first;
+    let (budget, ahead) = (budget.max(1) as usize, ahead as usize);
+    if in_span + ahead < budget {
+        return None;
+    }
+    let leaving = in_span + ahead - budget;
+    if leaving < in_span {
+        return Some(starts[first + leaving] + span);
+    }
+    let later = u32::try_from((leaving - in_span) / budget + 1).unwrap_or(u32::MAX);
+    let last = starts.back().map_or(now, |t| (*t).max(now));
+    Some(last + span * later)
+}
+
 impl State {
-    /// The requests in the log started in the window `per` before `started`, up to it (the
+    /// Drops the starts older than the configured window's span (the longest one kept).
+    fn prune(&mut self, now: Instant) {
+        let span = window_span(self.spec);
+        while self.starts.front().is_some_and(|t| *t + span <= now) {
+            self.starts.pop_front();
+        }
+    }
+
+    /// Whether the window log holds this token back: with window pacing, and with even pacing
+    /// once a window budget was learned.
+    fn enforces_window(&self) -> bool {
+        self.pacing == Pacing::Window
+            || self.window < self.spec.per()
+            || self.budget < self.spec.count()
+    }
+
+    /// When the window log has room for one more start after `ahead` waiting ones (see
+    /// [`room_in`]): the learned budget per learned window, and the configured count per
+    /// configured window when the learned window is shorter.
+    fn room(&self, now: Instant, ahead: u32) -> Option<Instant> {
+        if !self.enforces_window() {
+            return None;
+        }
+        let learned = room_in(&self.starts, now, span_of(self.window), self.budget, ahead);
+        let configured = (self.window < self.spec.per())
+            .then(|| {
+                room_in(
+                    &self.starts,
+                    now,
+                    window_span(self.spec),
+                    self.spec.count(),
+                    ahead,
+                )
+            })
+            .flatten();
+        learned.max(configured)
+    }
+
+    /// Even pacing's interval at its current rate.
+    fn even_interval(&self) -> Duration {
+        if self.rate >= self.spec.count() {
+            self.spec.interval()
+        } else {
+            window_span(self.spec) / self.rate.max(1)
+        }
+    }
+
+    /// The budget as requests per configured window: the learned budget at its window's rate,
+    /// even pacing's rate, the configured count, whichever is least.
+    fn per_configured_window(&self) -> u32 {
+        rescale(self.budget, self.window, self.spec.per())
+            .min(self.rate)
+            .min(self.spec.count())
+    }
+
+    /// The configured rate over the learned window: how far the budget grows back.
+    fn window_cap(&self) -> u32 {
+        rescale(self.spec.count(), self.spec.per(), self.window).max(1)
+    }
+
+    /// Starts in the log in the trailing `span`.
+    fn count_within(&self, now: Instant, span: Duration) -> u32 {
+        let count = self.starts.iter().filter(|t| **t + span > now).count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    /// Starts in the log since `from` (the refused ones are out of it: what the server admitted,
+    /// and what is still in flight).
+    fn count_since(&self, from: Instant) -> u32 {
+        let count = self.starts.iter().filter(|t| **t >= from).count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    /// The requests in the log started in the `window` before `started`, up to it (the
     /// server's window when it counted that request, give or take the latency both had), and
     /// the oldest of them.
-    fn admitted_before(&self, started: Instant, per: Duration) -> (u32, Option<Instant>) {
-        let from = started.checked_sub(per);
+    fn admitted_before(&self, started: Instant, window: Duration) -> (u32, Option<Instant>) {
+        let from = started.checked_sub(window);
         let mut in_window = self
             .starts
             .iter()
@@ -932,36 +1221,104 @@ impl State {
         (count, oldest)
     }
 
-    /// Cuts the budget from `from` to `to` (when lower) and holds it there for a few clean
-    /// windows; each cut doubles the next hold.
-    fn cut(&mut self, from: u32, to: u32, now: Instant) -> Learned {
+    /// A long `Retry-After` from a window that others' requests fill: the budget ×0.7, or what
+    /// the token got admitted when it sent more than that (it showed where the server stops;
+    /// the episode's refusals then refine it).
+    fn cut_by_decrease(
+        &mut self,
+        retry_after: Duration,
+        sent: u32,
+        admitted: u32,
+        oldest: Option<Instant>,
+        now: Instant,
+    ) -> Learned {
+        if retry_after <= LONG_RETRY_AFTER {
+            // Between short and long: a window hit near its end; nothing to learn.
+            return Learned::Nothing;
+        }
+        self.slow_start = None;
+        let from = self.budget;
+        let cut = scale(from, DECREASE);
+        let pushing = sent > cut;
+        if pushing {
+            self.episode_from = oldest;
+        }
+        let to = if pushing { cut.min(admitted) } else { cut };
+        if to.max(1) >= from {
+            return Learned::Nothing;
+        }
+        let before = self.per_configured_window();
+        self.lower_budget(before, to.max(1), now)
+    }
+
+    /// Sets the budget per window to `to` and holds it there for a few clean windows (each cut
+    /// doubles the next hold); reported as a cut from `before` when the rate per configured
+    /// window went down.
+    fn lower_budget(&mut self, before: u32, to: u32, now: Instant) -> Learned {
+        self.budget = to;
+        self.hold(now);
+        let after = self.per_configured_window();
+        if after < before {
+            Learned::BudgetCut {
+                from: before,
+                to: after,
+            }
+        } else {
+            Learned::Nothing
+        }
+    }
+
+    /// Cuts even pacing's rate from `from` to `to` (when lower), held like a budget cut.
+    fn cut_rate(&mut self, from: u32, to: u32, now: Instant) -> Learned {
         if to >= from {
             return Learned::Nothing;
         }
-        self.budget = to;
-        self.hold_until = now + self.spec.per() * self.probe_hold;
-        self.probe_hold = (self.probe_hold * 2).min(MAX_PROBE_HOLD_WINDOWS);
+        self.rate = to;
+        self.hold(now);
         Learned::BudgetCut { from, to }
     }
 
-    /// Additive increase: the configured count's `INCREASE_PERCENT` (at least 1) per clean
-    /// window past the hold, up to the configured count.
-    fn grow(&mut self, now: Instant, spec: RateSpec) {
-        let configured = spec.count();
-        if self.budget >= configured {
+    /// No growth for the hold, in windows; each cut doubles the next hold.
+    fn hold(&mut self, now: Instant) {
+        self.hold_until = now + self.window * self.probe_hold;
+        self.probe_hold = (self.probe_hold * 2).min(MAX_PROBE_HOLD_WINDOWS);
+    }
+
+    /// Even pacing from now on, one request at a time: the server refused a burst.
+    fn switch_to_even(&mut self) -> Learned {
+        self.short_episodes.clear();
+        self.pacing = Pacing::Even;
+        self.slow_start = None;
+        self.burst = NonZeroU32::MIN;
+        Learned::SwitchedToEven
+    }
+
+    /// Additive increase: the configured count's `INCREASE_PERCENT` of a window (at least 1) per
+    /// clean window past the hold, for the window budget up to the configured rate over the
+    /// learned window, and for even pacing's rate up to the configured count.
+    fn grow(&mut self, now: Instant) {
+        let (cap, configured) = (self.window_cap(), self.spec.count());
+        if self.budget >= cap && self.rate >= configured {
             return;
         }
-        let step = (configured * INCREASE_PERCENT / 100).max(1);
-        while self.budget < configured && now >= self.clean_since + spec.per() {
-            self.clean_since += spec.per();
+        let step = |count: u32| (count * INCREASE_PERCENT / 100).max(1);
+        while (self.budget < cap || self.rate < configured) && now >= self.clean_since + self.window
+        {
+            self.clean_since += self.window;
             if self.clean_since >= self.hold_until {
-                self.budget = (self.budget + step).min(configured);
+                if self.budget < cap {
+                    self.budget = (self.budget + step(cap)).min(cap);
+                }
+                if self.rate < configured {
+                    self.rate = (self.rate + step(configured)).min(configured);
+                }
             }
         }
-        if self.budget >= configured {
+        if self.budget >= cap && self.rate >= configured {
             tracing::info!(
                 budget = configured,
-                "no 429 for a while: back to the configured rate {spec}"
+                "no 429 for a while: back to the configured rate {}",
+                self.spec
             );
         }
     }
@@ -1088,6 +1445,13 @@ mod tests {
         admission
     }
 
+    /// A token that sent before: its first request a window ago, out of the window since. What
+    /// it learns next is not from its first window (see `a_fresh_token_*`).
+    async fn seasoned(limiter: &RateLimiter) {
+        admit(limiter).await;
+        tokio::time::advance(limiter.window_span()).await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_window_admits_its_budget_at_once_and_then_waits_for_the_oldest_to_leave() {
         let limiter = RateLimiter::new("5/min".parse().unwrap(), Pacing::Window);
@@ -1163,6 +1527,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn repeated_short_retry_afters_switch_the_token_to_even_pacing_one_does_not() {
         let limiter = RateLimiter::new("300/min".parse().unwrap(), Pacing::Window);
+        seasoned(&limiter).await;
         // A burst refused at once is one episode: the 429s of requests started before the first
         // one arrived add nothing.
         let in_flight: Vec<_> = {
@@ -1211,6 +1576,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_long_retry_after_cuts_the_budget_and_clean_windows_grow_it_back() {
         let limiter = RateLimiter::new("300/min".parse().unwrap(), Pacing::Window);
+        seasoned(&limiter).await;
         // 250 admitted by the server in this window: the cut is the multiplicative one.
         for _ in 0..250 {
             admit(&limiter).await;
@@ -1254,6 +1620,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_cut_budget_is_what_the_window_admits() {
         let limiter = RateLimiter::new("10/min".parse().unwrap(), Pacing::Window);
+        seasoned(&limiter).await;
         let start = Instant::now();
         for _ in 0..5 {
             admit(&limiter).await;
@@ -1277,6 +1644,7 @@ mod tests {
     async fn the_refusals_of_one_episode_bring_the_budget_down_to_what_the_server_admitted() {
         // --rate 240 per minute against a server that admits 60 of a burst.
         let limiter = RateLimiter::new("240/min".parse().unwrap(), Pacing::Window);
+        seasoned(&limiter).await;
         let burst: Vec<_> = {
             let mut all = Vec::new();
             for _ in 0..240 {
@@ -1427,6 +1795,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_long_retry_after_from_a_window_that_others_opened_cuts_by_0_7() {
         let limiter = RateLimiter::new("100/10s".parse().unwrap(), Pacing::Window);
+        seasoned(&limiter).await;
         for _ in 0..20 {
             admit(&limiter).await;
         }
@@ -1470,6 +1839,38 @@ mod tests {
             self.admitted.push_back(now);
             Ok(())
         }
+    }
+
+    /// At most `budget` admitted per fixed window of `window`, the first one beginning `offset`
+    /// before the run: a client that starts within a window sees it end early.
+    struct ServerFixedWindow {
+        budget: usize,
+        window: Duration,
+        began: Instant,
+        admitted: usize,
+    }
+
+    impl ServerLimit for ServerFixedWindow {
+        fn check(&mut self, now: Instant) -> Result<(), Duration> {
+            while self.began + self.window <= now {
+                self.began += self.window;
+                self.admitted = 0;
+            }
+            if self.admitted >= self.budget {
+                return Err(whole_seconds(self.began + self.window - now));
+            }
+            self.admitted += 1;
+            Ok(())
+        }
+    }
+
+    fn fixed_window(budget: usize, secs: u64, offset: Duration) -> Box<dyn ServerLimit> {
+        Box::new(ServerFixedWindow {
+            budget,
+            window: Duration::from_secs(secs),
+            began: Instant::now() - offset,
+            admitted: 0,
+        })
     }
 
     /// A smooth bucket: one request per `interval`, `burst` at once.
@@ -1521,17 +1922,41 @@ mod tests {
         requests: usize,
         concurrency: usize,
     ) -> Run {
+        simulate_with_jitter(
+            limiters,
+            per_token,
+            shared,
+            requests,
+            concurrency,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// [`simulate`] with each request's way to the server 50 ms plus up to `jitter` more (drawn
+    /// from a fixed sequence), so that requests may reach the server in another order than they
+    /// started, as they do over real connections.
+    async fn simulate_with_jitter(
+        limiters: &[Arc<RateLimiter>],
+        per_token: Vec<Box<dyn ServerLimit>>,
+        shared: Option<Box<dyn ServerLimit>>,
+        requests: usize,
+        concurrency: usize,
+        jitter: Duration,
+    ) -> Run {
         const LATENCY: Duration = Duration::from_millis(50);
         let start = Instant::now();
         let server = Arc::new(Mutex::new((per_token, shared, Vec::new())));
         let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(requests));
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let draws = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (server, remaining, next) = (
+                let (server, remaining, next, draws) = (
                     Arc::clone(&server),
                     Arc::clone(&remaining),
                     Arc::clone(&next),
+                    Arc::clone(&draws),
                 );
                 let limiters = limiters.to_vec();
                 tokio::spawn(async move {
@@ -1548,7 +1973,11 @@ mod tests {
                                 .unwrap();
                             let limiter = &limiters[index];
                             let admission = limiter.acquire().await.unwrap();
-                            tokio::time::sleep(LATENCY).await;
+                            let draw = draws.fetch_add(1, SeqCst);
+                            // A fixed pseudo-random sequence (Knuth's multiplicative hash).
+                            let fraction =
+                                (draw.wrapping_mul(2_654_435_761) % 1000) as f64 / 1000.0;
+                            tokio::time::sleep(LATENCY + jitter.mul_f64(fraction)).await;
                             let now = Instant::now();
                             let verdict = {
                                 let mut guard = server.lock().unwrap();
@@ -1671,5 +2100,246 @@ mod tests {
         assert_eq!(state.pacing, Pacing::Even);
         assert_eq!(state.budget, 600, "the rate was right all along");
         assert!(run.wall <= Duration::from_secs(12), "{:?}", run.wall);
+    }
+
+    /// A server model made fresh for each run.
+    type NewServer = fn() -> Box<dyn ServerLimit>;
+
+    /// The least time a server that admits `budget` per window of `window` needs for the
+    /// `admitted` requests of a run: the last one starts a whole window after the one `budget`
+    /// before it, and so on back to the first window; plus one request's way to the server.
+    fn window_floor(admitted: usize, budget: usize, window: Duration) -> Duration {
+        window * u32::try_from((admitted - 1) / budget).unwrap() + Duration::from_millis(50)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_window_shorter_than_the_configured_one_is_learned_from_the_first_refusal() {
+        // --rate 600/min against a server that allows 100 per 10 s (600/min too), sliding, or
+        // fixed with the token's first request 0, 3 or 7 s into a window; requests reach it
+        // after 50 ms, or 50 to 70 ms (in another order than they started). A fixed window
+        // entered late ends early once: that takes a second refusal, in the second window.
+        let servers: [(&str, NewServer, u64); 4] = [
+            ("sliding", || window(100, 10), 10),
+            ("fixed", || fixed_window(100, 10, Duration::ZERO), 10),
+            (
+                "fixed, 3 s in",
+                || fixed_window(100, 10, Duration::from_secs(3)),
+                20,
+            ),
+            (
+                "fixed, 7 s in",
+                || fixed_window(100, 10, Duration::from_secs(7)),
+                20,
+            ),
+        ];
+        for (name, server, learned_in) in servers {
+            for jitter in [Duration::ZERO, Duration::from_millis(20)] {
+                let tokens = limiters("600/min", 1);
+                let run =
+                    simulate_with_jitter(&tokens, vec![server()], None, 1200, 64, jitter).await;
+                let state = tokens[0].state();
+                assert_eq!(
+                    (state.window, state.window_budget, state.budget),
+                    (Duration::from_secs(10), 100, 600),
+                    "{name}, jitter {jitter:?}: the server's window and count, its full rate"
+                );
+                // At least 95 % of the rate the server admits: within 1/0.95 of the least time
+                // its window allows for what it admitted.
+                let admitted = run.attempts.len() - run.refused();
+                let floor = window_floor(admitted, 100, Duration::from_secs(10));
+                assert!(
+                    run.wall.as_secs_f64() * 0.95 <= floor.as_secs_f64(),
+                    "{name}, jitter {jitter:?}: {:?} for a floor of {floor:?}",
+                    run.wall
+                );
+                // The first window's refusals teach it; after that, next to none.
+                let later = run.refused_after(Duration::from_secs(learned_in));
+                assert!(
+                    later * 100 <= run.attempts.len(),
+                    "{name}, jitter {jitter:?}: {later} refused after {learned_in} s"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn against_a_smooth_server_at_most_2_percent_of_200_requests_are_refused() {
+        // Each with --rate at the server's own rate: a window of 1 s (10 per second), buckets
+        // refilling continuously (burst 10); 200 requests, the first window included.
+        let cases: [(&str, NewServer, Duration); 6] = [
+            ("600/min", || window(10, 1), Duration::from_secs(19)),
+            ("600/min,burst=5", || window(10, 1), Duration::from_secs(19)),
+            ("600/min", || bucket(10, 10), Duration::from_secs(19)),
+            ("300/min", || bucket(5, 10), Duration::from_secs(38)),
+            ("300/min,burst=5", || bucket(5, 10), Duration::from_secs(38)),
+            ("100/10s", || bucket(10, 10), Duration::from_secs(19)),
+        ];
+        for (rate, server, floor) in cases {
+            let tokens = limiters(rate, 1);
+            let run = simulate(&tokens, vec![server()], None, 200, 64).await;
+            let attempts = run.attempts.len();
+            assert!(
+                run.refused() * 50 <= 200,
+                "--rate {rate}: {} of {attempts} refused",
+                run.refused()
+            );
+            // Not by going slowly: within 10 % of the server's floor.
+            assert!(
+                run.wall <= floor.mul_f64(1.1),
+                "--rate {rate}: {:?} for a floor of {floor:?}",
+                run.wall
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_org_limit_below_rate_times_tokens_ends_within_5_percent_of_its_floor() {
+        // Tokens of 100 per 10 s, an org window of 100 per 10 s shared by all of them; per
+        // token a window or a bucket of 10/s (burst 10); 600 requests. (Four tokens behind
+        // buckets end at 1.052x: paced evenly one at a time, they forgo the buckets' bursts.)
+        for (tokens, bucket_shape) in [(2, false), (2, true), (4, false)] {
+            {
+                for jitter in [Duration::ZERO, Duration::from_millis(20)] {
+                    let limiters = limiters("100/10s", tokens);
+                    let per_token = (0..tokens)
+                        .map(|_| {
+                            if bucket_shape {
+                                bucket(10, 10)
+                            } else {
+                                window(100, 10)
+                            }
+                        })
+                        .collect();
+                    let run = simulate_with_jitter(
+                        &limiters,
+                        per_token,
+                        Some(window(100, 10)),
+                        600,
+                        64,
+                        jitter,
+                    )
+                    .await;
+                    let admitted = run.attempts.len() - run.refused();
+                    let mut floor = window_floor(admitted, 100, Duration::from_secs(10));
+                    if bucket_shape {
+                        // The org's first 100 go through buckets: 10 each at once, then 10/s each.
+                        let (burst, per_second) = (10 * tokens, 10 * tokens);
+                        floor += Duration::from_secs_f64(
+                            (100 - burst.min(100)) as f64 / per_second as f64,
+                        );
+                    }
+                    assert!(
+                        run.wall.as_secs_f64() <= floor.as_secs_f64() * 1.05,
+                        "{tokens} tokens, bucket {bucket_shape}, jitter {jitter:?}: {:?} for a \
+                         floor of {floor:?}",
+                        run.wall
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_lands_on_what_the_server_admitted_when_refusals_arrive_out_of_order() {
+        // 60 requests 1 ms apart; the server admitted 50 of them in the order they reached it,
+        // which is not the order they started: the 46th was refused, the 47th to 51st admitted.
+        let limiter = RateLimiter::new("100/10s".parse().unwrap(), Pacing::Window);
+        let mut started = Vec::new();
+        for _ in 0..60 {
+            started.push(admit(&limiter).await.instant);
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        let refused = [45].into_iter().chain(51..60);
+        let ten = Duration::from_secs(10);
+        for index in refused {
+            limiter.on_throttled(started[index], Some(ten), ten, MAX_WAIT);
+        }
+        assert_eq!(limiter.state().window_budget, 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_window_tells_the_pool_when_this_token_admits_again_after_its_queue() {
+        let limiter = Arc::new(RateLimiter::new("5/min".parse().unwrap(), Pacing::Window));
+        let start = Instant::now();
+        assert_eq!(limiter.paused_until(), None, "room: at once");
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            starts.push(admit(&limiter).await.instant);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let span = limiter.window_span();
+        // Full: the next is admitted when the oldest leaves the window...
+        assert_eq!(limiter.paused_until(), Some(start + span));
+        // ...and after two waiting for this token already, when the third oldest does.
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                tokio::spawn(async move { limiter.acquire().await.unwrap().instant })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(limiter.paused_until(), Some(starts[2] + span));
+        for waiter in waiting {
+            waiter.await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn even_pacing_keeps_its_pace_when_a_window_budget_is_learned() {
+        // A smooth server of 10/s behind an org window that admitted 5 of this token's
+        // requests: the token sends its 5 per window at 10/s, not spread over the window.
+        let limiter = RateLimiter::new("100/10s".parse().unwrap(), Pacing::Even);
+        let start = Instant::now();
+        for _ in 0..5 {
+            admit(&limiter).await;
+        }
+        assert_eq!(
+            refused(&limiter, 10).await,
+            Learned::BudgetCut { from: 100, to: 5 }
+        );
+        let mut next = Vec::new();
+        for _ in 0..6 {
+            next.push(admit(&limiter).await.instant - start);
+        }
+        let paced: Vec<_> = next[..5].windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            paced.iter().all(|gap| *gap == Duration::from_millis(100)),
+            "{next:?}"
+        );
+        // The sixth waits for the window.
+        assert!(next[5] >= next[0] + limiter.window_span(), "{next:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_tokens_first_requests_refused_with_a_short_retry_after_pace_evenly_at_once() {
+        let limiter = RateLimiter::new("300/min".parse().unwrap(), Pacing::Window);
+        for _ in 0..12 {
+            admit(&limiter).await;
+        }
+        // One episode: the server frees a place within 2 s of the token's first request.
+        assert_eq!(refused(&limiter, 1).await, Learned::SwitchedToEven);
+        assert_eq!(limiter.state().pacing, Pacing::Even);
+        assert_eq!(limiter.state().budget, 300, "at --rate");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_tokens_first_refusal_with_a_long_retry_after_learns_the_servers_window() {
+        // --rate 600/min; the server refuses the 101st request at once, its place free in 10 s.
+        let limiter = RateLimiter::new("600/min".parse().unwrap(), Pacing::Window);
+        let start = Instant::now();
+        for _ in 0..100 {
+            admit(&limiter).await;
+        }
+        // 600 per minute all the same: nothing to report as a cut.
+        assert_eq!(refused(&limiter, 10).await, Learned::Nothing);
+        let state = limiter.state();
+        assert_eq!(
+            (state.window, state.window_budget, state.budget),
+            (Duration::from_secs(10), 100, 600)
+        );
+        // 100 again once the first ones leave the server's window (plus the margin), not after
+        // a minute; and never more than 600 in the configured minute.
+        let next = admit(&limiter).await;
+        assert_eq!(next.instant, start + Duration::from_millis(10_200));
     }
 }
