@@ -1,5 +1,5 @@
-//! `attrsync audit report`: one self-contained HTML page about one run, for a reviewer who would
-//! rather look than read. Inline CSS and inline SVG only: nothing is fetched (no script, font,
+//! The page: one self-contained HTML document about one run, for a reviewer who would rather
+//! look than read. Inline CSS and inline SVG only: nothing is fetched (no script, font,
 //! stylesheet or image), and a Content-Security-Policy forbids it should anything slip in.
 //!
 //! Every number a test or a reviewer may want to find is in an element with a stable id
@@ -7,13 +7,14 @@
 //! `svg#chart-outcomes` and `svg#chart-latency`.
 
 use audit::{RequestRow, RunSummary, StatusCounts, TargetRecord, TargetStatus, UnixMillis};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::audit::{changes_text, counts_text, duration_text};
-use super::charts::{
+use crate::ReportError;
+use crate::charts::{
     Budget, DEFAULT_WINDOW, count_text, latency_bins, latency_chart, outcomes_chart, rate_chart,
     window_series, window_text,
 };
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use crate::text::{changes_text, counts_text, duration_text};
 
 pub const RATE_CHART_ID: &str = "chart-rps";
 pub const OUTCOMES_CHART_ID: &str = "chart-outcomes";
@@ -73,7 +74,8 @@ th { background: #f6f6f6; } td { overflow-wrap: anywhere; }
 footer { margin-top: 3rem; color: #888; font-size: .8rem; }
 ";
 
-pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
+/// The page of one run, as one HTML string.
+pub fn html_report(input: &ReportInput<'_>) -> Result<String, ReportError> {
     let summary = input.summary;
     let run = &summary.run;
     let requests = &summary.requests;
@@ -102,17 +104,17 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
     latencies.sort_unstable();
 
     let rate_svg = inline_svg(
-        &rate_chart(&series, budget.as_ref())?,
+        &rate_chart(&series, budget.as_ref()).map_err(chart_error("rate"))?,
         RATE_CHART_ID,
         "requests in the trailing window over the run against the window's budget",
     );
     let outcomes_svg = inline_svg(
-        &outcomes_chart(&summary.counts)?,
+        &outcomes_chart(&summary.counts).map_err(chart_error("outcomes"))?,
         OUTCOMES_CHART_ID,
         "targets per outcome",
     );
     let latency_svg = inline_svg(
-        &latency_chart(&latency_bins(&latencies))?,
+        &latency_chart(&latency_bins(&latencies)).map_err(chart_error("latency"))?,
         LATENCY_CHART_ID,
         "distribution of request latency",
     );
@@ -238,6 +240,10 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
         }
     };
     Ok(page.into_string())
+}
+
+fn chart_error(chart: &'static str) -> impl FnOnce(crate::charts::DrawError) -> ReportError {
+    move |source| ReportError { chart, source }
 }
 
 /// The table of every target that did not end as planned (see [`PROBLEM_STATUSES`]), under a
@@ -375,7 +381,7 @@ fn percentile(sorted: &[u32], fraction: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::audit::tests::target;
+    use crate::fixtures::target;
     use audit::{RequestStats, RunId, RunRecord, RunStatus};
 
     fn summary() -> RunSummary {
