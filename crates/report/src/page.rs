@@ -6,7 +6,9 @@
 //! (`total-requests`, `throttled`, `count-failed`, ...); the charts are `svg#chart-rps`,
 //! `svg#chart-outcomes` and `svg#chart-latency`.
 
-use audit::{RequestRow, RunSummary, StatusCounts, TargetRecord, TargetStatus, UnixMillis};
+use audit::{
+    RequestRow, RunSummary, StatusClass, StatusCounts, TargetRecord, TargetStatus, UnixMillis,
+};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::ReportError;
@@ -26,9 +28,9 @@ pub struct ReportInput<'a> {
     pub summary: &'a RunSummary,
     /// Every HTTP attempt of the run.
     pub requests: &'a [RequestRow],
-    /// The run's targets whose status is one of [`PROBLEM_STATUSES`], at most
-    /// [`MAX_PROBLEM_ROWS`] of them (a long follow may have many more; the count comes from the
-    /// summary).
+    /// The run's targets whose status [`is_problem`] (the store's listing of
+    /// [`problem_statuses`]), at most [`MAX_PROBLEM_ROWS`] of them (a long follow may have many
+    /// more; the count comes from the summary).
     pub problems: &'a [TargetRecord],
     pub tool_version: &'a str,
     pub generated_at: UnixMillis,
@@ -38,22 +40,22 @@ pub struct ReportInput<'a> {
 /// length; `audit list` lists them all.
 pub const MAX_PROBLEM_ROWS: u32 = 1_000;
 
-/// Every status but the two that mean "ended as planned" (`verified`: the change is there;
-/// `unchanged`: nothing to change): failed, drifted, stale, skipped, unknown, not applied and
-/// unprocessed targets, and those a run has not finished (planned, sending, applied but not
-/// verified). The report lists them all, so that its "every target ended as planned" is true.
-pub const PROBLEM_STATUSES: [TargetStatus; 10] = [
-    TargetStatus::Planned,
-    TargetStatus::Skipped,
-    TargetStatus::Stale,
-    TargetStatus::Sending,
-    TargetStatus::Applied,
-    TargetStatus::Drift,
-    TargetStatus::Failed,
-    TargetStatus::NotApplied,
-    TargetStatus::Unknown,
-    TargetStatus::Unprocessed,
-];
+/// Whether the report lists a target of this status as a problem: every status whose class
+/// ([`TargetStatus::class`], the one classification) is not [`StatusClass::Done`]. Not done
+/// (failed, drift, stale, unknown), gone (skipped) and not reached (not applied, unprocessed,
+/// and those a run has not finished: planned, sending, applied but not verified) alike, so that
+/// the report's "every target ended as planned" is true.
+pub const fn is_problem(status: TargetStatus) -> bool {
+    !matches!(status.class(), StatusClass::Done)
+}
+
+/// The statuses [`is_problem`] holds for, in lifecycle order: what to ask the store for.
+pub fn problem_statuses() -> Vec<TargetStatus> {
+    TargetStatus::ALL
+        .into_iter()
+        .filter(|status| is_problem(*status))
+        .collect()
+}
 
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
@@ -246,10 +248,10 @@ fn chart_error(chart: &'static str) -> impl FnOnce(crate::charts::DrawError) -> 
     move |source| ReportError { chart, source }
 }
 
-/// The table of every target that did not end as planned (see [`PROBLEM_STATUSES`]), under a
-/// heading that names their statuses.
+/// The table of every target that did not end as planned (see [`is_problem`]), under a heading
+/// that names their statuses.
 fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
-    let present: Vec<TargetStatus> = PROBLEM_STATUSES
+    let present: Vec<TargetStatus> = problem_statuses()
         .into_iter()
         .filter(|status| summary.counts.get(*status) > 0)
         .collect();
@@ -258,21 +260,27 @@ fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
         .map(|status| summary.counts.get(*status))
         .sum();
     let names: Vec<&str> = present.iter().map(|status| status.as_str()).collect();
+    let done: Vec<&str> = TargetStatus::ALL
+        .into_iter()
+        .filter(|status| !is_problem(*status))
+        .map(TargetStatus::as_str)
+        .collect();
+    let done = words_list(&done, "or");
     html! {
         section {
             h2 {
                 @if present.is_empty() {
                     "Targets that did not end as planned"
                 } @else {
-                    (capitalised(&words_list(&names))) " targets"
+                    (capitalised(&words_list(&names, "and"))) " targets"
                 }
                 " (" span id="problem-count" { (count) } ")"
             }
             @if present.is_empty() {
-                p { "None: every target ended as planned (verified or unchanged)." }
+                p { "None: every target ended as planned (" (done) ")." }
             } @else {
                 p {
-                    "Every target that did not end verified or unchanged: "
+                    "Every target that did not end " (done) ": "
                     span id="problem-statuses" { (counts_text(&problem_counts(&summary.counts))) }
                     "."
                 }
@@ -311,21 +319,21 @@ fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
     }
 }
 
-/// Only the counts of [`PROBLEM_STATUSES`].
+/// Only the counts of the statuses [`is_problem`] holds for.
 fn problem_counts(counts: &StatusCounts) -> StatusCounts {
     let mut problems = StatusCounts::default();
-    for status in PROBLEM_STATUSES {
+    for status in problem_statuses() {
         problems.add(status, counts.get(status));
     }
     problems
 }
 
-/// `a`, `a and b`, `a, b and c`.
-fn words_list(words: &[&str]) -> String {
+/// `a`, `a and b`, `a, b and c` (or `a or b`, with `or`).
+fn words_list(words: &[&str], conjunction: &str) -> String {
     match words {
         [] => String::new(),
         [one] => (*one).to_owned(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [rest @ .., last] => format!("{} {conjunction} {last}", rest.join(", ")),
     }
 }
 
@@ -467,7 +475,8 @@ mod tests {
     fn every_status_but_verified_and_unchanged_is_a_problem() {
         for status in TargetStatus::ALL {
             let done = matches!(status, TargetStatus::Verified | TargetStatus::Unchanged);
-            assert_eq!(PROBLEM_STATUSES.contains(&status), !done, "{status}");
+            assert_eq!(is_problem(status), !done, "{status}");
+            assert_eq!(problem_statuses().contains(&status), !done, "{status}");
         }
     }
 
@@ -532,8 +541,9 @@ mod tests {
             &[(TargetStatus::Verified, 2), (TargetStatus::Unchanged, 3)],
             &[],
         );
+        // The statuses of the class `Done`, named.
         assert!(
-            page.contains("None: every target ended as planned"),
+            page.contains("None: every target ended as planned (unchanged or verified)."),
             "{page}"
         );
         assert!(page.contains(r#"<span id="problem-count">0</span>"#));

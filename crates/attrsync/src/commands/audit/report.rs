@@ -7,7 +7,7 @@ use crate::Ui;
 use crate::cli::AuditReportArgs;
 use crate::exit::Exit;
 use audit::{TargetFilter, TargetOrder, UnixMillis};
-use report::{MAX_PROBLEM_ROWS, PROBLEM_STATUSES, ReportInput, html_report};
+use report::{MAX_PROBLEM_ROWS, ReportInput, html_report, problem_statuses};
 
 pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;
@@ -17,7 +17,7 @@ pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let problems = store
         .list_targets(&TargetFilter {
             run: Some(run.clone()),
-            statuses: PROBLEM_STATUSES.to_vec(),
+            statuses: problem_statuses(),
             order: TargetOrder::Plan,
             limit: Some(MAX_PROBLEM_ROWS),
             ..TargetFilter::default()
