@@ -42,6 +42,31 @@ pub async fn serve(
     Ok((bound, task))
 }
 
+/// [`serve`] for a command: `cannot listen on ADDR` when the address cannot be bound, the
+/// address in the log, and the server ended with the command (when the returned value is
+/// dropped).
+pub async fn listen(
+    addr: SocketAddr,
+    metrics: MetricsSource,
+    health: HealthSource,
+) -> anyhow::Result<Serving> {
+    use anyhow::Context as _;
+    let (bound, task) = serve(addr, metrics, health)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("serving /metrics and /healthz on http://{bound}");
+    Ok(Serving(task))
+}
+
+/// A server of [`listen`]: it stops when this is dropped.
+pub struct Serving(JoinHandle<io::Result<()>>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Clone)]
 struct Sources {
     metrics: MetricsSource,

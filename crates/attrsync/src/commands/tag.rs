@@ -142,11 +142,11 @@ async fn follow(
 async fn serve_follow(
     addr: std::net::SocketAddr,
     observer: &std::sync::Arc<CliObserver>,
-) -> anyhow::Result<AbortOnDrop> {
+) -> anyhow::Result<crate::serve::Serving> {
     use std::sync::Arc;
     let metrics_observer = Arc::clone(observer);
     let health_observer = Arc::clone(observer);
-    let (bound, task) = crate::serve::serve(
+    crate::serve::listen(
         addr,
         Arc::new(move || {
             metrics_observer
@@ -157,18 +157,6 @@ async fn serve_follow(
         Arc::new(move || health_observer.follow_health()),
     )
     .await
-    .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!("serving /metrics and /healthz on http://{bound}");
-    Ok(AbortOnDrop(task))
-}
-
-/// Ends a served endpoint with the command.
-struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// One target per call: the participants with the purpose get every attribute. The "line" of
