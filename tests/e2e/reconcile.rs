@@ -353,3 +353,100 @@ async fn the_loop_logs_a_failed_iteration_and_goes_on() {
     looping.start_kill().unwrap();
     looping.wait().await.unwrap();
 }
+
+/// `--listen`: `/metrics` serves the last iteration's metrics, the very text `--metrics-file`
+/// gets, and `/healthz` says the loop is alive; SIGTERM ends the loop and its server.
+#[tokio::test]
+async fn listen_serves_the_last_iterations_metrics_and_the_loops_health() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    org.write("desired.csv", &desired_csv(&org, "spring"));
+    // A free port, released for the loop to bind.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut looping = org
+        .command(&[
+            "reconcile",
+            "desired.csv",
+            "--every",
+            "1s",
+            "--listen",
+            &addr.to_string(),
+            "--metrics-file",
+            "attrsync.prom",
+        ])
+        .spawn()
+        .unwrap();
+    let mut lines = stderr_lines(&mut looping);
+    // The iteration's line shows once its metrics are served.
+    next_line_where(&mut lines, |l| l.starts_with("reconcile: applied")).await;
+
+    // reqwest is built without a default TLS provider (as attrsync is).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let file = || std::fs::read_to_string(org.path("attrsync.prom")).unwrap();
+    // An iteration a second: the same one is read from the file before and after the scrape
+    // (the loop writes the file and what it serves together).
+    let (served, written) = loop {
+        let before = file();
+        let answer = http.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer.headers()[reqwest::header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let served = answer.text().await.unwrap();
+        if file() == before {
+            break (served, before);
+        }
+    };
+    assert_eq!(served, written);
+    let values = metrics(&served);
+    assert_eq!(values["attrsync_last_run_exit_code"], 0.0);
+    let targets: f64 = values
+        .iter()
+        .filter(|(series, _)| series.starts_with("attrsync_last_run_targets{"))
+        .map(|(_, value)| value)
+        .sum();
+    assert_eq!(targets, 2.0, "{served}");
+
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+
+    send_sigterm(&looping);
+    let status = tokio::time::timeout(HANG_GUARD, looping.wait())
+        .await
+        .expect("the loop exits, its server with it")
+        .unwrap();
+    // 0 between iterations, 130 during one: with an iteration a second, either.
+    assert!(matches!(status.code(), Some(0 | 130)), "{status}");
+}
+
+/// `--once` serves nothing: `--listen` with it is a usage error, before anything is sent or
+/// any store created.
+#[tokio::test]
+async fn listen_is_refused_with_once() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    org.write("desired.csv", &desired_csv(&org, "spring"));
+    let run = org
+        .run(&[
+            "reconcile",
+            "desired.csv",
+            "--once",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .await;
+    run.assert_code(64);
+    assert!(
+        run.stderr
+            .contains("the argument '--once' cannot be used with '--listen <ADDR>'"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(org.state().request_log().len(), 0, "nothing was sent");
+    assert!(!org.audit_path().exists(), "no store was created");
+}

@@ -414,6 +414,11 @@ pub struct ReconcileArgs {
     /// node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// With --every: serve `/metrics` (the last iteration's, as --metrics-file writes them) and
+    /// `/healthz` (200 while the loop is alive, 503 with the reason otherwise) on this address,
+    /// e.g. 127.0.0.1:9464.
+    #[arg(long, requires = "every", conflicts_with = "once", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Refuse to start (exit 1, nothing sent) when the plan would change more than N
     /// participants. A desired state is then planned first and executed as that plan.
     #[arg(long, value_name = "N")]

@@ -5,9 +5,10 @@
 //! the store's `reconcile` lock is held, and heartbeated, for the whole process. Quiet by
 //! design: one summary line per iteration on stderr. Ctrl-C and SIGTERM let the iteration in
 //! flight finish its in-flight requests, then the process exits (0 between iterations, 130 if
-//! an iteration was cut short).
+//! an iteration was cut short). With `--listen`, `/metrics` serves the last iteration's metrics
+//! and `/healthz` whether the loop is alive ([`loop_health`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -44,6 +45,96 @@ fn request_stop(sender: &StopSender, reason: StopReason) {
         }
         first
     });
+}
+
+/// Where the loop is, for `/healthz`.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Between iterations since this instant (the loop's start, before the first).
+    Waiting(std::time::Instant),
+    /// In an iteration.
+    Iterating,
+}
+
+/// What the loop leaves for `--listen`: the last iteration's metrics (the text
+/// `--metrics-file` gets) and where the loop is.
+struct Served {
+    metrics: String,
+    phase: Phase,
+}
+
+type LoopState = Arc<Mutex<Served>>;
+
+fn set_phase(state: &LoopState, phase: Phase) {
+    state.lock().unwrap_or_else(PoisonError::into_inner).phase = phase;
+}
+
+/// `/healthz` of the loop: alive while the last iteration finished or started within twice the
+/// interval plus that iteration's own running time. So an iteration in flight is alive, however
+/// long it takes (its requests have their own timeouts, and a lost lock stops it); between
+/// iterations the next one is due an interval after the last one started, so twice the interval
+/// after the last one finished it is overdue. A lost lock or a requested stop is unhealthy at
+/// once: the process is ending.
+fn loop_health(
+    phase: Phase,
+    every: Duration,
+    stop: Option<StopReason>,
+    now: std::time::Instant,
+) -> Result<(), String> {
+    match stop {
+        Some(StopReason::LockLost) => {
+            return Err(
+                "the reconcile lock was taken over by another process; stopping".to_owned(),
+            );
+        }
+        Some(StopReason::Signal) => return Err("stopping: a stop was requested".to_owned()),
+        None => {}
+    }
+    match phase {
+        Phase::Iterating => Ok(()),
+        Phase::Waiting(since) => {
+            let waited = now.saturating_duration_since(since);
+            if waited <= every.saturating_mul(2) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no iteration for {}s, though one is due every {}",
+                    waited.as_secs(),
+                    humantime::format_duration(every)
+                ))
+            }
+        }
+    }
+}
+
+/// `--listen`: `/metrics` from the last iteration, `/healthz` from [`loop_health`]. Stops
+/// when dropped.
+async fn serve_loop(
+    addr: std::net::SocketAddr,
+    every: Duration,
+    state: &LoopState,
+    stop: watch::Receiver<Option<StopReason>>,
+) -> anyhow::Result<engine::service::serve::Serving> {
+    let metrics_state = Arc::clone(state);
+    let health_state = Arc::clone(state);
+    Ok(engine::service::serve::listen(
+        addr,
+        Arc::new(move || {
+            metrics_state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .metrics
+                .clone()
+        }),
+        Arc::new(move || {
+            let phase = health_state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .phase;
+            loop_health(phase, every, *stop.borrow(), std::time::Instant::now())
+        }),
+    )
+    .await?)
 }
 
 /// How one iteration ended, for the summary line, the metrics and the exit code.
@@ -105,7 +196,18 @@ pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::
         })
     };
 
-    let outcome = schedule(&args, &settings, ui, &audit, stop.clone(), &iteration_stop).await;
+    let state: LoopState = Arc::new(Mutex::new(Served {
+        metrics: String::new(),
+        phase: Phase::Waiting(std::time::Instant::now()),
+    }));
+    let outcome = async {
+        let _serving = match (args.listen, args.every) {
+            (Some(addr), Some(every)) => Some(serve_loop(addr, every, &state, stop.clone()).await?),
+            _ => None,
+        };
+        schedule(&args, &settings, ui, &audit, &state, stop, &iteration_stop).await
+    }
+    .await;
 
     lock_watch.abort();
     lost.abort();
@@ -129,6 +231,7 @@ async fn schedule(
     settings: &RunSettings,
     ui: Ui,
     audit: &AuditStore,
+    state: &LoopState,
     mut stop: watch::Receiver<Option<StopReason>>,
     iteration_stop: &StopSignal,
 ) -> anyhow::Result<Exit> {
@@ -139,8 +242,10 @@ async fn schedule(
     };
     loop {
         let started = Instant::now();
+        set_phase(state, Phase::Iterating);
         let outcome = iterate(args, settings, ui, audit, &stop, iteration_stop).await;
-        let exit = report(args, ui, &outcome, started.elapsed());
+        let exit = report(args, ui, state, &outcome, started.elapsed());
+        set_phase(state, Phase::Waiting(std::time::Instant::now()));
         let Schedule::Every(every) = schedule else {
             return outcome.map(|_| exit);
         };
@@ -229,16 +334,18 @@ async fn iterate(
     }))
 }
 
-/// Prints the iteration's one line, writes the metrics, and returns its exit code.
+/// Keeps the iteration's metrics for `/metrics` and writes them to `--metrics-file`, then
+/// prints the iteration's one line (so that its metrics are served once it shows), and returns
+/// its exit code.
 fn report(
     args: &ReconcileArgs,
     ui: Ui,
+    state: &LoopState,
     outcome: &anyhow::Result<Option<Iteration>>,
     elapsed: Duration,
 ) -> Exit {
     let (exit, metrics) = match outcome {
         Ok(Some(done)) => {
-            ui.note(summary_line(done, elapsed));
             let metrics = IterationMetrics {
                 finished_at: SystemTime::now(),
                 duration: elapsed,
@@ -251,14 +358,7 @@ fn report(
         }
         // Stopped before sending anything: nothing to report, the previous metrics stand.
         Ok(None) => (Exit::Interrupted, None),
-        Err(err) => {
-            // Logged here, not returned: the loop goes on (for --once the caller returns it).
-            if !args.once {
-                eprintln!(
-                    "error: reconcile: iteration failed after {:.1}s: {err:#}",
-                    elapsed.as_secs_f64()
-                );
-            }
+        Err(_) => {
             let metrics = IterationMetrics {
                 finished_at: SystemTime::now(),
                 duration: elapsed,
@@ -270,13 +370,29 @@ fn report(
             (Exit::Failure, Some(metrics))
         }
     };
-    if let (Some(path), Some(metrics)) = (&args.metrics_file, metrics)
-        && let Err(err) = metrics::write_atomically(path, &metrics::render(&metrics))
-    {
-        eprintln!(
-            "error: reconcile: cannot write the metrics file {}: {err}",
-            path.display()
-        );
+    if let Some(metrics) = metrics {
+        let text = metrics::render(&metrics);
+        // Both under the lock: `/metrics` and the file never show different iterations.
+        let mut served = state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(path) = &args.metrics_file
+            && let Err(err) = metrics::write_atomically(path, &text)
+        {
+            eprintln!(
+                "error: reconcile: cannot write the metrics file {}: {err}",
+                path.display()
+            );
+        }
+        served.metrics = text;
+    }
+    match outcome {
+        Ok(Some(done)) => ui.note(summary_line(done, elapsed)),
+        Ok(None) => {}
+        // Logged here, not returned: the loop goes on (for --once the caller returns it).
+        Err(err) if !args.once => eprintln!(
+            "error: reconcile: iteration failed after {:.1}s: {err:#}",
+            elapsed.as_secs_f64()
+        ),
+        Err(_) => {}
     }
     exit
 }
@@ -393,6 +509,50 @@ mod tests {
         assert!(
             summary_line(&done, Duration::ZERO).starts_with("reconcile: interrupted (4 targets: ")
         );
+    }
+
+    #[test]
+    fn between_iterations_the_loop_is_alive_for_twice_the_interval() {
+        let every = Duration::from_secs(60);
+        let finished = std::time::Instant::now();
+        let waiting = Phase::Waiting(finished);
+        assert_eq!(loop_health(waiting, every, None, finished), Ok(()));
+        assert_eq!(
+            loop_health(waiting, every, None, finished + every * 2),
+            Ok(())
+        );
+        assert_eq!(
+            loop_health(
+                waiting,
+                every,
+                None,
+                finished + every * 2 + Duration::from_secs(1)
+            ),
+            Err("no iteration for 121s, though one is due every 1m".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_iteration_in_flight_is_alive_however_long_it_runs() {
+        let every = Duration::from_secs(60);
+        let now = std::time::Instant::now() + every * 100;
+        assert_eq!(loop_health(Phase::Iterating, every, None, now), Ok(()));
+    }
+
+    #[test]
+    fn a_lost_lock_or_a_stop_is_unhealthy_at_once() {
+        let every = Duration::from_secs(60);
+        let now = std::time::Instant::now();
+        for phase in [Phase::Waiting(now), Phase::Iterating] {
+            assert_eq!(
+                loop_health(phase, every, Some(StopReason::LockLost), now),
+                Err("the reconcile lock was taken over by another process; stopping".to_owned())
+            );
+            assert_eq!(
+                loop_health(phase, every, Some(StopReason::Signal), now),
+                Err("stopping: a stop was requested".to_owned())
+            );
+        }
     }
 
     #[test]

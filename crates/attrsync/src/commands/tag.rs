@@ -147,11 +147,11 @@ async fn follow(
 async fn serve_follow(
     addr: std::net::SocketAddr,
     observer: &std::sync::Arc<CliObserver>,
-) -> anyhow::Result<AbortOnDrop> {
+) -> anyhow::Result<engine::service::serve::Serving> {
     use std::sync::Arc;
     let metrics_observer = Arc::clone(observer);
     let health_observer = Arc::clone(observer);
-    let (bound, task) = engine::service::serve::serve(
+    Ok(engine::service::serve::listen(
         addr,
         Arc::new(move || {
             metrics_observer
@@ -161,19 +161,7 @@ async fn serve_follow(
         }),
         Arc::new(move || health_observer.follow_health()),
     )
-    .await
-    .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!("serving /metrics and /healthz on http://{bound}");
-    Ok(AbortOnDrop(task))
-}
-
-/// Ends a served endpoint with the command.
-struct AbortOnDrop(tokio::task::JoinHandle<std::io::Result<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    .await?)
 }
 
 /// One target per call: the participants with the purpose get every attribute. The "line" of

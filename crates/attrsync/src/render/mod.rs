@@ -2,10 +2,8 @@
 
 pub mod audit;
 pub mod call;
-pub mod charts;
 pub mod export;
 pub mod plan;
-pub mod report;
 pub mod summary;
 
 /// ANSI styling that is a no-op when color is off.
@@ -39,7 +37,5 @@ impl Style {
     }
 }
 
-/// A value as it is shown to people: JSON-quoted, so that "" and " x" are visible.
-pub fn quoted(value: &str) -> String {
-    serde_json::Value::String(value.to_owned()).to_string()
-}
+/// A value as it is shown to people (JSON-quoted), as the HTML report shows it.
+pub use report::text::quoted;

@@ -42,6 +42,39 @@ pub async fn serve(
     Ok((bound, task))
 }
 
+/// [`serve`] for a command: `cannot listen on ADDR` when the address cannot be bound, the
+/// address in the log, and the server ended with the command (when the returned value is
+/// dropped).
+pub async fn listen(
+    addr: SocketAddr,
+    metrics: MetricsSource,
+    health: HealthSource,
+) -> Result<Serving, ListenError> {
+    let (bound, task) = serve(addr, metrics, health)
+        .await
+        .map_err(|source| ListenError { addr, source })?;
+    tracing::info!("serving /metrics and /healthz on http://{bound}");
+    Ok(Serving(task))
+}
+
+/// `--listen ADDR` could not be served.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}")]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: io::Error,
+}
+
+/// A server of [`listen`]: it stops when this is dropped.
+pub struct Serving(JoinHandle<io::Result<()>>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Clone)]
 struct Sources {
     metrics: MetricsSource,

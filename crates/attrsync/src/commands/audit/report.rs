@@ -5,9 +5,9 @@ use anyhow::Context;
 use super::{open_existing, resolve_run};
 use crate::cli::AuditReportArgs;
 use crate::exit::Exit;
-use crate::render::report::{PROBLEM_STATUSES, ReportInput, html_report};
 use crate::ui::Ui;
 use audit::{TargetFilter, TargetOrder, UnixMillis};
+use report::{MAX_PROBLEM_ROWS, ReportInput, html_report, problem_statuses};
 
 pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;
@@ -17,9 +17,9 @@ pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
     let problems = store
         .list_targets(&TargetFilter {
             run: Some(run.clone()),
-            statuses: PROBLEM_STATUSES.to_vec(),
+            statuses: problem_statuses(),
             order: TargetOrder::Plan,
-            limit: Some(crate::render::report::MAX_PROBLEM_ROWS),
+            limit: Some(MAX_PROBLEM_ROWS),
             ..TargetFilter::default()
         })
         .await?;
@@ -31,8 +31,7 @@ pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
         problems: &problems,
         tool_version: env!("CARGO_PKG_VERSION"),
         generated_at: UnixMillis::now(),
-    })
-    .context("cannot draw the report's charts")?;
+    })?;
     tokio::fs::write(&args.html, page)
         .await
         .with_context(|| format!("cannot write the report {}", args.html.display()))?;

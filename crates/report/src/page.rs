@@ -1,19 +1,22 @@
-//! `attrsync audit report`: one self-contained HTML page about one run, for a reviewer who would
-//! rather look than read. Inline CSS and inline SVG only: nothing is fetched (no script, font,
+//! The page: one self-contained HTML document about one run, for a reviewer who would rather
+//! look than read. Inline CSS and inline SVG only: nothing is fetched (no script, font,
 //! stylesheet or image), and a Content-Security-Policy forbids it should anything slip in.
 //!
 //! Every number a test or a reviewer may want to find is in an element with a stable id
 //! (`total-requests`, `throttled`, `count-failed`, ...); the charts are `svg#chart-rps`,
 //! `svg#chart-outcomes` and `svg#chart-latency`.
 
-use audit::{RequestRow, RunSummary, StatusCounts, TargetRecord, TargetStatus, UnixMillis};
+use audit::{
+    RequestRow, RunSummary, StatusClass, StatusCounts, TargetRecord, TargetStatus, UnixMillis,
+};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::audit::{changes_text, counts_text, duration_text};
-use super::charts::{
+use crate::ReportError;
+use crate::charts::{
     Budget, DEFAULT_WINDOW, count_text, latency_bins, latency_chart, outcomes_chart, rate_chart,
     window_series, window_text,
 };
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use crate::text::{changes_text, counts_text, duration_text};
 
 pub const RATE_CHART_ID: &str = "chart-rps";
 pub const OUTCOMES_CHART_ID: &str = "chart-outcomes";
@@ -25,9 +28,9 @@ pub struct ReportInput<'a> {
     pub summary: &'a RunSummary,
     /// Every HTTP attempt of the run.
     pub requests: &'a [RequestRow],
-    /// The run's targets whose status is one of [`PROBLEM_STATUSES`], at most
-    /// [`MAX_PROBLEM_ROWS`] of them (a long follow may have many more; the count comes from the
-    /// summary).
+    /// The run's targets whose status [`is_problem`] (the store's listing of
+    /// [`problem_statuses`]), at most [`MAX_PROBLEM_ROWS`] of them (a long follow may have many
+    /// more; the count comes from the summary).
     pub problems: &'a [TargetRecord],
     pub tool_version: &'a str,
     pub generated_at: UnixMillis,
@@ -37,22 +40,22 @@ pub struct ReportInput<'a> {
 /// length; `audit list` lists them all.
 pub const MAX_PROBLEM_ROWS: u32 = 1_000;
 
-/// Every status but the two that mean "ended as planned" (`verified`: the change is there;
-/// `unchanged`: nothing to change): failed, drifted, stale, skipped, unknown, not applied and
-/// unprocessed targets, and those a run has not finished (planned, sending, applied but not
-/// verified). The report lists them all, so that its "every target ended as planned" is true.
-pub const PROBLEM_STATUSES: [TargetStatus; 10] = [
-    TargetStatus::Planned,
-    TargetStatus::Skipped,
-    TargetStatus::Stale,
-    TargetStatus::Sending,
-    TargetStatus::Applied,
-    TargetStatus::Drift,
-    TargetStatus::Failed,
-    TargetStatus::NotApplied,
-    TargetStatus::Unknown,
-    TargetStatus::Unprocessed,
-];
+/// Whether the report lists a target of this status as a problem: every status whose class
+/// ([`TargetStatus::class`], the one classification) is not [`StatusClass::Done`]. Not done
+/// (failed, drift, stale, unknown), gone (skipped) and not reached (not applied, unprocessed,
+/// and those a run has not finished: planned, sending, applied but not verified) alike, so that
+/// the report's "every target ended as planned" is true.
+pub const fn is_problem(status: TargetStatus) -> bool {
+    !matches!(status.class(), StatusClass::Done)
+}
+
+/// The statuses [`is_problem`] holds for, in lifecycle order: what to ask the store for.
+pub fn problem_statuses() -> Vec<TargetStatus> {
+    TargetStatus::ALL
+        .into_iter()
+        .filter(|status| is_problem(*status))
+        .collect()
+}
 
 const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #222;
@@ -73,7 +76,8 @@ th { background: #f6f6f6; } td { overflow-wrap: anywhere; }
 footer { margin-top: 3rem; color: #888; font-size: .8rem; }
 ";
 
-pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
+/// The page of one run, as one HTML string.
+pub fn html_report(input: &ReportInput<'_>) -> Result<String, ReportError> {
     let summary = input.summary;
     let run = &summary.run;
     let requests = &summary.requests;
@@ -102,17 +106,17 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
     latencies.sort_unstable();
 
     let rate_svg = inline_svg(
-        &rate_chart(&series, budget.as_ref())?,
+        &rate_chart(&series, budget.as_ref()).map_err(chart_error("rate"))?,
         RATE_CHART_ID,
         "requests in the trailing window over the run against the window's budget",
     );
     let outcomes_svg = inline_svg(
-        &outcomes_chart(&summary.counts)?,
+        &outcomes_chart(&summary.counts).map_err(chart_error("outcomes"))?,
         OUTCOMES_CHART_ID,
         "targets per outcome",
     );
     let latency_svg = inline_svg(
-        &latency_chart(&latency_bins(&latencies))?,
+        &latency_chart(&latency_bins(&latencies)).map_err(chart_error("latency"))?,
         LATENCY_CHART_ID,
         "distribution of request latency",
     );
@@ -240,10 +244,14 @@ pub fn html_report(input: &ReportInput<'_>) -> anyhow::Result<String> {
     Ok(page.into_string())
 }
 
-/// The table of every target that did not end as planned (see [`PROBLEM_STATUSES`]), under a
-/// heading that names their statuses.
+fn chart_error(chart: &'static str) -> impl FnOnce(crate::charts::DrawError) -> ReportError {
+    move |source| ReportError { chart, source }
+}
+
+/// The table of every target that did not end as planned (see [`is_problem`]), under a heading
+/// that names their statuses.
 fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
-    let present: Vec<TargetStatus> = PROBLEM_STATUSES
+    let present: Vec<TargetStatus> = problem_statuses()
         .into_iter()
         .filter(|status| summary.counts.get(*status) > 0)
         .collect();
@@ -252,21 +260,27 @@ fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
         .map(|status| summary.counts.get(*status))
         .sum();
     let names: Vec<&str> = present.iter().map(|status| status.as_str()).collect();
+    let done: Vec<&str> = TargetStatus::ALL
+        .into_iter()
+        .filter(|status| !is_problem(*status))
+        .map(TargetStatus::as_str)
+        .collect();
+    let done = words_list(&done, "or");
     html! {
         section {
             h2 {
                 @if present.is_empty() {
                     "Targets that did not end as planned"
                 } @else {
-                    (capitalised(&words_list(&names))) " targets"
+                    (capitalised(&words_list(&names, "and"))) " targets"
                 }
                 " (" span id="problem-count" { (count) } ")"
             }
             @if present.is_empty() {
-                p { "None: every target ended as planned (verified or unchanged)." }
+                p { "None: every target ended as planned (" (done) ")." }
             } @else {
                 p {
-                    "Every target that did not end verified or unchanged: "
+                    "Every target that did not end " (done) ": "
                     span id="problem-statuses" { (counts_text(&problem_counts(&summary.counts))) }
                     "."
                 }
@@ -305,21 +319,21 @@ fn problems_section(problems: &[TargetRecord], summary: &RunSummary) -> Markup {
     }
 }
 
-/// Only the counts of [`PROBLEM_STATUSES`].
+/// Only the counts of the statuses [`is_problem`] holds for.
 fn problem_counts(counts: &StatusCounts) -> StatusCounts {
     let mut problems = StatusCounts::default();
-    for status in PROBLEM_STATUSES {
+    for status in problem_statuses() {
         problems.add(status, counts.get(status));
     }
     problems
 }
 
-/// `a`, `a and b`, `a, b and c`.
-fn words_list(words: &[&str]) -> String {
+/// `a`, `a and b`, `a, b and c` (or `a or b`, with `or`).
+fn words_list(words: &[&str], conjunction: &str) -> String {
     match words {
         [] => String::new(),
         [one] => (*one).to_owned(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [rest @ .., last] => format!("{} {conjunction} {last}", rest.join(", ")),
     }
 }
 
@@ -375,7 +389,7 @@ fn percentile(sorted: &[u32], fraction: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::audit::tests::target;
+    use crate::fixtures::target;
     use audit::{RequestStats, RunId, RunRecord, RunStatus};
 
     fn summary() -> RunSummary {
@@ -461,7 +475,8 @@ mod tests {
     fn every_status_but_verified_and_unchanged_is_a_problem() {
         for status in TargetStatus::ALL {
             let done = matches!(status, TargetStatus::Verified | TargetStatus::Unchanged);
-            assert_eq!(PROBLEM_STATUSES.contains(&status), !done, "{status}");
+            assert_eq!(is_problem(status), !done, "{status}");
+            assert_eq!(problem_statuses().contains(&status), !done, "{status}");
         }
     }
 
@@ -526,8 +541,9 @@ mod tests {
             &[(TargetStatus::Verified, 2), (TargetStatus::Unchanged, 3)],
             &[],
         );
+        // The statuses of the class `Done`, named.
         assert!(
-            page.contains("None: every target ended as planned"),
+            page.contains("None: every target ended as planned (unchanged or verified)."),
             "{page}"
         );
         assert!(page.contains(r#"<span id="problem-count">0</span>"#));

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use genesys_core::{Pacing, RateSpec};
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use audit::{RequestRow, StatusCounts, TargetStatus, UnixMillis};
+
+/// Why plotters could not draw a chart into its SVG string.
+pub type DrawError = DrawingAreaErrorKind<std::io::Error>;
 
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 320;
@@ -270,7 +274,7 @@ fn round_up_to_1_2_5(value: u32) -> u32 {
 /// Requests in the trailing window as a step line over the run's duration; the window's
 /// budget as a flat line; under even pacing, what the pace lets through; 429s as red crosses
 /// and retries as orange triangles on the line.
-pub fn rate_chart(series: &WindowSeries, budget: Option<&Budget>) -> anyhow::Result<String> {
+pub fn rate_chart(series: &WindowSeries, budget: Option<&Budget>) -> Result<String, DrawError> {
     let secs = |ms: i64| ms as f64 / 1000.0;
     let x_max = secs(series.span_ms);
     let window = window_text(series.window);
@@ -399,7 +403,7 @@ pub fn rate_chart(series: &WindowSeries, budget: Option<&Budget>) -> anyhow::Res
 
 /// Targets per final status, as bars labelled with their counts. Only statuses that occur are
 /// shown (all of them, at zero, for a run without targets).
-pub fn outcomes_chart(counts: &StatusCounts) -> anyhow::Result<String> {
+pub fn outcomes_chart(counts: &StatusCounts) -> Result<String, DrawError> {
     let mut shown: Vec<(TargetStatus, u64)> = TargetStatus::ALL
         .iter()
         .map(|status| (*status, counts.get(*status)))
@@ -469,7 +473,7 @@ pub fn outcomes_chart(counts: &StatusCounts) -> anyhow::Result<String> {
 }
 
 /// A histogram of request latencies.
-pub fn latency_chart(bins: &LatencyBins) -> anyhow::Result<String> {
+pub fn latency_chart(bins: &LatencyBins) -> Result<String, DrawError> {
     let bars = u32::try_from(bins.counts.len()).unwrap_or(u32::MAX);
     let peak = bins.counts.iter().copied().max().unwrap_or(0);
     let y_max = (peak as f64 * 1.15).ceil() as u64 + 1;
