@@ -247,6 +247,10 @@ struct Call<'a> {
     body: Option<&'a [u8]>,
 }
 
+/// How long a read may wait for budget once the client is stopped (see
+/// [`GenesysClient::stop_sending`]).
+const STOPPED_READ_GRACE: Duration = Duration::from_secs(2);
+
 /// Counts a request waiting for its token's budget while it lives.
 struct Waiting<'a>(&'a tokio::sync::watch::Sender<usize>);
 
@@ -332,9 +336,9 @@ impl GenesysClient {
         stats
     }
 
-    /// From now on no request of this client (or its clones) leaves: one waiting for its
-    /// token's budget, or about to be sent or retried, ends with [`ApiError::Stopped`]. Requests
-    /// already on the wire finish. A run's stop request: its in-flight work finishes and is
+    /// From now on no PATCH of this client (or its clones) waits for budget, and no read waits
+    /// more than a short grace: such a request ends with [`ApiError::Stopped`], not sent, and no
+    /// retry is sent either. Requests already on the wire finish. A run's stop request: its in-flight work finishes and is
     /// recorded, and nothing new reaches Genesys.
     pub fn stop_sending(&self) {
         self.inner.stop.send_replace(true);
@@ -710,12 +714,18 @@ impl GenesysClient {
                         .pick()
                         .map_err(|aside| self.budget_exhausted(aside, attempt - 1))?,
                 };
-                // Once stopped, a request goes only if its token's budget admits it at once:
-                // one that would wait for budget is never sent (the run is ending).
+                // Once stopped, a PATCH goes only if its token's budget admits it at once, and
+                // a read (a verification finishing) only within a short grace: one that would
+                // wait for budget is never sent (the run is ending).
                 let acquired = if self.is_stopped() {
-                    match futures::FutureExt::now_or_never(slot.limiter.acquire()) {
-                        Some(acquired) => acquired,
-                        None => {
+                    let grace = if route.method == "PATCH" {
+                        Duration::ZERO
+                    } else {
+                        STOPPED_READ_GRACE
+                    };
+                    match tokio::time::timeout(grace, slot.limiter.acquire()).await {
+                        Ok(acquired) => acquired,
+                        Err(_) => {
                             return Err(ApiError::Stopped {
                                 attempts: attempt - 1,
                             });
