@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use genesys_sim::{LimitShape, SimConfig, SimHandle, SimState, Simulator};
@@ -497,37 +497,38 @@ pub struct Spawned {
     bound: Duration,
 }
 
-/// A pipe's bytes read so far, and whether it ended.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<(Vec<u8>, bool)>>);
+/// A pipe's bytes read so far, and whether it ended; a change wakes whoever waits for a line.
+#[derive(Clone)]
+struct Captured(tokio::sync::watch::Receiver<Pipe>);
+
+#[derive(Default)]
+struct Pipe {
+    bytes: Vec<u8>,
+    ended: bool,
+}
 
 impl Captured {
     fn read(
         pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
     ) -> (Self, Option<JoinHandle<()>>) {
-        let captured = Self::default();
+        let (sender, receiver) = tokio::sync::watch::channel(Pipe::default());
         let reader = pipe.map(|mut pipe| {
-            let captured = captured.clone();
             tokio::spawn(async move {
                 let mut buffer = [0; 8192];
                 loop {
                     match pipe.read(&mut buffer).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => captured.lock().0.extend_from_slice(&buffer[..n]),
+                        Ok(n) => sender.send_modify(|p| p.bytes.extend_from_slice(&buffer[..n])),
                     }
                 }
-                captured.lock().1 = true;
+                sender.send_modify(|p| p.ended = true);
             })
         });
-        (captured, reader)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<u8>, bool)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        (Self(receiver), reader)
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.lock().0).into_owned()
+        String::from_utf8_lossy(&self.0.borrow().bytes).into_owned()
     }
 }
 
@@ -599,46 +600,47 @@ impl Spawned {
     /// method has already gone past, and returns it (without its line end). Fails when stderr
     /// ends without one.
     pub async fn next_stderr_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let (stderr, command) = (self.stderr.clone(), self.what.clone());
+        let mut stderr = self.stderr.0.clone();
         let mut seen = self.stderr_seen;
-        let what_line = format!("`{command}` writes to stderr: {what}");
-        let found = try_poll_within(self.bound, &what_line, || {
-            let state = stderr.lock();
-            let (bytes, ended) = (&state.0, state.1);
-            let mut found = None;
-            while seen < bytes.len() {
-                let rest = &bytes[seen..];
-                let (line, length) = match rest.iter().position(|b| *b == b'\n') {
-                    Some(end) => (&rest[..end], end + 1),
-                    // The last line, unterminated, once stderr ended.
-                    None if ended => (rest, rest.len()),
-                    None => break,
-                };
-                seen += length;
-                let line = String::from_utf8_lossy(line);
-                let line = line.strip_suffix('\r').unwrap_or(&line);
-                if wanted(line) {
-                    found = Some(line.to_owned());
-                    break;
+        let next = async {
+            loop {
+                {
+                    let pipe = stderr.borrow_and_update();
+                    while seen < pipe.bytes.len() {
+                        let rest = &pipe.bytes[seen..];
+                        let (line, length) = match rest.iter().position(|b| *b == b'\n') {
+                            Some(end) => (&rest[..end], end + 1),
+                            // The last line, unterminated, once stderr ended.
+                            None if pipe.ended => (rest, rest.len()),
+                            None => break,
+                        };
+                        seen += length;
+                        let line = String::from_utf8_lossy(line);
+                        let line = line.strip_suffix('\r').unwrap_or(&line);
+                        if wanted(line) {
+                            return Some(line.to_owned());
+                        }
+                    }
+                    if pipe.ended {
+                        return None;
+                    }
                 }
+                // Only fails once the reader is gone, and it says `ended` first.
+                let _ = stderr.changed().await;
             }
-            let outcome = match found {
-                Some(line) => Ok(line),
-                None if ended => {
-                    let stderr = String::from_utf8_lossy(bytes).into_owned();
-                    drop(state);
-                    panic!("`{command}`: stderr ended before {what}\n--- stderr ---\n{stderr}");
-                }
-                None => Err(format!(
-                    "\n--- stderr so far ---\n{}",
-                    String::from_utf8_lossy(bytes)
-                )),
-            };
-            std::future::ready(outcome)
-        })
-        .await;
+        };
+        let found = tokio::time::timeout(self.bound, next).await;
         self.stderr_seen = seen;
-        found.unwrap_or_else(|message| panic!("{message}"))
+        let failure = match found {
+            Ok(Some(line)) => return line,
+            Ok(None) => format!("`{}`: stderr ended before {what}", self.what),
+            Err(_) => never(
+                &format!("`{}` writes to stderr: {what}", self.what),
+                self.bound,
+                "",
+            ),
+        };
+        panic!("{failure}\n--- stderr so far ---\n{}", self.stderr.text());
     }
 
     /// Kills the process, waits a little for what its pipes still hold, and returns the message
@@ -679,6 +681,9 @@ mod tests {
     #[tokio::test]
     async fn a_process_that_outlives_the_bound_is_killed_and_named_with_its_stderr() {
         let mut child = spawn(&mut shell("echo started >&2; exec sleep 60"));
+        child
+            .next_stderr_line("started", |line| line == "started")
+            .await;
         child.bound = Duration::from_millis(300);
         let pid = child.id().expect("it runs").to_string();
         let began = std::time::Instant::now();
@@ -704,6 +709,17 @@ mod tests {
     #[tokio::test]
     async fn a_poll_past_its_bound_says_what_it_waited_for_and_what_it_saw_last() {
         let mut looks = 0;
+        let third = poll("the third look", || {
+            looks += 1;
+            std::future::ready(if looks == 3 {
+                Ok(looks)
+            } else {
+                Err(String::new())
+            })
+        })
+        .await;
+        assert_eq!(third, 3);
+        let mut looks = 0;
         let outcome: Result<(), String> =
             try_poll_within(Duration::from_millis(50), "the moon turns blue", || {
                 looks += 1;
@@ -711,7 +727,6 @@ mod tests {
             })
             .await;
         let message = outcome.expect_err("never");
-        assert!(looks > 1, "it looked again");
         assert!(
             message.contains("the moon turns blue") && message.ends_with(&format!("look {looks}")),
             "{message}"
@@ -732,5 +747,34 @@ mod tests {
         let run = child.finish().await;
         run.assert_code(0);
         assert_eq!(run.stderr, "one\ntwo\none");
+    }
+
+    /// The message a panicking `future` fails with.
+    async fn failure(future: impl Future) -> String {
+        use futures::FutureExt;
+        let payload = std::panic::AssertUnwindSafe(future)
+            .catch_unwind()
+            .await
+            .err()
+            .expect("it fails");
+        payload.downcast_ref::<String>().expect("a message").clone()
+    }
+
+    #[tokio::test]
+    async fn a_stderr_line_that_never_comes_fails_at_the_end_of_stderr_or_at_the_bound() {
+        let mut ended = spawn(&mut shell("echo one >&2"));
+        let message = failure(ended.next_stderr_line("two", |line| line == "two")).await;
+        assert!(
+            message.contains("stderr ended before two") && message.ends_with("one\n"),
+            "{message}"
+        );
+        let mut silent = spawn(&mut shell("echo one >&2; exec sleep 60"));
+        silent.next_stderr_line("one", |line| line == "one").await;
+        silent.bound = Duration::from_millis(200);
+        let message = failure(silent.next_stderr_line("two", |line| line == "two")).await;
+        assert!(
+            message.contains("writes to stderr: two") && message.ends_with("one\n"),
+            "{message}"
+        );
     }
 }
