@@ -240,18 +240,14 @@ async fn token_expiry_mid_run_is_recovered_with_one_refresh() {
     })
     .await;
     org.write("desired.csv", &campaign_csv(&org));
-    let mut child = org
-        .command(&["apply", "desired.csv", "--concurrency", "4"])
-        .spawn()
-        .unwrap();
+    let child = org.spawn(&["apply", "desired.csv", "--concurrency", "4"]);
     // Expire every token once the run is writing.
-    wait_for(&org, |log| {
+    wait_for(&org, "3 PATCHes are sent", |log| {
         log.iter().filter(|r| r.method == "PATCH").count() >= 3
     })
     .await;
     org.state().expire_tokens();
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), Some(0));
+    child.finish().await.assert_code(0);
     assert_converged(&org);
     let log = org.state().request_log();
     assert!(
@@ -297,16 +293,14 @@ async fn kill_9_at_any_point_then_resume_converges_and_loses_no_patch() {
         };
         let org = TestOrg::start(config).await;
         org.write("desired.csv", &campaign_csv(&org));
-        let mut child = org
-            .command(&["apply", "desired.csv", "--concurrency", "4"])
-            .spawn()
-            .unwrap();
-        wait_for(&org, |log| {
-            log.iter().filter(|r| r.method == "PATCH").count() >= kill_after_patches
-        })
+        let child = org.spawn(&["apply", "desired.csv", "--concurrency", "4"]);
+        wait_for(
+            &org,
+            &format!("{kill_after_patches} PATCHes are sent"),
+            |log| log.iter().filter(|r| r.method == "PATCH").count() >= kill_after_patches,
+        )
         .await;
-        child.start_kill().unwrap();
-        child.wait().await.unwrap();
+        child.kill().await;
 
         let patched_before_kill: Vec<String> = patched_participants(&org);
         let rows = audit_targets(&org.audit_path()).await;
@@ -335,22 +329,14 @@ async fn ctrl_c_stops_sending_records_the_run_and_exits_130_resumably() {
     };
     let org = TestOrg::start(config).await;
     org.write("desired.csv", &campaign_csv(&org));
-    let mut child = org
-        .command(&["apply", "desired.csv", "--concurrency", "2"])
-        .spawn()
-        .unwrap();
-    wait_for(&org, |log| {
+    let child = org.spawn(&["apply", "desired.csv", "--concurrency", "2"]);
+    wait_for(&org, "2 PATCHes are sent", |log| {
         log.iter().filter(|r| r.method == "PATCH").count() >= 2
     })
     .await;
-    let pid = child.id().unwrap() as i32;
     // SIGINT, as a terminal's Ctrl-C sends.
-    std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), Some(130));
+    child.signal("INT");
+    child.finish().await.assert_code(130);
     let rows = audit_targets(&org.audit_path()).await;
     assert!(
         rows.iter().any(|r| r.status == "planned"),
@@ -370,40 +356,26 @@ async fn ctrl_c_stops_sending_records_the_run_and_exits_130_resumably() {
 /// interrupted, and a resume converges.
 #[tokio::test]
 async fn ctrl_c_twice_ends_at_once_the_run_reads_interrupted_and_a_resume_converges() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let config = SimConfig {
         latency: Duration::from_millis(30),
         ..TestOrg::fast_config(40)
     };
     let org = TestOrg::start(config).await;
     org.write("desired.csv", &campaign_csv(&org));
-    let mut child = org
-        .command(&["apply", "desired.csv", "--concurrency", "4"])
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    wait_for(&org, |log| {
+    let mut child = org.spawn(&["apply", "desired.csv", "--concurrency", "4"]);
+    wait_for(&org, "2 PATCHes are sent", |log| {
         log.iter().filter(|r| r.method == "PATCH").count() >= 2
     })
     .await;
-    let pid = child.id().unwrap().to_string();
-    let sigint = || {
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-    };
-    sigint();
+    child.signal("INT");
     // The second signal only once the first was taken, so that the two are not merged.
-    while let Some(line) = stderr.next_line().await.unwrap() {
-        if line.contains("stopping") {
-            break;
-        }
-    }
-    sigint();
-    while stderr.next_line().await.unwrap().is_some() {}
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), Some(130));
+    child
+        .next_stderr_line("the first SIGINT is taken (stopping)", |line| {
+            line.contains("stopping")
+        })
+        .await;
+    child.signal("INT");
+    child.finish().await.assert_code(130);
 
     // The second signal ends the process at once: what was on the wire may be left `sending`,
     // the run reads as interrupted (its process is gone), and a resume settles it.

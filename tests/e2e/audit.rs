@@ -671,29 +671,29 @@ async fn report_renders_in_a_real_headless_browser() {
 
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}", org.path("report.html").display());
-    let output = tokio::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--dump-dom", &url])
-        .env("HOME", profile.path())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&output.stdout);
+    let output = crate::support::output(
+        tokio::process::Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--dump-dom", &url])
+            .env("HOME", profile.path())
+            .stdin(std::process::Stdio::null()),
+    )
+    .await;
+    let dom = &output.stdout;
     assert!(
         output.status.success() && dom.contains("</html>"),
         "chromium failed ({}):\n{}",
         output.status,
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr
     );
     for chart in ["chart-rps", "chart-outcomes", "chart-latency"] {
         let start = dom
@@ -796,8 +796,8 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
 
     // A run in progress: an apply held at its first read after the token. Made old too; kept.
     org.state().hold_after(1);
-    let mut in_progress = org.command(&["apply", "desired.csv"]).spawn().unwrap();
-    org.state().wait_until_holding().await;
+    let in_progress = org.spawn(&["apply", "desired.csv"]);
+    org.wait_until_holding().await;
     let running = store_count(&store, "SELECT count(*) FROM runs WHERE status = 'running'").await;
     assert_eq!(running, 1);
     age_runs(&store, "status = 'running'", 200).await;
@@ -878,8 +878,7 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
     );
 
     // Its process killed, the old run reads as interrupted: now it is prunable.
-    in_progress.start_kill().unwrap();
-    in_progress.wait().await.unwrap();
+    in_progress.kill().await;
     org.state().release();
     let text = org
         .run(&["audit", "prune", "--older-than", "90d", "--yes"])

@@ -6,7 +6,7 @@ use std::time::Duration;
 use genesys_sim::{FaultConfig, SimConfig};
 use tokio::process::Child;
 
-use crate::support::{TestOrg, audit_targets, campaign_csv, latest_run, signal, wait_for};
+use crate::support::{TestOrg, audit_targets, campaign_csv, latest_run, wait_for};
 
 fn api_requests(org: &TestOrg) -> usize {
     org.state()
@@ -23,26 +23,22 @@ fn api_requests(org: &TestOrg) -> usize {
 async fn a_stop_while_waiting_for_the_budget_sends_nothing_more() {
     let org = TestOrg::start(TestOrg::fast_config(30)).await;
     org.write("desired.csv", &campaign_csv(&org));
-    let mut child = org
-        .command(&[
-            "apply",
-            "desired.csv",
-            "--rate",
-            "8/min",
-            "--concurrency",
-            "8",
-        ])
-        .spawn()
-        .unwrap();
+    let child = org.spawn(&[
+        "apply",
+        "desired.csv",
+        "--rate",
+        "8/min",
+        "--concurrency",
+        "8",
+    ]);
     // The window's 8 requests are spent; everything else waits about a minute for the next.
-    wait_for(&org, |log| {
+    wait_for(&org, "the window's 8 API requests are sent", |log| {
         log.iter().filter(|r| r.path.starts_with("/api/")).count() >= 8
     })
     .await;
     let before = api_requests(&org);
-    signal(&child, "INT");
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), Some(130));
+    child.signal("INT");
+    child.finish().await.assert_code(130);
     assert_eq!(
         api_requests(&org),
         before,

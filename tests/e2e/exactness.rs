@@ -3,7 +3,7 @@
 
 use genesys_sim::{SeedCall, SeedParticipant};
 
-use crate::support::{TestOrg, audit_targets};
+use crate::support::{TestOrg, audit_targets, spawn, within};
 
 const CALL: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
 const CUSTOMER: &str = "7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a";
@@ -67,10 +67,9 @@ fn two_selectors_csv(org: &TestOrg, line_end: &str) -> std::path::PathBuf {
 /// the PATCH go through, the verification read is held (by request count, not by time).
 async fn kill_9_after_its_patch(org: &TestOrg) {
     org.state().hold_after(3);
-    let mut child = org.command(&["apply", "kb.csv"]).spawn().unwrap();
-    org.state().wait_until_holding().await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    let child = org.spawn(&["apply", "kb.csv"]);
+    org.wait_until_holding().await;
+    child.kill().await;
     org.state().release();
 }
 
@@ -309,19 +308,18 @@ async fn a_source_given_as_a_pipe_is_read_once_and_applied() {
     let csv = format!("conversation_id,ka\n{CALL},piped\n");
     let mut cmd = org.command(&["apply", "/dev/stdin"]);
     cmd.stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = spawn(&mut cmd);
     {
         use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(csv.as_bytes()).await.unwrap();
+        let mut stdin = child.take_stdin().unwrap();
+        within(
+            "the CSV is written to stdin",
+            stdin.write_all(csv.as_bytes()),
+        )
+        .await
+        .unwrap();
     }
-    let out = child.wait_with_output().await.unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    child.finish().await.assert_code(0);
     assert_eq!(customer_attributes(&org)["ka"], "piped");
 }
 

@@ -6,9 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
-use tokio::process::Child;
 
-use crate::support::{TestOrg, audit_targets};
+use crate::support::{Spawned, TestOrg, audit_targets, poll, wait_until, within};
 
 /// A fast org whose calls are all in one queue's reach: `queues` queues, `calls` live calls.
 fn config(calls: usize) -> SimConfig {
@@ -23,23 +22,11 @@ fn first_queue(org: &TestOrg) -> String {
 }
 
 /// Starts `tag --queue QUEUE --follow campaign=spring` plus `extra`.
-fn follow(org: &TestOrg, queue: &str, extra: &[&str]) -> Child {
+fn follow(org: &TestOrg, queue: &str, extra: &[&str]) -> Spawned {
     let mut args = vec!["tag", "--queue", queue, "--follow", "--json"];
     args.extend_from_slice(extra);
     args.push("campaign=spring");
-    org.command(&args).spawn().expect("attrsync starts")
-}
-
-/// Polls the simulator until `ready` holds (bounded: the test fails after 60 s).
-pub(crate) async fn until(what: &str, ready: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    org.spawn(&args)
 }
 
 /// Live calls of `queue`, as the simulator holds them.
@@ -76,19 +63,10 @@ fn patches_of(org: &TestOrg, conversation_id: &str) -> usize {
 }
 
 /// SIGTERM, a follow's normal end; returns the exit code and the output.
-pub(crate) async fn terminate(child: Child) -> (i32, String, String) {
-    let pid = child.id().expect("still running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let out = child.wait_with_output().await.expect("attrsync ends");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+pub(crate) async fn terminate(child: Spawned) -> (i32, String, String) {
+    child.signal("TERM");
+    let run = child.finish().await;
+    (run.code, run.stdout, run.stderr)
 }
 
 #[tokio::test]
@@ -97,20 +75,20 @@ async fn calls_arriving_at_a_steady_rate_are_all_tagged_from_their_events_and_si
     let org = TestOrg::start(config(6)).await;
     let queue = first_queue(&org);
     let child = follow(&org, &queue, &[]);
-    until("the socket connects", || connected(&org)).await;
-    until("the calls already queued are tagged", || {
+    wait_until("the socket connects", || connected(&org)).await;
+    wait_until("the calls already queued are tagged", || {
         all_tagged(&org, &queue, "spring")
     })
     .await;
 
     org.state()
         .set_arrival_rate(genesys_sim::ArrivalRate::per_second(40.0));
-    until("20 calls arrived", || {
+    wait_until("20 calls arrived", || {
         org.state().arrival_status().arrived >= 20
     })
     .await;
     org.state().set_arrival_rate(genesys_sim::ArrivalRate::NONE);
-    until("every call of the queue is tagged", || {
+    wait_until("every call of the queue is tagged", || {
         all_tagged(&org, &queue, "spring")
     })
     .await;
@@ -168,8 +146,8 @@ async fn a_socket_dropped_or_closed_by_the_server_mid_run_loses_no_call() {
     let org = TestOrg::start(config(2)).await;
     let queue = first_queue(&org);
     let child = follow(&org, &queue, &["--backfill-lag", "200ms"]);
-    until("the socket connects", || connected(&org)).await;
-    until("the queued calls are tagged", || {
+    wait_until("the socket connects", || connected(&org)).await;
+    wait_until("the queued calls are tagged", || {
         all_tagged(&org, &queue, "spring")
     })
     .await;
@@ -183,7 +161,7 @@ async fn a_socket_dropped_or_closed_by_the_server_mid_run_loses_no_call() {
         } else {
             org.state().drop_sockets();
         }
-        until("the socket is gone", || !connected(&org)).await;
+        wait_until("the socket is gone", || !connected(&org)).await;
         let before = org.state().notification_status().events_lost;
         for _ in 0..3 {
             org.state()
@@ -195,8 +173,8 @@ async fn a_socket_dropped_or_closed_by_the_server_mid_run_loses_no_call() {
             org.state().notification_status().events_lost >= before,
             "no socket was there to get the arrivals' events"
         );
-        until("the socket reconnects", || connected(&org)).await;
-        until("every call, those of the gap too, is tagged", || {
+        wait_until("the socket reconnects", || connected(&org)).await;
+        wait_until("every call, those of the gap too, is tagged", || {
             all_tagged(&org, &queue, "spring")
         })
         .await;
@@ -219,10 +197,10 @@ async fn the_verification_read_is_sent_only_when_no_event_shows_the_change() {
     .await;
     let queue = first_queue(&org);
     let child = follow(&org, &queue, &["--verify-timeout", "300ms"]);
-    until("the socket connects", || connected(&org)).await;
+    wait_until("the socket connects", || connected(&org)).await;
     let id = org.state().arrive_call(Some(&queue)).unwrap();
-    until("the call is tagged", || all_tagged(&org, &queue, "spring")).await;
-    until("its change is verified by a read", || {
+    wait_until("the call is tagged", || all_tagged(&org, &queue, "spring")).await;
+    wait_until("its change is verified by a read", || {
         reads_of(&org, &id) >= 1
     })
     .await;
@@ -251,9 +229,9 @@ async fn a_write_overwritten_by_a_flow_is_reapplied_once_then_reported_as_drift(
     // The flow puts back the value the re-application saw before: only a read after the
     // timeout can tell, so keep it short.
     let child = follow(&org, &queue, &["--verify-timeout", "1s"]);
-    until("the socket connects", || connected(&org)).await;
+    wait_until("the socket connects", || connected(&org)).await;
     let id = org.state().arrive_call(Some(&queue)).unwrap();
-    until("the change and its one re-application are sent", || {
+    wait_until("the change and its one re-application are sent", || {
         patches_of(&org, &id) >= 2
     })
     .await;
@@ -269,15 +247,16 @@ async fn a_write_overwritten_by_a_flow_is_reapplied_once_then_reported_as_drift(
             && ["verified", "drift"].contains(&statuses[0])
             && statuses[1] == "drift"
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !ended(&audit_targets(&org.audit_path()).await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the re-application was never recorded as drift: {:?}",
-            audit_targets(&org.audit_path()).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let audit = org.audit_path();
+    poll("the re-application is recorded as drift", || async {
+        let rows = audit_targets(&audit).await;
+        if ended(&rows) {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    })
+    .await;
     // Another change of the call (an agent answers) brings a new event: still left alone.
     org.state().answer_call(&id);
     let (code, _, stderr) = terminate(child).await;
@@ -291,7 +270,7 @@ async fn a_second_follow_of_the_same_queue_on_one_store_is_refused_with_75() {
     let queues: Vec<String> = org.state().queues().into_iter().map(|q| q.id).collect();
     // The first follows both queues; the second wants one of them.
     let child = follow(&org, &queues[0], &["--queue", &queues[1]]);
-    until("the socket connects", || connected(&org)).await;
+    wait_until("the socket connects", || connected(&org)).await;
     let second = org
         .run(&["tag", "--queue", &queues[1], "--follow", "campaign=spring"])
         .await;
@@ -318,11 +297,11 @@ async fn sigterm_records_unsent_calls_as_unprocessed_and_no_secret_is_in_any_out
         &queue,
         &["-vv", "--concurrency", "1", "--metrics-file", &metrics_arg],
     );
-    until("the socket connects", || connected(&org)).await;
+    wait_until("the socket connects", || connected(&org)).await;
     for _ in 0..8 {
         org.state().arrive_call(Some(&queue)).unwrap();
     }
-    until("the first change is sent", || {
+    wait_until("the first change is sent", || {
         org.count_requests("PATCH", "/conversations/calls/") >= 1
     })
     .await;
@@ -366,8 +345,8 @@ async fn listen_serves_the_follows_metrics_and_health() {
         .local_addr()
         .unwrap();
     let child = follow(&org, &queue, &["--listen", &addr.to_string()]);
-    until("the socket connects", || connected(&org)).await;
-    until("every live call is tagged", || {
+    wait_until("the socket connects", || connected(&org)).await;
+    wait_until("every live call is tagged", || {
         all_tagged(&org, &queue, "spring")
     })
     .await;
@@ -375,21 +354,29 @@ async fn listen_serves_the_follows_metrics_and_health() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
-    let mut metrics = String::new();
-    for _ in 0..600 {
-        // Served from the first report on (the follow reports at once, then every 10 s).
-        if let Ok(answer) = http.get(format!("{base}/metrics")).send().await
-            && answer.status() == 200
-        {
-            metrics = answer.text().await.unwrap();
-            if metrics.contains("attrsync_follow_") {
-                break;
+    // Served from the first report on (the follow reports at once, then every 10 s).
+    let metrics = poll("/metrics serves the follow's counters", || async {
+        match http.get(format!("{base}/metrics")).send().await {
+            Ok(answer) if answer.status() == 200 => {
+                let metrics = answer.text().await.unwrap();
+                if metrics.contains("attrsync_follow_") {
+                    Ok(metrics)
+                } else {
+                    Err(metrics)
+                }
             }
+            Ok(answer) => Err(format!("HTTP {}", answer.status())),
+            Err(error) => Err(error.to_string()),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(metrics.contains("attrsync_follow_calls_seen"), "{metrics}");
-    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    let health = within(
+        "/healthz answers",
+        http.get(format!("{base}/healthz")).send(),
+    )
+    .await
+    .unwrap();
     assert_eq!(health.status(), 200);
     let (code, _, stderr) = terminate(child).await;
     assert_eq!(code, 0, "{stderr}");

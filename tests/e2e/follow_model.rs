@@ -22,7 +22,7 @@ use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::support::{TestOrg, audit_targets};
+use crate::support::{TestOrg, audit_targets, try_poll, try_wait_until};
 
 const BASE_SEED: u64 = 0x5eed_f011_0003;
 const CASES: u64 = 6;
@@ -78,17 +78,6 @@ enum Step {
     Drop,
     Stall,
     Expire,
-}
-
-async fn until(org: &TestOrg, what: &str, ready: impl Fn(&TestOrg) -> bool) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !ready(org) {
-        if tokio::time::Instant::now() > deadline {
-            return Err(format!("never happened: {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
 }
 
 fn connected(org: &TestOrg) -> bool {
@@ -149,8 +138,8 @@ async fn run_case(seed: u64) -> Result<(), String> {
         verify_timeout.as_str(),
         "campaign=spring",
     ]);
-    let child = org.command(&args).spawn().expect("attrsync starts");
-    until(&org, "the socket connects", connected).await?;
+    let child = org.spawn(&args);
+    try_wait_until("the socket connects", || connected(&org)).await?;
 
     let steps: Vec<Step> = (0..rng.random_range(4..10))
         .map(|_| match rng.random_range(0..10) {
@@ -224,60 +213,59 @@ async fn run_case(seed: u64) -> Result<(), String> {
                 state.expire_channels();
             }
         }
-        until(
-            &org,
+        try_wait_until(
             &format!("the socket is connected again after {step:?}"),
-            connected,
+            || connected(&org),
         )
         .await?;
     }
 
     // The end: every live call of a followed queue is tagged or its drift recorded.
     let audit = org.audit_path();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        // With a flow that overwrites the key, a call whose change was verified by a read may
-        // hold the flow's value again with no event able to say so (the flow put back the value
-        // from before): a recorded change is what can be asked for then.
+    // With a flow that overwrites the key, a call whose change was verified by a read may hold
+    // the flow's value again with no event able to say so (the flow put back the value from
+    // before): a recorded change is what can be asked for then.
+    let untagged = || async {
         let settled: BTreeSet<String> = audit_targets(&audit)
             .await
             .into_iter()
             .filter(|r| r.status == "drift" || (drift && r.status == "verified"))
             .map(|r| r.conversation_id)
             .collect();
-        let untagged = untagged_calls(&org, &followed, &settled);
+        untagged_calls(&org, &followed, &settled)
+    };
+    let tagged = try_poll("every live call of a followed queue is tagged", || async {
+        let untagged = untagged().await;
         if untagged.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(format!("untagged {untagged:?}"))
         }
-        if tokio::time::Instant::now() > deadline {
-            let mut child = child;
-            let _ = child.start_kill();
-            let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
-            return Err(format!(
-                "invariant 5: calls never tagged: {untagged:?} (steps {steps:?})\nnow {:?}\nrows {:?}\nstderr {}",
-                untagged
+    })
+    .await;
+    if let Err(never) = tagged {
+        let untagged = untagged().await;
+        let run = child.kill().await;
+        return Err(format!(
+            "invariant 5: calls never tagged: {untagged:?} (steps {steps:?})\n{never}\nnow {:?}\nrows {:?}\nstderr {}",
+            untagged
+                .iter()
+                .map(|id| org.state().call(id).map(|c| c
+                    .conversation
+                    .participants
                     .iter()
-                    .map(|id| org.state().call(id).map(|c| c
-                        .conversation
-                        .participants
-                        .iter()
-                        .map(|p| (p.purpose.clone(), p.attributes.clone()))
-                        .collect::<Vec<_>>()))
-                    .collect::<Vec<_>>(),
-                audit_targets(&audit).await,
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+                    .map(|p| (p.purpose.clone(), p.attributes.clone()))
+                    .collect::<Vec<_>>()))
+                .collect::<Vec<_>>(),
+            audit_targets(&audit).await,
+            run.stderr
+        ));
     }
-    let pid = child.id().ok_or("the follow exited early")?.to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
-    let code = out.status.code().unwrap_or(-1);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    child.id().ok_or("the follow exited early")?;
+    child.signal("TERM");
+    let run = child.finish().await;
+    let code = run.code;
+    let stderr = run.stderr;
     let rows = audit_targets(&audit).await;
     let context = || format!("steps {steps:?}\nrows {rows:?}\nstderr {stderr}");
 

@@ -1,6 +1,6 @@
 //! `attrsync get` and `attrsync set` against the simulator.
 
-use crate::support::{Run, TestOrg, latest_run};
+use crate::support::{Run, TestOrg, latest_run, output};
 
 fn customer_of(
     call: &genesys_core::models::CallConversation,
@@ -64,14 +64,13 @@ async fn get_of_an_unknown_conversation_fails_with_the_genesys_error_code() {
 #[tokio::test]
 async fn missing_credentials_are_named_in_the_error() {
     let org = TestOrg::start(TestOrg::fast_config(1)).await;
-    let out = org
-        .command(&["get", "00000000-0000-4000-8000-000000000000"])
-        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let out = output(
+        org.command(&["get", "00000000-0000-4000-8000-000000000000"])
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+    )
+    .await;
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 1, "{stderr}");
     assert!(
         stderr.contains("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
         "{stderr}"
@@ -86,14 +85,13 @@ async fn apply_without_credentials_fails_before_recording_a_run() {
         "desired.csv",
         &format!("conversation_id,campaign\n{},spring\n", call.id),
     );
-    let out = org
-        .command(&["apply", "desired.csv"])
-        .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let out = output(
+        org.command(&["apply", "desired.csv"])
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID"),
+    )
+    .await;
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 1, "{stderr}");
     assert!(stderr.contains("GENESYSCLOUD_OAUTHCLIENT_ID"), "{stderr}");
     assert!(
         !org.audit_path().exists(),
@@ -155,18 +153,13 @@ async fn set_on_an_ended_call_is_skipped_with_a_reason_and_exits_as_its_run_reco
 async fn no_secret_or_token_appears_in_output_even_at_trace_level() {
     let org = TestOrg::start(TestOrg::fast_config(2)).await;
     let call = org.live_calls().remove(0);
-    let out = org
-        .command(&["-vvv", "set", &call.id, "campaign=spring"])
-        .env("RUST_LOG", "trace")
-        .output()
-        .await
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{all}");
+    let out = output(
+        org.command(&["-vvv", "set", &call.id, "campaign=spring"])
+            .env("RUST_LOG", "trace"),
+    )
+    .await;
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 0, "{all}");
     let (_, secret) = org.sim.demo_credentials();
     assert!(!all.contains(&secret), "the client secret leaked");
     for token in org.state().issued_tokens() {

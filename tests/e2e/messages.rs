@@ -2,20 +2,11 @@
 //! piece of information once, and advice that fits what was given.
 
 use std::net::SocketAddr;
-use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use genesys_sim::{FaultConfig, SimConfig};
 
-use crate::support::{Run, TestOrg, campaign_csv};
-
-fn run_of(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::support::{Run, TestOrg, campaign_csv, output};
 
 /// The binary with `env` added to the org's environment (`None`: removed).
 async fn run_with(org: &TestOrg, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
@@ -26,7 +17,7 @@ async fn run_with(org: &TestOrg, args: &[&str], env: &[(&str, Option<&str>)]) ->
             None => command.env_remove(name),
         };
     }
-    run_of(command.output().await.expect("attrsync runs"))
+    output(&mut command).await
 }
 
 const NO_CREDENTIALS: [(&str, Option<&str>); 2] = [

@@ -624,32 +624,24 @@ async fn run_case(seed: u64) -> Result<(), String> {
         sim.hold_after(at);
     }
     let first_refs: Vec<&str> = first_args.iter().map(String::as_str).collect();
-    let mut child = org.command(&first_refs).spawn().expect("attrsync starts");
-    let stderr_pipe = child.stderr.take();
-    let stdout_pipe = child.stdout.take();
-    let drain = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut err = String::new();
-        let mut out = String::new();
-        let (mut e, mut o) = (stderr_pipe.expect("piped"), stdout_pipe.expect("piped"));
-        let _ = tokio::join!(e.read_to_string(&mut err), o.read_to_string(&mut out));
-        err
-    });
+    let mut child = org.spawn(&first_refs);
+    // Bounded: the child's wait fails the test past the bound.
     let killed = tokio::select! {
-        status = child.wait() => {
-            let status = status.expect("wait");
-            let stderr = drain.await.unwrap_or_default();
-            invocations.push(Invocation { args: first_args.clone(), code: status.code(), killed: false, stderr });
-            false
-        }
-        () = sim.wait_until_holding(), if kill_at.is_some() => {
-            child.start_kill().expect("kill -9");
-            child.wait().await.expect("wait");
-            let stderr = drain.await.unwrap_or_default();
-            invocations.push(Invocation { args: first_args.clone(), code: None, killed: true, stderr });
-            true
-        }
+        _ = child.wait() => false,
+        () = sim.wait_until_holding(), if kill_at.is_some() => true,
     };
+    let (code, stderr) = if killed {
+        (None, child.kill().await.stderr)
+    } else {
+        let run = child.finish().await;
+        (run.status.code(), run.stderr)
+    };
+    invocations.push(Invocation {
+        args: first_args.clone(),
+        code,
+        killed,
+        stderr,
+    });
     sim.release();
     sim.set_faults(FaultConfig::default());
     // Requests with a token numbered above this belong to the second run.

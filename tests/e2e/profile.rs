@@ -1,16 +1,6 @@
 //! gc CLI profiles, a given access token and `attrsync doctor`, against the simulator.
 
-use std::process::Output;
-
-use crate::support::{Run, TestOrg, campaign_csv};
-
-fn run_of(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::support::{Run, TestOrg, campaign_csv, output};
 
 /// The binary with the org's URL but no credentials in the environment.
 async fn run_without_credentials(org: &TestOrg, args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -20,7 +10,7 @@ async fn run_without_credentials(org: &TestOrg, args: &[&str], env: &[(&str, &st
     for (name, value) in env {
         cmd.env(name, value);
     }
-    run_of(cmd.output().await.expect("attrsync runs"))
+    output(&mut cmd).await
 }
 
 fn write_private(org: &TestOrg, name: &str, text: &str) -> String {
@@ -70,7 +60,7 @@ async fn a_named_profile_gives_the_credentials_and_a_higher_source_overrides_it_
     // ATTRSYNC_PROFILE names it too; the environment's credentials win, with a warning.
     let mut cmd = org.command(&["--gc-config", &config, "get", &call]);
     cmd.env("ATTRSYNC_PROFILE", "default");
-    let run = run_of(cmd.output().await.unwrap());
+    let run = output(&mut cmd).await;
     run.assert_code(0);
     assert!(
         run.stderr
@@ -270,7 +260,7 @@ async fn doctor_with_a_wrong_secret_shows_the_failing_check_and_exits_1() {
     let org = TestOrg::start(TestOrg::fast_config(1)).await;
     let mut cmd = org.command(&["doctor"]);
     cmd.env("GENESYSCLOUD_OAUTHCLIENT_SECRET", "not-the-secret");
-    let run = run_of(cmd.output().await.unwrap());
+    let run = output(&mut cmd).await;
     run.assert_code(1);
     let grant = run
         .stdout

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use base64::Engine;
 use genesys_sim::SimConfig;
 
-use crate::follow::{terminate, until};
-use crate::support::{ConnectProxy, Run, TestOrg};
+use crate::follow::terminate;
+use crate::support::{ConnectProxy, Run, TestOrg, output, spawn, wait_until};
 
 const PROXY_USER: &str = "svc-attrsync";
 const PROXY_PASSWORD: &str = "pr0xy-Pa55word";
@@ -65,8 +65,8 @@ async fn a_follow_through_a_connect_proxy_to_the_tls_simulator_sends_login_api_a
         "campaign=spring",
     ]);
     command.env("HTTPS_PROXY", proxy.url_with(PROXY_USER, PROXY_PASSWORD));
-    let child = command.spawn().expect("attrsync starts");
-    until("the socket connects", || {
+    let child = spawn(&mut command);
+    wait_until("the socket connects", || {
         org.state().notification_status().sockets > 0
     })
     .await;
@@ -77,7 +77,7 @@ async fn a_follow_through_a_connect_proxy_to_the_tls_simulator_sends_login_api_a
         .filter(|id| org.state().call(id).unwrap().queue_id.as_deref() == Some(&queue))
         .collect();
     assert!(!queued.is_empty());
-    until("the calls already queued are tagged (backfill)", || {
+    wait_until("the calls already queued are tagged (backfill)", || {
         queued.iter().all(|id| customer_tagged(&org, id))
     })
     .await;
@@ -85,7 +85,7 @@ async fn a_follow_through_a_connect_proxy_to_the_tls_simulator_sends_login_api_a
     let arrived: Vec<String> = (0..3)
         .map(|_| org.state().arrive_call(Some(&queue)).unwrap())
         .collect();
-    until("the arrived calls are tagged", || {
+    wait_until("the arrived calls are tagged", || {
         arrived.iter().all(|id| customer_tagged(&org, id))
     })
     .await;
@@ -165,12 +165,7 @@ async fn get_with(org: &TestOrg, extra: &[&str], env: &[(&str, &str)]) -> Run {
     for (name, value) in env {
         command.env(name, value);
     }
-    let out = command.output().await.expect("attrsync runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    output(&mut command).await
 }
 
 #[tokio::test]
@@ -261,12 +256,9 @@ async fn doctor_checks_the_hosts_through_the_proxy_with_the_ca_cert() {
     let proxy = ConnectProxy::start(Some((PROXY_USER, PROXY_PASSWORD))).await;
     let mut command = org.command(&["doctor", "--ca-cert", &ca]);
     command.env("HTTPS_PROXY", proxy.url_with(PROXY_USER, PROXY_PASSWORD));
-    let out = command.output().await.expect("attrsync runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let run = output(&mut command).await;
+    let (stdout, stderr) = (run.stdout, run.stderr);
+    assert_eq!(run.code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("{} ", proxy.url())) && stdout.contains("from HTTPS_PROXY"),
         "{stdout}"

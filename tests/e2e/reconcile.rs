@@ -1,16 +1,10 @@
 //! `attrsync reconcile`: once and in a loop, the one-instance lock, signals, metrics.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use genesys_sim::{LimitShape, SimConfig};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr};
 
 use crate::support::TestOrg;
-
-/// Guards against a hang only; every wait below ends on an event, not on this.
-const HANG_GUARD: Duration = Duration::from_secs(60);
 
 fn desired_csv(org: &TestOrg, campaign: &str) -> String {
     let mut csv = String::from("conversation_id,campaign\n");
@@ -47,37 +41,6 @@ fn customers_campaign(org: &TestOrg) -> Vec<Option<String>> {
                 .and_then(|p| p.attributes.get("campaign").cloned())
         })
         .collect()
-}
-
-fn stderr_lines(child: &mut Child) -> Lines<BufReader<ChildStderr>> {
-    BufReader::new(child.stderr.take().unwrap()).lines()
-}
-
-/// Reads stderr until a line satisfies `wanted`; returns it.
-async fn next_line_where(
-    lines: &mut Lines<BufReader<ChildStderr>>,
-    wanted: impl Fn(&str) -> bool,
-) -> String {
-    let read = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if wanted(&line) {
-                return line;
-            }
-        }
-        panic!("stderr ended before the expected line");
-    };
-    tokio::time::timeout(HANG_GUARD, read)
-        .await
-        .expect("the expected line arrives")
-}
-
-fn send_sigterm(child: &Child) {
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test]
@@ -252,12 +215,12 @@ async fn a_failed_once_exits_1_and_says_so_in_the_metrics() {
 async fn a_second_instance_exits_75_naming_the_holder_and_sigterm_stops_the_first() {
     let org = TestOrg::start(TestOrg::fast_config(4)).await;
     org.write("desired.csv", &desired_csv(&org, "spring"));
-    let mut looping = org
-        .command(&["reconcile", "desired.csv", "--every", "1h"])
-        .spawn()
-        .unwrap();
-    let mut lines = stderr_lines(&mut looping);
-    next_line_where(&mut lines, |l| l.starts_with("reconcile: applied")).await;
+    let mut looping = org.spawn(&["reconcile", "desired.csv", "--every", "1h"]);
+    looping
+        .next_stderr_line("the first iteration applied", |l| {
+            l.starts_with("reconcile: applied")
+        })
+        .await;
     let patches = org.count_requests("PATCH", "");
 
     let second = org.run(&["reconcile", "desired.csv", "--once"]).await;
@@ -278,13 +241,11 @@ async fn a_second_instance_exits_75_naming_the_holder_and_sigterm_stops_the_firs
     );
 
     // Between iterations, SIGTERM ends the loop at once (the interval is an hour), cleanly.
-    send_sigterm(&looping);
-    next_line_where(&mut lines, |l| l == "reconcile: stopped").await;
-    let status = tokio::time::timeout(HANG_GUARD, looping.wait())
-        .await
-        .expect("the loop exits")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    looping.signal("TERM");
+    looping
+        .next_stderr_line("reconcile: stopped", |l| l == "reconcile: stopped")
+        .await;
+    looping.finish().await.assert_code(0);
 
     // The lock was released: the next reconcile runs.
     let after = org.run(&["reconcile", "desired.csv", "--once"]).await;
@@ -300,12 +261,12 @@ async fn a_second_instance_exits_75_naming_the_holder_and_sigterm_stops_the_firs
 async fn the_loop_rereads_the_source_every_iteration() {
     let org = TestOrg::start(TestOrg::fast_config(3)).await;
     org.write("desired.csv", &desired_csv(&org, "spring"));
-    let mut looping = org
-        .command(&["reconcile", "desired.csv", "--every", "1s"])
-        .spawn()
-        .unwrap();
-    let mut lines = stderr_lines(&mut looping);
-    next_line_where(&mut lines, |l| l.contains("3 verified")).await;
+    let mut looping = org.spawn(&["reconcile", "desired.csv", "--every", "1s"]);
+    looping
+        .next_stderr_line("an iteration verified 3 targets", |l| {
+            l.contains("3 verified")
+        })
+        .await;
     assert!(
         customers_campaign(&org)
             .iter()
@@ -314,7 +275,11 @@ async fn the_loop_rereads_the_source_every_iteration() {
 
     // The CRM changes its mind; a later iteration applies it.
     replace_file(&org, "desired.csv", &desired_csv(&org, "summer"));
-    next_line_where(&mut lines, |l| l.contains("3 verified")).await;
+    looping
+        .next_stderr_line("a later iteration verified 3 targets", |l| {
+            l.contains("3 verified")
+        })
+        .await;
     assert!(
         customers_campaign(&org)
             .iter()
@@ -322,8 +287,7 @@ async fn the_loop_rereads_the_source_every_iteration() {
     );
 
     // (Stopping by signal is tested above, between iterations where its outcome is certain.)
-    looping.start_kill().unwrap();
-    looping.wait().await.unwrap();
+    looping.kill().await;
 }
 
 #[tokio::test]
@@ -333,25 +297,25 @@ async fn the_loop_logs_a_failed_iteration_and_goes_on() {
         "desired.csv",
         "conversation_id,campaign\nnot-a-uuid,spring\n",
     );
-    let mut looping = org
-        .command(&["reconcile", "desired.csv", "--every", "1s"])
-        .spawn()
-        .unwrap();
-    let mut lines = stderr_lines(&mut looping);
-    next_line_where(&mut lines, |l| {
-        l.starts_with("error: reconcile: iteration failed")
-    })
-    .await;
+    let mut looping = org.spawn(&["reconcile", "desired.csv", "--every", "1s"]);
+    looping
+        .next_stderr_line("an iteration failed", |l| {
+            l.starts_with("error: reconcile: iteration failed")
+        })
+        .await;
 
     replace_file(&org, "desired.csv", &desired_csv(&org, "spring"));
-    next_line_where(&mut lines, |l| l.contains("2 verified")).await;
+    looping
+        .next_stderr_line("a later iteration verified 2 targets", |l| {
+            l.contains("2 verified")
+        })
+        .await;
     assert!(
         customers_campaign(&org)
             .iter()
             .all(|c| c.as_deref() == Some("spring"))
     );
-    looping.start_kill().unwrap();
-    looping.wait().await.unwrap();
+    looping.kill().await;
 }
 
 /// `--listen`: `/metrics` serves the last iteration's metrics, the very text `--metrics-file`

@@ -1,7 +1,7 @@
 //! The command line is resolved once, up front: usage errors (exit 64) before any file is read
 //! or any store created; `.env` into the settings lookup; errors printed once.
 
-use crate::support::TestOrg;
+use crate::support::{TestOrg, output};
 
 fn desired_csv(org: &TestOrg) -> std::path::PathBuf {
     let call = org.live_calls().remove(0);
@@ -89,28 +89,26 @@ async fn a_dotenv_file_provides_the_credentials_and_the_environment_wins() {
         ),
     );
     // The credentials come from ./.env; the API URL of the environment wins over the file's.
-    let out = org
-        .command(&["get", &call.id])
-        .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
-        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("customer"));
+    let out = output(
+        org.command(&["get", &call.id])
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+    )
+    .await;
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 0, "{stderr}");
+    assert!(out.stdout.contains("customer"));
 
     // An explicit --env-file, from another directory.
     std::fs::rename(org.path(".env"), org.path("creds.env")).unwrap();
-    let out = org
-        .command(&["get", &call.id, "--env-file", "creds.env"])
-        .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
-        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let out = output(
+        org.command(&["get", &call.id, "--env-file", "creds.env"])
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET"),
+    )
+    .await;
+    let stderr = &out.stderr;
+    assert_eq!(out.code, 0, "{stderr}");
     assert!(!stderr.contains(&secret), "{stderr}");
 }
 

@@ -3,21 +3,10 @@
 //! does not exist, and pruned with any retention.
 
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::Value;
 
 use crate::support::{Run, TestOrg, campaign_csv};
-
-/// A finished process, as the tests look at it.
-fn finished(output: std::io::Result<Output>) -> Run {
-    let output = output.expect("attrsync runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 /// `args` followed by `--audit STORE`.
 fn with_store<'a>(args: &[&'a str], store: &'a str) -> Vec<&'a str> {
@@ -89,15 +78,8 @@ async fn applies_started_together_on_a_new_store_all_succeed() {
     for round in 0..5 {
         let store = org.path(&format!("round-{round}/audit.sqlite"));
         let store = store.to_str().expect("utf-8 path");
-        let applies = (0..3).map(|_| {
-            org.command(&with_store(&["apply", "desired.csv"], store))
-                .output()
-        });
-        let runs: Vec<Run> = futures::future::join_all(applies)
-            .await
-            .into_iter()
-            .map(finished)
-            .collect();
+        let args = with_store(&["apply", "desired.csv"], store);
+        let runs: Vec<Run> = futures::future::join_all((0..3).map(|_| org.run(&args))).await;
         for run in &runs {
             assert_eq!(run.code, 0, "round {round}: {run:?}");
         }
@@ -125,22 +107,22 @@ async fn two_reconcile_once_on_a_new_store_one_runs_and_the_other_exits_75() {
         // other one certainly finds the lock taken (rather than released after a quick run).
         org.state().hold_after(1);
         let args = with_store(&["reconcile", "desired.csv", "--once"], store);
-        let mut first = org.command(&args).spawn().expect("spawn");
-        let mut second = org.command(&args).spawn().expect("spawn");
-        org.state().wait_until_holding().await;
+        let mut first = org.spawn(&args);
+        let mut second = org.spawn(&args);
+        org.wait_until_holding().await;
         // The one not held exits on its own; then the holder is let go.
         let second_exited_first = tokio::select! {
-            status = first.wait() => { status.expect("wait"); false }
-            status = second.wait() => { status.expect("wait"); true }
+            _ = first.wait() => false,
+            _ = second.wait() => true,
         };
         let (loser, winner) = if second_exited_first {
             (second, first)
         } else {
             (first, second)
         };
-        let loser = finished(loser.wait_with_output().await);
+        let loser = loser.finish().await;
         org.state().release();
-        let winner = finished(winner.wait_with_output().await);
+        let winner = winner.finish().await;
         assert_eq!(
             (winner.code, loser.code),
             (0, 75),
@@ -161,12 +143,9 @@ async fn a_review_of_a_store_being_created_waits_for_it_instead_of_calling_it_ol
     // What a review finds while the first apply creates the store: the file, without a schema.
     // The review starts first; the apply then creates the store.
     std::fs::File::create(org.audit_path()).expect("empty store file");
-    let review = org
-        .command(&["audit", "runs", "--json"])
-        .spawn()
-        .expect("spawn");
+    let review = org.spawn(&["audit", "runs", "--json"]);
     org.run(&["apply", "desired.csv"]).await.assert_code(0);
-    let review = finished(review.wait_with_output().await);
+    let review = review.finish().await;
     review.assert_code(0);
     assert!(!review.stderr.contains("older"), "{}", review.stderr);
     let document = json(&review);
