@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use genesys_sim::{FaultConfig, SimConfig};
-use tokio::process::Child;
 
-use crate::support::{TestOrg, audit_targets, campaign_csv, latest_run, wait_for};
+use crate::support::{Spawned, TestOrg, audit_targets, campaign_csv, latest_run, wait_for};
 
 fn api_requests(org: &TestOrg) -> usize {
     org.state()
@@ -89,15 +88,9 @@ async fn a_change_not_seen_in_time_is_applied_not_drift_and_a_resume_verifies_it
 }
 
 /// Waits for a follow to end by itself (bounded), with its exit code and stderr.
-async fn ends_by_itself(child: Child) -> (i32, String) {
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the follow ends by itself")
-        .expect("attrsync runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+async fn ends_by_itself(child: Spawned) -> (i32, String) {
+    let run = child.finish().await;
+    (run.code, run.stderr)
 }
 
 /// A follow of a queue Genesys will not subscribe (an unknown queue: 403) ends at once with
@@ -106,10 +99,7 @@ async fn ends_by_itself(child: Child) -> (i32, String) {
 async fn a_follow_of_a_queue_genesys_refuses_fails_instead_of_retrying_forever() {
     let org = TestOrg::start(TestOrg::fast_config(2)).await;
     let unknown = "2f6a9c1e-5b4d-4e8f-9a7b-1c2d3e4f5a6b";
-    let child = org
-        .command(&["tag", "--queue", unknown, "--follow", "campaign=spring"])
-        .spawn()
-        .unwrap();
+    let child = org.spawn(&["tag", "--queue", unknown, "--follow", "campaign=spring"]);
     let (code, stderr) = ends_by_itself(child).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("cannot subscribe"), "{stderr}");
@@ -140,8 +130,11 @@ async fn a_follow_whose_given_token_is_revoked_stops_with_exit_4() {
     cmd.env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
         .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
         .env("GENESYSCLOUD_ACCESS_TOKEN", &token);
-    let child = cmd.spawn().unwrap();
-    crate::support::wait_until(|| org.state().notification_status().sockets > 0).await;
+    let child = crate::support::spawn(&mut cmd);
+    crate::support::wait_until("the follow's socket connects", || {
+        org.state().notification_status().sockets > 0
+    })
+    .await;
     org.state().expire_tokens();
     // The channel goes: the follow must make a new one, with the revoked token.
     org.state().expire_channels();
@@ -168,25 +161,21 @@ async fn a_follow_settles_a_dead_follow_alongside_subscribing_and_stops_while_se
     })
     .await;
     let queue = org.state().queues()[0].id.clone();
-    let mut first = org
-        .command(&[
-            "tag",
-            "--queue",
-            &queue,
-            "--follow",
-            "--verify-via",
-            "get",
-            "campaign=spring",
-        ])
-        .spawn()
-        .unwrap();
-    wait_for(&org, |log| {
+    let first = org.spawn(&[
+        "tag",
+        "--queue",
+        &queue,
+        "--follow",
+        "--verify-via",
+        "get",
+        "campaign=spring",
+    ]);
+    wait_for(&org, "the first follow's PATCH is accepted", |log| {
         log.iter().any(|r| r.method == "PATCH" && r.status == 202)
     })
     .await;
     // kill -9 while its change waits to be seen: its row is left for the next run to settle.
-    first.start_kill().unwrap();
-    first.wait().await.unwrap();
+    first.kill().await;
     let channels = |log: &[genesys_sim::LoggedRequest]| {
         log.iter()
             .filter(|r| r.method == "POST" && r.path.ends_with("/notifications/channels"))
@@ -196,22 +185,22 @@ async fn a_follow_settles_a_dead_follow_alongside_subscribing_and_stops_while_se
 
     // The second follow has nothing of its own to do (no participant has that purpose), and
     // would settle for up to 2 minutes before subscribing if settling came first.
-    let second = org
-        .command(&[
-            "tag",
-            "--queue",
-            &queue,
-            "--follow",
-            "--purpose",
-            "nobody",
-            "--verify-timeout",
-            "120s",
-            "campaign=spring",
-        ])
-        .spawn()
-        .unwrap();
-    wait_for(&org, |log| channels(log) >= 2).await;
-    signal(&second, "TERM");
+    let second = org.spawn(&[
+        "tag",
+        "--queue",
+        &queue,
+        "--follow",
+        "--purpose",
+        "nobody",
+        "--verify-timeout",
+        "120s",
+        "campaign=spring",
+    ]);
+    wait_for(&org, "the second follow makes its channel", |log| {
+        channels(log) >= 2
+    })
+    .await;
+    second.signal("TERM");
     let (code, stderr) = ends_by_itself(second).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(

@@ -329,22 +329,22 @@ async fn listen_serves_the_last_iterations_metrics_and_the_loops_health() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut looping = org
-        .command(&[
-            "reconcile",
-            "desired.csv",
-            "--every",
-            "1s",
-            "--listen",
-            &addr.to_string(),
-            "--metrics-file",
-            "attrsync.prom",
-        ])
-        .spawn()
-        .unwrap();
-    let mut lines = stderr_lines(&mut looping);
+    let mut looping = org.spawn(&[
+        "reconcile",
+        "desired.csv",
+        "--every",
+        "1s",
+        "--listen",
+        &addr.to_string(),
+        "--metrics-file",
+        "attrsync.prom",
+    ]);
     // The iteration's line shows once its metrics are served.
-    next_line_where(&mut lines, |l| l.starts_with("reconcile: applied")).await;
+    looping
+        .next_stderr_line("the first iteration's line", |l| {
+            l.starts_with("reconcile: applied")
+        })
+        .await;
 
     // reqwest is built without a default TLS provider (as attrsync is).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -380,11 +380,9 @@ async fn listen_serves_the_last_iterations_metrics_and_the_loops_health() {
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok\n");
 
-    send_sigterm(&looping);
-    let status = tokio::time::timeout(HANG_GUARD, looping.wait())
-        .await
-        .expect("the loop exits, its server with it")
-        .unwrap();
+    looping.signal("TERM");
+    // The loop exits, its server with it.
+    let status = looping.wait().await;
     // 0 between iterations, 130 during one: with an iteration a second, either.
     assert!(matches!(status.code(), Some(0 | 130)), "{status}");
 }
