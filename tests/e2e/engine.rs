@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use genesys_sim::{FaultConfig, SimConfig};
+use genesys_sim::{FaultConfig, LimitShape, SimConfig};
 
 use crate::support::{Spawned, TestOrg, audit_targets, campaign_csv, latest_run, wait_for};
 
@@ -210,4 +210,63 @@ async fn a_follow_settles_a_dead_follow_alongside_subscribing_and_stops_while_se
     let run = latest_run(&org).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["exit_code"], 0, "{run}");
+}
+
+/// On a budget far below `--rate` (7 requests per 2 s against the default 300/min) with a short
+/// `--max-wait`, every run stops early (exit 4); each resume must still make progress (it reads
+/// one call ahead of its PATCHes, one more per accepted change), and the work converges.
+#[tokio::test]
+async fn every_resume_on_a_tiny_budget_makes_progress() {
+    let org = TestOrg::start(SimConfig {
+        calls: 8,
+        rate_per_minute: 7 * 30,
+        limit_shape: LimitShape::Window,
+        limit_window: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let accepted = |org: &TestOrg| {
+        org.state()
+            .request_log()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.status == 202)
+            .count()
+    };
+    let mut run = org
+        .run(&["apply", "desired.csv", "--max-wait", "500ms"])
+        .await;
+    // The first run reads every call at once and is stopped before its PATCHes; every resume
+    // must then buy changes with the budget left.
+    run.assert_code(4);
+    let mut before = accepted(&org);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    run = org
+        .run(&["apply", "--resume", "latest", "--max-wait", "500ms"])
+        .await;
+    for _ in 0..12 {
+        if run.code == 0 {
+            break;
+        }
+        assert_eq!(run.code, 4, "stopped early, resumable: {}", run.stderr);
+        let now = accepted(&org);
+        assert!(
+            now > before,
+            "a run stopped by the budget sent no PATCH: {}\n{:?}",
+            run.stderr,
+            org.state()
+                .request_log()
+                .iter()
+                .map(|r| format!("{} {} {}", r.method, r.status, r.path))
+                .collect::<Vec<_>>()
+        );
+        before = now;
+        // The server's window (2 s) passes before the next run, as the message advises.
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        run = org
+            .run(&["apply", "--resume", "latest", "--max-wait", "500ms"])
+            .await;
+    }
+    run.assert_code(0);
+    crate::support::assert_converged(&org);
 }

@@ -135,5 +135,6 @@ async fn resume_work(audit: &AuditStore, run: &str) -> anyhow::Result<Work> {
         run,
         source,
         targets,
+        budget_stopped: record.exit_code == Some(i32::from(Exit::StoppedEarly.code())),
     })
 }

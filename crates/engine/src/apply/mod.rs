@@ -5,6 +5,7 @@
 //! `reconcile` iteration.
 
 pub mod call_events;
+pub(crate) mod read_ahead;
 pub(crate) mod request_log;
 pub(crate) mod results;
 pub(crate) mod settle;
@@ -48,6 +49,8 @@ pub enum Work {
         run: RunId,
         source: SourceInfo,
         targets: Vec<TargetRecord>,
+        /// The API's budget stopped it: resumed cautiously (see `read_ahead`).
+        budget_stopped: bool,
     },
 }
 
@@ -62,7 +65,18 @@ pub async fn execute(
     observer: Arc<dyn RunObserver>,
     stop: &StopSignal,
 ) -> Result<RunOutcome, EngineError> {
+    let cautious = matches!(
+        work,
+        Work::Resume {
+            budget_stopped: true,
+            ..
+        }
+    );
     let (run, source, jobs, next_seq, planned_results) = prepare(work, config, audit).await?;
+    let read_ahead = read_ahead::ReadAhead::new(
+        if cautious { 1 } else { config.concurrency },
+        config.concurrency,
+    );
     observer.run_started(&run, &source, jobs.len() as u64);
     observer.note(Note::Info(format!(
         "run {run}: {} calls to work on",
@@ -100,8 +114,10 @@ pub async fn execute(
     let starting = tokio::sync::Mutex::new(());
     let mut work_stream = futures::stream::iter(jobs)
         .map(|job| {
-            let (pipeline, starting) = (&pipeline, &starting);
+            let (pipeline, starting, read_ahead) = (&pipeline, &starting, &read_ahead);
             async move {
+                let mut job = job;
+                job.read_ahead = Some(read_ahead.ticket().await);
                 let mut work = {
                     let _turn = starting.lock().await;
                     pipeline.client.until_nothing_waits().await;
@@ -232,6 +248,7 @@ async fn prepare(
             run,
             source,
             targets,
+            ..
         } => {
             lifecycle::reopen(audit, config, &run).await?;
             for record in targets {

@@ -44,6 +44,8 @@ pub struct Job {
     pub planned: Vec<(TargetId, PlannedTarget)>,
     /// Targets a dead process of this run may have sent: the live state says what happened.
     pub in_doubt: Vec<(TargetId, PlannedTarget)>,
+    /// Its place among the calls read ahead of their PATCHes, given back once they are sent.
+    pub(crate) read_ahead: Option<super::read_ahead::Ticket>,
 }
 
 impl Job {
@@ -116,10 +118,11 @@ impl Pipeline {
     /// instead of a read, when given.
     pub async fn process_seen(
         &self,
-        job: Job,
+        mut job: Job,
         seen: Option<LiveConversation>,
     ) -> Result<Vec<TargetResult>> {
         let cid = job.conversation_id.clone();
+        let mut ticket = job.read_ahead.take();
         let read = match seen {
             Some(live) => Ok(live),
             None => self.read(&cid).await,
@@ -191,11 +194,18 @@ impl Pipeline {
         let mut applied = Vec::new();
         for s in sending {
             match self.patch(&cid, s).await? {
-                Patched::Applied(s) => applied.push(s),
+                Patched::Applied(s) => {
+                    if let Some(ticket) = &mut ticket {
+                        ticket.accepted();
+                    }
+                    applied.push(s);
+                }
                 Patched::Done(result) => results.push(result),
                 Patched::NotSent => {}
             }
         }
+        // Its PATCHes are sent: another call may be read while this one is verified.
+        drop(ticket);
         if !applied.is_empty() {
             results.extend(self.verify(&cid, applied).await?);
         }
