@@ -1,7 +1,8 @@
 //! `attrsync audit report`: one self-contained HTML page about one run, made from what the
 //! audit store recorded (its [`RunSummary`](audit::RunSummary), its requests and the targets
 //! that did not end as planned); and [`text`], the words of those records that the page and the
-//! binary's terminal renderings share.
+//! binary's terminal renderings share; and [`export`], the targets as CSV, JSON or NDJSON for
+//! `attrsync audit export`.
 //!
 //! What counts as a problem is [`audit::StatusClass`]'s to say: every target whose status is
 //! not of the class `Done` (see [`is_problem`]).
@@ -10,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod charts;
+pub mod export;
 mod page;
 pub mod text;
 

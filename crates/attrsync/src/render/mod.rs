@@ -2,7 +2,6 @@
 
 pub mod audit;
 pub mod call;
-pub mod export;
 pub mod plan;
 pub mod summary;
 

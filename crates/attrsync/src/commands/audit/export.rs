@@ -5,8 +5,8 @@ use std::io::BufWriter;
 use super::{open_existing, target_filter};
 use crate::cli::{AuditExportArgs, ExportFormat};
 use crate::exit::Exit;
-use crate::render::export::{write_csv, write_json, write_ndjson};
 use audit::TargetOrder;
+use report::export::{write_csv, write_json, write_ndjson};
 
 pub async fn run(args: AuditExportArgs) -> anyhow::Result<Exit> {
     let store = open_existing(&args.audit).await?;

@@ -7,6 +7,17 @@ use std::io::Write;
 
 use audit::TargetRecord;
 
+/// An export that could not be written (a closed pipe included: the binary ends quietly then).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write the export")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write the CSV export")]
+    Csv(#[from] csv::Error),
+    #[error("cannot write the JSON export")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Columns of the CSV export, in order.
 pub const CSV_HEADER: [&str; 21] = [
     "run_id",
@@ -46,7 +57,7 @@ pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
     }
 }
 
-pub fn write_csv(out: impl Write, targets: &[TargetRecord]) -> anyhow::Result<()> {
+pub fn write_csv(out: impl Write, targets: &[TargetRecord]) -> Result<(), ExportError> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
     for target in targets {
@@ -59,7 +70,7 @@ pub fn write_csv(out: impl Write, targets: &[TargetRecord]) -> anyhow::Result<()
 }
 
 /// One JSON array, one target per line inside it, so that the output stays diffable.
-pub fn write_json(mut out: impl Write, targets: &[TargetRecord]) -> anyhow::Result<()> {
+pub fn write_json(mut out: impl Write, targets: &[TargetRecord]) -> Result<(), ExportError> {
     out.write_all(b"[")?;
     for (i, target) in targets.iter().enumerate() {
         out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
@@ -70,7 +81,7 @@ pub fn write_json(mut out: impl Write, targets: &[TargetRecord]) -> anyhow::Resu
     Ok(())
 }
 
-pub fn write_ndjson(mut out: impl Write, targets: &[TargetRecord]) -> anyhow::Result<()> {
+pub fn write_ndjson(mut out: impl Write, targets: &[TargetRecord]) -> Result<(), ExportError> {
     for target in targets {
         serde_json::to_writer(&mut out, target)?;
         out.write_all(b"\n")?;
@@ -139,7 +150,7 @@ fn csv_rows(target: &TargetRecord) -> Vec<[String; 21]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::audit::tests::target;
+    use crate::fixtures::target;
     use audit::TargetStatus;
 
     #[test]
