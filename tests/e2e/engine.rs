@@ -270,3 +270,45 @@ async fn every_resume_on_a_tiny_budget_makes_progress() {
     run.assert_code(0);
     crate::support::assert_converged(&org);
 }
+
+/// A follow runs through the one lifecycle: `--rate auto` asks the org before its first other
+/// request (it used to run at the default budget without asking), and the run records it.
+#[tokio::test]
+async fn a_follow_honours_rate_auto() {
+    let org = TestOrg::start(SimConfig {
+        queues: 1,
+        rate_per_minute: 600,
+        ..TestOrg::fast_config(2)
+    })
+    .await;
+    let queue = org.state().queues()[0].id.clone();
+    let mut follow = org.spawn(&[
+        "tag",
+        "--queue",
+        &queue,
+        "--follow",
+        "--rate",
+        "auto",
+        "campaign=spring",
+    ]);
+    follow
+        .next_stderr_line("the org's own limit is read", |l| {
+            l.contains("--rate auto: the org allows 600 requests/min per token")
+        })
+        .await;
+    let api: Vec<_> = org
+        .state()
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .collect();
+    assert_eq!(
+        api[0].path, "/api/v2/organizations/limits/namespaces/platform-api",
+        "asked before any other request"
+    );
+    follow.signal("TERM");
+    let run = follow.finish().await;
+    run.assert_code(0);
+    let recorded = latest_run(&org).await;
+    assert_eq!(recorded["exit_code"], 0, "{recorded}");
+}
