@@ -16,7 +16,7 @@ use audit::AuditStore;
 use engine::Work;
 
 pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
-    let ui = ui.with_json(args.json);
+    let ui = ui.with_json(run_settings.json);
     let audit_path = run_settings.audit_path.clone();
     let work = match (&args.resume, &args.source) {
         (Some(run), source) => {
@@ -53,17 +53,15 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
         ui.note(format_args!("run {run} has nothing left to do"));
         return Ok(Exit::Success);
     }
-    let work = super::guard::max_changes(
+    let work = super::guard::max_changes(work, &run_settings, ui).await?;
+    let audit = open_audit(&audit_path).await?;
+    let outcome = super::snapshot::run(
         work,
-        args.max_changes,
-        &run_settings.connection,
-        args.concurrency,
-        ui,
+        &run_settings,
+        &audit,
+        CliObserver::new(ui, run_settings.json),
     )
     .await?;
-    let audit = open_audit(&audit_path).await?;
-    let outcome =
-        super::snapshot::run(work, &run_settings, &audit, CliObserver::new(ui, args.json)).await?;
     if let Some(line) = stopped_early(&outcome) {
         eprintln!("{line}");
     }

@@ -10,7 +10,7 @@ use reconcile::Action;
 use engine::Work;
 use engine::live::fetch_live;
 
-use crate::settings::Connection;
+use crate::settings::RunSettings;
 
 /// The plan would change more participants than allowed: nothing was sent, no run was recorded.
 #[derive(Debug, thiserror::Error)]
@@ -26,14 +26,13 @@ pub struct TooManyChanges {
 /// `work`, checked against `max` (and planned first when it is a desired state).
 pub async fn max_changes(
     work: Work,
-    max: Option<usize>,
-    connection: &Connection,
-    concurrency: usize,
+    settings: &RunSettings,
     ui: crate::ui::Ui,
 ) -> anyhow::Result<Work> {
-    let Some(max) = max else {
+    let Some(max) = settings.max_changes else {
         return Ok(work);
     };
+    let (connection, concurrency) = (&settings.connection, settings.concurrency);
     let work = match work {
         Work::Desired(desired) => {
             let client = connection.connect(ui).await?;

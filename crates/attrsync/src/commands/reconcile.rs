@@ -308,14 +308,7 @@ async fn iterate(
     if stop.borrow().is_some() {
         return Ok(None);
     }
-    let work = super::guard::max_changes(
-        Work::Desired(desired),
-        args.max_changes,
-        &settings.connection,
-        args.concurrency,
-        quiet,
-    )
-    .await?;
+    let work = super::guard::max_changes(Work::Desired(desired), settings, quiet).await?;
     let outcome = super::snapshot::run_until(
         work,
         settings,

@@ -51,10 +51,10 @@ pub async fn run(
         Work::Desired(desired),
         &run_settings,
         &audit,
-        CliObserver::new(ui, args.json),
+        CliObserver::new(ui, run_settings.json),
     )
     .await?;
-    if !args.json {
+    if !run_settings.json {
         for r in &outcome.results {
             let who = r.participant_id.as_deref().unwrap_or("(no participant)");
             let detail = r

@@ -28,7 +28,7 @@ pub async fn run(
     run_settings: RunSettings,
     ui: Ui,
 ) -> anyhow::Result<Exit> {
-    let ui = ui.with_json(args.json);
+    let ui = ui.with_json(run_settings.json);
     if args.follow {
         return follow(&args, attributes, &run_settings, ui).await;
     }
@@ -51,7 +51,7 @@ pub async fn run(
     let desired = desired_state(&args, attributes, &conversation_ids);
 
     if args.dry_run {
-        let live = fetch_live(&client, conversation_ids, args.concurrency).await?;
+        let live = fetch_live(&client, conversation_ids, run_settings.concurrency).await?;
         let plan = reconcile::diff(&desired, &live);
         let mut stdout = std::io::stdout().lock();
         write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;
@@ -66,7 +66,7 @@ pub async fn run(
         Work::Desired(desired),
         &run_settings,
         &audit,
-        CliObserver::new(ui, args.json),
+        CliObserver::new(ui, run_settings.json),
     )
     .await?;
     if let Some(line) = stopped_early(&outcome) {
@@ -93,7 +93,7 @@ async fn follow(
         socket_idle_timeout: args.socket_idle_timeout,
     };
     let audit = open_audit(&run_settings.audit_path).await?;
-    let observer = CliObserver::for_follow(ui, args.json, args.metrics_file.clone());
+    let observer = CliObserver::for_follow(ui, run_settings.json, args.metrics_file.clone());
     let _serving = match args.listen {
         Some(addr) => Some(serve_follow(addr, &observer).await?),
         None => None,
