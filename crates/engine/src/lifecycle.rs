@@ -181,6 +181,25 @@ impl ActiveRun {
         Ok(active)
     }
 
+    /// The pipeline that works on this run's calls.
+    pub fn pipeline(
+        &self,
+        source: &SourceInfo,
+        next_seq: u32,
+        call_events: Option<Arc<crate::apply::call_events::CallEvents>>,
+    ) -> crate::apply::worker::Pipeline {
+        crate::apply::worker::Pipeline {
+            client: self.client.clone(),
+            audit: self.audit.clone(),
+            run: self.run.clone(),
+            source: source.clone(),
+            verify_timeout: self.config.verify_timeout,
+            next_seq: std::sync::atomic::AtomicU32::new(next_seq),
+            stop: self.stop.clone(),
+            call_events,
+        }
+    }
+
     /// `--rate auto`: the org's own limit, before any other request of the run.
     async fn ask_rate(&self, observer: &dyn RunObserver) -> Result<(), EngineError> {
         if let Some((auto, tokens)) = &self.config.auto_rate {

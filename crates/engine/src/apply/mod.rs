@@ -14,7 +14,6 @@ pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 
 use futures::StreamExt;
 use reconcile::{
@@ -29,7 +28,7 @@ use crate::stop::StopSignal;
 use audit::{AuditStore, NewTarget, ObservedValues, RunId, TargetRecord, TargetStatus};
 
 pub use results::RESULT_COLUMNS;
-use worker::{Job, Pipeline};
+use worker::Job;
 pub use worker::{TargetResult, VerifiedBy, planned_status};
 
 /// What a run works on, once read and validated.
@@ -92,16 +91,7 @@ pub async fn execute(
         RunKind::Snapshot,
     )
     .await?;
-    let pipeline = Pipeline {
-        client: active.client.clone(),
-        audit: audit.clone(),
-        run: run.clone(),
-        source: source.clone(),
-        verify_timeout: config.verify_timeout,
-        next_seq: AtomicU32::new(next_seq),
-        stop: stop.clone(),
-        call_events: None,
-    };
+    let pipeline = active.pipeline(&source, next_seq, None);
 
     let mut results = planned_results;
     for result in &results {

@@ -17,7 +17,7 @@
 mod tracker;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use genesys_core::GenesysClient;
@@ -176,16 +176,11 @@ async fn follow_locked(
         plural(settings.queues.len(), "queue")
     )));
     let call_events = Arc::new(CallEvents::default());
-    let pipeline = Arc::new(Pipeline {
-        client: active.client.clone(),
-        audit: audit.clone(),
-        run: run.clone(),
-        source: source.clone(),
-        verify_timeout: config.verify_timeout,
-        next_seq: AtomicU32::new(0),
-        stop: stop.clone(),
-        call_events: (settings.verify_via == VerifyVia::Event).then(|| Arc::clone(&call_events)),
-    });
+    let pipeline = Arc::new(active.pipeline(
+        &source,
+        0,
+        (settings.verify_via == VerifyVia::Event).then(|| Arc::clone(&call_events)),
+    ));
     let counters = Arc::new(FollowCounters::default());
     let mut follower = Follower {
         settings,
