@@ -13,6 +13,7 @@ mod get_set;
 mod live_tag;
 mod messages;
 mod model;
+mod output;
 mod plan;
 mod profile;
 mod proxy;

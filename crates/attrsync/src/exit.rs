@@ -79,9 +79,7 @@ pub fn code_for_run(outcome: &RunOutcome) -> u8 {
 pub fn for_error(err: &anyhow::Error) -> Exit {
     let mut exit = Exit::Failure;
     for cause in err.chain() {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::BrokenPipe
-        {
+        if is_broken_pipe(cause) {
             return Exit::Success;
         }
         if cause
@@ -98,6 +96,20 @@ pub fn for_error(err: &anyhow::Error) -> Exit {
         }
     }
     exit
+}
+
+/// A closed stdout (`| head`), however the writer wrapped it.
+fn is_broken_pipe(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let pipe = std::io::ErrorKind::BrokenPipe;
+    cause
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == pipe)
+        || cause
+            .downcast_ref::<serde_json::Error>()
+            .is_some_and(|json| json.io_error_kind() == Some(pipe))
+        || cause
+            .downcast_ref::<csv::Error>()
+            .is_some_and(|csv| matches!(csv.kind(), csv::ErrorKind::Io(io) if io.kind() == pipe))
 }
 
 impl From<Exit> for ExitCode {

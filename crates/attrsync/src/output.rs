@@ -60,6 +60,15 @@ pub fn log_filter(verbose: u8, quiet: u8) -> &'static str {
     }
 }
 
+/// One line of a command's product on stdout. A closed stdout (`| head`) is an error the
+/// command returns, so that it ends quietly with exit 0 (see `exit::for_error`), not a panic.
+pub fn stdout_line(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

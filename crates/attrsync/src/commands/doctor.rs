@@ -69,6 +69,8 @@ impl<'a> From<&'a Check> for JsonCheck<'a> {
 struct Report {
     checks: Vec<Check>,
     json: bool,
+    /// Writing a line failed (stdout closed, e.g. `| head`).
+    closed: Option<std::io::Error>,
 }
 
 impl Report {
@@ -79,7 +81,7 @@ impl Report {
     }
 
     /// Printed as it is found: a slow check shows where it stands.
-    fn show(&self, check: &Check) {
+    fn show(&mut self, check: &Check) {
         if self.json {
             return;
         }
@@ -92,7 +94,12 @@ impl Report {
         if let Some(todo) = &check.todo {
             let _ = write!(line, " -> {todo}");
         }
-        println!("{line}");
+        // A closed stdout ends the command quietly once the checks are done.
+        if self.closed.is_none()
+            && let Err(err) = crate::output::stdout_line(format_args!("{line}"))
+        {
+            self.closed = Some(err);
+        }
     }
 
     fn failed(&self) -> bool {
@@ -137,7 +144,10 @@ pub async fn run(
     if args.json {
         let checks: Vec<JsonCheck<'_>> = report.checks.iter().map(JsonCheck::from).collect();
         let value = serde_json::json!({ "ok": !failed, "checks": checks });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::output::stdout_line(format_args!("{}", serde_json::to_string_pretty(&value)?))?;
+    }
+    if let Some(closed) = report.closed.take() {
+        return Err(closed.into());
     }
     Ok(if failed { Exit::Failure } else { Exit::Success })
 }
@@ -161,8 +171,7 @@ async fn check_all(
         conversation: args.conversation.as_deref(),
         budget: &budget,
     };
-    let shown = &*report;
-    let checks = engine::doctor::diagnose(doctor, |check| shown.show(check)).await;
+    let checks = engine::doctor::diagnose(doctor, |check| report.show(check)).await;
     report.checks.extend(checks);
     Ok(())
 }

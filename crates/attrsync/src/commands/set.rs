@@ -62,10 +62,10 @@ pub async fn run(
                 .as_deref()
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
-            println!(
+            crate::output::stdout_line(format_args!(
                 "{conversation_id} participant {who}: {}{detail}",
                 r.status.as_str()
-            );
+            ))?;
         }
     }
     if let Some(line) = stopped_early(&outcome) {

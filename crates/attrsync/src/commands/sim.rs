@@ -73,35 +73,41 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
         None => None,
     };
     // The URL and credentials are the product of this command: stdout, so scripts can read them.
-    println!("Genesys simulator listening on {url}");
+    crate::output::stdout_line(format_args!("Genesys simulator listening on {url}"))?;
     if let Some(path) = &ca_path {
-        println!(
+        crate::output::stdout_line(format_args!(
             "  test CA:       {}   (trust it with --ca-cert or SSL_CERT_FILE)",
             path.display()
-        );
+        ))?;
     }
-    println!("  client id:     {id}");
-    println!("  client secret: {secret}   (a demo credential of the simulator, not a real secret)");
+    crate::output::stdout_line(format_args!("  client id:     {id}"))?;
+    crate::output::stdout_line(format_args!(
+        "  client secret: {secret}   (a demo credential of the simulator, not a real secret)"
+    ))?;
     let window = humantime::format_duration(args.limit_window);
     match args.limit_shape {
-        LimitShape::Window => println!(
+        LimitShape::Window => crate::output::stdout_line(format_args!(
             "  rate limit:    {} per token, in any trailing {window} window",
             args.rate
-        ),
-        LimitShape::Bucket => println!(
+        ))?,
+        LimitShape::Bucket => crate::output::stdout_line(format_args!(
             "  rate limit:    {} per token, bucket with burst {}",
             args.rate, args.burst
-        ),
+        ))?,
     }
     if let Some(org_rate) = args.org_rate {
-        println!("  org limit:     {org_rate} for all tokens, in any trailing {window} window");
+        crate::output::stdout_line(format_args!(
+            "  org limit:     {org_rate} for all tokens, in any trailing {window} window"
+        ))?;
     }
     if let Some(rate) = args.arrival_rate.filter(|rate| !rate.is_none()) {
         let lasting = args.call_duration.map_or_else(
             || "until ended".to_owned(),
             |d| format!("about {}", humantime::format_duration(d)),
         );
-        println!("  arrivals:      {rate} new calls, each lasting {lasting}");
+        crate::output::stdout_line(format_args!(
+            "  arrivals:      {rate} new calls, each lasting {lasting}"
+        ))?;
     }
     let ca_flag = ca_path
         .as_ref()
