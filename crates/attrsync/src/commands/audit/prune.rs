@@ -19,6 +19,14 @@ use crate::ui::Ui;
 pub async fn run(settings: PruneSettings, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(settings.json);
     let path = &settings.audit_path;
+    // A fresh install's prune timer runs before the first run has made a store: nothing to do.
+    if !path.exists() {
+        ui.note(format_args!(
+            "no audit store at {} yet: nothing to prune",
+            path.display()
+        ));
+        return Ok(Exit::Success);
+    }
     let selection = if settings.delete {
         check_store_exists(path).await?;
         let store = match AuditStore::open_existing(path).await {
