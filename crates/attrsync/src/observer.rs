@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use audit::RunId;
 use engine::follow::FollowCounters;
@@ -46,6 +46,44 @@ pub struct CliObserver {
     started: Instant,
     /// A follow's last counters, for its summary and its final metrics.
     follow: Mutex<Option<FollowMetrics>>,
+    /// Since when (Unix ms) a notification socket has been down; 0 while all are connected.
+    socket_down_since_ms: std::sync::atomic::AtomicU64,
+    /// The run's last heartbeat could not be written: the store is not writable.
+    store_error: Mutex<Option<String>>,
+}
+
+/// How long a follow may go without reporting (it reports every 10 s) before it is stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(30);
+/// How long a notification socket may stay down (reconnecting with backoff) before the follow
+/// is unhealthy: calls arriving meanwhile are only found by the next backfill.
+const SOCKET_DOWN_LIMIT: Duration = Duration::from_secs(120);
+
+/// A follow's health for `/healthz`, from what it last reported.
+fn follow_health(
+    ended: bool,
+    since_report: Option<Duration>,
+    socket_down_for: Option<Duration>,
+    store_error: Option<&str>,
+) -> Result<(), String> {
+    if ended {
+        return Err("the follow has ended".to_owned());
+    }
+    if let Some(age) = since_report.filter(|age| *age > STUCK_AFTER) {
+        return Err(format!(
+            "the follow has not reported for {}s",
+            age.as_secs()
+        ));
+    }
+    if let Some(down) = socket_down_for.filter(|down| *down > SOCKET_DOWN_LIMIT) {
+        return Err(format!(
+            "no notification socket has been connected for {}s",
+            down.as_secs()
+        ));
+    }
+    if let Some(error) = store_error {
+        return Err(format!("the audit store is not writable: {error}"));
+    }
+    Ok(())
 }
 
 impl CliObserver {
@@ -60,6 +98,8 @@ impl CliObserver {
             metrics_file: None,
             started: Instant::now(),
             follow: Mutex::new(None),
+            socket_down_since_ms: std::sync::atomic::AtomicU64::new(0),
+            store_error: Mutex::new(None),
         })
     }
 
@@ -78,21 +118,27 @@ impl CliObserver {
             .clone()
     }
 
-    /// A follow is healthy while its loop reports: before its first report (it reports every
-    /// 10 s), and while the last one is recent.
+    /// A follow is healthy while its loop reports, its sockets are connected or reconnecting
+    /// within a limit, and its audit store takes writes (see [`follow_health`]).
     pub fn follow_health(&self) -> Result<(), String> {
-        const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-        match self.follow_metrics() {
-            None => Ok(()),
-            Some(m) if m.exit_code.is_some() => Err("the follow has ended".to_owned()),
-            Some(m) => match m.updated_at.elapsed() {
-                Ok(age) if age > STUCK_AFTER => Err(format!(
-                    "the follow has not reported for {}s",
-                    age.as_secs()
-                )),
-                _ => Ok(()),
-            },
-        }
+        let metrics = self.follow_metrics();
+        let down_since = self.socket_down_since_ms.load(Ordering::Relaxed);
+        let socket_down_for = (down_since > 0).then(|| {
+            SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH + Duration::from_millis(down_since))
+                .unwrap_or_default()
+        });
+        let store_error = self
+            .store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        follow_health(
+            metrics.as_ref().is_some_and(|m| m.exit_code.is_some()),
+            metrics.and_then(|m| m.updated_at.elapsed().ok()),
+            socket_down_for,
+            store_error.as_deref(),
+        )
     }
 
     fn write_metrics(&self, metrics: &FollowMetrics) {
@@ -154,6 +200,17 @@ impl RunObserver for CliObserver {
         };
         self.write_metrics(&metrics);
         *self.follow.lock().unwrap_or_else(PoisonError::into_inner) = Some(metrics);
+        self.socket_down_since_ms.store(
+            counters.socket_down_since_ms.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn heartbeat(&self, written: &Result<(), String>) {
+        *self
+            .store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = written.as_ref().err().cloned();
     }
 
     fn run_finished(&self, outcome: &RunOutcome) {
@@ -174,5 +231,38 @@ impl RunObserver for CliObserver {
             self.write_metrics(&metrics);
         }
         self.events.run_finished(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follow_is_healthy_while_it_reports_its_sockets_reconnect_and_its_store_takes_writes() {
+        let secs = Duration::from_secs;
+        assert_eq!(follow_health(false, None, Some(secs(5)), None), Ok(()));
+        assert_eq!(follow_health(false, Some(secs(9)), None, None), Ok(()));
+        // Reconnecting, within the limit.
+        assert_eq!(
+            follow_health(false, Some(secs(9)), Some(secs(60)), None),
+            Ok(())
+        );
+        let unhealthy = [
+            follow_health(true, Some(secs(1)), None, None),
+            follow_health(false, Some(secs(31)), None, None),
+            follow_health(false, Some(secs(1)), Some(secs(121)), None),
+            follow_health(false, Some(secs(1)), None, Some("disk I/O error")),
+        ];
+        let reasons: Vec<String> = unhealthy.into_iter().map(Result::unwrap_err).collect();
+        assert_eq!(
+            reasons,
+            [
+                "the follow has ended",
+                "the follow has not reported for 31s",
+                "no notification socket has been connected for 121s",
+                "the audit store is not writable: disk I/O error",
+            ]
+        );
     }
 }

@@ -126,14 +126,16 @@ impl ActiveRun {
             }
         });
         let heartbeat = tokio::spawn({
-            let (audit, run) = (audit.clone(), run.clone());
+            let (audit, run, observer) = (audit.clone(), run.clone(), Arc::clone(observer));
             async move {
                 let mut every = tokio::time::interval(audit::RUN_HEARTBEAT);
                 loop {
                     every.tick().await;
-                    if let Err(err) = audit.heartbeat_run(&run).await {
+                    let written = audit.heartbeat_run(&run).await.map_err(|err| {
                         tracing::warn!("cannot refresh the run's heartbeat: {err}");
-                    }
+                        err.to_string()
+                    });
+                    observer.heartbeat(&written);
                 }
             }
         });

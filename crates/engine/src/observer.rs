@@ -33,6 +33,8 @@ pub trait RunObserver: Send + Sync {
     fn target_finished(&self, _result: &TargetResult) {}
     /// A follow's counters, every few seconds and at its end.
     fn follow_tick(&self, _counters: &FollowCounters, _client: &ClientStats) {}
+    /// The run's heartbeat was written to the audit store, or could not be.
+    fn heartbeat(&self, _written: &Result<(), String>) {}
     /// The run is recorded as finished.
     fn run_finished(&self, _outcome: &RunOutcome) {}
 }

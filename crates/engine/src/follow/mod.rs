@@ -84,6 +84,14 @@ pub struct FollowCounters {
     pub event_lag_count: AtomicU64,
     /// Live calls followed now (a call is forgotten when it ends): flat in a steady campaign.
     pub tracked_calls: AtomicU64,
+    /// Since when (Unix ms) a notification socket has not been connected; 0 while all are.
+    pub socket_down_since_ms: AtomicU64,
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl FollowCounters {
@@ -182,6 +190,10 @@ async fn follow_locked(
         (settings.verify_via == VerifyVia::Event).then(|| Arc::clone(&call_events)),
     ));
     let counters = Arc::new(FollowCounters::default());
+    // Connecting: not connected yet.
+    counters
+        .socket_down_since_ms
+        .store(unix_ms_now(), Ordering::Relaxed);
     let mut follower = Follower {
         settings,
         audit,
@@ -193,6 +205,7 @@ async fn follow_locked(
         jobs: JoinSet::new(),
         permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
         counters: Arc::clone(&counters),
+        down: std::collections::BTreeSet::from([0]),
         observer: Arc::clone(&observer),
         fatal: None,
     };
@@ -246,6 +259,8 @@ struct Follower<'a> {
     jobs: JoinSet<JobEnd>,
     permits: Arc<Semaphore>,
     counters: Arc<FollowCounters>,
+    /// Channels whose socket is not connected now (the first is, until it connects).
+    down: std::collections::BTreeSet<usize>,
     observer: Arc<dyn RunObserver>,
     /// The audit store failed: the follow stops, since it could no longer prove what it did.
     fatal: Option<EngineError>,
@@ -306,6 +321,12 @@ impl Follower<'_> {
     ) -> Result<(), EngineError> {
         match notice {
             Notice::Connected { channel, gap, why } => {
+                self.down.remove(&channel);
+                if self.down.is_empty() {
+                    self.counters
+                        .socket_down_since_ms
+                        .store(0, Ordering::Relaxed);
+                }
                 if why != genesys_core::notifications::Reconnect::First {
                     self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(channel, "notification socket reconnected: {why}");
@@ -315,6 +336,11 @@ impl Follower<'_> {
                 }
             }
             Notice::Trouble { channel, message } => {
+                if self.down.insert(channel) && self.down.len() == 1 {
+                    self.counters
+                        .socket_down_since_ms
+                        .store(unix_ms_now(), Ordering::Relaxed);
+                }
                 tracing::warn!(channel, "{message}; retrying");
             }
             // Retrying cannot help: a refused given token (or the budget) stops the follow
