@@ -10,6 +10,7 @@ mod exactness;
 mod follow;
 mod follow_model;
 mod get_set;
+mod hints;
 mod live_tag;
 mod messages;
 mod model;

@@ -8,6 +8,7 @@ mod commands;
 mod env;
 mod events;
 mod exit;
+mod hints;
 mod observer;
 mod output;
 mod progress;

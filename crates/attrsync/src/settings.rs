@@ -25,6 +25,7 @@ use crate::cli::{
     LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
+use crate::hints::Hints;
 
 pub use engine::auto_rate::AutoRate;
 
@@ -91,6 +92,8 @@ pub struct Connection {
     pub max_wait: Duration,
     pub tokens: u16,
     pub timeout: Duration,
+    /// The connection flags a printed command repeats (see `hints`).
+    pub hints: Hints,
 }
 
 impl Connection {
@@ -183,6 +186,8 @@ pub struct RunSettings {
     /// others every token's).
     tokens_factor: f64,
     options: serde_json::Value,
+    /// The flags a printed command repeats (see `hints`).
+    pub hints: crate::hints::Hints,
 }
 
 impl RunSettings {
@@ -238,6 +243,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 rate_per_minute: connection.rate.per_minute(),
                 tokens_factor: 1.0,
                 options: serde_json::json!({ "attributes": attributes.len() }),
+                hints: connection
+                    .hints
+                    .clone()
+                    .with_audit(&audit_path(&args.audit)),
                 connection,
             };
             CommandSettings::Set(args, attributes, settings)
@@ -263,6 +272,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
                 options,
+                hints: connection
+                    .hints
+                    .clone()
+                    .with_audit(&audit_path(&args.audit)),
                 connection,
             };
             CommandSettings::Apply(args, settings)
@@ -288,6 +301,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
                 options,
+                hints: connection
+                    .hints
+                    .clone()
+                    .with_audit(&audit_path(&args.audit)),
                 connection,
             };
             CommandSettings::Reconcile(args, settings)
@@ -317,6 +334,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
                 options,
+                hints: connection
+                    .hints
+                    .clone()
+                    .with_audit(&audit_path(&args.audit)),
                 connection,
             };
             CommandSettings::Tag(args, attributes, settings)
@@ -465,6 +486,7 @@ fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, 
         max_wait: args.max_wait,
         tokens: args.tokens,
         timeout: args.timeout,
+        hints: Hints::new(global, Some(args)),
     })
 }
 
@@ -553,6 +575,7 @@ pub fn demo_connection(
         max_wait: Duration::from_secs(180),
         tokens: 1,
         timeout: Duration::from_secs(30),
+        hints: Hints::default(),
     })
 }
 
@@ -569,6 +592,7 @@ pub fn demo_run(connection: Connection, audit_path: &Path, results_dir: &Path) -
         rate_per_minute: connection.rate.per_minute(),
         tokens_factor: 1.0,
         options: serde_json::json!({ "demo": true, "rate": connection.rate.with_burst(1).to_string() }),
+        hints: connection.hints.clone().with_audit(audit_path),
         connection,
     }
 }

@@ -117,7 +117,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     .await?;
     let log = sim.state().request_log();
     let throttled = log.iter().filter(|r| r.status == 429).count();
-    eprintln!("\n{}", run_summary(&outcome, &audit_path));
+    eprintln!("\n{}", run_summary(&outcome, &audit_path, &settings.hints));
     eprintln!(
         "The simulator answered {} API requests, {throttled} of them 429 (rate limited).",
         log.iter().filter(|r| r.path.starts_with("/api/")).count()

@@ -35,9 +35,11 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
         reconcile::saved_plan::save(&plan, &metadata, out)
             .with_context(|| format!("cannot save the plan to {}", out.display()))?;
         ui.note(format_args!(
-            "plan saved to {}; apply it with `attrsync apply {}`",
+            "plan saved to {}; apply it with `{}`",
             out.display(),
-            out.display()
+            connection
+                .hints
+                .connect(&["apply", &out.display().to_string()])
         ));
     }
     let mut stdout = std::io::stdout().lock();

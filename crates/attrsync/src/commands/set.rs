@@ -68,7 +68,7 @@ pub async fn run(
             ))?;
         }
     }
-    if let Some(line) = stopped_early(&outcome) {
+    if let Some(line) = stopped_early(&outcome, &run_settings.hints) {
         eprintln!("{line}");
     }
     // What the run recorded is what the process exits with.

@@ -69,10 +69,10 @@ pub async fn run(
         CliObserver::new(ui, run_settings.json),
     )
     .await?;
-    if let Some(line) = stopped_early(&outcome) {
+    if let Some(line) = stopped_early(&outcome, &run_settings.hints) {
         eprintln!("{line}");
     }
-    ui.note(run_summary(&outcome, audit_path));
+    ui.note(run_summary(&outcome, audit_path, &run_settings.hints));
     Ok(crate::exit::for_run(&outcome))
 }
 

@@ -5,7 +5,9 @@ use std::path::Path;
 use audit::TargetStatus;
 use engine::{Ending, RunOutcome};
 
-pub fn run_summary(outcome: &RunOutcome, audit_path: &Path) -> String {
+use crate::hints::Hints;
+
+pub fn run_summary(outcome: &RunOutcome, audit_path: &Path, hints: &Hints) -> String {
     let parts: Vec<String> = TargetStatus::ALL
         .iter()
         .filter(|s| outcome.counts.get(**s) > 0)
@@ -21,29 +23,30 @@ pub fn run_summary(outcome: &RunOutcome, audit_path: &Path) -> String {
     } else {
         "Run"
     };
+    let run = outcome.run.as_str();
     let mut text = format!(
-        "{head} {}: {counted} in {:.1}s.\nAudit store: {}  (attrsync audit show {})",
-        outcome.run,
+        "{head} {run}: {counted} in {:.1}s.\nAudit store: {}  ({})",
         outcome.elapsed.as_secs_f64(),
         audit_path.display(),
-        outcome.run,
+        hints.review(&["audit", "show", run]),
     );
     if matches!(outcome.ending, Ending::Interrupted) {
         text.push_str(&format!(
-            "\nResume with: attrsync apply --resume {}",
-            outcome.run
+            "\nResume with: {}",
+            hints.connect(&["apply", "--resume", run])
         ));
     }
     text
 }
 
 /// Said even with -q when the API's budget stopped a run with work left: when and how to go on.
-pub fn stopped_early(outcome: &RunOutcome) -> Option<String> {
+pub fn stopped_early(outcome: &RunOutcome, hints: &Hints) -> Option<String> {
     let Ending::StoppedEarly { message } = &outcome.ending else {
         return None;
     };
     Some(format!(
-        "attrsync: {message}; {} targets are left for later: `attrsync apply --resume {}`",
-        outcome.unfinished, outcome.run
+        "attrsync: {message}; {} targets are left for later: `{}`",
+        outcome.unfinished,
+        hints.connect(&["apply", "--resume", outcome.run.as_str()])
     ))
 }
