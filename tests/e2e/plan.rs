@@ -148,3 +148,36 @@ async fn saved_plan_applies_later_and_marks_moved_targets_stale() {
         "a stale target is not overwritten"
     );
 }
+
+/// `plan -` reads the desired state from standard input, as a pipe is read.
+#[tokio::test]
+async fn plan_reads_standard_input_given_as_dash() {
+    use tokio::io::AsyncWriteExt as _;
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    let mut command = org.command(&["plan", "-"]);
+    command.stdin(std::process::Stdio::piped());
+    let mut plan = crate::support::spawn(&mut command);
+    let mut stdin = plan.take_stdin().expect("stdin");
+    stdin
+        .write_all(crate::support::campaign_csv(&org).as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let run = plan.finish().await;
+    run.assert_code(0);
+    assert!(run.stdout.contains("2 to update"), "{}", run.stdout);
+}
+
+/// `plan --json` is for reading: applying it says how to save a plan instead.
+#[tokio::test]
+async fn applying_plan_json_output_says_to_save_a_plan_with_out() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    org.write("desired.csv", &crate::support::campaign_csv(&org));
+    let json = org.run(&["plan", "desired.csv", "--json"]).await;
+    json.assert_code(0);
+    org.write("p.json", &json.stdout);
+    let apply = org.run(&["apply", "p.json"]).await;
+    apply.assert_code(1);
+    assert!(apply.stderr.contains("--out PLAN.json"), "{}", apply.stderr);
+    assert_eq!(org.count_requests("PATCH", "/attributes"), 0);
+}

@@ -75,6 +75,12 @@ pub enum SavedPlanError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "{} is the output of `attrsync plan --json`, for reading; save a plan to apply with \
+         `attrsync plan SOURCE --out PLAN.json`, then `attrsync apply PLAN.json`",
+        path.display()
+    )]
+    PlanJsonOutput { path: PathBuf },
     #[error("{} is not an attrsync plan (kind {}, expected \"{PLAN_KIND}\")", path.display(),
         found.as_deref().map_or_else(|| "missing".to_owned(), |k| format!("{k:?}")))]
     WrongKind {
@@ -114,6 +120,8 @@ struct SavedPlanOwned {
 struct Envelope {
     kind: Option<String>,
     format_version: Option<u64>,
+    /// Only `plan --json` output has it (no saved plan does).
+    summary: Option<serde::de::IgnoredAny>,
 }
 
 /// The saved-plan JSON document (pretty-printed).
@@ -161,6 +169,11 @@ pub fn from_json(text: &str, path: &Path) -> Result<SavedPlan, SavedPlanError> {
             path: path.to_owned(),
             source,
         })?;
+    if envelope.kind.is_none() && envelope.summary.is_some() {
+        return Err(SavedPlanError::PlanJsonOutput {
+            path: path.to_owned(),
+        });
+    }
     if envelope.kind.as_deref() != Some(PLAN_KIND) {
         return Err(SavedPlanError::WrongKind {
             path: path.to_owned(),
@@ -493,6 +506,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "p.json: plan format version 1 is not supported (this attrsync reads version 2)"
+        );
+        let err = from_json(r#"{"format_version":2,"summary":{},"targets":[]}"#, path).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("p.json is the output of `attrsync plan --json`, for reading; save a plan to apply with `attrsync plan SOURCE --out PLAN.json`"),
+            "{err}"
         );
         let err = from_json("[1,2]", path).unwrap_err();
         assert!(matches!(err, SavedPlanError::NotJson { .. }), "{err}");

@@ -66,12 +66,19 @@ pub(crate) async fn read_path_with_input(
     select: &SqliteSelect,
     options: &ReadOptions,
 ) -> Result<(DesiredState, InputTable), SourceError> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|source| SourceError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+    // `-` is standard input, as for most tools (read once, like any pipe).
+    let read = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut bytes)
+            .await
+            .map(|_| bytes)
+    } else {
+        tokio::fs::read(path).await
+    };
+    let bytes = read.map_err(|source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let sqlite_name = path
         .extension()
         .and_then(|e| e.to_str())
