@@ -57,7 +57,7 @@ async fn every_printed_command_works_when_pasted() {
         log.iter().filter(|r| r.path.starts_with("/api/")).count()
     };
     let before = api_requests(&org.state().request_log());
-    let mut run = spawn(&mut command(
+    let run = spawn(&mut command(
         &org,
         &[&["apply", "desired.csv", "--rate", "8/min"][..], &place[..]].concat(),
     ));

@@ -9,6 +9,7 @@ mod env;
 mod events;
 mod exit;
 mod hints;
+mod logging;
 mod observer;
 mod output;
 mod progress;
@@ -17,7 +18,6 @@ mod settings;
 mod signals;
 mod ui;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         print_error(&anyhow::Error::from(err));
         return Exit::Failure.into();
     }
-    init_logging(&cli);
+    logging::init(&cli);
     let ui = Ui::new(&cli);
     // The whole command line becomes settings before any file is read or store created.
     let settings = match settings::resolve(cli) {
@@ -107,24 +107,4 @@ fn main() -> ExitCode {
 /// Prints an error once, as one chain: `error: context: cause: root cause`.
 fn print_error(err: &anyhow::Error) {
     eprintln!("error: {}", error_chain(err.as_ref()));
-}
-
-fn init_logging(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
-    let filter = env::var(env::RUST_LOG)
-        .and_then(|s| EnvFilter::try_new(s).ok())
-        .unwrap_or_else(|| {
-            EnvFilter::new(output::log_filter(cli.global.verbose, cli.global.quiet))
-        });
-    let ansi = output::use_color(
-        cli.global.color,
-        env::is_set(env::NO_COLOR),
-        std::io::stderr().is_terminal(),
-    );
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
 }
