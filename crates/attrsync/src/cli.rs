@@ -26,6 +26,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// More log output (-v info, -vv debug, -vvv trace). RUST_LOG wins when set.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -81,6 +82,7 @@ pub enum Command {
 
 /// Where and how to reach Genesys Cloud.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Connection options")]
 pub struct ConnectionArgs {
     /// Genesys Cloud region: a name (us-east-1, eu-west-1, me_central_1) or a domain
     /// (mypurecloud.ie) [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
