@@ -13,6 +13,7 @@
 mod charts;
 pub mod export;
 mod page;
+pub mod tables;
 pub mod text;
 
 #[cfg(test)]

@@ -4,9 +4,9 @@ use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, ta
 use crate::cli::AuditListArgs;
 use crate::exit::Exit;
 use crate::render::Style;
-use crate::render::audit::targets_table;
 use crate::ui::Ui;
 use audit::TargetOrder;
+use report::tables::targets_table;
 
 pub async fn run(args: AuditListArgs, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);

@@ -12,9 +12,9 @@ use super::{
     AUDIT_JSON_FORMAT_VERSION, check_store_exists, open_read_only_at, print_json, print_text,
 };
 use crate::exit::Exit;
-use crate::render::audit::prune_table;
 use crate::settings::PruneSettings;
 use crate::ui::Ui;
+use report::tables::prune_table;
 
 pub async fn run(settings: PruneSettings, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(settings.json);

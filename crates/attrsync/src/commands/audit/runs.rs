@@ -4,8 +4,8 @@ use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text};
 use crate::cli::AuditRunsArgs;
 use crate::exit::Exit;
 use crate::render::Style;
-use crate::render::audit::{RunView, runs_table};
 use crate::ui::Ui;
+use report::tables::{RunView, runs_table};
 
 pub async fn run(args: AuditRunsArgs, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);

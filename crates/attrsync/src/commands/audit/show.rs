@@ -4,9 +4,9 @@ use super::{AUDIT_JSON_FORMAT_VERSION, open_existing, print_json, print_text, re
 use crate::cli::AuditShowArgs;
 use crate::exit::Exit;
 use crate::render::Style;
-use crate::render::audit::{RunView, run_details, targets_table};
 use crate::ui::Ui;
 use audit::{TargetFilter, TargetOrder};
+use report::tables::{RunView, run_details, targets_table};
 
 pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(args.json);

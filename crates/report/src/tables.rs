@@ -1,14 +1,12 @@
-//! `attrsync audit runs|show|list`: runs and targets of the audit store as text, and the JSON
-//! shape of a run.
+//! `attrsync audit runs|show|list|prune`: runs and targets of the audit store as text tables,
+//! and the JSON shape of a run.
 
 use std::fmt::Write;
 
+use crate::text::{Style, changes_text, counts_text, duration_ms, duration_text};
 use audit::{
     PrunableRun, RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord,
 };
-use report::text::{changes_text, counts_text, duration_ms, duration_text};
-
-use super::Style;
 
 /// A run as `--json` shows it: the record, its duration, outcome counts and request statistics.
 #[derive(Debug, serde::Serialize)]
@@ -243,46 +241,10 @@ fn table(header: &[&str], rows: Vec<Vec<String>>, style: Style) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use audit::{RunId, TargetId, TargetStatus, UnixMillis};
-
-    /// A target whose campaign changes, tier stays and note is cleared.
-    pub(crate) fn target(status: TargetStatus) -> TargetRecord {
-        let at = UnixMillis::from_millis(1_000);
-        TargetRecord {
-            id: TargetId::from_row(1),
-            run_id: RunId::from_stored("20261124T101530Z-ab12cd".into()),
-            seq: 0,
-            conversation_id: "c1".into(),
-            participant_id: Some("p1".into()),
-            selector: "purpose=customer".into(),
-            purpose: Some("customer".into()),
-            input_lines: "desired.csv:2".into(),
-            status,
-            reason: None,
-            before: [
-                ("campaign".to_owned(), Some("fall".to_owned())),
-                ("tier".to_owned(), Some("gold".to_owned())),
-            ]
-            .into(),
-            desired: [
-                ("campaign".to_owned(), "spring".to_owned()),
-                ("tier".to_owned(), "gold".to_owned()),
-                ("note".to_owned(), String::new()),
-            ]
-            .into(),
-            observed: None,
-            http_status: None,
-            error_code: None,
-            error_message: None,
-            correlation_id: None,
-            attempts: 1,
-            created_at: at,
-            updated_at: at,
-            sent_at: None,
-        }
-    }
+    use crate::fixtures::target;
+    use audit::TargetStatus;
 
     #[test]
     fn detail_prefers_the_genesys_error_over_the_reason() {
