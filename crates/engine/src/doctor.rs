@@ -12,10 +12,14 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use genesys_core::proxy::ProxyTarget;
+use genesys_core::settings::Credentials;
 use genesys_core::{ApiError, GenesysClient, LiveCallsQuery, Settings};
 use url::Url;
 
 use crate::auto_rate::AutoRate;
+
+/// What a secret is shown as.
+const MASK: &str = "********";
 use crate::error::error_chain;
 
 /// How long a DNS lookup or a TCP connection may take before the check fails.
@@ -535,6 +539,117 @@ async fn budget<F: FnMut(&Check)>(
             ),
         );
     }
+}
+
+/// Where each setting came from (secrets masked), as checks: credentials, region, login URL,
+/// proxy, the settings' warnings, and the rate.
+pub fn settings(genesys: &Settings, rate: &str, tokens: u16, pacing: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut add = |name, outcome, found, todo| checks.push(Check::new(name, outcome, found, todo));
+    let sources = &genesys.sources;
+    match &genesys.credentials {
+        Credentials::Client { client_id, .. } => add(
+            "credentials",
+            Outcome::Ok,
+            if sources.credentials == sources.secret {
+                format!(
+                    "client id {client_id} and secret {MASK}, from {}",
+                    sources.credentials
+                )
+            } else {
+                format!(
+                    "client id {client_id} from {}, secret {MASK} from {}",
+                    sources.credentials, sources.secret
+                )
+            },
+            None,
+        ),
+        Credentials::Token(_) => add(
+            "credentials",
+            Outcome::Warn,
+            format!(
+                "access token {MASK} from {}, used as given",
+                sources.credentials
+            ),
+            Some(
+                "it cannot be refreshed: when it expires a run stops, resumable (exit 4); client credentials avoid that"
+                    .to_owned(),
+            ),
+        ),
+    }
+    let region = genesys
+        .region
+        .map_or_else(|| "none".to_owned(), |r| format!("{r} ({})", r.domain()));
+    match (&sources.api_url, genesys.region_assumed()) {
+        (_, true) => add(
+            "region",
+            Outcome::Warn,
+            format!("{region}: assumed, no source gives a region"),
+            Some(format!(
+                "set the org's region: --region, {} or a gc profile's environment",
+                genesys_core::env::REGION.name
+            )),
+        ),
+        (Some(source), false) => add(
+            "region",
+            Outcome::Ok,
+            format!(
+                "not used for the API: API URL {} from {source}",
+                origin_of(&genesys.api_base)
+            ),
+            None,
+        ),
+        (None, false) => add(
+            "region",
+            Outcome::Ok,
+            format!("{region} from {}", sources.region),
+            None,
+        ),
+    }
+    let login_source = match &sources.login_url {
+        Some(source) => format!("from {source}"),
+        None if sources.api_url.is_some() => "derived from the API URL".to_owned(),
+        None => "from the region".to_owned(),
+    };
+    add(
+        "login url",
+        Outcome::Ok,
+        format!("{}, {login_source}", origin_of(&genesys.login_base)),
+        None,
+    );
+    if let Some(proxy) = &genesys.proxy {
+        for target in [&proxy.https, &proxy.http].into_iter().flatten() {
+            // The URL only: never the credentials.
+            let who = if target.has_credentials() {
+                format!(", credentials {MASK}")
+            } else {
+                String::new()
+            };
+            add(
+                "proxy",
+                Outcome::Ok,
+                format!(
+                    "{target}{who}, from {}; the host checks below go through it",
+                    target.source
+                ),
+                None,
+            );
+        }
+    }
+    for warning in &genesys.warnings {
+        add("settings", Outcome::Warn, warning.clone(), None);
+    }
+    add(
+        "rate",
+        Outcome::Ok,
+        format!("--rate {rate} x {tokens} token(s), {pacing} pacing"),
+        None,
+    );
+    checks
+}
+
+fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 #[cfg(test)]

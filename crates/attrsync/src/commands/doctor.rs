@@ -10,17 +10,12 @@ use std::fmt::Write as _;
 
 use engine::auto_rate::AutoRate;
 use engine::doctor::{Check, Doctor, Outcome};
-use genesys_core::settings::Credentials;
 use serde::Serialize;
-use url::Url;
 
 use crate::cli::DoctorArgs;
 use crate::exit::Exit;
 use crate::settings::Connection;
 use crate::ui::Ui;
-
-/// What a secret is shown as.
-const MASK: &str = "********";
 
 /// The status column of a check's line.
 fn label(outcome: Outcome) -> &'static str {
@@ -178,117 +173,18 @@ async fn check_all(
 
 /// Where each setting came from; secrets are masked.
 fn settings(connection: &Connection, report: &mut Report) {
-    let genesys = &connection.genesys;
-    let sources = &genesys.sources;
-    match &genesys.credentials {
-        Credentials::Client { client_id, .. } => report.add(
-            "credentials",
-            Outcome::Ok,
-            if sources.credentials == sources.secret {
-                format!(
-                    "client id {client_id} and secret {MASK}, from {}",
-                    sources.credentials
-                )
-            } else {
-                format!(
-                    "client id {client_id} from {}, secret {MASK} from {}",
-                    sources.credentials, sources.secret
-                )
-            },
-            None,
-        ),
-        Credentials::Token(_) => report.add(
-            "credentials",
-            Outcome::Warn,
-            format!(
-                "access token {MASK} from {}, used as given",
-                sources.credentials
-            ),
-            Some(
-                "it cannot be refreshed: when it expires a run stops, resumable (exit 4); client credentials avoid that"
-                    .to_owned(),
-            ),
-        ),
-    }
-    let region = genesys
-        .region
-        .map_or_else(|| "none".to_owned(), |r| format!("{r} ({})", r.domain()));
-    match (&sources.api_url, genesys.region_assumed()) {
-        (_, true) => report.add(
-            "region",
-            Outcome::Warn,
-            format!("{region}: assumed, no source gives a region"),
-            Some(format!(
-                "set the org's region: --region, {} or a gc profile's environment",
-                genesys_core::env::REGION.name
-            )),
-        ),
-        (Some(source), false) => report.add(
-            "region",
-            Outcome::Ok,
-            format!(
-                "not used for the API: API URL {} from {source}",
-                origin(&genesys.api_base)
-            ),
-            None,
-        ),
-        (None, false) => report.add(
-            "region",
-            Outcome::Ok,
-            format!("{region} from {}", sources.region),
-            None,
-        ),
-    }
-    let login_source = match &sources.login_url {
-        Some(source) => format!("from {source}"),
-        None if sources.api_url.is_some() => "derived from the API URL".to_owned(),
-        None => "from the region".to_owned(),
-    };
-    report.add(
-        "login url",
-        Outcome::Ok,
-        format!("{}, {login_source}", origin(&genesys.login_base)),
-        None,
-    );
-    if let Some(proxy) = &genesys.proxy {
-        for target in [&proxy.https, &proxy.http].into_iter().flatten() {
-            // The URL only: never the credentials.
-            let who = if target.has_credentials() {
-                format!(", credentials {MASK}")
-            } else {
-                String::new()
-            };
-            report.add(
-                "proxy",
-                Outcome::Ok,
-                format!(
-                    "{target}{who}, from {}; the host checks below go through it",
-                    target.source
-                ),
-                None,
-            );
-        }
-    }
-    for warning in &genesys.warnings {
-        report.add("settings", Outcome::Warn, warning.clone(), None);
-    }
-    let tokens = connection.tokens;
     let rate = if connection.auto_rate.is_some() {
         "auto".to_owned()
     } else {
         connection.rate.with_burst(1).to_string()
     };
-    report.add(
-        "rate",
-        Outcome::Ok,
-        format!(
-            "--rate {rate} x {tokens} token(s), {} pacing",
-            connection.pacing.as_str()
-        ),
-        None,
+    let checks = engine::doctor::settings(
+        &connection.genesys,
+        &rate,
+        connection.tokens,
+        connection.pacing.as_str(),
     );
-}
-
-fn origin(url: &Url) -> String {
-    url.origin().ascii_serialization()
+    for check in checks {
+        report.add(check.name, check.outcome, check.found, check.todo);
+    }
 }
