@@ -78,9 +78,10 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
-    // nextest does not run doctests.
+    // nextest does not run doctests; they go first, so that the suite's summary is the last
+    // test runner's word.
     cargo(&["test", "--workspace", "--doc"])?;
+    cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
     // The install path: the archive the README's install section uses, built in the debug
     // profile (the tests built it already), unpacked and run.
     let archive = dist::build(dist::Profile::Debug)?;
