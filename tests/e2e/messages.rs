@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use genesys_sim::{FaultConfig, SimConfig};
 
-use crate::support::{Run, TestOrg, campaign_csv, output};
+use crate::support::{Run, TestOrg, campaign_csv, output, write_private};
 
 /// The binary with `env` added to the org's environment (`None`: removed).
 async fn run_with(org: &TestOrg, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
@@ -24,16 +24,6 @@ const NO_CREDENTIALS: [(&str, Option<&str>); 2] = [
     ("GENESYSCLOUD_OAUTHCLIENT_ID", None),
     ("GENESYSCLOUD_OAUTHCLIENT_SECRET", None),
 ];
-
-fn write_private(org: &TestOrg, name: &str, text: &str) -> String {
-    let path = org.write(name, text);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path.display().to_string()
-}
 
 #[tokio::test]
 async fn a_proxy_url_whose_password_breaks_it_is_refused_without_echoing_any_of_it() {

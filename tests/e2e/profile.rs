@@ -1,6 +1,6 @@
 //! gc CLI profiles, a given access token and `attrsync doctor`, against the simulator.
 
-use crate::support::{Run, TestOrg, campaign_csv, output};
+use crate::support::{Run, TestOrg, campaign_csv, output, write_private};
 
 /// The binary with the org's URL but no credentials in the environment.
 async fn run_without_credentials(org: &TestOrg, args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -11,16 +11,6 @@ async fn run_without_credentials(org: &TestOrg, args: &[&str], env: &[(&str, &st
         cmd.env(name, value);
     }
     output(&mut cmd).await
-}
-
-fn write_private(org: &TestOrg, name: &str, text: &str) -> String {
-    let path = org.write(name, text);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path.display().to_string()
 }
 
 #[tokio::test]

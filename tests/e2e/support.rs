@@ -778,3 +778,14 @@ mod tests {
         );
     }
 }
+
+/// Writes a file only its owner may read (a gc profile holds secrets), and returns its path.
+pub fn write_private(org: &TestOrg, name: &str, text: &str) -> String {
+    let path = org.write(name, text);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path.display().to_string()
+}
