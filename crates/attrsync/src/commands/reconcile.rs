@@ -22,7 +22,7 @@ use crate::observer::CliObserver;
 use crate::output::OutputContext;
 use crate::settings::RunSettings;
 use crate::ui::Ui;
-use audit::{AuditStore, RECONCILE_LOCK, RunId, StatusCounts, TargetStatus};
+use audit::{AuditStore, RECONCILE_LOCK, RunId, StatusClass, StatusCounts, TargetStatus};
 use engine::service::metrics::{self, IterationMetrics};
 use engine::{StopSignal, Work};
 
@@ -394,18 +394,10 @@ fn report(
 fn summary_line(done: &Iteration, elapsed: Duration) -> String {
     let counts = &done.counts;
     let seconds = elapsed.as_secs_f64();
-    let changes = [
-        TargetStatus::Verified,
-        TargetStatus::Stale,
-        TargetStatus::Drift,
-        TargetStatus::Failed,
-        TargetStatus::Planned,
-        TargetStatus::Sending,
-        TargetStatus::Applied,
-    ]
-    .iter()
-    .map(|s| counts.get(*s))
-    .sum::<u64>();
+    // In sync: every target was already as desired, or its call had ended (one classification:
+    // `StatusClass`).
+    let changes =
+        counts.total() - counts.get(TargetStatus::Unchanged) - counts.of_class(StatusClass::Gone);
     if changes == 0 && !done.interrupted {
         let skipped = match counts.skipped {
             0 => String::new(),
