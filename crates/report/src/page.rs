@@ -413,6 +413,7 @@ mod tests {
                 operator: None,
                 rate_per_minute: Some(300.0),
                 resumed_count: 0,
+                reverts: None,
             },
             counts,
             requests: RequestStats {
