@@ -11,6 +11,7 @@ mod live;
 mod man;
 mod plan;
 mod reconcile;
+mod revert;
 mod set;
 pub mod sim;
 mod snapshot;
@@ -36,6 +37,7 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Tag(args, attributes, settings) => {
             tag::run(args, attributes, settings, ui).await
         }
+        CommandSettings::Revert(args, settings) => revert::run(args, settings, ui).await,
         CommandSettings::Completions(args) => completions::run(&args),
         CommandSettings::GenerateMan(args) => man::run(&args, ui),
         CommandSettings::Sim(args) => sim::run(args, ui).await,
