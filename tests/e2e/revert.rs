@@ -514,3 +514,47 @@ async fn a_follows_key_written_twice_goes_back_to_its_value_before_the_first_wri
     assert_eq!(value(&org, &id, "campaign"), "");
     assert_eq!(patched(&org).1, 1);
 }
+
+#[tokio::test]
+async fn a_resumed_apply_is_reverted_and_a_killed_revert_is_finished_by_apply_resume() {
+    let org = TestOrg::start(TestOrg::fast_config(6)).await;
+    let calls: Vec<String> = org.live_calls().into_iter().map(|c| c.id).collect();
+    org.write("tier.csv", &one_key_csv(&calls, "tier", "gold"));
+    let killed_midway = async |args: &[&str]| {
+        org.state().hold_after(5);
+        let child = org.spawn(args);
+        org.wait_until_holding().await;
+        child.kill().await;
+        org.state().release();
+    };
+    killed_midway(&["apply", "tier.csv"]).await;
+    let original = latest_id(&org).await;
+    org.run(&["apply", "--resume", &original])
+        .await
+        .assert_code(0);
+    assert!(calls.iter().all(|id| value(&org, id, "tier") == "gold"));
+
+    killed_midway(&["revert", &original]).await;
+    let revert = latest_id(&org).await;
+    assert_ne!(revert, original);
+    assert!(
+        calls.iter().any(|id| value(&org, id, "tier") == "gold"),
+        "the revert was stopped before it was done"
+    );
+    org.run(&["apply", "--resume", &revert])
+        .await
+        .assert_code(0);
+    assert!(calls.iter().all(|id| value(&org, id, "tier").is_empty()));
+    let shown = show(&org, &revert).await;
+    assert_eq!(shown["run"]["reverts"], original.as_str());
+    let counts = &shown["run"]["counts"];
+    assert_eq!(
+        counts["verified"].as_u64().unwrap_or(0) + counts["unchanged"].as_u64().unwrap_or(0),
+        6,
+        "{counts}"
+    );
+
+    org.state().reset_log();
+    org.run(&["revert", &original]).await.assert_code(0);
+    assert_eq!(patched(&org).1, 0, "everything is already back");
+}
