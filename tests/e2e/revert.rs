@@ -401,7 +401,7 @@ async fn show_and_report_link_a_run_and_its_reverts_both_ways_and_a_revert_is_no
 }
 
 #[tokio::test]
-async fn runs_of_set_tag_a_saved_plan_and_reconcile_are_each_reverted() {
+async fn runs_of_set_tag_a_saved_plan_sqlite_and_reconcile_are_each_reverted() {
     let org = TestOrg::start(TestOrg::fast_config(6)).await;
     let calls: Vec<String> = org.live_calls().into_iter().map(|c| c.id).collect();
     let snapshot = |key: &str| -> BTreeMap<String, String> {
@@ -436,6 +436,29 @@ async fn runs_of_set_tag_a_saved_plan_and_reconcile_are_each_reverted() {
         .assert_code(0);
     org.run(&["apply", "plan.json"]).await.assert_code(0);
     revert_restores("campaign", &before).await;
+
+    let before = snapshot("crm");
+    let mut conn = sqlx::ConnectOptions::connect(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(org.path("crm.sqlite"))
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE desired_attributes (conversation_id TEXT, key TEXT, value TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for id in &calls {
+        sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'crm', 'vip')")
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    org.run(&["apply", "crm.sqlite"]).await.assert_code(0);
+    revert_restores("crm", &before).await;
 
     let before = snapshot("tier");
     org.write("tier.csv", &one_key_csv(&calls, "tier", "gold"));
