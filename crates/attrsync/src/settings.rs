@@ -54,6 +54,9 @@ pub enum CommandSettings {
     /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
     Tag(TagArgs, Attributes, RunSettings),
     Revert(RevertArgs, RunSettings),
+    /// `revert --dry-run`: reads the audit store only, so it needs no connection (nor
+    /// credentials); with the store's path.
+    RevertDryRun(RevertArgs, PathBuf),
     Completions(CompletionsArgs),
     GenerateMan(GenerateManArgs),
     Sim(SimArgs),
@@ -342,6 +345,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 connection,
             };
             CommandSettings::Tag(args, attributes, settings)
+        }
+        Command::Revert(args) if args.dry_run => {
+            let audit_path = audit_path(&args.audit);
+            CommandSettings::RevertDryRun(args, audit_path)
         }
         Command::Revert(args) => {
             let connection = connection(&args.connection)?;

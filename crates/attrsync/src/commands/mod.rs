@@ -38,6 +38,10 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
             tag::run(args, attributes, settings, ui).await
         }
         CommandSettings::Revert(args, settings) => revert::run(args, settings, ui).await,
+        CommandSettings::RevertDryRun(args, audit_path) => {
+            let json = args.json;
+            revert::dry_run(args, &audit_path, ui.with_json(json)).await
+        }
         CommandSettings::Completions(args) => completions::run(&args),
         CommandSettings::GenerateMan(args) => man::run(&args, ui),
         CommandSettings::Sim(args) => sim::run(args, ui).await,

@@ -3,9 +3,10 @@
 //! `apply` applies a saved plan.
 
 use std::io::Write;
+use std::path::Path;
 
 use audit::AuditStore;
-use engine::revert::RevertFilter;
+use engine::revert::{RevertFilter, RevertPlan};
 
 use crate::cli::RevertArgs;
 use crate::exit::Exit;
@@ -16,44 +17,43 @@ use crate::render::summary::{run_summary, stopped_early};
 use crate::settings::RunSettings;
 use crate::ui::Ui;
 
+/// `--dry-run`: the plan, from the store opened read-only; no request, no run recorded.
+pub async fn dry_run(args: RevertArgs, audit_path: &Path, ui: Ui) -> anyhow::Result<Exit> {
+    let audit = super::audit::open_read_only_at(audit_path).await?;
+    let revert = plan(&audit, &args).await?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &plan_document(&revert.plan))?;
+        writeln!(stdout)?;
+    } else {
+        write!(
+            stdout,
+            "{}",
+            plan_text(&revert.plan, Style { color: ui.color })
+        )?;
+    }
+    ui.note(format_args!(
+        "dry run: nothing was sent; applied, each key is put back only if it still reads as run {} wrote it",
+        revert.original.id
+    ));
+    audit.close().await?;
+    Ok(Exit::Success)
+}
+
 pub async fn run(args: RevertArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(run_settings.json);
     let audit_path = &run_settings.audit_path;
-    // A dry run only reads; a revert writes a run of its own. Neither creates a store.
-    let audit = if args.dry_run {
-        super::audit::open_read_only_at(audit_path).await?
-    } else {
-        AuditStore::open_no_create(audit_path).await?
-    };
-    let run = super::audit::resolve_run(&audit, &args.run).await?;
-    let filter = RevertFilter {
-        conversations: args.conversations.clone(),
-        keys: args.keys.clone(),
-    };
-    let revert = engine::revert::plan(&audit, &run, &filter).await?;
-    if revert.original_is_running() {
-        eprintln!(
-            "warning: run {run} is still running: this revert covers the changes it recorded \
-             until now, not those it makes from now on (stop it first to revert all of them)"
-        );
-    }
-    let style = Style { color: ui.color };
-    if args.dry_run {
-        let mut stdout = std::io::stdout().lock();
-        if run_settings.json {
-            serde_json::to_writer_pretty(&mut stdout, &plan_document(&revert.plan))?;
-            writeln!(stdout)?;
-        } else {
-            write!(stdout, "{}", plan_text(&revert.plan, style))?;
-        }
-        ui.note(format_args!(
-            "dry run: nothing was sent; applied, each key is put back only if it still reads as run {run} wrote it"
-        ));
-        return Ok(Exit::Success);
-    }
+    // A revert is a run of its own; like `apply --resume`, it never creates a store.
+    let audit = AuditStore::open_no_create(audit_path).await?;
+    let revert = plan(&audit, &args).await?;
+    let run = revert.original.id.clone();
     if !run_settings.json {
         let mut stdout = std::io::stdout().lock();
-        write!(stdout, "{}", plan_text(&revert.plan, style))?;
+        write!(
+            stdout,
+            "{}",
+            plan_text(&revert.plan, Style { color: ui.color })
+        )?;
         stdout.flush()?;
     }
     if !revert.plan.has_changes() {
@@ -77,4 +77,21 @@ pub async fn run(args: RevertArgs, run_settings: RunSettings, ui: Ui) -> anyhow:
     }
     ui.note(run_summary(&outcome, audit_path, &run_settings.hints));
     Ok(crate::exit::for_run(&outcome))
+}
+
+/// The engine's plan of the revert the arguments ask for; warns when the run still runs.
+async fn plan(audit: &AuditStore, args: &RevertArgs) -> anyhow::Result<RevertPlan> {
+    let run = super::audit::resolve_run(audit, &args.run).await?;
+    let filter = RevertFilter {
+        conversations: args.conversations.clone(),
+        keys: args.keys.clone(),
+    };
+    let revert = engine::revert::plan(audit, &run, &filter).await?;
+    if revert.original_is_running() {
+        eprintln!(
+            "warning: run {run} is still running: this revert covers the changes it recorded \
+             until now, not those it makes from now on (stop it first to revert all of them)"
+        );
+    }
+    Ok(revert)
 }
