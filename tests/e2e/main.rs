@@ -20,6 +20,7 @@ mod profile;
 mod proxy;
 mod rate;
 mod reconcile;
+mod revert;
 mod settings;
 mod store;
 mod validation;

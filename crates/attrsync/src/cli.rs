@@ -65,6 +65,8 @@ pub enum Command {
     Live(LiveArgs),
     /// Set attributes on every live call of a queue, through plan, apply, verify and audit.
     Tag(TagArgs),
+    /// Put back what a run changed, only where nobody changed it since (a run of its own).
+    Revert(RevertArgs),
     /// Print a shell completion script on stdout.
     Completions(CompletionsArgs),
     /// Write the man pages into DIR (used by `cargo xtask man`).
@@ -266,6 +268,42 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub verify: VerifyArgs,
     /// Print NDJSON events on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The run to revert: a run id (or a unique prefix of one), or `latest`.
+    #[arg(value_name = "RUN|latest")]
+    pub run: String,
+    /// Print the plan (as `attrsync plan` does, `--json` as `plan --json`) and send nothing.
+    /// Each key is re-checked against the live call only when the revert is applied.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Revert only this conversation's changes; repeat for more.
+    #[arg(long = "conversation", value_name = "ID")]
+    pub conversations: Vec<String>,
+    /// Revert only this attribute key; repeat for more.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Conversations worked on at once.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = parse_count)]
+    pub concurrency: usize,
+    /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory (created if missing).
+    #[arg(long, value_name = "DIR", value_parser = parse_results_dir)]
+    pub results: Option<PathBuf>,
+    /// Refuse to start (exit 1, nothing sent) when the revert would change more than N
+    /// participants.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<usize>,
+    #[command(flatten)]
+    pub audit: AuditPathArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Print NDJSON events on stdout (with --dry-run: the plan as JSON).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

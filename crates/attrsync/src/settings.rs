@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
     CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
-    LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
+    LiveArgs, PlanArgs, RateArg, ReconcileArgs, RevertArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 use crate::hints::Hints;
@@ -53,6 +53,10 @@ pub enum CommandSettings {
     Live(LiveArgs, Connection),
     /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
     Tag(TagArgs, Attributes, RunSettings),
+    Revert(RevertArgs, RunSettings),
+    /// `revert --dry-run`: reads the audit store only, so it needs no connection (nor
+    /// credentials); with the store's path.
+    RevertDryRun(RevertArgs, PathBuf),
     Completions(CompletionsArgs),
     GenerateMan(GenerateManArgs),
     Sim(SimArgs),
@@ -341,6 +345,36 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 connection,
             };
             CommandSettings::Tag(args, attributes, settings)
+        }
+        Command::Revert(args) if args.dry_run => {
+            let audit_path = audit_path(&args.audit);
+            CommandSettings::RevertDryRun(args, audit_path)
+        }
+        Command::Revert(args) => {
+            let connection = connection(&args.connection)?;
+            let mut options = run_options(&connection, args.concurrency, &args.verify);
+            options["reverts"] = args.run.clone().into();
+            options["conversations"] = args.conversations.clone().into();
+            options["keys"] = args.keys.clone().into();
+            options["max_changes"] = args.max_changes.into();
+            let settings = RunSettings {
+                audit_path: audit_path(&args.audit),
+                command: "revert",
+                concurrency: args.concurrency,
+                max_changes: args.max_changes,
+                json: args.json,
+                verify_timeout: args.verify.verify_timeout,
+                results_dir: args.results.clone(),
+                rate_per_minute: connection.rate_per_minute(),
+                tokens_factor: f64::from(connection.tokens),
+                options,
+                hints: connection
+                    .hints
+                    .clone()
+                    .with_audit(&audit_path(&args.audit)),
+                connection,
+            };
+            CommandSettings::Revert(args, settings)
         }
         Command::Completions(args) => CommandSettings::Completions(args),
         Command::GenerateMan(args) => CommandSettings::GenerateMan(args),

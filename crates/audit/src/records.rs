@@ -26,6 +26,8 @@ pub struct NewRun {
     pub operator: Option<String>,
     /// Configured request budget in requests per minute, drawn in the report.
     pub rate_per_minute: Option<f64>,
+    /// The run this one reverts (`attrsync revert`).
+    pub reverts: Option<RunId>,
 }
 
 /// One target of a run, as planned.
@@ -111,6 +113,8 @@ pub struct RunRecord {
     pub operator: Option<String>,
     pub rate_per_minute: Option<f64>,
     pub resumed_count: u32,
+    /// The run this one reverts (`attrsync revert`); the store may no longer hold it (pruned).
+    pub reverts: Option<RunId>,
 }
 
 /// One process that worked on a run: its first, or a `--resume`.

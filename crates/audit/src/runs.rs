@@ -14,7 +14,7 @@ use super::time::UnixMillis;
 
 pub(super) const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_code, command, source_path, \
      source_sha256, options, tool_version, host, pid, operator, rate_per_minute, resumed_count, \
-     pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at";
+     pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at, reverts_run_id";
 
 /// The run reference that means "the most recently started run".
 pub const LATEST: &str = "latest";
@@ -52,6 +52,7 @@ pub(super) struct RunRow {
     resumed_count: i64,
     pid_start_time: Option<i64>,
     heartbeat_at: i64,
+    reverts_run_id: Option<String>,
 }
 
 impl RunRow {
@@ -74,8 +75,8 @@ impl AuditStore {
             let inserted = sqlx::query(
                 "INSERT INTO runs (id, started_at, status, command, source_path, source_sha256, \
                  options, tool_version, host, pid, operator, rate_per_minute, pid_start_time, \
-                 heartbeat_at) \
-                 VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?2)",
+                 heartbeat_at, reverts_run_id) \
+                 VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?2, ?13)",
             )
             .bind(id.as_str())
             .bind(started_at.as_millis())
@@ -89,6 +90,7 @@ impl AuditStore {
             .bind(&run.operator)
             .bind(run.rate_per_minute)
             .bind(current_start_time())
+            .bind(run.reverts.as_ref().map(RunId::as_str))
             .execute(self.pool())
             .await;
             match inserted {
@@ -340,6 +342,23 @@ impl AuditStore {
         })
     }
 
+    /// The runs that revert `run` (`attrsync revert`), oldest first, each with its counts: what
+    /// each put back (verified), found already back (unchanged), left alone (stale, skipped).
+    pub async fn reverted_by(&self, run: &RunId) -> Result<Vec<RunSummary>, AuditError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE reverts_run_id = ?1 ORDER BY started_at, id",
+        )
+        .bind(run.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.db_error(error))?;
+        let mut summaries = Vec::with_capacity(ids.len());
+        for id in ids {
+            summaries.push(self.run_summary(&RunId::from_stored(id)).await?);
+        }
+        Ok(summaries)
+    }
+
     /// Records as `interrupted` the runs whose process is gone (see [`RunRecord::status`], which
     /// readers get without writing) and returns them.
     pub async fn mark_interrupted_runs(&self) -> Result<Vec<RunId>, AuditError> {
@@ -459,6 +478,7 @@ impl AuditStore {
             host: row.host,
             operator: row.operator,
             rate_per_minute: row.rate_per_minute,
+            reverts: row.reverts_run_id.map(RunId::from_stored),
         })
     }
 }

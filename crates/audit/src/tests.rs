@@ -38,6 +38,7 @@ fn new_run(command: &str) -> NewRun {
         tool_version: "0.1.0".to_owned(),
         operator: Some("ops".to_owned()),
         rate_per_minute: Some(300.0),
+        reverts: None,
     }
 }
 
@@ -137,6 +138,42 @@ async fn connections_use_wal_full_sync_and_foreign_keys() {
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 2, "FULL");
     assert_eq!(foreign_keys, 1);
+}
+
+#[tokio::test]
+async fn a_revert_names_its_run_and_the_run_lists_its_reverts_with_their_counts() {
+    let (_dir, store) = open_fresh().await;
+    let original = store.begin_run(new_run("apply")).await.expect("begin run");
+    let revert = store
+        .begin_run(NewRun {
+            reverts: Some(original.clone()),
+            source_path: Some(format!("run:{original}")),
+            ..new_run("revert")
+        })
+        .await
+        .expect("begin revert");
+    let mut targets = vec![
+        new_target(0, "conversation-a", &[("tier", "silver")]),
+        new_target(1, "conversation-b", &[("tier", "silver")]),
+    ];
+    targets[0].status = TargetStatus::Unchanged;
+    targets[1].status = TargetStatus::Stale;
+    store
+        .insert_targets(&revert, &targets)
+        .await
+        .expect("insert");
+
+    assert_eq!(
+        store.run(&revert).await.expect("revert").reverts,
+        Some(original.clone())
+    );
+    assert_eq!(store.run(&original).await.expect("original").reverts, None);
+    let reverts = store.reverted_by(&original).await.expect("reverted by");
+    assert_eq!(reverts.len(), 1);
+    assert_eq!(reverts[0].run.id, revert);
+    assert_eq!(reverts[0].counts.unchanged, 1);
+    assert_eq!(reverts[0].counts.stale, 1);
+    assert!(store.reverted_by(&revert).await.expect("none").is_empty());
 }
 
 #[tokio::test]

@@ -50,6 +50,12 @@ pub enum EngineError {
         #[source]
         source: Box<EngineError>,
     },
+    /// `attrsync revert` of a run that is itself a revert.
+    #[error(
+        "run {run} is a revert (of run {original}) and is not reverted in turn: to have run \
+         {original}'s changes back, run its command again"
+    )]
+    RevertOfRevert { run: RunId, original: RunId },
     #[error("run {run} made its changes, but its result files could not be written")]
     ResultsNotWritten {
         run: RunId,

@@ -7,6 +7,8 @@
 //! - [`apply`]: the snapshot pipeline (`apply`, `set`, `tag`, `demo`, `reconcile` iterations):
 //!   conversations worked on concurrently, read -> plan -> re-check -> PATCH -> verify.
 //! - [`follow`]: `tag --follow`: calls planned and verified from notification events.
+//! - [`revert`]: `attrsync revert RUN`, a plan made from what a run recorded, applied as a saved
+//!   plan.
 //! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).
 //! - [`doctor`]: the checks of `attrsync doctor` (hosts, grant, read, notifications, budget), as
 //!   typed results.
@@ -30,6 +32,7 @@ pub mod live;
 pub mod locks;
 pub mod observer;
 pub mod outcome;
+pub mod revert;
 pub mod service;
 pub mod stop;
 

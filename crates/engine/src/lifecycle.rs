@@ -53,11 +53,12 @@ pub struct RunConfig {
     pub exit_code: fn(&RunOutcome) -> u8,
 }
 
-/// A new run in the store.
+/// A new run in the store; `reverts` names the run it puts back (`attrsync revert`).
 pub async fn begin(
     audit: &AuditStore,
     config: &RunConfig,
     source: &SourceInfo,
+    reverts: Option<RunId>,
 ) -> Result<RunId, EngineError> {
     Ok(audit
         .begin_run(NewRun {
@@ -68,6 +69,7 @@ pub async fn begin(
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             operator: config.operator.clone(),
             rate_per_minute: Some(config.rate_per_minute),
+            reverts,
         })
         .await?)
 }

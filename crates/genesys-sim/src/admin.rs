@@ -23,6 +23,10 @@ pub(crate) fn routes() -> Router<SimState> {
         .route("/calls", get(calls))
         .route("/calls/{conversation_id}/end", post(end_call))
         .route("/calls/{conversation_id}/answer", post(answer_call))
+        .route(
+            "/calls/{conversation_id}/participants/{participant_id}/attributes",
+            post(flow_sets_attributes),
+        )
         .route("/requests", get(requests))
         .route("/queues", get(queues))
         .route("/faults", put(set_faults).get(faults))
@@ -126,6 +130,23 @@ async fn answer_call(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::conversation_not_found())
+    }
+}
+
+/// A flow sets attributes, outside the API: a JSON object of keys and values; 204, or 404 when
+/// there is no such call or participant.
+async fn flow_sets_attributes(
+    State(state): State<SimState>,
+    Path((conversation_id, participant_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let attributes: genesys_models::Attributes = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::constraint_validation(format!("Expected {{\"key\": \"value\"}}: {e}"))
+    })?;
+    if state.flow_sets_attributes(&conversation_id, &participant_id, attributes) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
     }
 }
 

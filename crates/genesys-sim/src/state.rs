@@ -377,6 +377,30 @@ impl SimState {
         true
     }
 
+    /// A flow (or an agent's script) sets a participant's attributes now, outside the API: no
+    /// request is logged, the change is visible at once and events show it. Returns `false`
+    /// when there is no such call or participant.
+    pub fn flow_sets_attributes(
+        &self,
+        conversation_id: &str,
+        participant_id: &str,
+        attributes: Attributes,
+    ) -> bool {
+        let (mut inner, now) = self.settled();
+        let Some(&index) = inner.call_index.get(conversation_id) else {
+            return false;
+        };
+        let Some(participant) = inner.calls[index].participant_mut(participant_id) else {
+            return false;
+        };
+        participant.accept(attributes, now);
+        inner.promotions.insert((now, index));
+        self.settle(&mut inner, now);
+        drop(inner);
+        self.wake();
+        true
+    }
+
     /// The faults in force.
     pub fn faults(&self) -> FaultConfig {
         self.lock().faults.clone()

@@ -1751,6 +1751,70 @@ async fn admin_surface_reads_and_steers_the_simulator() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_flow_sets_attributes_through_the_admin_surface_visible_at_once_and_unlogged() {
+    let sim = start(small_org()).await;
+    let http = client();
+    let call = sim.state().calls().remove(0);
+    let (id, participant) = (
+        call.conversation.id.clone(),
+        call.conversation.participants[0].id.clone(),
+    );
+    let url = |cid: &str, pid: &str| {
+        format!(
+            "{}/__sim/calls/{cid}/participants/{pid}/attributes",
+            sim.url()
+        )
+    };
+    let status = http
+        .post(url(&id, &participant))
+        .json(&json!({"tier": "flow"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let token = issue_token(&http, &sim).await;
+    let read: Value = get(
+        &http,
+        &sim,
+        &token,
+        &format!("/api/v2/conversations/calls/{id}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let shown = read["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == participant.as_str())
+        .unwrap();
+    assert_eq!(
+        shown["attributes"]["tier"], "flow",
+        "a read sees it at once"
+    );
+    assert!(
+        sim.state()
+            .request_log()
+            .iter()
+            .all(|r| r.method != "PATCH"),
+        "a flow is not a request of the API"
+    );
+    for (cid, pid) in [("nope", participant.as_str()), (id.as_str(), "nope")] {
+        let status = http
+            .post(url(cid, pid))
+            .json(&json!({"tier": "flow"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    sim.shutdown().await;
+}
+
 // ---- wire shape ----
 
 /// The compiled schemas of `schemas/`, compiled once per test (the `Conversation` one is large).

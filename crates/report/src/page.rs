@@ -16,7 +16,7 @@ use crate::charts::{
     Budget, DEFAULT_WINDOW, count_text, latency_bins, latency_chart, outcomes_chart, rate_chart,
     window_series, window_text,
 };
-use crate::text::{changes_text, counts_text, duration_text};
+use crate::text::{changes_text, counts_text, duration_text, revert_text};
 
 pub const RATE_CHART_ID: &str = "chart-rps";
 pub const OUTCOMES_CHART_ID: &str = "chart-outcomes";
@@ -32,6 +32,8 @@ pub struct ReportInput<'a> {
     /// [`problem_statuses`]), at most [`MAX_PROBLEM_ROWS`] of them (a long follow may have many
     /// more; the count comes from the summary).
     pub problems: &'a [TargetRecord],
+    /// The runs that reverted this one (`attrsync revert`), oldest first.
+    pub reverted_by: &'a [RunSummary],
     pub tool_version: &'a str,
     pub generated_at: UnixMillis,
 }
@@ -169,6 +171,19 @@ pub fn html_report(input: &ReportInput<'_>) -> Result<String, ReportError> {
                     @for (name, value) in &fields {
                         dt { (name) }
                         dd { (value) }
+                    }
+                }
+                @if let Some(original) = &run.reverts {
+                    p id="reverts" { "This run reverts run " code { (original) } "." }
+                }
+                @if !input.reverted_by.is_empty() {
+                    section id="reverted-by" {
+                        h2 { "Reverted" }
+                        ul {
+                            @for revert in input.reverted_by {
+                                li { "by " (revert_text(revert)) }
+                            }
+                        }
                     }
                 }
                 ul.numbers {
@@ -413,6 +428,7 @@ mod tests {
                 operator: None,
                 rate_per_minute: Some(300.0),
                 resumed_count: 0,
+                reverts: None,
             },
             counts,
             requests: RequestStats {
@@ -437,6 +453,7 @@ mod tests {
             summary: &summary,
             requests: &[],
             problems: &[failed],
+            reverted_by: &[],
             tool_version: "0.1.0",
             generated_at: UnixMillis::from_millis(10_000),
         })
@@ -455,6 +472,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_reverted_run_names_each_revert_and_what_it_did_and_a_revert_names_its_run() {
+        let original = summary();
+        let mut revert = summary();
+        revert.run.id = RunId::from_stored("20261124T111530Z-cd34ef".into());
+        revert.run.command = "revert".into();
+        revert.run.reverts = Some(original.run.id.clone());
+        revert.counts = StatusCounts::default();
+        revert.counts.add(TargetStatus::Verified, 170);
+        revert.counts.add(TargetStatus::Stale, 20);
+        revert.counts.add(TargetStatus::Skipped, 10);
+        let page = |summary: &RunSummary, reverted_by: &[RunSummary]| {
+            html_report(&ReportInput {
+                summary,
+                requests: &[],
+                problems: &[],
+                reverted_by,
+                tool_version: "0.1.0",
+                generated_at: UnixMillis::from_millis(10_000),
+            })
+            .unwrap()
+        };
+        let of_original = page(&original, std::slice::from_ref(&revert));
+        assert!(
+            of_original.contains(
+                "<li>by run 20261124T111530Z-cd34ef (completed, exit 3): 10 skipped, 20 stale, 170 verified</li>"
+            ),
+            "{of_original}"
+        );
+        assert!(!of_original.contains(r#"id="reverts""#));
+        let of_revert = page(&revert, &[]);
+        assert!(
+            of_revert.contains(
+                r#"<p id="reverts">This run reverts run <code>20261124T101530Z-ab12cd</code>.</p>"#
+            ),
+            "{of_revert}"
+        );
+        assert!(!of_revert.contains(r#"id="reverted-by""#));
+    }
+
     fn page_with(counts: &[(TargetStatus, u64)], problems: &[TargetRecord]) -> String {
         let mut summary = summary();
         summary.counts = StatusCounts::default();
@@ -465,6 +522,7 @@ mod tests {
             summary: &summary,
             requests: &[],
             problems,
+            reverted_by: &[],
             tool_version: "0.1.0",
             generated_at: UnixMillis::from_millis(10_000),
         })
@@ -594,6 +652,7 @@ mod tests {
             summary: &summary,
             requests: &requests,
             problems: &[],
+            reverted_by: &[],
             tool_version: "0.1.0",
             generated_at: UnixMillis::from_millis(10_000),
         })
@@ -634,6 +693,7 @@ mod tests {
             summary: &summary,
             requests: &requests,
             problems: &[],
+            reverted_by: &[],
             tool_version: "0.1.0",
             generated_at: UnixMillis::from_millis(10_000),
         })
@@ -680,6 +740,7 @@ mod tests {
             summary: &summary,
             requests: &[],
             problems: &[failed],
+            reverted_by: &[],
             tool_version: "0.1.0",
             generated_at: UnixMillis::from_millis(10_000),
         })
@@ -697,6 +758,7 @@ mod tests {
             summary: &summary,
             requests: &[],
             problems: &[failed],
+            reverted_by: &[],
             tool_version: "0.1.0",
             generated_at: UnixMillis::from_millis(10_000),
         })

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::text::{Style, changes_text, counts_text, duration_ms, duration_text};
+use crate::text::{Style, changes_text, counts_text, duration_ms, duration_text, revert_text};
 use audit::{
     PrunableRun, RequestStats, RunProcess, RunRecord, RunSummary, StatusCounts, TargetRecord,
 };
@@ -85,8 +85,14 @@ pub fn prune_table(runs: &[PrunableRun], style: Style) -> String {
     table(&header, rows, style)
 }
 
-/// `audit show`: everything recorded about a run but its targets.
-pub fn run_details(summary: &RunSummary, processes: &[RunProcess], style: Style) -> String {
+/// `audit show`: everything recorded about a run but its targets; `reverted_by` are the runs
+/// that reverted it.
+pub fn run_details(
+    summary: &RunSummary,
+    processes: &[RunProcess],
+    reverted_by: &[RunSummary],
+    style: Style,
+) -> String {
     let run = &summary.run;
     let mut out = String::new();
     let exit = run
@@ -103,6 +109,9 @@ pub fn run_details(summary: &RunSummary, processes: &[RunProcess], style: Style)
         let _ = writeln!(out, "  {:<10} {value}", style.dim(name));
     };
     field("command", run.command.clone());
+    if let Some(original) = &run.reverts {
+        field("reverts", format!("run {original}"));
+    }
     if let Some(source) = &run.source_path {
         field("source", source.clone());
     }
@@ -154,6 +163,9 @@ pub fn run_details(summary: &RunSummary, processes: &[RunProcess], style: Style)
         ),
     );
     field("targets", counts_text(&summary.counts));
+    for revert in reverted_by {
+        field("reverted", format!("by {}", revert_text(revert)));
+    }
     out
 }
 

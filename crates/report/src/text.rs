@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use audit::{RunRecord, StatusCounts, TargetRecord, TargetStatus};
+use audit::{RunRecord, RunSummary, StatusCounts, TargetRecord, TargetStatus};
 
 /// A value as it is shown to people: JSON-quoted, so that "" and " x" are visible.
 pub fn quoted(value: &str) -> String {
@@ -46,6 +46,22 @@ pub fn counts_text(counts: &StatusCounts) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// A run that reverted another, as the reverted run's show and report name it: `run ID
+/// (completed, exit 3): 10 skipped, 20 stale, 170 verified` (verified: put back; unchanged:
+/// found already back; stale and skipped: left alone).
+pub fn revert_text(revert: &RunSummary) -> String {
+    let run = &revert.run;
+    let exit = run
+        .exit_code
+        .map_or_else(String::new, |code| format!(", exit {code}"));
+    format!(
+        "run {} ({}{exit}): {}",
+        run.id,
+        run.status,
+        counts_text(&revert.counts)
+    )
 }
 
 /// `campaign: "fall" → "spring"`, `tier = "gold"` (already so), and what a later read saw when

@@ -109,6 +109,7 @@ fn saved_plan_work(path: &Path, limits: &reconcile::Limits) -> anyhow::Result<Wo
         source,
         targets: saved.plan.targets,
         input: saved.metadata.input,
+        reverts: None,
     })
 }
 

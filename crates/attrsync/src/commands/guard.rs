@@ -43,6 +43,7 @@ pub async fn max_changes(
                 source: desired.source,
                 targets: plan.targets,
                 input: desired.input,
+                reverts: None,
             }
         }
         other => other,

@@ -11,6 +11,7 @@ mod live;
 mod man;
 mod plan;
 mod reconcile;
+mod revert;
 mod set;
 pub mod sim;
 mod snapshot;
@@ -35,6 +36,11 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Live(args, connection) => live::run(args, connection, ui).await,
         CommandSettings::Tag(args, attributes, settings) => {
             tag::run(args, attributes, settings, ui).await
+        }
+        CommandSettings::Revert(args, settings) => revert::run(args, settings, ui).await,
+        CommandSettings::RevertDryRun(args, audit_path) => {
+            let json = args.json;
+            revert::dry_run(args, &audit_path, ui.with_json(json)).await
         }
         CommandSettings::Completions(args) => completions::run(&args),
         CommandSettings::GenerateMan(args) => man::run(&args, ui),

@@ -9,12 +9,12 @@ use engine::live::fetch_live;
 use super::source::read_desired;
 use crate::cli::PlanArgs;
 use crate::exit::Exit;
-use crate::render::{Style, plan::plan_text};
+use crate::render::{
+    Style,
+    plan::{plan_document, plan_text},
+};
 use crate::settings::Connection;
 use crate::ui::Ui;
-
-/// Version of `plan --json` output; bumped when a field changes meaning or disappears.
-const PLAN_JSON_FORMAT_VERSION: u32 = 2;
 
 pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
     let desired = read_desired(&args.source, &args.source_args, ui).await?;
@@ -44,12 +44,7 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let document = serde_json::json!({
-            "format_version": PLAN_JSON_FORMAT_VERSION,
-            "summary": plan.summary(),
-            "targets": plan.targets,
-        });
-        serde_json::to_writer_pretty(&mut stdout, &document)?;
+        serde_json::to_writer_pretty(&mut stdout, &plan_document(&plan))?;
         writeln!(stdout)?;
     } else {
         write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;

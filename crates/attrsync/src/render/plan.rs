@@ -6,6 +6,18 @@ use reconcile::{Action, Plan, PlanSummary, PlannedTarget};
 
 use super::{Style, quoted};
 
+/// Version of `plan --json` output; bumped when a field changes meaning or disappears.
+const PLAN_JSON_FORMAT_VERSION: u32 = 2;
+
+/// The plan as `plan --json` (and `revert --dry-run --json`) prints it.
+pub fn plan_document(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": PLAN_JSON_FORMAT_VERSION,
+        "summary": plan.summary(),
+        "targets": plan.targets,
+    })
+}
+
 pub fn plan_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     let mut any_change = false;
@@ -91,6 +103,10 @@ fn heading(target: &PlannedTarget, style: Style) -> String {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    if lines.is_empty() {
+        // A revert's targets come from a run, not from input lines.
+        return format!("{} {who}", style.bold(&target.conversation_id));
+    }
     format!(
         "{} {who} {}",
         style.bold(&target.conversation_id),

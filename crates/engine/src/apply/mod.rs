@@ -1,8 +1,8 @@
 //! The apply pipeline: conversations worked on concurrently under the client's rate limiter,
 //! every outcome recorded, within the one run lifecycle (`crate::lifecycle`).
 //!
-//! Used by `apply` (a desired state, a saved plan, or `--resume`), `set`, `tag`, `demo` and each
-//! `reconcile` iteration.
+//! Used by `apply` (a desired state, a saved plan, or `--resume`), `set`, `tag`, `demo`, `revert`
+//! and each `reconcile` iteration.
 
 pub mod call_events;
 pub(crate) mod read_ahead;
@@ -37,11 +37,15 @@ pub enum Work {
     /// conversation against the read that precedes its PATCHes.
     Desired(DesiredState),
     /// A saved plan: executed as planned, each update re-checked against the live call first.
+    /// A revert is one too (see `crate::revert`): its updates expect what the reverted run
+    /// wrote and put back what was there before.
     Planned {
         source: SourceInfo,
         targets: Vec<PlannedTarget>,
         /// The rows of the input the plan was made from.
         input: InputTable,
+        /// The run this plan reverts, recorded with the new run.
+        reverts: Option<RunId>,
     },
     /// The unfinished targets of an earlier run.
     Resume {
@@ -166,7 +170,7 @@ async fn prepare(
     let (run, source, next_seq) = match work {
         Work::Desired(desired) => {
             let source = desired.source.clone();
-            let run = lifecycle::begin(audit, config, &source).await?;
+            let run = lifecycle::begin(audit, config, &source, None).await?;
             record_input(audit, &run, &desired.input).await?;
             // One row per input entry until its call is read and planned (see worker).
             let new: Vec<NewTarget> = desired
@@ -201,8 +205,9 @@ async fn prepare(
             source,
             targets,
             input,
+            reverts,
         } => {
-            let run = lifecycle::begin(audit, config, &source).await?;
+            let run = lifecycle::begin(audit, config, &source, reverts).await?;
             record_input(audit, &run, &input).await?;
             let new: Vec<NewTarget> = targets
                 .iter()

@@ -167,7 +167,7 @@ async fn follow_locked(
         format: SourceFormat::CsvWide,
         sha256: String::new(),
     };
-    let run = lifecycle::begin(audit, config, &source).await?;
+    let run = lifecycle::begin(audit, config, &source, None).await?;
     observer.run_started(&run, &source, 0);
     let active = ActiveRun::start(
         audit,

@@ -49,7 +49,7 @@ async fn open_existing(args: &AuditPathArgs) -> anyhow::Result<AuditStore> {
 }
 
 /// [`open_existing`] for a path already resolved.
-async fn open_read_only_at(path: &Path) -> anyhow::Result<AuditStore> {
+pub(super) async fn open_read_only_at(path: &Path) -> anyhow::Result<AuditStore> {
     check_store_exists(path).await?;
     match AuditStore::open_read_only(path).await {
         Ok(store) => Ok(store),
@@ -76,7 +76,7 @@ async fn check_store_exists(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Resolves `latest`, a run id or a unique prefix; when that fails, says how to see the runs.
-async fn resolve_run(store: &AuditStore, reference: &str) -> anyhow::Result<RunId> {
+pub(super) async fn resolve_run(store: &AuditStore, reference: &str) -> anyhow::Result<RunId> {
     store
         .resolve_run(reference)
         .await

@@ -23,12 +23,14 @@ pub async fn run(args: AuditReportArgs, ui: Ui) -> anyhow::Result<Exit> {
             ..TargetFilter::default()
         })
         .await?;
+    let reverted_by = store.reverted_by(&run).await?;
     store.close().await?;
 
     let page = html_report(&ReportInput {
         summary: &summary,
         requests: &requests,
         problems: &problems,
+        reverted_by: &reverted_by,
         tool_version: env!("CARGO_PKG_VERSION"),
         generated_at: UnixMillis::now(),
     })?;

@@ -14,6 +14,7 @@ pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
     let run = resolve_run(&store, &args.run).await?;
     let summary = store.run_summary(&run).await?;
     let processes = store.run_processes(&run).await?;
+    let reverted_by = store.reverted_by(&run).await?;
     let targets = store
         .list_targets(&TargetFilter {
             run: Some(run),
@@ -34,12 +35,13 @@ pub async fn run(args: AuditShowArgs, ui: Ui) -> anyhow::Result<Exit> {
             "format_version": AUDIT_JSON_FORMAT_VERSION,
             "run": RunView::new(&summary),
             "processes": processes,
+            "reverted_by": reverted_by.iter().map(RunView::new).collect::<Vec<_>>(),
             "targets": targets,
             "targets_not_shown": more,
         }))?;
     } else {
         let style = Style { color: ui.color };
-        let mut text = run_details(&summary, &processes, style);
+        let mut text = run_details(&summary, &processes, &reverted_by, style);
         text.push('\n');
         if targets.is_empty() {
             text.push_str("(no targets");
