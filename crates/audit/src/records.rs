@@ -111,6 +111,9 @@ pub struct RunRecord {
     pub operator: Option<String>,
     pub rate_per_minute: Option<f64>,
     pub resumed_count: u32,
+    /// Desired rows whose conversation had ended when the run began: skipped without a request
+    /// or a target row of their own.
+    pub ended_rows: u64,
 }
 
 /// One process that worked on a run: its first, or a `--resume`.

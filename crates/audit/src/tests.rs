@@ -1225,6 +1225,7 @@ async fn aged_run(store: &AuditStore, status: RunStatus, targets: u32, days_ago:
                     "Jane Doe +4930123".to_owned(),
                 ],
                 problem: None,
+                conversation_ended: false,
             })
             .collect(),
     };

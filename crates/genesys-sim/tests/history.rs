@@ -45,12 +45,7 @@ fn history_org(history: usize) -> SimConfig {
     }
 }
 
-async fn details(
-    http: &Client,
-    sim: &SimHandle,
-    token: &str,
-    ids: &[&str],
-) -> reqwest::Response {
+async fn details(http: &Client, sim: &SimHandle, token: &str, ids: &[&str]) -> reqwest::Response {
     http.get(format!(
         "{}/api/v2/analytics/conversations/details",
         sim.url()
@@ -97,7 +92,9 @@ async fn history_calls_ended_hours_to_weeks_ago_and_read_as_disconnected() {
             .map(|t| humantime::parse_rfc3339_weak(t).expect("a timestamp"))
             .max()
             .expect("an end");
-        let ago = SystemTime::now().duration_since(ended).expect("in the past");
+        let ago = SystemTime::now()
+            .duration_since(ended)
+            .expect("in the past");
         assert!(
             ago >= Duration::from_secs(3_500) && ago <= Duration::from_secs(22 * 86_400),
             "{ago:?}"
@@ -130,7 +127,12 @@ async fn history_calls_ended_hours_to_weeks_ago_and_read_as_disconnected() {
         .await
         .expect("a listing");
     assert_eq!(listed.conversations.len(), 5);
-    assert!(listed.conversations.iter().all(|c| c.conversation_end.is_none()));
+    assert!(
+        listed
+            .conversations
+            .iter()
+            .all(|c| c.conversation_end.is_none())
+    );
 }
 
 #[tokio::test]
@@ -226,12 +228,11 @@ async fn a_call_younger_than_the_analytics_lag_is_not_in_the_multi_id_read() {
         .conversation
         .id;
     let (http, token) = (client(), token(&client(), &sim).await);
-    let answer: AnalyticsConversationMultiGetResponse =
-        details(&http, &sim, &token, &[id, &ended])
-            .await
-            .json()
-            .await
-            .expect("body");
+    let answer: AnalyticsConversationMultiGetResponse = details(&http, &sim, &token, &[id, &ended])
+        .await
+        .json()
+        .await
+        .expect("body");
     let got: Vec<&str> = answer
         .conversations
         .iter()
