@@ -133,7 +133,7 @@ async fn target_rows(audit: &Path) -> i64 {
 }
 
 /// One `reconcile --once` iteration; `liveness_batch` 0 is the old way.
-async fn iteration(sim: &SimHandle, dir: &Path, liveness_batch: &str) -> Figures {
+async fn iteration(sim: &SimHandle, dir: &Path, rate: &str, liveness_batch: &str) -> Figures {
     let audit = dir.join("audit.sqlite");
     let before = if audit.exists() {
         target_rows(&audit).await
@@ -146,7 +146,7 @@ async fn iteration(sim: &SimHandle, dir: &Path, liveness_batch: &str) -> Figures
     let mut child = tokio::process::Command::new(attrsync_bin())
         .args(["-q", "reconcile"])
         .arg(dir.join("desired.csv"))
-        .args(["--once", "--concurrency", "64"])
+        .args(["--once", "--concurrency", "64", "--rate", rate])
         .args(["--liveness-batch", liveness_batch])
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
@@ -200,8 +200,10 @@ async fn two_iterations(options: &Options, liveness_batch: &str) -> (Figures, Fi
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("desired.csv"), desired_csv(&sim)).unwrap();
-    let first = iteration(&sim, dir.path(), liveness_batch).await;
-    let second = iteration(&sim, dir.path(), liveness_batch).await;
+    // attrsync's budget is the server's: the default 300/min unless --rate says otherwise.
+    let rate = format!("{}/min", options.rate_per_minute);
+    let first = iteration(&sim, dir.path(), &rate, liveness_batch).await;
+    let second = iteration(&sim, dir.path(), &rate, liveness_batch).await;
     sim.shutdown().await;
     (first, second)
 }
