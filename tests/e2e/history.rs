@@ -201,4 +201,34 @@ async fn result_files_list_the_rows_of_ended_calls_as_skipped_with_their_lines()
         "{}",
         shown.stdout
     );
+    org.run(&["audit", "report", "latest", "--html", "report.html"])
+        .await
+        .assert_code(0);
+    let page = std::fs::read_to_string(org.path("report.html")).unwrap();
+    assert!(page.contains(r#"<span id="ended-rows">3</span>"#), "{page}");
+}
+
+#[tokio::test]
+async fn liveness_batch_0_asks_analytics_nothing_and_reads_every_row() {
+    let org = TestOrg::start(history_org(2, 3)).await;
+    let history = history_ids(&org);
+    org.write("desired.csv", &table(&org, &history));
+
+    org.run(&[
+        "reconcile",
+        "desired.csv",
+        "--once",
+        "--liveness-batch",
+        "0",
+    ])
+    .await
+    .assert_code(0);
+    let log = org.state().request_log();
+    assert!(details_requests(&log).is_empty());
+    let read: BTreeSet<String> = reads(&log).into_iter().collect();
+    assert!(history.iter().all(|id| read.contains(id)));
+    // As before: each history row is a skipped target of its own.
+    let targets = audit_targets(&org.audit_path()).await;
+    assert_eq!(targets.iter().filter(|t| t.status == "skipped").count(), 3);
+    assert_eq!(latest_run(&org).await["ended_rows"], 0);
 }
