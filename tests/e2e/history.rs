@@ -232,3 +232,31 @@ async fn liveness_batch_0_asks_analytics_nothing_and_reads_every_row() {
     assert_eq!(targets.iter().filter(|t| t.status == "skipped").count(), 3);
     assert_eq!(latest_run(&org).await["ended_rows"], 0);
 }
+
+#[tokio::test]
+async fn a_refused_analytics_read_proves_nothing_every_call_is_read_and_the_run_says_so() {
+    // The server takes fewer ids than the batch (Genesys's limit is not documented).
+    let org = TestOrg::start(SimConfig {
+        details_max_ids: 2,
+        ..history_org(2, 3)
+    })
+    .await;
+    let history = history_ids(&org);
+    org.write("desired.csv", &table(&org, &history));
+
+    let run = org.run(&["reconcile", "desired.csv", "--once"]).await;
+    run.assert_code(0);
+    assert_eq!(
+        run.stderr
+            .matches("cannot ask analytics which calls ended")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let log = org.state().request_log();
+    assert!(log.iter().any(|r| r.path == DETAILS && r.status == 400));
+    let read: BTreeSet<String> = reads(&log).into_iter().collect();
+    assert!(history.iter().all(|id| read.contains(id)));
+    assert_converged(&org);
+}

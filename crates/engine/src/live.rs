@@ -22,10 +22,21 @@ pub struct Liveness {
     /// The ones of `ended` this lookup learned (analytics showed their `conversationEnd`), to
     /// be remembered in the audit store.
     pub newly_ended: Vec<EndedConversation>,
-    /// Multi-id analytics requests sent.
-    pub requests: u64,
     /// Why some conversations could not be looked up (they are read as if live), once.
     pub problem: Option<ApiError>,
+}
+
+impl Liveness {
+    /// What to tell the person running the command when the lookup failed (a stop or the
+    /// API's budget is said elsewhere): every call not known ended is read instead.
+    pub fn problem_note(&self) -> Option<String> {
+        self.problem
+            .as_ref()
+            .filter(|problem| !(problem.is_stopped() || problem.is_resume_later()))
+            .map(|problem| {
+                format!("cannot ask analytics which calls ended ({problem}); reading every call")
+            })
+    }
 }
 
 /// Finds which of `ids` have ended: those in `known_ended` (the audit store's memory) without a
@@ -55,7 +66,6 @@ pub async fn liveness(
     while let Some(answer) = lookups.next().await {
         match answer {
             Ok(fetched) => {
-                found.requests += 1;
                 for conversation in fetched.value {
                     let Some(end) = conversation.conversation_end else {
                         continue;
@@ -72,9 +82,6 @@ pub async fn liveness(
                 }
             }
             Err(err) => {
-                if !(err.is_stopped() || err.is_resume_later()) {
-                    found.requests += 1;
-                }
                 found.problem.get_or_insert(err);
             }
         }

@@ -39,9 +39,12 @@ pub async fn max_changes(
             let ids = reconcile::conversation_ids(&desired);
             let live = match settings.liveness_batch {
                 Some(batch) => {
-                    fetch_live_batched(&client, ids, batch, concurrency)
-                        .await?
-                        .0
+                    let (live, liveness) =
+                        fetch_live_batched(&client, ids, batch, concurrency).await?;
+                    if let Some(note) = liveness.problem_note() {
+                        eprintln!("warning: {note}");
+                    }
+                    live
                 }
                 None => fetch_live(&client, ids, concurrency).await?,
             };

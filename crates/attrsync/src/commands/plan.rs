@@ -29,10 +29,8 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
         Some(batch) => {
             let (live, liveness) =
                 fetch_live_batched(&client, ids, batch, args.concurrency).await?;
-            if let Some(problem) = liveness.problem {
-                eprintln!(
-                    "warning: cannot ask analytics which calls ended ({problem}); read every call"
-                );
+            if let Some(note) = liveness.problem_note() {
+                eprintln!("warning: {note}");
             }
             live
         }

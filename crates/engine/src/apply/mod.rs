@@ -328,12 +328,8 @@ async fn prepare_live(
     let ids = reconcile::conversation_ids(&desired);
     let known = audit.known_ended(&ids).await?;
     let found = crate::live::liveness(&active.client, &ids, known, batch, config.concurrency).await;
-    if let Some(problem) = &found.problem
-        && !(problem.is_stopped() || problem.is_resume_later())
-    {
-        observer.note(Note::Warning(format!(
-            "cannot ask analytics which calls ended ({problem}); reading every call instead"
-        )));
+    if let Some(note) = found.problem_note() {
+        observer.note(Note::Warning(note));
     }
     audit.record_ended(&found.newly_ended).await?;
     let (entries, ended_entries): (Vec<DesiredEntry>, Vec<DesiredEntry>) = desired
