@@ -11,6 +11,7 @@ mod follow;
 mod follow_model;
 mod get_set;
 mod hints;
+mod history;
 mod live_tag;
 mod messages;
 mod model;

@@ -28,8 +28,12 @@ async fn plan_prints_changes_in_terraform_style_and_sends_no_patch() {
     assert_eq!(org.count_requests("PATCH", ""), 0, "plan never writes");
     assert_eq!(
         org.count_requests("GET", "/conversations/calls/"),
-        3,
-        "each call read once"
+        2,
+        "each live call read once; analytics showed the third ended"
+    );
+    assert_eq!(
+        org.count_requests("GET", "/analytics/conversations/details"),
+        1
     );
     insta::with_settings!({ filters => snapshot_filters() }, {
         insta::assert_snapshot!("plan_human", format!("exit: {}\n--- stdout ---\n{}", run.code, run.stdout));

@@ -104,7 +104,9 @@ async fn metrics_file_holds_the_runs_real_counts() {
         values["attrsync_last_run_targets{status=\"verified\"}"],
         5.0
     );
-    assert_eq!(values["attrsync_last_run_targets{status=\"skipped\"}"], 1.0);
+    // The call that ended is a count of the run, not a skipped target.
+    assert_eq!(values["attrsync_last_run_targets{status=\"skipped\"}"], 0.0);
+    assert_eq!(values["attrsync_last_run_ended_rows"], 1.0);
     assert_eq!(values["attrsync_last_run_targets{status=\"failed\"}"], 0.0);
     assert_eq!(values["attrsync_last_run_exit_code"], 0.0);
     assert_eq!(values["attrsync_last_run_throttled_requests"], 0.0);

@@ -7,6 +7,9 @@
 //! - `cargo xtask bench follow [--minutes N]`: `tag --follow` under a steady stream of calls with
 //!   forced socket closes and a drop: arrival-to-verified latency, requests per call, calls
 //!   missed, memory.
+//! - `cargo xtask bench history [--rows N] [--live L] [--rate R] [--no-old]`: two
+//!   `reconcile --once` iterations over a table of N rows of which L name live calls: requests by
+//!   kind, wall, peak memory and target rows, side by side with the old way (every row read).
 //! - `cargo xtask man`: the man pages (`attrsync.1`, `attrsync-COMMAND.1`) into `target/man`.
 //! - `cargo xtask dist [--debug]`: the install archive `target/dist/attrsync-VERSION-TRIPLE.tar.gz`
 //!   (binary, man pages, completions, systemd units, env example) and its `.sha256`, then
@@ -31,13 +34,14 @@ fn main() -> ExitCode {
         ["bench", "plan", rest @ ..] => bench_plan(rest),
         ["bench", "apply", rest @ ..] => bench_apply(rest),
         ["bench", "follow", rest @ ..] => bench_example("bench_follow", rest),
+        ["bench", "history", rest @ ..] => bench_example("bench_history", rest),
         ["bench"] => bench_plan(&[]).and_then(|()| bench_apply(&[])),
         ["man"] => man(),
         ["dist", rest @ ..] => dist::dist(rest),
         ["soak", rest @ ..] => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci | bench [plan|apply|follow] | man | dist [--debug] | soak [--minutes N] [--seed S]"
+                "usage: cargo xtask ci | bench [plan|apply|follow|history] | man | dist [--debug] | soak [--minutes N] [--seed S]"
             );
             return ExitCode::from(64);
         }

@@ -239,6 +239,11 @@ pub struct PlanArgs {
     /// Conversations read at once.
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
+    /// Conversation ids per multi-id analytics read that finds which desired calls ended
+    /// before any is read (default 100, or ATTRSYNC_LIVENESS_BATCH; Genesys documents no limit).
+    /// 0 asks nothing and reads every call.
+    #[arg(long, value_name = "N")]
+    pub liveness_batch: Option<usize>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -256,6 +261,11 @@ pub struct ApplyArgs {
     /// Conversations worked on at once.
     #[arg(long, default_value_t = 32, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
+    /// Conversation ids per multi-id analytics read that finds which desired calls ended
+    /// before any is read (default 100, or ATTRSYNC_LIVENESS_BATCH; Genesys documents no limit).
+    /// 0 asks nothing and reads every call.
+    #[arg(long, value_name = "N")]
+    pub liveness_batch: Option<usize>,
     /// Write succeeded.csv, failed.csv and unprocessed.csv into this directory (created if missing).
     #[arg(long, value_name = "DIR", value_parser = parse_results_dir)]
     pub results: Option<PathBuf>,
@@ -328,6 +338,15 @@ pub struct SimArgs {
     /// Live calls in the generated org.
     #[arg(long, default_value_t = 50)]
     pub calls: usize,
+    /// Calls that ended an hour to three weeks before the simulator started (a CRM table's
+    /// history): a read returns them with every participant disconnected, the analytics
+    /// listing of live calls leaves them out. `GET /__sim/calls` lists them with `ended`.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub history: usize,
+    /// Most conversation ids one `GET /api/v2/analytics/conversations/details?id=` may carry;
+    /// more are refused with a 400. Genesys's own limit is not documented (unverified).
+    #[arg(long, default_value_t = genesys_sim::DEFAULT_DETAILS_MAX_IDS, value_name = "N")]
+    pub details_max_ids: usize,
     /// Queues in the generated org.
     #[arg(long, default_value_t = 3)]
     pub queues: usize,
@@ -467,6 +486,11 @@ pub struct ReconcileArgs {
     /// Conversations worked on at once.
     #[arg(long, default_value_t = 32, value_name = "N", value_parser = parse_count)]
     pub concurrency: usize,
+    /// Conversation ids per multi-id analytics read that finds which desired calls ended
+    /// before any is read (default 100, or ATTRSYNC_LIVENESS_BATCH; Genesys documents no limit).
+    /// 0 asks nothing and reads every call.
+    #[arg(long, value_name = "N")]
+    pub liveness_batch: Option<usize>,
     #[command(flatten)]
     pub audit: AuditPathArgs,
     #[command(flatten)]

@@ -28,6 +28,8 @@ pub const HOME: &str = "HOME";
 pub const USER: &str = "USER";
 /// The gc CLI profile to read (as `--profile`); none is read unless one is named.
 pub const PROFILE: &str = "ATTRSYNC_PROFILE";
+/// Conversation ids per multi-id analytics read (as `--liveness-batch`; default 100).
+pub const LIVENESS_BATCH: &str = "ATTRSYNC_LIVENESS_BATCH";
 
 /// The binary's own variables with a one-line description, for `--help` and the README.
 pub const OWN: &[(&str, &str)] = &[
@@ -38,6 +40,10 @@ pub const OWN: &[(&str, &str)] = &[
     (
         PROFILE,
         "gc CLI profile to read from ~/.gc/config.toml (as --profile; none by default)",
+    ),
+    (
+        LIVENESS_BATCH,
+        "ids per multi-id analytics read of apply/plan/reconcile (as --liveness-batch; 100)",
     ),
     (NO_COLOR, "disable color"),
     (RUST_LOG, "log filter, wins over -v/-q"),

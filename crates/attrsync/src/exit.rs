@@ -53,13 +53,14 @@ pub fn for_run(outcome: &RunOutcome) -> Exit {
         Ending::LockLost { .. } => Exit::Locked,
         Ending::Interrupted => Exit::Interrupted,
         Ending::Completed => {
-            // Not as desired, or accepted and not seen yet: not done.
+            // Not as desired, or accepted and not seen yet: not done. Rows of calls that
+            // ended count as skipped targets did (gone): done with, not failed.
             let bad = outcome.not_done() + outcome.unfinished;
             if bad == 0 {
                 Exit::Success
             } else if outcome.kind == RunKind::Snapshot
                 && outcome.not_done() > 0
-                && bad == outcome.counts.total()
+                && bad == outcome.counts.total() + outcome.ended_rows
             {
                 Exit::Failure
             } else {
@@ -142,6 +143,7 @@ mod tests {
             status: ending.run_status(),
             ending,
             counts,
+            ended_rows: 0,
             unfinished,
             elapsed: Duration::ZERO,
             stats: genesys_core::ClientStats::default(),
@@ -161,6 +163,12 @@ mod tests {
         assert_eq!(snapshot(&[(Skipped, 1)]), Exit::Success);
         assert_eq!(snapshot(&[(Failed, 1)]), Exit::Failure);
         assert_eq!(snapshot(&[(Failed, 1), (Skipped, 1)]), Exit::Partial);
+        // Rows of calls that ended are a count, not targets, and count as skipped ones did.
+        let mut with_history = outcome(RunKind::Snapshot, Ending::Completed, &[(Failed, 1)]);
+        with_history.ended_rows = 1;
+        assert_eq!(for_run(&with_history), Exit::Partial);
+        with_history.counts = StatusCounts::default();
+        assert_eq!(for_run(&with_history), Exit::Success);
         assert_eq!(snapshot(&[(Stale, 1), (Verified, 1)]), Exit::Partial);
         // Accepted and not visible within --verify-timeout: not done, and not a failure.
         assert_eq!(snapshot(&[(Applied, 1)]), Exit::Partial);

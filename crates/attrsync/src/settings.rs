@@ -179,6 +179,9 @@ pub struct RunSettings {
     command: &'static str,
     /// Calls worked on (or read, for a plan) at once.
     pub concurrency: usize,
+    /// `--liveness-batch`: ids per multi-id analytics read when a run finds which of its
+    /// desired calls ended; `None` for commands that read every call (`set`, `tag`).
+    pub liveness_batch: Option<usize>,
     /// `--max-changes`: refuse to start a run that would change more participants.
     pub max_changes: Option<usize>,
     /// `--json`: NDJSON events on stdout instead of the human summary.
@@ -200,6 +203,7 @@ impl RunSettings {
         engine::RunConfig {
             command: self.command.to_owned(),
             concurrency: self.concurrency,
+            liveness_batch: self.liveness_batch,
             verify_timeout: self.verify_timeout,
             results_dir: self.results_dir.clone(),
             rate_per_minute: self.rate_per_minute,
@@ -240,6 +244,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 audit_path: audit_path(&args.audit),
                 command: "set",
                 concurrency: 1,
+                liveness_batch: None,
                 max_changes: None,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
@@ -269,6 +274,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                     "apply"
                 },
                 concurrency: args.concurrency,
+                liveness_batch: liveness_batch(args.liveness_batch)?,
                 max_changes: args.max_changes,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
@@ -298,6 +304,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 audit_path: audit_path(&args.audit),
                 command: "reconcile",
                 concurrency: args.concurrency,
+                liveness_batch: liveness_batch(args.liveness_batch)?,
                 max_changes: args.max_changes,
                 json: false,
                 verify_timeout: args.verify.verify_timeout,
@@ -331,6 +338,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 audit_path: audit_path(&args.audit),
                 command: "tag",
                 concurrency: args.concurrency,
+                liveness_batch: None,
                 max_changes: None,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
@@ -360,6 +368,8 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
                 command: "revert",
+                // A revert is a plan of the calls the run changed: nothing to look up in batches.
+                liveness_batch: None,
                 concurrency: args.concurrency,
                 max_changes: args.max_changes,
                 json: args.json,
@@ -419,6 +429,24 @@ fn prune_settings(args: &AuditPruneArgs) -> PruneSettings {
         delete: args.yes,
         json: args.json,
     }
+}
+
+/// Ids per multi-id analytics read: `--liveness-batch`, else `ATTRSYNC_LIVENESS_BATCH`, else
+/// 100 (Genesys documents no limit; see the README). `None` (0): ask nothing, read every call.
+pub fn liveness_batch(flag: Option<usize>) -> Result<Option<usize>, ResolveError> {
+    let batch = match flag {
+        Some(batch) => batch,
+        None => match env::var(env::LIVENESS_BATCH).filter(|v| !v.is_empty()) {
+            None => engine::live::DEFAULT_LIVENESS_BATCH,
+            Some(text) => text.trim().parse::<usize>().map_err(|_| {
+                ResolveError::Config(anyhow::anyhow!(
+                    "{}={text:?} is not a count (0 reads every call)",
+                    env::LIVENESS_BATCH
+                ))
+            })?,
+        },
+    };
+    Ok(Some(batch).filter(|&batch| batch > 0))
 }
 
 /// The audit store: `--audit`, else `ATTRSYNC_AUDIT`, else the default location.
@@ -619,6 +647,7 @@ pub fn demo_run(connection: Connection, audit_path: &Path, results_dir: &Path) -
         audit_path: audit_path.to_path_buf(),
         command: "demo",
         concurrency: 16,
+        liveness_batch: None,
         max_changes: None,
         json: false,
         verify_timeout: Duration::from_secs(10),

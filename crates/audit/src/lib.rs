@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod decode;
+mod ended;
 mod error;
 mod ids;
 mod inputs;
@@ -36,6 +37,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection, SqlitePool};
 
+pub use ended::EndedConversation;
 pub use error::AuditError;
 pub use ids::{RunId, TargetId};
 pub use inputs::{InputRecord, RecordedInput};

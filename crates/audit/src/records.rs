@@ -115,6 +115,9 @@ pub struct RunRecord {
     pub resumed_count: u32,
     /// The run this one reverts (`attrsync revert`); the store may no longer hold it (pruned).
     pub reverts: Option<RunId>,
+    /// Desired rows whose conversation had ended when the run began: skipped without a request
+    /// or a target row of their own.
+    pub ended_rows: u64,
 }
 
 /// One process that worked on a run: its first, or a `--resume`.

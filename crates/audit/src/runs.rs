@@ -14,7 +14,7 @@ use super::time::UnixMillis;
 
 pub(super) const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_code, command, source_path, \
      source_sha256, options, tool_version, host, pid, operator, rate_per_minute, resumed_count, \
-     pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at, reverts_run_id";
+     pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at, reverts_run_id, ended_rows";
 
 /// The run reference that means "the most recently started run".
 pub const LATEST: &str = "latest";
@@ -53,6 +53,7 @@ pub(super) struct RunRow {
     pid_start_time: Option<i64>,
     heartbeat_at: i64,
     reverts_run_id: Option<String>,
+    ended_rows: i64,
 }
 
 impl RunRow {
@@ -468,6 +469,7 @@ impl AuditStore {
             options: json(path, "runs.options", &row.options)?,
             pid: int(path, "runs.pid", row.pid)?,
             resumed_count: int(path, "runs.resumed_count", row.resumed_count)?,
+            ended_rows: int(path, "runs.ended_rows", row.ended_rows)?,
             id: RunId::from_stored(row.id),
             started_at: UnixMillis::from_millis(row.started_at),
             finished_at: opt_millis(row.finished_at),

@@ -1262,6 +1262,7 @@ async fn aged_run(store: &AuditStore, status: RunStatus, targets: u32, days_ago:
                     "Jane Doe +4930123".to_owned(),
                 ],
                 problem: None,
+                conversation_ended: false,
             })
             .collect(),
     };
@@ -1754,4 +1755,43 @@ async fn read_only_open_of_a_database_attrsync_never_migrated_says_it_is_not_an_
         "{error:?}"
     );
     assert!(!error.to_string().contains("older"), "{error}");
+}
+
+#[tokio::test]
+async fn calls_seen_ended_are_remembered_once_and_a_run_keeps_its_count_of_their_rows() {
+    let (_dir, store) = open_fresh().await;
+    let ended = |id: &str, at: Option<i64>| EndedConversation {
+        conversation_id: id.to_owned(),
+        ended_at: at.map(UnixMillis::from_millis),
+    };
+    store
+        .record_ended(&[ended("c-1", Some(1_000)), ended("c-2", None)])
+        .await
+        .expect("recorded");
+    // Seen again by a later run: the first record stands.
+    store
+        .record_ended(&[ended("c-1", Some(2_000))])
+        .await
+        .expect("recorded again");
+    let asked = vec!["c-1".to_owned(), "c-2".to_owned(), "c-3".to_owned()];
+    let known = store.known_ended(&asked).await.expect("looked up");
+    assert_eq!(
+        known,
+        ["c-1", "c-2"].into_iter().map(str::to_owned).collect()
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT ended_at FROM ended_conversations WHERE conversation_id = 'c-1'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("read");
+    assert_eq!(stored, 1_000);
+
+    let run = store
+        .begin_run(new_run("reconcile"))
+        .await
+        .expect("begin run");
+    assert_eq!(store.run(&run).await.expect("run").ended_rows, 0);
+    store.set_ended_rows(&run, 500).await.expect("counted");
+    assert_eq!(store.run(&run).await.expect("run").ended_rows, 500);
 }

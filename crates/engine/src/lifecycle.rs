@@ -36,6 +36,9 @@ pub struct RunConfig {
     /// The command recorded with the run (`apply`, `set`, `tag`, `demo`, `reconcile`).
     pub command: String,
     pub concurrency: usize,
+    /// Conversation ids per multi-id analytics read when a desired state's run first finds
+    /// which calls ended (`--liveness-batch`); `None`: every call is read (`set`, `tag`).
+    pub liveness_batch: Option<usize>,
     pub verify_timeout: Duration,
     pub results_dir: Option<PathBuf>,
     /// Requests per minute over every token of the run's client.
@@ -303,7 +306,8 @@ impl ActiveRun {
         results: Vec<TargetResult>,
     ) -> Result<RunOutcome, EngineError> {
         let unfinished = self.audit.unfinished_targets(&self.run).await?.len() as u64;
-        let counts = self.audit.run_summary(&self.run).await?.counts;
+        let summary = self.audit.run_summary(&self.run).await?;
+        let (counts, ended_rows) = (summary.counts, summary.run.ended_rows);
         let ending = ending(kind, self.stop.reason(), unfinished);
         let mut outcome = RunOutcome {
             run: self.run.clone(),
@@ -311,6 +315,7 @@ impl ActiveRun {
             status: ending.run_status(),
             ending,
             counts,
+            ended_rows,
             unfinished,
             elapsed: self.started.elapsed(),
             stats: self.client.stats(),
@@ -399,6 +404,7 @@ async fn fail_run(
         ending: Ending::Failed,
         status: audit::RunStatus::Failed,
         counts: StatusCounts::default(),
+        ended_rows: 0,
         unfinished: 0,
         elapsed: started.elapsed(),
         stats: genesys_core::ClientStats::default(),

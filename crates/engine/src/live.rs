@@ -1,12 +1,93 @@
-//! Batched reads of live calls: the analytics listing of a queue's live calls, and reads of many
-//! calls at once through the client's limiter.
+//! Batched reads of live calls: the analytics listing of a queue's live calls, which of many
+//! conversations have ended (multi-id analytics reads), and reads of many calls at once through
+//! the client's limiter.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use audit::{EndedConversation, UnixMillis};
 use futures::StreamExt;
 use genesys_core::{ApiError, GenesysClient, LiveCallsQuery};
 use reconcile::{LiveConversation, LiveState};
+
+/// Conversation ids per multi-id analytics read unless configured otherwise (`--liveness-batch`):
+/// the README's starting point, since Genesys documents no limit.
+pub const DEFAULT_LIVENESS_BATCH: usize = 100;
+
+/// Which desired conversations have ended, found before any of them is read.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// Conversations known to have ended: their rows need no request.
+    pub ended: HashSet<String>,
+    /// The ones of `ended` this lookup learned (analytics showed their `conversationEnd`), to
+    /// be remembered in the audit store.
+    pub newly_ended: Vec<EndedConversation>,
+    /// Why some conversations could not be looked up (they are read as if live), once.
+    pub problem: Option<ApiError>,
+}
+
+impl Liveness {
+    /// What to tell the person running the command when the lookup failed (a stop or the
+    /// API's budget is said elsewhere): every call not known ended is read instead.
+    pub fn problem_note(&self) -> Option<String> {
+        self.problem
+            .as_ref()
+            .filter(|problem| !(problem.is_stopped() || problem.is_resume_later()))
+            .map(|problem| {
+                format!("cannot ask analytics which calls ended ({problem}); reading every call")
+            })
+    }
+}
+
+/// Finds which of `ids` have ended: those in `known_ended` (the audit store's memory) without a
+/// request, the rest through one multi-id analytics read per `batch` ids, `concurrency` at once.
+/// A conversation analytics leaves out (too new to be indexed, or unknown) is not ended: the
+/// caller reads it as before. A failed lookup proves nothing either: the failure is kept in
+/// [`Liveness::problem`] and every conversation not yet known ended is read.
+pub async fn liveness(
+    client: &GenesysClient,
+    ids: &[String],
+    known_ended: HashSet<String>,
+    batch: usize,
+    concurrency: usize,
+) -> Liveness {
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !known_ended.contains(*id))
+        .cloned()
+        .collect();
+    let mut found = Liveness {
+        ended: known_ended,
+        ..Liveness::default()
+    };
+    let mut lookups = futures::stream::iter(unknown.chunks(batch.max(1)))
+        .map(|chunk| client.conversation_details(chunk))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(answer) = lookups.next().await {
+        match answer {
+            Ok(fetched) => {
+                for conversation in fetched.value {
+                    let Some(end) = conversation.conversation_end else {
+                        continue;
+                    };
+                    let id = conversation.conversation_id.to_ascii_lowercase();
+                    if found.ended.insert(id.clone()) {
+                        found.newly_ended.push(EndedConversation {
+                            conversation_id: id,
+                            ended_at: humantime::parse_rfc3339_weak(&end)
+                                .ok()
+                                .map(UnixMillis::from_system_time),
+                        });
+                    }
+                }
+            }
+            Err(err) => {
+                found.problem.get_or_insert(err);
+            }
+        }
+    }
+    found
+}
 
 /// The live calls of every queue, in listing order, each once (a call may have been in two of
 /// the queues); a listed id that is not a UUID is skipped with a warning.
@@ -50,6 +131,30 @@ pub struct ReadFailed {
     pub conversation_id: String,
     #[source]
     pub source: ApiError,
+}
+
+/// [`fetch_live`] after [`liveness`]: a conversation analytics shows ended is not read (it is
+/// [`LiveConversation::Ended`] in the live state); the others are read once each. Returns the
+/// live state and the lookup, whose problem (if any) the caller reports.
+pub async fn fetch_live_batched(
+    client: &GenesysClient,
+    ids: Vec<String>,
+    batch: usize,
+    concurrency: usize,
+) -> Result<(LiveState, Liveness), ReadFailed> {
+    let found = liveness(client, &ids, HashSet::new(), batch, concurrency).await;
+    let to_read: Vec<String> = ids
+        .into_iter()
+        .filter(|id| !found.ended.contains(id))
+        .collect();
+    let mut live = fetch_live(client, to_read, concurrency).await?;
+    live.extend(
+        found
+            .ended
+            .iter()
+            .map(|id| (id.clone(), LiveConversation::Ended)),
+    );
+    Ok((live, found))
 }
 
 /// Reads every conversation once, concurrently (each request through the client's limiter).

@@ -44,6 +44,9 @@ pub struct RunOutcome {
     pub status: RunStatus,
     /// Targets per status, as recorded (every process of a resumed run).
     pub counts: StatusCounts,
+    /// Desired rows whose call had ended: skipped with no request and no target row (see
+    /// `audit::RunRecord::ended_rows`); of the class gone, like a skipped target.
+    pub ended_rows: u64,
     /// Targets left `planned`, `sending` or `applied`: what `--resume` would revisit.
     pub unfinished: u64,
     pub elapsed: Duration,

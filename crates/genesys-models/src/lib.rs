@@ -366,6 +366,16 @@ pub struct AnalyticsConversationQueryResponse {
     pub total_hits: Option<u64>,
 }
 
+/// `AnalyticsConversationMultiGetResponse`: the answer of
+/// `GET /api/v2/analytics/conversations/details?id=ID1,ID2,...`, the asked conversations that
+/// analytics knows (whether an unknown id is left out or refused is not documented [?]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsConversationMultiGetResponse {
+    #[serde(default)]
+    pub conversations: Vec<AnalyticsConversation>,
+}
+
 /// `AnalyticsConversationWithoutAttributes`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,14 +1,17 @@
 //! `POST /api/v2/analytics/conversations/details/query`: the subset attrsync uses to find live
 //! calls (interval, `conversationEnd` exists/notExists, `mediaType`/`queueId`/`purpose`/`userId`
-//! segment predicates, paging, order).
+//! segment predicates, paging, order); and `GET /api/v2/analytics/conversations/details?id=`,
+//! many conversations by id, live or ended.
 
 use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use genesys_models::{
-    AnalyticsConversationQueryResponse, ConversationQuery, QueryFilter, QueryPredicate,
+    AnalyticsConversationMultiGetResponse, AnalyticsConversationQueryResponse, ConversationQuery,
+    QueryFilter, QueryPredicate,
 };
 
 use crate::call::CallRecord;
@@ -70,6 +73,42 @@ pub(crate) async fn query_conversation_details(
                 .collect(),
         }))
     })
+}
+
+/// `GET /api/v2/analytics/conversations/details?id=ID1,ID2,...` (`id` may also repeat): the
+/// asked conversations analytics has indexed, with `conversationEnd` once ended. Unknown ids,
+/// and calls too new to be indexed (`SimConfig::analytics_lag`), are left out, not refused [?];
+/// more ids than `SimConfig::details_max_ids` is 400 `constraint.validation` [?].
+pub(crate) async fn get_conversation_details(
+    State(state): State<SimState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<AnalyticsConversationMultiGetResponse>, ApiError> {
+    let Query(pairs) = query.map_err(|_| ApiError::bad_request())?;
+    let mut ids: Vec<&str> = Vec::new();
+    for (name, value) in &pairs {
+        if name == "id" {
+            ids.extend(value.split(',').map(str::trim).filter(|id| !id.is_empty()));
+        }
+    }
+    if ids.is_empty() {
+        return Err(ApiError::constraint_validation(
+            "At least one conversation id is required in [id]",
+        ));
+    }
+    let max = state.details_max_ids();
+    if ids.len() > max {
+        return Err(ApiError::constraint_validation(format!(
+            "[id] lists {} conversation ids; at most {max} are allowed",
+            ids.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+    Ok(Json(state.with_indexed_calls(&ids, |calls| {
+        AnalyticsConversationMultiGetResponse {
+            conversations: calls.map(CallRecord::analytics_view).collect(),
+        }
+    })))
 }
 
 /// `start/end`, both ISO-8601 UTC (`Z`), start before end.

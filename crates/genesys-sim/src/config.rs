@@ -16,6 +16,13 @@ pub struct SimConfig {
     pub seed: u64,
     /// Live calls generated at start.
     pub calls: usize,
+    /// Calls generated at start that ended hours to weeks before it (a CRM table's history):
+    /// a read returns them with every participant disconnected, the analytics listing of live
+    /// calls does not list them, the multi-id analytics read does, with `conversationEnd`.
+    pub history: usize,
+    /// Most conversation ids one `GET /api/v2/analytics/conversations/details?id=` may carry;
+    /// more are refused with 400 `constraint.validation`. Genesys's limit is not documented [?].
+    pub details_max_ids: usize,
     /// Queues generated at start; every call belongs to one.
     pub queues: usize,
     /// Per-token request budget (Genesys's default is 300 per minute). 0 disables the limit.
@@ -80,6 +87,9 @@ pub struct SimConfig {
 /// The namespace assumed to hold `client.credentials.token.rate.per.minute` [?].
 pub const DEFAULT_LIMITS_NAMESPACE: &str = "platform-api";
 
+/// Ids one multi-id analytics read may carry unless configured otherwise [?].
+pub const DEFAULT_DETAILS_MAX_IDS: usize = 100;
+
 /// The key of the per-token request budget in the org's limits.
 pub const TOKEN_RATE_LIMIT_KEY: &str = "client.credentials.token.rate.per.minute";
 
@@ -93,6 +103,8 @@ impl Default for SimConfig {
         Self {
             seed: 1,
             calls: 50,
+            history: 0,
+            details_max_ids: DEFAULT_DETAILS_MAX_IDS,
             queues: 3,
             rate_per_minute: 300,
             limit_shape: LimitShape::Window,
@@ -125,6 +137,8 @@ impl fmt::Debug for SimConfig {
         f.debug_struct("SimConfig")
             .field("seed", &self.seed)
             .field("calls", &self.calls)
+            .field("history", &self.history)
+            .field("details_max_ids", &self.details_max_ids)
             .field("queues", &self.queues)
             .field("rate_per_minute", &self.rate_per_minute)
             .field("limit_shape", &self.limit_shape)

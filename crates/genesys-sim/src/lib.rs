@@ -6,6 +6,10 @@
 //! - `GET /api/v2/conversations/calls/{id}` and `GET /api/v2/conversations/{id}`;
 //! - both participant-attribute PATCHes (202; merge per key);
 //! - `POST /api/v2/analytics/conversations/details/query` (live calls, queue filter, paging);
+//! - `GET /api/v2/analytics/conversations/details?id=ID1,ID2,...` (many conversations by id,
+//!   live or ended; at most [`SimConfig::details_max_ids`] ids);
+//! - history (`SimConfig::history`): calls that ended before the simulator started, readable
+//!   with every participant disconnected, never listed as live;
 //! - `GET /api/v2/organizations/limits/namespaces/{namespaceName}`: the per-token budget as
 //!   `client.credentials.token.rate.per.minute` in [`SimConfig::limits_namespace`] (404
 //!   `not.found` in any other namespace; 403 `missing.permissions` with
@@ -38,7 +42,9 @@
 //!   `constraint.validation`; `DELETE` of the subscriptions: 204;
 //! - a queue event for an attribute-only change: sent (`SimConfig::attribute_events`), once the
 //!   write is visible to reads, `SimConfig::event_delay` later;
-//! - a channel is used (its 24 h start over) by subscribing and connecting, not by `HEAD`.
+//! - a channel is used (its 24 h start over) by subscribing and connecting, not by `HEAD`;
+//! - the multi-id analytics read leaves unknown ids out, and refuses more than
+//!   [`SimConfig::details_max_ids`] ids (100 by default) with 400 `constraint.validation`.
 //!
 //! It shares nothing with the client's request handling beyond the plain model types of
 //! `genesys_models` (the `genesys-models` crate).
@@ -69,9 +75,9 @@ mod tls;
 
 pub use bus::{ChannelStatus, NotificationStatus};
 pub use config::{
-    ArrivalRate, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DriftConfig,
-    FaultConfig, LimitShape, ParseArrivalRateError, ParseLimitShapeError, SimConfig,
-    TOKEN_RATE_LIMIT_KEY,
+    ArrivalRate, DEFAULT_DETAILS_MAX_IDS, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, LimitShape, ParseArrivalRateError,
+    ParseLimitShapeError, SimConfig, TOKEN_RATE_LIMIT_KEY,
 };
 pub use org::SimQueue;
 pub use server::{SimHandle, Simulator};

@@ -49,6 +49,7 @@ pub(crate) async fn edge(
     let correlation_id = uuid::Uuid::new_v4().to_string();
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
     let dropper = request.extensions_mut().remove::<ConnectionDropper>();
     let peer = request.extensions().get::<PeerAddr>().map(|p| p.0);
 
@@ -86,6 +87,7 @@ pub(crate) async fn edge(
             at_ms: 0,
             method,
             path,
+            query,
             status: if dropped {
                 0
             } else {

@@ -81,6 +81,39 @@ pub(crate) fn generate(
     Org { queues, calls }
 }
 
+/// `count` calls that ended an hour to three weeks before `now` (oldest first), in `queues`:
+/// a CRM table's history. Drawn from their own RNG, so that the live org of a seed is the same
+/// with or without history.
+pub(crate) fn history(
+    rng: &mut StdRng,
+    queues: &[SimQueue],
+    count: usize,
+    now: SystemTime,
+) -> Vec<CallRecord> {
+    let agents: Vec<Agent> = (0..(count / 20).clamp(8, 200))
+        .map(|_| Agent {
+            id: uuid(rng),
+            name: person_name(rng),
+        })
+        .collect();
+    let mut calls: Vec<CallRecord> = (0..count)
+        .map(|_| {
+            let ended = now - Duration::from_secs(rng.random_range(3_600..21 * 86_400));
+            let mut call = generate_call(rng, queues, &agents, ended);
+            for participant in &mut call.participants {
+                if participant.end.is_none() {
+                    participant.end = Some(ended);
+                    participant.state = ParticipantState::Disconnected;
+                }
+            }
+            call.end = Some(ended);
+            call
+        })
+        .collect();
+    calls.sort_by_key(|c| c.start);
+    calls
+}
+
 fn generate_call(
     rng: &mut StdRng,
     queues: &[SimQueue],

@@ -152,6 +152,10 @@ fn router(state: SimState) -> Router {
             post(analytics::query_conversation_details),
         )
         .route(
+            "/analytics/conversations/details",
+            get(analytics::get_conversation_details),
+        )
+        .route(
             "/notifications/channels",
             post(notifications::create_channel),
         )

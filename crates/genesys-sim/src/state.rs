@@ -61,6 +61,9 @@ pub struct LoggedRequest {
     pub method: String,
     /// Path without the query string.
     pub path: String,
+    /// The query string, undecoded, when there was one (e.g. the ids of a multi-id read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// The HTTP status sent; 0 when the connection was dropped instead.
     pub status: u16,
     /// The connection was closed without a response (a `drop_rate` fault).
@@ -168,6 +171,7 @@ struct Shared {
     socket_scheme: &'static str,
     attribute_events: bool,
     analytics_lag: Duration,
+    details_max_ids: usize,
     heartbeat_interval: Duration,
     inner: Mutex<Inner>,
     /// Bumped whenever the request gate changes, for tests that wait on it.
@@ -223,6 +227,7 @@ const FAULT_STREAM: u64 = 0x6661_756c;
 const LATENCY_STREAM: u64 = 0x6c61_7465;
 const ARRIVAL_STREAM: u64 = 0x6172_7269;
 const CHANNEL_STREAM: u64 = 0x6368_616e;
+const HISTORY_STREAM: u64 = 0x6869_7374;
 
 /// Who sent an authenticated `/api/v2` request; put into the request by the API gate.
 #[derive(Clone, Debug)]
@@ -246,15 +251,23 @@ impl SimState {
             config.calls,
             clock.started_wall(),
         );
-        let call_index = org
-            .calls
+        let mut history_rng = StdRng::seed_from_u64(config.seed ^ HISTORY_STREAM);
+        // Oldest first: the history, then the live calls.
+        let mut calls = org::history(
+            &mut history_rng,
+            &org.queues,
+            config.history,
+            clock.started_wall(),
+        );
+        calls.extend(org.calls);
+        let call_index = calls
             .iter()
             .enumerate()
             .map(|(i, c)| (c.id.clone(), i))
             .collect();
         let inner = Inner {
             queues: org.queues,
-            calls: org.calls,
+            calls,
             call_index,
             tokens: HashMap::new(),
             tokens_issued: 0,
@@ -305,6 +318,7 @@ impl SimState {
                 socket_scheme: if config.tls { "wss" } else { "ws" },
                 attribute_events: config.attribute_events,
                 analytics_lag: config.analytics_lag,
+                details_max_ids: config.details_max_ids,
                 heartbeat_interval: config.heartbeat_interval,
                 inner: Mutex::new(inner),
                 gate_events: tokio::sync::watch::Sender::new(0),
@@ -819,6 +833,28 @@ impl SimState {
         let (inner, now) = self.settled();
         let indexed_until = self.shared.clock.wall(now) - self.shared.analytics_lag;
         f(&inner.calls, indexed_until)
+    }
+
+    /// Most ids one multi-id analytics read may carry (`SimConfig::details_max_ids`).
+    pub(crate) fn details_max_ids(&self) -> usize {
+        self.shared.details_max_ids
+    }
+
+    /// Runs `f` over the calls with these ids that analytics has indexed (unknown ids, and
+    /// calls younger than `SimConfig::analytics_lag`, are left out), in the order asked.
+    pub(crate) fn with_indexed_calls<R>(
+        &self,
+        ids: &[&str],
+        f: impl FnOnce(&mut dyn Iterator<Item = &CallRecord>) -> R,
+    ) -> R {
+        let (inner, now) = self.settled();
+        let indexed_until = self.shared.clock.wall(now) - self.shared.analytics_lag;
+        let mut calls = ids
+            .iter()
+            .filter_map(|id| inner.call_index.get(*id))
+            .map(|&index| &inner.calls[index])
+            .filter(|call| call.start <= indexed_until);
+        f(&mut calls)
     }
 
     pub(crate) fn record(&self, mut entry: LoggedRequest) {

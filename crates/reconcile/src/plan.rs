@@ -14,6 +14,20 @@ pub enum LiveConversation {
     Found(CallConversation),
     /// Genesys answered 404 `conversation.error.conversation.not.found`.
     NotFound,
+    /// Known to have ended without a read of the call: analytics shows its `conversationEnd`,
+    /// or an earlier run saw it end (a conversation that ended never becomes live again).
+    Ended,
+}
+
+impl LiveConversation {
+    /// Whether the conversation is over: ended (known, or every participant gone in the read).
+    pub fn has_ended(&self) -> bool {
+        match self {
+            LiveConversation::Found(c) => has_ended(c),
+            LiveConversation::NotFound => false,
+            LiveConversation::Ended => true,
+        }
+    }
 }
 
 /// Live state keyed by conversation id (lowercase, as in [`crate::desired::Target`]).
@@ -233,6 +247,7 @@ impl PlannedTarget {
         }
         let participant = match live {
             LiveConversation::NotFound => return Recheck::Gone(SkipReason::ConversationNotFound),
+            LiveConversation::Ended => return Recheck::Gone(SkipReason::ConversationEnded),
             LiveConversation::Found(c) if has_ended(c) => {
                 return Recheck::Gone(SkipReason::ConversationEnded);
             }
@@ -420,6 +435,10 @@ pub fn diff_entries(entries: &[DesiredEntry], live: &LiveState) -> Plan {
                 slots.push(unmatched(SkipReason::ConversationNotFound));
                 continue;
             }
+            Some(LiveConversation::Ended) => {
+                slots.push(unmatched(SkipReason::ConversationEnded));
+                continue;
+            }
             Some(LiveConversation::Found(c)) if has_ended(c) => {
                 slots.push(unmatched(SkipReason::ConversationEnded));
                 continue;
@@ -573,7 +592,7 @@ impl LiveConversation {
     pub fn participant(&self, id: &str) -> Option<&CallMediaParticipant> {
         match self {
             LiveConversation::Found(call) => participant(call, id),
-            LiveConversation::NotFound => None,
+            LiveConversation::NotFound | LiveConversation::Ended => None,
         }
     }
 }

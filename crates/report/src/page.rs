@@ -123,7 +123,7 @@ pub fn html_report(input: &ReportInput<'_>) -> Result<String, ReportError> {
         "distribution of request latency",
     );
 
-    let fields: [(&str, String); 10] = [
+    let fields: [(&str, String); 11] = [
         ("command", run.command.clone()),
         (
             "source",
@@ -147,6 +147,7 @@ pub fn html_report(input: &ReportInput<'_>) -> Result<String, ReportError> {
         ),
         ("options", run.options.to_string()),
         ("targets", counts_text(&summary.counts)),
+        ("ended", crate::text::ended_rows_text(run.ended_rows)),
     ];
 
     let page = html! {
@@ -202,6 +203,10 @@ pub fn html_report(input: &ReportInput<'_>) -> Result<String, ReportError> {
                         }
                     }
                     li { "targets" span id="total-targets" { (summary.counts.total()) } }
+                    li {
+                        "rows of ended calls (no request, no target)"
+                        span id="ended-rows" { (run.ended_rows) }
+                    }
                 }
                 section {
                     h2 { "Requests in the trailing " (window_words) }
@@ -429,6 +434,7 @@ mod tests {
                 rate_per_minute: Some(300.0),
                 resumed_count: 0,
                 reverts: None,
+                ended_rows: 0,
             },
             counts,
             requests: RequestStats {

@@ -139,6 +139,9 @@ pub fn run_details(
     if run.resumed_count > 0 {
         field("resumed", format!("{} time(s)", run.resumed_count));
     }
+    if run.ended_rows > 0 {
+        field("ended", crate::text::ended_rows_text(run.ended_rows));
+    }
     // Every process that worked on the run: the first, then each `--resume`.
     for process in processes {
         let ended = match (process.finished_at, process.exit_code) {

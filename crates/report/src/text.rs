@@ -30,6 +30,11 @@ pub fn format_millis(millis: i64) -> String {
 }
 
 /// The run's duration, or its status when it has none (`running`).
+/// A run's rows whose call had ended, in words.
+pub fn ended_rows_text(rows: u64) -> String {
+    format!("{rows} rows named calls that had ended (skipped: no request, no target row)")
+}
+
 pub fn duration_text(run: &RunRecord) -> String {
     duration_ms(run).map_or_else(|| run.status.to_string(), format_millis)
 }

@@ -1,14 +1,14 @@
 //! `--max-changes N`: refuse to start when the plan would change more than N participants, so
 //! that a scheduled job fed a wrong export cannot rewrite a whole contact centre.
 //!
-//! A saved plan is counted as it is. A desired state is planned first (one read per call, no
-//! audit run yet), counted, and then executed exactly as that plan, like `plan --out` followed
+//! A saved plan is counted as it is. A desired state is planned first (batched analytics reads
+//! for the calls that ended, one read per other call, no audit run yet), counted, and then executed exactly as that plan, like `plan --out` followed
 //! by `apply plan.json`: each update is re-checked against a fresh read before it is sent.
 
 use reconcile::Action;
 
 use engine::Work;
-use engine::live::fetch_live;
+use engine::live::{fetch_live, fetch_live_batched};
 
 use crate::settings::RunSettings;
 
@@ -37,7 +37,17 @@ pub async fn max_changes(
         Work::Desired(desired) => {
             let client = connection.connect(ui).await?;
             let ids = reconcile::conversation_ids(&desired);
-            let live = fetch_live(&client, ids, concurrency).await?;
+            let live = match settings.liveness_batch {
+                Some(batch) => {
+                    let (live, liveness) =
+                        fetch_live_batched(&client, ids, batch, concurrency).await?;
+                    if let Some(note) = liveness.problem_note() {
+                        eprintln!("warning: {note}");
+                    }
+                    live
+                }
+                None => fetch_live(&client, ids, concurrency).await?,
+            };
             let plan = reconcile::diff(&desired, &live);
             Work::Planned {
                 source: desired.source,

@@ -1,10 +1,10 @@
-//! `attrsync plan SOURCE`: read the desired state, read each call once, print what would change.
-//! Never sends a PATCH.
+//! `attrsync plan SOURCE`: read the desired state, ask analytics which of its calls ended
+//! (batched), read each other call once, print what would change. Never sends a PATCH.
 
 use std::io::Write;
 
 use anyhow::Context;
-use engine::live::fetch_live;
+use engine::live::{fetch_live, fetch_live_batched};
 
 use super::source::read_desired;
 use crate::cli::PlanArgs;
@@ -17,10 +17,25 @@ use crate::settings::Connection;
 use crate::ui::Ui;
 
 pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
+    // Settled before the source is read: a wrong ATTRSYNC_LIVENESS_BATCH reads nothing.
+    let batch = crate::settings::liveness_batch(args.liveness_batch).map_err(|err| match err {
+        crate::settings::ResolveError::Config(err) => err,
+        crate::settings::ResolveError::Usage(err) => anyhow::Error::from(*err),
+    })?;
     let desired = read_desired(&args.source, &args.source_args, ui).await?;
     let client = connection.connect(ui).await?;
     let ids = reconcile::conversation_ids(&desired);
-    let live = fetch_live(&client, ids, args.concurrency).await?;
+    let live = match batch {
+        Some(batch) => {
+            let (live, liveness) =
+                fetch_live_batched(&client, ids, batch, args.concurrency).await?;
+            if let Some(note) = liveness.problem_note() {
+                eprintln!("warning: {note}");
+            }
+            live
+        }
+        None => fetch_live(&client, ids, args.concurrency).await?,
+    };
     let plan = reconcile::diff(&desired, &live);
 
     if let Some(out) = &args.out {

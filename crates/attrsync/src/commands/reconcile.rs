@@ -141,6 +141,8 @@ async fn serve_loop(
 struct Iteration {
     run: RunId,
     counts: StatusCounts,
+    /// Desired rows whose call had ended (a count on the run, no targets).
+    ended_rows: u64,
     requests: u64,
     throttled: u64,
     interrupted: bool,
@@ -320,6 +322,7 @@ async fn iterate(
     Ok(Some(Iteration {
         run: outcome.run.clone(),
         counts: outcome.counts,
+        ended_rows: outcome.ended_rows,
         requests: outcome.stats.requests,
         throttled: outcome.stats.throttled,
         interrupted: outcome.is_interrupted(),
@@ -344,6 +347,7 @@ fn report(
                 duration: elapsed,
                 exit_code: done.exit.code(),
                 targets: done.counts,
+                ended_rows: done.ended_rows,
                 requests: done.requests,
                 throttled: done.throttled,
             };
@@ -357,6 +361,7 @@ fn report(
                 duration: elapsed,
                 exit_code: Exit::Failure.code(),
                 targets: StatusCounts::default(),
+                ended_rows: 0,
                 requests: 0,
                 throttled: 0,
             };
@@ -398,13 +403,17 @@ fn summary_line(done: &Iteration, elapsed: Duration) -> String {
     // `StatusClass`).
     let changes =
         counts.total() - counts.get(TargetStatus::Unchanged) - counts.of_class(StatusClass::Gone);
+    let ended = match done.ended_rows {
+        0 => String::new(),
+        n => format!("; {n} rows of ended calls"),
+    };
     if changes == 0 && !done.interrupted {
         let skipped = match counts.skipped {
             0 => String::new(),
             n => format!(", {n} skipped"),
         };
         return format!(
-            "reconcile: in sync ({} targets, 0 changes{skipped}) in {seconds:.1}s, run {}",
+            "reconcile: in sync ({} targets, 0 changes{skipped}{ended}) in {seconds:.1}s, run {}",
             counts.total(),
             done.run
         );
@@ -431,7 +440,7 @@ fn summary_line(done: &Iteration, elapsed: Duration) -> String {
         "applied"
     };
     format!(
-        "reconcile: {head} ({} targets: {}) in {seconds:.1}s, run {}",
+        "reconcile: {head} ({} targets: {}{ended}) in {seconds:.1}s, run {}",
         counts.total(),
         parts.join(", "),
         done.run
@@ -450,6 +459,7 @@ mod tests {
         Iteration {
             run: RunId::from_stored("20260101T000000Z-abcdef".into()),
             counts: all,
+            ended_rows: 0,
             requests: 0,
             throttled: 0,
             interrupted,

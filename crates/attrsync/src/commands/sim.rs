@@ -18,6 +18,8 @@ pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
         seed: args.seed,
         calls: args.calls,
         queues: args.queues,
+        history: args.history,
+        details_max_ids: args.details_max_ids,
         rate_per_minute: rate.per_minute().round().max(1.0) as u32,
         limit_shape: args.limit_shape,
         limit_window: args.limit_window,

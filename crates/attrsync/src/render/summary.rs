@@ -13,11 +13,17 @@ pub fn run_summary(outcome: &RunOutcome, audit_path: &Path, hints: &Hints) -> St
         .filter(|s| outcome.counts.get(**s) > 0)
         .map(|s| format!("{} {s}", outcome.counts.get(*s)))
         .collect();
-    let counted = if parts.is_empty() {
+    let mut counted = if parts.is_empty() {
         "no targets".to_owned()
     } else {
         parts.join(", ")
     };
+    if outcome.ended_rows > 0 {
+        counted.push_str(&format!(
+            "; {} rows of calls that had ended",
+            outcome.ended_rows
+        ));
+    }
     let head = if outcome.is_interrupted() {
         "Interrupted run"
     } else {

@@ -12,12 +12,13 @@ pub(crate) mod settle;
 pub mod target_text;
 pub mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use reconcile::{
-    Action, DesiredEntry, DesiredState, InputTable, PlannedTarget, Selector, SourceInfo, Target,
+    Action, DesiredEntry, DesiredState, InputTable, PlannedTarget, Selector, SkipReason,
+    SourceInfo, Target,
 };
 
 use crate::error::EngineError;
@@ -75,26 +76,70 @@ pub async fn execute(
             ..
         }
     );
-    let (run, source, jobs, next_seq, planned_results) = prepare(work, config, audit).await?;
+    let liveness_batch = match &work {
+        Work::Desired(_) => config.liveness_batch,
+        _ => None,
+    };
+    let (active, source, prepared) = match (work, liveness_batch) {
+        (Work::Desired(desired), Some(batch)) => {
+            // Which conversations ended is asked through the run's client, before any row.
+            let source = desired.source.clone();
+            let run = lifecycle::begin(audit, config, &source, None).await?;
+            observer.run_started(&run, &source, 0);
+            let active = ActiveRun::start(
+                audit,
+                run.clone(),
+                config,
+                connect,
+                &observer,
+                stop,
+                RunKind::Snapshot,
+            )
+            .await?;
+            let prepared =
+                match prepare_live(desired, &active, batch, config, observer.as_ref()).await {
+                    Ok(prepared) => prepared,
+                    Err(err) => return Err(active.fail(err).await),
+                };
+            observer.conversations_added(prepared.jobs.len() as u64);
+            (active, source, prepared)
+        }
+        (work, _) => {
+            let (run, source, prepared) = prepare(work, config, audit).await?;
+            observer.run_started(&run, &source, prepared.jobs.len() as u64);
+            let active = ActiveRun::start(
+                audit,
+                run.clone(),
+                config,
+                connect,
+                &observer,
+                stop,
+                RunKind::Snapshot,
+            )
+            .await?;
+            (active, source, prepared)
+        }
+    };
+    let Prepared {
+        jobs,
+        next_seq,
+        final_results: planned_results,
+        ended_rows,
+    } = prepared;
+    let run = active.run.clone();
+    observer.note(Note::Info(if ended_rows > 0 {
+        format!(
+            "run {run}: {} calls to work on; {ended_rows} rows name calls that ended (skipped, \
+             no request)",
+            jobs.len()
+        )
+    } else {
+        format!("run {run}: {} calls to work on", jobs.len())
+    }));
     let read_ahead = read_ahead::ReadAhead::new(
         if cautious { 1 } else { config.concurrency },
         config.concurrency,
     );
-    observer.run_started(&run, &source, jobs.len() as u64);
-    observer.note(Note::Info(format!(
-        "run {run}: {} calls to work on",
-        jobs.len()
-    )));
-    let active = ActiveRun::start(
-        audit,
-        run.clone(),
-        config,
-        connect,
-        &observer,
-        stop,
-        RunKind::Snapshot,
-    )
-    .await?;
     let pipeline = active.pipeline(&source, next_seq, None);
 
     let mut results = planned_results;
@@ -157,48 +202,33 @@ pub async fn execute(
         .await
 }
 
+/// The work of a run, grouped per conversation, with its rows in the store.
+struct Prepared {
+    jobs: Vec<Job>,
+    /// The next free `seq`.
+    next_seq: u32,
+    /// Results of targets whose plan is already final (a saved plan's unchanged and skipped).
+    final_results: Vec<TargetResult>,
+    /// Desired rows whose conversation had ended: a count on the run, no target rows.
+    ended_rows: u64,
+}
+
 /// Creates (or reopens) the run and its target rows before the first request, and groups the
-/// work per conversation. Returns the run, the source, the jobs, the next free `seq`, and the
-/// results of targets whose plan is already final (a saved plan's unchanged and skipped ones).
+/// work per conversation. Returns the run, the source and the prepared work.
 async fn prepare(
     work: Work,
     config: &RunConfig,
     audit: &AuditStore,
-) -> Result<(RunId, SourceInfo, Vec<Job>, u32, Vec<TargetResult>), EngineError> {
+) -> Result<(RunId, SourceInfo, Prepared), EngineError> {
     let mut jobs = Jobs::default();
     let mut final_results = Vec::new();
+    let mut ended_rows = 0;
     let (run, source, next_seq) = match work {
         Work::Desired(desired) => {
             let source = desired.source.clone();
             let run = lifecycle::begin(audit, config, &source, None).await?;
-            record_input(audit, &run, &desired.input).await?;
-            // One row per input entry until its call is read and planned (see worker).
-            let new: Vec<NewTarget> = desired
-                .entries
-                .iter()
-                .enumerate()
-                .map(|(seq, entry)| NewTarget {
-                    seq: seq as u32,
-                    conversation_id: entry.target.conversation_id.clone(),
-                    // No participant until its call is read and planned: that is how a resume
-                    // tells an entry nobody planned from a planned target.
-                    participant_id: None,
-                    selector: entry.target.selector.to_string(),
-                    purpose: None,
-                    input_lines: target_text::lines_text(&source, &entry.lines),
-                    status: TargetStatus::Planned,
-                    reason: None,
-                    before: ObservedValues::new(),
-                    desired: entry.attributes.clone(),
-                })
-                .collect();
-            let rows = audit.insert_targets(&run, &new).await?;
-            let next_seq = rows.len() as u32;
-            for (row, entry) in rows.into_iter().zip(desired.entries) {
-                jobs.get(&entry.target.conversation_id)
-                    .entries
-                    .push((row, entry));
-            }
+            record_input(audit, &run, &desired.input, &Ended::default()).await?;
+            let next_seq = insert_entries(audit, &run, &source, desired.entries, &mut jobs).await?;
             (run, source, next_seq)
         }
         Work::Planned {
@@ -208,7 +238,23 @@ async fn prepare(
             reverts,
         } => {
             let run = lifecycle::begin(audit, config, &source, reverts).await?;
-            record_input(audit, &run, &input).await?;
+            // A plan made through the liveness lookup (`--max-changes`) skips the rows of
+            // calls that ended: they are a count on the run, like a desired state's.
+            let (targets, ended): (Vec<PlannedTarget>, Vec<PlannedTarget>) =
+                targets.into_iter().partition(|t| {
+                    config.liveness_batch.is_none()
+                        || !matches!(
+                            t.action,
+                            Action::Skip {
+                                reason: SkipReason::ConversationEnded,
+                                ..
+                            }
+                        )
+                });
+            let ended = Ended::of_targets(&ended).keeping(config);
+            record_input(audit, &run, &input, &ended).await?;
+            ended_rows = ended.rows;
+            audit.set_ended_rows(&run, ended_rows).await?;
             let new: Vec<NewTarget> = targets
                 .iter()
                 .enumerate()
@@ -260,7 +306,129 @@ async fn prepare(
             (run, source, next_seq)
         }
     };
-    Ok((run, source, jobs.into_vec(), next_seq, final_results))
+    Ok((
+        run,
+        source,
+        Prepared {
+            jobs: jobs.into_vec(),
+            next_seq,
+            final_results,
+            ended_rows,
+        },
+    ))
+}
+
+/// A desired state's work once the run's client has found which of its conversations ended
+/// (the audit store's memory, then batched analytics reads): their rows are a count on the run,
+/// the others get a row each, as in [`prepare`]. A lookup that failed leaves every conversation
+/// not known ended to be read, as before.
+async fn prepare_live(
+    desired: DesiredState,
+    active: &ActiveRun,
+    batch: usize,
+    config: &RunConfig,
+    observer: &dyn RunObserver,
+) -> Result<Prepared, EngineError> {
+    let (audit, run) = (&active.audit, &active.run);
+    let ids = reconcile::conversation_ids(&desired);
+    let known = audit.known_ended(&ids).await?;
+    let found = crate::live::liveness(&active.client, &ids, known, batch, config.concurrency).await;
+    if let Some(note) = found.problem_note() {
+        observer.note(Note::Warning(note));
+    }
+    audit.record_ended(&found.newly_ended).await?;
+    let (entries, ended_entries): (Vec<DesiredEntry>, Vec<DesiredEntry>) = desired
+        .entries
+        .into_iter()
+        .partition(|entry| !found.ended.contains(&entry.target.conversation_id));
+    let ended = Ended::of_entries(&ended_entries).keeping(config);
+    record_input(audit, run, &desired.input, &ended).await?;
+    audit.set_ended_rows(run, ended.rows).await?;
+    let mut jobs = Jobs::default();
+    let next_seq = insert_entries(audit, run, &desired.source, entries, &mut jobs).await?;
+    Ok(Prepared {
+        jobs: jobs.into_vec(),
+        next_seq,
+        final_results: Vec::new(),
+        ended_rows: ended.rows,
+    })
+}
+
+/// One row per input entry until its call is read and planned (see worker); returns the next
+/// free `seq`.
+async fn insert_entries(
+    audit: &AuditStore,
+    run: &RunId,
+    source: &SourceInfo,
+    entries: Vec<DesiredEntry>,
+    jobs: &mut Jobs,
+) -> Result<u32, EngineError> {
+    let new: Vec<NewTarget> = entries
+        .iter()
+        .enumerate()
+        .map(|(seq, entry)| NewTarget {
+            seq: seq as u32,
+            conversation_id: entry.target.conversation_id.clone(),
+            // No participant until its call is read and planned: that is how a resume
+            // tells an entry nobody planned from a planned target.
+            participant_id: None,
+            selector: entry.target.selector.to_string(),
+            purpose: None,
+            input_lines: target_text::lines_text(source, &entry.lines),
+            status: TargetStatus::Planned,
+            reason: None,
+            before: ObservedValues::new(),
+            desired: entry.attributes.clone(),
+        })
+        .collect();
+    let rows = audit.insert_targets(run, &new).await?;
+    let next_seq = rows.len() as u32;
+    for (row, entry) in rows.into_iter().zip(entries) {
+        jobs.get(&entry.target.conversation_id)
+            .entries
+            .push((row, entry));
+    }
+    Ok(next_seq)
+}
+
+/// The input rows of conversations that ended.
+#[derive(Default)]
+struct Ended {
+    /// Their input lines.
+    lines: HashSet<u64>,
+    /// How many rows: their lines, and entries without one.
+    rows: u64,
+    /// Whether their input rows are recorded (flagged), for the result files.
+    record: bool,
+}
+
+impl Ended {
+    fn of_entries(entries: &[DesiredEntry]) -> Self {
+        Self::of_lines(entries.iter().map(|e| e.lines.as_slice()))
+    }
+
+    fn of_targets(targets: &[PlannedTarget]) -> Self {
+        Self::of_lines(targets.iter().map(|t| t.lines.as_slice()))
+    }
+
+    fn of_lines<'a>(per_row: impl Iterator<Item = &'a [u64]>) -> Self {
+        let mut ended = Self::default();
+        let mut without_line = 0;
+        for lines in per_row {
+            if lines.is_empty() {
+                without_line += 1;
+            }
+            ended.lines.extend(lines);
+        }
+        ended.rows = ended.lines.len() as u64 + without_line;
+        ended
+    }
+
+    /// Their input rows are recorded only for result files, which list them.
+    fn keeping(mut self, config: &RunConfig) -> Self {
+        self.record = config.results_dir.is_some();
+        self
+    }
 }
 
 /// Jobs per conversation, in order of first appearance.
@@ -293,10 +461,12 @@ impl Jobs {
 }
 
 /// Records the run's input rows, when the source has them (`tag` builds its desired state).
+/// The rows of calls that ended are recorded (flagged) only when the result files need them.
 async fn record_input(
     audit: &AuditStore,
     run: &RunId,
     input: &InputTable,
+    ended: &Ended,
 ) -> Result<(), EngineError> {
     if input.header.is_empty() {
         return Ok(());
@@ -306,10 +476,14 @@ async fn record_input(
         rows: input
             .rows
             .iter()
-            .map(|row| audit::InputRecord {
-                line: row.line,
-                cells: row.cells.clone(),
-                problem: row.problem.clone(),
+            .filter_map(|row| {
+                let conversation_ended = row.problem.is_none() && ended.lines.contains(&row.line);
+                (!conversation_ended || ended.record).then(|| audit::InputRecord {
+                    line: row.line,
+                    cells: row.cells.clone(),
+                    problem: row.problem.clone(),
+                    conversation_ended,
+                })
             })
             .collect(),
     };

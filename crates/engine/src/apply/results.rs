@@ -3,7 +3,8 @@
 //!
 //! - `succeeded.csv`: rows whose targets are all verified or were already in sync;
 //! - `failed.csv`: rows with a target that failed, drifted, went stale, was skipped or is
-//!   unknown, and rows `--skip-invalid` left out (status `invalid`, the problem as message);
+//!   unknown, rows whose call had ended when the run began (status `skipped`, no target of their
+//!   own), and rows `--skip-invalid` left out (status `invalid`, the problem as message);
 //! - `unprocessed.csv`: rows not reached (an interrupted run).
 //!
 //! Each input row lands in exactly one file, with the input's own header and cells plus
@@ -167,6 +168,16 @@ fn write_input_rows(dir: &Path, input: &RecordedInput, targets: &[TargetRecord])
                 status: "invalid".into(),
                 code: String::new(),
                 message: problem.clone(),
+                correlation_id: String::new(),
+            },
+            // Its call had ended when the run began: skipped without a target of its own.
+            (None, _) if row.conversation_ended => RowOutcome {
+                bucket: bucket(TargetStatus::Skipped),
+                status: TargetStatus::Skipped.as_str().into(),
+                code: String::new(),
+                message: reconcile::SkipReason::ConversationEnded
+                    .describe()
+                    .to_owned(),
                 correlation_id: String::new(),
             },
             (None, Some(outcome)) => outcome.clone(),

@@ -143,6 +143,15 @@ impl Pipeline {
             }
         };
 
+        if live.has_ended() {
+            // It never comes back: later runs skip its rows without a request.
+            self.audit
+                .record_ended(&[audit::EndedConversation {
+                    conversation_id: cid.clone(),
+                    ended_at: None,
+                }])
+                .await?;
+        }
         let mut results = Vec::new();
         let mut to_check = self.plan_entries(&cid, job.entries, &live).await?;
         to_check.extend(job.planned);

@@ -33,6 +33,8 @@ pub struct IterationMetrics {
     pub duration: Duration,
     pub exit_code: u8,
     pub targets: StatusCounts,
+    /// Desired rows whose call had ended: skipped with no request and no target row.
+    pub ended_rows: u64,
     /// HTTP attempts of the run.
     pub requests: u64,
     /// Responses with status 429 (rate limited).
@@ -76,6 +78,12 @@ pub fn iteration_registry(metrics: &IterationMetrics) -> Registry {
                 })
                 .collect(),
         },
+    );
+    add(
+        &mut registry,
+        "attrsync_last_run_ended_rows",
+        "Desired rows of the last reconcile iteration whose call had ended (skipped without a request or a target).",
+        ConstGauge::new(metrics.ended_rows),
     );
     add(
         &mut registry,
@@ -301,6 +309,7 @@ mod tests {
             duration: Duration::from_millis(1_500),
             exit_code: 3,
             targets,
+            ended_rows: 3,
             requests: 250,
             throttled: 4,
         }
@@ -319,6 +328,7 @@ mod tests {
             "attrsync_last_run_targets{status=\"failed\"} 2\n",
             "attrsync_last_run_targets{status=\"drift\"} 0\n",
             "attrsync_last_run_requests 250\n",
+            "# TYPE attrsync_last_run_ended_rows gauge\nattrsync_last_run_ended_rows 3\n",
             "# TYPE attrsync_last_run_throttled_requests gauge\nattrsync_last_run_throttled_requests 4\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
@@ -329,8 +339,8 @@ mod tests {
     fn every_sample_line_is_name_optional_labels_and_a_number() {
         let text = render(&sample());
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        // 5 single-value gauges plus one line per target status.
-        assert_eq!(samples.len(), 5 + TargetStatus::ALL.len());
+        // 6 single-value gauges plus one line per target status.
+        assert_eq!(samples.len(), 6 + TargetStatus::ALL.len());
         for line in samples {
             let (series, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");
