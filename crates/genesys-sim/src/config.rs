@@ -18,6 +18,13 @@ pub struct SimConfig {
     pub calls: usize,
     /// Queues generated at start; every call belongs to one.
     pub queues: usize,
+    /// The queues' names, in order; empty (the default): `Sales`, `Support`, `Billing`, ...
+    /// When given, there are exactly these queues (`queues` is ignored). A name may repeat (two
+    /// divisions' queues of one name), which a lookup by that name finds twice.
+    pub queue_names: Vec<String>,
+    /// Refuse the routing queue reads with 403 `missing.permissions` (a client without
+    /// `routing:queue:view`).
+    pub queues_forbidden: bool,
     /// Per-token request budget (Genesys's default is 300 per minute). 0 disables the limit.
     /// With [`LimitShape::Window`] it is scaled to `limit_window` (600 per minute over a 10 s
     /// window is 100 per 10 s).
@@ -94,6 +101,8 @@ impl Default for SimConfig {
             seed: 1,
             calls: 50,
             queues: 3,
+            queue_names: Vec::new(),
+            queues_forbidden: false,
             rate_per_minute: 300,
             limit_shape: LimitShape::Window,
             limit_window: Duration::from_secs(60),
@@ -126,6 +135,8 @@ impl fmt::Debug for SimConfig {
             .field("seed", &self.seed)
             .field("calls", &self.calls)
             .field("queues", &self.queues)
+            .field("queue_names", &self.queue_names)
+            .field("queues_forbidden", &self.queues_forbidden)
             .field("rate_per_minute", &self.rate_per_minute)
             .field("limit_shape", &self.limit_shape)
             .field("limit_window", &self.limit_window)
