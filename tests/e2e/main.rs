@@ -18,6 +18,7 @@ mod output;
 mod plan;
 mod profile;
 mod proxy;
+mod queues;
 mod rate;
 mod reconcile;
 mod settings;

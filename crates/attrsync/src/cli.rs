@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use engine::queues::QueueRef;
 use genesys_core::{Pacing, RateSpec, RateSpecError, Region};
 use url::Url;
 
@@ -65,6 +66,9 @@ pub enum Command {
     Live(LiveArgs),
     /// Set attributes on every live call of a queue, through plan, apply, verify and audit.
     Tag(TagArgs),
+    /// List the routing queues (optionally those whose name matches NAME) with their ids and
+    /// live calls.
+    Queues(QueuesArgs),
     /// Print a shell completion script on stdout.
     Completions(CompletionsArgs),
     /// Write the man pages into DIR (used by `cargo xtask man`).
@@ -290,9 +294,17 @@ pub struct SimArgs {
     /// Live calls in the generated org.
     #[arg(long, default_value_t = 50)]
     pub calls: usize,
-    /// Queues in the generated org.
+    /// Queues in the generated org (named Sales, Support, Billing, Retention, ...).
     #[arg(long, default_value_t = 3)]
     pub queues: usize,
+    /// The queues' names instead, one queue per name (repeat the flag, or separate with
+    /// commas); --queues is then ignored.
+    #[arg(long = "queue-name", value_name = "NAME", value_delimiter = ',')]
+    pub queue_names: Vec<String>,
+    /// Answer the routing queue reads with 403 missing.permissions (a client without
+    /// routing:queue:view).
+    #[arg(long)]
+    pub forbid_queues: bool,
     /// Per-token request budget the simulator enforces with Genesys's 429.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
     pub rate: RateSpec,
@@ -439,9 +451,10 @@ pub struct ReconcileArgs {
 
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Only calls that have been in this queue (a queue id).
-    #[arg(long, value_name = "ID", value_parser = parse_queue_id)]
-    pub queue: Option<String>,
+    /// Only calls that have been in this queue: its id or its name (`attrsync queues` lists
+    /// them).
+    #[arg(long, value_name = "QUEUE", value_parser = parse_queue)]
+    pub queue: Option<QueueRef>,
     /// How long ago a live call may have started.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lookback: Duration,
@@ -456,10 +469,27 @@ pub struct LiveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct QueuesArgs {
+    /// Only queues with this whole name, ignoring case; `*` at either end is a wildcard
+    /// (`Sales*`, `*support*`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long ago a live call may have started.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lookback: Duration,
+    /// Print the queues as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct TagArgs {
-    /// A queue (a queue id) whose live calls get the attributes; repeat for more queues.
-    #[arg(long = "queue", required = true, value_name = "ID", value_parser = parse_queue_id)]
-    pub queues: Vec<String>,
+    /// A queue whose live calls get the attributes, by id or name (`attrsync queues` lists
+    /// them); repeat for more queues. Checked before anything is sent or recorded.
+    #[arg(long = "queue", required = true, value_name = "QUEUE", value_parser = parse_queue)]
+    pub queues: Vec<QueueRef>,
     /// Attributes to set, as key=value (an empty value clears the key). Checked as the rows of
     /// a desired state are (keys, value sizes, keys per target, request size); a key given
     /// twice must have one value.
@@ -614,16 +644,10 @@ fn parse_results_dir(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A queue id (a UUID, lower-cased): a name or a typo would list no calls and succeed quietly.
-fn parse_queue_id(s: &str) -> Result<String, String> {
-    uuid::Uuid::parse_str(s.trim())
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| {
-            format!(
-                "`{s}` is not a queue id (a UUID): find the id with `gc routing queues list` or in \
-                 Genesys Cloud's admin under Contact Center > Queues"
-            )
-        })
+/// A queue id (a UUID) or name; whether the org has it is checked once connected.
+fn parse_queue(s: &str) -> Result<QueueRef, String> {
+    s.parse()
+        .map_err(|e: engine::queues::QueueRefError| e.to_string())
 }
 
 /// A count of at least 1 (`--concurrency`).

@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
     CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
-    LiveArgs, PlanArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
+    LiveArgs, PlanArgs, QueuesArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 use crate::hints::Hints;
@@ -51,6 +51,7 @@ pub enum CommandSettings {
     Apply(ApplyArgs, RunSettings),
     Reconcile(ReconcileArgs, RunSettings),
     Live(LiveArgs, Connection),
+    Queues(QueuesArgs, Connection),
     /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
     Tag(TagArgs, Attributes, RunSettings),
     Completions(CompletionsArgs),
@@ -191,6 +192,12 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// The queues a `tag` run works on, as the ids `--queue` resolved to (its recorded options).
+    pub fn with_resolved_queues(mut self, ids: &[String]) -> Self {
+        self.options["queues"] = ids.to_vec().into();
+        self
+    }
+
     /// What the engine needs for one run (`reconcile` asks once per iteration).
     pub fn run_config(&self) -> engine::RunConfig {
         engine::RunConfig {
@@ -228,6 +235,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::Live(args) => {
             let connection = connection(&args.connection)?;
             CommandSettings::Live(args, connection)
+        }
+        Command::Queues(args) => {
+            let connection = connection(&args.connection)?;
+            CommandSettings::Queues(args, connection)
         }
         Command::Set(args) => {
             let attributes = attributes(&args.attributes)?;
@@ -313,7 +324,8 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             let attributes = attributes(&args.attributes)?;
             let connection = connection(&args.connection)?;
             let mut options = run_options(&connection, args.concurrency, &args.verify);
-            options["queues"] = args.queues.clone().into();
+            // As given; `with_resolved_queues` records the ids once they are looked up.
+            options["queues"] = args.queues.iter().map(ToString::to_string).collect();
             if args.follow {
                 options["follow"] = true.into();
                 options["verify_via"] = serde_json::to_value(args.verify_via).unwrap_or_default();

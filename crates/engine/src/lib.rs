@@ -8,6 +8,8 @@
 //!   conversations worked on concurrently, read -> plan -> re-check -> PATCH -> verify.
 //! - [`follow`]: `tag --follow`: calls planned and verified from notification events.
 //! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).
+//! - [`queues`]: `--queue` by name or id, resolved through the routing queues API before a
+//!   run begins; the queue listing of `attrsync queues` with live-call counts.
 //! - [`doctor`]: the checks of `attrsync doctor` (hosts, grant, read, notifications, budget), as
 //!   typed results.
 //! - [`service`]: the service surface of long-running commands: Prometheus metrics (a
@@ -30,6 +32,7 @@ pub mod live;
 pub mod locks;
 pub mod observer;
 pub mod outcome;
+pub mod queues;
 pub mod service;
 pub mod stop;
 
