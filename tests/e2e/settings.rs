@@ -55,10 +55,10 @@ async fn a_bad_flag_value_is_a_usage_error_before_anything_is_read_or_created() 
             "0s",
             "k=v",
         ][..],
-        // A queue's name (or a typo) is not an id: it would list no calls and succeed quietly.
-        &["tag", "--queue", "sales", "k=v"][..],
-        &["tag", "--queue", "sales", "--follow", "k=v"][..],
-        &["live", "--queue", "sales"][..],
+        // A queue is an id or a name; an empty one or a `*` inside a name is neither.
+        &["tag", "--queue", "", "k=v"][..],
+        &["tag", "--queue", "Sa*les", "--follow", "k=v"][..],
+        &["live", "--queue", " "][..],
     ] {
         let run = org.run(args).await;
         assert_eq!(run.code, 64, "{args:?}: {}", run.stderr);
