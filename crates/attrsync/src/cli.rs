@@ -38,16 +38,39 @@ pub struct GlobalArgs {
     /// When to use color.
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub color: ColorChoice,
+    /// Where credentials come from: accepted here, before the command, as well as after a
+    /// command that connects (where its --help lists them).
+    #[command(
+        flatten,
+        next_help_heading = "Connection options (for commands that connect)"
+    )]
+    pub files: CredentialFileArgs,
+}
+
+/// Files that credentials, region and API come from; only commands that connect offer them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CredentialFileArgs {
     /// A .env file to read credentials from (default: ./.env if present). Never overrides the environment.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
     /// A profile of Genesys's gc CLI to take credentials and region from [env: ATTRSYNC_PROFILE].
     /// Below flags, environment and .env; none is read unless one is named.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// The gc CLI configuration that --profile reads [default: ~/.gc/config.toml].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub gc_config: Option<PathBuf>,
+}
+
+impl CredentialFileArgs {
+    /// These flags, each where given, else `outer`'s (given before the command).
+    pub fn or(&self, outer: &Self) -> Self {
+        Self {
+            env_file: self.env_file.clone().or_else(|| outer.env_file.clone()),
+            profile: self.profile.clone().or_else(|| outer.profile.clone()),
+            gc_config: self.gc_config.clone().or_else(|| outer.gc_config.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,10 +107,44 @@ pub enum Command {
     Doctor(DoctorArgs),
 }
 
+impl Cli {
+    /// `--env-file`, `--profile`, `--gc-config`: after the command where given, else before it.
+    pub fn credential_files(&self) -> CredentialFileArgs {
+        match self.command.connection() {
+            Some(connection) => connection.files.or(&self.global.files),
+            None => self.global.files.clone(),
+        }
+    }
+}
+
+impl Command {
+    /// The connection flags of a command that connects to Genesys.
+    pub fn connection(&self) -> Option<&ConnectionArgs> {
+        match self {
+            Command::Get(args) => Some(&args.connection),
+            Command::Set(args) => Some(&args.connection),
+            Command::Plan(args) => Some(&args.connection),
+            Command::Apply(args) => Some(&args.connection),
+            Command::Reconcile(args) => Some(&args.connection),
+            Command::Live(args) => Some(&args.connection),
+            Command::Tag(args) => Some(&args.connection),
+            Command::Queues(args) => Some(&args.connection),
+            Command::Doctor(args) => Some(&args.connection),
+            Command::Completions(_)
+            | Command::GenerateMan(_)
+            | Command::Sim(_)
+            | Command::Demo(_)
+            | Command::Audit(_) => None,
+        }
+    }
+}
+
 /// Where and how to reach Genesys Cloud.
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Connection options")]
 pub struct ConnectionArgs {
+    #[command(flatten)]
+    pub files: CredentialFileArgs,
     /// Genesys Cloud region: a name (us-east-1, eu-west-1, me_central_1) or a domain
     /// (mypurecloud.ie) [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
     #[arg(long, value_name = "REGION")]

@@ -21,8 +21,9 @@ use secrecy::SecretString;
 
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
-    CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
-    LiveArgs, PlanArgs, QueuesArgs, RateArg, ReconcileArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
+    CompletionsArgs, ConnectionArgs, CredentialFileArgs, DemoArgs, DoctorArgs, GenerateManArgs,
+    GetArgs, GlobalArgs, LiveArgs, PlanArgs, QueuesArgs, RateArg, ReconcileArgs, SetArgs, SimArgs,
+    TagArgs, VerifyArgs,
 };
 use crate::env;
 use crate::hints::Hints;
@@ -414,7 +415,9 @@ pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
 /// The gc profile named by `--profile` or `ATTRSYNC_PROFILE`, read from `--gc-config` or
 /// `~/.gc/config.toml`, with its warnings; `None` when no profile is named (none is ever read
 /// implicitly).
-fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), ResolveError> {
+fn named_profile(
+    global: &CredentialFileArgs,
+) -> Result<(Option<Profile>, Vec<String>), ResolveError> {
     let name = global
         .profile
         .clone()
@@ -455,6 +458,7 @@ fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), 
 /// (`genesys_core::Settings::resolve_from`): flags > environment > `.env` > gc profile >
 /// defaults.
 fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, ResolveError> {
+    let files = args.files.or(&global.files);
     let rate = rate(args)?;
     let auto_rate =
         (args.rate == RateArg::Auto).then(|| AutoRate::new(args.limits_namespace.clone(), rate));
@@ -466,7 +470,7 @@ fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, 
         login_url: args.login_url.clone(),
         ca_cert: args.ca_cert.clone(),
     };
-    let (profile, file_warnings) = named_profile(global)?;
+    let (profile, file_warnings) = named_profile(&files)?;
     let sources = Sources {
         environment: &env::process_var,
         dotenv: &env::dotenv_var,
@@ -498,7 +502,7 @@ fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, 
         max_wait: args.max_wait,
         tokens: args.tokens,
         timeout: args.timeout,
-        hints: Hints::new(global, Some(args)),
+        hints: Hints::new(&files, Some(args)),
     })
 }
 
