@@ -202,3 +202,70 @@ async fn a_malformed_queue_is_a_usage_error() {
     }
     assert!(org.state().request_log().is_empty(), "nothing was sent");
 }
+
+/// `attrsync sim`'s banner: its queues (name, id), and one `export` line after which commands
+/// reach it without `--api-url`; it suggests `attrsync` commands, not a curl pipeline.
+#[tokio::test]
+async fn the_simulator_banner_lists_its_queues_and_the_one_line_that_reaches_it() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    let mut sim = org.spawn(&[
+        "sim",
+        "--port",
+        "0",
+        "--calls",
+        "12",
+        "--queue-name",
+        "Billing,Sales",
+    ]);
+    let export = sim
+        .next_stderr_line("the export line", |l| l.trim_start().starts_with("export "))
+        .await;
+    sim.next_stderr_line("the end of the banner", |l| l.contains("Ctrl-C"))
+        .await;
+    let vars: Vec<(String, String)> = export
+        .trim()
+        .strip_prefix("export ")
+        .unwrap()
+        .split_whitespace()
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
+    assert!(
+        vars.iter().any(|(name, _)| name == "GENESYSCLOUD_API_URL"),
+        "{export}"
+    );
+
+    // The pasted line alone: no credentials, API URL or audit store from the test's org.
+    let mut queues = org.command(&["queues", "--json"]);
+    queues
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+        .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET")
+        .env_remove("GENESYSCLOUD_API_URL")
+        .envs(vars);
+    let listed = crate::support::output(&mut queues).await;
+    listed.assert_code(0);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed.iter().map(|q| q["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Billing", "Sales"]);
+
+    sim.signal("INT");
+    let run = sim.finish().await;
+    run.assert_code(0);
+    for queue in &listed {
+        let (name, id) = (
+            queue["name"].as_str().unwrap(),
+            queue["id"].as_str().unwrap(),
+        );
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.contains(name) && l.contains(id) && l.contains("live calls")),
+            "{name} {id} in\n{}",
+            run.stdout
+        );
+    }
+    assert!(run.stderr.contains("attrsync live"), "{}", run.stderr);
+    assert!(!run.stderr.contains("curl"), "{}", run.stderr);
+}
