@@ -733,6 +733,18 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+/// An age of runs (`--older-than`): a bare number is refused with the unit a retention means
+/// (days), not humantime's "90sec or 90ms".
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "a number needs a unit: {text}days (or {text}h, {text}weeks)"
+        ));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("`{s}`: {e}"))
+}
+
 /// A conversation, participant or user id (`get`, `set`, `doctor --conversation`): a UUID in
 /// any of its forms, kept hyphenated and lowercase, so that nothing else is ever sent.
 fn parse_uuid(text: &str) -> Result<String, String> {
@@ -807,8 +819,8 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct AuditPruneArgs {
-    /// Prune runs that ended more than this long ago: 90d, 12weeks, 36h.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Prune runs that ended more than this long ago: 90days, 12weeks, 36h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
     pub older_than: Duration,
     /// Delete them. Without it nothing is deleted: the runs and rows that would be are shown.
     #[arg(long)]
@@ -965,6 +977,19 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_retention_age_without_a_unit_is_refused_with_days_as_the_example() {
+        assert_eq!(
+            parse_age("90").unwrap_err(),
+            "a number needs a unit: 90days (or 90h, 90weeks)"
+        );
+        assert_eq!(
+            parse_age("90days").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
+        assert!(parse_age("ninety").is_err());
     }
 
     #[test]
