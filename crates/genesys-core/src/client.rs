@@ -29,6 +29,15 @@ use crate::retry::RetryPolicy;
 use crate::settings::Settings;
 use crate::stats::{ClientStats, Counters};
 
+/// Requests held by the rate limiter (see [`GenesysClient::budget_wait`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetWait {
+    /// Requests waiting for a token's budget.
+    pub waiting: u32,
+    /// Until the first of them may be sent.
+    pub next_start_in: Duration,
+}
+
 /// How a client sends requests.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -434,6 +443,16 @@ impl GenesysClient {
         let listing: Fetched<LimitsEntityListing> =
             self.execute(GET_ORG_LIMITS, url, None, decode_json).await?;
         Ok(listing.value.entities)
+    }
+
+    /// Requests waiting for the rate budget now and how long until the first of them may be
+    /// sent (what a progress display names instead of a silent wait); `None` when none waits.
+    pub fn budget_wait(&self) -> Option<BudgetWait> {
+        let (waiting, until) = self.inner.pool.budget_wait()?;
+        Some(BudgetWait {
+            waiting,
+            next_start_in: until.saturating_duration_since(tokio::time::Instant::now()),
+        })
     }
 
     /// `GET /api/v2/routing/queues?name=NAME`, every page: the queues whose whole name matches
