@@ -48,7 +48,7 @@ pub fn recent_rate(samples: &[(Duration, u64)], now: Duration, window: Duration)
 }
 
 /// `23:41:07 UTC`: a time of day to wait until.
-fn time_of_day(at: SystemTime) -> String {
+pub(crate) fn time_of_day(at: SystemTime) -> String {
     let text = humantime::format_rfc3339_seconds(at).to_string();
     format!("{} UTC", text.get(11..19).unwrap_or(&text))
 }

@@ -193,6 +193,12 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// How long a stop may wait at most for what is under way: a request on the wire
+    /// (`--timeout`), then its verification (`--verify-timeout`).
+    pub fn stop_within(&self) -> Duration {
+        self.connection.timeout + self.verify_timeout
+    }
+
     /// The queues a `tag` run works on, as the ids `--queue` resolved to (its recorded options).
     pub fn with_resolved_queues(mut self, ids: &[String]) -> Self {
         self.options["queues"] = ids.to_vec().into();

@@ -95,6 +95,7 @@ async fn follow(
     let _listening = crate::signals::stop_on_signals(
         &stop,
         "finishing the requests already sent and recording them; calls not yet sent are recorded as unprocessed",
+        run_settings.stop_within(),
     );
     // Before any run is recorded (a stop meanwhile ends the follow as soon as it starts).
     let client = run_settings.connection.connect(ui).await?;
