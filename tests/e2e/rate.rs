@@ -441,3 +441,28 @@ async fn a_wait_for_the_budget_is_named_on_stderr_with_when_the_next_request_goe
     let run = apply.finish().await;
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
+
+/// Off a terminal, a verification that goes on for more than 2 s (the write is not visible yet)
+/// is named with until when it may last; the run then verifies it.
+#[tokio::test]
+async fn a_long_verification_is_named_with_until_when() {
+    let org = TestOrg::start(SimConfig {
+        faults: genesys_sim::FaultConfig {
+            visibility_lag: Duration::from_secs(4),
+            ..Default::default()
+        },
+        ..TestOrg::fast_config(1)
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let mut apply = org.spawn(&["apply", "desired.csv", "--verify-timeout", "20s"]);
+    let line = apply
+        .next_stderr_line("the verification is named", |l| {
+            l.contains("verifying 1 calls' changes by reading them back: until ")
+        })
+        .await;
+    assert!(line.contains(" at the latest (in "), "{line}");
+    let run = apply.finish().await;
+    run.assert_code(0);
+    assert_converged(&org);
+}

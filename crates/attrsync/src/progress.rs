@@ -7,6 +7,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use audit::{StatusClass, TargetStatus};
+use engine::apply::verifications::{Verifications, VerifyingNow};
 use genesys_core::{BudgetWait, GenesysClient};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -31,6 +32,8 @@ pub struct ProgressView {
     pub recent_rate: Option<f64>,
     /// Requests held by the rate limiter, if any.
     pub budget_wait: Option<BudgetWait>,
+    /// Read-back verifications under way, if any.
+    pub verifying: Option<VerifyingNow>,
 }
 
 /// Calls per second over the trailing `window`: from the oldest sample inside it (or the newest
@@ -70,6 +73,36 @@ pub fn wait_text(wait: &BudgetWait, now: SystemTime) -> Option<String> {
     })
 }
 
+/// What a verification is named, once the oldest under way has gone on for longer than
+/// [`SILENT_WAIT_LIMIT`].
+pub fn verifying_text(verifying: &VerifyingNow, now: SystemTime) -> Option<String> {
+    let going_on = now
+        .duration_since(verifying.oldest_since)
+        .unwrap_or_default();
+    (going_on > SILENT_WAIT_LIMIT).then(|| {
+        let left = verifying.until.duration_since(now).unwrap_or_default();
+        format!(
+            "verifying {} calls' changes by reading them back: until {} at the latest (in {} s)",
+            verifying.calls,
+            time_of_day(verifying.until),
+            whole_seconds(left)
+        )
+    })
+}
+
+/// Whether the display names a wait now (a plain line is printed at once when one begins).
+pub fn names_a_wait(view: &ProgressView, now: SystemTime) -> bool {
+    view.budget_wait
+        .as_ref()
+        .and_then(|w| wait_text(w, now))
+        .is_some()
+        || view
+            .verifying
+            .as_ref()
+            .and_then(|v| verifying_text(v, now))
+            .is_some()
+}
+
 /// The rate, the estimate of the time left, and any wait worth naming.
 pub fn status_text(view: &ProgressView, now: SystemTime) -> String {
     let remaining = view.total.saturating_sub(view.done);
@@ -93,6 +126,9 @@ pub fn status_text(view: &ProgressView, now: SystemTime) -> String {
     if let Some(wait) = view.budget_wait.as_ref().and_then(|w| wait_text(w, now)) {
         parts.push(wait);
     }
+    if let Some(verifying) = view.verifying.as_ref().and_then(|v| verifying_text(v, now)) {
+        parts.push(verifying);
+    }
     parts.join("  ")
 }
 
@@ -105,6 +141,7 @@ pub struct Progress {
     /// Targets per status, as the engine reported them.
     statuses: [AtomicU64; TargetStatus::ALL.len()],
     client: OnceLock<GenesysClient>,
+    verifications: OnceLock<std::sync::Arc<Verifications>>,
     /// (time since start, calls done) of the last [`RATE_WINDOW`] and one before it.
     samples: Mutex<VecDeque<(Duration, u64)>>,
 }
@@ -130,6 +167,7 @@ impl Progress {
             conversations_done: AtomicU64::new(0),
             statuses: Default::default(),
             client: OnceLock::new(),
+            verifications: OnceLock::new(),
             samples: Mutex::new(VecDeque::new()),
         }
     }
@@ -137,6 +175,11 @@ impl Progress {
     /// The run's client, whose counters the progress shows.
     pub fn connected(&self, client: &GenesysClient) {
         let _ = self.client.set(client.clone());
+    }
+
+    /// The run's verifications under way, which the progress names when one goes on long.
+    pub fn verifying(&self, verifications: &std::sync::Arc<Verifications>) {
+        let _ = self.verifications.set(std::sync::Arc::clone(verifications));
     }
 
     pub fn target_done(&self, status: TargetStatus) {
@@ -187,6 +230,7 @@ impl Progress {
             total: self.total_conversations.load(Ordering::Relaxed),
             recent_rate: recent_rate(&samples, self.started.elapsed(), RATE_WINDOW),
             budget_wait: self.client.get().and_then(GenesysClient::budget_wait),
+            verifying: self.verifications.get().and_then(|v| v.now()),
         }
     }
 
@@ -254,11 +298,7 @@ impl Progress {
                     bar.set_message(progress.message());
                     continue;
                 }
-                let waiting = progress
-                    .client
-                    .get()
-                    .and_then(GenesysClient::budget_wait)
-                    .is_some_and(|w| w.next_start_in > SILENT_WAIT_LIMIT);
+                let waiting = names_a_wait(&progress.view(), SystemTime::now());
                 if (waiting && !was_waiting) || last_line.elapsed() >= LINE_INTERVAL {
                     eprintln!("{}", progress.line());
                     last_line = Instant::now();
@@ -325,6 +365,7 @@ mod tests {
                 waiting: 10,
                 next_start_in: secs(30),
             }),
+            verifying: None,
         };
         assert_eq!(
             status_text(&view, now),
@@ -345,5 +386,39 @@ mod tests {
             ..unknown
         };
         assert_eq!(status_text(&finished, now), "rate not known yet");
+    }
+
+    #[test]
+    fn a_verification_is_named_once_it_goes_on_over_two_seconds() {
+        let now = humantime::parse_rfc3339("2026-12-06T23:40:00Z").unwrap();
+        let verifying = VerifyingNow {
+            calls: 3,
+            oldest_since: now - secs(3),
+            until: now + secs(7),
+        };
+        assert_eq!(
+            verifying_text(&verifying, now).unwrap(),
+            "verifying 3 calls' changes by reading them back: until 23:40:07 UTC at the latest (in 7 s)"
+        );
+        let recent = VerifyingNow {
+            oldest_since: now - secs(1),
+            ..verifying
+        };
+        assert_eq!(verifying_text(&recent, now), None);
+        let view = ProgressView {
+            done: 1,
+            total: 2,
+            recent_rate: None,
+            budget_wait: None,
+            verifying: Some(verifying),
+        };
+        assert!(names_a_wait(&view, now));
+        assert!(!names_a_wait(
+            &ProgressView {
+                verifying: Some(recent),
+                ..view
+            },
+            now
+        ));
     }
 }
