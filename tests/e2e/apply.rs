@@ -369,11 +369,17 @@ async fn ctrl_c_twice_ends_at_once_the_run_reads_interrupted_and_a_resume_conver
     .await;
     child.signal("INT");
     // The second signal only once the first was taken, so that the two are not merged.
-    child
+    let stopping = child
         .next_stderr_line("the first SIGINT is taken (stopping)", |line| {
             line.contains("stopping")
         })
         .await;
+    // It says what it waits for and until when: --timeout 30s plus --verify-timeout 10s.
+    assert!(
+        stopping.contains("finishing the requests already sent")
+            && stopping.contains("at the latest (in 40s)"),
+        "{stopping}"
+    );
     child.signal("INT");
     child.finish().await.assert_code(130);
 

@@ -772,6 +772,11 @@ async fn prune_is_a_dry_run_unless_yes_and_deletes_only_old_finished_runs() {
     ] {
         org.run(args).await.assert_code(64);
     }
+    // A bare number is told the unit a retention means, not "90sec or 90ms".
+    let bare = org.run(&["audit", "prune", "--older-than", "90"]).await;
+    bare.assert_code(64);
+    assert!(bare.stderr.contains("90days"), "{}", bare.stderr);
+    assert!(!bare.stderr.contains("90sec"), "{}", bare.stderr);
     // A fresh install's prune timer runs before any run made the store: nothing to prune, 0.
     for args in [
         &["audit", "prune", "--older-than", "90d", "--yes"][..],

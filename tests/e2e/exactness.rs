@@ -251,6 +251,27 @@ async fn a_plain_rerun_settles_the_rows_a_killed_run_left_sending() {
     kill_9_after_its_patch(&org).await;
 
     org.run(&["apply", "kb.csv"]).await.assert_code(0);
+    // The killed run, settled, lasted at least until its last recorded request.
+    let runs = org.run(&["audit", "runs", "--json"]).await;
+    runs.assert_code(0);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    let killed = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "interrupted")
+        .unwrap_or_else(|| panic!("an interrupted run in {runs}"));
+    let shown = org
+        .run(&["audit", "show", killed["id"].as_str().unwrap(), "--json"])
+        .await;
+    shown.assert_code(0);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let finished = shown["run"]["finished_at"].as_str().unwrap();
+    let last_request = shown["run"]["requests"]["last_at"].as_str().unwrap();
+    assert!(
+        finished >= last_request,
+        "finished {finished}, last request {last_request}"
+    );
     let rows = audit_targets(&org.audit_path()).await;
     assert!(
         rows.iter()

@@ -129,7 +129,8 @@ async fn tag_sets_the_attribute_on_every_live_call_of_the_queue_and_no_other() {
     run.assert_code(0);
     assert!(
         run.stderr
-            .contains(&format!("{} live calls in queue {queue}", in_queue.len())),
+            .contains(&format!("{} live calls in queue ", in_queue.len()))
+            && run.stderr.contains(&format!("({queue})")),
         "{}",
         run.stderr
     );

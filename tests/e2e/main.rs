@@ -19,6 +19,7 @@ mod output;
 mod plan;
 mod profile;
 mod proxy;
+mod queues;
 mod rate;
 mod reconcile;
 mod revert;

@@ -412,3 +412,58 @@ async fn rate_auto_falls_back_when_the_key_is_absent() {
     assert_eq!(latest_run_record(&org).await.0, Some(300.0));
     assert_converged(&org);
 }
+
+/// Off a terminal, a wait for the budget longer than 2 s is named on stderr as soon as it
+/// begins, with when the next request goes; stdout stays clean.
+#[tokio::test]
+async fn a_wait_for_the_budget_is_named_on_stderr_with_when_the_next_request_goes() {
+    let org = TestOrg::start(TestOrg::fast_config(6)).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    // 4 requests per 30 s: the first window is spent before the calls are read.
+    let mut apply = org.spawn(&["apply", "desired.csv", "--rate", "4/30s"]);
+    let line = apply
+        .next_stderr_line("the wait is named", |l| {
+            l.contains("waiting for the API budget: next request at")
+        })
+        .await;
+    assert!(
+        line.starts_with("progress: ") && line.contains(" s), "),
+        "{line}"
+    );
+    // The limiter holds the requests: the simulator saw no more than the window's 4.
+    let api = org
+        .state()
+        .request_log()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .count();
+    assert!(api <= 4, "{api} requests in the first window");
+    apply.signal("INT");
+    let run = apply.finish().await;
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+/// Off a terminal, a verification that goes on for more than 2 s (the write is not visible yet)
+/// is named with until when it may last; the run then verifies it.
+#[tokio::test]
+async fn a_long_verification_is_named_with_until_when() {
+    let org = TestOrg::start(SimConfig {
+        faults: genesys_sim::FaultConfig {
+            visibility_lag: Duration::from_secs(4),
+            ..Default::default()
+        },
+        ..TestOrg::fast_config(1)
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    let mut apply = org.spawn(&["apply", "desired.csv", "--verify-timeout", "20s"]);
+    let line = apply
+        .next_stderr_line("the verification is named", |l| {
+            l.contains("verifying 1 calls' changes by reading them back: until ")
+        })
+        .await;
+    assert!(line.contains(" at the latest (in "), "{line}");
+    let run = apply.finish().await;
+    run.assert_code(0);
+    assert_converged(&org);
+}

@@ -1,6 +1,8 @@
 //! The command line is resolved once, up front: usage errors (exit 64) before any file is read
 //! or any store created; `.env` into the settings lookup; errors printed once.
 
+use std::collections::BTreeSet;
+
 use crate::support::{TestOrg, output};
 
 fn desired_csv(org: &TestOrg) -> std::path::PathBuf {
@@ -55,10 +57,10 @@ async fn a_bad_flag_value_is_a_usage_error_before_anything_is_read_or_created() 
             "0s",
             "k=v",
         ][..],
-        // A queue's name (or a typo) is not an id: it would list no calls and succeed quietly.
-        &["tag", "--queue", "sales", "k=v"][..],
-        &["tag", "--queue", "sales", "--follow", "k=v"][..],
-        &["live", "--queue", "sales"][..],
+        // A queue is an id or a name; an empty one or a `*` inside a name is neither.
+        &["tag", "--queue", "", "k=v"][..],
+        &["tag", "--queue", "Sa*les", "--follow", "k=v"][..],
+        &["live", "--queue", " "][..],
     ] {
         let run = org.run(args).await;
         assert_eq!(run.code, 64, "{args:?}: {}", run.stderr);
@@ -184,4 +186,102 @@ async fn an_api_url_with_the_api_prefix_works() {
     let run = org.run(&["get", &call.id, "--api-url", &url]).await;
     run.assert_code(64);
     assert!(run.stderr.contains("--api-url"), "{}", run.stderr);
+}
+
+/// The options of a command's `--help`: every `--name` that starts an option line.
+fn help_options(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            // `-v, --verbose`: the long name after the short one.
+            let line = match line.get(..4) {
+                Some(short) if short.starts_with('-') && short.ends_with(", ") => &line[4..],
+                _ => line,
+            };
+            line.strip_prefix("--")
+                .map(|rest| rest.split([' ', '<', '.']).next().unwrap_or("").to_owned())
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// The subcommands a `--help` lists under "Commands:" (without `help`).
+fn help_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .filter(|name| name != "help")
+        .collect()
+}
+
+#[tokio::test]
+async fn connection_options_are_offered_only_by_commands_that_connect() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    let connection = [
+        "env-file",
+        "profile",
+        "gc-config",
+        "region",
+        "api-url",
+        "login-url",
+        "client-id",
+        "ca-cert",
+        "tokens",
+        "max-wait",
+    ];
+    let connecting = [
+        "get",
+        "set",
+        "plan",
+        "apply",
+        "reconcile",
+        "live",
+        "tag",
+        "queues",
+        "revert",
+        "doctor",
+    ];
+    let top = org.run(&["--help"]).await;
+    top.assert_code(0);
+    let mut paths: Vec<Vec<String>> = help_commands(&top.stdout)
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    let mut checked = 0;
+    while let Some(path) = paths.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let run = org.run(&args).await;
+        run.assert_code(0);
+        let subcommands = help_commands(&run.stdout);
+        if !subcommands.is_empty() {
+            paths.extend(subcommands.into_iter().map(|c| {
+                let mut sub = path.clone();
+                sub.push(c);
+                sub
+            }));
+            continue;
+        }
+        let options = help_options(&run.stdout);
+        let connects = path.len() == 1 && connecting.contains(&path[0].as_str());
+        for flag in connection {
+            assert_eq!(
+                options.contains(flag),
+                connects,
+                "`attrsync {} --help` and --{flag}:\n{}",
+                path.join(" "),
+                run.stdout
+            );
+        }
+        // Every command keeps the options that are about output.
+        assert!(
+            options.contains("verbose") && options.contains("color"),
+            "{path:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} commands were checked");
 }

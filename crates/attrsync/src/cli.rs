@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use engine::queues::QueueRef;
 use genesys_core::{Pacing, RateSpec, RateSpecError, Region};
 use url::Url;
 
@@ -37,16 +38,39 @@ pub struct GlobalArgs {
     /// When to use color.
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub color: ColorChoice,
+    /// Where credentials come from: accepted here, before the command, as well as after a
+    /// command that connects (where its --help lists them).
+    #[command(
+        flatten,
+        next_help_heading = "Connection options (for commands that connect)"
+    )]
+    pub files: CredentialFileArgs,
+}
+
+/// Files that credentials, region and API come from; only commands that connect offer them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CredentialFileArgs {
     /// A .env file to read credentials from (default: ./.env if present). Never overrides the environment.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
     /// A profile of Genesys's gc CLI to take credentials and region from [env: ATTRSYNC_PROFILE].
     /// Below flags, environment and .env; none is read unless one is named.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// The gc CLI configuration that --profile reads [default: ~/.gc/config.toml].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub gc_config: Option<PathBuf>,
+}
+
+impl CredentialFileArgs {
+    /// These flags, each where given, else `outer`'s (given before the command).
+    pub fn or(&self, outer: &Self) -> Self {
+        Self {
+            env_file: self.env_file.clone().or_else(|| outer.env_file.clone()),
+            profile: self.profile.clone().or_else(|| outer.profile.clone()),
+            gc_config: self.gc_config.clone().or_else(|| outer.gc_config.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +91,9 @@ pub enum Command {
     Tag(TagArgs),
     /// Put back what a run changed, only where nobody changed it since (a run of its own).
     Revert(RevertArgs),
+    /// List the routing queues (optionally those whose name matches NAME) with their ids and
+    /// live calls.
+    Queues(QueuesArgs),
     /// Print a shell completion script on stdout.
     Completions(CompletionsArgs),
     /// Write the man pages into DIR (used by `cargo xtask man`).
@@ -82,10 +109,45 @@ pub enum Command {
     Doctor(DoctorArgs),
 }
 
+impl Cli {
+    /// `--env-file`, `--profile`, `--gc-config`: after the command where given, else before it.
+    pub fn credential_files(&self) -> CredentialFileArgs {
+        match self.command.connection() {
+            Some(connection) => connection.files.or(&self.global.files),
+            None => self.global.files.clone(),
+        }
+    }
+}
+
+impl Command {
+    /// The connection flags of a command that connects to Genesys.
+    pub fn connection(&self) -> Option<&ConnectionArgs> {
+        match self {
+            Command::Get(args) => Some(&args.connection),
+            Command::Set(args) => Some(&args.connection),
+            Command::Plan(args) => Some(&args.connection),
+            Command::Apply(args) => Some(&args.connection),
+            Command::Reconcile(args) => Some(&args.connection),
+            Command::Live(args) => Some(&args.connection),
+            Command::Tag(args) => Some(&args.connection),
+            Command::Queues(args) => Some(&args.connection),
+            Command::Revert(args) => Some(&args.connection),
+            Command::Doctor(args) => Some(&args.connection),
+            Command::Completions(_)
+            | Command::GenerateMan(_)
+            | Command::Sim(_)
+            | Command::Demo(_)
+            | Command::Audit(_) => None,
+        }
+    }
+}
+
 /// Where and how to reach Genesys Cloud.
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Connection options")]
 pub struct ConnectionArgs {
+    #[command(flatten)]
+    pub files: CredentialFileArgs,
     /// Genesys Cloud region: a name (us-east-1, eu-west-1, me_central_1) or a domain
     /// (mypurecloud.ie) [env: GENESYSCLOUD_REGION, GENESYS_ENVIRONMENT]
     #[arg(long, value_name = "REGION")]
@@ -347,9 +409,17 @@ pub struct SimArgs {
     /// more are refused with a 400. Genesys's own limit is not documented (unverified).
     #[arg(long, default_value_t = genesys_sim::DEFAULT_DETAILS_MAX_IDS, value_name = "N")]
     pub details_max_ids: usize,
-    /// Queues in the generated org.
+    /// Queues in the generated org (named Sales, Support, Billing, Retention, ...).
     #[arg(long, default_value_t = 3)]
     pub queues: usize,
+    /// The queues' names instead, one queue per name (repeat the flag, or separate with
+    /// commas); --queues is then ignored.
+    #[arg(long = "queue-name", value_name = "NAME", value_delimiter = ',')]
+    pub queue_names: Vec<String>,
+    /// Answer the routing queue reads with 403 missing.permissions (a client without
+    /// routing:queue:view).
+    #[arg(long)]
+    pub forbid_queues: bool,
     /// Per-token request budget the simulator enforces with Genesys's 429.
     #[arg(long, default_value = "300/min", value_name = "RATE")]
     pub rate: RateSpec,
@@ -501,9 +571,10 @@ pub struct ReconcileArgs {
 
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Only calls that have been in this queue (a queue id).
-    #[arg(long, value_name = "ID", value_parser = parse_queue_id)]
-    pub queue: Option<String>,
+    /// Only calls that have been in this queue: its id or its name (`attrsync queues` lists
+    /// them).
+    #[arg(long, value_name = "QUEUE", value_parser = parse_queue)]
+    pub queue: Option<QueueRef>,
     /// How long ago a live call may have started.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lookback: Duration,
@@ -518,10 +589,27 @@ pub struct LiveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct QueuesArgs {
+    /// Only queues with this whole name, ignoring case; `*` at either end is a wildcard
+    /// (`Sales*`, `*support*`).
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long ago a live call may have started.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lookback: Duration,
+    /// Print the queues as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct TagArgs {
-    /// A queue (a queue id) whose live calls get the attributes; repeat for more queues.
-    #[arg(long = "queue", required = true, value_name = "ID", value_parser = parse_queue_id)]
-    pub queues: Vec<String>,
+    /// A queue whose live calls get the attributes, by id or name (`attrsync queues` lists
+    /// them); repeat for more queues. Checked before anything is sent or recorded.
+    #[arg(long = "queue", required = true, value_name = "QUEUE", value_parser = parse_queue)]
+    pub queues: Vec<QueueRef>,
     /// Attributes to set, as key=value (an empty value clears the key). Checked as the rows of
     /// a desired state are (keys, value sizes, keys per target, request size); a key given
     /// twice must have one value.
@@ -676,16 +764,10 @@ fn parse_results_dir(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A queue id (a UUID, lower-cased): a name or a typo would list no calls and succeed quietly.
-fn parse_queue_id(s: &str) -> Result<String, String> {
-    uuid::Uuid::parse_str(s.trim())
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| {
-            format!(
-                "`{s}` is not a queue id (a UUID): find the id with `gc routing queues list` or in \
-                 Genesys Cloud's admin under Contact Center > Queues"
-            )
-        })
+/// A queue id (a UUID) or name; whether the org has it is checked once connected.
+fn parse_queue(s: &str) -> Result<QueueRef, String> {
+    s.parse()
+        .map_err(|e: engine::queues::QueueRefError| e.to_string())
 }
 
 /// A count of at least 1 (`--concurrency`).
@@ -712,6 +794,18 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is shorter than the minimum interval of 1s"));
     }
     Ok(interval)
+}
+
+/// An age of runs (`--older-than`): a bare number is refused with the unit a retention means
+/// (days), not humantime's "90sec or 90ms".
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "a number needs a unit: {text}days (or {text}h, {text}weeks)"
+        ));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// A conversation, participant or user id (`get`, `set`, `doctor --conversation`): a UUID in
@@ -788,8 +882,8 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct AuditPruneArgs {
-    /// Prune runs that ended more than this long ago: 90d, 12weeks, 36h.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Prune runs that ended more than this long ago: 90days, 12weeks, 36h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
     pub older_than: Duration,
     /// Delete them. Without it nothing is deleted: the runs and rows that would be are shown.
     #[arg(long)]
@@ -946,6 +1040,19 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_retention_age_without_a_unit_is_refused_with_days_as_the_example() {
+        assert_eq!(
+            parse_age("90").unwrap_err(),
+            "a number needs a unit: 90days (or 90h, 90weeks)"
+        );
+        assert_eq!(
+            parse_age("90days").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
+        assert!(parse_age("ninety").is_err());
     }
 
     #[test]

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ConnectionArgs, GlobalArgs};
+use crate::cli::{ConnectionArgs, CredentialFileArgs};
 
 /// The flags a printed command repeats.
 #[derive(Clone, Debug, Default)]
 pub struct Hints {
-    /// `--env-file`, `--profile`, `--gc-config`, as given.
+    /// `--env-file`, `--profile`, `--gc-config`, as given (before the command, where every
+    /// command accepts them).
     global: Vec<String>,
     /// `--region`, `--api-url`, `--login-url`, `--client-id`, as given.
     connection: Vec<String>,
@@ -18,7 +19,7 @@ pub struct Hints {
 }
 
 impl Hints {
-    pub fn new(global: &GlobalArgs, connection: Option<&ConnectionArgs>) -> Self {
+    pub fn new(global: &CredentialFileArgs, connection: Option<&ConnectionArgs>) -> Self {
         let mut hints = Hints::default();
         let flag = |into: &mut Vec<String>, name: &str, value: Option<String>| {
             if let Some(value) = value {
@@ -65,7 +66,7 @@ impl Hints {
             .iter()
             .flat_map(|path| ["--audit".to_owned(), path.display().to_string()]);
         let words = std::iter::once("attrsync".to_owned())
-            .chain(self.global.iter().cloned())
+            .chain(connects.then(|| self.global.clone()).into_iter().flatten())
             .chain(args.iter().map(|a| (*a).to_owned()))
             .chain(audit)
             .chain(
@@ -79,7 +80,7 @@ impl Hints {
 }
 
 /// A word as a POSIX shell reads it back.
-fn quoted(word: &str) -> String {
+pub(crate) fn quoted(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -115,16 +116,16 @@ mod tests {
         let Command::Apply(args) = &cli.command else {
             panic!("apply")
         };
-        let hints =
-            Hints::new(&cli.global, Some(&args.connection)).with_audit(Path::new("runs.sqlite"));
+        let hints = Hints::new(&cli.credential_files(), Some(&args.connection))
+            .with_audit(Path::new("runs.sqlite"));
         assert_eq!(
             hints.connect(&["apply", "--resume", "R"]),
             "attrsync --env-file 'my env/.env' apply --resume R --audit runs.sqlite --api-url http://127.0.0.1:9/"
         );
-        // A review connects to nothing: no connection flags.
+        // A review connects to nothing: no connection flags (the store is named by --audit).
         assert_eq!(
             hints.review(&["audit", "show", "R"]),
-            "attrsync --env-file 'my env/.env' audit show R --audit runs.sqlite"
+            "attrsync audit show R --audit runs.sqlite"
         );
         assert_eq!(quoted("it's"), r"'it'\''s'");
     }

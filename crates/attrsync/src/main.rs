@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         }
     };
     // The environment is complete (process environment, then .env) before anything reads it.
-    if let Err(err) = env::load_dotenv(cli.global.env_file.as_deref()) {
+    if let Err(err) = env::load_dotenv(cli.credential_files().env_file.as_deref()) {
         print_error(&anyhow::Error::from(err));
         return Exit::Failure.into();
     }

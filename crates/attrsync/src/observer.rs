@@ -128,6 +128,10 @@ impl RunObserver for CliObserver {
         self.progress.connected(client);
     }
 
+    fn verifications(&self, verifications: &Arc<engine::apply::verifications::Verifications>) {
+        self.progress.verifying(verifications);
+    }
+
     fn note(&self, note: Note) {
         show_note(self.ui, note);
     }

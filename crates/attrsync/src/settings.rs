@@ -21,8 +21,9 @@ use secrecy::SecretString;
 
 use crate::cli::{
     ApplyArgs, AuditArgs, AuditCommand, AuditPathArgs, AuditPruneArgs, Cli, Command,
-    CompletionsArgs, ConnectionArgs, DemoArgs, DoctorArgs, GenerateManArgs, GetArgs, GlobalArgs,
-    LiveArgs, PlanArgs, RateArg, ReconcileArgs, RevertArgs, SetArgs, SimArgs, TagArgs, VerifyArgs,
+    CompletionsArgs, ConnectionArgs, CredentialFileArgs, DemoArgs, DoctorArgs, GenerateManArgs,
+    GetArgs, GlobalArgs, LiveArgs, PlanArgs, QueuesArgs, RateArg, ReconcileArgs, RevertArgs,
+    SetArgs, SimArgs, TagArgs, VerifyArgs,
 };
 use crate::env;
 use crate::hints::Hints;
@@ -51,6 +52,7 @@ pub enum CommandSettings {
     Apply(ApplyArgs, RunSettings),
     Reconcile(ReconcileArgs, RunSettings),
     Live(LiveArgs, Connection),
+    Queues(QueuesArgs, Connection),
     /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
     Tag(TagArgs, Attributes, RunSettings),
     Revert(RevertArgs, RunSettings),
@@ -198,6 +200,18 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// How long a stop may wait at most for what is under way: a request on the wire
+    /// (`--timeout`), then its verification (`--verify-timeout`).
+    pub fn stop_within(&self) -> Duration {
+        self.connection.timeout + self.verify_timeout
+    }
+
+    /// The queues a `tag` run works on, as the ids `--queue` resolved to (its recorded options).
+    pub fn with_resolved_queues(mut self, ids: &[String]) -> Self {
+        self.options["queues"] = ids.to_vec().into();
+        self
+    }
+
     /// What the engine needs for one run (`reconcile` asks once per iteration).
     pub fn run_config(&self) -> engine::RunConfig {
         engine::RunConfig {
@@ -236,6 +250,10 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::Live(args) => {
             let connection = connection(&args.connection)?;
             CommandSettings::Live(args, connection)
+        }
+        Command::Queues(args) => {
+            let connection = connection(&args.connection)?;
+            CommandSettings::Queues(args, connection)
         }
         Command::Set(args) => {
             let attributes = attributes(&args.attributes)?;
@@ -324,7 +342,8 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             let attributes = attributes(&args.attributes)?;
             let connection = connection(&args.connection)?;
             let mut options = run_options(&connection, args.concurrency, &args.verify);
-            options["queues"] = args.queues.clone().into();
+            // As given; `with_resolved_queues` records the ids once they are looked up.
+            options["queues"] = args.queues.iter().map(ToString::to_string).collect();
             if args.follow {
                 options["follow"] = true.into();
                 options["verify_via"] = serde_json::to_value(args.verify_via).unwrap_or_default();
@@ -464,7 +483,9 @@ pub fn audit_path(args: &AuditPathArgs) -> PathBuf {
 /// The gc profile named by `--profile` or `ATTRSYNC_PROFILE`, read from `--gc-config` or
 /// `~/.gc/config.toml`, with its warnings; `None` when no profile is named (none is ever read
 /// implicitly).
-fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), ResolveError> {
+fn named_profile(
+    global: &CredentialFileArgs,
+) -> Result<(Option<Profile>, Vec<String>), ResolveError> {
     let name = global
         .profile
         .clone()
@@ -505,6 +526,7 @@ fn named_profile(global: &GlobalArgs) -> Result<(Option<Profile>, Vec<String>), 
 /// (`genesys_core::Settings::resolve_from`): flags > environment > `.env` > gc profile >
 /// defaults.
 fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, ResolveError> {
+    let files = args.files.or(&global.files);
     let rate = rate(args)?;
     let auto_rate =
         (args.rate == RateArg::Auto).then(|| AutoRate::new(args.limits_namespace.clone(), rate));
@@ -516,7 +538,7 @@ fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, 
         login_url: args.login_url.clone(),
         ca_cert: args.ca_cert.clone(),
     };
-    let (profile, file_warnings) = named_profile(global)?;
+    let (profile, file_warnings) = named_profile(&files)?;
     let sources = Sources {
         environment: &env::process_var,
         dotenv: &env::dotenv_var,
@@ -548,7 +570,7 @@ fn connection(args: &ConnectionArgs, global: &GlobalArgs) -> Result<Connection, 
         max_wait: args.max_wait,
         tokens: args.tokens,
         timeout: args.timeout,
-        hints: Hints::new(global, Some(args)),
+        hints: Hints::new(&files, Some(args)),
     })
 }
 

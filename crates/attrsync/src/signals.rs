@@ -108,18 +108,37 @@ async fn wait_for_signal() {
 /// returned guard is dropped, so that a process running one run after another (`reconcile`)
 /// never has more than one listener.
 #[must_use = "listening stops when the guard is dropped"]
-pub fn stop_on_signals(stop: &engine::StopSignal, what: &'static str) -> Listening {
+///
+/// `within` bounds the wait for what is already under way (a request on the wire, its
+/// verification): the message says until when, so that no stop waits silently.
+pub fn stop_on_signals(
+    stop: &engine::StopSignal,
+    what: &'static str,
+    within: std::time::Duration,
+) -> Listening {
     let stop = stop.clone();
     let handling = Handling::start();
     let task = tokio::spawn(async move {
         received_at_least(1).await;
-        eprintln!("\nattrsync: stopping: {what}; a second Ctrl-C stops at once");
+        eprintln!(
+            "\nattrsync: {}",
+            stopping_text(what, within, std::time::SystemTime::now())
+        );
         stop.stop();
     });
     Listening {
         task,
         _handling: handling,
     }
+}
+
+/// What a stop says: what it finishes, and by when at the latest.
+fn stopping_text(what: &str, within: std::time::Duration, now: std::time::SystemTime) -> String {
+    format!(
+        "stopping: {what}, by {} at the latest (in {}); a second Ctrl-C stops at once",
+        crate::progress::time_of_day(now + within),
+        humantime::format_duration(within)
+    )
 }
 
 /// Keeps a stop signal listening (and stop requests handled); aborts the listener when dropped.
@@ -132,5 +151,21 @@ pub struct Listening {
 impl Drop for Listening {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_stop_says_what_it_finishes_and_by_when() {
+        let now = humantime::parse_rfc3339("2026-12-06T23:40:00Z").unwrap();
+        assert_eq!(
+            super::stopping_text(
+                "finishing the requests already sent",
+                std::time::Duration::from_secs(40),
+                now
+            ),
+            "stopping: finishing the requests already sent, by 23:40:40 UTC at the latest (in 40s); a second Ctrl-C stops at once"
+        );
     }
 }

@@ -12,9 +12,16 @@ use super::records::{NewRun, RunProcess, RunRecord, RunSummary};
 use super::status::{RunStatus, StatusCounts, TargetStatus};
 use super::time::UnixMillis;
 
+/// `heartbeat_at` is when the run was last known alive: its heartbeat, or for a run not finished
+/// its last recorded request when that is later (a heartbeat comes once a minute, so a run
+/// killed seconds after its start would otherwise read as having lasted milliseconds).
 pub(super) const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_code, command, source_path, \
      source_sha256, options, tool_version, host, pid, operator, rate_per_minute, resumed_count, \
-     pid_start_time, coalesce(heartbeat_at, started_at) AS heartbeat_at, reverts_run_id, ended_rows";
+     pid_start_time, \
+     CASE WHEN finished_at IS NULL \
+       THEN max(coalesce(heartbeat_at, started_at), \
+                coalesce((SELECT max(r.at) FROM requests r WHERE r.run_id = runs.id), 0)) \
+       ELSE coalesce(heartbeat_at, started_at) END AS heartbeat_at, reverts_run_id, ended_rows";
 
 /// The run reference that means "the most recently started run".
 pub const LATEST: &str = "latest";

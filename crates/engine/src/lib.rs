@@ -10,6 +10,8 @@
 //! - [`revert`]: `attrsync revert RUN`, a plan made from what a run recorded, applied as a saved
 //!   plan.
 //! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).
+//! - [`queues`]: `--queue` by name or id, resolved through the routing queues API before a
+//!   run begins; the queue listing of `attrsync queues` with live-call counts.
 //! - [`doctor`]: the checks of `attrsync doctor` (hosts, grant, read, notifications, budget), as
 //!   typed results.
 //! - [`service`]: the service surface of long-running commands: Prometheus metrics (a
@@ -33,6 +35,7 @@ pub mod locks;
 pub mod observer;
 pub mod outcome;
 pub mod revert;
+pub mod queues;
 pub mod service;
 pub mod stop;
 

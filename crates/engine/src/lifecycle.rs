@@ -100,6 +100,7 @@ pub(crate) struct ActiveRun {
     /// A follow settles what dead runs left alongside its work (settling waits out visibility
     /// lag per call, which must not hold up subscribing); finished before the run is.
     settling: Option<tokio::task::JoinHandle<Result<(), EngineError>>>,
+    verifications: Arc<crate::apply::verifications::Verifications>,
 }
 
 impl ActiveRun {
@@ -123,6 +124,8 @@ impl ActiveRun {
             }
         };
         observer_ref.connected(&client);
+        let verifications = Arc::new(crate::apply::verifications::Verifications::default());
+        observer_ref.verifications(&verifications);
         let stop_relay = tokio::spawn({
             let (stop, client) = (stop.clone(), client.clone());
             async move {
@@ -154,6 +157,7 @@ impl ActiveRun {
             heartbeat,
             stop_relay,
             settling: None,
+            verifications,
         };
         if let Err(err) = active.ask_rate(observer_ref).await {
             return Err(active.fail(err).await);
@@ -204,6 +208,7 @@ impl ActiveRun {
             next_seq: std::sync::atomic::AtomicU32::new(next_seq),
             stop: self.stop.clone(),
             call_events,
+            verifications: Arc::clone(&self.verifications),
         }
     }
 

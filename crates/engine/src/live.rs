@@ -124,6 +124,24 @@ pub async fn live_call_ids(
     Ok(ids)
 }
 
+/// The queues a listed call has been in (its segments' queues), in order of first
+/// appearance, each once.
+pub fn queue_ids_of(conversation: &genesys_core::models::AnalyticsConversation) -> Vec<String> {
+    let mut queue_ids: Vec<String> = Vec::new();
+    let segment_queues = conversation
+        .participants
+        .iter()
+        .flat_map(|p| &p.sessions)
+        .flat_map(|s| &s.segments)
+        .filter_map(|s| s.queue_id.as_ref());
+    for queue in segment_queues {
+        if !queue_ids.contains(queue) {
+            queue_ids.push(queue.clone());
+        }
+    }
+    queue_ids
+}
+
 /// A conversation that could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read conversation {conversation_id}")]

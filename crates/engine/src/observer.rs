@@ -2,6 +2,8 @@
 //! metrics are observers. Every method has a default that ignores the report, so an observer
 //! implements only what it shows.
 
+use std::sync::Arc;
+
 use audit::RunId;
 use genesys_core::{ClientStats, GenesysClient};
 use reconcile::SourceInfo;
@@ -24,6 +26,9 @@ pub trait RunObserver: Send + Sync {
     fn run_started(&self, _run: &RunId, _source: &SourceInfo, _conversations: u64) {}
     /// The run's client exists (its counters say how the budget is going).
     fn connected(&self, _client: &GenesysClient) {}
+    /// The run's read-back verifications under way, to name a long one (see
+    /// [`crate::apply::verifications`]).
+    fn verifications(&self, _verifications: &Arc<crate::apply::verifications::Verifications>) {}
     fn note(&self, _note: Note) {}
     /// More calls to work on (a follow learns of calls as they arrive).
     fn conversations_added(&self, _count: u64) {}

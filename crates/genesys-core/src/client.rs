@@ -20,7 +20,8 @@ use crate::models::notifications::{Channel, ChannelTopic, ChannelTopicEntityList
 use crate::models::{
     AnalyticsConversation, AnalyticsConversationMultiGetResponse,
     AnalyticsConversationQueryResponse, Attributes, CallConversation, Conversation,
-    ConversationQuery, LimitEntity, LimitsEntityListing, ParticipantAttributes,
+    ConversationQuery, LimitEntity, LimitsEntityListing, ParticipantAttributes, Queue,
+    QueueEntityListing,
 };
 use crate::observer::{RequestEvent, RequestObserver};
 use crate::pool::{Slot, TokenPool};
@@ -28,6 +29,15 @@ use crate::rate::{Admission, Learned, Pacing, RateLimiter, RateSpec, SetAside};
 use crate::retry::RetryPolicy;
 use crate::settings::Settings;
 use crate::stats::{ClientStats, Counters};
+
+/// Requests held by the rate limiter (see [`GenesysClient::budget_wait`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetWait {
+    /// Requests waiting for a token's budget.
+    pub waiting: u32,
+    /// Until the first of them may be sent.
+    pub next_start_in: Duration,
+}
 
 /// How a client sends requests.
 #[derive(Clone)]
@@ -223,6 +233,18 @@ const GET_ORG_LIMITS: Route = Route {
     method: "GET",
     template: "GET /api/v2/organizations/limits/namespaces/{namespaceName}",
 };
+const GET_ROUTING_QUEUES: Route = Route {
+    method: "GET",
+    template: "GET /api/v2/routing/queues",
+};
+const GET_ROUTING_QUEUE: Route = Route {
+    method: "GET",
+    template: "GET /api/v2/routing/queues/{queueId}",
+};
+/// Queues per page of a routing queue listing.
+const QUEUE_PAGE_SIZE: u32 = 100;
+/// A listing stops after this many pages (100,000 queues), whatever the server says.
+const MAX_QUEUE_PAGES: u32 = 1_000;
 const POST_CONVERSATION_DETAILS_QUERY: Route = Route {
     method: "POST",
     template: "POST /api/v2/analytics/conversations/details/query",
@@ -427,6 +449,73 @@ impl GenesysClient {
         let listing: Fetched<LimitsEntityListing> =
             self.execute(GET_ORG_LIMITS, url, None, decode_json).await?;
         Ok(listing.value.entities)
+    }
+
+    /// Requests waiting for the rate budget now and how long until the first of them may be
+    /// sent (what a progress display names instead of a silent wait); `None` when none waits.
+    pub fn budget_wait(&self) -> Option<BudgetWait> {
+        let (waiting, until) = self.inner.pool.budget_wait()?;
+        Some(BudgetWait {
+            waiting,
+            next_start_in: until.saturating_duration_since(tokio::time::Instant::now()),
+        })
+    }
+
+    /// `GET /api/v2/routing/queues?name=NAME`, every page: the queues whose whole name matches
+    /// `name` (`*` at either end is a wildcard), or every queue with `None`. Permission
+    /// `routing:queue:view`.
+    pub async fn routing_queues(&self, name: Option<&str>) -> Result<Vec<Queue>, ApiError> {
+        let base = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("routing", None),
+            ("queues", None),
+        ])?;
+        let mut queues = Vec::new();
+        for page_number in 1..=MAX_QUEUE_PAGES {
+            let mut url = base.clone();
+            {
+                let mut query = url.query_pairs_mut();
+                if let Some(name) = name {
+                    query.append_pair("name", name);
+                }
+                query
+                    .append_pair("pageSize", &QUEUE_PAGE_SIZE.to_string())
+                    .append_pair("pageNumber", &page_number.to_string());
+            }
+            let page: Fetched<QueueEntityListing> = self
+                .execute(GET_ROUTING_QUEUES, url, None, decode_json)
+                .await?;
+            let received = page.value.entities.len();
+            queues.extend(page.value.entities);
+            let last_page = page
+                .value
+                .page_count
+                .is_some_and(|count| page_number >= count);
+            if received < QUEUE_PAGE_SIZE as usize || last_page {
+                break;
+            }
+        }
+        Ok(queues)
+    }
+
+    /// `GET /api/v2/routing/queues/{queueId}`; `Ok(None)` when Genesys answers 404.
+    pub async fn find_queue(&self, queue_id: &str) -> Result<Option<Queue>, ApiError> {
+        let url = self.url(&[
+            ("api", None),
+            ("v2", None),
+            ("routing", None),
+            ("queues", None),
+            (queue_id, Some("queue id")),
+        ])?;
+        match self
+            .execute(GET_ROUTING_QUEUE, url, None, decode_json)
+            .await
+        {
+            Ok(fetched) => Ok(Some(fetched.value)),
+            Err(err) if err.status() == Some(404) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// `GET /api/v2/conversations/calls/{conversationId}`.

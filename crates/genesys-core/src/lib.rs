@@ -41,7 +41,9 @@ pub mod tls;
 pub use genesys_models as models;
 
 pub use auth::AuthError;
-pub use client::{ClientBuildError, ClientOptions, Fetched, GenesysClient, ResponseMeta};
+pub use client::{
+    BudgetWait, ClientBuildError, ClientOptions, Fetched, GenesysClient, ResponseMeta,
+};
 pub use error::{ApiError, ErrorClass, HttpFailure};
 pub use live_calls::LiveCallsQuery;
 pub use observer::{RequestEvent, RequestObserver};

@@ -76,6 +76,20 @@ impl TokenPool {
         }
     }
 
+    /// Requests waiting for budget on every token, and the earliest time one of them may
+    /// start; `None` when nothing waits, or when some token lets a request start now.
+    pub(crate) fn budget_wait(&self) -> Option<(u32, tokio::time::Instant)> {
+        let mut waiting = 0;
+        let mut earliest: Option<tokio::time::Instant> = None;
+        for slot in &self.slots {
+            if let Some((queued, until)) = slot.limiter.waiting() {
+                waiting += queued;
+                earliest = Some(earliest.map_or(until, |e| e.min(until)));
+            }
+        }
+        earliest.map(|until| (waiting, until))
+    }
+
     /// What each slot's limiter does now.
     pub(crate) fn stats(&self) -> Vec<TokenStats> {
         let now = tokio::time::Instant::now();

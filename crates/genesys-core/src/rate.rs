@@ -1000,6 +1000,23 @@ impl RateLimiter {
         pause.max(room).max(paced).filter(|until| *until > now)
     }
 
+    /// Requests waiting for this token's budget now, and when the first of them may start (the
+    /// end of a pause, or when the window has room): `None` when none waits or one may start.
+    pub fn waiting(&self) -> Option<(u32, Instant)> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.queued == 0 {
+            return None;
+        }
+        state.grow(now);
+        let pause = state.paused_until.filter(|until| *until > now);
+        let room = state.room(now, 0);
+        pause
+            .max(room)
+            .filter(|until| *until > now)
+            .map(|until| (state.queued, until))
+    }
+
     /// The token's [`SetAside`], while it lasts.
     pub fn set_aside(&self) -> Option<SetAside> {
         self.lock().set_aside.filter(|a| a.until > Instant::now())

@@ -262,3 +262,29 @@ async fn a_rate_four_times_the_servers_is_cut_in_the_first_window() {
         later.len()
     );
 }
+
+/// What a progress display names instead of a silent wait: a request waiting for the window,
+/// and when it may start (the window's end plus the limiter's margin; it then does).
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_for_the_window_says_when_it_may_start() {
+    let limiter = window_limiter("2/min");
+    let start = Instant::now();
+    limiter.acquire().await.unwrap();
+    limiter.acquire().await.unwrap();
+    assert_eq!(limiter.waiting(), None, "nothing waits yet");
+    let waiter = {
+        let limiter = Arc::clone(&limiter);
+        tokio::spawn(async move { limiter.acquire().await.map(|_| Instant::now()) })
+    };
+    tokio::task::yield_now().await;
+    let (waiting, until) = limiter.waiting().expect("the third request waits");
+    assert_eq!(waiting, 1);
+    assert!(
+        until >= start + Duration::from_secs(60) && until <= start + Duration::from_secs(62),
+        "{:?}",
+        until - start
+    );
+    let started = waiter.await.unwrap().unwrap();
+    assert_eq!(started, until, "it started when it was said to");
+    assert_eq!(limiter.waiting(), None);
+}

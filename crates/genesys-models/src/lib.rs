@@ -14,6 +14,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub mod notifications;
+mod routing;
+
+pub use routing::{Queue, QueueEntityListing};
 
 /// Participant attributes: string keys to string values. Genesys accepts strings only and has no
 /// delete; writing `""` clears a key.

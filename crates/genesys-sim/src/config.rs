@@ -25,6 +25,13 @@ pub struct SimConfig {
     pub details_max_ids: usize,
     /// Queues generated at start; every call belongs to one.
     pub queues: usize,
+    /// The queues' names, in order; empty (the default): `Sales`, `Support`, `Billing`, ...
+    /// When given, there are exactly these queues (`queues` is ignored). A name may repeat (two
+    /// divisions' queues of one name), which a lookup by that name finds twice.
+    pub queue_names: Vec<String>,
+    /// Refuse the routing queue reads with 403 `missing.permissions` (a client without
+    /// `routing:queue:view`).
+    pub queues_forbidden: bool,
     /// Per-token request budget (Genesys's default is 300 per minute). 0 disables the limit.
     /// With [`LimitShape::Window`] it is scaled to `limit_window` (600 per minute over a 10 s
     /// window is 100 per 10 s).
@@ -106,6 +113,8 @@ impl Default for SimConfig {
             history: 0,
             details_max_ids: DEFAULT_DETAILS_MAX_IDS,
             queues: 3,
+            queue_names: Vec::new(),
+            queues_forbidden: false,
             rate_per_minute: 300,
             limit_shape: LimitShape::Window,
             limit_window: Duration::from_secs(60),
@@ -140,6 +149,8 @@ impl fmt::Debug for SimConfig {
             .field("history", &self.history)
             .field("details_max_ids", &self.details_max_ids)
             .field("queues", &self.queues)
+            .field("queue_names", &self.queue_names)
+            .field("queues_forbidden", &self.queues_forbidden)
             .field("rate_per_minute", &self.rate_per_minute)
             .field("limit_shape", &self.limit_shape)
             .field("limit_window", &self.limit_window)

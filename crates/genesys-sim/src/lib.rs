@@ -14,6 +14,10 @@
 //!   `client.credentials.token.rate.per.minute` in [`SimConfig::limits_namespace`] (404
 //!   `not.found` in any other namespace; 403 `missing.permissions` with
 //!   [`SimConfig::limits_forbidden`]);
+//! - `GET /api/v2/routing/queues` (by `name`, whole and ignoring case, `*` at either end; by
+//!   `id`; paged) and `GET /api/v2/routing/queues/{id}` (404 `not.found`); 403
+//!   `missing.permissions` with [`SimConfig::queues_forbidden`]. Names come from
+//!   [`SimConfig::queue_names`] or are generated (`Sales`, `Support`, `Billing`, ...);
 //! - the Notification API: `POST /api/v2/notifications/channels`, `HEAD` of a channel, its
 //!   subscriptions (`GET`/`POST`/`PUT`/`DELETE`), and its WebSocket at `ws://ADDR/channels/{id}`
 //!   publishing `v2.routing.queues.{id}.conversations.calls` events, heartbeats and pongs;
@@ -67,6 +71,7 @@ mod notifications;
 mod oauth;
 mod org;
 mod rate_limit;
+mod routing;
 mod server;
 mod socket;
 mod state;

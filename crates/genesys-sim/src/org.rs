@@ -46,25 +46,24 @@ struct Agent {
 }
 
 /// Builds the org. `now` is the simulator's start; calls started up to 30 minutes before it.
+/// `queue_names`, when not empty, are the queues' names (see `SimConfig::queue_names`).
 pub(crate) fn generate(
     rng: &mut StdRng,
     queue_count: usize,
+    queue_names: &[String],
     call_count: usize,
     now: SystemTime,
 ) -> Org {
-    let queues: Vec<SimQueue> = (0..queue_count)
-        .map(|i| {
-            let base = QUEUE_NAMES[i % QUEUE_NAMES.len()];
-            let round = i / QUEUE_NAMES.len();
-            let name = if round == 0 {
-                base.to_owned()
-            } else {
-                format!("{base} {}", round + 1)
-            };
-            SimQueue {
-                id: uuid(rng),
-                name,
-            }
+    let names: Vec<String> = if queue_names.is_empty() {
+        (0..queue_count).map(generated_queue_name).collect()
+    } else {
+        queue_names.to_vec()
+    };
+    let queues: Vec<SimQueue> = names
+        .into_iter()
+        .map(|name| SimQueue {
+            id: uuid(rng),
+            name,
         })
         .collect();
     let agents: Vec<Agent> = (0..(call_count / 2).max(8))
@@ -112,6 +111,15 @@ pub(crate) fn history(
         .collect();
     calls.sort_by_key(|c| c.start);
     calls
+}
+
+/// `Sales`, `Support`, ..., then `Sales 2`, `Support 2`, ...
+fn generated_queue_name(index: usize) -> String {
+    let base = QUEUE_NAMES[index % QUEUE_NAMES.len()];
+    match index / QUEUE_NAMES.len() {
+        0 => base.to_owned(),
+        round => format!("{base} {}", round + 1),
+    }
 }
 
 fn generate_call(

@@ -19,7 +19,7 @@ use tower_service::Service;
 use crate::config::SimConfig;
 use crate::middleware::{ConnectionDropper, PeerAddr, api_gate, edge};
 use crate::state::SimState;
-use crate::{admin, analytics, api, driver, notifications, oauth, socket};
+use crate::{admin, analytics, api, driver, notifications, oauth, routing, socket};
 
 #[cfg(feature = "tls")]
 type Tls = crate::tls::SimTls;
@@ -147,6 +147,8 @@ fn router(state: SimState) -> Router {
             "/organizations/limits/namespaces/{namespace_name}",
             get(api::get_org_limits),
         )
+        .route("/routing/queues", get(routing::list_queues))
+        .route("/routing/queues/{queue_id}", get(routing::get_queue))
         .route(
             "/analytics/conversations/details/query",
             post(analytics::query_conversation_details),

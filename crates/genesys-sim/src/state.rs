@@ -163,6 +163,7 @@ struct Shared {
     jitter: Duration,
     limits_namespace: String,
     limits_forbidden: bool,
+    queues_forbidden: bool,
     clients: Vec<(String, String)>,
     token_ttl: Duration,
     /// Where the simulator listens: the origin of the channels' `connectUri`.
@@ -248,6 +249,7 @@ impl SimState {
         let org = org::generate(
             &mut org_rng,
             config.queues,
+            &config.queue_names,
             config.calls,
             clock.started_wall(),
         );
@@ -312,6 +314,7 @@ impl SimState {
                 jitter: config.jitter,
                 limits_namespace: config.limits_namespace.clone(),
                 limits_forbidden: config.limits_forbidden,
+                queues_forbidden: config.queues_forbidden,
                 clients: config.clients.clone(),
                 token_ttl: config.token_ttl,
                 addr,
@@ -630,6 +633,15 @@ impl SimState {
             .into_iter()
             .collect();
         Ok(LimitsEntityListing { entities })
+    }
+
+    /// The queues a routing queue read may see: all of them, or 403 when
+    /// [`SimConfig::queues_forbidden`].
+    pub(crate) fn visible_queues(&self) -> Result<Vec<SimQueue>, ApiError> {
+        if self.shared.queues_forbidden {
+            return Err(ApiError::missing_permissions("routing:queue:view"));
+        }
+        Ok(self.queues())
     }
 
     pub(crate) fn demo_credentials(&self) -> Option<(String, String)> {

@@ -99,6 +99,11 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     let live = fetch_live(&plan_client, reconcile::conversation_ids(&desired), 16).await?;
     let plan = reconcile::diff(&desired, &live);
     eprintln!("{}", shorten(&plan_text(&plan, style), PLAN_LINES_SHOWN));
+    if let Some(line) = rows_to_targets(desired.entries.len(), plan.targets.len()) {
+        eprintln!("{line}");
+    }
+    // What the plan's reads cost, apart from the run's own requests (which `audit show` counts).
+    let plan_requests = api_requests(&sim.state().request_log());
 
     eprintln!(
         "{} it (attrsync apply {}):",
@@ -119,13 +124,39 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     let throttled = log.iter().filter(|r| r.status == 429).count();
     eprintln!("\n{}", run_summary(&outcome, &audit_path, &settings.hints));
     eprintln!(
-        "The simulator answered {} API requests, {throttled} of them 429 (rate limited).",
-        log.iter().filter(|r| r.path.starts_with("/api/")).count()
+        "{}",
+        requests_line(api_requests(&log), plan_requests, throttled)
     );
     eprintln!("Per-row results: {}", dir.join("results").display());
     eprintln!("\n{}", next_steps(&csv_path, &audit_path));
     sim.shutdown().await;
     Ok(crate::exit::for_run(&outcome))
+}
+
+/// API requests in a simulator's log (token requests are not API requests).
+fn api_requests(log: &[genesys_sim::LoggedRequest]) -> usize {
+    log.iter().filter(|r| r.path.starts_with("/api/")).count()
+}
+
+/// The simulator's count split the way the audit counts: the plan's reads are not the run's.
+fn requests_line(total: usize, for_plan: usize, throttled: usize) -> String {
+    format!(
+        "The simulator answered {total} API requests: {for_plan} reads for the plan shown in step 3 \
+         and {} for the run (the requests `audit show` counts), {throttled} of them 429 (rate limited).",
+        total.saturating_sub(for_plan)
+    )
+}
+
+/// Said when the rows of the desired state and the plan's targets differ in number: a row's
+/// selector may match several participants, each its own target.
+fn rows_to_targets(rows: usize, targets: usize) -> Option<String> {
+    (rows != targets).then(|| {
+        format!(
+            "The {rows} rows matched {targets} participants: a row whose selector matches several \
+             participants of its call (two agents after a transfer) is one target for each, and \
+             the run counts targets."
+        )
+    })
 }
 
 /// Customers of most calls get the campaign; a few rows pin an agent; rows for calls that

@@ -1,4 +1,4 @@
-//! `attrsync live [--queue ID] [--json|--csv]`: the live voice calls, through the analytics
+//! `attrsync live [--queue ID|NAME] [--json|--csv]`: the live voice calls, through the analytics
 //! details query (the client pages and de-duplicates).
 //!
 //! `--csv` prints a desired-state skeleton (`conversation_id,purpose`, one `customer` row per
@@ -38,22 +38,10 @@ pub struct LiveParticipant {
 
 impl LiveCall {
     pub fn from_analytics(conversation: &AnalyticsConversation) -> Self {
-        let mut queue_ids: Vec<String> = Vec::new();
-        let segment_queues = conversation
-            .participants
-            .iter()
-            .flat_map(|p| &p.sessions)
-            .flat_map(|s| &s.segments)
-            .filter_map(|s| s.queue_id.as_ref());
-        for queue in segment_queues {
-            if !queue_ids.contains(queue) {
-                queue_ids.push(queue.clone());
-            }
-        }
         LiveCall {
             conversation_id: conversation.conversation_id.clone(),
             start: conversation.conversation_start.clone(),
-            queue_ids,
+            queue_ids: engine::live::queue_ids_of(conversation),
             participants: conversation
                 .participants
                 .iter()
@@ -74,7 +62,22 @@ impl LiveCall {
 }
 
 pub async fn run(args: LiveArgs, connection: Connection, ui: Ui) -> anyhow::Result<Exit> {
-    let calls = list(&args, &connection, ui).await?;
+    let client = connection.connect(ui).await?;
+    let queue = match &args.queue {
+        Some(given) => Some(engine::queues::resolve(&client, given).await?),
+        None => None,
+    };
+    let query = LiveCallsQuery {
+        queue_id: queue.as_ref().map(|q| q.id.clone()),
+        lookback: args.lookback,
+        ..LiveCallsQuery::default()
+    };
+    let calls: Vec<LiveCall> = client
+        .query_live_calls(&query)
+        .await?
+        .iter()
+        .map(LiveCall::from_analytics)
+        .collect();
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &calls)?;
@@ -91,24 +94,9 @@ pub async fn run(args: LiveArgs, connection: Connection, ui: Ui) -> anyhow::Resu
         write!(stdout, "{}", table(&calls, Style { color: ui.color }))?;
     }
     stdout.flush()?;
-    let scope = args
-        .queue
-        .as_deref()
-        .map(|q| format!(" in queue {q}"))
-        .unwrap_or_default();
+    let scope = queue.map(|q| format!(" in queue {q}")).unwrap_or_default();
     ui.note(format_args!("{} live calls{scope}", calls.len()));
     Ok(Exit::Success)
-}
-
-async fn list(args: &LiveArgs, connection: &Connection, ui: Ui) -> anyhow::Result<Vec<LiveCall>> {
-    let client = connection.connect(ui).await?;
-    let query = LiveCallsQuery {
-        queue_id: args.queue.clone(),
-        lookback: args.lookback,
-        ..LiveCallsQuery::default()
-    };
-    let conversations = client.query_live_calls(&query).await?;
-    Ok(conversations.iter().map(LiveCall::from_analytics).collect())
 }
 
 /// The live calls as a table: id, start, queues, the participants' purposes.

@@ -10,6 +10,7 @@ mod guard;
 mod live;
 mod man;
 mod plan;
+mod queues;
 mod reconcile;
 mod revert;
 mod set;
@@ -34,6 +35,7 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Apply(args, settings) => apply::run(args, settings, ui).await,
         CommandSettings::Reconcile(args, settings) => reconcile::run(args, settings, ui).await,
         CommandSettings::Live(args, connection) => live::run(args, connection, ui).await,
+        CommandSettings::Queues(args, connection) => queues::run(args, connection, ui).await,
         CommandSettings::Tag(args, attributes, settings) => {
             tag::run(args, attributes, settings, ui).await
         }

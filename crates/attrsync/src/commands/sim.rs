@@ -20,6 +20,8 @@ pub fn config(args: &SimArgs) -> anyhow::Result<SimConfig> {
         queues: args.queues,
         history: args.history,
         details_max_ids: args.details_max_ids,
+        queue_names: args.queue_names.clone(),
+        queues_forbidden: args.forbid_queues,
         rate_per_minute: rate.per_minute().round().max(1.0) as u32,
         limit_shape: args.limit_shape,
         limit_window: args.limit_window,
@@ -111,23 +113,83 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
             "  arrivals:      {rate} new calls, each lasting {lasting}"
         ))?;
     }
-    let ca_flag = ca_path
-        .as_ref()
-        .map(|path| format!(" --ca-cert {}", path.display()))
-        .unwrap_or_default();
-    let curl_ca = ca_path
-        .as_ref()
-        .map(|path| format!(" --cacert {}", path.display()))
-        .unwrap_or_default();
-    ui.note(format_args!(
-        "\nTry:\n  export GENESYSCLOUD_OAUTHCLIENT_ID={id} GENESYSCLOUD_OAUTHCLIENT_SECRET={secret}\n  \
-         attrsync get --api-url {url}{ca_flag} \"$(curl -s{curl_ca} {url}/__sim/calls | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"conversation\"][\"id\"])')\"\n\
-         Press Ctrl-C to stop."
+    for line in queue_lines(&sim.state()) {
+        crate::output::stdout_line(format_args!("{line}"))?;
+    }
+    let first_queue = sim.state().queues().first().map(|q| q.name.clone());
+    ui.note(try_text(
+        &url,
+        &id,
+        &secret,
+        ca_path.as_deref(),
+        first_queue.as_deref(),
     ));
     let _handling = crate::signals::Handling::start();
     crate::signals::received_at_least(1).await;
     sim.shutdown().await;
     Ok(Exit::Success)
+}
+
+/// The banner's queues: each with its name, id and live calls, names aligned.
+fn queue_lines(state: &genesys_sim::SimState) -> Vec<String> {
+    let calls = state.calls();
+    let queues = state.queues();
+    let width = queues
+        .iter()
+        .map(|q| q.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    queues
+        .iter()
+        .enumerate()
+        .map(|(i, queue)| {
+            let live = calls
+                .iter()
+                .filter(|c| !c.ended && c.queue_id.as_deref() == Some(queue.id.as_str()))
+                .count();
+            let label = if i == 0 { "queues:" } else { "" };
+            format!(
+                "  {label:<14} {:<width$}  {}  ({live} live calls)",
+                queue.name, queue.id
+            )
+        })
+        .collect()
+}
+
+/// What to paste to try attrsync against this simulator: the environment once, then plain
+/// commands (no --api-url each time).
+fn try_text(
+    url: &str,
+    id: &str,
+    secret: &str,
+    ca_path: Option<&std::path::Path>,
+    queue: Option<&str>,
+) -> String {
+    let ca = ca_path
+        .map(|path| {
+            format!(
+                " {}={}",
+                genesys_core::env::SSL_CERT_FILE.name,
+                path.display()
+            )
+        })
+        .unwrap_or_default();
+    let queue_commands = queue
+        .map(|name| {
+            let name = crate::hints::quoted(name);
+            format!(
+                "  attrsync live --queue {name}\n  attrsync tag --queue {name} --dry-run campaign=spring\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "\nTry, in another shell:\n  export {}={id} {}={secret} {}={url}{ca}\n  \
+         attrsync queues\n  attrsync live\n{queue_commands}\
+         Press Ctrl-C to stop.",
+        genesys_core::env::CLIENT_ID.name,
+        genesys_core::env::CLIENT_SECRET.name,
+        genesys_core::env::API_URL.name,
+    )
 }
 
 #[cfg(test)]

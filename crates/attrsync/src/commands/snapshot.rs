@@ -29,6 +29,7 @@ pub async fn run_until(
     let _listening = crate::signals::stop_on_signals(
         stop,
         "finishing the requests already sent and recording them (the run stays resumable)",
+        settings.stop_within(),
     );
     let connection = &settings.connection;
     let connect = |log: Arc<dyn genesys_core::RequestObserver>| connection.build_client(Some(log));

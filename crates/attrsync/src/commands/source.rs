@@ -48,7 +48,7 @@ pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Res
                 );
             }
             ui.note(format_args!(
-                "read {}: {} targets, {} keys",
+                "read {}: {} rows (a call and a participant selector each), {} keys",
                 path.display(),
                 desired.entries.len(),
                 desired.key_count()

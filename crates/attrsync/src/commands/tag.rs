@@ -1,7 +1,8 @@
-//! `attrsync tag --queue ID... [--purpose customer] [--dry-run] key=value...`: every live call of
+//! `attrsync tag --queue ID|NAME... [--purpose customer] [--dry-run] key=value...`: every live call of
 //! the queues gets the attributes, through the same plan -> apply -> verify -> audit pipeline as
 //! `apply`. The desired state is built in memory from the live-call listing; its source is
-//! recorded as `queue:ID[,ID...]`. With `--follow`, see `crate::follow`.
+//! recorded as `queue:ID[,ID...]`. Every `--queue` is resolved to one queue of the org first
+//! (`engine::queues`): an unknown or ambiguous queue ends the command before a run begins. With `--follow`, see `crate::follow`.
 
 use std::io::Write as _;
 
@@ -30,12 +31,19 @@ pub async fn run(
 ) -> anyhow::Result<Exit> {
     let ui = ui.with_json(run_settings.json);
     if args.follow {
-        return follow(&args, attributes, &run_settings, ui).await;
+        return follow(&args, attributes, run_settings, ui).await;
     }
-    let connection = &run_settings.connection;
-    let client = connection.connect(ui).await?;
-    let queues = args.queues.join(",");
-    let conversation_ids = live_call_ids(&client, &args.queues, args.lookback)
+    let client = run_settings.connection.connect(ui).await?;
+    // Before any run is recorded: a name, a typo or a queue this client may not see stops here.
+    let resolved = engine::queues::resolve_all(&client, &args.queues).await?;
+    let queue_ids: Vec<String> = resolved.iter().map(|q| q.id.clone()).collect();
+    let run_settings = run_settings.with_resolved_queues(&queue_ids);
+    let queues = resolved
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let conversation_ids = live_call_ids(&client, &queue_ids, args.lookback)
         .await
         .with_context(|| format!("cannot list the live calls of queue {queues}"))?;
     if conversation_ids.is_empty() {
@@ -48,7 +56,7 @@ pub async fn run(
         "{} live calls in queue {queues}",
         conversation_ids.len()
     ));
-    let desired = desired_state(&args, attributes, &conversation_ids);
+    let desired = desired_state(&args, &queue_ids, attributes, &conversation_ids);
 
     if args.dry_run {
         let live = fetch_live(&client, conversation_ids, run_settings.concurrency).await?;
@@ -80,11 +88,26 @@ pub async fn run(
 async fn follow(
     args: &TagArgs,
     attributes: Attributes,
-    run_settings: &RunSettings,
+    run_settings: RunSettings,
     ui: Ui,
 ) -> anyhow::Result<Exit> {
+    let stop = StopSignal::default();
+    let _listening = crate::signals::stop_on_signals(
+        &stop,
+        "finishing the requests already sent and recording them; calls not yet sent are recorded as unprocessed",
+        run_settings.stop_within(),
+    );
+    // Before any run is recorded (a stop meanwhile ends the follow as soon as it starts).
+    let client = run_settings.connection.connect(ui).await?;
+    let queue_ids: Vec<String> = engine::queues::resolve_all(&client, &args.queues)
+        .await?
+        .into_iter()
+        .map(|q| q.id)
+        .collect();
+    drop(client);
+    let run_settings = &run_settings.with_resolved_queues(&queue_ids);
     let settings = engine::follow::FollowSettings {
-        queues: args.queues.clone(),
+        queues: queue_ids,
         selector: Selector::Purpose(args.purpose.to_lowercase()),
         attributes,
         lookback: args.lookback,
@@ -98,11 +121,6 @@ async fn follow(
         Some(addr) => Some(serve_follow(addr, &observer).await?),
         None => None,
     };
-    let stop = StopSignal::default();
-    let _listening = crate::signals::stop_on_signals(
-        &stop,
-        "finishing the requests already sent and recording them; calls not yet sent are recorded as unprocessed",
-    );
     let connection = &run_settings.connection;
     let connect =
         |log: std::sync::Arc<dyn genesys_core::RequestObserver>| connection.build_client(Some(log));
@@ -168,6 +186,7 @@ async fn serve_follow(
 /// an entry is the call's position in the listing.
 fn desired_state(
     args: &TagArgs,
+    queue_ids: &[String],
     attributes: Attributes,
     conversation_ids: &[String],
 ) -> DesiredState {
@@ -187,7 +206,7 @@ fn desired_state(
             })
             .collect(),
         source: SourceInfo {
-            path: format!("queue:{}", args.queues.join(",")),
+            path: format!("queue:{}", queue_ids.join(",")),
             format: SourceFormat::CsvWide,
             sha256: String::new(),
         },

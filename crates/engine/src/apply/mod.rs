@@ -10,6 +10,7 @@ pub(crate) mod request_log;
 pub(crate) mod results;
 pub(crate) mod settle;
 pub mod target_text;
+pub mod verifications;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};

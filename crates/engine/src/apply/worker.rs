@@ -100,6 +100,8 @@ pub struct Pipeline {
     /// them; a change is verified by the event that shows it, and read only when none comes
     /// within the verify timeout.
     pub call_events: Option<Arc<CallEvents>>,
+    /// The read-back verifications under way (for a display to name a long one).
+    pub verifications: Arc<super::verifications::Verifications>,
 }
 
 /// A target on its way to Genesys: its row, its plan, and the body to send.
@@ -421,6 +423,9 @@ impl Pipeline {
             }
         }
         let deadline = Instant::now() + self.verify_timeout;
+        let _verifying = self
+            .verifications
+            .begin(std::time::SystemTime::now() + self.verify_timeout);
         let mut delay = Duration::from_millis(100);
         let mut last_observed: HashMap<TargetId, ObservedValues> = HashMap::new();
         loop {
