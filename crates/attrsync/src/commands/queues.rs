@@ -32,7 +32,8 @@ pub async fn run(args: QueuesArgs, connection: Connection, ui: Ui) -> anyhow::Re
             "no queue is named {name:?}; `attrsync queues` lists them all (a `*` at either end of NAME is a wildcard)"
         )),
         (_, count) => ui.note(format_args!(
-            "{count} queues; give `--queue` a name or an id (`attrsync tag --queue NAME key=value`)"
+            "{count} {}; give `--queue` a name or an id (`attrsync tag --queue NAME key=value`)",
+            if count == 1 { "queue" } else { "queues" }
         )),
     }
     Ok(Exit::Success)

@@ -120,10 +120,11 @@ pub fn summary_line(s: &PlanSummary, style: Style) -> String {
         n => format!(", {n} in conflict (the input gives one key two values: apply fails them)"),
     };
     format!(
-        "{} {} to update ({} keys set, {} cleared), {} unchanged, {} skipped{conflicts}.",
+        "{} {} to update ({} {} set, {} cleared), {} unchanged, {} skipped{conflicts}.",
         style.bold("Plan:"),
         s.to_update,
         s.keys_set,
+        if s.keys_set == 1 { "key" } else { "keys" },
         s.keys_cleared,
         s.unchanged,
         s.skipped
