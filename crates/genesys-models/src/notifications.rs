@@ -77,6 +77,35 @@ pub fn queue_of_calls_topic(topic: &str) -> Option<&str> {
         .filter(|id| !id.is_empty() && !id.contains('.'))
 }
 
+/// The per-conversation attribute topic: an [`AttributeUpdateEvent`] whenever a participant's
+/// attributes change (no wildcards: one topic per conversation).
+pub fn conversation_attributes_topic(conversation_id: &str) -> String {
+    format!("v2.detail.events.conversation.{conversation_id}.attributes")
+}
+
+/// The conversation id of a [`conversation_attributes_topic`] name.
+pub fn conversation_of_attributes_topic(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix("v2.detail.events.conversation.")?
+        .strip_suffix(".attributes")
+        .filter(|id| !id.is_empty() && !id.contains('.'))
+}
+
+/// `AttributeUpdateEvent`, the body of a [`conversation_attributes_topic`] event: one
+/// participant's attributes after a change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeUpdateEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    #[serde(default)]
+    pub conversation_id: String,
+    #[serde(default)]
+    pub participant_id: String,
+    #[serde(default)]
+    pub attributes: crate::Attributes,
+}
+
 /// Every message a channel's WebSocket sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -158,5 +187,19 @@ mod tests {
             None
         );
         assert_eq!(queue_of_calls_topic(METADATA_TOPIC), None);
+    }
+
+    #[test]
+    fn an_attribute_event_decodes_and_its_topic_names_the_conversation() {
+        let topic = conversation_attributes_topic("c1");
+        assert_eq!(conversation_of_attributes_topic(&topic), Some("c1"));
+        assert_eq!(conversation_of_attributes_topic(&queue_calls_topic("c1")), None);
+        let event: AttributeUpdateEvent = serde_json::from_str(
+            r#"{"eventTime":"2026-01-01T00:00:00Z","conversationId":"c1","participantId":"p1",
+                "attributes":{"k":"v"},"extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(event.participant_id, "p1");
+        assert_eq!(event.attributes["k"], "v");
     }
 }

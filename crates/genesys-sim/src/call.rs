@@ -182,7 +182,11 @@ impl CallRecord {
     /// Makes pending writes due at `now` visible one at a time (oldest first per participant),
     /// calling `visible` with the call after each; its flag tells whether reads see a change. One
     /// write at a time, so that a flow's overwrite after a client's write is its own change.
-    pub(crate) fn promote_each(&mut self, now: Duration, mut visible: impl FnMut(&Self, bool)) {
+    pub(crate) fn promote_each(
+        &mut self,
+        now: Duration,
+        mut visible: impl FnMut(&Self, &ParticipantRecord, bool),
+    ) {
         loop {
             let due = self
                 .participants
@@ -196,7 +200,7 @@ impl CallRecord {
                 .promote_one(now)
                 .unwrap_or_default();
             self.attributes_visible_at = Some(at);
-            visible(self, changed);
+            visible(self, &self.participants[index], changed);
         }
     }
 

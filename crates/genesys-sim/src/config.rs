@@ -63,6 +63,9 @@ pub struct SimConfig {
     /// Refuse the org limits endpoint with 403 `missing.permissions` (a client without the
     /// permission to read the org's limits).
     pub limits_forbidden: bool,
+    /// Answer channel creation with 403 `missing.permissions`, as Genesys does for an OAuth
+    /// client without the notification permission.
+    pub channels_forbidden: bool,
     /// Accepted OAuth clients as `(client_id, client_secret)`.
     pub clients: Vec<(String, String)>,
     /// Lifetime of issued tokens (`expires_in`).
@@ -124,6 +127,7 @@ impl Default for SimConfig {
             jitter: Duration::ZERO,
             limits_namespace: DEFAULT_LIMITS_NAMESPACE.to_owned(),
             limits_forbidden: false,
+            channels_forbidden: false,
             clients: vec![(DEMO_CLIENT_ID.to_owned(), DEMO_CLIENT_SECRET.to_owned())],
             token_ttl: Duration::from_secs(86_399),
             faults: FaultConfig::default(),
@@ -160,6 +164,7 @@ impl fmt::Debug for SimConfig {
             .field("jitter", &self.jitter)
             .field("limits_namespace", &self.limits_namespace)
             .field("limits_forbidden", &self.limits_forbidden)
+            .field("channels_forbidden", &self.channels_forbidden)
             .field("client_ids", &client_ids)
             .field("token_ttl", &self.token_ttl)
             .field("faults", &self.faults)

@@ -20,7 +20,8 @@
 //!   [`SimConfig::queue_names`] or are generated (`Sales`, `Support`, `Billing`, ...);
 //! - the Notification API: `POST /api/v2/notifications/channels`, `HEAD` of a channel, its
 //!   subscriptions (`GET`/`POST`/`PUT`/`DELETE`), and its WebSocket at `ws://ADDR/channels/{id}`
-//!   publishing `v2.routing.queues.{id}.conversations.calls` events, heartbeats and pongs;
+//!   publishing `v2.routing.queues.{id}.conversations.calls` and
+//!   `v2.detail.events.conversation.{id}.attributes` events, heartbeats and pongs;
 //! - call arrivals and durations (`SimConfig::arrival_rate`, `SimConfig::call_duration`);
 //! - `/__sim/`: a test-only admin surface (calls, request log, queues, faults, token expiry,
 //!   clock, reset, notification status, socket closing/dropping/stalling, channel expiry,
@@ -41,11 +42,14 @@
 //!   call GET and both PATCHes, `not.found` on the media-agnostic GET (the only code the contract
 //!   lists for it), `conversation.error.participant.not.found` for an unknown participant;
 //! - subscribing a queue topic of an unknown queue: 403 `missing.permissions` (as a topic
-//!   without permission), any topic but a queue's calls topic: 400 `invalid.value`; with
+//!   without permission), a conversation's attribute topic: accepted whatever the id (an
+//!   unknown conversation never publishes), any other topic: 400 `invalid.value`; with
 //!   `?ignoreErrors=true` both are listed `Rejected` instead; more than 1,000 topics: 400
 //!   `constraint.validation`; `DELETE` of the subscriptions: 204;
 //! - a queue event for an attribute-only change: sent (`SimConfig::attribute_events`), once the
-//!   write is visible to reads, `SimConfig::event_delay` later;
+//!   write is visible to reads, `SimConfig::event_delay` later; an `AttributeUpdateEvent` on the
+//!   conversation's attribute topic at the same time, one per write that became visible (a
+//!   drift fault's overwrite is its own); neither with `attribute_events` off;
 //! - a channel is used (its 24 h start over) by subscribing and connecting, not by `HEAD`;
 //! - the multi-id analytics read leaves unknown ids out, and refuses more than
 //!   [`SimConfig::details_max_ids`] ids (100 by default) with 400 `constraint.validation`.

@@ -31,8 +31,8 @@ impl SubscribeQuery {
 pub(crate) async fn create_channel(
     State(state): State<SimState>,
     Extension(caller): Extension<Caller>,
-) -> Json<Channel> {
-    Json(state.create_channel(&caller.client_id))
+) -> Result<Json<Channel>, ApiError> {
+    state.create_channel(&caller.client_id).map(Json)
 }
 
 /// `HEAD /api/v2/notifications/channels/{channelId}`: 200 while the channel exists, else 404.

@@ -164,6 +164,7 @@ struct Shared {
     limits_namespace: String,
     limits_forbidden: bool,
     queues_forbidden: bool,
+    channels_forbidden: bool,
     clients: Vec<(String, String)>,
     token_ttl: Duration,
     /// Where the simulator listens: the origin of the channels' `connectUri`.
@@ -315,6 +316,7 @@ impl SimState {
                 limits_namespace: config.limits_namespace.clone(),
                 limits_forbidden: config.limits_forbidden,
                 queues_forbidden: config.queues_forbidden,
+                channels_forbidden: config.channels_forbidden,
                 clients: config.clients.clone(),
                 token_ttl: config.token_ttl,
                 addr,

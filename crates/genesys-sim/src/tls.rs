@@ -120,7 +120,7 @@ mod tests {
             assert!(response.starts_with("HTTP/1.1 200"), "{name}: {response}");
         }
         let (id, _) = sim.demo_credentials();
-        let channel = sim.state().create_channel(&id);
+        let channel = sim.state().create_channel(&id).unwrap();
         assert!(
             channel.connect_uri.starts_with("wss://127.0.0.1:"),
             "{}",

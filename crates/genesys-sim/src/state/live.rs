@@ -11,8 +11,9 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use genesys_models::notifications::{
-    Channel, ChannelTopic, ChannelTopicEntityListing, MAX_TOPICS_PER_CHANNEL, queue_calls_topic,
-    queue_of_calls_topic,
+    AttributeUpdateEvent, Channel, ChannelTopic, ChannelTopicEntityListing,
+    MAX_TOPICS_PER_CHANNEL, conversation_attributes_topic, conversation_of_attributes_topic,
+    queue_calls_topic, queue_of_calls_topic,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 use super::{Inner, SimState};
 use crate::arrivals::ArrivalRate;
 use crate::bus::{Bus, NotificationStatus, Outgoing};
-use crate::call::CallRecord;
+use crate::call::{CallRecord, ParticipantRecord};
 use crate::clock::timestamp;
 use crate::error::ApiError;
 
@@ -55,7 +56,7 @@ impl Rejection {
         match self {
             Self::UnknownQueue => "No such queue, or no permission to see it",
             Self::Unsupported => {
-                "The simulator publishes only v2.routing.queues.{id}.conversations.calls"
+                "The simulator publishes only v2.routing.queues.{id}.conversations.calls and v2.detail.events.conversation.{id}.attributes"
             }
         }
     }
@@ -69,7 +70,7 @@ impl Rejection {
             Self::Unsupported => ApiError::invalid_value(
                 topic,
                 "topic",
-                "v2.routing.queues.{queueId}.conversations.calls",
+                "v2.routing.queues.{queueId}.conversations.calls or v2.detail.events.conversation.{conversationId}.attributes",
             ),
         }
     }
@@ -231,9 +232,11 @@ impl SimState {
             ..
         } = inner;
         let call = &mut calls[index];
-        call.promote_each(at, |call, changed| {
+        let wall = self.shared.clock.wall(at);
+        call.promote_each(at, |call, participant, changed| {
             if changed && attribute_events {
                 publish(bus, call, at);
+                publish_attributes(bus, call, participant, wall, at);
             }
         });
         // A later write with a shorter lag (faults changed meanwhile) waits behind an older one.
@@ -275,20 +278,24 @@ impl SimState {
         Some(id)
     }
 
-    /// `POST /api/v2/notifications/channels` for `client_id`.
-    pub(crate) fn create_channel(&self, client_id: &str) -> Channel {
+    /// `POST /api/v2/notifications/channels` for `client_id`; 403 when
+    /// [`SimConfig::channels_forbidden`](crate::SimConfig::channels_forbidden).
+    pub(crate) fn create_channel(&self, client_id: &str) -> Result<Channel, ApiError> {
+        if self.shared.channels_forbidden {
+            return Err(ApiError::missing_permissions("notifications:channel:add"));
+        }
         let (mut inner, now) = self.settled();
         let (id, expires_at) = inner.bus.create(client_id, now);
         drop(inner);
         self.wake();
-        Channel {
+        Ok(Channel {
             connect_uri: format!(
                 "{}://{}/channels/{id}",
                 self.shared.socket_scheme, self.shared.addr
             ),
             expires: Some(timestamp(self.shared.clock.wall(expires_at))),
             id,
-        }
+        })
     }
 
     /// `HEAD /api/v2/notifications/channels/{id}`.
@@ -333,9 +340,12 @@ impl SimState {
         };
         let mut rejected = Vec::new();
         for topic in requested {
+            // A conversation's attribute topic is accepted whatever the id (an unknown or
+            // ended conversation simply never publishes): whether Genesys checks the id is [?].
             let rejection = match queue_of_calls_topic(&topic) {
                 Some(queue) if inner.queues.iter().any(|q| q.id == queue) => None,
                 Some(_) => Some(Rejection::UnknownQueue),
+                None if conversation_of_attributes_topic(&topic).is_some() => None,
                 None => Some(Rejection::Unsupported),
             };
             match rejection {
@@ -405,6 +415,32 @@ fn next_work(inner: &Inner) -> Option<(Duration, Work)> {
     .into_iter()
     .flatten()
     .min()
+}
+
+/// Publishes a participant's attributes as reads see them now on its conversation's attribute
+/// topic, if anyone listens: one event per write that became visible (a flow's overwrite right
+/// after a client's write is an event of its own).
+fn publish_attributes(
+    bus: &mut Bus,
+    call: &CallRecord,
+    participant: &ParticipantRecord,
+    wall: std::time::SystemTime,
+    at: Duration,
+) {
+    let topic = conversation_attributes_topic(&call.id);
+    if !bus.has_subscribers(&topic) {
+        return;
+    }
+    let event = AttributeUpdateEvent {
+        event_time: Some(timestamp(wall)),
+        conversation_id: call.id.clone(),
+        participant_id: participant.id.clone(),
+        attributes: participant.visible.clone(),
+    };
+    match serde_json::to_value(event) {
+        Ok(body) => bus.publish(&topic, body, at),
+        Err(error) => tracing::warn!(%error, "cannot serialize an attribute event"),
+    }
 }
 
 /// Publishes a call as reads see it now on its queue's calls topic, if anyone listens.
