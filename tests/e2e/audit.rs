@@ -119,9 +119,12 @@ async fn runs_lists_every_run_newest_first_with_counts_and_exit_codes() {
 async fn show_has_the_runs_summary_and_its_targets_filterable_by_status() {
     let org = drifting_org(16).await;
     org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    // Read back: an event may show the written values before the flow's own event.
     org.run(&[
         "apply",
         "desired.csv",
+        "--verify-via",
+        "get",
         "--verify-timeout",
         "1s",
         "--rate",
@@ -642,9 +645,12 @@ async fn report_renders_in_a_real_headless_browser() {
     );
     let org = drifting_org(16).await;
     org.write("desired.csv", &desired_csv(&org, "campaign", "spring"));
+    // Read back: an event may show the written values before the flow's own event.
     org.run(&[
         "apply",
         "desired.csv",
+        "--verify-via",
+        "get",
         "--verify-timeout",
         "1s",
         "--rate",

@@ -66,9 +66,10 @@ fn two_selectors_csv(org: &TestOrg, line_end: &str) -> std::path::PathBuf {
 /// Runs `apply kb.csv` and `kill -9`s it once its PATCH was answered: the token, the read and
 /// the PATCH go through, the verification read is held (by request count, not by time).
 async fn kill_9_after_its_patch(org: &TestOrg) {
-    // The token, the analytics read of which calls ended, the call's read, its PATCH.
+    // The token, the analytics read of which calls ended, the call's read, its PATCH (read
+    // back: no channel requests before them).
     org.state().hold_after(4);
-    let child = org.spawn(&["apply", "kb.csv"]);
+    let child = org.spawn(&["apply", "kb.csv", "--verify-via", "get"]);
     org.wait_until_holding().await;
     child.kill().await;
     org.state().release();

@@ -26,3 +26,4 @@ mod revert;
 mod settings;
 mod store;
 mod validation;
+mod verify_events;

@@ -31,14 +31,21 @@ fn window_org(calls: usize, per_window: u32, window: Duration) -> SimConfig {
 
 #[tokio::test]
 async fn a_job_that_fits_the_window_is_sent_at_once_without_a_429() {
-    // 10 calls, 30 requests and one analytics read of which calls ended, a budget of 300 per
-    // minute: nothing to wait for. That they go at
-    // once, not paced: rate_paused.rs, a_job_that_fits_the_window_is_sent_at_once.
+    // 10 calls, 30 requests (read back: three a change) and one analytics read of which calls
+    // ended, a budget of 300 per minute: nothing to wait for. That they go at once, not paced:
+    // rate_paused.rs, a_job_that_fits_the_window_is_sent_at_once.
     let org = TestOrg::start(window_org(10, 300, Duration::from_secs(60))).await;
     org.write("desired.csv", &campaign_csv(&org));
-    org.run(&["apply", "desired.csv", "--rate", "300/min"])
-        .await
-        .assert_code(0);
+    org.run(&[
+        "apply",
+        "desired.csv",
+        "--rate",
+        "300/min",
+        "--verify-via",
+        "get",
+    ])
+    .await
+    .assert_code(0);
     assert_eq!(api_requests(&org), 31);
     assert_eq!(
         org.count_requests("GET", "") + org.count_requests("PATCH", ""),
@@ -49,14 +56,22 @@ async fn a_job_that_fits_the_window_is_sent_at_once_without_a_429() {
 
 #[tokio::test]
 async fn a_job_longer_than_a_window_never_exceeds_the_budget_in_any_window() {
-    // 12 calls, 36 requests and one analytics read, 10 per 2 s: several windows, and never a 429 (the simulator's
-    // own count of its window; the limiter's: rate_paused.rs, the test of the same name).
+    // 12 calls, 36 requests (read back) and one analytics read, 10 per 2 s: several windows,
+    // and never a 429 (the simulator's own count of its window; the limiter's: rate_paused.rs,
+    // the test of the same name).
     let window = Duration::from_secs(2);
     let org = TestOrg::start(window_org(12, 10, window)).await;
     org.write("desired.csv", &campaign_csv(&org));
-    org.run(&["apply", "desired.csv", "--rate", "10/2s"])
-        .await
-        .assert_code(0);
+    org.run(&[
+        "apply",
+        "desired.csv",
+        "--rate",
+        "10/2s",
+        "--verify-via",
+        "get",
+    ])
+    .await
+    .assert_code(0);
     assert_eq!(api_requests(&org), 37);
     assert!(org.state().request_log().iter().all(|r| r.status != 429));
 }
@@ -283,13 +298,16 @@ const LIMITS_ROUTE: &str = "GET /api/v2/organizations/limits/namespaces/{namespa
 
 #[tokio::test]
 async fn rate_auto_spends_the_orgs_own_budget_and_never_more() {
-    // 110 calls, 333 requests (with two analytics reads of which calls ended): more than the default 300/min would send in a window, less than
-    // the 600/min the org allows. That the budget read is the window's, spent at once:
-    // rate_paused.rs, a_rate_read_from_the_org_is_a_window_budget_spent_at_once.
+    // 110 calls, 333 requests (read back, with two analytics reads of which calls ended): more
+    // than the default 300/min would send in a window, less than the 600/min the org allows.
+    // That the budget read is the window's, spent at once: rate_paused.rs,
+    // a_rate_read_from_the_org_is_a_window_budget_spent_at_once.
     let window = Duration::from_secs(60);
     let org = TestOrg::start(window_org(110, 600, window)).await;
     org.write("desired.csv", &campaign_csv(&org));
-    let run = org.run(&["apply", "desired.csv", "--rate", "auto"]).await;
+    let run = org
+        .run(&["apply", "desired.csv", "--rate", "auto", "--verify-via", "get"])
+        .await;
     run.assert_code(0);
     assert!(
         run.stderr.contains(

@@ -223,6 +223,8 @@ pub struct AuditRow {
     pub participant_id: Option<String>,
     pub correlation_id: Option<String>,
     pub observed: Option<String>,
+    /// `event` or `read`: what showed the values after the change.
+    pub verified_via: Option<String>,
 }
 
 /// Reads the audit store's target rows directly (read-only), as an auditor would.
@@ -235,7 +237,8 @@ pub async fn audit_targets(path: &Path) -> Vec<AuditRow> {
         .await
         .expect("audit store opens");
     sqlx::query_as::<_, AuditRow>(
-        "SELECT status, conversation_id, participant_id, correlation_id, observed FROM targets ORDER BY id",
+        "SELECT status, conversation_id, participant_id, correlation_id, observed, verified_via \
+         FROM targets ORDER BY id",
     )
     .fetch_all(&mut conn)
     .await

@@ -261,9 +261,15 @@ pub struct SetArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct VerifyArgs {
-    /// How long to keep re-reading a changed call until the new values are visible (202 means accepted).
+    /// How long to wait for a change to show (an event, then re-reads; 202 means accepted).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub verify_timeout: Duration,
+    /// What verifies a change: the notification event that shows the written values (the
+    /// calls' attribute topics; with --follow, the queue event), with a read only when none
+    /// comes within --verify-timeout or the client may not subscribe; or a read after every
+    /// change.
+    #[arg(long, value_enum, default_value = "event", value_name = "HOW")]
+    pub verify_via: VerifyVia,
 }
 
 /// How to read the desired state.
@@ -625,17 +631,6 @@ pub struct TagArgs {
     /// stopped (Ctrl-C or SIGTERM: the normal end, exit 0, or 3 if a target failed or drifted).
     #[arg(long)]
     pub follow: bool,
-    /// With --follow: what verifies a change, the queue event that shows the new values (a read
-    /// only when none comes within --verify-timeout) or a read after every change. Whether
-    /// Genesys sends a queue event for an attribute change alone is unverified.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "event",
-        requires = "follow",
-        value_name = "HOW"
-    )]
-    pub verify_via: VerifyVia,
     /// With --follow: after every (re)connection the queues are listed at once and again after
     /// this long, for calls the analytics query had not indexed yet.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
@@ -1119,21 +1114,21 @@ mod tests {
     }
 }
 
-/// How `tag --follow` verifies a change.
+/// How a run verifies a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerifyVia {
-    /// The queue event that shows the written values; a read when none comes in time.
+    /// The notification event that shows the written values; a read when none comes in time.
     Event,
-    /// A read after every change, as `tag` and `apply` do.
+    /// A read after every change.
     Get,
 }
 
-impl From<VerifyVia> for engine::follow::VerifyVia {
+impl From<VerifyVia> for engine::VerifyVia {
     fn from(via: VerifyVia) -> Self {
         match via {
-            VerifyVia::Event => engine::follow::VerifyVia::Event,
-            VerifyVia::Get => engine::follow::VerifyVia::Get,
+            VerifyVia::Event => engine::VerifyVia::Event,
+            VerifyVia::Get => engine::VerifyVia::Get,
         }
     }
 }

@@ -189,6 +189,7 @@ pub struct RunSettings {
     /// `--json`: NDJSON events on stdout instead of the human summary.
     pub json: bool,
     verify_timeout: Duration,
+    verify_via: engine::VerifyVia,
     results_dir: Option<PathBuf>,
     rate_per_minute: f64,
     /// From a token's rate to the run's `rate_per_minute` (`set` uses one token's rate, the
@@ -219,6 +220,7 @@ impl RunSettings {
             concurrency: self.concurrency,
             liveness_batch: self.liveness_batch,
             verify_timeout: self.verify_timeout,
+            verify_via: self.verify_via,
             results_dir: self.results_dir.clone(),
             rate_per_minute: self.rate_per_minute,
             options: self.options.clone(),
@@ -258,6 +260,8 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::Set(args) => {
             let attributes = attributes(&args.attributes)?;
             let connection = connection(&args.connection)?;
+            let mut options = serde_json::json!({ "attributes": attributes.len() });
+            options["verify_via"] = serde_json::to_value(args.verify.verify_via).unwrap_or_default();
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
                 command: "set",
@@ -266,10 +270,11 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 max_changes: None,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
+                verify_via: args.verify.verify_via.into(),
                 results_dir: None,
                 rate_per_minute: connection.rate.per_minute(),
                 tokens_factor: 1.0,
-                options: serde_json::json!({ "attributes": attributes.len() }),
+                options,
                 hints: connection
                     .hints
                     .clone()
@@ -296,6 +301,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 max_changes: args.max_changes,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
+                verify_via: args.verify.verify_via.into(),
                 results_dir: args.results.clone(),
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
@@ -326,6 +332,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 max_changes: args.max_changes,
                 json: false,
                 verify_timeout: args.verify.verify_timeout,
+                verify_via: args.verify.verify_via.into(),
                 results_dir: None,
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
@@ -346,7 +353,6 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             options["queues"] = args.queues.iter().map(ToString::to_string).collect();
             if args.follow {
                 options["follow"] = true.into();
-                options["verify_via"] = serde_json::to_value(args.verify_via).unwrap_or_default();
                 options["backfill_lag"] = humantime::format_duration(args.backfill_lag)
                     .to_string()
                     .into();
@@ -361,6 +367,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 max_changes: None,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
+                verify_via: args.verify.verify_via.into(),
                 results_dir: None,
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
@@ -393,6 +400,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 max_changes: args.max_changes,
                 json: args.json,
                 verify_timeout: args.verify.verify_timeout,
+                verify_via: args.verify.verify_via.into(),
                 results_dir: args.results.clone(),
                 rate_per_minute: connection.rate_per_minute(),
                 tokens_factor: f64::from(connection.tokens),
@@ -435,6 +443,7 @@ fn run_options(
     options["verify_timeout"] = humantime::format_duration(verify.verify_timeout)
         .to_string()
         .into();
+    options["verify_via"] = serde_json::to_value(verify.verify_via).unwrap_or_default();
     options
 }
 
@@ -673,6 +682,7 @@ pub fn demo_run(connection: Connection, audit_path: &Path, results_dir: &Path) -
         max_changes: None,
         json: false,
         verify_timeout: Duration::from_secs(10),
+        verify_via: engine::VerifyVia::Event,
         results_dir: Some(results_dir.to_path_buf()),
         rate_per_minute: connection.rate.per_minute(),
         tokens_factor: 1.0,

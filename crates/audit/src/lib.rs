@@ -45,7 +45,7 @@ pub use lock::{LockLease, RECONCILE_LOCK};
 pub use prune::{PrunableRun, PruneSelection};
 pub use records::{
     NewRun, NewTarget, ObservedValues, Outcome, RequestRow, RequestStats, RunProcess, RunRecord,
-    RunSummary, TargetFilter, TargetOrder, TargetRecord,
+    RunSummary, TargetFilter, TargetOrder, TargetRecord, VerifiedVia,
 };
 pub use status::{RunStatus, StatusClass, StatusCounts, TargetStatus};
 pub use targets::Resolution;

@@ -62,6 +62,39 @@ pub struct Outcome {
     pub correlation_id: Option<String>,
     pub attempts: Option<u32>,
     pub observed: Option<ObservedValues>,
+    /// What showed the observed values.
+    pub verified_via: Option<VerifiedVia>,
+}
+
+/// What showed a target's values after its change (the `verified_via` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifiedVia {
+    /// A notification event.
+    Event,
+    /// A read of the call.
+    Read,
+}
+
+impl VerifiedVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Read => "read",
+        }
+    }
+}
+
+impl std::str::FromStr for VerifiedVia {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "event" => Ok(Self::Event),
+            "read" => Ok(Self::Read),
+            other => Err(format!("unknown verification {other:?}")),
+        }
+    }
 }
 
 impl Outcome {
@@ -151,6 +184,8 @@ pub struct TargetRecord {
     pub error_message: Option<String>,
     pub correlation_id: Option<String>,
     pub attempts: u32,
+    /// What showed the observed values, when a verification looked.
+    pub verified_via: Option<VerifiedVia>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
     pub sent_at: Option<UnixMillis>,

@@ -10,7 +10,7 @@ use super::decode::{corrupt, int, json, opt_int, opt_millis, parsed, to_json_tex
 use super::error::AuditError;
 use super::ids::{RunId, TargetId};
 use super::records::{
-    DesiredValues, NewTarget, ObservedValues, Outcome, TargetFilter, TargetOrder, TargetRecord,
+    DesiredValues, NewTarget, ObservedValues, Outcome, TargetFilter, TargetOrder, TargetRecord, VerifiedVia,
 };
 use super::status::TargetStatus;
 use super::time::UnixMillis;
@@ -24,7 +24,7 @@ const IDS_PER_UPDATE: usize = 500;
 const TARGET_COLUMNS: &str = "t.id, t.run_id, t.seq, t.conversation_id, t.participant_id, \
      t.selector, t.purpose, t.input_lines, t.status, t.reason, t.before, t.desired, t.observed, \
      t.http_status, t.error_code, t.error_message, t.correlation_id, t.attempts, t.created_at, \
-     t.updated_at, t.sent_at";
+     t.updated_at, t.sent_at, t.verified_via";
 
 #[derive(sqlx::FromRow)]
 struct TargetRow {
@@ -49,6 +49,7 @@ struct TargetRow {
     created_at: i64,
     updated_at: i64,
     sent_at: Option<i64>,
+    verified_via: Option<String>,
 }
 
 impl AuditStore {
@@ -303,6 +304,11 @@ impl AuditStore {
             error_message: row.error_message,
             correlation_id: row.correlation_id,
             attempts: int(path, "targets.attempts", row.attempts)?,
+            verified_via: row
+                .verified_via
+                .as_deref()
+                .map(|text| parsed(path, "targets.verified_via", text))
+                .transpose()?,
             created_at: UnixMillis::from_millis(row.created_at),
             updated_at: UnixMillis::from_millis(row.updated_at),
             sent_at: opt_millis(row.sent_at),
@@ -424,7 +430,8 @@ pub(super) async fn update_outcome(
            correlation_id = coalesce(?6, correlation_id), \
            attempts = coalesce(?7, attempts), \
            observed = coalesce(?8, observed), \
-           updated_at = ?9 \
+           updated_at = ?9, \
+           verified_via = coalesce(?11, verified_via) \
          WHERE id = ?10",
     )
     .bind(outcome.status.map(TargetStatus::as_str))
@@ -437,6 +444,7 @@ pub(super) async fn update_outcome(
     .bind(observed)
     .bind(now.as_millis())
     .bind(target.get())
+    .bind(outcome.verified_via.map(VerifiedVia::as_str))
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {

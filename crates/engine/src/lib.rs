@@ -39,7 +39,7 @@ pub mod queues;
 pub mod service;
 pub mod stop;
 
-pub use apply::{TargetResult, VerifiedBy, Work, execute, planned_status};
+pub use apply::{TargetResult, VerifiedBy, VerifyVia, Work, execute, planned_status};
 pub use error::{EngineError, error_chain};
 pub use lifecycle::{ClientFactory, RunConfig};
 pub use observer::{Note, RunObserver};

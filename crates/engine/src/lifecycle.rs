@@ -40,6 +40,8 @@ pub struct RunConfig {
     /// which calls ended (`--liveness-batch`); `None`: every call is read (`set`, `tag`).
     pub liveness_batch: Option<usize>,
     pub verify_timeout: Duration,
+    /// How a snapshot run verifies its changes (a follow's own setting is its `FollowSettings`).
+    pub verify_via: crate::apply::VerifyVia,
     pub results_dir: Option<PathBuf>,
     /// Requests per minute over every token of the run's client.
     pub rate_per_minute: f64,

@@ -257,6 +257,7 @@ mod tests {
             error_message: None,
             correlation_id: None,
             attempts: 1,
+            verified_via: None,
             created_at: UnixMillis::from_millis(0),
             updated_at: UnixMillis::from_millis(0),
             sent_at: None,

@@ -1,5 +1,7 @@
-//! Following queues through the Notification API: channels, topic subscriptions, one WebSocket
-//! per channel, and the events it delivers, kept connected for as long as the watch lives.
+//! Following topics through the Notification API: channels, topic subscriptions, one WebSocket
+//! per channel, and the events it delivers, kept connected for as long as the watch lives. The
+//! topics are queues' call topics (`tag --follow`) or conversations' attribute topics (the
+//! verification of a snapshot run's changes).
 //!
 //! Events are not durable: whatever the server sends while no socket is connected is lost. So
 //! every (re)connection is reported as [`Notice::Connected`] with `gap: true`, and the consumer
@@ -25,8 +27,9 @@ use url::Url;
 use crate::client::GenesysClient;
 use crate::error::ApiError;
 use crate::models::notifications::{
-    Channel, MAX_CHANNELS, MAX_TOPICS_PER_CHANNEL, METADATA_TOPIC, NotificationEnvelope,
-    QueueCallEvent, SOCKET_CLOSING_TOPIC, queue_calls_topic, queue_of_calls_topic,
+    AttributeUpdateEvent, Channel, MAX_CHANNELS, MAX_TOPICS_PER_CHANNEL, METADATA_TOPIC,
+    NotificationEnvelope, QueueCallEvent, SOCKET_CLOSING_TOPIC, conversation_of_attributes_topic,
+    queue_calls_topic, queue_of_calls_topic,
 };
 use crate::settings::is_loopback;
 
@@ -75,6 +78,11 @@ pub enum Notice {
     Call {
         queue_id: String,
         call: QueueCallEvent,
+        received_at: Instant,
+    },
+    /// A participant's attributes after a change, from its conversation's attribute topic.
+    Attributes {
+        event: AttributeUpdateEvent,
         received_at: Instant,
     },
     /// A (re)connection attempt failed; it is retried after a backoff. Said once per failure.
@@ -151,22 +159,22 @@ pub struct TooManyQueues {
     pub channels: usize,
 }
 
-/// A running watch of queues' call topics. Dropping it closes its sockets.
-pub struct QueueWatch {
+/// A running watch of topics. Dropping it closes its sockets.
+pub struct TopicWatch {
     /// Notices from every channel.
     pub notices: mpsc::Receiver<Notice>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl fmt::Debug for QueueWatch {
+impl fmt::Debug for TopicWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueueWatch")
+        f.debug_struct("TopicWatch")
             .field("channels", &self.tasks.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for QueueWatch {
+impl Drop for TopicWatch {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
@@ -180,18 +188,26 @@ pub fn watch_queues(
     client: &GenesysClient,
     queue_ids: &[String],
     options: WatchOptions,
-) -> Result<QueueWatch, TooManyQueues> {
+) -> Result<TopicWatch, TooManyQueues> {
     let topics: Vec<String> = queue_ids.iter().map(|q| queue_calls_topic(q)).collect();
+    let channels = topics.len().div_ceil(MAX_TOPICS_PER_CHANNEL);
+    if channels > MAX_CHANNELS {
+        return Err(TooManyQueues {
+            queues: queue_ids.len(),
+            channels,
+        });
+    }
+    Ok(watch_topics(client, &topics, options))
+}
+
+/// Starts following `topics`: 1,000 per channel (one subscription request each), as many
+/// channels as that takes. The caller keeps that within what the OAuth client may have (the
+/// 20 channels per client are shared with its other consumers).
+pub fn watch_topics(client: &GenesysClient, topics: &[String], options: WatchOptions) -> TopicWatch {
     let chunks: Vec<Vec<String>> = topics
         .chunks(MAX_TOPICS_PER_CHANNEL)
         .map(<[String]>::to_vec)
         .collect();
-    if chunks.len() > MAX_CHANNELS {
-        return Err(TooManyQueues {
-            queues: queue_ids.len(),
-            channels: chunks.len(),
-        });
-    }
     // Bounded: a slow consumer slows the reading of the sockets rather than growing memory.
     let (tx, notices) = mpsc::channel(4_096);
     let tasks = chunks
@@ -208,7 +224,7 @@ pub fn watch_queues(
             tokio::spawn(follower.run())
         })
         .collect();
-    Ok(QueueWatch { notices, tasks })
+    TopicWatch { notices, tasks }
 }
 
 use crate::tls::Socket;
@@ -397,7 +413,7 @@ impl ChannelFollower {
         }
     }
 
-    /// Reads the socket until it ends; forwards queue call events.
+    /// Reads the socket until it ends; forwards queue call and attribute events.
     async fn follow(&self, mut socket: Socket, channel: &Channel, born: Instant) -> SocketEnd {
         let mut check = tokio::time::interval_at(
             Instant::now() + self.options.channel_check,
@@ -467,6 +483,28 @@ impl ChannelFollower {
         if envelope.topic_name == METADATA_TOPIC {
             return Dispatch::Go;
         }
+        if conversation_of_attributes_topic(&envelope.topic_name).is_some() {
+            return match serde_json::from_value::<AttributeUpdateEvent>(envelope.event_body) {
+                Ok(event) if !event.conversation_id.is_empty() && !event.participant_id.is_empty() => {
+                    let notice = Notice::Attributes {
+                        event,
+                        received_at: Instant::now(),
+                    };
+                    if self.tx.send(notice).await.is_err() {
+                        Dispatch::Unwatched
+                    } else {
+                        Dispatch::Go
+                    }
+                }
+                _ => {
+                    tracing::debug!(
+                        channel = self.index,
+                        "ignoring an attribute event without a conversation or participant id"
+                    );
+                    Dispatch::Go
+                }
+            };
+        }
         let Some(queue_id) = queue_of_calls_topic(&envelope.topic_name) else {
             tracing::debug!(
                 channel = self.index,
@@ -511,11 +549,10 @@ fn reconnect_delay(failures: u32, max: Duration) -> Duration {
 fn subscription_failure(err: &ApiError) -> String {
     match err.status() {
         Some(403) => format!(
-            "cannot subscribe to the queues' call topics: {err} (the OAuth client needs the \
-             permissions of the queue conversation topics, e.g. routing queue and conversation \
-             view permissions [?])"
+            "cannot subscribe to the notification topics: {err} (the OAuth client needs the \
+             permissions of the topics, e.g. routing queue and conversation view permissions [?])"
         ),
-        _ => format!("cannot subscribe to the queues' call topics: {err}"),
+        _ => format!("cannot subscribe to the notification topics: {err}"),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use genesys_core::notifications::{Notice, QueueWatch, Reconnect, WatchOptions, watch_queues};
+use genesys_core::notifications::{Notice, TopicWatch, Reconnect, WatchOptions, watch_queues};
 use genesys_core::{ClientOptions, ExplicitSettings, GenesysClient, RetryPolicy, Settings};
 use genesys_sim::{LimitShape, SimConfig, SimHandle, Simulator};
 
@@ -56,7 +56,7 @@ fn fast_options() -> WatchOptions {
 }
 
 /// The next notice, skipping troubles (bounded: the test fails after 30 s).
-async fn next(watch: &mut QueueWatch) -> Notice {
+async fn next(watch: &mut TopicWatch) -> Notice {
     loop {
         let notice = tokio::time::timeout(Duration::from_secs(30), watch.notices.recv())
             .await
@@ -68,7 +68,7 @@ async fn next(watch: &mut QueueWatch) -> Notice {
     }
 }
 
-async fn connected(watch: &mut QueueWatch) -> (bool, Reconnect) {
+async fn connected(watch: &mut TopicWatch) -> (bool, Reconnect) {
     match next(watch).await {
         Notice::Connected { gap, why, .. } => (gap, why),
         other => panic!("expected a connection, got {other:?}"),

@@ -33,6 +33,7 @@ pub(crate) fn target(status: TargetStatus) -> TargetRecord {
         error_message: None,
         correlation_id: None,
         attempts: 1,
+        verified_via: None,
         created_at: at,
         updated_at: at,
         sent_at: None,

@@ -111,7 +111,7 @@ async fn follow(
         selector: Selector::Purpose(args.purpose.to_lowercase()),
         attributes,
         lookback: args.lookback,
-        verify_via: args.verify_via.into(),
+        verify_via: args.verify.verify_via.into(),
         backfill_lag: args.backfill_lag,
         socket_idle_timeout: args.socket_idle_timeout,
     };

@@ -1,21 +1,114 @@
-//! The latest notification event of each followed call, shared between `tag --follow`, which
-//! publishes them, and the workers, which plan from them and verify by them.
+//! The latest notification event of each followed call, shared between who receives them
+//! (`tag --follow`'s queue events; a snapshot run's attribute events, see `event_watch`) and
+//! the workers, which plan from them (a follow) and verify by them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use genesys_core::models::CallConversation;
+use genesys_core::models::notifications::AttributeUpdateEvent;
+use genesys_core::models::{CallConversation, CallMediaParticipant};
 use tokio::sync::watch;
 
-type Latest = Option<Arc<CallConversation>>;
+pub(crate) type Latest = Option<Arc<CallConversation>>;
+
+/// What the events show.
+#[derive(Debug, Default)]
+enum Shows {
+    /// Whole conversations (a queue's call topic): they plan a call, and the one that shows a
+    /// third value after a change is drift.
+    #[default]
+    WholeCalls,
+    /// One participant's attributes per event (a conversation's attribute topic), for the
+    /// conversations subscribed only. An event is only ever proof of the values it shows: one
+    /// showing other values may be an older write's, so only a read judges drift.
+    Attributes {
+        subscribed: HashSet<String>,
+        /// The socket is connected: a change made now can be shown by an event.
+        connected: AtomicBool,
+    },
+}
 
 /// One watch channel per call: a worker waiting for its change to show sees every newer event.
 #[derive(Debug, Default)]
 pub struct CallEvents {
     calls: Mutex<HashMap<String, watch::Sender<Latest>>>,
+    shows: Shows,
 }
 
 impl CallEvents {
+    /// Events of the attribute topics of `subscribed` conversations, not connected yet.
+    pub fn of_attributes(subscribed: HashSet<String>) -> Self {
+        Self {
+            calls: Mutex::default(),
+            shows: Shows::Attributes {
+                subscribed,
+                connected: AtomicBool::new(false),
+            },
+        }
+    }
+
+    /// The events are whole conversations (a follow's), not one participant's attributes.
+    pub fn show_whole_calls(&self) -> bool {
+        matches!(self.shows, Shows::WholeCalls)
+    }
+
+    /// Whether an event may show a change of this call made now: always for whole calls (the
+    /// follow decides); for attribute events, when its topic is subscribed and the socket is
+    /// connected.
+    pub fn may_show(&self, conversation_id: &str) -> bool {
+        match &self.shows {
+            Shows::WholeCalls => true,
+            Shows::Attributes {
+                subscribed,
+                connected,
+            } => connected.load(Ordering::Acquire) && subscribed.contains(conversation_id),
+        }
+    }
+
+    /// The socket connected, or was lost: after a loss, every waiting worker is told (it reads
+    /// instead), since events sent meanwhile are gone.
+    pub fn set_connected(&self, now: bool) {
+        if let Shows::Attributes { connected, .. } = &self.shows {
+            connected.store(now, Ordering::Release);
+        }
+        if !now {
+            self.calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+    }
+
+    /// A participant's attributes as an attribute event shows them, in place of what the
+    /// call's view held for that participant (the other participants stay as their own
+    /// latest events showed them).
+    pub fn publish_attributes(&self, event: AttributeUpdateEvent) {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        let sender = calls
+            .entry(event.conversation_id.clone())
+            .or_insert_with(|| watch::channel(None).0);
+        sender.send_modify(|latest| {
+            let mut call = latest.as_deref().cloned().unwrap_or_else(|| CallConversation {
+                id: event.conversation_id.clone(),
+                ..CallConversation::default()
+            });
+            match call
+                .participants
+                .iter_mut()
+                .find(|p| p.id == event.participant_id)
+            {
+                Some(participant) => participant.attributes = event.attributes,
+                None => call.participants.push(CallMediaParticipant {
+                    id: event.participant_id,
+                    attributes: event.attributes,
+                    ..CallMediaParticipant::default()
+                }),
+            }
+            *latest = Some(Arc::new(call));
+        });
+    }
+
     /// The call as its newest event shows it.
     pub fn publish(&self, call: Arc<CallConversation>) {
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
@@ -89,5 +182,38 @@ mod tests {
         assert!(rx.changed().await.is_err());
         assert!(events.latest("c1").is_none());
         assert_eq!(events.len(), 0);
+    }
+
+    fn attributes(pid: &str, value: &str) -> AttributeUpdateEvent {
+        AttributeUpdateEvent {
+            event_time: None,
+            conversation_id: "c1".into(),
+            participant_id: pid.into(),
+            attributes: [("k".to_owned(), value.to_owned())].into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn attribute_events_keep_each_participant_s_latest_and_a_lost_socket_tells_the_waiting() {
+        let events = CallEvents::of_attributes(HashSet::from(["c1".to_owned()]));
+        assert!(!events.show_whole_calls());
+        assert!(!events.may_show("c1"), "not connected yet");
+        events.set_connected(true);
+        assert!(events.may_show("c1"));
+        assert!(!events.may_show("c2"), "not subscribed");
+        let mut rx = events.subscribe("c1");
+        events.publish_attributes(attributes("p1", "a"));
+        events.publish_attributes(attributes("p2", "b"));
+        rx.changed().await.unwrap();
+        let call = rx.borrow_and_update().clone().unwrap();
+        let seen: Vec<(&str, &str)> = call
+            .participants
+            .iter()
+            .map(|p| (p.id.as_str(), p.attributes["k"].as_str()))
+            .collect();
+        assert_eq!(seen, [("p1", "a"), ("p2", "b")]);
+        events.set_connected(false);
+        assert!(rx.changed().await.is_err());
+        assert!(!events.may_show("c1"));
     }
 }

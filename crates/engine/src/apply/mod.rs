@@ -5,6 +5,7 @@
 //! and each `reconcile` iteration.
 
 pub mod call_events;
+pub mod event_watch;
 pub(crate) mod read_ahead;
 pub(crate) mod request_log;
 pub(crate) mod results;
@@ -31,7 +32,7 @@ use audit::{AuditStore, NewTarget, ObservedValues, RunId, TargetRecord, TargetSt
 
 pub use results::RESULT_COLUMNS;
 use worker::Job;
-pub use worker::{TargetResult, VerifiedBy, planned_status};
+pub use worker::{TargetResult, VerifiedBy, VerifyVia, planned_status};
 
 /// What a run works on, once read and validated.
 pub enum Work {
@@ -141,7 +142,23 @@ pub async fn execute(
         if cautious { 1 } else { config.concurrency },
         config.concurrency,
     );
-    let pipeline = active.pipeline(&source, next_seq, None);
+    // Before the first PATCH: the calls' attribute topics, so that events verify the changes.
+    let event_watch = match config.verify_via {
+        VerifyVia::Event if !jobs.is_empty() => {
+            event_watch::EventWatch::start(
+                &active.client,
+                jobs.iter().map(|job| job.conversation_id.as_str()),
+                observer.as_ref(),
+            )
+            .await
+        }
+        _ => None,
+    };
+    let pipeline = active.pipeline(
+        &source,
+        next_seq,
+        event_watch.as_ref().map(|watch| Arc::clone(&watch.events)),
+    );
 
     let mut results = planned_results;
     for result in &results {
@@ -195,6 +212,7 @@ pub async fn execute(
         }
     }
     drop(work_stream);
+    drop(event_watch);
     if let Some(err) = fatal {
         return Err(active.fail(err).await);
     }

@@ -21,9 +21,11 @@ use reconcile::{
 };
 use tokio::time::Instant;
 
-use audit::{AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus};
+use audit::{
+    AuditStore, NewTarget, ObservedValues, Outcome, RunId, TargetId, TargetStatus, VerifiedVia,
+};
 
-use super::call_events::CallEvents;
+use super::call_events::{CallEvents, Latest};
 use super::target_text;
 use crate::error::EngineError;
 use crate::stop::StopSignal;
@@ -77,6 +79,16 @@ pub struct TargetResult {
     pub row: Option<TargetId>,
 }
 
+/// How a run verifies its changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyVia {
+    /// The notification event that shows the written values (a follow's queue event, a
+    /// snapshot's attribute event); a read when none comes within the verify timeout.
+    Event,
+    /// A read after every change.
+    Get,
+}
+
 /// What showed the values after a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VerifiedBy {
@@ -84,6 +96,15 @@ pub enum VerifiedBy {
     Event(Duration),
     /// A `GET` of the call.
     Read,
+}
+
+impl From<VerifiedBy> for VerifiedVia {
+    fn from(by: VerifiedBy) -> Self {
+        match by {
+            VerifiedBy::Event(_) => VerifiedVia::Event,
+            VerifiedBy::Read => VerifiedVia::Read,
+        }
+    }
 }
 
 /// What every conversation's work shares.
@@ -96,9 +117,9 @@ pub struct Pipeline {
     /// Next `seq` for rows added when a selector reaches more participants than it has rows.
     pub next_seq: AtomicU32,
     pub stop: StopSignal,
-    /// `tag --follow` with `--verify-via event`: calls as their latest notification events show
-    /// them; a change is verified by the event that shows it, and read only when none comes
-    /// within the verify timeout.
+    /// `--verify-via event`: calls as their latest notification events show them (a follow's
+    /// queue events, or a snapshot's attribute events); a change is verified by the event that
+    /// shows it, and read only when none comes within the verify timeout.
     pub call_events: Option<Arc<CallEvents>>,
     /// The read-back verifications under way (for a display to name a long one).
     pub verifications: Arc<super::verifications::Verifications>,
@@ -201,6 +222,8 @@ impl Pipeline {
         }
 
         let rows: Vec<TargetId> = sending.iter().map(|s| s.row).collect();
+        // Attribute events that may show these changes are those that come from now on.
+        let events = self.attribute_events(&cid);
         self.audit.mark_sending(&rows).await?;
         let mut applied = Vec::new();
         for s in sending {
@@ -218,7 +241,7 @@ impl Pipeline {
         // Its PATCHes are sent: another call may be read while this one is verified.
         drop(ticket);
         if !applied.is_empty() {
-            results.extend(self.verify(&cid, applied).await?);
+            results.extend(self.verify(&cid, applied, events).await?);
         }
         Ok(results)
     }
@@ -305,12 +328,26 @@ impl Pipeline {
         let observed = target.observed(&participant.attributes);
         match target.verification(&participant.attributes) {
             Verification::Done => Ok(Ok(self
-                .verified(row, &target, TargetStatus::Verified, observed, None)
+                .verified(
+                    row,
+                    &target,
+                    TargetStatus::Verified,
+                    observed,
+                    None,
+                    Some(VerifiedVia::Read),
+                )
                 .await?)),
             Verification::Overwritten(key) => {
                 let reason = format!("`{key}` holds neither the value before nor the one sent");
                 Ok(Ok(self
-                    .verified(row, &target, TargetStatus::Drift, observed, Some(reason))
+                    .verified(
+                        row,
+                        &target,
+                        TargetStatus::Drift,
+                        observed,
+                        Some(reason),
+                        Some(VerifiedVia::Read),
+                    )
                     .await?))
             }
             Verification::NotYetVisible => Ok(Err(target)),
@@ -409,23 +446,55 @@ impl Pipeline {
         .await
     }
 
-    /// Re-reads until every applied target shows its desired values, or the time is up.
-    /// 202 means "accepted", so a read right after a PATCH may still show the old values.
-    async fn verify(&self, cid: &str, applied: Vec<Sending>) -> Result<Vec<TargetResult>> {
+    /// A snapshot run's attribute events of the call from now on, when an event may show
+    /// a change made now (its topic is subscribed and the socket connected).
+    fn attribute_events(&self, cid: &str) -> Option<tokio::sync::watch::Receiver<Latest>> {
+        let events = self.call_events.as_ref()?;
+        if events.show_whole_calls() || !events.may_show(&cid.to_ascii_lowercase()) {
+            return None;
+        }
+        let mut later = events.subscribe(&cid.to_ascii_lowercase());
+        later.borrow_and_update();
+        Some(later)
+    }
+
+    /// Waits for an event showing the changes (a follow's queue events, or the attribute
+    /// events `attribute_events` watched since before the PATCH), then re-reads until every
+    /// applied target shows its desired values, or the time is up. 202 means "accepted", so a
+    /// read right after a PATCH may still show the old values.
+    async fn verify(
+        &self,
+        cid: &str,
+        applied: Vec<Sending>,
+        attribute_events: Option<tokio::sync::watch::Receiver<Latest>>,
+    ) -> Result<Vec<TargetResult>> {
         let mut results = Vec::new();
         let mut waiting = applied;
-        if let Some(events) = &self.call_events {
+        let events = match (&self.call_events, attribute_events) {
+            (_, Some(later)) => Some((later, false)),
+            (Some(events), None) if events.show_whole_calls() => {
+                Some((events.subscribe(cid), true))
+            }
+            _ => None,
+        };
+        let mut deadline = Instant::now() + self.verify_timeout;
+        if let Some((calls, whole_calls)) = events {
             waiting = self
-                .verify_by_event(events, cid, waiting, &mut results)
+                .verify_by_event(calls, whole_calls, waiting, &mut results)
                 .await?;
             if waiting.is_empty() {
                 return Ok(results);
             }
+            // A follow reads for a verify timeout more; a snapshot reads what no event showed
+            // within the one it waited.
+            if whole_calls {
+                deadline = Instant::now() + self.verify_timeout;
+            }
         }
-        let deadline = Instant::now() + self.verify_timeout;
-        let _verifying = self
-            .verifications
-            .begin(std::time::SystemTime::now() + self.verify_timeout);
+        // The read-back goes on until the deadline at the latest.
+        let _verifying = self.verifications.begin(
+            std::time::SystemTime::now() + deadline.saturating_duration_since(Instant::now()),
+        );
         let mut delay = Duration::from_millis(100);
         let mut last_observed: HashMap<TargetId, ObservedValues> = HashMap::new();
         loop {
@@ -472,7 +541,11 @@ impl Pipeline {
                     // known to have overwritten it): it stays `applied`, unfinished, and
                     // `--resume` or a rerun looks again. A follow's tracker treats the old value
                     // still showing after its events as the flow putting it back: drift.
-                    let (status, reason) = if self.call_events.is_some() {
+                    let follow = self
+                        .call_events
+                        .as_ref()
+                        .is_some_and(|events| events.show_whole_calls());
+                    let (status, reason) = if follow {
                         (
                             TargetStatus::Drift,
                             "the change was accepted but not visible within --verify-timeout",
@@ -487,8 +560,9 @@ impl Pipeline {
                         "{reason} {}",
                         humantime::format_duration(self.verify_timeout)
                     );
+                    let via = (status == TargetStatus::Drift).then_some(VerifiedVia::Read);
                     results.push(
-                        self.verified(s.row, &s.target, status, observed, Some(reason))
+                        self.verified(s.row, &s.target, status, observed, Some(reason), via)
                             .await?,
                     );
                 }
@@ -519,25 +593,29 @@ impl Pipeline {
             Verification::NotYetVisible => return Ok(Err(observed)),
         };
         let result = self
-            .verified(s.row, &s.target, status, observed, reason)
+            .verified(s.row, &s.target, status, observed, reason, Some(by.into()))
             .await?;
         Ok(Ok(result.by(by)))
     }
 
     /// Waits up to the verify timeout for notification events that show the applied targets'
-    /// values; returns the targets no event showed.
+    /// values; returns the targets no event showed. A whole call's event judges like a read
+    /// (drift included); an attribute event only ever verifies the values it shows.
     async fn verify_by_event(
         &self,
-        events: &CallEvents,
-        cid: &str,
+        mut calls: tokio::sync::watch::Receiver<Latest>,
+        whole_calls: bool,
         mut waiting: Vec<Sending>,
         results: &mut Vec<TargetResult>,
     ) -> Result<Vec<Sending>> {
         let accepted = Instant::now();
         let deadline = accepted + self.verify_timeout;
-        let mut calls = events.subscribe(cid);
         loop {
-            let seen = calls.borrow_and_update().clone();
+            let seen = if whole_calls || calls.has_changed().unwrap_or(false) {
+                calls.borrow_and_update().clone()
+            } else {
+                None
+            };
             if let Some(call) = seen {
                 let mut still = Vec::new();
                 for s in waiting {
@@ -550,6 +628,12 @@ impl Pipeline {
                         still.push(s);
                         continue;
                     };
+                    if !whole_calls
+                        && s.target.verification(&participant.attributes) != Verification::Done
+                    {
+                        still.push(s);
+                        continue;
+                    }
                     let by = VerifiedBy::Event(accepted.elapsed());
                     match self.judge(&s, &participant.attributes, by).await? {
                         Ok(result) => results.push(result),
@@ -563,7 +647,8 @@ impl Pipeline {
             }
             tokio::select! {
                 changed = calls.changed() => if changed.is_err() {
-                    // The follow forgot the call (it ended): a read says the rest.
+                    // The follow forgot the call (it ended), or the socket was lost: a read
+                    // says the rest.
                     return Ok(waiting);
                 },
                 () = tokio::time::sleep_until(deadline) => return Ok(waiting),
@@ -584,7 +669,7 @@ impl Pipeline {
         self.record(row, target, status, reason, None).await
     }
 
-    /// Records what a read after the change showed: verified, or drift.
+    /// Records what a view after the change showed (verified, or drift), and what showed it.
     async fn verified(
         &self,
         row: TargetId,
@@ -592,9 +677,24 @@ impl Pipeline {
         status: TargetStatus,
         observed: ObservedValues,
         reason: Option<String>,
+        via: Option<VerifiedVia>,
     ) -> Result<TargetResult> {
-        self.record(row, target, status, reason, Some(observed))
-            .await
+        self.audit
+            .record_outcome(
+                row,
+                Outcome {
+                    status: Some(status),
+                    reason: reason.clone(),
+                    observed: Some(observed),
+                    verified_via: via,
+                    ..Outcome::default()
+                },
+            )
+            .await?;
+        let mut result = result_of(target, status);
+        result.message = reason;
+        result.row = Some(row);
+        Ok(result)
     }
 
     async fn record(
@@ -752,5 +852,6 @@ fn error_outcome(status: TargetStatus, err: &ApiError) -> Outcome {
         correlation_id: err.correlation_id().map(str::to_owned),
         attempts: Some(err.attempts()),
         observed: None,
+        verified_via: None,
     }
 }

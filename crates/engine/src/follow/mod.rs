@@ -46,14 +46,7 @@ const LOCK_PREFIX: &str = "follow:queue:";
 /// then, so its age is a liveness signal).
 const TICK_EVERY: Duration = Duration::from_secs(10);
 
-/// How events verify a change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VerifyVia {
-    /// The queue event that shows the written values; a read when none comes in time.
-    Event,
-    /// A read after every change, as `tag` and `apply` do.
-    Get,
-}
+pub use crate::apply::VerifyVia;
 
 /// What a follow needs besides the run's config.
 #[derive(Debug)]
@@ -357,6 +350,8 @@ impl Follower<'_> {
             Notice::Refused { message, .. } => {
                 return Err(EngineError::Refused(message));
             }
+            // A follow subscribes queue topics only.
+            Notice::Attributes { .. } => {}
             Notice::Call { call, .. } => {
                 let call = Arc::new(lowercase_id(call));
                 self.call_events.publish(Arc::clone(&call));
