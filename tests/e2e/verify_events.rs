@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use genesys_sim::{FaultConfig, SimConfig};
 
-use crate::support::{AuditRow, TestOrg, assert_converged, audit_targets, campaign_csv};
+use crate::support::{
+    AuditRow, TestOrg, assert_converged, audit_targets, campaign_csv, wait_until,
+};
 
 const CALLS: usize = 12;
 
@@ -93,11 +95,14 @@ async fn without_attribute_events_every_change_is_verified_by_reading() {
     })
     .await;
     org.write("desired.csv", &campaign_csv(&org));
-    org.run(&["apply", "desired.csv", "--verify-timeout", "300ms"])
-        .await
-        .assert_code(0);
+    let run = org
+        .run(&["apply", "desired.csv", "--verify-timeout", "300ms"])
+        .await;
+    run.assert_code(0);
     assert_converged(&org);
     assert_eq!(org.state().notification_status().events_published, 0);
+    // After a few changes waited for an event in vain, the rest are read back at once.
+    assert!(run.stderr.contains("none came at all"), "{}", run.stderr);
     assert_eq!(org.count_requests("GET", "/conversations/calls/"), 2 * CALLS);
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
@@ -149,4 +154,49 @@ async fn a_change_not_visible_within_the_verify_timeout_is_read_back_and_left_ap
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "applied"), "{rows:?}");
     assert!(via(&rows).iter().all(Option::is_none), "{rows:?}");
+}
+
+#[tokio::test]
+async fn reconcile_verifies_by_event_too() {
+    let org = TestOrg::start(TestOrg::fast_config(4)).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    org.run(&["reconcile", "desired.csv", "--once"])
+        .await
+        .assert_code(0);
+    assert_converged(&org);
+    assert_eq!(org.count_requests("GET", "/conversations/calls/"), 4);
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(via(&rows).iter().all(|v| *v == Some("event")), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_socket_lost_while_changes_wait_for_their_events_reads_them_back() {
+    let org = TestOrg::start(SimConfig {
+        faults: FaultConfig {
+            visibility_lag: Duration::from_secs(10),
+            ..FaultConfig::default()
+        },
+        ..TestOrg::fast_config(4)
+    })
+    .await;
+    // Nothing becomes visible until the test says so.
+    org.state().freeze_clock();
+    org.write("desired.csv", &campaign_csv(&org));
+    let run = org.spawn(&["apply", "desired.csv", "--verify-timeout", "10m"]);
+    wait_until("every PATCH is accepted", || {
+        org.count_requests("PATCH", "/attributes") == 4
+    })
+    .await;
+    assert_eq!(org.state().drop_sockets(), 1);
+    // The socket comes back (a gap): the changes waiting for events are read instead.
+    wait_until("every change is read back", || {
+        org.count_requests("GET", "/conversations/calls/") >= 8
+    })
+    .await;
+    org.state().advance_clock(Duration::from_secs(10));
+    run.finish().await.assert_code(0);
+    assert_eq!(org.count_requests("POST", "/notifications/channels"), 1);
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
+    assert!(via(&rows).iter().all(|v| *v == Some("read")), "{rows:?}");
 }

@@ -3,7 +3,7 @@
 //! the workers, which plan from them (a follow) and verify by them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use genesys_core::models::notifications::AttributeUpdateEvent;
@@ -11,6 +11,10 @@ use genesys_core::models::{CallConversation, CallMediaParticipant};
 use tokio::sync::watch;
 
 pub(crate) type Latest = Option<Arc<CallConversation>>;
+
+/// Changes no attribute event showed within the verify timeout, none having come at all, after
+/// which the run stops waiting for events (Genesys may not send them [?]).
+pub const UNSEEN_BEFORE_READING_AT_ONCE: u64 = 3;
 
 /// What the events show.
 #[derive(Debug, Default)]
@@ -26,6 +30,9 @@ enum Shows {
         subscribed: HashSet<String>,
         /// The socket is connected: a change made now can be shown by an event.
         connected: AtomicBool,
+        /// Events received, and changes no event showed in time.
+        received: AtomicU64,
+        unseen: AtomicU64,
     },
 }
 
@@ -44,6 +51,8 @@ impl CallEvents {
             shows: Shows::Attributes {
                 subscribed,
                 connected: AtomicBool::new(false),
+                received: AtomicU64::new(0),
+                unseen: AtomicU64::new(0),
             },
         }
     }
@@ -62,7 +71,33 @@ impl CallEvents {
             Shows::Attributes {
                 subscribed,
                 connected,
-            } => connected.load(Ordering::Acquire) && subscribed.contains(conversation_id),
+                ..
+            } => {
+                connected.load(Ordering::Acquire)
+                    && subscribed.contains(conversation_id)
+                    && !self.none_come()
+            }
+        }
+    }
+
+    /// A change no attribute event showed within the verify timeout.
+    pub fn unseen(&self) {
+        if let Shows::Attributes { unseen, .. } = &self.shows {
+            unseen.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// No attribute event came at all while [`UNSEEN_BEFORE_READING_AT_ONCE`] changes waited
+    /// for one: the changes from now on are read back at once.
+    pub fn none_come(&self) -> bool {
+        match &self.shows {
+            Shows::WholeCalls => false,
+            Shows::Attributes {
+                received, unseen, ..
+            } => {
+                received.load(Ordering::Relaxed) == 0
+                    && unseen.load(Ordering::Relaxed) >= UNSEEN_BEFORE_READING_AT_ONCE
+            }
         }
     }
 
@@ -84,6 +119,9 @@ impl CallEvents {
     /// call's view held for that participant (the other participants stay as their own
     /// latest events showed them).
     pub fn publish_attributes(&self, event: AttributeUpdateEvent) {
+        if let Shows::Attributes { received, .. } = &self.shows {
+            received.fetch_add(1, Ordering::Relaxed);
+        }
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         let sender = calls
             .entry(event.conversation_id.clone())
@@ -215,5 +253,21 @@ mod tests {
         events.set_connected(false);
         assert!(rx.changed().await.is_err());
         assert!(!events.may_show("c1"));
+    }
+
+    #[test]
+    fn when_no_attribute_event_comes_at_all_the_changes_are_read_at_once() {
+        let events = CallEvents::of_attributes(HashSet::from(["c1".to_owned()]));
+        events.set_connected(true);
+        for _ in 0..UNSEEN_BEFORE_READING_AT_ONCE {
+            assert!(events.may_show("c1"));
+            events.unseen();
+        }
+        assert!(events.none_come());
+        assert!(!events.may_show("c1"));
+        // One event is enough to show that they flow.
+        events.publish_attributes(attributes("p1", "a"));
+        assert!(!events.none_come());
+        assert!(events.may_show("c1"));
     }
 }

@@ -143,7 +143,7 @@ pub async fn execute(
         config.concurrency,
     );
     // Before the first PATCH: the calls' attribute topics, so that events verify the changes.
-    let event_watch = match config.verify_via {
+    let mut event_watch = match config.verify_via {
         VerifyVia::Event if !jobs.is_empty() => {
             event_watch::EventWatch::start(
                 &active.client,
@@ -212,7 +212,16 @@ pub async fn execute(
         }
     }
     drop(work_stream);
-    drop(event_watch);
+    if let Some(watch) = event_watch.take() {
+        if watch.events.none_come() {
+            observer.note(Note::Warning(format!(
+                "no attribute event showed any of {} changes within --verify-timeout, and none \
+                 came at all: the changes after them were read back at once (--verify-via get \
+                 where Genesys sends no attribute events)",
+                call_events::UNSEEN_BEFORE_READING_AT_ONCE
+            )));
+        }
+    }
     if let Some(err) = fatal {
         return Err(active.fail(err).await);
     }

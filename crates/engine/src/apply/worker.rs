@@ -651,7 +651,12 @@ impl Pipeline {
                     // says the rest.
                     return Ok(waiting);
                 },
-                () = tokio::time::sleep_until(deadline) => return Ok(waiting),
+                () = tokio::time::sleep_until(deadline) => {
+                    if !whole_calls && let Some(events) = &self.call_events {
+                        events.unseen();
+                    }
+                    return Ok(waiting);
+                }
             }
         }
     }
