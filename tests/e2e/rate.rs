@@ -306,7 +306,14 @@ async fn rate_auto_spends_the_orgs_own_budget_and_never_more() {
     let org = TestOrg::start(window_org(110, 600, window)).await;
     org.write("desired.csv", &campaign_csv(&org));
     let run = org
-        .run(&["apply", "desired.csv", "--rate", "auto", "--verify-via", "get"])
+        .run(&[
+            "apply",
+            "desired.csv",
+            "--rate",
+            "auto",
+            "--verify-via",
+            "get",
+        ])
         .await;
     run.assert_code(0);
     assert!(

@@ -68,7 +68,10 @@ async fn verify_via_get_reads_every_change_back_for_three_requests_a_change() {
         .assert_code(0);
     assert_converged(&org);
     assert_eq!(channel_requests(&org), 0);
-    assert_eq!(org.count_requests("GET", "/conversations/calls/"), 2 * CALLS);
+    assert_eq!(
+        org.count_requests("GET", "/conversations/calls/"),
+        2 * CALLS
+    );
     assert_eq!(api_requests(&org), 3 * CALLS);
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
@@ -103,7 +106,10 @@ async fn without_attribute_events_every_change_is_verified_by_reading() {
     assert_eq!(org.state().notification_status().events_published, 0);
     // After a few changes waited for an event in vain, the rest are read back at once.
     assert!(run.stderr.contains("none came at all"), "{}", run.stderr);
-    assert_eq!(org.count_requests("GET", "/conversations/calls/"), 2 * CALLS);
+    assert_eq!(
+        org.count_requests("GET", "/conversations/calls/"),
+        2 * CALLS
+    );
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
     assert!(via(&rows).iter().all(|v| *v == Some("read")), "{rows:?}");
@@ -129,7 +135,10 @@ async fn a_client_that_may_not_create_a_channel_is_told_once_and_reads_back() {
     assert!(run.stderr.contains("missing"), "{}", run.stderr);
     assert_eq!(org.count_requests("POST", "/notifications/channels"), 1);
     assert_eq!(org.count_requests("PUT", "/subscriptions"), 0);
-    assert_eq!(org.count_requests("GET", "/conversations/calls/"), 2 * CALLS);
+    assert_eq!(
+        org.count_requests("GET", "/conversations/calls/"),
+        2 * CALLS
+    );
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
     assert!(via(&rows).iter().all(|v| *v == Some("read")), "{rows:?}");

@@ -2,8 +2,10 @@
 //! way (one row at a time: read, PATCH, read back), on the same worlds, for each limiter shape
 //! the server may have (a window, Genesys's by the evidence; a smooth bucket).
 //!
-//! Figures come from the simulator's request log (what Genesys would have seen), not from the
-//! tool's own accounting: wall time, API requests, requests per changed participant, 429s, 429s
+//! Figures come from the simulator's request log (what Genesys would have seen) and the audit
+//! store, not from the tool's own accounting: wall time, API requests (channel and subscription
+//! requests included), requests per changed participant, how the changes were verified (by
+//! event, by read, or not), 429s, 429s
 //! after the first window, and wall / floor, where the floor is the least time the server's
 //! budget allows for the job's requests (window: W x floor((N-1)/B); bucket: (N-burst)/rate;
 //! buckets behind an org window, which the simulator's org limit always is: W x floor((N-1)/B)
@@ -42,6 +44,8 @@ struct Scenario {
     tokens: u16,
     /// Whether the tutorial's loop runs too (it has no tokens).
     tutorial: bool,
+    /// attrsync's `--verify-via`.
+    verify_via: &'static str,
 }
 
 impl Scenario {
@@ -70,6 +74,7 @@ impl Scenario {
         let per_window = tokens_budget
             .min(self.org_budget.unwrap_or(u32::MAX))
             .max(1) as usize;
+        // One call's read, PATCH and verification (a read back, or its event).
         let wire = LATENCY * 3;
         let windows =
             |per_window: usize| self.window * ((requests.saturating_sub(1) / per_window) as u32);
@@ -109,6 +114,7 @@ fn scenarios() -> Vec<Scenario> {
         rate: "300/min".into(),
         tokens: 1,
         tutorial: true,
+        verify_via: "event",
     };
     let mut all = Vec::new();
     for (shape, suffix) in [
@@ -166,6 +172,16 @@ fn scenarios() -> Vec<Scenario> {
         tutorial: false,
         ..base("smooth-window", LimitShape::Window)
     });
+    // 1,000 calls that each need a change at Genesys's default: verified by their attribute
+    // events (issue 16's target: at most 2.05 requests per change), and read back for comparison.
+    for (name, verify_via) in [("changes-event", "event"), ("changes-get", "get")] {
+        all.push(Scenario {
+            calls: 1_000,
+            tutorial: false,
+            verify_via,
+            ..base(name, LimitShape::Window)
+        });
+    }
     // Sustained throughput of a token pool: at least 10 windows per token.
     for tokens in [1u16, 4] {
         all.push(Scenario {
@@ -192,6 +208,10 @@ struct Figures {
     throttled_later: usize,
     patches: usize,
     span_secs: f64,
+    /// Changes verified by an event, by a read, and not verified (the audit store's count).
+    by_event: usize,
+    by_read: usize,
+    unverified: usize,
 }
 
 impl Figures {
@@ -218,7 +238,40 @@ impl Figures {
                 .filter(|r| r.method == "PATCH" && r.status == 202)
                 .count(),
             span_secs: ((last - first) as f64 / 1000.0).max(0.001),
+            by_event: 0,
+            by_read: 0,
+            unverified: 0,
         }
+    }
+
+    /// How the run's changes were verified, as its audit store records it.
+    async fn count_verifications(&mut self, audit: &std::path::Path) {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(audit)
+            .read_only(true)
+            .connect()
+            .await
+            .expect("the audit store opens");
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, verified_via FROM targets WHERE sent_at IS NOT NULL")
+                .fetch_all(&mut conn)
+                .await
+                .expect("targets readable");
+        for (status, via) in rows {
+            match (status.as_str(), via.as_deref()) {
+                ("verified", Some("event")) => self.by_event += 1,
+                ("verified", _) => self.by_read += 1,
+                _ => self.unverified += 1,
+            }
+        }
+    }
+
+    fn verification(&self) -> String {
+        format!(
+            "verified: {} by event, {} by read; {} not verified",
+            self.by_event, self.by_read, self.unverified
+        )
     }
 
     fn row(&self, name: &str, floor: Duration) -> String {
@@ -272,6 +325,7 @@ async fn run_attrsync(scenario: &Scenario) -> Figures {
         .args(["-q", "apply"])
         .arg(&csv)
         .args(["--rate", &scenario.rate, "--concurrency", "64"])
+        .args(["--verify-via", scenario.verify_via])
         .args(["--tokens", &scenario.tokens.to_string()])
         .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
         .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
@@ -283,7 +337,10 @@ async fn run_attrsync(scenario: &Scenario) -> Figures {
         .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
     let wall = started.elapsed();
     assert!(status.success(), "attrsync apply failed: {status}");
-    let figures = Figures::from_log(&sim, wall, scenario.window);
+    let mut figures = Figures::from_log(&sim, wall, scenario.window);
+    figures
+        .count_verifications(&dir.path().join("audit.sqlite"))
+        .await;
     if let Some(dir) = std::env::var_os("BENCH_APPLY_LOG") {
         write_request_log(
             &sim,
@@ -425,14 +482,15 @@ async fn main() {
             .org_budget
             .map_or_else(String::new, |b| format!(", org {b} per window"));
         println!(
-            "{}: {} calls, {:?} limit of {} per {:?} per token{org}; attrsync --rate {} --tokens {}",
+            "{}: {} calls, {:?} limit of {} per {:?} per token{org}; attrsync --rate {} --tokens {} --verify-via {}",
             scenario.name,
             scenario.calls,
             scenario.shape,
             scenario.budget,
             scenario.window,
             scenario.rate,
-            scenario.tokens
+            scenario.tokens,
+            scenario.verify_via
         );
         println!(
             "{:<10} {:>9} {:>9} {:>11} {:>6} {:>15} {:>11}",
@@ -442,6 +500,7 @@ async fn main() {
         // The floor counts what the server admitted: a refused request costs it nothing.
         let floor = scenario.floor(ours.api_requests - ours.throttled, scenario.tokens);
         println!("{}", ours.row("attrsync", floor));
+        println!("{}", ours.verification());
         sustained.push((scenario.name, ours.api_requests as f64 / ours.span_secs));
         if scenario.tutorial && with_tutorial {
             let tutorial = run_tutorial(scenario).await;

@@ -261,7 +261,8 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             let attributes = attributes(&args.attributes)?;
             let connection = connection(&args.connection)?;
             let mut options = serde_json::json!({ "attributes": attributes.len() });
-            options["verify_via"] = serde_json::to_value(args.verify.verify_via).unwrap_or_default();
+            options["verify_via"] =
+                serde_json::to_value(args.verify.verify_via).unwrap_or_default();
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
                 command: "set",

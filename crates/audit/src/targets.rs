@@ -10,7 +10,8 @@ use super::decode::{corrupt, int, json, opt_int, opt_millis, parsed, to_json_tex
 use super::error::AuditError;
 use super::ids::{RunId, TargetId};
 use super::records::{
-    DesiredValues, NewTarget, ObservedValues, Outcome, TargetFilter, TargetOrder, TargetRecord, VerifiedVia,
+    DesiredValues, NewTarget, ObservedValues, Outcome, TargetFilter, TargetOrder, TargetRecord,
+    VerifiedVia,
 };
 use super::status::TargetStatus;
 use super::time::UnixMillis;

@@ -203,7 +203,11 @@ pub fn watch_queues(
 /// Starts following `topics`: 1,000 per channel (one subscription request each), as many
 /// channels as that takes. The caller keeps that within what the OAuth client may have (the
 /// 20 channels per client are shared with its other consumers).
-pub fn watch_topics(client: &GenesysClient, topics: &[String], options: WatchOptions) -> TopicWatch {
+pub fn watch_topics(
+    client: &GenesysClient,
+    topics: &[String],
+    options: WatchOptions,
+) -> TopicWatch {
     let chunks: Vec<Vec<String>> = topics
         .chunks(MAX_TOPICS_PER_CHANNEL)
         .map(<[String]>::to_vec)
@@ -485,7 +489,9 @@ impl ChannelFollower {
         }
         if conversation_of_attributes_topic(&envelope.topic_name).is_some() {
             return match serde_json::from_value::<AttributeUpdateEvent>(envelope.event_body) {
-                Ok(event) if !event.conversation_id.is_empty() && !event.participant_id.is_empty() => {
+                Ok(event)
+                    if !event.conversation_id.is_empty() && !event.participant_id.is_empty() =>
+                {
                     let notice = Notice::Attributes {
                         event,
                         received_at: Instant::now(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use genesys_core::notifications::{Notice, TopicWatch, Reconnect, WatchOptions, watch_queues};
+use genesys_core::notifications::{Notice, Reconnect, TopicWatch, WatchOptions, watch_queues};
 use genesys_core::{ClientOptions, ExplicitSettings, GenesysClient, RetryPolicy, Settings};
 use genesys_sim::{LimitShape, SimConfig, SimHandle, Simulator};
 

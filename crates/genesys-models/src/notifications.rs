@@ -193,7 +193,10 @@ mod tests {
     fn an_attribute_event_decodes_and_its_topic_names_the_conversation() {
         let topic = conversation_attributes_topic("c1");
         assert_eq!(conversation_of_attributes_topic(&topic), Some("c1"));
-        assert_eq!(conversation_of_attributes_topic(&queue_calls_topic("c1")), None);
+        assert_eq!(
+            conversation_of_attributes_topic(&queue_calls_topic("c1")),
+            None
+        );
         let event: AttributeUpdateEvent = serde_json::from_str(
             r#"{"eventTime":"2026-01-01T00:00:00Z","conversationId":"c1","participantId":"p1",
                 "attributes":{"k":"v"},"extra":1}"#,

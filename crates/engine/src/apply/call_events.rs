@@ -127,10 +127,13 @@ impl CallEvents {
             .entry(event.conversation_id.clone())
             .or_insert_with(|| watch::channel(None).0);
         sender.send_modify(|latest| {
-            let mut call = latest.as_deref().cloned().unwrap_or_else(|| CallConversation {
-                id: event.conversation_id.clone(),
-                ..CallConversation::default()
-            });
+            let mut call = latest
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(|| CallConversation {
+                    id: event.conversation_id.clone(),
+                    ..CallConversation::default()
+                });
             match call
                 .participants
                 .iter_mut()

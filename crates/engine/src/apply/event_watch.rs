@@ -128,7 +128,9 @@ async fn receive(mut watch: TopicWatch, events: Arc<CallEvents>) {
                 down.insert(channel);
                 events.set_connected(false);
             }
-            Notice::Refused { channel, message, .. } => {
+            Notice::Refused {
+                channel, message, ..
+            } => {
                 tracing::debug!(channel, "{message}; changes are read back from now on");
                 events.set_connected(false);
                 return;

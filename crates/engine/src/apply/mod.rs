@@ -212,15 +212,16 @@ pub async fn execute(
         }
     }
     drop(work_stream);
-    if let Some(watch) = event_watch.take() {
-        if watch.events.none_come() {
-            observer.note(Note::Warning(format!(
-                "no attribute event showed any of {} changes within --verify-timeout, and none \
-                 came at all: the changes after them were read back at once (--verify-via get \
-                 where Genesys sends no attribute events)",
-                call_events::UNSEEN_BEFORE_READING_AT_ONCE
-            )));
-        }
+    // The run's sockets close here; whether events came at all is said first.
+    if let Some(watch) = event_watch.take()
+        && watch.events.none_come()
+    {
+        observer.note(Note::Warning(format!(
+            "no attribute event showed any of {} changes within --verify-timeout, and none \
+             came at all: the changes after them were read back at once (--verify-via get \
+             where Genesys sends no attribute events)",
+            call_events::UNSEEN_BEFORE_READING_AT_ONCE
+        )));
     }
     if let Some(err) = fatal {
         return Err(active.fail(err).await);

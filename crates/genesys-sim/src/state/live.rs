@@ -11,9 +11,9 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use genesys_models::notifications::{
-    AttributeUpdateEvent, Channel, ChannelTopic, ChannelTopicEntityListing,
-    MAX_TOPICS_PER_CHANNEL, conversation_attributes_topic, conversation_of_attributes_topic,
-    queue_calls_topic, queue_of_calls_topic,
+    AttributeUpdateEvent, Channel, ChannelTopic, ChannelTopicEntityListing, MAX_TOPICS_PER_CHANNEL,
+    conversation_attributes_topic, conversation_of_attributes_topic, queue_calls_topic,
+    queue_of_calls_topic,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
