@@ -501,8 +501,8 @@ pub struct SimArgs {
     /// conversations with a delay).
     #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub analytics_lag: Duration,
-    /// Publish no queue event when only a call's attributes changed (whether Genesys publishes
-    /// one is unverified).
+    /// Publish no event when only a call's attributes changed, on the queue's calls topic or the
+    /// conversation's attribute topic (whether Genesys publishes them is unverified).
     #[arg(long)]
     pub no_attribute_events: bool,
     /// Serve https:// and wss:// on loopback with a certificate for localhost and 127.0.0.1,

@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 use futures::{SinkExt, StreamExt};
 use genesys_models::CallConversation;
 use genesys_models::notifications::{
-    Channel, ChannelTopic, ChannelTopicEntityListing, HEARTBEAT_MESSAGE, METADATA_TOPIC,
-    NotificationEnvelope, SOCKET_CLOSING_TOPIC, queue_calls_topic,
+    AttributeUpdateEvent, Channel, ChannelTopic, ChannelTopicEntityListing, HEARTBEAT_MESSAGE,
+    METADATA_TOPIC, NotificationEnvelope, SOCKET_CLOSING_TOPIC, conversation_attributes_topic,
+    queue_calls_topic,
 };
 use genesys_models::{ErrorBody, ParticipantState, TokenResponse};
 use genesys_sim::{ArrivalRate, FaultConfig, SimConfig, SimHandle, SimState, Simulator};
@@ -704,6 +705,57 @@ async fn a_flow_overwriting_a_write_is_a_second_event() {
     assert_eq!(written.participants[0].attributes["campaign"], "spring");
     let overwritten = call_of(&next_event(&mut socket).await);
     assert_eq!(overwritten.participants[0].attributes["campaign"], "flow");
+}
+
+#[tokio::test]
+async fn a_visible_write_is_an_attribute_event_on_its_conversation_topic_and_a_flow_s_is_another() {
+    let sim = frozen(SimConfig {
+        faults: FaultConfig {
+            drift: Some(genesys_sim::DriftConfig {
+                key: "campaign".to_owned(),
+                value: "flow".to_owned(),
+                rate: 1.0,
+            }),
+            ..FaultConfig::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let state = sim.state();
+    let api = Api::new(&sim).await;
+    let id = state.arrive_call(None).expect("a queue");
+    let call = state.call(&id).expect("the call").conversation;
+    let customer = call.participants[0].id.clone();
+    let channel = api.create_channel().await;
+    // A conversation that does not exist is accepted too: it never publishes.
+    let unknown = conversation_attributes_topic("00000000-0000-4000-8000-000000000000");
+    let listing = api
+        .subscribe(
+            &channel.id,
+            &[conversation_attributes_topic(&call.id), unknown],
+        )
+        .await;
+    assert!(
+        listing
+            .entities
+            .iter()
+            .all(|t| t.state.as_deref() == Some("Permitted")),
+        "{listing:?}"
+    );
+    let mut socket = connect(&channel).await;
+
+    api.patch_attributes(&call.id, &customer, json!({"campaign": "spring"}))
+        .await;
+
+    for expected in ["spring", "flow"] {
+        let envelope = next_event(&mut socket).await;
+        assert_eq!(envelope.topic_name, conversation_attributes_topic(&call.id));
+        let event: AttributeUpdateEvent = serde_json::from_value(envelope.event_body).unwrap();
+        assert_eq!(event.conversation_id, call.id);
+        assert_eq!(event.participant_id, customer);
+        assert_eq!(event.attributes["campaign"], expected);
+        assert!(event.event_time.is_some());
+    }
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ pub enum ExportError {
 }
 
 /// Columns of the CSV export, in order.
-pub const CSV_HEADER: [&str; 21] = [
+pub const CSV_HEADER: [&str; 22] = [
     "run_id",
     "seq",
     "conversation_id",
@@ -41,6 +41,7 @@ pub const CSV_HEADER: [&str; 21] = [
     "created_at",
     "updated_at",
     "sent_at",
+    "verified_via",
 ];
 
 /// Characters that make a spreadsheet treat a cell as a formula (or, for tab and CR, that
@@ -92,7 +93,7 @@ pub fn write_ndjson(mut out: impl Write, targets: &[TargetRecord]) -> Result<(),
 
 /// A target's rows: one per key it manages (desired, read before, or observed); one row with
 /// an empty key when it has none.
-fn csv_rows(target: &TargetRecord) -> Vec<[String; 21]> {
+fn csv_rows(target: &TargetRecord) -> Vec<[String; 22]> {
     let mut keys: BTreeSet<&str> = target.desired.keys().map(String::as_str).collect();
     keys.extend(target.before.keys().map(String::as_str));
     if let Some(observed) = &target.observed {
@@ -141,6 +142,10 @@ fn csv_rows(target: &TargetRecord) -> Vec<[String; 21]> {
                 target
                     .sent_at
                     .map(|sent| sent.to_string())
+                    .unwrap_or_default(),
+                target
+                    .verified_via
+                    .map(|via| via.as_str().to_owned())
                     .unwrap_or_default(),
             ]
         })

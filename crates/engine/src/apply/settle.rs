@@ -134,9 +134,11 @@ enum Settled {
 
 /// The outcome a dead run's row settles to, given the call as read now (`None`: not read).
 fn settle(row: &TargetRecord, live: Option<&LiveConversation>, by: &RunId) -> Settled {
-    let settled = |status, reason: String, observed| Outcome {
+    let settled = |status, reason: String, observed: Option<audit::ObservedValues>| Outcome {
         status: Some(status),
         reason: Some(format!("{reason} (settled by run {by})")),
+        // Whatever settles a row by its values has read them.
+        verified_via: observed.as_ref().map(|_| audit::VerifiedVia::Read),
         observed,
         ..Outcome::default()
     };
