@@ -36,9 +36,21 @@ fn via(rows: &[AuditRow]) -> Vec<Option<&str>> {
 async fn apply_verifies_every_change_by_its_attribute_event_for_two_requests_a_change() {
     let org = TestOrg::start(TestOrg::fast_config(CALLS)).await;
     org.write("desired.csv", &campaign_csv(&org));
-    let run = org.run(&["apply", "desired.csv"]).await;
+    let run = org.run(&["apply", "desired.csv", "--json"]).await;
     run.assert_code(0);
     assert_converged(&org);
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|event: &serde_json::Value| event["type"] == "target")
+        .collect();
+    assert_eq!(events.len(), CALLS, "{}", run.stdout);
+    assert!(
+        events.iter().all(|e| e["verified_via"] == "event"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(org.count_requests("GET", "/conversations/calls/"), CALLS);
     assert_eq!(org.count_requests("PATCH", "/attributes"), CALLS);
     // One channel, its topics in one subscription request, nothing else.

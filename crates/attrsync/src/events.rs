@@ -52,6 +52,7 @@ impl Events {
                 "error_code": r.error_code,
                 "message": r.message,
                 "correlation_id": r.correlation_id,
+                "verified_via": r.verified_by.map(|by| audit::VerifiedVia::from(by).as_str()),
             }),
         );
     }

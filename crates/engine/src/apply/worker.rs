@@ -610,8 +610,11 @@ impl Pipeline {
     ) -> Result<Vec<Sending>> {
         let accepted = Instant::now();
         let deadline = accepted + self.verify_timeout;
+        // Attribute events count from the PATCH on: an event came since (`changed()` marks
+        // what it waited for as seen, so that is remembered here).
+        let mut came = calls.has_changed().unwrap_or(false);
         loop {
-            let seen = if whole_calls || calls.has_changed().unwrap_or(false) {
+            let seen = if whole_calls || came {
                 calls.borrow_and_update().clone()
             } else {
                 None
@@ -646,10 +649,13 @@ impl Pipeline {
                 return Ok(waiting);
             }
             tokio::select! {
-                changed = calls.changed() => if changed.is_err() {
-                    // The follow forgot the call (it ended), or the socket was lost: a read
-                    // says the rest.
-                    return Ok(waiting);
+                changed = calls.changed() => {
+                    if changed.is_err() {
+                        // The follow forgot the call (it ended), or the socket was lost: a
+                        // read says the rest.
+                        return Ok(waiting);
+                    }
+                    came = true;
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     if !whole_calls && let Some(events) = &self.call_events {
