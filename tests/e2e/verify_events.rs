@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use genesys_sim::{FaultConfig, SimConfig};
+use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
 
 use crate::support::{
     AuditRow, TestOrg, assert_converged, audit_targets, campaign_csv, wait_until,
@@ -220,4 +220,34 @@ async fn a_socket_lost_while_changes_wait_for_their_events_reads_them_back() {
     let rows = audit_targets(&org.audit_path()).await;
     assert!(rows.iter().all(|r| r.status == "verified"), "{rows:?}");
     assert!(via(&rows).iter().all(|v| *v == Some("read")), "{rows:?}");
+}
+
+#[tokio::test]
+async fn an_event_showing_other_values_is_never_taken_for_drift_only_a_read_judges_it() {
+    // A flow overwrites every write at once: each change's own event (the written values) and
+    // the flow's (a third value) come together. Whichever a change's verification sees, drift
+    // is only ever what a read showed.
+    let org = TestOrg::start(SimConfig {
+        faults: FaultConfig {
+            drift: Some(DriftConfig {
+                key: "campaign".into(),
+                value: "flow".into(),
+                rate: 1.0,
+            }),
+            ..FaultConfig::default()
+        },
+        ..TestOrg::fast_config(CALLS)
+    })
+    .await;
+    org.write("desired.csv", &campaign_csv(&org));
+    org.run(&["apply", "desired.csv", "--verify-timeout", "300ms"])
+        .await;
+    let rows = audit_targets(&org.audit_path()).await;
+    assert_eq!(rows.len(), CALLS);
+    for row in &rows {
+        match (row.status.as_str(), row.verified_via.as_deref()) {
+            ("verified", Some("event")) | ("drift", Some("read")) => {}
+            other => panic!("{other:?}: {rows:?}"),
+        }
+    }
 }
