@@ -4,7 +4,7 @@
 //! the run's client: rate-limited and in the run's request log) and their sockets connected.
 //! A change is then verified by the event that shows its values; a read only when none comes.
 //!
-//! At most [`MAX_CHANNELS`] channels are used: the 20 an OAuth client may have are shared with
+//! At most [`CHANNELS_PER_RUN`] channels are used: the 20 an OAuth client may have are shared with
 //! its other consumers (a `tag --follow`, other runs), and creating a 21st silently removes the
 //! least recently used. Calls beyond what they hold are verified by reading. Where the client
 //! may not create a channel or subscribe (a 403, or any failure before every socket is
@@ -24,7 +24,7 @@ use super::call_events::CallEvents;
 use crate::observer::{Note, RunObserver};
 
 /// Channels a snapshot run uses at most (of the 20 per OAuth client).
-pub const MAX_CHANNELS: usize = 3;
+pub const CHANNELS_PER_RUN: usize = 3;
 /// How long connecting every channel may take before the run verifies by reading instead.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -52,7 +52,7 @@ impl EventWatch {
         let mut subscribed = HashSet::new();
         let mut topics = Vec::new();
         for cid in conversation_ids {
-            if topics.len() == MAX_CHANNELS * MAX_TOPICS_PER_CHANNEL {
+            if topics.len() == CHANNELS_PER_RUN * MAX_TOPICS_PER_CHANNEL {
                 break;
             }
             if subscribed.insert(cid.to_ascii_lowercase()) {
