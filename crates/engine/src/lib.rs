@@ -34,8 +34,8 @@ pub mod live;
 pub mod locks;
 pub mod observer;
 pub mod outcome;
-pub mod revert;
 pub mod queues;
+pub mod revert;
 pub mod service;
 pub mod stop;
 
