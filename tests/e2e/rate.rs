@@ -484,7 +484,7 @@ async fn a_long_verification_is_named_with_until_when() {
     let mut apply = org.spawn(&["apply", "desired.csv", "--verify-timeout", "20s"]);
     let line = apply
         .next_stderr_line("the verification is named", |l| {
-            l.contains("verifying 1 calls' changes by reading them back: until ")
+            l.contains("verifying 1 calls' changes: until ")
         })
         .await;
     assert!(line.contains(" at the latest (in "), "{line}");

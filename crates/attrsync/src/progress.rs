@@ -82,7 +82,7 @@ pub fn verifying_text(verifying: &VerifyingNow, now: SystemTime) -> Option<Strin
     (going_on > SILENT_WAIT_LIMIT).then(|| {
         let left = verifying.until.duration_since(now).unwrap_or_default();
         format!(
-            "verifying {} calls' changes by reading them back: until {} at the latest (in {} s)",
+            "verifying {} calls' changes: until {} at the latest (in {} s)",
             verifying.calls,
             time_of_day(verifying.until),
             whole_seconds(left)
@@ -398,7 +398,7 @@ mod tests {
         };
         assert_eq!(
             verifying_text(&verifying, now).unwrap(),
-            "verifying 3 calls' changes by reading them back: until 23:40:07 UTC at the latest (in 7 s)"
+            "verifying 3 calls' changes: until 23:40:07 UTC at the latest (in 7 s)"
         );
         let recent = VerifyingNow {
             oldest_since: now - secs(1),

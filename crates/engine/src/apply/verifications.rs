@@ -1,4 +1,5 @@
-//! The read-back verifications under way, so that a display can name a long one: how many,
+//! The verifications under way (waiting for an event, or reading back), so that a display can
+//! name a long one: how many,
 //! since when, and until when at the latest (their `--verify-timeout`).
 
 use std::collections::BTreeMap;

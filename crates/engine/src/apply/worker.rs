@@ -121,7 +121,7 @@ pub struct Pipeline {
     /// queue events, or a snapshot's attribute events); a change is verified by the event that
     /// shows it, and read only when none comes within the verify timeout.
     pub call_events: Option<Arc<CallEvents>>,
-    /// The read-back verifications under way (for a display to name a long one).
+    /// The verifications under way, by event or read-back (for a display to name a long one).
     pub verifications: Arc<super::verifications::Verifications>,
 }
 
@@ -479,6 +479,10 @@ impl Pipeline {
         };
         let mut deadline = Instant::now() + self.verify_timeout;
         if let Some((calls, whole_calls)) = events {
+            // Waiting for an event is a verification under way too (never a silent wait).
+            let _verifying = self
+                .verifications
+                .begin(std::time::SystemTime::now() + self.verify_timeout);
             waiting = self
                 .verify_by_event(calls, whole_calls, waiting, &mut results)
                 .await?;
