@@ -874,11 +874,25 @@ async fn check(
             if wrong.is_empty() {
                 continue;
             }
-            let explained = final_rows.iter().any(|t| {
+            // A change verified by its event, which showed the written values, and overwritten
+            // right after by the simulated flow (its own, later event): the flow's doing.
+            let flow_overwrote = case.faults.drift.as_ref().is_some_and(|drift| {
+                wanted.iter().all(|(k, v)| {
+                    let have = p.attributes.get(*k).map(String::as_str);
+                    have == Some(*v)
+                        || (*k == drift.key.as_str() && have == Some(drift.value.as_str()))
+                })
+            }) && final_rows.iter().any(|t| {
                 &t.conversation_id == cid
-                    && t.participant_id.as_ref().is_none_or(|id| id == &p.id)
-                    && REASON_STATUSES.contains(&t.status.as_str())
+                    && t.participant_id.as_ref() == Some(&p.id)
+                    && t.status == "verified"
             });
+            let explained = flow_overwrote
+                || final_rows.iter().any(|t| {
+                    &t.conversation_id == cid
+                        && t.participant_id.as_ref().is_none_or(|id| id == &p.id)
+                        && REASON_STATUSES.contains(&t.status.as_str())
+                });
             if !explained {
                 let audit: Vec<String> = final_rows
                     .iter()
