@@ -13,6 +13,8 @@ mod logging;
 mod observer;
 mod output;
 mod progress;
+#[cfg(test)]
+mod readme_recipes;
 mod render;
 mod settings;
 mod signals;
