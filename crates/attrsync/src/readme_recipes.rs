@@ -9,7 +9,9 @@ const README: &str = include_str!("../../../README.md");
 
 /// The part of the README between `## Tasks` and the next `## ` heading.
 fn tasks_part() -> &'static str {
-    let start = README.find("\n## Tasks\n").expect("the README has a ## Tasks part");
+    let start = README
+        .find("\n## Tasks\n")
+        .expect("the README has a ## Tasks part");
     let rest = &README[start + 1..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
     &rest[..end]
@@ -35,7 +37,11 @@ fn recipe_commands(part: &str) -> Vec<String> {
         }
         let mut line = line.trim_start().trim_start_matches("$ ").to_owned();
         if pending.is_empty() && kind == "cron" {
-            line = line.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+            line = line
+                .split_whitespace()
+                .skip(5)
+                .collect::<Vec<_>>()
+                .join(" ");
         }
         if let Some(joined) = line.strip_suffix('\\') {
             pending.push_str(joined);
@@ -48,7 +54,10 @@ fn recipe_commands(part: &str) -> Vec<String> {
         }
         commands.push(std::mem::take(&mut pending));
     }
-    assert!(pending.is_empty(), "an unterminated command in the README: {pending}");
+    assert!(
+        pending.is_empty(),
+        "an unterminated command in the README: {pending}"
+    );
     commands
 }
 
@@ -90,8 +99,10 @@ fn attrsync_invocations(command: &str) -> Vec<Vec<String>> {
 #[test]
 fn every_attrsync_command_in_the_task_recipes_parses() {
     let commands = recipe_commands(tasks_part());
-    let invocations: Vec<Vec<String>> =
-        commands.iter().flat_map(|c| attrsync_invocations(c)).collect();
+    let invocations: Vec<Vec<String>> = commands
+        .iter()
+        .flat_map(|c| attrsync_invocations(c))
+        .collect();
     assert!(
         invocations.len() >= 20,
         "the task recipes hold {} attrsync commands; did the extraction break?",
@@ -105,7 +116,11 @@ fn every_attrsync_command_in_the_task_recipes_parses() {
                 .map(|e| format!("`{}`: {}", words.join(" "), e.render()))
         })
         .collect();
-    assert!(failures.is_empty(), "README recipes that do not parse:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "README recipes that do not parse:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens.
@@ -141,7 +156,10 @@ fn every_link_within_the_readme_names_one_of_its_headings() {
         })
         .filter(|target| !anchors.iter().any(|a| a == target))
         .collect();
-    assert!(broken.is_empty(), "links to headings the README lacks: {broken:?}");
+    assert!(
+        broken.is_empty(),
+        "links to headings the README lacks: {broken:?}"
+    );
 }
 
 #[test]
@@ -149,9 +167,15 @@ fn the_recipe_extraction_finds_commands_in_pipes_and_after_assignments() {
     let commands = recipe_commands(
         "```sh\nX=1 attrsync live --csv | sed 's/a/b/' > out.csv   # a comment\nattrsync plan \\\n  a.csv\n```\n",
     );
-    let invocations: Vec<_> = commands.iter().flat_map(|c| attrsync_invocations(c)).collect();
+    let invocations: Vec<_> = commands
+        .iter()
+        .flat_map(|c| attrsync_invocations(c))
+        .collect();
     assert_eq!(
         invocations,
-        vec![vec!["attrsync", "live", "--csv"], vec!["attrsync", "plan", "a.csv"]]
+        vec![
+            vec!["attrsync", "live", "--csv"],
+            vec!["attrsync", "plan", "a.csv"]
+        ]
     );
 }
