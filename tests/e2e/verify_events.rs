@@ -191,6 +191,31 @@ async fn reconcile_verifies_by_event_too() {
 }
 
 #[tokio::test]
+async fn an_iteration_with_nothing_to_change_creates_no_channel() {
+    let org = TestOrg::start(TestOrg::fast_config(4)).await;
+    org.write("desired.csv", &campaign_csv(&org));
+    org.run(&["reconcile", "desired.csv", "--once"])
+        .await
+        .assert_code(0);
+    let notification_requests = || {
+        org.state()
+            .request_log()
+            .iter()
+            .filter(|r| r.path.contains("/notifications/channels"))
+            .count()
+    };
+    let first = notification_requests();
+    assert!(first >= 2, "a channel and its subscription: {first}");
+    // In sync: every call is read, none is changed, so no channel or subscription is asked for
+    // (a channel is a request, and one of the 20 an OAuth client may have).
+    org.run(&["reconcile", "desired.csv", "--once"])
+        .await
+        .assert_code(0);
+    assert_eq!(org.count_requests("GET", "/conversations/calls/"), 8);
+    assert_eq!(notification_requests(), first);
+}
+
+#[tokio::test]
 async fn a_socket_lost_while_changes_wait_for_their_events_reads_them_back() {
     let org = TestOrg::start(SimConfig {
         faults: FaultConfig {

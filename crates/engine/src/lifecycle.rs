@@ -200,6 +200,7 @@ impl ActiveRun {
         source: &SourceInfo,
         next_seq: u32,
         call_events: Option<Arc<crate::apply::call_events::CallEvents>>,
+        event_watch: Option<Arc<crate::apply::event_watch::LazyEventWatch>>,
     ) -> crate::apply::worker::Pipeline {
         crate::apply::worker::Pipeline {
             client: self.client.clone(),
@@ -210,6 +211,7 @@ impl ActiveRun {
             next_seq: std::sync::atomic::AtomicU32::new(next_seq),
             stop: self.stop.clone(),
             call_events,
+            event_watch,
             verifications: Arc::clone(&self.verifications),
         }
     }

@@ -28,6 +28,55 @@ pub const CHANNELS_PER_RUN: usize = 3;
 /// How long connecting every channel may take before the run verifies by reading instead.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A run's event watch, started by the first call that sends a PATCH (so that a run with
+/// nothing to change creates no channel) for every call of the run at once.
+pub struct LazyEventWatch {
+    client: GenesysClient,
+    conversation_ids: Vec<String>,
+    observer: Arc<dyn RunObserver>,
+    watch: tokio::sync::OnceCell<Option<EventWatch>>,
+}
+
+impl LazyEventWatch {
+    pub(crate) fn new(
+        client: GenesysClient,
+        conversation_ids: Vec<String>,
+        observer: Arc<dyn RunObserver>,
+    ) -> Self {
+        Self {
+            client,
+            conversation_ids,
+            observer,
+            watch: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Subscribes and connects, once; every other caller waits for that first start.
+    pub(crate) async fn start_once(&self) {
+        self.watch
+            .get_or_init(|| {
+                EventWatch::start(
+                    &self.client,
+                    self.conversation_ids.iter().map(String::as_str),
+                    self.observer.as_ref(),
+                )
+            })
+            .await;
+    }
+
+    /// The events, once the watch has started and connected.
+    pub(crate) fn events(&self) -> Option<&Arc<CallEvents>> {
+        self.watch.get()?.as_ref().map(|watch| &watch.events)
+    }
+
+    /// Closes the sockets (the run's work is over).
+    pub(crate) fn close(&self) {
+        if let Some(Some(watch)) = self.watch.get() {
+            watch.receiving.abort();
+        }
+    }
+}
+
 /// The attribute events of a run's calls, received for as long as it lives.
 pub(crate) struct EventWatch {
     pub(crate) events: Arc<CallEvents>,

@@ -143,22 +143,15 @@ pub async fn execute(
         config.concurrency,
     );
     // Before the first PATCH: the calls' attribute topics, so that events verify the changes.
-    let mut event_watch = match config.verify_via {
-        VerifyVia::Event if !jobs.is_empty() => {
-            event_watch::EventWatch::start(
-                &active.client,
-                jobs.iter().map(|job| job.conversation_id.as_str()),
-                observer.as_ref(),
-            )
-            .await
-        }
+    let event_watch = match config.verify_via {
+        VerifyVia::Event if !jobs.is_empty() => Some(Arc::new(event_watch::LazyEventWatch::new(
+            active.client.clone(),
+            jobs.iter().map(|job| job.conversation_id.clone()).collect(),
+            Arc::clone(&observer),
+        ))),
         _ => None,
     };
-    let pipeline = active.pipeline(
-        &source,
-        next_seq,
-        event_watch.as_ref().map(|watch| Arc::clone(&watch.events)),
-    );
+    let pipeline = active.pipeline(&source, next_seq, None, event_watch.clone());
 
     let mut results = planned_results;
     for result in &results {
@@ -213,8 +206,11 @@ pub async fn execute(
     }
     drop(work_stream);
     // The run's sockets close here; whether events came at all is said first.
-    if let Some(watch) = event_watch.take()
-        && watch.events.none_come()
+    if let Some(watch) = &event_watch {
+        watch.close();
+    }
+    if let Some(events) = event_watch.as_ref().and_then(|watch| watch.events())
+        && events.none_come()
     {
         observer.note(Note::Warning(format!(
             "no attribute event showed any of {} changes within --verify-timeout, and none \

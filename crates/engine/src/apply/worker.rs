@@ -121,6 +121,9 @@ pub struct Pipeline {
     /// queue events, or a snapshot's attribute events); a change is verified by the event that
     /// shows it, and read only when none comes within the verify timeout.
     pub call_events: Option<Arc<CallEvents>>,
+    /// A snapshot's attribute events: subscribed before the run's first PATCH, not before a
+    /// run that changes nothing (a channel is a request and one of the client's 20).
+    pub event_watch: Option<Arc<super::event_watch::LazyEventWatch>>,
     /// The verifications under way, by event or read-back (for a display to name a long one).
     pub verifications: Arc<super::verifications::Verifications>,
 }
@@ -222,6 +225,9 @@ impl Pipeline {
         }
 
         let rows: Vec<TargetId> = sending.iter().map(|s| s.row).collect();
+        if let Some(watch) = &self.event_watch {
+            watch.start_once().await;
+        }
         // Attribute events that may show these changes are those that come from now on.
         let events = self.attribute_events(&cid);
         self.audit.mark_sending(&rows).await?;
@@ -446,10 +452,18 @@ impl Pipeline {
         .await
     }
 
+    /// The calls' notification events: a follow's queue events, or a snapshot's attribute
+    /// events once its watch has started.
+    fn events(&self) -> Option<&Arc<CallEvents>> {
+        self.call_events
+            .as_ref()
+            .or_else(|| self.event_watch.as_ref()?.events())
+    }
+
     /// A snapshot run's attribute events of the call from now on, when an event may show
     /// a change made now (its topic is subscribed and the socket connected).
     fn attribute_events(&self, cid: &str) -> Option<tokio::sync::watch::Receiver<Latest>> {
-        let events = self.call_events.as_ref()?;
+        let events = self.events()?;
         if events.show_whole_calls() || !events.may_show(&cid.to_ascii_lowercase()) {
             return None;
         }
@@ -470,7 +484,7 @@ impl Pipeline {
     ) -> Result<Vec<TargetResult>> {
         let mut results = Vec::new();
         let mut waiting = applied;
-        let events = match (&self.call_events, attribute_events) {
+        let events = match (self.events(), attribute_events) {
             (_, Some(later)) => Some((later, false)),
             (Some(events), None) if events.show_whole_calls() => {
                 Some((events.subscribe(cid), true))
@@ -546,8 +560,7 @@ impl Pipeline {
                     // `--resume` or a rerun looks again. A follow's tracker treats the old value
                     // still showing after its events as the flow putting it back: drift.
                     let follow = self
-                        .call_events
-                        .as_ref()
+                        .events()
                         .is_some_and(|events| events.show_whole_calls());
                     let (status, reason) = if follow {
                         (
@@ -662,7 +675,7 @@ impl Pipeline {
                     came = true;
                 },
                 () = tokio::time::sleep_until(deadline) => {
-                    if !whole_calls && let Some(events) = &self.call_events {
+                    if !whole_calls && let Some(events) = self.events() {
                         events.unseen();
                     }
                     return Ok(waiting);

@@ -181,6 +181,7 @@ async fn follow_locked(
         &source,
         0,
         (settings.verify_via == VerifyVia::Event).then(|| Arc::clone(&call_events)),
+        None,
     ));
     let counters = Arc::new(FollowCounters::default());
     // Connecting: not connected yet.
