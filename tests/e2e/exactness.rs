@@ -1,7 +1,9 @@
 //! The plan carried from the input to the audit row on every path: merged targets, conflicts,
 //! stale plans, dead runs and resumes, told from the simulator's request log and the audit store.
 
-use genesys_sim::{SeedCall, SeedParticipant};
+use std::time::Duration;
+
+use genesys_sim::{SeedCall, SeedParticipant, SimConfig};
 
 use crate::support::{TestOrg, audit_targets, spawn, within};
 
@@ -11,7 +13,11 @@ const AGENT: &str = "0b7c9d2e-3f4a-4b5c-8d6e-7f8a9b0c1d2e";
 
 /// An org with one live call: a customer with `kb=old` and a connected agent.
 async fn one_call_org() -> TestOrg {
-    let org = TestOrg::start(TestOrg::fast_config(0)).await;
+    one_call_org_with(TestOrg::fast_config(0)).await
+}
+
+async fn one_call_org_with(config: SimConfig) -> TestOrg {
+    let org = TestOrg::start(config).await;
     org.state().add_call(SeedCall {
         id: CALL.into(),
         ended: false,
@@ -288,6 +294,36 @@ async fn a_plain_rerun_settles_the_rows_a_killed_run_left_sending() {
         rows.iter().filter(|r| r.status == "unchanged").count(),
         1,
         "the rerun found it done: {rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn settling_a_killed_runs_change_is_named_with_until_when() {
+    // The killed run's change shows only 4 s after it was accepted: settling waits for it.
+    let org = one_call_org_with(SimConfig {
+        faults: genesys_sim::FaultConfig {
+            visibility_lag: Duration::from_secs(4),
+            ..Default::default()
+        },
+        ..TestOrg::fast_config(0)
+    })
+    .await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
+    kill_9_after_its_patch(&org).await;
+
+    let mut rerun = org.spawn(&["apply", "kb.csv", "--verify-timeout", "20s"]);
+    let line = rerun
+        .next_stderr_line("settling is named", |l| {
+            l.contains("verifying 1 calls' changes: until ")
+        })
+        .await;
+    assert!(line.contains(" at the latest (in "), "{line}");
+    rerun.finish().await.assert_code(0);
+    let rows = audit_targets(&org.audit_path()).await;
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "verified").count(),
+        1,
+        "the killed run's change is settled as verified: {rows:?}"
     );
 }
 

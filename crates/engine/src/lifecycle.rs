@@ -177,6 +177,7 @@ impl ActiveRun {
                     active.run.clone(),
                 );
                 let (stop, verify_timeout) = (active.stop.clone(), config.verify_timeout);
+                let verifications = Arc::clone(&active.verifications);
                 let observer = Arc::clone(observer);
                 active.settling = Some(tokio::spawn(async move {
                     settle(
@@ -185,6 +186,7 @@ impl ActiveRun {
                         &run,
                         verify_timeout,
                         &stop,
+                        &verifications,
                         observer.as_ref(),
                     )
                     .await
@@ -244,6 +246,7 @@ impl ActiveRun {
             &self.run,
             self.config.verify_timeout,
             &self.stop,
+            &self.verifications,
             observer,
         )
         .await
@@ -371,10 +374,19 @@ async fn settle(
     run: &RunId,
     verify_timeout: Duration,
     stop: &StopSignal,
+    verifications: &Arc<crate::apply::verifications::Verifications>,
     observer: &dyn RunObserver,
 ) -> Result<(), EngineError> {
-    let settled =
-        settle::settle_dead_runs(client, audit, run, verify_timeout, stop, observer).await?;
+    let settled = settle::settle_dead_runs(
+        client,
+        audit,
+        run,
+        verify_timeout,
+        stop,
+        verifications,
+        observer,
+    )
+    .await?;
     if settled > 0 {
         observer.note(Note::Info(format!(
             "settled {settled} rows that earlier runs left unfinished when their process died"

@@ -8,7 +8,8 @@
 //!   participant is gone, so nobody can tell -> `unknown`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 
@@ -19,6 +20,7 @@ use genesys_core::GenesysClient;
 use reconcile::{LiveConversation, Verification};
 
 use super::target_from_record;
+use super::verifications::Verifications;
 use crate::error::EngineError;
 use crate::observer::{Note, RunObserver};
 use crate::stop::StopSignal;
@@ -33,6 +35,7 @@ pub async fn settle_dead_runs(
     current: &RunId,
     verify_timeout: Duration,
     stop: &StopSignal,
+    verifications: &Arc<Verifications>,
     observer: &dyn RunObserver,
 ) -> Result<usize, EngineError> {
     audit.mark_interrupted_runs().await?;
@@ -57,7 +60,13 @@ pub async fn settle_dead_runs(
     )));
     let mut settling = futures::stream::iter(by_conversation)
         .map(|(cid, waiting)| {
-            settle_call(client, audit, current, verify_timeout, stop, cid, waiting)
+            // A call being settled is a verification under way: a display names a long one
+            // with until when it may take (no silent wait).
+            let verifying = verifications.begin(SystemTime::now() + verify_timeout);
+            async move {
+                let _verifying = verifying;
+                settle_call(client, audit, current, verify_timeout, stop, cid, waiting).await
+            }
         })
         .buffer_unordered(SETTLE_CONCURRENCY);
     while let Some(settled) = settling.next().await {
