@@ -297,6 +297,56 @@ async fn a_plain_rerun_settles_the_rows_a_killed_run_left_sending() {
     );
 }
 
+/// Kills `apply kb.csv` while its first request (the token, before the analytics read of
+/// which calls ended) is held: the run exists and recorded no target.
+async fn kill_9_before_its_targets(org: &TestOrg) {
+    org.state().hold_after(0);
+    let child = org.spawn(&["apply", "kb.csv"]);
+    org.wait_until_holding().await;
+    child.kill().await;
+    org.state().release();
+}
+
+#[tokio::test]
+async fn a_run_killed_before_it_recorded_its_targets_is_resumed_from_its_unchanged_source() {
+    let org = one_call_org().await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
+    kill_9_before_its_targets(&org).await;
+
+    let resumed = org.run(&["apply", "--resume", "latest"]).await;
+    resumed.assert_code(0);
+    assert!(
+        resumed
+            .stderr
+            .contains("its source kb.csv is unchanged, so it is applied as a new run"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(customer_attributes(&org)["kb"], "new");
+}
+
+#[tokio::test]
+async fn a_run_killed_before_it_recorded_its_targets_is_not_resumed_from_a_changed_source() {
+    let org = one_call_org().await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},new\n"));
+    kill_9_before_its_targets(&org).await;
+    org.write("kb.csv", &format!("conversation_id,kb\n{CALL},newer\n"));
+
+    let resumed = org.run(&["apply", "--resume", "latest"]).await;
+    resumed.assert_code(1);
+    assert!(
+        resumed
+            .stderr
+            .contains("was stopped before it recorded its targets, so it changed nothing"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(org.count_requests("PATCH", "/attributes"), 0);
+    // What it says to do converges.
+    org.run(&["apply", "kb.csv"]).await.assert_code(0);
+    assert_eq!(customer_attributes(&org)["kb"], "newer");
+}
+
 #[tokio::test]
 async fn settling_a_killed_runs_change_is_named_with_until_when() {
     // The killed run's change shows only 4 s after it was accepted: settling waits for it.

@@ -1240,3 +1240,11 @@ async fn model_seed_8114219028210111116_a_sent_change_whose_call_ended_is_unknow
 async fn model_seed_18286688500063600091_results_drop_an_input_row() {
     assert_case(18_286_688_500_063_600_091).await;
 }
+
+/// Found by the soak after the history work: killed during the analytics read of which calls
+/// ended, the run had recorded no target, and `apply --resume latest` said "nothing left to do"
+/// (exit 0) with nothing applied. It is now applied again from its unchanged source.
+#[tokio::test]
+async fn model_seed_15970523107049908635_killed_before_its_targets_and_resumed_as_done() {
+    assert_case(15_970_523_107_049_908_635).await;
+}

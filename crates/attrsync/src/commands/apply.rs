@@ -18,7 +18,7 @@ use engine::Work;
 pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let ui = ui.with_json(run_settings.json);
     let audit_path = run_settings.audit_path.clone();
-    let work = match (&args.resume, &args.source) {
+    let mut work = match (&args.resume, &args.source) {
         (Some(run), source) => {
             // A resume never creates a store: a wrong path is said as such.
             let audit = AuditStore::open_no_create(&audit_path).await?;
@@ -47,11 +47,47 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
         (None, Some(source)) => Work::Desired(read_desired(source, &args.source_args, ui).await?),
         (None, None) => anyhow::bail!("give a desired state, a saved plan, or --resume RUN"),
     };
-    if let Work::Resume { targets, run, .. } = &work
+    if let Work::Resume {
+        targets,
+        run,
+        source,
+        ..
+    } = &work
         && targets.is_empty()
     {
-        ui.note(format_args!("run {run} has nothing left to do"));
-        return Ok(Exit::Success);
+        // A run stopped before it recorded its targets (while asking which calls ended) sent
+        // no change, and the store cannot say what it was to do: that is not "done".
+        let summary = AuditStore::open_no_create(&audit_path)
+            .await?
+            .run_summary(run)
+            .await?;
+        if summary.counts.total() == 0
+            && summary.run.ended_rows == 0
+            && summary.run.status == audit::RunStatus::Interrupted
+        {
+            match unchanged_csv_source(source, &args, ui).await {
+                Some(desired) => {
+                    ui.note(format_args!(
+                        "run {run} was stopped before it recorded its targets (it changed \
+                         nothing); its source {} is unchanged, so it is applied as a new run",
+                        source.path
+                    ));
+                    work = Work::Desired(desired);
+                }
+                None => {
+                    eprintln!(
+                        "error: run {run} was stopped before it recorded its targets, so it \
+                         changed nothing and cannot be resumed: apply its source again \
+                         (attrsync apply {})",
+                        source.path
+                    );
+                    return Ok(Exit::Failure);
+                }
+            }
+        } else {
+            ui.note(format_args!("run {run} has nothing left to do"));
+            return Ok(Exit::Success);
+        }
     }
     let work = super::guard::max_changes(work, &run_settings, ui).await?;
     let audit = open_audit(&audit_path).await?;
@@ -67,6 +103,26 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
     }
     ui.note(run_summary(&outcome, &audit_path, &run_settings.hints));
     Ok(crate::exit::for_run(&outcome))
+}
+
+/// The desired state a run recorded as its source, read again when it is a CSV file whose
+/// content is what the run read (its sha256); `None` otherwise (an SQLite source's table or
+/// query is not known from the run, and a changed file is not what it was to do).
+async fn unchanged_csv_source(
+    source: &SourceInfo,
+    args: &ApplyArgs,
+    ui: Ui,
+) -> Option<reconcile::DesiredState> {
+    let path = Path::new(&source.path);
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) || is_saved_plan(path) {
+        return None;
+    }
+    let desired = read_desired(path, &args.source_args, ui).await.ok()?;
+    let csv = matches!(
+        desired.source.format,
+        SourceFormat::CsvWide | SourceFormat::CsvLong
+    );
+    (csv && desired.source.sha256 == source.sha256).then_some(desired)
 }
 
 /// Whether `given` names the file a run recorded as its source.
