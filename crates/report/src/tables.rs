@@ -227,8 +227,9 @@ pub fn detail_text(target: &TargetRecord) -> String {
     }
 }
 
-/// Left-aligned columns; the last one is not padded.
-fn table(header: &[&str], rows: Vec<Vec<String>>, style: Style) -> String {
+/// Left-aligned columns under a dim header; the last one is not padded. Every text table of
+/// the tool (the audit views, `live`, `queues`) is laid out here.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>, style: Style) -> String {
     let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -4,7 +4,6 @@
 //! `--csv` prints a desired-state skeleton (`conversation_id,purpose`, one `customer` row per
 //! call with a customer): add attribute columns and it is input for `plan` and `apply`.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 
 use genesys_core::LiveCallsQuery;
@@ -118,25 +117,7 @@ pub fn table(calls: &[LiveCall], style: Style) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 4]| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            let _ = write!(text, "{cell:<width$}  ");
-        }
-        text.trim_end().to_owned()
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", style.dim(&line(header)));
-    for row in &rows {
-        let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]));
-    }
-    out
+    report::tables::table(&header, rows.into_iter().map(Vec::from).collect(), style)
 }
 
 /// `conversation_id,purpose` with one `customer` row per call that has a customer, and how

@@ -1,7 +1,6 @@
 //! `attrsync queues [NAME] [--json]`: the org's routing queues with their ids and live calls,
 //! so that `--queue` can be given either (see `engine::queues`).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 
 use engine::queues::{QueueLiveCalls, queue_overview};
@@ -52,25 +51,7 @@ pub fn table(queues: &[QueueLiveCalls], style: Style) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 3]| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            let _ = write!(text, "{cell:<width$}  ");
-        }
-        text.trim_end().to_owned()
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", style.dim(&line(header)));
-    for row in &rows {
-        let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2]]));
-    }
-    out
+    report::tables::table(&header, rows.into_iter().map(Vec::from).collect(), style)
 }
 
 #[cfg(test)]
