@@ -5,10 +5,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use audit::{EndedConversation, UnixMillis};
+use audit::{AuditError, AuditStore, EndedConversation, UnixMillis};
 use futures::StreamExt;
 use genesys_core::{ApiError, GenesysClient, LiveCallsQuery};
 use reconcile::{LiveConversation, LiveState};
+use uuid::Uuid;
 
 /// Conversation ids per multi-id analytics read unless configured otherwise (`--liveness-batch`):
 /// the README's starting point, since Genesys documents no limit.
@@ -17,11 +18,12 @@ pub const DEFAULT_LIVENESS_BATCH: usize = 100;
 /// Which desired conversations have ended, found before any of them is read.
 #[derive(Debug, Default)]
 pub struct Liveness {
-    /// Conversations known to have ended: their rows need no request.
-    pub ended: HashSet<String>,
-    /// The ones of `ended` this lookup learned (analytics showed their `conversationEnd`), to
-    /// be remembered in the audit store.
-    pub newly_ended: Vec<EndedConversation>,
+    /// Per conversation asked about, in the order asked: whether it is known to have ended
+    /// (its rows need no request).
+    pub ended: Vec<bool>,
+    /// The ones this lookup learned (analytics showed their `conversationEnd`), with when they
+    /// ended: to be remembered in the audit store.
+    pub newly_ended: Vec<(Uuid, Option<UnixMillis>)>,
     /// Why some conversations could not be looked up (they are read as if live), once.
     pub problem: Option<ApiError>,
 }
@@ -37,47 +39,84 @@ impl Liveness {
                 format!("cannot ask analytics which calls ended ({problem}); reading every call")
             })
     }
+
+    /// What the audit store remembers of [`Self::newly_ended`], `chunk` at a time (a first
+    /// iteration over a large table learns of a million).
+    pub fn newly_ended_records(
+        &self,
+        chunk: usize,
+    ) -> impl Iterator<Item = Vec<EndedConversation>> + '_ {
+        self.newly_ended.chunks(chunk.max(1)).map(|chunk| {
+            chunk
+                .iter()
+                .map(|(id, ended_at)| EndedConversation {
+                    conversation_id: id.hyphenated().to_string(),
+                    ended_at: *ended_at,
+                })
+                .collect()
+        })
+    }
 }
 
-/// Finds which of `ids` have ended: those in `known_ended` (the audit store's memory) without a
-/// request, the rest through one multi-id analytics read per `batch` ids, `concurrency` at once.
-/// A conversation analytics leaves out (too new to be indexed, or unknown) is not ended: the
-/// caller reads it as before. A failed lookup proves nothing either: the failure is kept in
+/// Which of `ids` the audit store saw ended, per id: asked `chunk` ids at a time, so that a
+/// table of a million rows never holds a million strings.
+pub async fn known_ended(audit: &AuditStore, ids: &[Uuid]) -> Result<Vec<bool>, AuditError> {
+    const CHUNK: usize = 10_000;
+    let mut ended = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let asked: Vec<String> = chunk.iter().map(|id| id.hyphenated().to_string()).collect();
+        let found = audit.known_ended(&asked).await?;
+        ended.extend(asked.iter().map(|id| found.contains(id)));
+    }
+    Ok(ended)
+}
+
+/// Finds which of `ids` have ended: those `known_ended` says (the audit store's memory) without
+/// a request, the rest through one multi-id analytics read per `batch` ids, `concurrency` at
+/// once. A conversation analytics leaves out (too new to be indexed, or unknown) is not ended:
+/// the caller reads it as before. A failed lookup proves nothing either: the failure is kept in
 /// [`Liveness::problem`] and every conversation not yet known ended is read.
 pub async fn liveness(
     client: &GenesysClient,
-    ids: &[String],
-    known_ended: HashSet<String>,
+    ids: &[Uuid],
+    known_ended: Vec<bool>,
     batch: usize,
     concurrency: usize,
 ) -> Liveness {
-    let unknown: Vec<String> = ids
-        .iter()
-        .filter(|id| !known_ended.contains(*id))
-        .cloned()
-        .collect();
     let mut found = Liveness {
         ended: known_ended,
         ..Liveness::default()
     };
+    found.ended.resize(ids.len(), false);
+    let unknown: Vec<usize> = (0..ids.len()).filter(|&i| !found.ended[i]).collect();
     let mut lookups = futures::stream::iter(unknown.chunks(batch.max(1)))
-        .map(|chunk| client.conversation_details(chunk))
+        .map(|chunk| async move {
+            let asked: HashMap<Uuid, usize> = chunk.iter().map(|&i| (ids[i], i)).collect();
+            let strings: Vec<String> = chunk
+                .iter()
+                .map(|&i| ids[i].hyphenated().to_string())
+                .collect();
+            (asked, client.conversation_details(&strings).await)
+        })
         .buffer_unordered(concurrency.max(1));
-    while let Some(answer) = lookups.next().await {
+    while let Some((asked, answer)) = lookups.next().await {
         match answer {
             Ok(fetched) => {
                 for conversation in fetched.value {
                     let Some(end) = conversation.conversation_end else {
                         continue;
                     };
-                    let id = conversation.conversation_id.to_ascii_lowercase();
-                    if found.ended.insert(id.clone()) {
-                        found.newly_ended.push(EndedConversation {
-                            conversation_id: id,
-                            ended_at: humantime::parse_rfc3339_weak(&end)
-                                .ok()
-                                .map(UnixMillis::from_system_time),
-                        });
+                    let Some(&i) = Uuid::try_parse(&conversation.conversation_id)
+                        .ok()
+                        .and_then(|id| asked.get(&id))
+                    else {
+                        continue;
+                    };
+                    if !std::mem::replace(&mut found.ended[i], true) {
+                        let ended_at = humantime::parse_rfc3339_weak(&end)
+                            .ok()
+                            .map(UnixMillis::from_system_time);
+                        found.newly_ended.push((ids[i], ended_at));
                     }
                 }
             }
@@ -160,17 +199,21 @@ pub async fn fetch_live_batched(
     batch: usize,
     concurrency: usize,
 ) -> Result<(LiveState, Liveness), ReadFailed> {
-    let found = liveness(client, &ids, HashSet::new(), batch, concurrency).await;
-    let to_read: Vec<String> = ids
-        .into_iter()
-        .filter(|id| !found.ended.contains(id))
+    // The ids are a desired state's, validated UUIDs; one that is not is read (and not found).
+    let uuids: Vec<Uuid> = ids.iter().filter_map(|id| Uuid::try_parse(id).ok()).collect();
+    let found = liveness(client, &uuids, Vec::new(), batch, concurrency).await;
+    let ended: HashSet<String> = uuids
+        .iter()
+        .zip(&found.ended)
+        .filter(|(_, ended)| **ended)
+        .map(|(id, _)| id.hyphenated().to_string())
         .collect();
+    let to_read: Vec<String> = ids.into_iter().filter(|id| !ended.contains(id)).collect();
     let mut live = fetch_live(client, to_read, concurrency).await?;
     live.extend(
-        found
-            .ended
-            .iter()
-            .map(|id| (id.clone(), LiveConversation::Ended)),
+        ended
+            .into_iter()
+            .map(|id| (id, LiveConversation::Ended)),
     );
     Ok((live, found))
 }

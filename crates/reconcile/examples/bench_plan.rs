@@ -62,8 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Live state: every call has a connected customer and agent; even rows are in sync, odd rows
     // have a stale tier. An unmanaged key is present everywhere and must be left alone.
-    let mut live = LiveState::with_capacity(desired.entries.len());
-    for (i, entry) in desired.entries.iter().enumerate() {
+    let mut live = LiveState::with_capacity(desired.len());
+    for (i, entry) in desired.entries().enumerate() {
         let tier = if i % 2 == 0 { "gold" } else { "silver" };
         let cid = entry.target.conversation_id.clone();
         let conversation = CallConversation {

@@ -1,11 +1,14 @@
 //! The desired state: what a user wrote down, validated and grouped per target.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
+pub use crate::input::{InputRow, InputRowRef, InputTable};
 use crate::problem::Problem;
+use crate::store::EntryStore;
 
 /// Which participant(s) of a conversation a desired entry is about.
 ///
@@ -97,35 +100,10 @@ pub struct SourceInfo {
     pub sha256: String,
 }
 
-/// The source's own data rows, as read, in input order: what a result file is written from
-/// without reading the source again.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputTable {
-    /// Column names as read. CSV: the header without a BOM and without `attrsync_*` result
-    /// columns. SQLite: the selected columns' names.
-    pub header: Vec<String>,
-    /// Every data row of the input, once, in order.
-    pub rows: Vec<InputRow>,
-}
-
-/// One data row of the source.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputRow {
-    /// The line this row is known by everywhere else ([`DesiredEntry::lines`], problems): the
-    /// CSV record's first physical line, or the SQLite row ordinal.
-    pub line: u64,
-    /// The cells as read (CSV: without `attrsync_*` columns; SQLite: every value as text,
-    /// NULL as empty).
-    pub cells: Vec<String>,
-    /// For a row dropped under `skip_invalid`: the message it was reported with (several are
-    /// joined with `; `). `None` otherwise.
-    pub problem: Option<String>,
-}
-
 /// A validated desired state, grouped per target in order of first appearance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredState {
-    pub entries: Vec<DesiredEntry>,
+    entries: Entries,
     pub source: SourceInfo,
     /// Non-fatal findings: merged identical duplicates, and rows dropped under `skip_invalid`.
     pub warnings: Vec<Problem>,
@@ -133,23 +111,124 @@ pub struct DesiredState {
     pub input: InputTable,
 }
 
+/// A state's entries: read from a source, compact; or given whole (a command line's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entries {
+    Stored(EntryStore),
+    Given(Vec<DesiredEntry>),
+}
+
 impl DesiredState {
+    /// A state of entries given whole (`set`, `tag`, tests), each already one target.
+    pub fn from_entries(entries: Vec<DesiredEntry>, source: SourceInfo) -> Self {
+        Self {
+            entries: Entries::Given(entries),
+            source,
+            warnings: Vec::new(),
+            input: InputTable::default(),
+        }
+    }
+
+    pub(crate) fn stored(
+        entries: EntryStore,
+        source: SourceInfo,
+        warnings: Vec<Problem>,
+        input: InputTable,
+    ) -> Self {
+        Self {
+            entries: Entries::Stored(entries),
+            source,
+            warnings,
+            input,
+        }
+    }
+
+    /// Number of entries (targets of the input).
+    pub fn len(&self) -> usize {
+        match &self.entries {
+            Entries::Stored(store) => store.len(),
+            Entries::Given(entries) => entries.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i` with owned strings.
+    pub fn entry(&self, i: usize) -> DesiredEntry {
+        match &self.entries {
+            Entries::Stored(store) => store.entry(i),
+            Entries::Given(entries) => entries[i].clone(),
+        }
+    }
+
+    /// Every entry with owned strings, in order: each is made when asked for, so that a large
+    /// state is walked without holding a copy of it.
+    pub fn entries(&self) -> impl Iterator<Item = DesiredEntry> + '_ {
+        (0..self.len()).map(|i| self.entry(i))
+    }
+
+    /// Every entry with owned strings (a copy of the whole state: for small states and tests).
+    pub fn to_entries(&self) -> Vec<DesiredEntry> {
+        self.entries().collect()
+    }
+
+    /// The conversation of entry `i` (lowercase UUID).
+    pub fn conversation(&self, i: usize) -> Uuid {
+        match &self.entries {
+            Entries::Stored(store) => store.conversation(i),
+            Entries::Given(entries) => {
+                Uuid::parse_str(&entries[i].target.conversation_id).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The lines of entry `i`, ascending.
+    pub fn lines(&self, i: usize) -> Vec<u64> {
+        match &self.entries {
+            Entries::Stored(store) => store.lines(i).collect(),
+            Entries::Given(entries) => entries[i].lines.clone(),
+        }
+    }
+
     /// Number of (target, key) pairs in the desired state.
     pub fn key_count(&self) -> usize {
-        self.entries.iter().map(|e| e.attributes.len()).sum()
+        match &self.entries {
+            Entries::Stored(store) => (0..store.len()).map(|i| store.pairs_of(i).count()).sum(),
+            Entries::Given(entries) => entries.iter().map(|e| e.attributes.len()).sum(),
+        }
+    }
+
+    /// The distinct conversations, in order of first appearance: what the caller has to look
+    /// up before planning.
+    pub fn conversations(&self) -> Vec<Uuid> {
+        let mut seen = HashSet::with_capacity(self.len());
+        (0..self.len())
+            .map(|i| self.conversation(i))
+            .filter(|c| seen.insert(*c))
+            .collect()
     }
 }
 
 /// The distinct conversation ids of a desired state, in order of first appearance: what the
 /// caller has to fetch before calling [`crate::plan::diff`].
 pub fn conversation_ids(desired: &DesiredState) -> Vec<String> {
-    let mut seen = std::collections::HashSet::with_capacity(desired.entries.len());
-    desired
-        .entries
-        .iter()
-        .filter(|e| seen.insert(e.target.conversation_id.as_str()))
-        .map(|e| e.target.conversation_id.clone())
-        .collect()
+    match &desired.entries {
+        Entries::Stored(_) => desired
+            .conversations()
+            .iter()
+            .map(|c| c.hyphenated().to_string())
+            .collect(),
+        Entries::Given(entries) => {
+            let mut seen = HashSet::with_capacity(entries.len());
+            entries
+                .iter()
+                .filter(|e| seen.insert(e.target.conversation_id.as_str()))
+                .map(|e| e.target.conversation_id.clone())
+                .collect()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -184,20 +263,18 @@ mod tests {
 
     #[test]
     fn conversation_ids_are_distinct_in_first_appearance_order() {
-        let desired = DesiredState {
-            entries: vec![
+        let desired = DesiredState::from_entries(
+            vec![
                 entry("b", Selector::Purpose("customer".into())),
                 entry("a", Selector::Purpose("customer".into())),
                 entry("b", Selector::Purpose("agent".into())),
             ],
-            source: SourceInfo {
+            SourceInfo {
                 path: "x.csv".into(),
                 format: SourceFormat::CsvWide,
                 sha256: String::new(),
             },
-            warnings: vec![],
-            input: InputTable::default(),
-        };
+        );
         assert_eq!(conversation_ids(&desired), ["b", "a"]);
     }
 }

@@ -9,15 +9,17 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod desired;
+mod input;
 pub mod options;
 pub mod plan;
 pub mod problem;
 pub mod saved_plan;
 pub mod source;
+mod store;
 mod validate;
 
 pub use desired::{
-    DesiredEntry, DesiredState, InputRow, InputTable, Selector, SourceFormat, SourceInfo, Target,
+    DesiredEntry, DesiredState, InputRow, InputRowRef, InputTable, Selector, SourceFormat, SourceInfo, Target,
     conversation_ids,
 };
 pub use options::{Limits, ReadOptions};

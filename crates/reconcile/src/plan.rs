@@ -398,7 +398,7 @@ impl Plan {
 /// Only managed keys are compared; clearing a key that is absent or already `""` is no change.
 /// Targets follow the order in which the input first reaches them.
 pub fn diff(desired: &DesiredState, live: &LiveState) -> Plan {
-    diff_entries(&desired.entries, live)
+    diff_entries(&desired.to_entries(), live)
 }
 
 /// [`diff`] over entries, e.g. the entries of one conversation.
@@ -655,9 +655,8 @@ mod tests {
     }
 
     fn desired(entries: Vec<(Selector, &[(&str, &str)])>) -> DesiredState {
-        DesiredState {
-            input: crate::InputTable::default(),
-            entries: entries
+        DesiredState::from_entries(
+            entries
                 .into_iter()
                 .enumerate()
                 .map(|(i, (selector, attrs))| DesiredEntry {
@@ -672,13 +671,12 @@ mod tests {
                     lines: vec![i as u64 + 2],
                 })
                 .collect(),
-            source: SourceInfo {
+            SourceInfo {
                 path: "t.csv".into(),
                 format: SourceFormat::CsvWide,
                 sha256: String::new(),
             },
-            warnings: vec![],
-        }
+        )
     }
 
     fn customer() -> Selector {

@@ -217,8 +217,7 @@ pub fn validate(saved: &SavedPlan, path: &Path, limits: &Limits) -> Result<(), S
     // Result files are written from the input's rows only when it has a header (as `results`).
     let rows: Option<HashMap<u64, bool>> = (!input.header.is_empty()).then(|| {
         input
-            .rows
-            .iter()
+            .rows()
             .map(|row| (row.line, row.problem.is_some()))
             .collect()
     });
@@ -472,10 +471,10 @@ mod tests {
             cells: vec![CID.into(), "gold".into()],
             problem: problem.map(Into::into),
         };
-        saved.metadata.input = InputTable {
-            header: vec!["conversation_id".into(), "tier".into()],
-            rows: vec![row(2, None), row(9, None), row(10, Some("bad"))],
-        };
+        saved.metadata.input = InputTable::from_rows(
+            vec!["conversation_id".into(), "tier".into()],
+            vec![row(2, None), row(9, None), row(10, Some("bad"))],
+        );
         validate(&saved, Path::new("plan.json"), &Limits::default())
             .expect("every line of every target is a row of the input");
         saved.plan.targets[0].lines = vec![2, 99];

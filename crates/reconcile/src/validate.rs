@@ -5,16 +5,15 @@
 //! each row completely (every problem of the row, not just the first), merges valid rows per
 //! target, and finally returns either the whole desired state or every problem of the input.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use uuid::Uuid;
 
 use genesys_models::Attributes;
 
-use crate::desired::{
-    DesiredEntry, DesiredState, InputRow, InputTable, Selector, SourceInfo, Target,
-};
+use crate::desired::{DesiredState, InputTable, SourceInfo, Target};
+use crate::store::{EntryStore, SelectorKey, TargetKey};
 use crate::options::{Limits, ReadOptions};
 use crate::problem::{LineUnit, Problem, SourceError};
 
@@ -30,30 +29,8 @@ pub(crate) struct RawRow<'a> {
     pub pairs: Vec<(&'a str, &'a str)>,
 }
 
-/// A hashable, allocation-light identity of a target, for grouping rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TargetKey {
-    conversation: Uuid,
-    selector: SelectorKey,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum SelectorKey {
-    Participant(Uuid),
-    User(Uuid),
-    /// Index into the interned purposes.
-    Purpose(u32),
-}
-
-/// Desired values of one target while reading: each value remembers the line it came from so
-/// that a conflict can name both lines.
-struct EntryBuilder {
-    target: Target,
-    attributes: BTreeMap<String, (String, u64)>,
-    lines: Vec<u64>,
-    /// Estimated size of the PATCH body with every desired key of this target.
-    body_bytes: usize,
-}
+/// What a source too large for the compact storage is told.
+const TOO_LARGE: &str = "the source holds more than 4 GiB of values: split it into several sources";
 
 /// `{"attributes":{}}`
 const EMPTY_BODY_BYTES: usize = 17;
@@ -63,10 +40,7 @@ pub(crate) struct DesiredBuilder<'o> {
     unit: LineUnit,
     options: &'o ReadOptions,
     default_purpose: String,
-    purposes: HashMap<String, u32>,
-    purpose_names: Vec<String>,
-    index: HashMap<TargetKey, usize>,
-    entries: Vec<EntryBuilder>,
+    store: EntryStore,
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
     /// The source's data rows as read, in order.
@@ -91,10 +65,7 @@ impl<'o> DesiredBuilder<'o> {
             unit,
             options,
             default_purpose,
-            purposes: HashMap::new(),
-            purpose_names: Vec::new(),
-            index: HashMap::new(),
-            entries: Vec::new(),
+            store: EntryStore::default(),
             errors: Vec::new(),
             warnings: Vec::new(),
             input: InputTable::default(),
@@ -122,13 +93,23 @@ impl<'o> DesiredBuilder<'o> {
         self.input.header = header;
     }
 
+    /// Room for about `rows` rows of `cells` cells, `text` bytes in all (the source's size).
+    pub fn reserve(&mut self, rows: usize, cells: usize, text: usize) {
+        self.store = EntryStore::with_capacity(rows);
+        self.input.reserve(rows, cells, text);
+    }
+
     /// Records a data row of the source as read, before it is checked with [`Self::add_row`].
-    pub fn add_input_row(&mut self, line: u64, cells: Vec<String>) {
-        self.input.rows.push(InputRow {
-            line,
-            cells,
-            problem: None,
-        });
+    pub fn add_input_row<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = &'c str>) {
+        if self.input.push(line, cells).is_err() {
+            self.too_large(line);
+        }
+    }
+
+    fn too_large(&mut self, line: u64) {
+        if !self.errors.iter().any(|p| p.message == TOO_LARGE) {
+            self.fatal(line, TOO_LARGE.to_owned());
+        }
     }
 
     /// A problem that invalidates one row: an error, or a warning if invalid rows are skipped.
@@ -136,12 +117,7 @@ impl<'o> DesiredBuilder<'o> {
     pub fn row_problem(&mut self, line: u64, message: String) {
         if self.options.skip_invalid {
             let problem = self.problem(line, format!("{message} (row skipped)"));
-            if let Some(row) = self.input.rows.last_mut().filter(|r| r.line == line) {
-                row.problem = Some(match row.problem.take() {
-                    Some(earlier) => format!("{earlier}; {}", problem.message),
-                    None => problem.message.clone(),
-                });
-            }
+            self.input.add_problem_to_last(line, &problem.message);
             self.warnings.push(problem);
         } else {
             let problem = self.problem(line, message);
@@ -223,17 +199,17 @@ impl<'o> DesiredBuilder<'o> {
                     problems.push(format!("purpose {value:?} contains a control character"));
                     None
                 }
-                _ => Some(SelectorKey::Purpose(
-                    self.intern_purpose(&value.to_ascii_lowercase()),
-                )),
+                _ if value.bytes().any(|b| b.is_ascii_uppercase()) => Some(
+                    SelectorKey::Purpose(self.store.intern_purpose(&value.to_ascii_lowercase())),
+                ),
+                _ => Some(SelectorKey::Purpose(self.store.intern_purpose(value))),
             };
             parsed.extend(key);
         }
         match given.len() {
-            0 => {
-                let default = self.default_purpose.clone();
-                Some(SelectorKey::Purpose(self.intern_purpose(&default)))
-            }
+            0 => Some(SelectorKey::Purpose(
+                self.store.intern_purpose(&self.default_purpose),
+            )),
             1 => parsed.pop(),
             _ => {
                 let columns: Vec<&str> = given.iter().map(|(c, _)| *c).collect();
@@ -246,63 +222,46 @@ impl<'o> DesiredBuilder<'o> {
         }
     }
 
-    fn intern_purpose(&mut self, purpose: &str) -> u32 {
-        if let Some(&id) = self.purposes.get(purpose) {
-            return id;
-        }
-        let id = u32::try_from(self.purpose_names.len()).unwrap_or(u32::MAX);
-        self.purposes.insert(purpose.to_owned(), id);
-        self.purpose_names.push(purpose.to_owned());
-        id
-    }
-
-    fn target(&self, key: TargetKey) -> Target {
-        let selector = match key.selector {
-            SelectorKey::Participant(id) => Selector::ParticipantId(id.hyphenated().to_string()),
-            SelectorKey::User(id) => Selector::UserId(id.hyphenated().to_string()),
-            SelectorKey::Purpose(p) => Selector::Purpose(self.purpose_names[p as usize].clone()),
-        };
-        Target {
-            conversation_id: key.conversation.hyphenated().to_string(),
-            selector,
-        }
-    }
-
     /// Merges a valid row into its target, unless it conflicts with earlier rows or breaks a
     /// per-target guard; either way the row is all or nothing.
     fn merge(&mut self, row: &RawRow<'_>, key: TargetKey) {
-        let existing = self.index.get(&key).copied();
+        let existing = self.store.find(&key);
         let mut problems = Vec::new();
         let mut duplicates = Vec::new();
         let (mut key_count, mut body_bytes) = (0, EMPTY_BODY_BYTES);
         if let Some(i) = existing {
-            let entry = &self.entries[i];
-            (key_count, body_bytes) = (entry.attributes.len(), entry.body_bytes);
+            for (k, v) in self.store.pairs_of(i) {
+                key_count += 1;
+                body_bytes += entry_body_bytes(key_count, k, v);
+            }
             for &(k, v) in &row.pairs {
-                match entry.attributes.get(k) {
-                    Some((earlier, line)) if earlier == v => duplicates.push((k, *line)),
+                match self.store.value_of(i, k) {
+                    Some((earlier, line)) if earlier == v => duplicates.push((k, line)),
                     Some((earlier, line)) => problems.push(conflict_problem(
                         k,
-                        Some(&entry.target),
+                        Some(&self.store.target(key)),
                         v,
                         earlier,
                         self.unit_word(),
-                        *line,
+                        line,
                     )),
                     None => {}
                 }
             }
         }
         for &(k, v) in &row.pairs {
-            if existing.is_some_and(|i| self.entries[i].attributes.contains_key(k)) {
+            if existing.is_some_and(|i| self.store.value_of(i, k).is_some()) {
                 continue;
             }
             key_count += 1;
             body_bytes += entry_body_bytes(key_count, k, v);
         }
-        let (target, limits) = (self.target(key), &self.options.limits);
-        problems.extend(keys_problem(&target, key_count, limits));
-        problems.extend(body_problem(&target, body_bytes, limits));
+        let limits = &self.options.limits;
+        if key_count > limits.max_keys_per_target || body_bytes > limits.max_request_bytes {
+            let target = self.store.target(key);
+            problems.extend(keys_problem(&target, key_count, limits));
+            problems.extend(body_problem(&target, body_bytes, limits));
+        }
         if !problems.is_empty() {
             for problem in problems {
                 self.row_problem(row.line, problem);
@@ -318,30 +277,13 @@ impl<'o> DesiredBuilder<'o> {
                 ),
             );
         }
-        let i = match existing {
-            Some(i) => i,
-            None => {
-                let target = self.target(key);
-                self.index.insert(key, self.entries.len());
-                self.entries.push(EntryBuilder {
-                    target,
-                    attributes: BTreeMap::new(),
-                    lines: Vec::with_capacity(1),
-                    body_bytes: EMPTY_BODY_BYTES,
-                });
-                self.entries.len() - 1
-            }
+        let pairs = row.pairs.iter().copied();
+        let stored = match existing {
+            Some(i) => self.store.merge(i, row.line, pairs),
+            None => self.store.insert(key, row.line, pairs),
         };
-        let entry = &mut self.entries[i];
-        for &(k, v) in &row.pairs {
-            entry
-                .attributes
-                .entry(k.to_owned())
-                .or_insert_with(|| (v.to_owned(), row.line));
-        }
-        entry.body_bytes = body_bytes;
-        if entry.lines.last() != Some(&row.line) {
-            entry.lines.push(row.line);
+        if stored.is_err() {
+            self.too_large(row.line);
         }
     }
 
@@ -387,22 +329,10 @@ impl<'o> DesiredBuilder<'o> {
         }
         let mut warnings = self.warnings;
         warnings.sort_by_key(|p| p.line);
-        let entries = self
-            .entries
-            .into_iter()
-            .map(|e| DesiredEntry {
-                target: e.target,
-                attributes: e.attributes.into_iter().map(|(k, (v, _))| (k, v)).collect(),
-                lines: e.lines,
-            })
-            .collect();
+        let mut store = self.store;
+        store.seal();
         Ok((
-            DesiredState {
-                entries,
-                source,
-                warnings,
-                input: InputTable::default(),
-            },
+            DesiredState::stored(store, source, warnings, InputTable::default()),
             self.input,
         ))
     }
@@ -579,7 +509,7 @@ fn json_string_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::SourceFormat;
+    use crate::desired::{Selector, SourceFormat};
     use crate::options::Limits;
 
     const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
@@ -613,8 +543,8 @@ mod tests {
         b.add_row(&row(2, vec![("tier", "gold")]), true);
         b.add_row(&row(3, vec![("campaign", "")]), true);
         let state = b.finish(source()).unwrap();
-        assert_eq!(state.entries.len(), 1);
-        let entry = &state.entries[0];
+        assert_eq!(state.len(), 1);
+        let entry = &state.to_entries()[0];
         assert_eq!(entry.target.selector, Selector::Purpose("customer".into()));
         assert_eq!(entry.lines, [2, 3]);
         assert_eq!(entry.attributes["campaign"], "");
@@ -637,9 +567,9 @@ mod tests {
             true,
         );
         let state = b.finish(source()).unwrap();
-        assert_eq!(state.entries[0].target.conversation_id, CID);
+        assert_eq!(state.to_entries()[0].target.conversation_id, CID);
         assert_eq!(
-            state.entries[0].target.selector,
+            state.to_entries()[0].target.selector,
             Selector::ParticipantId(PID.into())
         );
     }
@@ -666,8 +596,8 @@ mod tests {
         b.add_row(&row(2, vec![("tier", "gold")]), true);
         b.add_row(&row(3, vec![("tier", "gold")]), true);
         let state = b.finish(source()).unwrap();
-        assert_eq!(state.entries[0].attributes.len(), 1);
-        assert_eq!(state.entries[0].lines, [2, 3]);
+        assert_eq!(state.to_entries()[0].attributes.len(), 1);
+        assert_eq!(state.to_entries()[0].lines, [2, 3]);
         assert_eq!(
             state.warnings[0].to_string(),
             "t.csv:3: key \"tier\" repeats the same value as line 2; merged"
@@ -692,7 +622,7 @@ mod tests {
             true,
         );
         let state = b.finish(source()).unwrap();
-        assert_eq!(state.entries.len(), 1);
+        assert_eq!(state.len(), 1);
         assert_eq!(
             state.warnings[0].to_string(),
             "t.csv:3: invalid conversation_id \"nope\": not a UUID (row skipped)"

@@ -39,7 +39,7 @@ fn read_options(path: &Path) -> ReadOptions {
 
 fn render(result: Result<reconcile::DesiredState, SourceError>) -> String {
     match result {
-        Ok(state) => format!("unexpectedly valid: {} entries\n", state.entries.len()),
+        Ok(state) => format!("unexpectedly valid: {} entries\n", state.len()),
         Err(err) if !err.problems().is_empty() => {
             err.problems().iter().map(|p| format!("{p}\n")).collect()
         }

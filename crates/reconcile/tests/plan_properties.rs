@@ -93,9 +93,8 @@ fn desired_state() -> impl Strategy<Value = DesiredState> {
             1..4,
         ),
     );
-    prop::collection::vec(entry, 0..8).prop_map(|entries| DesiredState {
-        input: reconcile::InputTable::default(),
-        entries: entries
+    prop::collection::vec(entry, 0..8).prop_map(|entries| DesiredState::from_entries(
+        entries
             .into_iter()
             .enumerate()
             .map(|(i, (cid, selector, attributes))| DesiredEntry {
@@ -108,13 +107,12 @@ fn desired_state() -> impl Strategy<Value = DesiredState> {
                 lines: vec![i as u64 + 2],
             })
             .collect(),
-        source: SourceInfo {
+        SourceInfo {
             path: "generated.csv".into(),
             format: SourceFormat::CsvWide,
             sha256: String::new(),
         },
-        warnings: vec![],
-    })
+    ))
 }
 
 /// Writes every update of the plan into the live state, as a successful apply would.
@@ -144,12 +142,11 @@ fn apply(plan: &reconcile::Plan, live: &mut LiveState) {
 }
 
 /// The keys of every entry merged into a target (each entry has one unique line).
-fn entry_keys<'a>(desired: &'a DesiredState, lines: &[u64]) -> Vec<&'a str> {
+fn entry_keys(desired: &DesiredState, lines: &[u64]) -> Vec<String> {
     desired
-        .entries
-        .iter()
+        .entries()
         .filter(|e| lines.contains(&e.lines[0]))
-        .flat_map(|e| e.attributes.keys().map(String::as_str))
+        .flat_map(|e| e.attributes.into_keys())
         .collect()
 }
 
@@ -180,7 +177,7 @@ proptest! {
             if let Action::Update { set, clear } = &target.action {
                 let managed = entry_keys(&desired, &target.lines);
                 for key in set.keys().chain(clear.keys()) {
-                    prop_assert!(managed.contains(&key.as_str()), "{key} is not managed: {target:?}");
+                    prop_assert!(managed.contains(key), "{key} is not managed: {target:?}");
                 }
             }
         }
@@ -213,7 +210,7 @@ proptest! {
                 *per_line.entry(*line).or_default() += 1;
             }
         }
-        prop_assert_eq!(per_line.len(), desired.entries.len());
+        prop_assert_eq!(per_line.len(), desired.len());
     }
 
     #[test]
@@ -239,7 +236,7 @@ proptest! {
         live in live_state(),
     ) {
         for target in diff(&desired, &live).targets {
-            let merged = desired.entries.iter().filter(|e| {
+            let merged = desired.entries().filter(|e| {
                 target.lines.contains(&e.lines[0])
             });
             let mut conflict = false;

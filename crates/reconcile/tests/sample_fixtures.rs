@@ -21,8 +21,7 @@ fn wide_sample_has_mixed_selectors_and_no_opinion_cells() {
     assert_eq!(state.source.format, SourceFormat::CsvWide);
     assert!(state.warnings.is_empty(), "{:?}", state.warnings);
     let selectors: Vec<String> = state
-        .entries
-        .iter()
+        .entries()
         .map(|e| e.target.selector.to_string())
         .collect();
     assert_eq!(
@@ -36,15 +35,15 @@ fn wide_sample_has_mixed_selectors_and_no_opinion_cells() {
             "purpose=customer",
         ]
     );
-    let first = &state.entries[0];
+    let first = &state.to_entries()[0];
     assert_eq!(first.target.conversation_id, C1);
     assert_eq!(
         first.attributes.keys().collect::<Vec<_>>(),
         ["campaign", "tier"]
     );
-    assert_eq!(state.entries[5].attributes["tier"], "gold, priority");
+    assert_eq!(state.to_entries()[5].attributes["tier"], "gold, priority");
     assert_eq!(
-        state.entries[5].attributes["callback_reason"],
+        state.to_entries()[5].attributes["callback_reason"],
         "said \"call me after 5\""
     );
 }
@@ -53,23 +52,23 @@ fn wide_sample_has_mixed_selectors_and_no_opinion_cells() {
 fn long_sample_clears_with_empty_values() {
     let state = read_csv(&sample("long.csv"), &ReadOptions::default()).unwrap();
     assert_eq!(state.source.format, SourceFormat::CsvLong);
-    assert_eq!(state.entries.len(), 3);
-    assert_eq!(state.entries[0].attributes["promo_code"], "");
-    assert_eq!(state.entries[0].lines, [2, 3, 4]);
+    assert_eq!(state.len(), 3);
+    assert_eq!(state.to_entries()[0].attributes["promo_code"], "");
+    assert_eq!(state.to_entries()[0].lines, [2, 3, 4]);
     assert_eq!(
-        state.entries[2].target.selector,
+        state.to_entries()[2].target.selector,
         Selector::Purpose("agent".into())
     );
-    assert_eq!(state.entries[2].target.conversation_id, C3);
+    assert_eq!(state.to_entries()[2].target.conversation_id, C3);
 }
 
 #[test]
 fn crlf_bom_sample_reads_like_plain_csv() {
     let state = read_csv(&sample("crlf_bom.csv"), &ReadOptions::default()).unwrap();
-    assert_eq!(state.entries.len(), 2);
-    assert_eq!(state.entries[0].target.conversation_id, C1);
-    assert_eq!(state.entries[1].attributes["tier"], "silver");
-    assert_eq!(state.entries[1].lines, [3]);
+    assert_eq!(state.len(), 2);
+    assert_eq!(state.to_entries()[0].target.conversation_id, C1);
+    assert_eq!(state.to_entries()[1].attributes["tier"], "silver");
+    assert_eq!(state.to_entries()[1].lines, [3]);
 }
 
 #[tokio::test]
@@ -94,8 +93,8 @@ async fn sqlite_seed_builds_a_readable_desired_state() {
         .await
         .unwrap();
     assert_eq!(state.source.format, SourceFormat::Sqlite);
-    assert_eq!(state.entries.len(), 4);
-    assert_eq!(state.entries[1].attributes["promo_code"], "");
+    assert_eq!(state.len(), 4);
+    assert_eq!(state.to_entries()[1].attributes["promo_code"], "");
     assert_eq!(state.source.sha256.len(), 64);
 }
 
@@ -103,18 +102,17 @@ async fn sqlite_seed_builds_a_readable_desired_state() {
 fn the_input_table_holds_every_data_row_with_the_lines_entries_use() {
     for name in ["wide.csv", "long.csv", "crlf_bom.csv"] {
         let state = read_csv(&sample(name), &ReadOptions::default()).unwrap();
-        let lines: Vec<u64> = state.input.rows.iter().map(|r| r.line).collect();
+        let lines: Vec<u64> = state.input.rows().map(|r| r.line).collect();
         let mut entry_lines: Vec<u64> =
-            state.entries.iter().flat_map(|e| e.lines.clone()).collect();
+            state.entries().flat_map(|e| e.lines.clone()).collect();
         entry_lines.sort_unstable();
         assert_eq!(lines, entry_lines, "{name}");
         assert_eq!(state.input.header[0], "conversation_id", "{name}");
         assert!(
             state
                 .input
-                .rows
-                .iter()
-                .all(|r| r.cells.len() == state.input.header.len() && r.problem.is_none()),
+                .rows()
+                .all(|r| r.cells().count() == state.input.header.len() && r.problem.is_none()),
             "{name}"
         );
     }

@@ -99,7 +99,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
     let live = fetch_live(&plan_client, reconcile::conversation_ids(&desired), 16).await?;
     let plan = reconcile::diff(&desired, &live);
     eprintln!("{}", shorten(&plan_text(&plan, style), PLAN_LINES_SHOWN));
-    if let Some(line) = rows_to_targets(desired.entries.len(), plan.targets.len()) {
+    if let Some(line) = rows_to_targets(desired.len(), plan.targets.len()) {
         eprintln!("{line}");
     }
     // What the plan's reads cost, apart from the run's own requests (which `audit show` counts).

@@ -29,9 +29,8 @@ pub async fn run(
         (_, _, Some(u)) => Selector::UserId(u.clone()),
         _ => Selector::Purpose("customer".into()),
     };
-    let desired = DesiredState {
-        input: reconcile::InputTable::default(),
-        entries: vec![DesiredEntry {
+    let desired = DesiredState::from_entries(
+        vec![DesiredEntry {
             target: Target {
                 conversation_id: conversation_id.clone(),
                 selector,
@@ -39,13 +38,12 @@ pub async fn run(
             attributes,
             lines: vec![1],
         }],
-        source: SourceInfo {
+        SourceInfo {
             path: "command line".into(),
             format: SourceFormat::CsvWide,
             sha256: String::new(),
         },
-        warnings: Vec::new(),
-    };
+    );
     let audit = open_audit(&run_settings.audit_path).await?;
     let outcome = super::snapshot::run(
         Work::Desired(desired),

@@ -50,7 +50,7 @@ pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Res
             ui.note(format_args!(
                 "read {}: {} rows (a call and a participant selector each), {} keys",
                 path.display(),
-                desired.entries.len(),
+                desired.len(),
                 desired.key_count()
             ));
             Ok(desired)

@@ -191,9 +191,8 @@ fn desired_state(
     conversation_ids: &[String],
 ) -> DesiredState {
     let selector = Selector::Purpose(args.purpose.to_lowercase());
-    DesiredState {
-        input: reconcile::InputTable::default(),
-        entries: conversation_ids
+    DesiredState::from_entries(
+        conversation_ids
             .iter()
             .zip(1..)
             .map(|(conversation_id, position)| DesiredEntry {
@@ -205,11 +204,10 @@ fn desired_state(
                 lines: vec![position],
             })
             .collect(),
-        source: SourceInfo {
+        SourceInfo {
             path: format!("queue:{}", queue_ids.join(",")),
             format: SourceFormat::CsvWide,
             sha256: String::new(),
         },
-        warnings: Vec::new(),
-    }
+    )
 }

@@ -253,7 +253,8 @@ async fn prepare(
             let source = desired.source.clone();
             let run = lifecycle::begin(audit, config, &source, None).await?;
             record_input(audit, &run, &desired.input, &Ended::default()).await?;
-            let next_seq = insert_entries(audit, &run, &source, desired.entries, &mut jobs).await?;
+            let entries = desired.to_entries();
+            let next_seq = insert_entries(audit, &run, &source, entries, &mut jobs).await?;
             (run, source, next_seq)
         }
         Work::Planned {
@@ -355,18 +356,35 @@ async fn prepare_live(
     observer: &dyn RunObserver,
 ) -> Result<Prepared, EngineError> {
     let (audit, run) = (&active.audit, &active.run);
-    let ids = reconcile::conversation_ids(&desired);
-    let known = audit.known_ended(&ids).await?;
-    let found = crate::live::liveness(&active.client, &ids, known, batch, config.concurrency).await;
+    let conversations = desired.conversations();
+    let known = crate::live::known_ended(audit, &conversations).await?;
+    let found =
+        crate::live::liveness(&active.client, &conversations, known, batch, config.concurrency)
+            .await;
     if let Some(note) = found.problem_note() {
         observer.note(Note::Warning(note));
     }
-    audit.record_ended(&found.newly_ended).await?;
-    let (entries, ended_entries): (Vec<DesiredEntry>, Vec<DesiredEntry>) = desired
-        .entries
-        .into_iter()
-        .partition(|entry| !found.ended.contains(&entry.target.conversation_id));
-    let ended = Ended::of_entries(&ended_entries).keeping(config);
+    for chunk in found.newly_ended_records(10_000) {
+        audit.record_ended(&chunk).await?;
+    }
+    // Only the entries of calls not known ended are made whole; the others are a count.
+    let not_ended: HashSet<uuid::Uuid> = conversations
+        .iter()
+        .zip(&found.ended)
+        .filter(|(_, ended)| !**ended)
+        .map(|(id, _)| *id)
+        .collect();
+    drop((conversations, found));
+    let mut entries = Vec::with_capacity(not_ended.len());
+    let mut ended = Ended::default();
+    for i in 0..desired.len() {
+        if not_ended.contains(&desired.conversation(i)) {
+            entries.push(desired.entry(i));
+        } else {
+            ended.add(desired.lines(i));
+        }
+    }
+    let ended = ended.keeping(config);
     record_input(audit, run, &desired.input, &ended).await?;
     audit.set_ended_rows(run, ended.rows).await?;
     let mut jobs = Jobs::default();
@@ -419,38 +437,42 @@ async fn insert_entries(
 /// The input rows of conversations that ended.
 #[derive(Default)]
 struct Ended {
-    /// Their input lines.
-    lines: HashSet<u64>,
+    /// Their input lines, ascending once [`Self::keeping`] sorted them.
+    lines: Vec<u64>,
     /// How many rows: their lines, and entries without one.
     rows: u64,
+    /// Entries without a line (not read from a source).
+    without_line: u64,
     /// Whether their input rows are recorded (flagged), for the result files.
     record: bool,
 }
 
 impl Ended {
-    fn of_entries(entries: &[DesiredEntry]) -> Self {
-        Self::of_lines(entries.iter().map(|e| e.lines.as_slice()))
-    }
-
     fn of_targets(targets: &[PlannedTarget]) -> Self {
-        Self::of_lines(targets.iter().map(|t| t.lines.as_slice()))
+        let mut ended = Self::default();
+        for target in targets {
+            ended.add(target.lines.clone());
+        }
+        ended
     }
 
-    fn of_lines<'a>(per_row: impl Iterator<Item = &'a [u64]>) -> Self {
-        let mut ended = Self::default();
-        let mut without_line = 0;
-        for lines in per_row {
-            if lines.is_empty() {
-                without_line += 1;
-            }
-            ended.lines.extend(lines);
+    /// One more ended entry or target, with its lines.
+    fn add(&mut self, lines: Vec<u64>) {
+        if lines.is_empty() {
+            self.without_line += 1;
         }
-        ended.rows = ended.lines.len() as u64 + without_line;
-        ended
+        self.lines.extend(lines);
+    }
+
+    fn contains(&self, line: u64) -> bool {
+        self.lines.binary_search(&line).is_ok()
     }
 
     /// Their input rows are recorded only for result files, which list them.
     fn keeping(mut self, config: &RunConfig) -> Self {
+        self.lines.sort_unstable();
+        self.lines.dedup();
+        self.rows = self.lines.len() as u64 + self.without_line;
         self.record = config.results_dir.is_some();
         self
     }
@@ -499,15 +521,17 @@ async fn record_input(
     let recorded = audit::RecordedInput {
         header: input.header.clone(),
         rows: input
-            .rows
-            .iter()
+            .rows()
             .filter_map(|row| {
-                let conversation_ended = row.problem.is_none() && ended.lines.contains(&row.line);
-                (!conversation_ended || ended.record).then(|| audit::InputRecord {
-                    line: row.line,
-                    cells: row.cells.clone(),
-                    problem: row.problem.clone(),
-                    conversation_ended,
+                let conversation_ended = row.problem.is_none() && ended.contains(row.line);
+                (!conversation_ended || ended.record).then(|| {
+                    let row = row.to_owned();
+                    audit::InputRecord {
+                        line: row.line,
+                        cells: row.cells,
+                        problem: row.problem,
+                        conversation_ended,
+                    }
                 })
             })
             .collect(),

@@ -87,6 +87,7 @@ pub(crate) fn parse_csv(
                 {
                     format = columns.format;
                     builder.set_input_header(columns.input_header(&header));
+                    builder.reserve(lines.count(), columns.count, bytes.len());
                     match pending_line {
                         None => builder.fatal(header_line, "no data rows after the header".into()),
                         Some(mut pending_line) => {
@@ -235,18 +236,20 @@ impl Columns {
     }
 
     /// The cells of a record as the input table keeps them: as read, without result columns.
-    fn input_cells(&self, record: &ByteRecord) -> Vec<String> {
+    fn input_cells<'r>(
+        &'r self,
+        record: &'r ByteRecord,
+    ) -> impl Iterator<Item = std::borrow::Cow<'r, str>> + 'r {
         record
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.result_column.get(*i).copied().unwrap_or(false))
-            .map(|(_, cell)| String::from_utf8_lossy(cell).into_owned())
-            .collect()
+            .map(|(_, cell)| String::from_utf8_lossy(cell))
     }
 
     /// The header as the input table keeps it: as read (untrimmed), without a BOM.
     fn input_header(&self, header: &ByteRecord) -> Vec<String> {
-        let mut cells = self.input_cells(header);
+        let mut cells: Vec<String> = self.input_cells(header).map(|c| c.into_owned()).collect();
         if let Some(first) = cells.first_mut()
             && let Some(rest) = first.strip_prefix('\u{feff}')
         {
@@ -256,7 +259,8 @@ impl Columns {
     }
 
     fn add_record(&self, record: &ByteRecord, line: u64, builder: &mut DesiredBuilder<'_>) {
-        builder.add_input_row(line, self.input_cells(record));
+        let cells: Vec<std::borrow::Cow<'_, str>> = self.input_cells(record).collect();
+        builder.add_input_row(line, cells.iter().map(|c| c.as_ref()));
         if record.len() != self.count {
             builder.row_problem(
                 line,
@@ -335,20 +339,20 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(state.source.format, SourceFormat::CsvWide);
-        assert_eq!(state.entries.len(), 2);
+        assert_eq!(state.len(), 2);
         assert_eq!(
-            state.entries[0].target.selector,
+            state.to_entries()[0].target.selector,
             Selector::Purpose("customer".into())
         );
         assert_eq!(
-            state.entries[0].attributes.keys().collect::<Vec<_>>(),
+            state.to_entries()[0].attributes.keys().collect::<Vec<_>>(),
             ["campaign"]
         );
         assert_eq!(
-            state.entries[1].target.selector,
+            state.to_entries()[1].target.selector,
             Selector::Purpose("agent".into())
         );
-        assert_eq!(state.entries[1].attributes["tier"], "gold");
+        assert_eq!(state.to_entries()[1].attributes["tier"], "gold");
     }
 
     #[test]
@@ -358,7 +362,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(state.source.format, SourceFormat::CsvLong);
-        let attrs = &state.entries[0].attributes;
+        let attrs = &state.to_entries()[0].attributes;
         assert_eq!(attrs["tier"], "gold");
         assert_eq!(attrs["campaign"], "");
         assert!(!attrs.contains_key("note"));
@@ -367,8 +371,8 @@ mod tests {
     #[test]
     fn bom_and_crlf_are_accepted() {
         let state = read(&format!("\u{feff}conversation_id,tier\r\n{CID},gold\r\n")).unwrap();
-        assert_eq!(state.entries[0].attributes["tier"], "gold");
-        assert_eq!(state.entries[0].lines, [2]);
+        assert_eq!(state.to_entries()[0].attributes["tier"], "gold");
+        assert_eq!(state.to_entries()[0].lines, [2]);
     }
 
     #[test]
@@ -377,8 +381,8 @@ mod tests {
         for (style, input) in line_endings(&input) {
             let state = read(&input).unwrap();
             assert_eq!(state.source.format, SourceFormat::CsvLong, "{style}");
-            assert_eq!(state.entries[0].attributes["old"], "", "{style}");
-            assert_eq!(state.entries[0].lines, [2, 3], "{style}");
+            assert_eq!(state.to_entries()[0].attributes["old"], "", "{style}");
+            assert_eq!(state.to_entries()[0].lines, [2, 3], "{style}");
         }
     }
 
@@ -400,7 +404,7 @@ mod tests {
     #[test]
     fn multiline_quoted_value_is_fine() {
         let state = read(&format!("conversation_id,note\n{CID},\"two\nlines\"\n")).unwrap();
-        assert_eq!(state.entries[0].attributes["note"], "two\nlines");
+        assert_eq!(state.to_entries()[0].attributes["note"], "two\nlines");
     }
 
     #[test]
@@ -411,7 +415,7 @@ mod tests {
         };
         let input = format!("conversation_id,tier,status\n{CID},gold,failed\n");
         let state = read_csv_from(input.as_bytes(), "in.csv", &options).unwrap();
-        assert!(!state.entries[0].attributes.contains_key("status"));
+        assert!(!state.to_entries()[0].attributes.contains_key("status"));
     }
 
     fn parse(
@@ -433,7 +437,7 @@ mod tests {
     #[test]
     fn header_names_are_trimmed() {
         let state = read(&format!(" conversation_id , tier \n{CID},gold\n")).unwrap();
-        assert_eq!(state.entries[0].attributes["tier"], "gold");
+        assert_eq!(state.to_entries()[0].attributes["tier"], "gold");
     }
 
     #[test]
@@ -493,18 +497,16 @@ mod tests {
         let mut tables = Vec::new();
         for (style, input) in line_endings(&input) {
             let (state, table) = parse(&input, &ReadOptions::default()).unwrap();
-            assert_eq!(state.entries[0].lines, [2, 5], "{style}");
-            let lines: Vec<u64> = table.rows.iter().map(|r| r.line).collect();
+            assert_eq!(state.to_entries()[0].lines, [2, 5], "{style}");
+            let lines: Vec<u64> = table.rows().map(|r| r.line).collect();
             assert_eq!(lines, [2, 5], "{style}");
-            tables.push(table);
+            tables.push(table.to_rows());
         }
         // The embedded line break is kept as read, so only the note of line 2 differs.
         for table in &mut tables {
-            table.rows[0].cells[2] = table.rows[0].cells[2].replace(['\r', '\n'], "|");
+            table[0].cells[2] = table[0].cells[2].replace(['\r', '\n'], "|");
         }
-        let expected = InputTable {
-            header: vec!["conversation_id".into(), "tier".into(), "note".into()],
-            rows: vec![
+        let expected = vec![
                 InputRow {
                     line: 2,
                     cells: vec![CID.into(), "gold".into(), "a|b".into()],
@@ -515,12 +517,11 @@ mod tests {
                     cells: vec![CID.into(), "gold".into(), String::new()],
                     problem: None,
                 },
-            ],
-        };
+        ];
         assert_eq!(tables[0], expected);
-        assert!(tables[1].rows[0].cells[2] == "a||b" && tables[2].rows[0].cells[2] == "a|b");
-        assert_eq!(tables[0].rows[1..], tables[1].rows[1..]);
-        assert_eq!(tables[0].rows[1..], tables[2].rows[1..]);
+        assert!(tables[1][0].cells[2] == "a||b" && tables[2][0].cells[2] == "a|b");
+        assert_eq!(tables[0][1..], tables[1][1..]);
+        assert_eq!(tables[0][1..], tables[2][1..]);
     }
 
     #[test]
@@ -535,13 +536,12 @@ mod tests {
         let (state, table) = parse(&input, &options).unwrap();
         assert_eq!(table.header, ["conversation_id", " tier ", "purpose"]);
         let rows: Vec<(u64, Vec<&str>, Option<&str>)> = table
-            .rows
-            .iter()
+            .rows()
             .map(|r| {
                 (
                     r.line,
-                    r.cells.iter().map(String::as_str).collect(),
-                    r.problem.as_deref(),
+                    r.cells().collect(),
+                    r.problem,
                 )
             })
             .collect();
@@ -566,8 +566,8 @@ mod tests {
                 ),
             ]
         );
-        for row in &table.rows {
-            if let Some(problem) = &row.problem {
+        for row in table.rows() {
+            if let Some(problem) = row.problem {
                 assert!(
                     state
                         .warnings
@@ -576,6 +576,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(state.entries[0].lines, [2]);
+        assert_eq!(state.to_entries()[0].lines, [2]);
     }
 }

@@ -143,17 +143,17 @@ mod tests {
                 .await
                 .unwrap();
         writer.join().unwrap();
-        assert_eq!(state.entries[0].attributes["tier"], "gold");
+        assert_eq!(state.to_entries()[0].attributes["tier"], "gold");
         assert_eq!(
             state.source.sha256,
             raw_input::sha256_hex(content.as_bytes())
         );
-        assert_eq!(input.rows[0].cells, [CID, "gold"]);
+        assert_eq!(input.rows().next().unwrap().to_owned().cells, [CID, "gold"]);
 
         let (_dir, path, writer) = fifo(content.into_bytes());
         let state = read_csv(&path, &ReadOptions::default()).unwrap();
         writer.join().unwrap();
-        assert_eq!(state.entries[0].attributes["tier"], "gold");
+        assert_eq!(state.to_entries()[0].attributes["tier"], "gold");
     }
 
     #[tokio::test]

@@ -36,6 +36,11 @@ impl<'a> LineIndex<'a> {
         Self { bytes, starts }
     }
 
+    /// How many physical lines there are.
+    pub fn count(&self) -> usize {
+        self.starts.len()
+    }
+
     /// The 1-based line of the byte at `offset`.
     pub fn line_of(&self, offset: usize) -> u64 {
         self.starts.partition_point(|&start| start <= offset) as u64

@@ -156,7 +156,7 @@ pub(crate) async fn read_sqlite_file(
                 }
             }
         }
-        builder.add_input_row(ordinal, cells.clone());
+        builder.add_input_row(ordinal, cells.iter().map(String::as_str));
         let used = |i: usize| i == conversation_id || i == key || i == value;
         let mut valid = true;
         for (i, column) in header.iter().enumerate() {
@@ -339,13 +339,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(state.source.format, SourceFormat::Sqlite);
-        assert_eq!(state.entries.len(), 2);
+        assert_eq!(state.len(), 2);
         assert_eq!(
-            state.entries[0].target.selector,
+            state.to_entries()[0].target.selector,
             Selector::Purpose("agent".into())
         );
-        assert_eq!(state.entries[1].attributes["old"], "");
-        assert_eq!(state.entries[1].lines, [2]);
+        assert_eq!(state.to_entries()[1].attributes["old"], "");
+        assert_eq!(state.to_entries()[1].lines, [2]);
     }
 
     #[tokio::test]
@@ -361,7 +361,7 @@ mod tests {
         let state = read_sqlite(&path, &select, &ReadOptions::default())
             .await
             .unwrap();
-        assert_eq!(state.entries[0].attributes["score"], "42");
+        assert_eq!(state.to_entries()[0].attributes["score"], "42");
     }
 
     #[tokio::test]
@@ -417,7 +417,7 @@ mod tests {
         let state = read_sqlite(&path, &SqliteSelect::default(), &ReadOptions::default())
             .await
             .unwrap();
-        assert!(state.entries.is_empty());
+        assert!(state.is_empty());
     }
 
     #[tokio::test]
@@ -458,7 +458,7 @@ mod tests {
             )
             .await
             .unwrap_or_else(|e| panic!("{query}: {e}"));
-            assert_eq!(state.entries[0].attributes["tier"], "gold", "{query}");
+            assert_eq!(state.to_entries()[0].attributes["tier"], "gold", "{query}");
         }
     }
 
@@ -497,7 +497,7 @@ mod tests {
         let state = read_sqlite(&path, &SqliteSelect::default(), &ReadOptions::default())
             .await
             .unwrap();
-        assert_eq!(state.entries[0].attributes.len(), 2);
+        assert_eq!(state.to_entries()[0].attributes.len(), 2);
     }
 
     #[test]
@@ -530,7 +530,7 @@ mod tests {
             ["conversation_id", "key", "value", "note", "n"]
         );
         let rows: Vec<(u64, Vec<String>)> =
-            input.rows.into_iter().map(|r| (r.line, r.cells)).collect();
+            input.rows().map(|r| (r.line, r.to_owned().cells)).collect();
         let text = |cells: [&str; 5]| cells.map(str::to_owned).to_vec();
         assert_eq!(
             rows,
@@ -539,7 +539,7 @@ mod tests {
                 (2, text([CID, "old", "", "", ""])),
             ]
         );
-        assert_eq!(state.entries[0].lines, [1, 2]);
+        assert_eq!(state.to_entries()[0].lines, [1, 2]);
         assert_eq!(state.source.sha256, sha256_hex(&bytes));
     }
 

@@ -1,0 +1,360 @@
+//! The compact storage of a desired state's entries.
+//!
+//! A CRM table keeps a row for every call it ever saw, and only a few of those calls are live:
+//! a million rows must fit in well under 300 MiB. So an entry costs tens of bytes here (UUIDs as
+//! 16 bytes, key names and purposes interned, values in one arena, a row's line and its pairs as
+//! ranges) and becomes a [`DesiredEntry`] with owned strings only when it is asked for, which a
+//! run does only for the entries of live calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+use uuid::Uuid;
+
+use crate::desired::{DesiredEntry, Selector, Target};
+
+/// Strings seen many times (key names, purposes), each stored once and named by its index.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Interner {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct names");
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// A selector of participants, its strings as UUIDs or an interned purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum SelectorKey {
+    Participant(Uuid),
+    User(Uuid),
+    /// Index into the interned purposes.
+    Purpose(u32),
+}
+
+/// The identity of a target: which rows are merged into one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TargetKey {
+    pub conversation: Uuid,
+    pub selector: SelectorKey,
+}
+
+/// No next row.
+const NONE: u32 = u32::MAX;
+
+/// One (key, value) of a row: the key interned, the value a range of [`EntryStore::values`].
+#[derive(Clone, Copy, Debug)]
+struct StoredPair {
+    key: u32,
+    value_start: u32,
+    value_len: u32,
+}
+
+/// A row merged into an entry after its first (rare: most entries have one row).
+#[derive(Clone, Copy, Debug)]
+struct ExtraRow {
+    line: u64,
+    pairs_start: u32,
+    pairs_len: u32,
+    next: u32,
+}
+
+/// An entry with its first row inline; further rows are chained through [`ExtraRow::next`].
+#[derive(Clone, Copy, Debug)]
+struct StoredEntry {
+    key: TargetKey,
+    pairs_start: u32,
+    pairs_len: u32,
+    /// The first extra row, or [`NONE`].
+    next: u32,
+    /// The last extra row, or [`NONE`]: where a merged row is chained.
+    tail: u32,
+    line: u64,
+}
+
+/// The storage is full: its arena holds at most 4 GiB of values.
+#[derive(Debug)]
+pub(crate) struct StoreFull;
+
+/// Every entry of a desired state, in order of first appearance.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EntryStore {
+    entries: Vec<StoredEntry>,
+    extra_rows: Vec<ExtraRow>,
+    pairs: Vec<StoredPair>,
+    values: String,
+    keys: Interner,
+    purposes: Interner,
+    /// Entry indexes by target, while rows are added; dropped by [`Self::seal`].
+    index: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl PartialEq for EntryStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for EntryStore {}
+
+impl EntryStore {
+    pub fn with_capacity(entries: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(entries),
+            ..Self::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn intern_purpose(&mut self, purpose: &str) -> u32 {
+        self.purposes.intern(purpose)
+    }
+
+    fn hash(&self, key: &TargetKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The entry of `key`, if rows were added for it.
+    pub fn find(&self, key: &TargetKey) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(self.hash(key), |&i| entries[i as usize].key == *key)
+            .map(|&i| i as usize)
+    }
+
+    /// The value `key_name` already has in entry `i`, with the line that gave it.
+    pub fn value_of(&self, i: usize, key_name: &str) -> Option<(&str, u64)> {
+        let key = self.keys.get(key_name)?;
+        self.rows_of(i).find_map(|(line, pairs)| {
+            pairs
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| (self.value(p), line))
+        })
+    }
+
+    /// The keys entry `i` has, with their values.
+    pub fn pairs_of(&self, i: usize) -> impl Iterator<Item = (&str, &str)> {
+        self.rows_of(i).flat_map(move |(_, pairs)| {
+            pairs
+                .iter()
+                .map(move |p| (self.keys.name(p.key), self.value(p)))
+        })
+    }
+
+    fn rows_of(&self, i: usize) -> impl Iterator<Item = (u64, &[StoredPair])> {
+        let entry = &self.entries[i];
+        let first = (entry.line, self.pair_slice(entry.pairs_start, entry.pairs_len));
+        let mut next = entry.next;
+        std::iter::once(first).chain(std::iter::from_fn(move || {
+            let row = self.extra_rows.get(next as usize)?;
+            next = row.next;
+            Some((row.line, self.pair_slice(row.pairs_start, row.pairs_len)))
+        }))
+    }
+
+    fn pair_slice(&self, start: u32, len: u32) -> &[StoredPair] {
+        &self.pairs[start as usize..(start + len) as usize]
+    }
+
+    fn value(&self, pair: &StoredPair) -> &str {
+        let start = pair.value_start as usize;
+        &self.values[start..start + pair.value_len as usize]
+    }
+
+    /// Stores a row's pairs (those whose key the entry does not have yet); returns their range.
+    fn push_pairs<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(u32, u32), StoreFull> {
+        let start = u32::try_from(self.pairs.len()).map_err(|_| StoreFull)?;
+        for (key, value) in pairs {
+            let value_start = u32::try_from(self.values.len()).map_err(|_| StoreFull)?;
+            self.values.push_str(value);
+            u32::try_from(self.values.len()).map_err(|_| StoreFull)?;
+            let key = self.keys.intern(key);
+            self.pairs.push(StoredPair {
+                key,
+                value_start,
+                value_len: value.len() as u32,
+            });
+        }
+        Ok((start, self.pairs.len() as u32 - start))
+    }
+
+    /// A new entry for `key`, from its first row.
+    pub fn insert<'a>(
+        &mut self,
+        key: TargetKey,
+        line: u64,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), StoreFull> {
+        let (pairs_start, pairs_len) = self.push_pairs(pairs)?;
+        let i = u32::try_from(self.entries.len()).map_err(|_| StoreFull)?;
+        self.entries.push(StoredEntry {
+            key,
+            pairs_start,
+            pairs_len,
+            next: NONE,
+            tail: NONE,
+            line,
+        });
+        let hash = self.hash(&key);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            hasher.hash_one(entries[j as usize].key)
+        });
+        Ok(())
+    }
+
+    /// Merges a further row into entry `i`: its keys the entry does not have yet, and its line.
+    pub fn merge<'a>(
+        &mut self,
+        i: usize,
+        line: u64,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), StoreFull> {
+        let new: Vec<(&str, &str)> = pairs
+            .filter(|(key, _)| self.value_of(i, key).is_none())
+            .collect();
+        let (pairs_start, pairs_len) = self.push_pairs(new.into_iter())?;
+        let row = u32::try_from(self.extra_rows.len()).map_err(|_| StoreFull)?;
+        self.extra_rows.push(ExtraRow {
+            line,
+            pairs_start,
+            pairs_len,
+            next: NONE,
+        });
+        let entry = &mut self.entries[i];
+        match entry.tail {
+            NONE => entry.next = row,
+            tail => self.extra_rows[tail as usize].next = row,
+        }
+        entry.tail = row;
+        Ok(())
+    }
+
+    /// Done adding rows: the index is only needed while merging them.
+    pub fn seal(&mut self) {
+        self.index = HashTable::new();
+    }
+
+    /// The conversation of entry `i`.
+    pub fn conversation(&self, i: usize) -> Uuid {
+        self.entries[i].key.conversation
+    }
+
+    pub fn selector(&self, key: SelectorKey) -> Selector {
+        match key {
+            SelectorKey::Participant(id) => Selector::ParticipantId(id.hyphenated().to_string()),
+            SelectorKey::User(id) => Selector::UserId(id.hyphenated().to_string()),
+            SelectorKey::Purpose(p) => Selector::Purpose(self.purposes.name(p).to_owned()),
+        }
+    }
+
+    pub fn target(&self, key: TargetKey) -> Target {
+        Target {
+            conversation_id: key.conversation.hyphenated().to_string(),
+            selector: self.selector(key.selector),
+        }
+    }
+
+    /// Entry `i` with owned strings.
+    pub fn entry(&self, i: usize) -> DesiredEntry {
+        let mut attributes = BTreeMap::new();
+        let mut lines: Vec<u64> = Vec::with_capacity(1);
+        for (line, pairs) in self.rows_of(i) {
+            if lines.last() != Some(&line) {
+                lines.push(line);
+            }
+            for pair in pairs {
+                attributes
+                    .entry(self.keys.name(pair.key).to_owned())
+                    .or_insert_with(|| self.value(pair).to_owned());
+            }
+        }
+        DesiredEntry {
+            target: self.target(self.entries[i].key),
+            attributes,
+            lines,
+        }
+    }
+
+    /// The lines of entry `i`, ascending.
+    pub fn lines(&self, i: usize) -> impl Iterator<Item = u64> {
+        let mut previous = None;
+        self.rows_of(i)
+            .map(|(line, _)| line)
+            .filter(move |&line| previous.replace(line) != Some(line))
+    }
+
+    /// Every entry with owned strings, in order.
+    pub fn iter(&self) -> impl Iterator<Item = DesiredEntry> {
+        (0..self.len()).map(|i| self.entry(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
+
+    #[test]
+    fn an_entry_is_its_rows_merged_in_order() {
+        let mut store = EntryStore::default();
+        let key = TargetKey {
+            conversation: Uuid::parse_str(CID).unwrap(),
+            selector: SelectorKey::Purpose(store.intern_purpose("customer")),
+        };
+        store
+            .insert(key, 2, [("tier", "gold")].into_iter())
+            .unwrap();
+        let i = store.find(&key).unwrap();
+        store
+            .merge(i, 5, [("tier", "gold"), ("campaign", "spring")].into_iter())
+            .unwrap();
+        store.seal();
+        let entry = store.entry(0);
+        assert_eq!(entry.target.conversation_id, CID);
+        assert_eq!(entry.target.selector, Selector::Purpose("customer".into()));
+        assert_eq!(
+            entry.attributes,
+            BTreeMap::from([
+                ("campaign".to_owned(), "spring".to_owned()),
+                ("tier".to_owned(), "gold".to_owned())
+            ])
+        );
+        assert_eq!(entry.lines, [2, 5]);
+        assert_eq!(store.lines(0).collect::<Vec<_>>(), [2, 5]);
+        assert_eq!(store.value_of(0, "campaign"), Some(("spring", 5)));
+    }
+
+    #[test]
+    fn an_entry_costs_tens_of_bytes() {
+        assert!(std::mem::size_of::<StoredEntry>() <= 64);
+        assert!(std::mem::size_of::<StoredPair>() <= 12);
+    }
+}
