@@ -1,4 +1,5 @@
-//! `cargo xtask bench history [--rows N] [--live L] [--rate RATE] [--no-old]`: a CRM table of N
+//! `cargo xtask bench history [--rows N] [--live L] [--rate RATE] [--liveness-batch B] [--no-old]`:
+//! a CRM table of N
 //! rows of which L name live calls (the rest name calls that ended hours to weeks ago), two
 //! `reconcile --once` iterations against the simulator (50 ms latency, Genesys's default 300/min
 //! window unless `--rate` says otherwise), side by side with the old way: the same binary with
@@ -22,6 +23,8 @@ struct Options {
     rows: usize,
     live: usize,
     rate_per_minute: u32,
+    /// Ids per multi-id analytics read: the tool's `--liveness-batch` and the simulator's limit.
+    liveness_batch: usize,
     old: bool,
 }
 
@@ -30,6 +33,7 @@ fn options() -> Options {
         rows: 2_000,
         live: 100,
         rate_per_minute: 300,
+        liveness_batch: genesys_sim::DEFAULT_DETAILS_MAX_IDS,
         old: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +48,7 @@ fn options() -> Options {
             "--rows" => options.rows = value(),
             "--live" => options.live = value(),
             "--rate" => options.rate_per_minute = value() as u32,
+            "--liveness-batch" => options.liveness_batch = value(),
             "--no-old" => options.old = false,
             other => panic!("unknown argument {other:?}"),
         }
@@ -88,6 +93,7 @@ fn sim_config(options: &Options) -> SimConfig {
         calls: options.live,
         history: options.rows - options.live,
         rate_per_minute: options.rate_per_minute,
+        details_max_ids: options.liveness_batch,
         latency: LATENCY,
         jitter: Duration::ZERO,
         ..SimConfig::default()
@@ -222,7 +228,7 @@ async fn main() {
         "{:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>11} {:>9} {:>11}",
         "", "requests", "details", "reads", "PATCH", "other", "wall", "peak RSS", "target rows"
     );
-    let (first, second) = two_iterations(&options, "100").await;
+    let (first, second) = two_iterations(&options, &options.liveness_batch.to_string()).await;
     println!("{}", first.row("attrsync, iteration 1"));
     println!("{}", second.row("attrsync, iteration 2"));
     if options.old {

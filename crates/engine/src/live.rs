@@ -71,9 +71,13 @@ pub async fn known_ended(audit: &AuditStore, ids: &[Uuid]) -> Result<Vec<bool>, 
     Ok(ended)
 }
 
+/// Multi-id analytics reads at once, at most: each answer holds up to a batch of conversations,
+/// and the budget, not the round trips, sets how fast they go.
+const LOOKUPS_AT_ONCE: usize = 4;
+
 /// Finds which of `ids` have ended: those `known_ended` says (the audit store's memory) without
-/// a request, the rest through one multi-id analytics read per `batch` ids, `concurrency` at
-/// once. A conversation analytics leaves out (too new to be indexed, or unknown) is not ended:
+/// a request, the rest through one multi-id analytics read per `batch` ids, `concurrency` (at
+/// most [`LOOKUPS_AT_ONCE`]) at once. A conversation analytics leaves out (too new to be indexed, or unknown) is not ended:
 /// the caller reads it as before. A failed lookup proves nothing either: the failure is kept in
 /// [`Liveness::problem`] and every conversation not yet known ended is read.
 pub async fn liveness(
@@ -98,7 +102,7 @@ pub async fn liveness(
                 .collect();
             (asked, client.conversation_details(&strings).await)
         })
-        .buffer_unordered(concurrency.max(1));
+        .buffer_unordered(concurrency.clamp(1, LOOKUPS_AT_ONCE));
     while let Some((asked, answer)) = lookups.next().await {
         match answer {
             Ok(fetched) => {

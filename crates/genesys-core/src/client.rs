@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorClass, correlation_id, transport_failure};
 use crate::live_calls::LiveCallsQuery;
 use crate::models::notifications::{Channel, ChannelTopic, ChannelTopicEntityListing};
 use crate::models::{
-    AnalyticsConversation, AnalyticsConversationMultiGetResponse,
+    AnalyticsConversation, AnalyticsConversationEnd, AnalyticsConversationEnds,
     AnalyticsConversationQueryResponse, Attributes, CallConversation, Conversation,
     ConversationQuery, LimitEntity, LimitsEntityListing, ParticipantAttributes, Queue,
     QueueEntityListing,
@@ -664,11 +664,12 @@ impl GenesysClient {
     /// `GET /api/v2/analytics/conversations/details?id=ID1,ID2,...`: the analytics records of
     /// many conversations in one request, live or ended (`conversation_end` once ended). An id
     /// analytics does not know (yet) is left out of the answer, which proves nothing about it.
-    /// How many ids Genesys takes in one request is not documented: callers batch.
+    /// How many ids Genesys takes in one request is not documented: callers batch. Only each
+    /// conversation's id and end are kept of the answer.
     pub async fn conversation_details(
         &self,
         conversation_ids: &[String],
-    ) -> Result<Fetched<Vec<AnalyticsConversation>>, ApiError> {
+    ) -> Result<Fetched<Vec<AnalyticsConversationEnd>>, ApiError> {
         for id in conversation_ids {
             validate_path_value("conversation id", id)?;
             if id.contains(',') {
@@ -690,7 +691,7 @@ impl GenesysClient {
             .append_pair("id", &conversation_ids.join(","));
         let fetched = self
             .execute(GET_CONVERSATION_DETAILS, url, None, |body: &[u8]| {
-                decode_json::<AnalyticsConversationMultiGetResponse>(body)
+                decode_json::<AnalyticsConversationEnds>(body)
             })
             .await?;
         Ok(Fetched {

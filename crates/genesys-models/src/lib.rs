@@ -379,6 +379,24 @@ pub struct AnalyticsConversationMultiGetResponse {
     pub conversations: Vec<AnalyticsConversation>,
 }
 
+/// What a liveness lookup reads of [`AnalyticsConversationMultiGetResponse`]: each
+/// conversation's id and end, nothing else (an answer may carry a thousand conversations with
+/// their participants, and several are read at once).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct AnalyticsConversationEnds {
+    #[serde(default)]
+    pub conversations: Vec<AnalyticsConversationEnd>,
+}
+
+/// A conversation's id and, once it ended, when.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsConversationEnd {
+    pub conversation_id: String,
+    #[serde(default)]
+    pub conversation_end: Option<String>,
+}
+
 /// `AnalyticsConversationWithoutAttributes`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
