@@ -10,6 +10,7 @@
 
 pub mod desired;
 mod input;
+pub mod number;
 pub mod options;
 pub mod plan;
 pub mod problem;
