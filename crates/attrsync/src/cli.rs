@@ -284,9 +284,19 @@ pub struct SourceArgs {
     /// SQLite source: the table with the desired state (long form).
     #[arg(long, default_value = "desired_attributes", value_name = "TABLE")]
     pub table: String,
-    /// SQLite source: a query returning conversation_id, [participant_id|purpose|user_id], key, value.
+    /// SQLite source: a query returning conversation_id (or customer_number, dialed_number,
+    /// queue_id), [participant_id|purpose|user_id], key, value.
     #[arg(long, value_name = "SQL")]
     pub query: Option<String>,
+    /// Whose national numbers `customer_number` and `dialed_number` cells (and calls' numbers)
+    /// written without a country code are: an ISO 3166 code such as US or GB. Without it such a
+    /// number is an input error.
+    #[arg(long, value_name = "REGION", value_parser = parse_region)]
+    pub default_region: Option<reconcile::number::Region>,
+}
+
+fn parse_region(value: &str) -> Result<reconcile::number::Region, String> {
+    value.parse().map_err(|err: reconcile::number::UnknownRegion| err.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,7 @@ pub mod follow;
 pub mod lifecycle;
 pub mod live;
 pub mod locks;
+pub mod numbered;
 pub mod observer;
 pub mod outcome;
 pub mod queues;

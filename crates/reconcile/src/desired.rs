@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 pub use crate::input::{InputRow, InputRowRef, InputTable};
 use crate::problem::Problem;
-use crate::store::EntryStore;
+use crate::rules::NumberRules;
+use crate::store::{EntryStore, TargetKey};
 
 /// Which participant(s) of a conversation a desired entry is about.
 ///
@@ -104,6 +105,8 @@ pub struct SourceInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredState {
     entries: Entries,
+    /// The rows that select calls by phone number: entries of the calls they match.
+    pub(crate) rules: NumberRules,
     pub source: SourceInfo,
     /// Non-fatal findings: merged identical duplicates, and rows dropped under `skip_invalid`.
     pub warnings: Vec<Problem>,
@@ -114,7 +117,7 @@ pub struct DesiredState {
 /// A state's entries: read from a source, compact; or given whole (a command line's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Entries {
-    Stored(EntryStore),
+    Stored(EntryStore<TargetKey>),
     Given(Vec<DesiredEntry>),
 }
 
@@ -123,6 +126,7 @@ impl DesiredState {
     pub fn from_entries(entries: Vec<DesiredEntry>, source: SourceInfo) -> Self {
         Self {
             entries: Entries::Given(entries),
+            rules: NumberRules::default(),
             source,
             warnings: Vec::new(),
             input: InputTable::default(),
@@ -130,20 +134,26 @@ impl DesiredState {
     }
 
     pub(crate) fn stored(
-        entries: EntryStore,
+        entries: EntryStore<TargetKey>,
         source: SourceInfo,
         warnings: Vec<Problem>,
         input: InputTable,
     ) -> Self {
         Self {
             entries: Entries::Stored(entries),
+            rules: NumberRules::default(),
             source,
             warnings,
             input,
         }
     }
 
-    /// Number of entries (targets of the input).
+    /// The rows that select calls by phone number, merged per rule.
+    pub fn number_rules(&self) -> &NumberRules {
+        &self.rules
+    }
+
+    /// Number of entries (targets of the input that name a conversation).
     pub fn len(&self) -> usize {
         match &self.entries {
             Entries::Stored(store) => store.len(),
@@ -192,12 +202,15 @@ impl DesiredState {
         }
     }
 
-    /// Number of (target, key) pairs in the desired state.
+    /// Number of (target, key) pairs in the desired state, numbered rows' rules included.
     pub fn key_count(&self) -> usize {
-        match &self.entries {
-            Entries::Stored(store) => (0..store.len()).map(|i| store.pairs_of(i).count()).sum(),
-            Entries::Given(entries) => entries.iter().map(|e| e.attributes.len()).sum(),
-        }
+        self.rules.key_count()
+            + match &self.entries {
+                Entries::Stored(store) => {
+                    (0..store.len()).map(|i| store.pairs_of(i).count()).sum()
+                }
+                Entries::Given(entries) => entries.iter().map(|e| e.attributes.len()).sum::<usize>(),
+            }
     }
 
     /// The distinct conversations, in order of first appearance: what the caller has to look

@@ -15,6 +15,7 @@ pub mod number;
 pub mod options;
 pub mod plan;
 pub mod problem;
+mod rules;
 pub mod saved_plan;
 pub mod source;
 mod store;
@@ -29,6 +30,7 @@ pub use plan::{
     Action, Change, LiveConversation, LiveState, Plan, PlanSummary, PlannedTarget, Recheck,
     SkipReason, Verification, diff, diff_entries, has_ended, is_gone, participant,
 };
+pub use rules::NumberRules;
 pub use problem::{DEFAULT_SHOWN_PROBLEMS, LineUnit, Problem, SourceError, render_problems};
 pub use saved_plan::{PlanMetadata, SavedPlan, SavedPlanError};
 pub use source::{SqliteSelect, read_csv, read_csv_from, read_path, read_sqlite};

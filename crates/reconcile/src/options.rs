@@ -45,6 +45,9 @@ pub struct ReadOptions {
     /// Wide-form columns that are neither selectors nor keys (e.g. the status columns of a
     /// result file fed back as input).
     pub ignored_columns: Vec<String>,
+    /// Whose national numbers `customer_number` and `dialed_number` cells written without a
+    /// country code are (`--default-region`); none: such a number is an input error.
+    pub default_region: Option<crate::number::Region>,
 }
 
 impl Default for ReadOptions {
@@ -54,6 +57,7 @@ impl Default for ReadOptions {
             limits: Limits::default(),
             skip_invalid: false,
             ignored_columns: Vec::new(),
+            default_region: None,
         }
     }
 }

@@ -84,7 +84,7 @@ pub enum SourceError {
     },
     #[error("{}: no table named `{table}` in the database", path.display())]
     SqliteMissingTable { path: PathBuf, table: String },
-    #[error("{}: {what} has no column(s) {} (required: conversation_id, key, value; optional: participant_id, purpose, user_id)",
+    #[error("{}: {what} has no column(s) {} (required: conversation_id (or customer_number or dialed_number, with an optional queue_id), key, value; optional: participant_id, purpose, user_id)",
         path.display(), missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))]
     SqliteMissingColumns {
         path: PathBuf,

@@ -13,6 +13,7 @@ use hashbrown::HashTable;
 use uuid::Uuid;
 
 use crate::desired::{DesiredEntry, Selector, Target};
+use crate::number::Number;
 
 /// Strings seen many times (key names, purposes), each stored once and named by its index.
 #[derive(Clone, Debug, Default)]
@@ -50,11 +51,38 @@ pub(crate) enum SelectorKey {
     Purpose(u32),
 }
 
-/// The identity of a target: which rows are merged into one entry.
+/// What rows are merged into one entry by: rows of one key are one entry.
+pub(crate) trait StoreKey: Copy + Eq + std::hash::Hash + std::fmt::Debug {
+    fn selector(&self) -> SelectorKey;
+}
+
+/// The identity of a target: one conversation, a selector of participants in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TargetKey {
     pub conversation: Uuid,
     pub selector: SelectorKey,
+}
+
+impl StoreKey for TargetKey {
+    fn selector(&self) -> SelectorKey {
+        self.selector
+    }
+}
+
+/// The identity of a numbered row's rule: every call with these numbers (and in this queue), a
+/// selector of participants in each. At least one number is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RuleKey {
+    pub customer: Option<Number>,
+    pub dialed: Option<Number>,
+    pub queue: Option<Uuid>,
+    pub selector: SelectorKey,
+}
+
+impl StoreKey for RuleKey {
+    fn selector(&self) -> SelectorKey {
+        self.selector
+    }
 }
 
 /// No next row.
@@ -79,8 +107,8 @@ struct ExtraRow {
 
 /// An entry with its first row inline; further rows are chained through [`ExtraRow::next`].
 #[derive(Clone, Copy, Debug)]
-struct StoredEntry {
-    key: TargetKey,
+struct StoredEntry<K> {
+    key: K,
     pairs_start: u32,
     pairs_len: u32,
     /// The first extra row, or [`NONE`].
@@ -95,9 +123,9 @@ struct StoredEntry {
 pub(crate) struct StoreFull;
 
 /// Every entry of a desired state, in order of first appearance.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct EntryStore {
-    entries: Vec<StoredEntry>,
+#[derive(Clone, Debug)]
+pub(crate) struct EntryStore<K> {
+    entries: Vec<StoredEntry<K>>,
     extra_rows: Vec<ExtraRow>,
     pairs: Vec<StoredPair>,
     values: String,
@@ -108,20 +136,45 @@ pub(crate) struct EntryStore {
     hasher: RandomState,
 }
 
-impl PartialEq for EntryStore {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+impl<K> Default for EntryStore<K> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            extra_rows: Vec::new(),
+            pairs: Vec::new(),
+            values: String::new(),
+            keys: Interner::default(),
+            purposes: Interner::default(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+        }
     }
 }
 
-impl Eq for EntryStore {}
+impl<K: StoreKey> PartialEq for EntryStore<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && (0..self.len()).all(|i| {
+                self.selector(self.key(i).selector()) == other.selector(other.key(i).selector())
+                    && self.attributes(i) == other.attributes(i)
+                    && self.lines(i).eq(other.lines(i))
+            })
+    }
+}
 
-impl EntryStore {
+impl<K: StoreKey> Eq for EntryStore<K> {}
+
+impl<K: StoreKey> EntryStore<K> {
     pub fn with_capacity(entries: usize) -> Self {
         Self {
             entries: Vec::with_capacity(entries),
             ..Self::default()
         }
+    }
+
+    /// The key of entry `i`.
+    pub fn key(&self, i: usize) -> K {
+        self.entries[i].key
     }
 
     pub fn len(&self) -> usize {
@@ -132,12 +185,16 @@ impl EntryStore {
         self.purposes.intern(purpose)
     }
 
-    fn hash(&self, key: &TargetKey) -> u64 {
+    pub fn purpose_name(&self, id: u32) -> &str {
+        self.purposes.name(id)
+    }
+
+    fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
     /// The entry of `key`, if rows were added for it.
-    pub fn find(&self, key: &TargetKey) -> Option<usize> {
+    pub fn find(&self, key: &K) -> Option<usize> {
         let entries = &self.entries;
         self.index
             .find(self.hash(key), |&i| entries[i as usize].key == *key)
@@ -207,7 +264,7 @@ impl EntryStore {
     /// A new entry for `key`, from its first row.
     pub fn insert<'a>(
         &mut self,
-        key: TargetKey,
+        key: K,
         line: u64,
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), StoreFull> {
@@ -223,9 +280,8 @@ impl EntryStore {
         });
         let hash = self.hash(&key);
         let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.insert_unique(hash, i, |&j| {
-            hasher.hash_one(entries[j as usize].key)
-        });
+        self.index
+            .insert_unique(hash, i, |&j| hasher.hash_one(entries[j as usize].key));
         Ok(())
     }
 
@@ -261,11 +317,6 @@ impl EntryStore {
         self.index = HashTable::new();
     }
 
-    /// The conversation of entry `i`.
-    pub fn conversation(&self, i: usize) -> Uuid {
-        self.entries[i].key.conversation
-    }
-
     pub fn selector(&self, key: SelectorKey) -> Selector {
         match key {
             SelectorKey::Participant(id) => Selector::ParticipantId(id.hyphenated().to_string()),
@@ -274,31 +325,26 @@ impl EntryStore {
         }
     }
 
-    pub fn target(&self, key: TargetKey) -> Target {
-        Target {
-            conversation_id: key.conversation.hyphenated().to_string(),
-            selector: self.selector(key.selector),
+    /// The attributes of entry `i`, owned.
+    pub fn attributes(&self, i: usize) -> BTreeMap<String, String> {
+        let mut attributes = BTreeMap::new();
+        for (name, value) in self.pairs_of(i) {
+            attributes
+                .entry(name.to_owned())
+                .or_insert_with(|| value.to_owned());
         }
+        attributes
     }
 
-    /// Entry `i` with owned strings.
-    pub fn entry(&self, i: usize) -> DesiredEntry {
-        let mut attributes = BTreeMap::new();
-        let mut lines: Vec<u64> = Vec::with_capacity(1);
-        for (line, pairs) in self.rows_of(i) {
-            if lines.last() != Some(&line) {
-                lines.push(line);
-            }
-            for pair in pairs {
-                attributes
-                    .entry(self.keys.name(pair.key).to_owned())
-                    .or_insert_with(|| self.value(pair).to_owned());
-            }
-        }
+    /// Entry `i` with owned strings, as the entry of `conversation_id`.
+    pub fn entry_of(&self, i: usize, conversation_id: String) -> DesiredEntry {
         DesiredEntry {
-            target: self.target(self.entries[i].key),
-            attributes,
-            lines,
+            target: Target {
+                conversation_id,
+                selector: self.selector(self.entries[i].key.selector()),
+            },
+            attributes: self.attributes(i),
+            lines: self.lines(i).collect(),
         }
     }
 
@@ -310,9 +356,24 @@ impl EntryStore {
             .filter(move |&line| previous.replace(line) != Some(line))
     }
 
-    /// Every entry with owned strings, in order.
-    pub fn iter(&self) -> impl Iterator<Item = DesiredEntry> {
-        (0..self.len()).map(|i| self.entry(i))
+}
+
+impl EntryStore<TargetKey> {
+    /// The conversation of entry `i`.
+    pub fn conversation(&self, i: usize) -> Uuid {
+        self.entries[i].key.conversation
+    }
+
+    pub fn target(&self, key: TargetKey) -> Target {
+        Target {
+            conversation_id: key.conversation.hyphenated().to_string(),
+            selector: self.selector(key.selector),
+        }
+    }
+
+    /// Entry `i` with owned strings.
+    pub fn entry(&self, i: usize) -> DesiredEntry {
+        self.entry_of(i, self.conversation(i).hyphenated().to_string())
     }
 }
 
@@ -324,7 +385,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_its_rows_merged_in_order() {
-        let mut store = EntryStore::default();
+        let mut store = EntryStore::<TargetKey>::default();
         let key = TargetKey {
             conversation: Uuid::parse_str(CID).unwrap(),
             selector: SelectorKey::Purpose(store.intern_purpose("customer")),
@@ -354,7 +415,8 @@ mod tests {
 
     #[test]
     fn an_entry_costs_tens_of_bytes() {
-        assert!(std::mem::size_of::<StoredEntry>() <= 64);
+        assert!(std::mem::size_of::<StoredEntry<TargetKey>>() <= 64);
+        assert!(std::mem::size_of::<StoredEntry<RuleKey>>() <= 104);
         assert!(std::mem::size_of::<StoredPair>() <= 12);
     }
 }

@@ -12,8 +12,21 @@ use uuid::Uuid;
 
 use genesys_models::Attributes;
 
-use crate::desired::{DesiredState, InputTable, SourceInfo, Target};
-use crate::store::{EntryStore, SelectorKey, TargetKey};
+use crate::desired::{DesiredState, InputTable, SourceInfo};
+use crate::number::{self, Number};
+use crate::rules::{NumberRules, RuleText};
+use crate::store::{EntryStore, RuleKey, SelectorKey, StoreKey, TargetKey};
+
+/// Which calls a row is about.
+enum CallSelector {
+    Conversation(Uuid),
+    /// Every call with these numbers (and in this queue); at least one number is given.
+    Numbers {
+        customer: Option<Number>,
+        dialed: Option<Number>,
+        queue: Option<Uuid>,
+    },
+}
 use crate::options::{Limits, ReadOptions};
 use crate::problem::{LineUnit, Problem, SourceError};
 
@@ -22,6 +35,10 @@ use crate::problem::{LineUnit, Problem, SourceError};
 pub(crate) struct RawRow<'a> {
     pub line: u64,
     pub conversation_id: &'a str,
+    /// A number row's call selectors (instead of `conversation_id`).
+    pub customer_number: &'a str,
+    pub dialed_number: &'a str,
+    pub queue_id: &'a str,
     pub participant_id: &'a str,
     pub purpose: &'a str,
     pub user_id: &'a str,
@@ -40,7 +57,11 @@ pub(crate) struct DesiredBuilder<'o> {
     unit: LineUnit,
     options: &'o ReadOptions,
     default_purpose: String,
-    store: EntryStore,
+    store: EntryStore<TargetKey>,
+    /// The rows that select calls by number.
+    rules: EntryStore<RuleKey>,
+    /// Whether the source has a number column, so that a row naming no call is told of them.
+    number_columns: bool,
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
     /// The source's data rows as read, in order.
@@ -66,6 +87,8 @@ impl<'o> DesiredBuilder<'o> {
             options,
             default_purpose,
             store: EntryStore::default(),
+            rules: EntryStore::default(),
+            number_columns: false,
             errors: Vec::new(),
             warnings: Vec::new(),
             input: InputTable::default(),
@@ -140,13 +163,7 @@ impl<'o> DesiredBuilder<'o> {
     /// `check_keys` is false when the keys were already checked (wide-form header names).
     pub fn add_row(&mut self, row: &RawRow<'_>, check_keys: bool) {
         let mut problems = Vec::new();
-        let conversation = match row.conversation_id.trim() {
-            "" => {
-                problems.push("missing conversation_id".to_owned());
-                None
-            }
-            cid => parse_uuid("conversation_id", cid, &mut problems),
-        };
+        let call = self.call(row, &mut problems);
         let selector = self.selector(row, &mut problems);
         for &(key, value) in &row.pairs {
             if check_keys && let Some(problem) = self.key_problem(key) {
@@ -154,9 +171,7 @@ impl<'o> DesiredBuilder<'o> {
             }
             problems.extend(value_problem(key, value, &self.options.limits));
         }
-        let (Some(conversation), Some(selector), true) =
-            (conversation, selector, problems.is_empty())
-        else {
+        let (Some(call), Some(selector), true) = (call, selector, problems.is_empty()) else {
             for problem in problems {
                 self.row_problem(row.line, problem);
             }
@@ -169,13 +184,109 @@ impl<'o> DesiredBuilder<'o> {
             );
             return;
         }
-        self.merge(
-            row,
-            TargetKey {
-                conversation,
-                selector,
-            },
-        );
+        match call {
+            CallSelector::Conversation(conversation) => {
+                let mut store = std::mem::take(&mut self.store);
+                let key = TargetKey {
+                    conversation,
+                    selector,
+                };
+                self.merge(&mut store, row, key, &|store, key| {
+                    store.target(key).to_string()
+                });
+                self.store = store;
+            }
+            CallSelector::Numbers {
+                customer,
+                dialed,
+                queue,
+            } => {
+                let selector = match selector {
+                    SelectorKey::Purpose(p) => SelectorKey::Purpose(
+                        self.rules.intern_purpose(self.store.purpose_name(p)),
+                    ),
+                    other => other,
+                };
+                let mut rules = std::mem::take(&mut self.rules);
+                let key = RuleKey {
+                    customer,
+                    dialed,
+                    queue,
+                    selector,
+                };
+                self.merge(&mut rules, row, key, &|rules, key| {
+                    RuleText(rules, key).to_string()
+                });
+                self.rules = rules;
+            }
+        }
+    }
+
+    /// The source has a number column (`customer_number`, `dialed_number`).
+    pub fn set_number_columns(&mut self, present: bool) {
+        self.number_columns = present;
+    }
+
+    /// Which calls the row is about, or `None` if that is invalid (problems recorded).
+    fn call(&self, row: &RawRow<'_>, problems: &mut Vec<String>) -> Option<CallSelector> {
+        let conversation = row.conversation_id.trim();
+        let (customer, dialed) = (row.customer_number.trim(), row.dialed_number.trim());
+        let queue = row.queue_id.trim();
+        let region = self.options.default_region;
+        let number = |column: &str, text: &str, problems: &mut Vec<String>| {
+            if text.is_empty() {
+                return Some(None);
+            }
+            match number::parse(text, region) {
+                Ok(number) => Some(Some(number)),
+                Err(err) => {
+                    problems.push(format!("invalid {column}: {err}"));
+                    None
+                }
+            }
+        };
+        match (conversation.is_empty(), customer.is_empty() && dialed.is_empty()) {
+            (true, true) => {
+                problems.push(if self.number_columns {
+                    "missing conversation_id, customer_number or dialed_number".to_owned()
+                } else {
+                    "missing conversation_id".to_owned()
+                });
+                None
+            }
+            (false, false) => {
+                problems.push(
+                    "both conversation_id and a number: give one (conversation_id names one \
+                     call, customer_number or dialed_number every call with that number)"
+                        .to_owned(),
+                );
+                None
+            }
+            (false, true) => {
+                if !queue.is_empty() {
+                    problems.push(
+                        "queue_id with conversation_id: queue_id narrows the calls of a number; \
+                         a conversation_id names its call already"
+                            .to_owned(),
+                    );
+                }
+                parse_uuid("conversation_id", conversation, problems)
+                    .map(CallSelector::Conversation)
+            }
+            (true, false) => {
+                let customer = number("customer_number", customer, problems);
+                let dialed = number("dialed_number", dialed, problems);
+                let queue = match queue {
+                    "" => Some(None),
+                    queue => parse_uuid("queue_id", queue, problems).map(Some),
+                };
+                Some(CallSelector::Numbers {
+                    customer: customer?,
+                    dialed: dialed?,
+                    queue: queue?,
+                })
+            }
+        }
     }
 
     /// The row's selector, or `None` if it is invalid (problems recorded).
@@ -222,24 +333,30 @@ impl<'o> DesiredBuilder<'o> {
         }
     }
 
-    /// Merges a valid row into its target, unless it conflicts with earlier rows or breaks a
-    /// per-target guard; either way the row is all or nothing.
-    fn merge(&mut self, row: &RawRow<'_>, key: TargetKey) {
-        let existing = self.store.find(&key);
+    /// Merges a valid row into its target (or rule) in `store`, unless it conflicts with
+    /// earlier rows or breaks a per-target guard; either way the row is all or nothing.
+    fn merge<K: StoreKey>(
+        &mut self,
+        store: &mut EntryStore<K>,
+        row: &RawRow<'_>,
+        key: K,
+        describe: &dyn Fn(&EntryStore<K>, K) -> String,
+    ) {
+        let existing = store.find(&key);
         let mut problems = Vec::new();
         let mut duplicates = Vec::new();
         let (mut key_count, mut body_bytes) = (0, EMPTY_BODY_BYTES);
         if let Some(i) = existing {
-            for (k, v) in self.store.pairs_of(i) {
+            for (k, v) in store.pairs_of(i) {
                 key_count += 1;
                 body_bytes += entry_body_bytes(key_count, k, v);
             }
             for &(k, v) in &row.pairs {
-                match self.store.value_of(i, k) {
+                match store.value_of(i, k) {
                     Some((earlier, line)) if earlier == v => duplicates.push((k, line)),
                     Some((earlier, line)) => problems.push(conflict_problem(
                         k,
-                        Some(&self.store.target(key)),
+                        Some(&describe(store, key)),
                         v,
                         earlier,
                         self.unit_word(),
@@ -250,7 +367,7 @@ impl<'o> DesiredBuilder<'o> {
             }
         }
         for &(k, v) in &row.pairs {
-            if existing.is_some_and(|i| self.store.value_of(i, k).is_some()) {
+            if existing.is_some_and(|i| store.value_of(i, k).is_some()) {
                 continue;
             }
             key_count += 1;
@@ -258,7 +375,7 @@ impl<'o> DesiredBuilder<'o> {
         }
         let limits = &self.options.limits;
         if key_count > limits.max_keys_per_target || body_bytes > limits.max_request_bytes {
-            let target = self.store.target(key);
+            let target = describe(store, key);
             problems.extend(keys_problem(&target, key_count, limits));
             problems.extend(body_problem(&target, body_bytes, limits));
         }
@@ -279,8 +396,8 @@ impl<'o> DesiredBuilder<'o> {
         }
         let pairs = row.pairs.iter().copied();
         let stored = match existing {
-            Some(i) => self.store.merge(i, row.line, pairs),
-            None => self.store.insert(key, row.line, pairs),
+            Some(i) => store.merge(i, row.line, pairs),
+            None => store.insert(key, row.line, pairs),
         };
         if stored.is_err() {
             self.too_large(row.line);
@@ -331,10 +448,9 @@ impl<'o> DesiredBuilder<'o> {
         warnings.sort_by_key(|p| p.line);
         let mut store = self.store;
         store.seal();
-        Ok((
-            DesiredState::stored(store, source, warnings, InputTable::default()),
-            self.input,
-        ))
+        let mut state = DesiredState::stored(store, source, warnings, InputTable::default());
+        state.rules = NumberRules::new(self.rules, self.options.default_region);
+        Ok((state, self.input))
     }
 }
 
@@ -444,7 +560,7 @@ fn value_problem(key: &str, value: &str, limits: &Limits) -> Option<String> {
 /// every key), `unit` and `line` where the earlier value was given.
 fn conflict_problem(
     key: &str,
-    target: Option<&Target>,
+    target: Option<&dyn fmt::Display>,
     value: &str,
     earlier: &str,
     unit: &str,

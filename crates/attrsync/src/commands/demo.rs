@@ -87,6 +87,7 @@ pub async fn run(args: DemoArgs, ui: Ui) -> anyhow::Result<Exit> {
         skip_invalid: false,
         table: "desired_attributes".into(),
         query: None,
+        default_region: None,
     };
     let desired = read_desired(&csv_path, &source_args, ui).await?;
 

@@ -8,7 +8,7 @@
 use reconcile::Action;
 
 use engine::Work;
-use engine::live::{fetch_live, fetch_live_batched};
+use engine::numbered::plan_live;
 
 use crate::settings::RunSettings;
 
@@ -36,19 +36,12 @@ pub async fn max_changes(
     let work = match work {
         Work::Desired(desired) => {
             let client = connection.connect(ui).await?;
-            let ids = reconcile::conversation_ids(&desired);
-            let live = match settings.liveness_batch {
-                Some(batch) => {
-                    let (live, liveness) =
-                        fetch_live_batched(&client, ids, batch, concurrency).await?;
-                    if let Some(note) = liveness.problem_note() {
-                        eprintln!("warning: {note}");
-                    }
-                    live
-                }
-                None => fetch_live(&client, ids, concurrency).await?,
-            };
-            let plan = reconcile::diff(&desired, &live);
+            let planned =
+                plan_live(&client, &desired, settings.liveness_batch, concurrency).await?;
+            for note in &planned.notes {
+                eprintln!("warning: {note}");
+            }
+            let plan = planned.plan;
             Work::Planned {
                 source: desired.source,
                 targets: plan.targets,

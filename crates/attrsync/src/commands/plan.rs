@@ -1,10 +1,11 @@
 //! `attrsync plan SOURCE`: read the desired state, ask analytics which of its calls ended
-//! (batched), read each other call once, print what would change. Never sends a PATCH.
+//! (batched) and which live calls its numbered rows select, read each other call once, print what
+//! would change. Never sends a PATCH.
 
 use std::io::Write;
 
 use anyhow::Context;
-use engine::live::{fetch_live, fetch_live_batched};
+use engine::numbered::plan_live;
 
 use super::source::read_desired;
 use crate::cli::PlanArgs;
@@ -24,19 +25,11 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     })?;
     let desired = read_desired(&args.source, &args.source_args, ui).await?;
     let client = connection.connect(ui).await?;
-    let ids = reconcile::conversation_ids(&desired);
-    let live = match batch {
-        Some(batch) => {
-            let (live, liveness) =
-                fetch_live_batched(&client, ids, batch, args.concurrency).await?;
-            if let Some(note) = liveness.problem_note() {
-                eprintln!("warning: {note}");
-            }
-            live
-        }
-        None => fetch_live(&client, ids, args.concurrency).await?,
-    };
-    let plan = reconcile::diff(&desired, &live);
+    let planned = plan_live(&client, &desired, batch, args.concurrency).await?;
+    for note in &planned.notes {
+        eprintln!("warning: {note}");
+    }
+    let plan = planned.plan;
 
     if let Some(out) = &args.out {
         let metadata = reconcile::saved_plan::PlanMetadata {

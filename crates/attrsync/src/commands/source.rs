@@ -19,6 +19,7 @@ pub fn read_options(args: &SourceArgs) -> ReadOptions {
         default_purpose: args.default_purpose.clone(),
         skip_invalid: args.skip_invalid,
         ignored_columns: RESULT_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        default_region: args.default_region,
         ..ReadOptions::default()
     }
 }

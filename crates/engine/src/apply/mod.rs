@@ -78,12 +78,16 @@ pub async fn execute(
             ..
         }
     );
-    let liveness_batch = match &work {
-        Work::Desired(_) => config.liveness_batch,
-        _ => None,
+    // A desired state whose calls are looked up before any row (which ended, which live calls
+    // its numbered rows select) is prepared through the run's client.
+    let looked_up = match &work {
+        Work::Desired(desired) => {
+            config.liveness_batch.is_some() || !desired.number_rules().is_empty()
+        }
+        _ => false,
     };
-    let (active, source, prepared) = match (work, liveness_batch) {
-        (Work::Desired(desired), Some(batch)) => {
+    let (active, source, prepared) = match (work, looked_up) {
+        (Work::Desired(desired), true) => {
             // Which conversations ended is asked through the run's client, before any row.
             let source = desired.source.clone();
             let run = lifecycle::begin(audit, config, &source, None).await?;
@@ -99,7 +103,7 @@ pub async fn execute(
             )
             .await?;
             let prepared =
-                match prepare_live(desired, &active, batch, config, observer.as_ref()).await {
+                match prepare_live(desired, &active, config, observer.as_ref()).await {
                     Ok(prepared) => prepared,
                     Err(err) => return Err(active.fail(err).await),
                 };
@@ -351,16 +355,31 @@ async fn prepare(
 async fn prepare_live(
     desired: DesiredState,
     active: &ActiveRun,
-    batch: usize,
     config: &RunConfig,
     observer: &dyn RunObserver,
 ) -> Result<Prepared, EngineError> {
     let (audit, run) = (&active.audit, &active.run);
+    let numbered = crate::numbered::numbered_calls(&active.client, &desired)
+        .await
+        .map_err(|source| EngineError::Api {
+            what: "cannot list the live calls that rows select by number".to_owned(),
+            source,
+        })?;
+    if let Some(note) = numbered.unmatched_note() {
+        observer.note(Note::Info(note));
+    }
     let conversations = desired.conversations();
-    let known = crate::live::known_ended(audit, &conversations).await?;
-    let found =
-        crate::live::liveness(&active.client, &conversations, known, batch, config.concurrency)
-            .await;
+    let found = match config.liveness_batch {
+        Some(batch) => {
+            let known = crate::live::known_ended(audit, &conversations).await?;
+            let client = &active.client;
+            crate::live::liveness(client, &conversations, known, batch, config.concurrency).await
+        }
+        None => crate::live::Liveness {
+            ended: vec![false; conversations.len()],
+            ..crate::live::Liveness::default()
+        },
+    };
     if let Some(note) = found.problem_note() {
         observer.note(Note::Warning(note));
     }
@@ -384,6 +403,8 @@ async fn prepare_live(
             ended.add(desired.lines(i));
         }
     }
+    // The calls numbered rows select were listed live: their rows join the others'.
+    entries.extend(numbered.entries);
     let ended = ended.keeping(config);
     record_input(audit, run, &desired.input, &ended).await?;
     audit.set_ended_rows(run, ended.rows).await?;

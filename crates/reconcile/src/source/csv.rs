@@ -22,6 +22,8 @@ use crate::problem::{LineUnit, SourceError};
 use crate::validate::{DesiredBuilder, RawRow};
 
 const CONVERSATION_ID: &str = "conversation_id";
+/// The columns that select calls by number instead of by conversation id.
+const NUMBER_COLUMNS: [&str; 3] = ["customer_number", "dialed_number", "queue_id"];
 const SELECTOR_COLUMNS: [&str; 3] = ["participant_id", "purpose", "user_id"];
 /// Columns of a result file (`attrsync_status`, ...): never part of the input table.
 const RESULT_COLUMN_PREFIX: &str = "attrsync_";
@@ -133,7 +135,9 @@ struct Columns {
     format: SourceFormat,
     count: usize,
     names: Vec<String>,
-    conversation_id: usize,
+    conversation_id: Option<usize>,
+    /// Indexes of customer_number, dialed_number, queue_id, when present.
+    numbers: [Option<usize>; 3],
     /// Indexes of participant_id, purpose, user_id, when present.
     selectors: [Option<usize>; 3],
     /// Wide form: (column index, key). Long form: the `key` and `value` columns.
@@ -173,10 +177,19 @@ impl Columns {
             }
         }
         let position = |wanted: &str| first_position.get(wanted).copied();
-        let Some(conversation_id) = position(CONVERSATION_ID) else {
-            builder.fatal(line, format!("missing required column `{CONVERSATION_ID}`"));
+        let conversation_id = position(CONVERSATION_ID);
+        let numbers = NUMBER_COLUMNS.map(position);
+        if conversation_id.is_none() && numbers[0].is_none() && numbers[1].is_none() {
+            builder.fatal(
+                line,
+                format!(
+                    "missing required column `{CONVERSATION_ID}` (or `customer_number` or \
+                     `dialed_number`, to select calls by number)"
+                ),
+            );
             return None;
-        };
+        }
+        builder.set_number_columns(numbers[0].is_some() || numbers[1].is_some());
         let selectors = SELECTOR_COLUMNS.map(position);
         let long = position("key").zip(position("value"));
         let mut keys = Vec::new();
@@ -189,6 +202,7 @@ impl Columns {
                 continue;
             }
             let known = name == CONVERSATION_ID
+                || NUMBER_COLUMNS.contains(&name.as_str())
                 || SELECTOR_COLUMNS.contains(&name.as_str())
                 || (long.is_some() && (name == "key" || name == "value"));
             let first = first_position[name.as_str()];
@@ -228,6 +242,7 @@ impl Columns {
             count: names.len(),
             names,
             conversation_id,
+            numbers,
             selectors,
             keys,
             long,
@@ -302,7 +317,10 @@ impl Columns {
         };
         let row = RawRow {
             line,
-            conversation_id: fields[self.conversation_id],
+            conversation_id: cell(self.conversation_id),
+            customer_number: cell(self.numbers[0]),
+            dialed_number: cell(self.numbers[1]),
+            queue_id: cell(self.numbers[2]),
             participant_id: cell(self.selectors[0]),
             purpose: cell(self.selectors[1]),
             user_id: cell(self.selectors[2]),
@@ -577,5 +595,69 @@ mod tests {
             }
         }
         assert_eq!(state.to_entries()[0].lines, [2]);
+    }
+
+    #[test]
+    fn rows_may_select_calls_by_number_in_any_writing() {
+        let input = "customer_number,dialed_number,queue_id,tier\n\
+                     +1 (555) 123-0001,,,gold\n\
+                     tel:+15551230002,,,silver\n\
+                     (555) 123-0003,,,bronze\n\
+                     ,1-800-555-0100,7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a,spring\n\
+                     +15551230001,,,gold\n";
+        let options = ReadOptions {
+            default_region: Some("US".parse().unwrap()),
+            ..ReadOptions::default()
+        };
+        let (state, input) = parse(input, &options).unwrap();
+        assert!(state.is_empty(), "no row names a conversation");
+        let rules = state.number_rules();
+        assert_eq!(rules.len(), 4, "line 6 repeats line 2 and merges into it");
+        assert_eq!(
+            rules.describe(0),
+            "calls with customer_number=+15551230001 purpose=customer"
+        );
+        assert_eq!(rules.lines(0), [2, 6]);
+        assert_eq!(
+            rules.describe(3),
+            "calls with dialed_number=+18005550100 \
+             queue_id=7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a purpose=customer"
+        );
+        assert_eq!(rules.describe(2), "calls with customer_number=+15551230003 purpose=customer");
+        assert_eq!(input.len(), 5);
+    }
+
+    #[test]
+    fn a_bad_number_or_a_row_naming_its_call_twice_is_an_error_with_its_line() {
+        let input = "conversation_id,customer_number,queue_id,tier\n\
+                     ,555-0100,,gold\n\
+                     ,+15551230001,not-a-queue,gold\n\
+                     3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f,+15551230001,,gold\n\
+                     ,,,gold\n\
+                     ,+15551230009,,gold\n\
+                     ,+1 555 123 0009,,silver\n";
+        let err = parse(input, &ReadOptions::default()).unwrap_err();
+        let SourceError::Invalid { problems, .. } = err else {
+            panic!("not an input error: {err}");
+        };
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.line, p.message))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "2: invalid customer_number: \"555-0100\" is not a phone number: it has no \
+                 country code (+...); numbers written nationally need --default-region (e.g. \
+                 US, GB)",
+                "3: invalid queue_id \"not-a-queue\": not a UUID",
+                "4: both conversation_id and a number: give one (conversation_id names one \
+                 call, customer_number or dialed_number every call with that number)",
+                "5: missing conversation_id, customer_number or dialed_number",
+                "7: conflicting values for key \"tier\" on calls with \
+                 customer_number=+15551230009 purpose=customer: \"silver\" here, \"gold\" on \
+                 line 6",
+            ]
+        );
     }
 }

@@ -26,7 +26,10 @@ use crate::validate::{DesiredBuilder, RawRow};
 /// The default table of an SQLite desired state.
 pub const DEFAULT_TABLE: &str = "desired_attributes";
 
-const REQUIRED_COLUMNS: [&str; 3] = ["conversation_id", "key", "value"];
+const REQUIRED_COLUMNS: [&str; 2] = ["key", "value"];
+/// A row names its call by one of these: a conversation, or numbers (with an optional queue).
+const CALL_COLUMNS: [&str; 3] = ["conversation_id", "customer_number", "dialed_number"];
+const QUEUE_COLUMN: &str = "queue_id";
 const SELECTOR_COLUMNS: [&str; 3] = ["participant_id", "purpose", "user_id"];
 
 /// What to read from an SQLite database.
@@ -125,11 +128,14 @@ pub(crate) async fn read_sqlite_file(
         .map(|c| c.name().to_owned())
         .collect();
     let position = |wanted: &str| header.iter().position(|c| c == wanted);
-    let missing: Vec<String> = REQUIRED_COLUMNS
+    let mut missing: Vec<String> = REQUIRED_COLUMNS
         .iter()
         .filter(|c| position(c).is_none())
         .map(|c| (*c).to_owned())
         .collect();
+    if CALL_COLUMNS.iter().all(|c| position(c).is_none()) {
+        missing.insert(0, CALL_COLUMNS[0].to_owned());
+    }
     if !missing.is_empty() {
         return Err(SourceError::SqliteMissingColumns {
             path: path.to_owned(),
@@ -137,7 +143,10 @@ pub(crate) async fn read_sqlite_file(
             missing,
         });
     }
-    let [conversation_id, key, value] = REQUIRED_COLUMNS.map(|c| position(c).unwrap_or(0));
+    let [key, value] = REQUIRED_COLUMNS.map(|c| position(c).unwrap_or(0));
+    let [conversation_id, customer_number, dialed_number] = CALL_COLUMNS.map(position);
+    let queue_id = position(QUEUE_COLUMN);
+    builder.set_number_columns(customer_number.is_some() || dialed_number.is_some());
     let selectors = SELECTOR_COLUMNS.map(position);
     builder.set_input_header(header.clone());
 
@@ -157,7 +166,11 @@ pub(crate) async fn read_sqlite_file(
             }
         }
         builder.add_input_row(ordinal, cells.iter().map(String::as_str));
-        let used = |i: usize| i == conversation_id || i == key || i == value;
+        let used = |i: usize| {
+            i == key
+                || i == value
+                || [conversation_id, customer_number, dialed_number, queue_id].contains(&Some(i))
+        };
         let mut valid = true;
         for (i, column) in header.iter().enumerate() {
             if invalid.contains(&column) && (used(i) || selectors.contains(&Some(i))) {
@@ -174,7 +187,10 @@ pub(crate) async fn read_sqlite_file(
         let selector = |index: Option<usize>| index.map_or("", |i| cells[i].as_str());
         let raw = RawRow {
             line: ordinal,
-            conversation_id: &cells[conversation_id],
+            conversation_id: selector(conversation_id),
+            customer_number: selector(customer_number),
+            dialed_number: selector(dialed_number),
+            queue_id: selector(queue_id),
             participant_id: selector(selectors[0]),
             purpose: selector(selectors[1]),
             user_id: selector(selectors[2]),

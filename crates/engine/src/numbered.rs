@@ -1,0 +1,139 @@
+//! Rows that select calls by phone number, matched to live calls through the analytics listing
+//! of live calls (its sessions carry each call's numbers): one request per 100 live calls, and
+//! only the calls that match are read afterwards. A number that matches no live call costs
+//! nothing and is reported.
+
+use std::collections::HashSet;
+
+use genesys_core::{ApiError, GenesysClient, LiveCallsQuery};
+use reconcile::{DesiredEntry, DesiredState, LiveState, Plan, call_numbers};
+use uuid::Uuid;
+
+use crate::live::{ReadFailed, fetch_live, fetch_live_batched, queue_ids_of};
+
+/// The entries numbered rows give the live calls they match.
+#[derive(Debug, Default)]
+pub struct NumberedCalls {
+    /// One per (matching rule, call), in listing order.
+    pub entries: Vec<DesiredEntry>,
+    /// Rows of rules that matched no live call.
+    pub unmatched_rows: u64,
+}
+
+impl NumberedCalls {
+    /// What to tell the person running the command about rows that matched nothing.
+    pub fn unmatched_note(&self) -> Option<String> {
+        (self.unmatched_rows > 0).then(|| {
+            format!(
+                "{} {} select calls by a number no live call has (no request)",
+                self.unmatched_rows,
+                if self.unmatched_rows == 1 {
+                    "row"
+                } else {
+                    "rows"
+                }
+            )
+        })
+    }
+}
+
+/// The live calls `desired`'s numbered rows select, from one listing of the org's live calls
+/// (nothing is asked when it has none).
+pub async fn numbered_calls(
+    client: &GenesysClient,
+    desired: &DesiredState,
+) -> Result<NumberedCalls, ApiError> {
+    let rules = desired.number_rules();
+    if rules.is_empty() {
+        return Ok(NumberedCalls::default());
+    }
+    let mut matched = vec![false; rules.len()];
+    let mut entries = Vec::new();
+    let mut seen = HashSet::new();
+    client
+        .visit_live_calls(&LiveCallsQuery::default(), |call| {
+            let Ok(id) = Uuid::try_parse(&call.conversation_id) else {
+                return;
+            };
+            if !seen.insert(id) {
+                return;
+            }
+            let numbers = call_numbers::of_analytics(&call, rules.region());
+            let queues: Vec<Uuid> = queue_ids_of(&call)
+                .iter()
+                .filter_map(|q| Uuid::try_parse(q).ok())
+                .collect();
+            let conversation_id = id.hyphenated().to_string();
+            for i in rules.matching(&numbers, &queues) {
+                matched[i] = true;
+                entries.push(rules.entry_for(i, &conversation_id));
+            }
+        })
+        .await?;
+    let unmatched_rows = (0..rules.len())
+        .filter(|&i| !matched[i])
+        .map(|i| rules.lines(i).len().max(1) as u64)
+        .sum();
+    Ok(NumberedCalls {
+        entries,
+        unmatched_rows,
+    })
+}
+
+/// Why a desired state could not be planned against the live calls.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanLiveError {
+    #[error("cannot list the live calls that rows select by number")]
+    List(#[source] ApiError),
+    #[error(transparent)]
+    Read(#[from] ReadFailed),
+}
+
+/// A desired state planned against the live calls, as `plan` and `--max-changes` show it.
+#[derive(Debug)]
+pub struct PlannedLive {
+    pub plan: Plan,
+    /// What the person running the command is told (a failed liveness lookup, numbers that
+    /// matched nothing).
+    pub notes: Vec<String>,
+}
+
+/// Plans `desired` against the live calls: which of its conversations ended (in batches of
+/// `batch` ids, when given), the live calls its numbered rows select, and one read of every other
+/// call.
+pub async fn plan_live(
+    client: &GenesysClient,
+    desired: &DesiredState,
+    batch: Option<usize>,
+    concurrency: usize,
+) -> Result<PlannedLive, PlanLiveError> {
+    let mut notes = Vec::new();
+    let numbered = numbered_calls(client, desired)
+        .await
+        .map_err(PlanLiveError::List)?;
+    notes.extend(numbered.unmatched_note());
+    let ids = reconcile::conversation_ids(desired);
+    let mut read: HashSet<String> = ids.iter().cloned().collect();
+    let mut live: LiveState = match batch {
+        Some(batch) => {
+            let (live, liveness) = fetch_live_batched(client, ids, batch, concurrency).await?;
+            notes.extend(liveness.problem_note());
+            live
+        }
+        None => fetch_live(client, ids, concurrency).await?,
+    };
+    // The numbered rows' calls are live (listed): each is read once, unless it already was.
+    let numbered_ids: Vec<String> = numbered
+        .entries
+        .iter()
+        .map(|entry| entry.target.conversation_id.clone())
+        .filter(|id| read.insert(id.clone()))
+        .collect();
+    live.extend(fetch_live(client, numbered_ids, concurrency).await?);
+    let mut entries = desired.to_entries();
+    entries.extend(numbered.entries);
+    Ok(PlannedLive {
+        plan: reconcile::diff_entries(&entries, &live),
+        notes,
+    })
+}

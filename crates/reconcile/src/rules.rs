@@ -1,0 +1,209 @@
+//! A desired state's rows that select calls by phone number (`customer_number`,
+//! `dialed_number`, optionally with a `queue_id`) instead of naming a conversation: rules that
+//! become entries of the calls they match, once those calls are known (from the analytics
+//! listing of live calls, or from a call's event).
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::call_numbers::CallNumbers;
+use crate::desired::DesiredEntry;
+use crate::number::Region;
+use crate::store::{EntryStore, RuleKey};
+
+/// The numbered rows, merged per rule, with an index by number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NumberRules {
+    store: EntryStore<RuleKey>,
+    /// (customer number's digits, rule), sorted: the rules that name a customer number.
+    by_customer: Vec<(u64, u32)>,
+    /// (dialled number's digits, rule), sorted: the rules that name only a dialled number.
+    by_dialed: Vec<(u64, u32)>,
+    /// Whose national numbers the rows' numbers were read as: a call's are read the same way.
+    region: Option<Region>,
+}
+
+impl NumberRules {
+    pub(crate) fn new(mut store: EntryStore<RuleKey>, region: Option<Region>) -> Self {
+        store.seal();
+        let (mut by_customer, mut by_dialed) = (Vec::new(), Vec::new());
+        for i in 0..store.len() {
+            let key = store.key(i);
+            match (key.customer, key.dialed) {
+                (Some(customer), _) => by_customer.push((customer.digits(), i as u32)),
+                (None, Some(dialed)) => by_dialed.push((dialed.digits(), i as u32)),
+                (None, None) => {}
+            }
+        }
+        by_customer.sort_unstable();
+        by_dialed.sort_unstable();
+        Self {
+            store,
+            by_customer,
+            by_dialed,
+            region,
+        }
+    }
+
+    /// Whose national numbers the rows were read as (`--default-region`): read a call's
+    /// numbers with it too.
+    pub fn region(&self) -> Option<Region> {
+        self.region
+    }
+
+    /// How many rules (numbered targets) there are.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.len() == 0
+    }
+
+    /// The rules a call matches, in input order: its customer's number (and dialled number,
+    /// when the rule names both) and, when the rule names a queue, one of the call's queues.
+    pub fn matching(&self, numbers: &CallNumbers, queues: &[Uuid]) -> Vec<usize> {
+        let of = |index: &[(u64, u32)], digits: u64| {
+            let start = index.partition_point(|(d, _)| *d < digits);
+            index[start..]
+                .iter()
+                .take_while(move |(d, _)| *d == digits)
+                .map(|(_, i)| *i as usize)
+                .collect::<Vec<_>>()
+        };
+        let mut found: Vec<usize> = numbers
+            .customer
+            .iter()
+            .flat_map(|number| of(&self.by_customer, number.digits()))
+            .chain(
+                numbers
+                    .dialed
+                    .into_iter()
+                    .flat_map(|number| of(&self.by_dialed, number.digits())),
+            )
+            .filter(|&i| {
+                let key = self.store.key(i);
+                key.dialed.is_none_or(|dialed| numbers.dialed == Some(dialed))
+                    && key.queue.is_none_or(|queue| queues.contains(&queue))
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Rule `i` as an entry of the call `conversation_id`.
+    pub fn entry_for(&self, i: usize, conversation_id: &str) -> DesiredEntry {
+        self.store.entry_of(i, conversation_id.to_owned())
+    }
+
+    /// Every entry a call gets from the rules it matches.
+    pub fn entries_for(
+        &self,
+        conversation_id: &str,
+        numbers: &CallNumbers,
+        queues: &[Uuid],
+    ) -> Vec<DesiredEntry> {
+        self.matching(numbers, queues)
+            .into_iter()
+            .map(|i| self.entry_for(i, conversation_id))
+            .collect()
+    }
+
+    /// Number of (rule, key) pairs.
+    pub fn key_count(&self) -> usize {
+        (0..self.store.len())
+            .map(|i| self.store.pairs_of(i).count())
+            .sum()
+    }
+
+    /// The input lines of rule `i`, ascending.
+    pub fn lines(&self, i: usize) -> Vec<u64> {
+        self.store.lines(i).collect()
+    }
+
+    /// What rule `i` selects, as its problems and reports name it.
+    pub fn describe(&self, i: usize) -> String {
+        RuleText(&self.store, self.store.key(i)).to_string()
+    }
+}
+
+/// A rule as text: `customer_number=+15551234567 purpose=customer`.
+pub(crate) struct RuleText<'a>(pub &'a EntryStore<RuleKey>, pub RuleKey);
+
+impl fmt::Display for RuleText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RuleText(store, key) = self;
+        let mut parts = Vec::new();
+        if let Some(number) = key.customer {
+            parts.push(format!("customer_number={number}"));
+        }
+        if let Some(number) = key.dialed {
+            parts.push(format!("dialed_number={number}"));
+        }
+        if let Some(queue) = key.queue {
+            parts.push(format!("queue_id={queue}"));
+        }
+        parts.push(store.selector(key.selector).to_string());
+        write!(f, "calls with {}", parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::number::parse;
+    use crate::store::SelectorKey;
+
+    fn rules(rows: &[(Option<&str>, Option<&str>, Option<Uuid>, &str)]) -> NumberRules {
+        let mut store = EntryStore::<RuleKey>::default();
+        let purpose = store.intern_purpose("customer");
+        for (line, (customer, dialed, queue, tier)) in rows.iter().enumerate() {
+            let key = RuleKey {
+                customer: customer.map(|n| parse(n, None).unwrap()),
+                dialed: dialed.map(|n| parse(n, None).unwrap()),
+                queue: *queue,
+                selector: SelectorKey::Purpose(purpose),
+            };
+            store
+                .insert(key, line as u64 + 2, [("tier", *tier)].into_iter())
+                .unwrap();
+        }
+        NumberRules::new(store, None)
+    }
+
+    fn call(customer: &[&str], dialed: Option<&str>) -> CallNumbers {
+        CallNumbers {
+            customer: customer.iter().map(|n| parse(n, None).unwrap()).collect(),
+            dialed: dialed.map(|n| parse(n, None).unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_call_matches_the_rules_of_its_numbers_and_queue() {
+        let queue = Uuid::from_u128(7);
+        let rules = rules(&[
+            (Some("+15551230001"), None, None, "gold"),
+            (None, Some("+18005550100"), None, "spring"),
+            (Some("+15551230002"), Some("+18005550100"), None, "both"),
+            (None, Some("+18005550100"), Some(queue), "queue"),
+            (Some("+15551230003"), None, None, "other"),
+        ]);
+        let inbound = call(&["+15551230001"], Some("+18005550100"));
+        assert_eq!(rules.matching(&inbound, &[]), [0, 1]);
+        assert_eq!(rules.matching(&inbound, &[queue]), [0, 1, 3]);
+        let both = call(&["+15551230002"], Some("+18005550100"));
+        assert_eq!(rules.matching(&both, &[]), [1, 2]);
+        let other_dialed = call(&["+15551230002"], Some("+18005550199"));
+        assert!(rules.matching(&other_dialed, &[]).is_empty());
+        let entry = rules.entry_for(3, "c-1");
+        assert_eq!(entry.target.conversation_id, "c-1");
+        assert_eq!(entry.attributes["tier"], "queue");
+        assert_eq!(entry.lines, [5]);
+        assert_eq!(
+            rules.describe(2),
+            "calls with customer_number=+15551230002 dialed_number=+18005550100 purpose=customer"
+        );
+    }
+}
