@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci`: format check, clippy with warnings denied, and every test (what CI runs).
 //! - `cargo xtask bench plan`: parse+validate and diff throughput on 1,000,000 desired rows, then
-//!   one `reconcile --once` of 1,000,000 rows of which 2,000 name live calls (its peak memory).
+//!   a contact list of 1,000,000 numbers (read and indexed: seconds, peak memory), then one
+//!   `reconcile --once` of 1,000,000 rows of which 2,000 name live calls (its peak memory).
 //! - `cargo xtask bench apply`: apply against the simulator with latency and a rate limit,
 //!   side by side with the tutorial's sequential way.
 //! - `cargo xtask bench follow [--minutes N]`: `tag --follow` under a steady stream of calls with
@@ -120,6 +121,18 @@ fn bench_plan(extra: &[&str]) -> Result<(), String> {
     ];
     args.extend_from_slice(extra);
     cargo(&args)?;
+    // A campaign's contact list of a million numbers, in a process of its own (peak memory).
+    cargo(&[
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "reconcile",
+        "--example",
+        "bench_plan",
+        "--",
+        "--contacts",
+    ])?;
     // What a run keeps of such a table: 2,000 live calls among 1,000,000 rows, the rest ended.
     // The server's budget is lifted so that the figure is the tool's memory, not a wait.
     bench_example(
