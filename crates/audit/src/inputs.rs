@@ -8,7 +8,7 @@ use super::decode::{int, json, to_json_text};
 use super::error::AuditError;
 use super::ids::RunId;
 
-/// Rows per INSERT statement: 5 parameters each.
+/// Rows per INSERT statement: 6 parameters each.
 const ROWS_PER_INSERT: usize = 2000;
 
 /// One data row of a run's input.
@@ -23,6 +23,9 @@ pub struct InputRecord {
     /// The row's conversation had ended when the run began: it has no target, it is counted in
     /// [`crate::RunRecord::ended_rows`] (recorded only when the run writes result files).
     pub conversation_ended: bool,
+    /// The row selects calls by number and no live call had it when the run began: it has no
+    /// target (recorded only when the run writes result files).
+    pub no_live_call: bool,
 }
 
 /// A run's input: its header and rows in line order.
@@ -38,6 +41,7 @@ struct InputRow {
     cells: String,
     problem: Option<String>,
     conversation_ended: i64,
+    no_live_call: i64,
 }
 
 impl AuditStore {
@@ -52,14 +56,16 @@ impl AuditStore {
             .map_err(|e| self.db_error(e))?;
         for chunk in input.rows.chunks(ROWS_PER_INSERT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO input_rows (run_id, line, cells, problem, conversation_ended) ",
+                "INSERT INTO input_rows \
+                 (run_id, line, cells, problem, conversation_ended, no_live_call) ",
             );
             insert.push_values(chunk, |mut row, record| {
                 row.push_bind(run.as_str())
                     .push_bind(record.line as i64)
                     .push_bind(to_json_text(&record.cells))
                     .push_bind(&record.problem)
-                    .push_bind(i64::from(record.conversation_ended));
+                    .push_bind(i64::from(record.conversation_ended))
+                    .push_bind(i64::from(record.no_live_call));
             });
             insert
                 .build()
@@ -85,8 +91,8 @@ impl AuditStore {
         };
         let header: Vec<String> = json(self.path(), "runs.input_header", &header)?;
         let rows: Vec<InputRow> = sqlx::query_as(
-            "SELECT line, cells, problem, conversation_ended FROM input_rows WHERE run_id = ?1 \
-             ORDER BY line",
+            "SELECT line, cells, problem, conversation_ended, no_live_call FROM input_rows \
+             WHERE run_id = ?1 ORDER BY line",
         )
         .bind(run.as_str())
         .fetch_all(self.pool())
@@ -100,6 +106,7 @@ impl AuditStore {
                     cells: json(self.path(), "input_rows.cells", &r.cells)?,
                     problem: r.problem,
                     conversation_ended: r.conversation_ended != 0,
+                    no_live_call: r.no_live_call != 0,
                 })
             })
             .collect::<Result<_, AuditError>>()?;

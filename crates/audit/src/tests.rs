@@ -1263,6 +1263,7 @@ async fn aged_run(store: &AuditStore, status: RunStatus, targets: u32, days_ago:
                 ],
                 problem: None,
                 conversation_ended: false,
+                no_live_call: false,
             })
             .collect(),
     };

@@ -18,6 +18,8 @@ pub struct NumberedCalls {
     pub entries: Vec<DesiredEntry>,
     /// Rows of rules that matched no live call.
     pub unmatched_rows: u64,
+    /// Their lines, ascending.
+    pub unmatched_lines: Vec<u64>,
 }
 
 impl NumberedCalls {
@@ -70,13 +72,15 @@ pub async fn numbered_calls(
             }
         })
         .await?;
-    let unmatched_rows = (0..rules.len())
+    let mut unmatched_lines: Vec<u64> = (0..rules.len())
         .filter(|&i| !matched[i])
-        .map(|i| rules.lines(i).len().max(1) as u64)
-        .sum();
+        .flat_map(|i| rules.lines(i))
+        .collect();
+    unmatched_lines.sort_unstable();
     Ok(NumberedCalls {
         entries,
-        unmatched_rows,
+        unmatched_rows: unmatched_lines.len() as u64,
+        unmatched_lines,
     })
 }
 

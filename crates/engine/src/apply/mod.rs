@@ -405,6 +405,7 @@ async fn prepare_live(
     }
     // The calls numbered rows select were listed live: their rows join the others'.
     entries.extend(numbered.entries);
+    ended.no_live_call = numbered.unmatched_lines;
     let ended = ended.keeping(config);
     record_input(audit, run, &desired.input, &ended).await?;
     audit.set_ended_rows(run, ended.rows).await?;
@@ -464,6 +465,8 @@ struct Ended {
     rows: u64,
     /// Entries without a line (not read from a source).
     without_line: u64,
+    /// The lines of numbered rows that matched no live call, ascending: recorded like these.
+    no_live_call: Vec<u64>,
     /// Whether their input rows are recorded (flagged), for the result files.
     record: bool,
 }
@@ -487,6 +490,11 @@ impl Ended {
 
     fn contains(&self, line: u64) -> bool {
         self.lines.binary_search(&line).is_ok()
+    }
+
+    /// Whether `line` is a numbered row that matched no live call.
+    fn unmatched(&self, line: u64) -> bool {
+        self.no_live_call.binary_search(&line).is_ok()
     }
 
     /// Their input rows are recorded only for result files, which list them.
@@ -545,13 +553,15 @@ async fn record_input(
             .rows()
             .filter_map(|row| {
                 let conversation_ended = row.problem.is_none() && ended.contains(row.line);
-                (!conversation_ended || ended.record).then(|| {
+                let no_live_call = row.problem.is_none() && ended.unmatched(row.line);
+                (!(conversation_ended || no_live_call) || ended.record).then(|| {
                     let row = row.to_owned();
                     audit::InputRecord {
                         line: row.line,
                         cells: row.cells,
                         problem: row.problem,
                         conversation_ended,
+                        no_live_call,
                     }
                 })
             })

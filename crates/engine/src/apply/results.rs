@@ -180,6 +180,14 @@ fn write_input_rows(dir: &Path, input: &RecordedInput, targets: &[TargetRecord])
                     .to_owned(),
                 correlation_id: String::new(),
             },
+            // It selects calls by number, and no live call had it when the run began.
+            (None, _) if row.no_live_call => RowOutcome {
+                bucket: bucket(TargetStatus::Skipped),
+                status: TargetStatus::Skipped.as_str().into(),
+                code: String::new(),
+                message: "no live call has this number".to_owned(),
+                correlation_id: String::new(),
+            },
             (None, Some(outcome)) => outcome.clone(),
             // No target carries the row: nothing was done with it.
             (None, None) => RowOutcome {
