@@ -9,6 +9,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod desired;
+pub mod number;
 pub mod options;
 pub mod plan;
 pub mod problem;
