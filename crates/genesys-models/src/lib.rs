@@ -127,8 +127,19 @@ pub struct CallMediaParticipant {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The participant's address: a customer's phone number (written `tel:+15551234567` as far
+    /// as is known [?]; the contract says only "the participant address"), an agent's or a
+    /// flow's SIP address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// "The call ANI": the calling number of this participant's leg [V field, ? its form].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ani: Option<String>,
+    /// "The call DNIS": the number dialled on this participant's leg [V field, ? its form].
+    /// Whether queue call events carry `ani`/`dnis` is [?] (the event's documented fields
+    /// include `address` and `direction`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnis: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +151,7 @@ pub struct CallMediaParticipant {
     pub purpose: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ParticipantState>,
-    /// `inbound` or `outbound`.
+    /// `inbound` or `outbound`: the participant's direction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,6 +431,16 @@ pub struct AnalyticsSession {
     pub media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// `inbound` or `outbound`: the direction of the communication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// "Automatic Number Identification (caller's number)" [V field; its form, `tel:+E164`, ?].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ani: Option<String>,
+    /// "Dialed number identification service (number dialed by the calling party)" [V field;
+    /// its form, `tel:+E164`, ?].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnis: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<AnalyticsSegment>,
 }

@@ -81,6 +81,8 @@ impl ParticipantRecord {
             id: self.id.clone(),
             name: self.name.clone(),
             address: self.address.clone(),
+            ani: None,
+            dnis: None,
             start_time: Some(timestamp(self.start)),
             connected_time: self.connected.map(timestamp),
             end_time: self.end.map(timestamp),
@@ -146,6 +148,9 @@ impl ParticipantRecord {
             sessions: vec![AnalyticsSession {
                 media_type: Some("voice".to_owned()),
                 session_id: Some(self.leg_id.clone()),
+                direction: None,
+                ani: None,
+                dnis: None,
                 segments,
             }],
         }

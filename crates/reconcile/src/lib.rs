@@ -8,6 +8,7 @@
 // A library prints nothing: it returns typed errors and values; only the binary prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod call_numbers;
 pub mod desired;
 pub mod number;
 pub mod options;
