@@ -84,7 +84,7 @@ mod tls;
 
 pub use bus::{ChannelStatus, NotificationStatus};
 pub use config::{
-    ArrivalRate, DEFAULT_DETAILS_MAX_IDS, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID,
+    ArrivalNumbers, ArrivalRate, DEFAULT_DETAILS_MAX_IDS, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, LimitShape, ParseArrivalRateError,
     ParseLimitShapeError, SimConfig, TOKEN_RATE_LIMIT_KEY,
 };
