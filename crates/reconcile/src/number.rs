@@ -189,7 +189,9 @@ pub fn parse(text: &str, default_region: Option<Region>) -> Result<Number, Inval
     if let Some(number) = canonical_digits(trimmed) {
         return Ok(number);
     }
-    if let Some(number) = default_region.and_then(|region| national_nanp(trimmed, region)) {
+    if let Some(number) = default_region.and_then(|region| {
+        national_nanp(trimmed, region).or_else(|| national_trunk_zero(trimmed, region))
+    }) {
         return Ok(number);
     }
     let number_text = match sip_user(trimmed) {
@@ -377,6 +379,42 @@ fn national_nanp(text: &str, region: Region) -> Option<Number> {
         }
     }
     (count == 10).then(|| NonZeroU64::new(value).map(Number))?
+}
+
+/// Regions whose numbers are written nationally as the trunk prefix `0` and a national number
+/// of a fixed length (`020 7946 0958` in `GB`), with their country code: kept to those a test
+/// checks against the library.
+const TRUNK_ZERO_REGIONS: &[(&str, u64, u32)] = &[("GB", 44, 10)];
+
+/// A number of a [`TRUNK_ZERO_REGIONS`] region written nationally: `0`, then the national number
+/// starting with 1 to 9 (so neither the international prefix `00` nor a country code can be
+/// read into it), is the country code and the national number, as the library gives. `None`
+/// sends the text through the library.
+fn national_trunk_zero(text: &str, region: Region) -> Option<Number> {
+    let &(_, code, length) = TRUNK_ZERO_REGIONS
+        .iter()
+        .find(|(id, _, _)| *id == region.code())?;
+    let mut value = code;
+    let mut count = 0;
+    for byte in text.bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                match count {
+                    0 if byte != b'0' => return None,
+                    1 if byte == b'0' => return None,
+                    0 => {}
+                    _ => value = value * 10 + u64::from(byte - b'0'),
+                }
+                count += 1;
+            }
+            b' ' | b'(' | b')' | b'-' | b'.' => {}
+            _ => return None,
+        }
+        if count > length + 1 {
+            return None;
+        }
+    }
+    (count == length + 1).then(|| NonZeroU64::new(value).map(Number))?
 }
 
 /// What the library may rewrite in the national numbers of one country code.
@@ -651,6 +689,47 @@ mod tests {
             assert_eq!(national_nanp(declined, us), None, "{declined}");
         }
         assert_eq!(national_nanp("(201) 555-0123", "GB".parse().unwrap()), None);
+    }
+
+    /// National numbers of the trunk-zero regions: the fast path gives what the library gives.
+    #[test]
+    fn the_national_trunk_zero_fast_path_agrees_with_the_library() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut taken = 0;
+        for (region, _, _) in TRUNK_ZERO_REGIONS {
+            let region: Region = region.parse().unwrap();
+            for i in 0..3_000 {
+                let length = 10 + (next() % 3) as usize;
+                let mut text = String::from("0");
+                for position in 1..length {
+                    if position == 3 && i % 2 == 0 {
+                        text.push(' ');
+                    }
+                    text.push(char::from(b'0' + (next() % 10) as u8));
+                }
+                if let Some(fast) = national_trunk_zero(&text, region) {
+                    taken += 1;
+                    assert_eq!(Ok(fast), library_parse(&text, Some(region)), "{text}");
+                }
+            }
+        }
+        assert!(taken > 500, "taken {taken} times");
+        let gb: Region = "GB".parse().unwrap();
+        assert!(national_trunk_zero("020 7946 0958", gb).is_some());
+        for declined in [
+            "00 1 555 123 4567",
+            "20 7946 0958",
+            "0800 123 456",
+            "+44 20 7946 0958",
+        ] {
+            assert_eq!(national_trunk_zero(declined, gb), None, "{declined}");
+        }
     }
 
     #[test]
