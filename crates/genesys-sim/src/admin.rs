@@ -11,7 +11,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::arrivals::ArrivalRate;
+use crate::arrivals::{ArrivalNumbers, ArrivalRate};
 use crate::bus::NotificationStatus;
 use crate::config::FaultConfig;
 use crate::error::ApiError;
@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<SimState> {
         .route("/channels/expire", post(expire_channels))
         .route("/arrivals", get(arrivals).put(set_arrivals))
         .route("/arrivals/call", post(arrive_call))
+        .route("/arrivals/numbers", post(queue_arrival_numbers))
 }
 
 async fn notifications(State(state): State<SimState>) -> Json<NotificationStatus> {
@@ -88,22 +89,48 @@ async fn set_arrivals(State(state): State<SimState>, body: Bytes) -> Result<Stat
 struct ArriveCall {
     #[serde(default)]
     queue_id: Option<String>,
+    #[serde(flatten)]
+    numbers: ArrivalNumbers,
 }
 
-/// One call arrives now: `{"queue_id": "..."}` or `{}` for the next queue in turn; answers
-/// `{"id": "<conversation id>"}`, or 404 for an unknown queue.
+/// One call arrives now: `{"queue_id": "..."}` or `{}` for the next queue in turn, optionally
+/// with `"customer_number"` and `"dialed_number"` (`"+15551230001"`; see [`ArrivalNumbers`]);
+/// answers `{"id": "<conversation id>"}`, or 404 for an unknown queue.
 async fn arrive_call(State(state): State<SimState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let ArriveCall { queue_id } = if body.is_empty() {
+    let ArriveCall { queue_id, numbers } = if body.is_empty() {
         ArriveCall::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::constraint_validation(format!("Expected {{\"queue_id\": ID}}: {e}"))
+            ApiError::constraint_validation(format!(
+                "Expected {{\"queue_id\": ID, \"customer_number\": N, \"dialed_number\": N}}, each optional: {e}"
+            ))
         })?
     };
     state
-        .arrive_call(queue_id.as_deref())
+        .arrive_call_with(queue_id.as_deref(), &numbers)
         .map(|id| Json(json!({ "id": id })))
         .ok_or_else(ApiError::not_found)
+}
+
+#[derive(Deserialize)]
+struct ArrivalCustomerNumbers {
+    customer_numbers: Vec<String>,
+}
+
+/// `{"customer_numbers": ["+15551230001", ...]}`: the next arrivals take these customer
+/// numbers, in order, after those already queued (`GET /__sim/arrivals` lists what is left).
+async fn queue_arrival_numbers(
+    State(state): State<SimState>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let ArrivalCustomerNumbers { customer_numbers } =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::constraint_validation(format!(
+                "Expected {{\"customer_numbers\": [\"+15551230001\", ...]}}: {e}"
+            ))
+        })?;
+    state.queue_arrival_numbers(customer_numbers);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn calls(State(state): State<SimState>) -> Json<Vec<SimCall>> {

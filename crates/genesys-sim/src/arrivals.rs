@@ -1,6 +1,7 @@
 //! Call arrivals: new live calls at a seeded Poisson rate, spread over the queues round robin,
 //! each ending after `call_duration` (plus or minus a seeded 10 %).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
@@ -102,6 +103,19 @@ impl<'de> Deserialize<'de> for ArrivalRate {
     }
 }
 
+/// The numbers of one call arriving by hand (`POST /__sim/arrivals/call`); a field not given
+/// takes the usual number: the customer's is the next of the queued arrival numbers or a seeded
+/// one, the dialled one is the queue's. Written as the contract writes numbers: E.164
+/// (`+15551230001`) becomes `tel:+15551230001`, a text with a scheme (`tel:`, `sip:`) stays as
+/// it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrivalNumbers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialed_number: Option<String>,
+}
+
 /// The arrival schedule, in simulated time since the simulator's start.
 pub(crate) struct Arrivals {
     /// Its own stream: arrivals never shift the org, the faults or the latency.
@@ -112,6 +126,8 @@ pub(crate) struct Arrivals {
     /// Round robin over the queues.
     next_queue: usize,
     arrived: u64,
+    /// Customer numbers the next arrivals take, in order (`SimConfig::arrival_customer_numbers`).
+    customer_numbers: VecDeque<String>,
 }
 
 impl Arrivals {
@@ -119,6 +135,7 @@ impl Arrivals {
         seed: u64,
         rate: ArrivalRate,
         call_duration: Option<Duration>,
+        customer_numbers: Vec<String>,
         now: Duration,
     ) -> Self {
         let mut arrivals = Self {
@@ -128,6 +145,7 @@ impl Arrivals {
             next_at: None,
             next_queue: 0,
             arrived: 0,
+            customer_numbers: customer_numbers.into(),
         };
         arrivals.set_rate(rate, now);
         arrivals
@@ -139,6 +157,16 @@ impl Arrivals {
 
     pub(crate) fn arrived(&self) -> u64 {
         self.arrived
+    }
+
+    /// Customer numbers queued for the next arrivals, in order.
+    pub(crate) fn customer_numbers(&self) -> &VecDeque<String> {
+        &self.customer_numbers
+    }
+
+    /// The next arrivals take these customer numbers, after those already queued.
+    pub(crate) fn queue_customer_numbers(&mut self, numbers: Vec<String>) {
+        self.customer_numbers.extend(numbers);
     }
 
     /// Arrivals from `now` on follow `rate` (none when it is zero).
@@ -182,11 +210,13 @@ impl Arrivals {
     }
 
     /// A call that just entered `queue` at `at` (wall clock): a connected customer with the
-    /// queue set and no attributes, and the acd participant holding it in the queue. Returns
-    /// the call and how long it will last (`None`: until ended by hand).
+    /// queue set and no attributes, and the acd participant holding it in the queue, both with
+    /// the customer's number as `ani` and the dialled number as `dnis` (see [`ArrivalNumbers`]).
+    /// Returns the call and how long it will last (`None`: until ended by hand).
     pub(crate) fn new_call(
         &mut self,
         queue: &SimQueue,
+        numbers: &ArrivalNumbers,
         at: SystemTime,
         at_sim: Duration,
     ) -> (CallRecord, Option<Duration>) {
@@ -198,11 +228,13 @@ impl Arrivals {
             id: Some(queue.id.clone()),
         };
         let participant =
-            |rng: &mut StdRng, purpose: &str, name: String, address| ParticipantRecord {
+            |rng: &mut StdRng, purpose: &str, name: String, address, ani, dnis| ParticipantRecord {
                 id: org::uuid(rng),
                 leg_id: org::uuid(rng),
                 name: Some(name),
                 address,
+                ani,
+                dnis,
                 purpose: purpose.to_owned(),
                 direction: "inbound",
                 state: ParticipantState::Connected,
@@ -217,9 +249,32 @@ impl Arrivals {
             };
         let id = org::uuid(rng);
         let customer_name = org::person_name(rng);
-        let phone = format!("tel:+1555{:07}", rng.random_range(0..10_000_000u32));
-        let customer = participant(rng, "customer", customer_name, Some(phone));
-        let acd = participant(rng, "acd", queue.name.clone(), None);
+        // Drawn whatever number the call gets, so that later arrivals stay those of the seed.
+        let seeded = format!("tel:+1555{:07}", rng.random_range(0..10_000_000u32));
+        let phone = match &numbers.customer_number {
+            Some(given) => org::tel(given),
+            None => self
+                .customer_numbers
+                .pop_front()
+                .map_or(seeded, |queued| org::tel(&queued)),
+        };
+        let dialed = org::tel(numbers.dialed_number.as_deref().unwrap_or(&queue.number));
+        let customer = participant(
+            rng,
+            "customer",
+            customer_name,
+            Some(phone.clone()),
+            Some(phone.clone()),
+            Some(dialed.clone()),
+        );
+        let acd = participant(
+            rng,
+            "acd",
+            queue.name.clone(),
+            None,
+            Some(phone),
+            Some(dialed),
+        );
         // Plus or minus 10 %, so that calls that arrived together do not all end together.
         let duration = self
             .call_duration
@@ -260,6 +315,8 @@ impl Arrivals {
             leg_id: org::uuid(rng),
             name: Some(org::person_name(rng)),
             address: None,
+            ani: None,
+            dnis: None,
             purpose: "agent".to_owned(),
             direction: "outbound",
             state: ParticipantState::Connected,
@@ -306,7 +363,8 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_arrival_times() {
         let times = |seed| {
-            let mut arrivals = Arrivals::new(seed, ArrivalRate(5.0), None, Duration::ZERO);
+            let mut arrivals =
+                Arrivals::new(seed, ArrivalRate(5.0), None, Vec::new(), Duration::ZERO);
             (0..50)
                 .map(|_| {
                     let at = arrivals.next_due().unwrap();

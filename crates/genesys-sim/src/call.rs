@@ -26,6 +26,10 @@ pub(crate) struct ParticipantRecord {
     pub(crate) leg_id: String,
     pub(crate) name: Option<String>,
     pub(crate) address: Option<String>,
+    /// The calling number of this leg (`tel:+...`): a customer's, on its ivr and acd legs too.
+    pub(crate) ani: Option<String>,
+    /// The number dialled on this leg (`tel:+...`): the queue's number on an inbound call.
+    pub(crate) dnis: Option<String>,
     pub(crate) purpose: String,
     pub(crate) direction: &'static str,
     pub(crate) state: ParticipantState,
@@ -81,8 +85,8 @@ impl ParticipantRecord {
             id: self.id.clone(),
             name: self.name.clone(),
             address: self.address.clone(),
-            ani: None,
-            dnis: None,
+            ani: self.ani.clone(),
+            dnis: self.dnis.clone(),
             start_time: Some(timestamp(self.start)),
             connected_time: self.connected.map(timestamp),
             end_time: self.end.map(timestamp),
@@ -148,9 +152,9 @@ impl ParticipantRecord {
             sessions: vec![AnalyticsSession {
                 media_type: Some("voice".to_owned()),
                 session_id: Some(self.leg_id.clone()),
-                direction: None,
-                ani: None,
-                dnis: None,
+                direction: Some(self.direction.to_owned()),
+                ani: self.ani.clone(),
+                dnis: self.dnis.clone(),
                 segments,
             }],
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::arrivals::{ArrivalRate, ParseArrivalRateError};
+pub use crate::arrivals::{ArrivalNumbers, ArrivalRate, ParseArrivalRateError};
 pub use crate::rate_limit::{LimitShape, ParseLimitShapeError};
 
 /// How the simulator builds its org and behaves. `Default` is the demo org.
@@ -29,6 +29,16 @@ pub struct SimConfig {
     /// When given, there are exactly these queues (`queues` is ignored). A name may repeat (two
     /// divisions' queues of one name), which a lookup by that name finds twice.
     pub queue_names: Vec<String>,
+    /// The queues' dialled numbers (each queue's campaign number, what inbound customers dial
+    /// to reach it), in queue order, in E.164 (`+18005550100`); a queue beyond the list gets
+    /// `+1800555` and `0100` plus its index (the fictional 555-01xx range). Calls carry it as
+    /// their customer's `dnis` (`tel:+18005550100`).
+    pub queue_numbers: Vec<String>,
+    /// Arriving calls' customer numbers, taken in order, one per arrival (scheduled or by
+    /// hand), before seeded ones (`tel:+1555` and 7 seeded digits) resume; more can be queued
+    /// with `PUT /__sim/arrivals/numbers`. E.164 (`+15551230001`) is written `tel:+15551230001`;
+    /// a text with a scheme (`tel:`, `sip:`) is written as given, so tests can send odd forms.
+    pub arrival_customer_numbers: Vec<String>,
     /// Refuse the routing queue reads with 403 `missing.permissions` (a client without
     /// `routing:queue:view`).
     pub queues_forbidden: bool,
@@ -117,6 +127,8 @@ impl Default for SimConfig {
             details_max_ids: DEFAULT_DETAILS_MAX_IDS,
             queues: 3,
             queue_names: Vec::new(),
+            queue_numbers: Vec::new(),
+            arrival_customer_numbers: Vec::new(),
             queues_forbidden: false,
             rate_per_minute: 300,
             limit_shape: LimitShape::Window,
@@ -154,6 +166,8 @@ impl fmt::Debug for SimConfig {
             .field("details_max_ids", &self.details_max_ids)
             .field("queues", &self.queues)
             .field("queue_names", &self.queue_names)
+            .field("queue_numbers", &self.queue_numbers)
+            .field("arrival_customer_numbers", &self.arrival_customer_numbers)
             .field("queues_forbidden", &self.queues_forbidden)
             .field("rate_per_minute", &self.rate_per_minute)
             .field("limit_shape", &self.limit_shape)

@@ -23,9 +23,13 @@
 //!   publishing `v2.routing.queues.{id}.conversations.calls` and
 //!   `v2.detail.events.conversation.{id}.attributes` events, heartbeats and pongs;
 //! - call arrivals and durations (`SimConfig::arrival_rate`, `SimConfig::call_duration`);
+//! - phone numbers on every call: the customer's (seeded, or queued for arrivals with
+//!   [`SimConfig::arrival_customer_numbers`] or `/__sim/arrivals/numbers`) as the customer's
+//!   `address` and `ani`, its queue's dialed number ([`SimConfig::queue_numbers`]) as `dnis`, in
+//!   reads, queue events and analytics sessions;
 //! - `/__sim/`: a test-only admin surface (calls, request log, queues, faults, token expiry,
 //!   clock, reset, notification status, socket closing/dropping/stalling, channel expiry,
-//!   arrivals, answering a call) that is not part of Genesys.
+//!   arrivals with given numbers, answering a call) that is not part of Genesys.
 //!
 //! Every response carries `ININ-Correlation-Id`; errors are `ErrorBody` JSON with the contract's
 //! codes; each token has its own budget (a sliding window by default, or a GCRA bucket; see
@@ -51,6 +55,8 @@
 //!   conversation's attribute topic at the same time, one per write that became visible (a
 //!   drift fault's overwrite is its own); neither with `attribute_events` off;
 //! - a channel is used (its 24 h start over) by subscribing and connecting, not by `HEAD`;
+//! - numbers are written as `tel:+E164` URIs; queue call events carry `ani` and `dnis` as reads
+//!   do (whether Genesys's events have them is not documented);
 //! - the multi-id analytics read leaves unknown ids out, and refuses more than
 //!   [`SimConfig::details_max_ids`] ids (100 by default) with 400 `constraint.validation`.
 //!
@@ -84,7 +90,7 @@ mod tls;
 
 pub use bus::{ChannelStatus, NotificationStatus};
 pub use config::{
-    ArrivalRate, DEFAULT_DETAILS_MAX_IDS, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID,
+    ArrivalNumbers, ArrivalRate, DEFAULT_DETAILS_MAX_IDS, DEFAULT_LIMITS_NAMESPACE, DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET, DriftConfig, FaultConfig, LimitShape, ParseArrivalRateError,
     ParseLimitShapeError, SimConfig, TOKEN_RATE_LIMIT_KEY,
 };

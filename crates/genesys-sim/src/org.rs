@@ -14,6 +14,8 @@ use crate::call::{CallRecord, ParticipantRecord};
 pub struct SimQueue {
     pub id: String,
     pub name: String,
+    /// The queue's dialled number (its campaign number), E.164: what inbound customers dial.
+    pub number: String,
 }
 
 const QUEUE_NAMES: &[&str] = &[
@@ -51,6 +53,7 @@ pub(crate) fn generate(
     rng: &mut StdRng,
     queue_count: usize,
     queue_names: &[String],
+    queue_numbers: &[String],
     call_count: usize,
     now: SystemTime,
 ) -> Org {
@@ -61,9 +64,15 @@ pub(crate) fn generate(
     };
     let queues: Vec<SimQueue> = names
         .into_iter()
-        .map(|name| SimQueue {
+        .enumerate()
+        .map(|(index, name)| SimQueue {
             id: uuid(rng),
             name,
+            // Not drawn from the RNG: the org of a seed stays what it was.
+            number: queue_numbers
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| generated_queue_number(index)),
         })
         .collect();
     let agents: Vec<Agent> = (0..(call_count / 2).max(8))
@@ -113,6 +122,21 @@ pub(crate) fn history(
     calls
 }
 
+/// `+18005550100`, `+18005550101`, ...: the fictional 555-01xx range of toll-free 800.
+fn generated_queue_number(index: usize) -> String {
+    format!("+1800555{:04}", 100 + index % 9_900)
+}
+
+/// A number as the contract writes it in `address`, `ani` and `dnis`: `tel:+15551230001` for
+/// `+15551230001`; a text that has a scheme already (`tel:`, `sip:`) as it is.
+pub(crate) fn tel(number: &str) -> String {
+    if number.contains(':') {
+        number.to_owned()
+    } else {
+        format!("tel:{number}")
+    }
+}
+
 /// `Sales`, `Support`, ..., then `Sales 2`, `Support 2`, ...
 fn generated_queue_name(index: usize) -> String {
     let base = QUEUE_NAMES[index % QUEUE_NAMES.len()];
@@ -147,14 +171,20 @@ fn generate_call(
     let external_contact = rng
         .random_bool(0.3)
         .then(|| entity_ref(uuid(rng), None, "externalcontacts/contacts"));
+    // Drawn in this order so that a seed's org is what it was before calls had numbers.
+    let (customer_id, leg_id, name) = (uuid(rng), uuid(rng), person_name(rng));
+    let customer_address = format!("tel:+1555{:07}", rng.random_range(0..10_000_000u32));
+    // The customer's leg and the flow's legs it went through carry the customer's number as
+    // ani and the queue's as dnis.
+    let ani = Some(customer_address.clone());
+    let dnis = queue.map(|q| tel(&q.number));
     participants.push(ParticipantRecord {
-        id: uuid(rng),
-        leg_id: uuid(rng),
-        name: Some(person_name(rng)),
-        address: Some(format!(
-            "tel:+1555{:07}",
-            rng.random_range(0..10_000_000u32)
-        )),
+        id: customer_id,
+        leg_id,
+        name: Some(name),
+        address: Some(customer_address),
+        ani: ani.clone(),
+        dnis: dnis.clone(),
         purpose: "customer".to_owned(),
         direction: "inbound",
         state: ParticipantState::Connected,
@@ -179,6 +209,8 @@ fn generate_call(
             leg_id: uuid(rng),
             name: Some(IVR_FLOWS[rng.random_range(0..IVR_FLOWS.len())].to_owned()),
             address: Some(format!("sip:ivr-{}@localhost", rng.random_range(100..999))),
+            ani: ani.clone(),
+            dnis: dnis.clone(),
             purpose: "ivr".to_owned(),
             direction: "inbound",
             state: ParticipantState::Disconnected,
@@ -200,6 +232,8 @@ fn generate_call(
         leg_id: uuid(rng),
         name: queue.map(|q| q.name.clone()),
         address: None,
+        ani,
+        dnis,
         purpose: "acd".to_owned(),
         direction: "inbound",
         state: ParticipantState::Disconnected,
@@ -258,6 +292,8 @@ fn agent_participant(
         leg_id: uuid(rng),
         name: Some(agent.name.clone()),
         address: Some(format!("sip:{}@localhost", agent.id)),
+        ani: None,
+        dnis: None,
         purpose: "agent".to_owned(),
         direction: "outbound",
         state: if end.is_some() {

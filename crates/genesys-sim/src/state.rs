@@ -251,6 +251,7 @@ impl SimState {
             &mut org_rng,
             config.queues,
             &config.queue_names,
+            &config.queue_numbers,
             config.calls,
             clock.started_wall(),
         );
@@ -298,6 +299,7 @@ impl SimState {
                 config.seed ^ ARRIVAL_STREAM,
                 config.arrival_rate,
                 config.call_duration,
+                config.arrival_customer_numbers.clone(),
                 Duration::ZERO,
             ),
             promotions: BTreeSet::new(),
@@ -500,6 +502,8 @@ impl SimState {
                     leg_id: uuid::Uuid::new_v4().to_string(),
                     name: None,
                     address: None,
+                    ani: None,
+                    dnis: None,
                     direction: if p.purpose == "agent" {
                         "outbound"
                     } else {

@@ -240,3 +240,89 @@ async fn a_call_younger_than_the_analytics_lag_is_not_in_the_multi_id_read() {
         .collect();
     assert_eq!(got, vec![ended.as_str()]);
 }
+
+/// The customer's leg of a call (the first participant of purpose `customer`).
+fn customer(call: &CallConversation) -> &genesys_models::CallMediaParticipant {
+    call.participants
+        .iter()
+        .find(|p| p.purpose.as_deref() == Some("customer"))
+        .expect("a customer")
+}
+
+#[tokio::test]
+async fn seeded_and_history_calls_carry_the_customer_s_and_the_queue_s_numbers_everywhere() {
+    let sim = start(SimConfig {
+        queue_numbers: vec!["+18005550199".to_owned()],
+        ..history_org(4)
+    })
+    .await;
+    let state = sim.state();
+    let queues = state.queues();
+    assert_eq!(queues[0].number, "+18005550199", "configured");
+    assert_eq!(queues[1].number, "+18005550101", "generated: 0100 + index");
+    let (http, token) = (client(), token(&client(), &sim).await);
+    let calls = state.calls();
+    assert!(calls.iter().any(|c| c.ended) && calls.iter().any(|c| !c.ended));
+    for call in &calls {
+        let queue = queues
+            .iter()
+            .find(|q| Some(&q.id) == call.queue_id.as_ref())
+            .expect("every generated call is in a queue");
+        // The call read.
+        let read: CallConversation = http
+            .get(format!(
+                "{}/api/v2/conversations/calls/{}",
+                sim.url(),
+                call.conversation.id
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("CallConversation");
+        let leg = customer(&read);
+        let address = leg.address.clone().expect("an address");
+        assert!(
+            address.starts_with("tel:+1555") && address.len() == 16,
+            "{address}"
+        );
+        assert_eq!(leg.ani.as_ref(), Some(&address));
+        assert_eq!(leg.dnis, Some(format!("tel:{}", queue.number)));
+        assert_eq!(leg.direction.as_deref(), Some("inbound"));
+        // Agents' legs carry no customer numbers.
+        for agent in read
+            .participants
+            .iter()
+            .filter(|p| p.purpose.as_deref() == Some("agent"))
+        {
+            assert_eq!((&agent.ani, &agent.dnis), (&None, &None));
+        }
+        // The analytics view of the same call.
+        let answer: AnalyticsConversationMultiGetResponse =
+            details(&http, &sim, &token, &[call.conversation.id.as_str()])
+                .await
+                .json()
+                .await
+                .expect("body");
+        let session = answer.conversations[0]
+            .participants
+            .iter()
+            .find(|p| p.purpose.as_deref() == Some("customer"))
+            .and_then(|p| p.sessions.first())
+            .expect("a customer session");
+        assert_eq!(session.ani.as_ref(), Some(&address));
+        assert_eq!(session.dnis, Some(format!("tel:{}", queue.number)));
+        assert_eq!(session.direction.as_deref(), Some("inbound"));
+    }
+    // Numbers are seeded: the same seed, the same numbers.
+    let again = start(history_org(4)).await;
+    let numbers = |calls: &[genesys_sim::SimCall]| -> Vec<Option<String>> {
+        calls
+            .iter()
+            .map(|c| customer(&c.conversation).ani.clone())
+            .collect()
+    };
+    assert_eq!(numbers(&calls), numbers(&again.state().calls()));
+}

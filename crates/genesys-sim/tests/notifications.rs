@@ -930,6 +930,122 @@ async fn arrivals_can_be_started_and_stopped_through_the_admin_surface() {
     assert_eq!(status, json!({"rate": "0", "arrived": arrived}));
 }
 
+/// The customer's leg of a queue call event.
+fn customer_of(call: &CallConversation) -> genesys_models::CallMediaParticipant {
+    call.participants
+        .iter()
+        .find(|p| p.purpose.as_deref() == Some("customer"))
+        .cloned()
+        .expect("a customer")
+}
+
+#[tokio::test]
+async fn an_arriving_call_carries_given_then_queued_then_seeded_customer_numbers() {
+    let sim = frozen(SimConfig {
+        queue_numbers: vec!["+18005550199".to_owned()],
+        arrival_customer_numbers: vec!["+15551230001".to_owned()],
+        ..SimConfig::default()
+    })
+    .await;
+    let state = sim.state();
+    let api = Api::new(&sim).await;
+    let http = http();
+    let queue = queue_ids(&state).remove(0);
+    let (_, mut socket) = listening(&api, &queue).await;
+    let admin = |path: &str| format!("{}/__sim/{path}", sim.url());
+    let arrive = |body: Value| http.post(admin("arrivals/call")).json(&body).send();
+
+    // Given numbers win over the queued one: E.164 is written as a tel: URI, a text with a
+    // scheme as it is.
+    let given: Value = arrive(json!({
+        "queue_id": queue,
+        "customer_number": "+447700900123",
+        "dialed_number": "tel:08005550100",
+    }))
+    .await
+    .expect("request")
+    .json()
+    .await
+    .expect("json");
+    let event = call_of(&next_event(&mut socket).await);
+    assert_eq!(event.id, given["id"]);
+    let leg = customer_of(&event);
+    assert_eq!(leg.address.as_deref(), Some("tel:+447700900123"));
+    assert_eq!(leg.ani.as_deref(), Some("tel:+447700900123"));
+    assert_eq!(leg.dnis.as_deref(), Some("tel:08005550100"));
+    assert_eq!(leg.direction.as_deref(), Some("inbound"));
+
+    // Queued through the admin surface, after the configured one.
+    let queued = http
+        .post(admin("arrivals/numbers"))
+        .json(&json!({"customer_numbers": ["+15551230002"]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(queued.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        state.arrival_status().customer_numbers,
+        vec!["+15551230001", "+15551230002"]
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        arrive(json!({ "queue_id": queue })).await.expect("request");
+        let leg = customer_of(&call_of(&next_event(&mut socket).await));
+        assert_eq!(leg.dnis.as_deref(), Some("tel:+18005550199"), "the queue's");
+        assert_eq!(leg.ani, leg.address);
+        seen.push(leg.address.expect("an address"));
+    }
+    assert_eq!(seen[..2], ["tel:+15551230001", "tel:+15551230002"]);
+    assert!(
+        seen[2].starts_with("tel:+1555") && seen[2].len() == 16,
+        "seeded: {seen:?}"
+    );
+    assert!(state.arrival_status().customer_numbers.is_empty());
+
+    // A body that is not the expected shape is refused, naming it.
+    let (status, error) = error_of(
+        http.post(admin("arrivals/numbers"))
+            .json(&json!({"customer_numbers": "+15551230003"}))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error
+            .message
+            .unwrap_or_default()
+            .contains("customer_numbers")
+    );
+}
+
+#[tokio::test]
+async fn scheduled_arrivals_take_the_queued_customer_numbers_in_order() {
+    let numbers: Vec<String> = (1..=5).map(|i| format!("+1555123000{i}")).collect();
+    let sim = frozen(SimConfig {
+        arrival_rate: ArrivalRate::per_second(10.0),
+        ..SimConfig::default()
+    })
+    .await;
+    let state = sim.state();
+    state.queue_arrival_numbers(numbers.clone());
+    state.advance_clock(Duration::from_secs(10));
+    let mut arrived: Vec<_> = state
+        .calls()
+        .into_iter()
+        .filter_map(|c| Some((c.arrived_at_ms?, c)))
+        .collect();
+    arrived.sort_by_key(|(at, _)| *at);
+    assert!(arrived.len() > numbers.len(), "{} arrived", arrived.len());
+    let first: Vec<String> = arrived[..numbers.len()]
+        .iter()
+        .map(|(_, c)| customer_of(&c.conversation).ani.expect("an ani"))
+        .collect();
+    let expected: Vec<String> = numbers.iter().map(|n| format!("tel:{n}")).collect();
+    assert_eq!(first, expected);
+}
+
 // ---- the socket ----
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Benchmark of phone-number normalisation (`reconcile::number::parse`): a contact list of
-//! 1,000,000 numbers parsed and indexed (a `HashMap<Number, row>`), in three writings: E.164 as
-//! Genesys and most CRMs write it (the fast path), international with punctuation, and national
-//! with a default region (both through the libphonenumber port). Reports numbers/s per writing
-//! and peak memory (VmHWM). Run with
+//! 1,000,000 numbers parsed and indexed (a `HashMap<Number, row>`), in several writings: E.164 as
+//! Genesys and most CRMs write it, international with punctuation, national with a default
+//! region (all on fast paths), and one only the libphonenumber port reads. Reports numbers/s per
+//! writing and peak memory (VmHWM). Run with
 //! `cargo run --release -p reconcile --example bench_numbers [COUNT]`.
 
 use std::collections::HashMap;
@@ -88,6 +88,13 @@ fn main() {
         .collect();
     run("national, GB (020 7946 0958)", &uk_national, Some(gb));
     drop(uk_national);
+
+    // Not on a fast path: the library reads the bracketed trunk prefix.
+    let uk_trunk: Vec<String> = (0..count)
+        .map(|i| format!("+44 (0)20 {:04} {:04}", subscriber(i) / 1000, i % 10_000))
+        .collect();
+    run("library: +44 (0)20 7946 0958", &uk_trunk, None);
+    drop(uk_trunk);
 
     if let Some(peak) = peak_memory_mib() {
         println!("peak memory: {peak:.0} MiB");

@@ -113,7 +113,7 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
             "  arrivals:      {rate} new calls, each lasting {lasting}"
         ))?;
     }
-    for line in queue_lines(&sim.state()) {
+    for line in queue_lines(&sim.state().queues(), &sim.state().calls()) {
         crate::output::stdout_line(format_args!("{line}"))?;
     }
     let first_queue = sim.state().queues().first().map(|q| q.name.clone());
@@ -130,10 +130,9 @@ pub async fn run(args: SimArgs, ui: Ui) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The banner's queues: each with its name, id and live calls, names aligned.
-fn queue_lines(state: &genesys_sim::SimState) -> Vec<String> {
-    let calls = state.calls();
-    let queues = state.queues();
+/// The banner's queues: each with its name, id, dialled number (what customers dial to reach
+/// it) and live calls, names aligned.
+fn queue_lines(queues: &[genesys_sim::SimQueue], calls: &[genesys_sim::SimCall]) -> Vec<String> {
     let width = queues
         .iter()
         .map(|q| q.name.chars().count())
@@ -149,8 +148,8 @@ fn queue_lines(state: &genesys_sim::SimState) -> Vec<String> {
                 .count();
             let label = if i == 0 { "queues:" } else { "" };
             format!(
-                "  {label:<14} {:<width$}  {}  ({live} live calls)",
-                queue.name, queue.id
+                "  {label:<14} {:<width$}  {}  dialed {}  ({live} live calls)",
+                queue.name, queue.id, queue.number
             )
         })
         .collect()
@@ -208,6 +207,41 @@ mod tests {
             unreachable!("parsed as sim")
         };
         config(&args)
+    }
+
+    #[test]
+    fn the_banner_shows_each_queue_s_id_dialed_number_and_live_calls() {
+        let queue = |name: &str, id: &str, number: &str| genesys_sim::SimQueue {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            number: number.to_owned(),
+        };
+        let call = |queue_id: &str, ended| genesys_sim::SimCall {
+            conversation: genesys_core::models::CallConversation::default(),
+            ended,
+            queue_id: Some(queue_id.to_owned()),
+            arrived_at_ms: None,
+            attributes_visible_at_ms: None,
+        };
+        let lines = super::queue_lines(
+            &[
+                queue("Sales", "q1", "+18005550100"),
+                queue("Technical", "q2", "+18005550101"),
+            ],
+            &[
+                call("q1", false),
+                call("q1", true),
+                call("q2", false),
+                call("q1", false),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                "  queues:        Sales      q1  dialed +18005550100  (2 live calls)",
+                "                 Technical  q2  dialed +18005550101  (1 live calls)",
+            ]
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{Inner, SimState};
-use crate::arrivals::ArrivalRate;
+use crate::arrivals::{ArrivalNumbers, ArrivalRate};
 use crate::bus::{Bus, NotificationStatus, Outgoing};
 use crate::call::{CallRecord, ParticipantRecord};
 use crate::clock::timestamp;
@@ -31,6 +31,9 @@ pub struct ArrivalStatus {
     pub rate: ArrivalRate,
     /// Calls that arrived so far.
     pub arrived: u64,
+    /// Customer numbers queued for the next arrivals (`PUT /__sim/arrivals/numbers`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub customer_numbers: Vec<String>,
 }
 
 /// The kinds of timed work, in the order they run when due at the same instant.
@@ -123,15 +126,34 @@ impl SimState {
         ArrivalStatus {
             rate: inner.arrivals.rate(),
             arrived: inner.arrivals.arrived(),
+            customer_numbers: inner.arrivals.customer_numbers().iter().cloned().collect(),
         }
+    }
+
+    /// The next arrivals (scheduled or by hand) take these customer numbers, one each, after
+    /// those already queued; then seeded numbers resume (see
+    /// [`SimConfig::arrival_customer_numbers`](crate::SimConfig::arrival_customer_numbers)).
+    pub fn queue_arrival_numbers(&self, customer_numbers: Vec<String>) {
+        let (mut inner, _) = self.settled();
+        inner.arrivals.queue_customer_numbers(customer_numbers);
     }
 
     /// One call arrives now, in `queue_id` or the next queue in turn, as a scheduled arrival
     /// would (it ends after `call_duration` if one is set). Returns its id; `None` when there
     /// is no such queue.
     pub fn arrive_call(&self, queue_id: Option<&str>) -> Option<String> {
+        self.arrive_call_with(queue_id, &ArrivalNumbers::default())
+    }
+
+    /// [`SimState::arrive_call`] with given numbers: the customer's and the dialled one, each
+    /// when given (see [`ArrivalNumbers`]).
+    pub fn arrive_call_with(
+        &self,
+        queue_id: Option<&str>,
+        numbers: &ArrivalNumbers,
+    ) -> Option<String> {
         let (mut inner, now) = self.settled();
-        let id = self.arrive(&mut inner, queue_id, now);
+        let id = self.arrive(&mut inner, queue_id, numbers, now);
         self.settle(&mut inner, now);
         drop(inner);
         self.wake();
@@ -210,7 +232,7 @@ impl SimState {
                 }
                 Work::Arrival => {
                     inner.arrivals.advance(at);
-                    self.arrive(inner, None, at);
+                    self.arrive(inner, None, &ArrivalNumbers::default(), at);
                 }
                 Work::Delivery => inner.bus.deliver_next(),
                 Work::Expiry => inner.bus.expire_due(at),
@@ -254,7 +276,13 @@ impl SimState {
     }
 
     /// A call arrives at `at` (see `Arrivals::new_call`) and is published.
-    fn arrive(&self, inner: &mut Inner, queue_id: Option<&str>, at: Duration) -> Option<String> {
+    fn arrive(
+        &self,
+        inner: &mut Inner,
+        queue_id: Option<&str>,
+        numbers: &ArrivalNumbers,
+        at: Duration,
+    ) -> Option<String> {
         let wall = self.shared.clock.wall(at);
         let Inner {
             queues,
@@ -266,7 +294,7 @@ impl SimState {
             ..
         } = inner;
         let queue = arrivals.pick_queue(queues, queue_id)?;
-        let (call, duration) = arrivals.new_call(queue, wall, at);
+        let (call, duration) = arrivals.new_call(queue, numbers, wall, at);
         let index = calls.len();
         let id = call.id.clone();
         call_index.insert(id.clone(), index);
