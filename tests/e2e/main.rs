@@ -15,6 +15,7 @@ mod history;
 mod live_tag;
 mod messages;
 mod model;
+mod numbers;
 mod output;
 mod plan;
 mod profile;

@@ -1,0 +1,156 @@
+//! Rows that select calls by phone number: a snapshot finds the live calls they select from the
+//! analytics listing of live calls, reads only those, and reports numbers no live call has.
+//! Judged from the simulator's calls and request log, and the audit store.
+
+use std::collections::BTreeSet;
+
+use genesys_core::models::CallConversation;
+
+use crate::support::{TestOrg, audit_targets};
+
+const LISTING: &str = "/api/v2/analytics/conversations/details/query";
+const CALLS: &str = "/api/v2/conversations/calls/";
+
+/// The customer's number of a simulated call, as E.164 (`+15551234567`).
+fn customer_number(call: &CallConversation) -> String {
+    call.participants
+        .iter()
+        .find(|p| p.purpose.as_deref() == Some("customer"))
+        .and_then(|p| p.address.clone())
+        .expect("a customer with an address")
+        .trim_start_matches("tel:")
+        .to_owned()
+}
+
+fn customer_attribute(org: &TestOrg, conversation_id: &str, key: &str) -> Option<String> {
+    let call = org.state().call(conversation_id).expect("the call").conversation;
+    call.participants
+        .iter()
+        .find(|p| p.purpose.as_deref() == Some("customer"))
+        .and_then(|p| p.attributes.get(key).cloned())
+}
+
+/// `+15551234567` written as a US customer would: `(555) 123-4567`.
+fn national(e164: &str) -> String {
+    let digits = e164.trim_start_matches("+1");
+    format!("({}) {}-{}", &digits[..3], &digits[3..6], &digits[6..])
+}
+
+#[tokio::test]
+async fn numbered_rows_tag_the_live_calls_with_those_numbers_and_read_no_other() {
+    let org = TestOrg::start(TestOrg::fast_config(8)).await;
+    let calls = org.live_calls();
+    let (first, second) = (&calls[0], &calls[1]);
+    let queues = org.state().queues();
+    let first_queue = org
+        .state()
+        .call(&first.id)
+        .and_then(|c| c.queue_id)
+        .expect("a queued call");
+    let dialed = &queues
+        .iter()
+        .find(|q| q.id == first_queue)
+        .expect("its queue")
+        .number;
+    // The calls of that queue: an inbound customer dialled its number.
+    let of_queue: BTreeSet<String> = org
+        .state()
+        .calls()
+        .into_iter()
+        .filter(|c| !c.ended && c.queue_id.as_deref() == Some(first_queue.as_str()))
+        .map(|c| c.conversation.id)
+        .collect();
+    let csv = format!(
+        "customer_number,dialed_number,tier,campaign\n\
+         {},,gold,\n\
+         \"{}\",,silver,\n\
+         +15550000000,,bronze,\n\
+         ,{dialed},,spring\n",
+        customer_number(first),
+        national(&customer_number(second)),
+    );
+    let source = org.write("numbers.csv", &csv);
+    org.state().reset_log();
+
+    let run = org
+        .run(&[
+            "apply",
+            source.to_str().unwrap(),
+            "--default-region",
+            "US",
+        ])
+        .await;
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("1 row select calls by a number no live call has (no request)"),
+        "{}",
+        run.stderr
+    );
+
+    assert_eq!(customer_attribute(&org, &first.id, "tier").as_deref(), Some("gold"));
+    assert_eq!(customer_attribute(&org, &second.id, "tier").as_deref(), Some("silver"));
+    for call in org.live_calls() {
+        let campaign = customer_attribute(&org, &call.id, "campaign");
+        assert_eq!(
+            campaign.as_deref(),
+            of_queue.contains(&call.id).then_some("spring"),
+            "call {} (queue {:?})",
+            call.id,
+            org.state().call(&call.id).and_then(|c| c.queue_id)
+        );
+    }
+
+    // One listing page of the 8 live calls, then reads of the matched calls only.
+    let log = org.state().request_log();
+    let listed = log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == LISTING)
+        .count();
+    assert_eq!(listed, 1);
+    let read: BTreeSet<String> = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with(CALLS))
+        .map(|r| r.path.trim_start_matches(CALLS).to_owned())
+        .collect();
+    let mut matched = of_queue.clone();
+    matched.insert(first.id.clone());
+    matched.insert(second.id.clone());
+    assert_eq!(read, matched, "only the matched calls are read");
+
+    // Each matched call's customer is one target, carrying the lines of the rows that reach it.
+    let targets = audit_targets(&org.audit_path()).await;
+    let conversations: BTreeSet<String> =
+        targets.iter().map(|t| t.conversation_id.clone()).collect();
+    assert_eq!(conversations, matched);
+}
+
+#[tokio::test]
+async fn a_national_number_without_a_default_region_is_refused_with_its_line_and_nothing_is_sent() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    let source = org.write(
+        "numbers.csv",
+        "customer_number,tier\n+15551230001,gold\n(555) 123-0002,silver\n",
+    );
+    let run = org.run(&["apply", source.to_str().unwrap()]).await;
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains(
+            "numbers.csv:3: invalid customer_number: \"(555) 123-0002\" is not a phone number: \
+             it has no country code (+...); numbers written nationally need --default-region"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(org.count_requests("PATCH", ""), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_default_region_is_a_usage_error() {
+    let org = TestOrg::start(TestOrg::fast_config(1)).await;
+    let run = org
+        .run(&["plan", "missing.csv", "--default-region", "UK"])
+        .await;
+    run.assert_code(64);
+    assert!(run.stderr.contains("the United Kingdom is GB"), "{}", run.stderr);
+}
