@@ -154,3 +154,63 @@ async fn an_unknown_default_region_is_a_usage_error() {
     run.assert_code(64);
     assert!(run.stderr.contains("the United Kingdom is GB"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_numbers_are_listed_skipped() {
+    use sqlx::ConnectOptions;
+    let org = TestOrg::start(TestOrg::fast_config(4)).await;
+    let calls = org.live_calls();
+    let db = org.path("contacts.sqlite");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let rows = [
+        (customer_number(&calls[0]), "gold"),
+        (national(&customer_number(&calls[1])), "silver"),
+        ("+15550000000".to_owned(), "bronze"),
+    ];
+    for (number, tier) in &rows {
+        sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'tier', ?2)")
+            .bind(number)
+            .bind(tier)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+
+    org.run(&[
+        "apply",
+        "contacts.sqlite",
+        "--default-region",
+        "US",
+        "--results",
+        "out",
+    ])
+    .await
+    .assert_code(0);
+    assert_eq!(customer_attribute(&org, &calls[0].id, "tier").as_deref(), Some("gold"));
+    assert_eq!(customer_attribute(&org, &calls[1].id, "tier").as_deref(), Some("silver"));
+    let succeeded = std::fs::read_to_string(org.path("out/succeeded.csv")).unwrap();
+    let failed = std::fs::read_to_string(org.path("out/failed.csv")).unwrap();
+    assert_eq!(succeeded.lines().count(), 1 + 2, "{succeeded}");
+    assert!(
+        failed.contains("+15550000000,tier,bronze,skipped,,no live call has this number"),
+        "{failed}"
+    );
+
+    // In sync: the second iteration lists the live calls, reads the two matched ones, writes none.
+    org.state().reset_log();
+    org.run(&["reconcile", "contacts.sqlite", "--default-region", "US", "--once"])
+        .await
+        .assert_code(0);
+    assert_eq!(org.count_requests("PATCH", ""), 0);
+    assert_eq!(org.count_requests("GET", CALLS), 2);
+}
