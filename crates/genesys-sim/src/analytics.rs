@@ -1,6 +1,6 @@
 //! `POST /api/v2/analytics/conversations/details/query`: the subset attrsync uses to find live
-//! calls (interval, `conversationEnd` exists/notExists, `mediaType`/`queueId`/`purpose`/`userId`
-//! segment predicates, paging, order); and `GET /api/v2/analytics/conversations/details?id=`,
+//! calls (interval, `conversationEnd` exists/notExists, `mediaType`/`queueId`/`purpose`/`userId`/
+//! `ani`/`dnis`/`direction` segment predicates, paging, order); and `GET /api/v2/analytics/conversations/details?id=`,
 //! many conversations by id, live or ended.
 
 use std::time::SystemTime;
@@ -221,6 +221,10 @@ fn segment_predicate(call: &CallRecord, predicate: &QueryPredicate) -> Result<bo
             &op,
             participants.filter_map(|p| p.user.as_ref().and_then(|u| u.id.as_deref())),
         )),
+        // A session's numbers and direction, compared as written (`tel:+15551230001`).
+        "ani" => Ok(compare(&op, participants.filter_map(|p| p.ani.as_deref()))),
+        "dnis" => Ok(compare(&op, participants.filter_map(|p| p.dnis.as_deref()))),
+        "direction" => Ok(compare(&op, participants.map(|p| p.direction))),
         other => Err(unsupported(other)),
     }
 }

@@ -1633,6 +1633,58 @@ async fn analytics_filters_by_queue() {
     sim.shutdown().await;
 }
 
+/// The live calls whose segments match `dimension` = `value`.
+async fn live_ids_where(
+    http: &Client,
+    sim: &SimHandle,
+    token: &str,
+    dimension: &str,
+    value: String,
+) -> BTreeSet<String> {
+    let mut body = live_calls_query(100, 1);
+    body["segmentFilters"][0]["predicates"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "dimension", "dimension": dimension, "value": value}));
+    let response: AnalyticsConversationQueryResponse =
+        query(http, sim, token, &body).await.json().await.unwrap();
+    response
+        .conversations
+        .into_iter()
+        .map(|c| c.conversation_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn analytics_filters_by_dialed_and_customer_number() {
+    let sim = start(SimConfig {
+        calls: 30,
+        ..SimConfig::default()
+    })
+    .await;
+    let http = client();
+    let token = issue_token(&http, &sim).await;
+    let queue = sim.state().queues().remove(1);
+    let calls = sim.state().calls();
+    let of_queue: BTreeSet<String> = calls
+        .iter()
+        .filter(|c| c.queue_id.as_deref() == Some(queue.id.as_str()))
+        .map(|c| c.conversation.id.clone())
+        .collect();
+    assert!(!of_queue.is_empty() && of_queue.len() < 30);
+    let ids = |dimension, value| live_ids_where(&http, &sim, &token, dimension, value);
+    assert_eq!(ids("dnis", format!("tel:{}", queue.number)).await, of_queue);
+    let first = &calls[0].conversation;
+    let ani = first.participants[0].ani.clone().expect("a customer's ani");
+    assert_eq!(
+        ids("ani", ani.clone()).await,
+        BTreeSet::from([first.id.clone()]),
+        "seeded numbers are 7 random digits: one call has {ani}"
+    );
+    assert_eq!(ids("direction", "inbound".to_owned()).await.len(), 30);
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn analytics_requires_a_valid_interval() {
     let sim = start(small_org()).await;
