@@ -23,7 +23,11 @@ fn customer_number(call: &CallConversation) -> String {
 }
 
 fn customer_attribute(org: &TestOrg, conversation_id: &str, key: &str) -> Option<String> {
-    let call = org.state().call(conversation_id).expect("the call").conversation;
+    let call = org
+        .state()
+        .call(conversation_id)
+        .expect("the call")
+        .conversation;
     call.participants
         .iter()
         .find(|p| p.purpose.as_deref() == Some("customer"))
@@ -73,12 +77,7 @@ async fn numbered_rows_tag_the_live_calls_with_those_numbers_and_read_no_other()
     org.state().reset_log();
 
     let run = org
-        .run(&[
-            "apply",
-            source.to_str().unwrap(),
-            "--default-region",
-            "US",
-        ])
+        .run(&["apply", source.to_str().unwrap(), "--default-region", "US"])
         .await;
     run.assert_code(0);
     assert!(
@@ -88,8 +87,14 @@ async fn numbered_rows_tag_the_live_calls_with_those_numbers_and_read_no_other()
         run.stderr
     );
 
-    assert_eq!(customer_attribute(&org, &first.id, "tier").as_deref(), Some("gold"));
-    assert_eq!(customer_attribute(&org, &second.id, "tier").as_deref(), Some("silver"));
+    assert_eq!(
+        customer_attribute(&org, &first.id, "tier").as_deref(),
+        Some("gold")
+    );
+    assert_eq!(
+        customer_attribute(&org, &second.id, "tier").as_deref(),
+        Some("silver")
+    );
     for call in org.live_calls() {
         let campaign = customer_attribute(&org, &call.id, "campaign");
         assert_eq!(
@@ -152,11 +157,16 @@ async fn an_unknown_default_region_is_a_usage_error() {
         .run(&["plan", "missing.csv", "--default-region", "UK"])
         .await;
     run.assert_code(64);
-    assert!(run.stderr.contains("the United Kingdom is GB"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the United Kingdom is GB"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
-async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_numbers_are_listed_skipped() {
+async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_numbers_are_listed_skipped()
+ {
     use sqlx::ConnectOptions;
     let org = TestOrg::start(TestOrg::fast_config(4)).await;
     let calls = org.live_calls();
@@ -196,8 +206,14 @@ async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_n
     ])
     .await
     .assert_code(0);
-    assert_eq!(customer_attribute(&org, &calls[0].id, "tier").as_deref(), Some("gold"));
-    assert_eq!(customer_attribute(&org, &calls[1].id, "tier").as_deref(), Some("silver"));
+    assert_eq!(
+        customer_attribute(&org, &calls[0].id, "tier").as_deref(),
+        Some("gold")
+    );
+    assert_eq!(
+        customer_attribute(&org, &calls[1].id, "tier").as_deref(),
+        Some("silver")
+    );
     let succeeded = std::fs::read_to_string(org.path("out/succeeded.csv")).unwrap();
     let failed = std::fs::read_to_string(org.path("out/failed.csv")).unwrap();
     assert_eq!(succeeded.lines().count(), 1 + 2, "{succeeded}");
@@ -208,9 +224,15 @@ async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_n
 
     // In sync: the second iteration lists the live calls, reads the two matched ones, writes none.
     org.state().reset_log();
-    org.run(&["reconcile", "contacts.sqlite", "--default-region", "US", "--once"])
-        .await
-        .assert_code(0);
+    org.run(&[
+        "reconcile",
+        "contacts.sqlite",
+        "--default-region",
+        "US",
+        "--once",
+    ])
+    .await
+    .assert_code(0);
     assert_eq!(org.count_requests("PATCH", ""), 0);
     assert_eq!(org.count_requests("GET", CALLS), 2);
 }

@@ -296,7 +296,9 @@ pub struct SourceArgs {
 }
 
 fn parse_region(value: &str) -> Result<reconcile::number::Region, String> {
-    value.parse().map_err(|err: reconcile::number::UnknownRegion| err.to_string())
+    value
+        .parse()
+        .map_err(|err: reconcile::number::UnknownRegion| err.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -204,7 +204,10 @@ pub async fn fetch_live_batched(
     concurrency: usize,
 ) -> Result<(LiveState, Liveness), ReadFailed> {
     // The ids are a desired state's, validated UUIDs; one that is not is read (and not found).
-    let uuids: Vec<Uuid> = ids.iter().filter_map(|id| Uuid::try_parse(id).ok()).collect();
+    let uuids: Vec<Uuid> = ids
+        .iter()
+        .filter_map(|id| Uuid::try_parse(id).ok())
+        .collect();
     let found = liveness(client, &uuids, Vec::new(), batch, concurrency).await;
     let ended: HashSet<String> = uuids
         .iter()
@@ -214,11 +217,7 @@ pub async fn fetch_live_batched(
         .collect();
     let to_read: Vec<String> = ids.into_iter().filter(|id| !ended.contains(id)).collect();
     let mut live = fetch_live(client, to_read, concurrency).await?;
-    live.extend(
-        ended
-            .into_iter()
-            .map(|id| (id, LiveConversation::Ended)),
-    );
+    live.extend(ended.into_iter().map(|id| (id, LiveConversation::Ended)));
     Ok((live, found))
 }
 

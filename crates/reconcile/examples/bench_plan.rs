@@ -55,7 +55,12 @@ fn contacts(rows: u64) -> Result<(), Box<dyn std::error::Error>> {
         let area = 200 + (i / 9_000_000) % 700;
         let tier = ["gold", "silver", "bronze"][(i % 3) as usize];
         if i % 10 == 0 {
-            writeln!(out, "({area}) {}-{},{tier}", subscriber / 10_000, subscriber % 10_000)?;
+            writeln!(
+                out,
+                "({area}) {}-{},{tier}",
+                subscriber / 10_000,
+                subscriber % 10_000
+            )?;
         } else {
             writeln!(out, "+1{area}{subscriber},{tier}")?;
         }

@@ -117,7 +117,7 @@ pub struct DesiredState {
 /// A state's entries: read from a source, compact; or given whole (a command line's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Entries {
-    Stored(EntryStore<TargetKey>),
+    Stored(Box<EntryStore<TargetKey>>),
     Given(Vec<DesiredEntry>),
 }
 
@@ -140,7 +140,7 @@ impl DesiredState {
         input: InputTable,
     ) -> Self {
         Self {
-            entries: Entries::Stored(entries),
+            entries: Entries::Stored(Box::new(entries)),
             rules: NumberRules::default(),
             source,
             warnings,
@@ -206,10 +206,10 @@ impl DesiredState {
     pub fn key_count(&self) -> usize {
         self.rules.key_count()
             + match &self.entries {
-                Entries::Stored(store) => {
-                    (0..store.len()).map(|i| store.pairs_of(i).count()).sum()
+                Entries::Stored(store) => (0..store.len()).map(|i| store.pairs_of(i).count()).sum(),
+                Entries::Given(entries) => {
+                    entries.iter().map(|e| e.attributes.len()).sum::<usize>()
                 }
-                Entries::Given(entries) => entries.iter().map(|e| e.attributes.len()).sum::<usize>(),
             }
     }
 

@@ -22,16 +22,16 @@ mod store;
 mod validate;
 
 pub use desired::{
-    DesiredEntry, DesiredState, InputRow, InputRowRef, InputTable, Selector, SourceFormat, SourceInfo, Target,
-    conversation_ids,
+    DesiredEntry, DesiredState, InputRow, InputRowRef, InputTable, Selector, SourceFormat,
+    SourceInfo, Target, conversation_ids,
 };
 pub use options::{Limits, ReadOptions};
 pub use plan::{
     Action, Change, LiveConversation, LiveState, Plan, PlanSummary, PlannedTarget, Recheck,
     SkipReason, Verification, diff, diff_entries, has_ended, is_gone, participant,
 };
-pub use rules::NumberRules;
 pub use problem::{DEFAULT_SHOWN_PROBLEMS, LineUnit, Problem, SourceError, render_problems};
+pub use rules::NumberRules;
 pub use saved_plan::{PlanMetadata, SavedPlan, SavedPlanError};
 pub use source::{SqliteSelect, read_csv, read_csv_from, read_path, read_sqlite};
 pub use validate::{COMMAND_LINE, command_line_attributes};

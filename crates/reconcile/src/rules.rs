@@ -15,7 +15,7 @@ use crate::store::{EntryStore, RuleKey};
 /// The numbered rows, merged per rule, with an index by number.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NumberRules {
-    store: EntryStore<RuleKey>,
+    store: Box<EntryStore<RuleKey>>,
     /// (customer number's digits, rule), sorted: the rules that name a customer number.
     by_customer: Vec<(u64, u32)>,
     /// (dialled number's digits, rule), sorted: the rules that name only a dialled number.
@@ -39,7 +39,7 @@ impl NumberRules {
         by_customer.sort_unstable();
         by_dialed.sort_unstable();
         Self {
-            store,
+            store: Box::new(store),
             by_customer,
             by_dialed,
             region,
@@ -84,7 +84,8 @@ impl NumberRules {
             )
             .filter(|&i| {
                 let key = self.store.key(i);
-                key.dialed.is_none_or(|dialed| numbers.dialed == Some(dialed))
+                key.dialed
+                    .is_none_or(|dialed| numbers.dialed == Some(dialed))
                     && key.queue.is_none_or(|queue| queues.contains(&queue))
             })
             .collect();
@@ -156,7 +157,10 @@ mod tests {
     use crate::number::parse;
     use crate::store::SelectorKey;
 
-    fn rules(rows: &[(Option<&str>, Option<&str>, Option<Uuid>, &str)]) -> NumberRules {
+    /// A rule's customer number, dialled number, queue and tier.
+    type Row<'a> = (Option<&'a str>, Option<&'a str>, Option<Uuid>, &'a str);
+
+    fn rules(rows: &[Row<'_>]) -> NumberRules {
         let mut store = EntryStore::<RuleKey>::default();
         let purpose = store.intern_purpose("customer");
         for (line, (customer, dialed, queue, tier)) in rows.iter().enumerate() {

@@ -223,7 +223,10 @@ impl<K: StoreKey> EntryStore<K> {
 
     fn rows_of(&self, i: usize) -> impl Iterator<Item = (u64, &[StoredPair])> {
         let entry = &self.entries[i];
-        let first = (entry.line, self.pair_slice(entry.pairs_start, entry.pairs_len));
+        let first = (
+            entry.line,
+            self.pair_slice(entry.pairs_start, entry.pairs_len),
+        );
         let mut next = entry.next;
         std::iter::once(first).chain(std::iter::from_fn(move || {
             let row = self.extra_rows.get(next as usize)?;
@@ -355,7 +358,6 @@ impl<K: StoreKey> EntryStore<K> {
             .map(|(line, _)| line)
             .filter(move |&line| previous.replace(line) != Some(line))
     }
-
 }
 
 impl EntryStore<TargetKey> {

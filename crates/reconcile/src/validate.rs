@@ -202,9 +202,9 @@ impl<'o> DesiredBuilder<'o> {
                 queue,
             } => {
                 let selector = match selector {
-                    SelectorKey::Purpose(p) => SelectorKey::Purpose(
-                        self.rules.intern_purpose(self.store.purpose_name(p)),
-                    ),
+                    SelectorKey::Purpose(p) => {
+                        SelectorKey::Purpose(self.rules.intern_purpose(self.store.purpose_name(p)))
+                    }
                     other => other,
                 };
                 let mut rules = std::mem::take(&mut self.rules);
@@ -245,7 +245,10 @@ impl<'o> DesiredBuilder<'o> {
                 }
             }
         };
-        match (conversation.is_empty(), customer.is_empty() && dialed.is_empty()) {
+        match (
+            conversation.is_empty(),
+            customer.is_empty() && dialed.is_empty(),
+        ) {
             (true, true) => {
                 problems.push(if self.number_columns {
                     "missing conversation_id, customer_number or dialed_number".to_owned()
@@ -310,9 +313,9 @@ impl<'o> DesiredBuilder<'o> {
                     problems.push(format!("purpose {value:?} contains a control character"));
                     None
                 }
-                _ if value.bytes().any(|b| b.is_ascii_uppercase()) => Some(
-                    SelectorKey::Purpose(self.store.intern_purpose(&value.to_ascii_lowercase())),
-                ),
+                _ if value.bytes().any(|b| b.is_ascii_uppercase()) => Some(SelectorKey::Purpose(
+                    self.store.intern_purpose(&value.to_ascii_lowercase()),
+                )),
                 _ => Some(SelectorKey::Purpose(self.store.intern_purpose(value))),
             };
             parsed.extend(key);

@@ -93,26 +93,28 @@ fn desired_state() -> impl Strategy<Value = DesiredState> {
             1..4,
         ),
     );
-    prop::collection::vec(entry, 0..8).prop_map(|entries| DesiredState::from_entries(
-        entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, (cid, selector, attributes))| DesiredEntry {
-                target: Target {
-                    conversation_id: cid.to_owned(),
-                    selector,
-                },
-                attributes,
-                // A unique line per entry lets a planned target be traced back to its entry.
-                lines: vec![i as u64 + 2],
-            })
-            .collect(),
-        SourceInfo {
-            path: "generated.csv".into(),
-            format: SourceFormat::CsvWide,
-            sha256: String::new(),
-        },
-    ))
+    prop::collection::vec(entry, 0..8).prop_map(|entries| {
+        DesiredState::from_entries(
+            entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, (cid, selector, attributes))| DesiredEntry {
+                    target: Target {
+                        conversation_id: cid.to_owned(),
+                        selector,
+                    },
+                    attributes,
+                    // A unique line per entry lets a planned target be traced back to its entry.
+                    lines: vec![i as u64 + 2],
+                })
+                .collect(),
+            SourceInfo {
+                path: "generated.csv".into(),
+                format: SourceFormat::CsvWide,
+                sha256: String::new(),
+            },
+        )
+    })
 }
 
 /// Writes every update of the plan into the live state, as a successful apply would.

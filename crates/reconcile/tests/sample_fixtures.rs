@@ -103,8 +103,7 @@ fn the_input_table_holds_every_data_row_with_the_lines_entries_use() {
     for name in ["wide.csv", "long.csv", "crlf_bom.csv"] {
         let state = read_csv(&sample(name), &ReadOptions::default()).unwrap();
         let lines: Vec<u64> = state.input.rows().map(|r| r.line).collect();
-        let mut entry_lines: Vec<u64> =
-            state.entries().flat_map(|e| e.lines.clone()).collect();
+        let mut entry_lines: Vec<u64> = state.entries().flat_map(|e| e.lines.clone()).collect();
         entry_lines.sort_unstable();
         assert_eq!(lines, entry_lines, "{name}");
         assert_eq!(state.input.header[0], "conversation_id", "{name}");

@@ -102,11 +102,10 @@ pub async fn execute(
                 RunKind::Snapshot,
             )
             .await?;
-            let prepared =
-                match prepare_live(desired, &active, config, observer.as_ref()).await {
-                    Ok(prepared) => prepared,
-                    Err(err) => return Err(active.fail(err).await),
-                };
+            let prepared = match prepare_live(desired, &active, config, observer.as_ref()).await {
+                Ok(prepared) => prepared,
+                Err(err) => return Err(active.fail(err).await),
+            };
             observer.conversations_added(prepared.jobs.len() as u64);
             (active, source, prepared)
         }

@@ -525,16 +525,16 @@ mod tests {
             table[0].cells[2] = table[0].cells[2].replace(['\r', '\n'], "|");
         }
         let expected = vec![
-                InputRow {
-                    line: 2,
-                    cells: vec![CID.into(), "gold".into(), "a|b".into()],
-                    problem: None,
-                },
-                InputRow {
-                    line: 5,
-                    cells: vec![CID.into(), "gold".into(), String::new()],
-                    problem: None,
-                },
+            InputRow {
+                line: 2,
+                cells: vec![CID.into(), "gold".into(), "a|b".into()],
+                problem: None,
+            },
+            InputRow {
+                line: 5,
+                cells: vec![CID.into(), "gold".into(), String::new()],
+                problem: None,
+            },
         ];
         assert_eq!(tables[0], expected);
         assert!(tables[1][0].cells[2] == "a||b" && tables[2][0].cells[2] == "a|b");
@@ -555,13 +555,7 @@ mod tests {
         assert_eq!(table.header, ["conversation_id", " tier ", "purpose"]);
         let rows: Vec<(u64, Vec<&str>, Option<&str>)> = table
             .rows()
-            .map(|r| {
-                (
-                    r.line,
-                    r.cells().collect(),
-                    r.problem,
-                )
-            })
+            .map(|r| (r.line, r.cells().collect(), r.problem))
             .collect();
         assert_eq!(
             rows,
@@ -590,7 +584,7 @@ mod tests {
                     state
                         .warnings
                         .iter()
-                        .any(|w| w.line == row.line && &w.message == problem)
+                        .any(|w| w.line == row.line && w.message == problem)
                 );
             }
         }
@@ -623,7 +617,10 @@ mod tests {
             "calls with dialed_number=+18005550100 \
              queue_id=7d0e5f6a-1b2c-4d3e-8f9a-0b1c2d3e4f5a purpose=customer"
         );
-        assert_eq!(rules.describe(2), "calls with customer_number=+15551230003 purpose=customer");
+        assert_eq!(
+            rules.describe(2),
+            "calls with customer_number=+15551230003 purpose=customer"
+        );
         assert_eq!(input.len(), 5);
     }
 
