@@ -129,6 +129,8 @@ mod tests {
             failed: 0,
             drift: 0,
             reconnects: 0,
+            source_versions_applied: 0,
+            source_versions_refused: 0,
             tracked_calls: 0,
             requests: 0,
             throttled: 0,

@@ -1,0 +1,214 @@
+//! What a follow wants of each call: the one desired state of `tag --follow` (one row for every
+//! call of the followed queues) and of `reconcile SOURCE --follow` (rows keyed by conversation
+//! id, from the source). Pure: no I/O.
+//!
+//! A call's entries are found by lookups, one per kind of row: rows of every call, then rows of
+//! its conversation id. Rows keyed by a number slot in as one more lookup in
+//! [`FollowDesired::for_call`], matched from the call event's participants.
+
+use std::collections::{BTreeMap, HashMap};
+
+use genesys_core::models::{Attributes, CallConversation};
+use reconcile::{DesiredEntry, DesiredState, Selector, Target};
+
+/// A follow's desired state, per call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FollowDesired {
+    /// Rows of one conversation each, by lowercase conversation id.
+    by_conversation: HashMap<String, Vec<DesiredEntry>>,
+    /// Rows that apply to every call of the followed queues (`tag --follow k=v`).
+    every_call: Vec<(Selector, Attributes)>,
+}
+
+/// The calls a new desired state concerns.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Concerned {
+    /// A row of every call changed: every call.
+    Every,
+    /// These conversations (sorted).
+    Conversations(Vec<String>),
+}
+
+/// The one place a [`DesiredState`]'s entries are read (its storage is the reconcile crate's).
+fn entries_of(desired: &DesiredState) -> Vec<DesiredEntry> {
+    desired.entries.clone()
+}
+
+impl FollowDesired {
+    /// One row for every call: the participants `selector` reaches get `attributes`.
+    pub fn every_call(selector: Selector, attributes: Attributes) -> Self {
+        Self {
+            by_conversation: HashMap::new(),
+            every_call: vec![(selector, attributes)],
+        }
+    }
+
+    /// The rows of a source's desired state.
+    pub fn from_state(desired: &DesiredState) -> Self {
+        let mut by_conversation: HashMap<String, Vec<DesiredEntry>> = HashMap::new();
+        for entry in entries_of(desired) {
+            by_conversation
+                .entry(entry.target.conversation_id.to_lowercase())
+                .or_default()
+                .push(entry);
+        }
+        Self {
+            by_conversation,
+            every_call: Vec::new(),
+        }
+    }
+
+    /// Rows of conversation ids (for the run's summary).
+    pub fn rows(&self) -> usize {
+        self.by_conversation.values().map(Vec::len).sum::<usize>() + self.every_call.len()
+    }
+
+    /// Whether a row may concern this call without looking at it: a call no row can concern is
+    /// not read (a backfill lists it and keeps it in mind, in case a later version names it).
+    pub fn may_concern(&self, conversation_id: &str) -> bool {
+        !self.every_call.is_empty() || self.by_conversation.contains_key(conversation_id)
+    }
+
+    /// Every entry for one call (lowercase id): the rows of every call, then the rows of its
+    /// conversation. `call`, its latest event when known, is where rows keyed by number will
+    /// be matched.
+    pub fn for_call(
+        &self,
+        conversation_id: &str,
+        _call: Option<&CallConversation>,
+    ) -> Vec<DesiredEntry> {
+        let every = self
+            .every_call
+            .iter()
+            .map(|(selector, attributes)| DesiredEntry {
+                target: Target {
+                    conversation_id: conversation_id.to_owned(),
+                    selector: selector.clone(),
+                },
+                attributes: attributes.clone(),
+                lines: Vec::new(),
+            });
+        let own = self
+            .by_conversation
+            .get(conversation_id)
+            .into_iter()
+            .flatten()
+            .cloned();
+        every.chain(own).collect()
+    }
+
+    /// The calls whose desired values `new` changes: an entry (a conversation and a selector)
+    /// added, or a key with a new value. Entries or keys only removed concern no call: those
+    /// keys are no longer managed, and nothing is written for them.
+    pub fn concerned_by(&self, new: &Self) -> Concerned {
+        if new.every_call != self.every_call && !new.every_call.is_empty() {
+            return Concerned::Every;
+        }
+        let mut changed: Vec<String> = new
+            .by_conversation
+            .iter()
+            .filter(|(cid, entries)| {
+                let old: BTreeMap<&Selector, &Attributes> = self
+                    .by_conversation
+                    .get(*cid)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| (&e.target.selector, &e.attributes))
+                    .collect();
+                entries.iter().any(|entry| {
+                    let before = old.get(&entry.target.selector);
+                    entry
+                        .attributes
+                        .iter()
+                        .any(|(key, value)| before.and_then(|b| b.get(key)) != Some(value))
+                })
+            })
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        changed.sort();
+        Concerned::Conversations(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reconcile::{InputTable, SourceFormat, SourceInfo};
+
+    const A: &str = "a0000000-0000-4000-8000-000000000001";
+    const B: &str = "b0000000-0000-4000-8000-000000000002";
+
+    /// A conversation, a purpose and its keys and values.
+    type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+    fn state(rows: &[Row<'_>]) -> FollowDesired {
+        let desired = DesiredState {
+            entries: rows
+                .iter()
+                .zip(2..)
+                .map(|((cid, purpose, attributes), line)| DesiredEntry {
+                    target: Target {
+                        conversation_id: (*cid).to_owned(),
+                        selector: Selector::Purpose((*purpose).to_owned()),
+                    },
+                    attributes: attributes
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                    lines: vec![line],
+                })
+                .collect(),
+            source: SourceInfo {
+                path: "desired.sqlite".into(),
+                format: SourceFormat::Sqlite,
+                sha256: String::new(),
+            },
+            warnings: Vec::new(),
+            input: InputTable::default(),
+        };
+        FollowDesired::from_state(&desired)
+    }
+
+    #[test]
+    fn a_call_gets_the_rows_of_every_call_and_its_own() {
+        let tag = FollowDesired::every_call(
+            Selector::Purpose("customer".into()),
+            Attributes::from([("campaign".into(), "spring".into())]),
+        );
+        let entries = tag.for_call(A, None);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].target.conversation_id, A);
+        assert!(tag.may_concern(B));
+
+        let source = state(&[(A, "customer", &[("tier", "gold")])]);
+        assert_eq!(source.for_call(A, None)[0].attributes["tier"], "gold");
+        assert!(source.for_call(B, None).is_empty());
+        assert!(!source.may_concern(B), "no row names B");
+    }
+
+    #[test]
+    fn only_added_or_changed_values_concern_a_call() {
+        let old = state(&[
+            (A, "customer", &[("tier", "gold"), ("campaign", "spring")]),
+            (B, "customer", &[("tier", "silver")]),
+        ]);
+        assert_eq!(old.concerned_by(&old), Concerned::Conversations(vec![]));
+        // A key removed from A, B's row removed: nothing to write.
+        let fewer = state(&[(A, "customer", &[("tier", "gold")])]);
+        assert_eq!(old.concerned_by(&fewer), Concerned::Conversations(vec![]));
+        // A new value for A, a new selector for B.
+        let new = state(&[
+            (
+                A,
+                "customer",
+                &[("tier", "platinum"), ("campaign", "spring")],
+            ),
+            (B, "customer", &[("tier", "silver")]),
+            (B, "agent", &[("team", "north")]),
+        ]);
+        assert_eq!(
+            old.concerned_by(&new),
+            Concerned::Conversations(vec![A.to_owned(), B.to_owned()])
+        );
+    }
+}
