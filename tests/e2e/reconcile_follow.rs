@@ -346,3 +346,85 @@ async fn follow_with_a_schedule_or_without_a_queue_is_a_usage_error_before_anyth
     assert!(org.state().request_log().is_empty());
     assert!(!org.audit_path().exists());
 }
+
+/// A CSV export renamed into place, or rewritten, is a new version; the same bytes again (a
+/// touch, a re-export of nothing new) are not.
+#[tokio::test]
+async fn a_csv_export_renamed_into_place_or_rewritten_is_a_new_version_and_the_same_bytes_are_not()
+{
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let a = org
+        .state()
+        .arrive_call(Some(&queue))
+        .expect("the queue exists");
+    let b = org
+        .state()
+        .arrive_call(Some(&queue))
+        .expect("the queue exists");
+    let export = |rows: &[(&str, &str)]| {
+        let mut csv = String::from("conversation_id,campaign\n");
+        for (id, campaign) in rows {
+            csv.push_str(&format!("{id},{campaign}\n"));
+        }
+        csv
+    };
+    // As an export job does: a new file, renamed over the old one.
+    let rename_into_place = |csv: &str| {
+        org.write("desired.csv.new", csv);
+        std::fs::rename(org.path("desired.csv.new"), org.path("desired.csv")).unwrap();
+    };
+    let first = export(&[(&a, "spring")]);
+    org.write("desired.csv", &first);
+    // The watch's debug line says when it saw the file change but not its bytes.
+    let mut child = crate::support::spawn(
+        org.command(&[
+            "reconcile",
+            "desired.csv",
+            "--follow",
+            "--queue",
+            &queue,
+            "--poll-interval",
+            "50ms",
+        ])
+        .env("RUST_LOG", "warn,engine::follow::source=debug"),
+    );
+    wait_for_value(&org, &a, "campaign", "spring").await;
+
+    rename_into_place(&first);
+    child
+        .next_stderr_line("the same bytes are seen and are no new version", |line| {
+            line.contains("its bytes did not: no new version")
+        })
+        .await;
+    rename_into_place(&export(&[(&a, "spring"), (&b, "spring")]));
+    wait_for_value(&org, &b, "campaign", "spring").await;
+    child
+        .next_stderr_line("the renamed export is in force", |line| {
+            line.contains(
+                "a new version of desired.csv is in force (2 rows): 1 live call concerned",
+            )
+        })
+        .await;
+    std::fs::write(
+        org.path("desired.csv"),
+        export(&[(&a, "summer"), (&b, "spring")]),
+    )
+    .unwrap();
+    wait_for_value(&org, &a, "campaign", "summer").await;
+
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("a new version of desired.csv is in force")
+            .count(),
+        2,
+        "the same bytes renamed into place are no new version: {stderr}"
+    );
+    assert_eq!(
+        requests(&org, &[a.as_str(), b.as_str()]),
+        BTreeMap::from([(a.clone(), (2, 1)), (b.clone(), (1, 1))]),
+        "{stderr}"
+    );
+}

@@ -220,6 +220,10 @@ impl SourceWatch {
                 };
                 self.identity = now;
                 if bytes_now == *sha256 {
+                    tracing::debug!(
+                        source = %self.path.display(),
+                        "the source's file changed, its bytes did not: no new version"
+                    );
                     return false;
                 }
                 *sha256 = bytes_now;
