@@ -1,5 +1,6 @@
-//! What `tag --follow` knows of each live call it follows, and what a new event or a finished
-//! job asks of it. Pure: no I/O, so every rule is unit-tested here.
+//! What a follow (`tag --follow`, `reconcile --follow`) knows of each live call it follows, and
+//! what a new event, a finished job or a new desired state asks of it. Pure: no I/O, so every
+//! rule is unit-tested here.
 //!
 //! Rules:
 //! - A participant the selector matches and whose values differ is work, once: while a job for

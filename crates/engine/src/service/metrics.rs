@@ -105,7 +105,7 @@ pub fn render(metrics: &IterationMetrics) -> String {
     encode(&iteration_registry(metrics))
 }
 
-/// What a running `tag --follow` reports, rewritten at least every 10 s (its age is a
+/// What a running follow (`tag --follow`, `reconcile --follow`) reports, rewritten at least every 10 s (its age is a
 /// liveness signal).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FollowMetrics {
