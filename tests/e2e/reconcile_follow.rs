@@ -234,6 +234,9 @@ async fn each_committed_version_of_a_sqlite_table_is_applied_to_exactly_the_call
     let run = crate::support::latest_run(&org).await;
     assert_eq!(run["command"], "reconcile", "{run}");
     assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["options"]["follow"], true, "{run}");
+    assert_eq!(run["options"]["poll_interval"], "50ms", "{run}");
+    assert_eq!(run["options"]["queues"][0], queue.as_str(), "{run}");
 }
 
 /// A version that does not validate is refused whole, each problem with its file and row; the
@@ -427,4 +430,41 @@ async fn a_csv_export_renamed_into_place_or_rewritten_is_a_new_version_and_the_s
         BTreeMap::from([(a.clone(), (2, 1)), (b.clone(), (1, 1))]),
         "{stderr}"
     );
+}
+
+/// The poll interval comes from `ATTRSYNC_POLL_INTERVAL` when no flag gives it; a bad value is
+/// refused naming the variable, before the source is read or anything is sent.
+#[tokio::test]
+async fn the_poll_interval_comes_from_the_environment_and_a_bad_one_is_refused_first() {
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let run = crate::support::output(
+        org.command(&["reconcile", "missing.sqlite", "--follow", "--queue", &queue])
+            .env("ATTRSYNC_POLL_INTERVAL", "1ms"),
+    )
+    .await;
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("ATTRSYNC_POLL_INTERVAL") && run.stderr.contains("10ms"),
+        "{}",
+        run.stderr
+    );
+    assert!(org.state().request_log().is_empty());
+    assert!(!org.audit_path().exists());
+
+    let a = org
+        .state()
+        .arrive_call(Some(&queue))
+        .expect("the queue exists");
+    let mut crm = crm_table(&org).await;
+    write_version(&mut crm, &[(&a, "campaign", "spring")]).await;
+    let child = crate::support::spawn(
+        org.command(&["reconcile", "crm.sqlite", "--follow", "--queue", &queue])
+            .env("ATTRSYNC_POLL_INTERVAL", "30ms"),
+    );
+    wait_for_value(&org, &a, "campaign", "spring").await;
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    let run = crate::support::latest_run(&org).await;
+    assert_eq!(run["options"]["poll_interval"], "30ms", "{run}");
 }

@@ -65,6 +65,7 @@ impl FollowDesired {
 
     /// Whether a row may concern this call without looking at it: a call no row can concern is
     /// not read (a backfill lists it and keeps it in mind, in case a later version names it).
+    /// Rows keyed by number, once they exist, may concern any call: it is matched once seen.
     pub fn may_concern(&self, conversation_id: &str) -> bool {
         !self.every_call.is_empty() || self.by_conversation.contains_key(conversation_id)
     }
