@@ -468,3 +468,56 @@ async fn the_poll_interval_comes_from_the_environment_and_a_bad_one_is_refused_f
     let run = crate::support::latest_run(&org).await;
     assert_eq!(run["options"]["poll_interval"], "30ms", "{run}");
 }
+
+/// A version that concerns a call whose job is under way (here: the read that verifies its
+/// previous change is held by the simulator) is applied once that job ends: the call ends with
+/// the newest values, each version written once.
+#[tokio::test]
+async fn a_version_that_comes_while_its_call_is_being_worked_on_is_applied_after() {
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let a = org
+        .state()
+        .arrive_call(Some(&queue))
+        .expect("the queue exists");
+    let mut crm = crm_table(&org).await;
+    write_version(&mut crm, &[(&a, "campaign", "spring")]).await;
+    let mut child = org.spawn(&[
+        "reconcile",
+        "crm.sqlite",
+        "--follow",
+        "--queue",
+        &queue,
+        "--poll-interval",
+        "50ms",
+        "--verify-via",
+        "get",
+    ]);
+    wait_for_value(&org, &a, "campaign", "spring").await;
+    // Listed: read, PATCHed, read back.
+    wait_until("spring is verified by a read", || reads_of(&org, &a) == 2).await;
+
+    // The next version's PATCH goes through; the read that verifies it is held.
+    org.state().hold_after(1);
+    write_version(&mut crm, &[(&a, "campaign", "summer")]).await;
+    org.wait_until_holding().await;
+    assert_eq!(patches_of(&org, &a), 2);
+    write_version(&mut crm, &[(&a, "campaign", "autumn")]).await;
+    for version in ["summer", "autumn"] {
+        child
+            .next_stderr_line(&format!("the {version} version is in force"), |line| {
+                line.contains("is in force (1 row): 1 live call concerned")
+            })
+            .await;
+    }
+    org.state().release();
+    wait_for_value(&org, &a, "campaign", "autumn").await;
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(patches_of(&org, &a), 3, "one PATCH per version: {stderr}");
+    let rows = audit_targets(&org.audit_path()).await;
+    assert!(
+        rows.len() == 3 && rows.iter().all(|r| r.status == "verified"),
+        "{rows:?}"
+    );
+}
