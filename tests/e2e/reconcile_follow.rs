@@ -521,3 +521,63 @@ async fn a_version_that_comes_while_its_call_is_being_worked_on_is_applied_after
         "{rows:?}"
     );
 }
+
+/// `--listen` serves the follow's metrics, its source versions among them, and its health.
+#[tokio::test]
+async fn listen_serves_the_metrics_and_health_of_a_reconcile_follow() {
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let a = org
+        .state()
+        .arrive_call(Some(&queue))
+        .expect("the queue exists");
+    let mut crm = crm_table(&org).await;
+    write_version(&mut crm, &[(&a, "campaign", "spring")]).await;
+    // A free port, released for the follow to bind.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let child = org.spawn(&[
+        "reconcile",
+        "crm.sqlite",
+        "--follow",
+        "--queue",
+        &queue,
+        "--listen",
+        &addr,
+    ]);
+    wait_for_value(&org, &a, "campaign", "spring").await;
+    // reqwest is built without a default TLS provider (as attrsync is).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let metrics = poll("/metrics serves the follow's counters", || async {
+        match http.get(format!("http://{addr}/metrics")).send().await {
+            Ok(answer) if answer.status() == 200 => {
+                let metrics = answer.text().await.unwrap();
+                if metrics.contains("attrsync_follow_source_versions_applied_total") {
+                    Ok(metrics)
+                } else {
+                    Err(metrics)
+                }
+            }
+            Ok(answer) => Err(format!("HTTP {}", answer.status())),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await;
+    assert!(
+        metrics.contains("attrsync_follow_source_versions_refused_total 0\n"),
+        "{metrics}"
+    );
+    let health = crate::support::within(
+        "/healthz answers",
+        http.get(format!("http://{addr}/healthz")).send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+}
