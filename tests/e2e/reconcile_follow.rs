@@ -581,3 +581,24 @@ async fn listen_serves_the_metrics_and_health_of_a_reconcile_follow() {
     let (code, _, stderr) = terminate(child).await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A first version that does not validate ends the command with its problems, before anything
+/// is sent or recorded.
+#[tokio::test]
+async fn an_invalid_first_version_ends_the_follow_before_anything_is_sent() {
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let mut crm = crm_table(&org).await;
+    write_version(&mut crm, &[("not-a-call", "campaign", "spring")]).await;
+    let run = org
+        .run(&["reconcile", "crm.sqlite", "--follow", "--queue", &queue])
+        .await;
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("crm.sqlite:row 1") && run.stderr.contains("not-a-call"),
+        "{}",
+        run.stderr
+    );
+    assert!(org.state().request_log().is_empty());
+    assert!(!org.audit_path().exists());
+}
