@@ -45,8 +45,13 @@ impl FollowDesired {
 
     /// The rows of a source's desired state.
     pub fn from_state(desired: &DesiredState) -> Self {
+        Self::from_entries(entries_of(desired))
+    }
+
+    /// Rows of conversation ids.
+    pub fn from_entries(entries: impl IntoIterator<Item = DesiredEntry>) -> Self {
         let mut by_conversation: HashMap<String, Vec<DesiredEntry>> = HashMap::new();
-        for entry in entries_of(desired) {
+        for entry in entries {
             by_conversation
                 .entry(entry.target.conversation_id.to_lowercase())
                 .or_default()
@@ -134,7 +139,6 @@ impl FollowDesired {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reconcile::{InputTable, SourceFormat, SourceInfo};
 
     const A: &str = "a0000000-0000-4000-8000-000000000001";
     const B: &str = "b0000000-0000-4000-8000-000000000002";
@@ -143,11 +147,9 @@ mod tests {
     type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
     fn state(rows: &[Row<'_>]) -> FollowDesired {
-        let desired = DesiredState {
-            entries: rows
-                .iter()
-                .zip(2..)
-                .map(|((cid, purpose, attributes), line)| DesiredEntry {
+        FollowDesired::from_entries(rows.iter().zip(2..).map(
+            |((cid, purpose, attributes), line)| {
+                DesiredEntry {
                     target: Target {
                         conversation_id: (*cid).to_owned(),
                         selector: Selector::Purpose((*purpose).to_owned()),
@@ -157,17 +159,9 @@ mod tests {
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                         .collect(),
                     lines: vec![line],
-                })
-                .collect(),
-            source: SourceInfo {
-                path: "desired.sqlite".into(),
-                format: SourceFormat::Sqlite,
-                sha256: String::new(),
+                }
             },
-            warnings: Vec::new(),
-            input: InputTable::default(),
-        };
-        FollowDesired::from_state(&desired)
+        ))
     }
 
     #[test]

@@ -525,16 +525,7 @@ mod tests {
                 attributes: Attributes::from([("tier".into(), tier.into())]),
                 lines: vec![2],
             };
-            FollowDesired::from_state(&reconcile::DesiredState {
-                entries: vec![entry],
-                source: reconcile::SourceInfo {
-                    path: "d.csv".into(),
-                    format: reconcile::SourceFormat::CsvWide,
-                    sha256: String::new(),
-                },
-                warnings: Vec::new(),
-                input: reconcile::InputTable::default(),
-            })
+            FollowDesired::from_entries([entry])
         };
         let mut t = Tracker::new(FollowDesired::default());
         assert!(!t.may_concern(CID));
