@@ -602,3 +602,27 @@ async fn an_invalid_first_version_ends_the_follow_before_anything_is_sent() {
     assert!(org.state().request_log().is_empty());
     assert!(!org.audit_path().exists());
 }
+
+/// `tag --follow` and `reconcile --follow` of one queue on one store would fight over its
+/// calls: they share the queue's lock, and the second exits 75 having sent nothing.
+#[tokio::test]
+async fn a_reconcile_follow_of_a_queue_a_tag_follow_holds_exits_75() {
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let mut crm = crm_table(&org).await;
+    write_version(&mut crm, &[]).await;
+    let tag = org.spawn(&["tag", "--queue", &queue, "--follow", "campaign=spring"]);
+    wait_until("the tag follow's socket connects", || connected(&org)).await;
+    let patches_before = org.count_requests("PATCH", "/conversations/calls/");
+    let second = org
+        .run(&["reconcile", "crm.sqlite", "--follow", "--queue", &queue])
+        .await;
+    second.assert_code(75);
+    assert!(second.stderr.contains("follows queue"), "{}", second.stderr);
+    assert_eq!(
+        org.count_requests("PATCH", "/conversations/calls/"),
+        patches_before
+    );
+    let (code, _, stderr) = terminate(tag).await;
+    assert_eq!(code, 0, "{stderr}");
+}
