@@ -23,6 +23,7 @@ mod proxy;
 mod queues;
 mod rate;
 mod reconcile;
+mod reconcile_follow;
 mod revert;
 mod settings;
 mod store;

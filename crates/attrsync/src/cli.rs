@@ -83,7 +83,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make live calls match the desired state; record every change in the audit store.
     Apply(ApplyArgs),
-    /// Apply the desired state again and again (`--every 5m`), or once for cron (`--once`).
+    /// Apply the desired state again and again (`--every 5m`), once for cron (`--once`), or
+    /// continuously to the live calls of queues (`--follow --queue Q`).
     Reconcile(ReconcileArgs),
     /// List the live voice calls, optionally of one queue.
     Live(LiveArgs),
@@ -545,7 +546,7 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("schedule").args(["every", "once"]).required(true)))]
+#[command(group(ArgGroup::new("schedule").args(["every", "once", "follow"]).required(true)))]
 pub struct ReconcileArgs {
     /// Desired state: a CSV file (wide or long form) or an SQLite database, re-read every time.
     pub source: PathBuf,
@@ -557,18 +558,45 @@ pub struct ReconcileArgs {
     /// Reconcile once and exit with that run's exit code (for cron).
     #[arg(long)]
     pub once: bool,
-    /// After every run, write Prometheus text-format metrics here (atomically), e.g. for
-    /// node_exporter's textfile collector.
+    /// Keep every live call of the --queue queues equal to the source, continuously, until
+    /// stopped (Ctrl-C or SIGTERM: the normal end, exit 0, or 3 if a target failed or drifted):
+    /// calls are planned from their notification events as they arrive, and a new version of
+    /// the source (a committed SQLite write, a CSV renamed into place) is applied within a poll
+    /// to the live calls whose desired values it changed. A version that does not validate is
+    /// refused with its problems; the previous one stays in force.
+    #[arg(long, requires = "queues")]
+    pub follow: bool,
+    /// With --follow: a queue whose calls are followed, by id or name (`attrsync queues` lists
+    /// them); repeat for more queues. Checked before anything is sent or recorded.
+    #[arg(long = "queue", value_name = "QUEUE", value_parser = parse_queue, conflicts_with_all = ["every", "once"])]
+    pub queues: Vec<QueueRef>,
+    /// With --follow: how often the source is looked at for a new version (an SQLite
+    /// data_version, a CSV file's identity) [default: 200ms, or ATTRSYNC_POLL_INTERVAL].
+    #[arg(long, value_parser = parse_poll_interval, requires = "follow", value_name = "DURATION")]
+    pub poll_interval: Option<Duration>,
+    /// With --follow: after every (re)connection the queues are listed at once and again after
+    /// this long, for calls the analytics query had not indexed yet.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    pub backfill_lag: Duration,
+    /// With --follow: a notification socket that sends nothing, not even a heartbeat, for this
+    /// long is replaced (and the queues backfilled).
+    #[arg(long, default_value = "95s", value_parser = parse_interval, requires = "follow", value_name = "DURATION")]
+    pub socket_idle_timeout: Duration,
+    /// With --follow: how long ago a live call may have started.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, requires = "follow", value_name = "DURATION")]
+    pub lookback: Duration,
+    /// Write Prometheus text-format metrics here (atomically), e.g. for node_exporter's
+    /// textfile collector: after every run, or with --follow at least every 10 s.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
-    /// With --every: serve `/metrics` (the last iteration's, as --metrics-file writes them) and
+    /// With --every or --follow: serve `/metrics` (as --metrics-file writes them) and
     /// `/healthz` (200 while the loop is alive, 503 with the reason otherwise) on this address,
     /// e.g. 127.0.0.1:9464.
-    #[arg(long, requires = "every", conflicts_with = "once", value_name = "ADDR")]
+    #[arg(long, conflicts_with = "once", value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
     /// Refuse to start (exit 1, nothing sent) when the plan would change more than N
     /// participants. A desired state is then planned first and executed as that plan.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "follow")]
     pub max_changes: Option<usize>,
 
     /// Conversations worked on at once.
@@ -577,7 +605,7 @@ pub struct ReconcileArgs {
     /// Conversation ids per multi-id analytics read that finds which desired calls ended
     /// before any is read (default 100, or ATTRSYNC_LIVENESS_BATCH; Genesys documents no limit).
     /// 0 asks nothing and reads every call.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "follow")]
     pub liveness_batch: Option<usize>,
     #[command(flatten)]
     pub audit: AuditPathArgs,
@@ -799,6 +827,16 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     let interval = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
     if interval < Duration::from_secs(1) {
         return Err(format!("`{s}` is shorter than the minimum interval of 1s"));
+    }
+    Ok(interval)
+}
+
+/// `--poll-interval`: a humantime duration of at least 10 ms (a source is not looked at in a
+/// busy loop).
+pub fn parse_poll_interval(s: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}`: {e}"))?;
+    if interval < Duration::from_millis(10) {
+        return Err(format!("`{s}` is shorter than the minimum of 10ms"));
     }
     Ok(interval)
 }

@@ -31,6 +31,10 @@ pub const PROFILE: &str = "ATTRSYNC_PROFILE";
 /// Conversation ids per multi-id analytics read (as `--liveness-batch`; default 100).
 pub const LIVENESS_BATCH: &str = "ATTRSYNC_LIVENESS_BATCH";
 
+/// How often `reconcile --follow` looks at its source for a new version (as `--poll-interval`;
+/// default 200ms).
+pub const POLL_INTERVAL: &str = "ATTRSYNC_POLL_INTERVAL";
+
 /// The binary's own variables with a one-line description, for `--help` and the README.
 pub const OWN: &[(&str, &str)] = &[
     (
@@ -44,6 +48,10 @@ pub const OWN: &[(&str, &str)] = &[
     (
         LIVENESS_BATCH,
         "ids per multi-id analytics read of apply/plan/reconcile (as --liveness-batch; 100)",
+    ),
+    (
+        POLL_INTERVAL,
+        "how often reconcile --follow looks at its source (as --poll-interval; 200ms)",
     ),
     (NO_COLOR, "disable color"),
     (RUST_LOG, "log filter, wins over -v/-q"),

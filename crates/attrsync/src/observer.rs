@@ -162,6 +162,8 @@ impl RunObserver for CliObserver {
             failed: load(&counters.failed),
             drift: load(&counters.drift),
             reconnects: load(&counters.reconnects),
+            source_versions_applied: load(&counters.source_versions_applied),
+            source_versions_refused: load(&counters.source_versions_refused),
             tracked_calls: load(&counters.tracked_calls),
             requests: client.requests,
             throttled: client.throttled,

@@ -51,6 +51,8 @@ pub enum CommandSettings {
     Plan(PlanArgs, Connection),
     Apply(ApplyArgs, RunSettings),
     Reconcile(ReconcileArgs, RunSettings),
+    /// `reconcile --follow`, with how often its source is looked at (see [`poll_interval`]).
+    ReconcileFollow(ReconcileArgs, Duration, RunSettings),
     Live(LiveArgs, Connection),
     Queues(QueuesArgs, Connection),
     /// With the attributes of its `KEY=VALUE` arguments, checked (see [`attributes`]).
@@ -325,11 +327,30 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             options["once"] = args.once.into();
             options["default_purpose"] = args.source_args.default_purpose.clone().into();
             options["skip_invalid"] = args.source_args.skip_invalid.into();
+            let poll_interval = if args.follow {
+                let poll_interval = poll_interval(args.poll_interval)?;
+                options["follow"] = true.into();
+                // As given; `with_resolved_queues` records the ids once they are looked up.
+                options["queues"] = args.queues.iter().map(ToString::to_string).collect();
+                options["backfill_lag"] = humantime::format_duration(args.backfill_lag)
+                    .to_string()
+                    .into();
+                options["poll_interval"] =
+                    humantime::format_duration(poll_interval).to_string().into();
+                Some(poll_interval)
+            } else {
+                None
+            };
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
                 command: "reconcile",
                 concurrency: args.concurrency,
-                liveness_batch: liveness_batch(args.liveness_batch)?,
+                // A follow plans calls from their events: nothing to look up in batches.
+                liveness_batch: if args.follow {
+                    None
+                } else {
+                    liveness_batch(args.liveness_batch)?
+                },
                 max_changes: args.max_changes,
                 json: false,
                 verify_timeout: args.verify.verify_timeout,
@@ -344,7 +365,12 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                     .with_audit(&audit_path(&args.audit)),
                 connection,
             };
-            CommandSettings::Reconcile(args, settings)
+            match poll_interval {
+                Some(poll_interval) => {
+                    CommandSettings::ReconcileFollow(args, poll_interval, settings)
+                }
+                None => CommandSettings::Reconcile(args, settings),
+            }
         }
         Command::Tag(args) => {
             let attributes = attributes(&args.attributes)?;
@@ -477,6 +503,24 @@ pub fn liveness_batch(flag: Option<usize>) -> Result<Option<usize>, ResolveError
     };
     Ok(Some(batch).filter(|&batch| batch > 0))
 }
+
+/// How often `reconcile --follow` looks at its source: `--poll-interval`, else
+/// `ATTRSYNC_POLL_INTERVAL`, else [`DEFAULT_POLL_INTERVAL`]. Well under a second by default:
+/// a change should be on the calls within about 2 s of its write.
+pub fn poll_interval(flag: Option<Duration>) -> Result<Duration, ResolveError> {
+    if let Some(interval) = flag {
+        return Ok(interval);
+    }
+    match env::var(env::POLL_INTERVAL).filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_POLL_INTERVAL),
+        Some(text) => crate::cli::parse_poll_interval(&text).map_err(|problem| {
+            ResolveError::Config(anyhow::anyhow!("{}: {problem}", env::POLL_INTERVAL))
+        }),
+    }
+}
+
+/// The default of `--poll-interval`.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The audit store: `--audit`, else `ATTRSYNC_AUDIT`, else the default location.
 pub fn audit_path(args: &AuditPathArgs) -> PathBuf {

@@ -6,7 +6,8 @@
 //!   store), used by every command that records a run.
 //! - [`apply`]: the snapshot pipeline (`apply`, `set`, `tag`, `demo`, `reconcile` iterations):
 //!   conversations worked on concurrently, read -> plan -> re-check -> PATCH -> verify.
-//! - [`follow`]: `tag --follow`: calls planned and verified from notification events.
+//! - [`follow`]: `tag --follow` and `reconcile --follow`: calls planned and verified from
+//!   notification events, kept equal to a desired state (a source's, watched for new versions).
 //! - [`revert`]: `attrsync revert RUN`, a plan made from what a run recorded, applied as a saved
 //!   plan.
 //! - [`live`]: the batched reads of live calls (the analytics listing, reads of many calls).

@@ -139,7 +139,19 @@ pub async fn live_call_ids(
     queues: &[String],
     lookback: Duration,
 ) -> Result<Vec<String>, ApiError> {
-    let mut ids = Vec::new();
+    let listed = live_calls_of_queues(client, queues, lookback, |_| ()).await?;
+    Ok(listed.into_iter().map(|(id, ())| id).collect())
+}
+
+/// [`live_call_ids`], each with what `keep` takes of its analytics record (its numbers, say),
+/// so that no call's whole record is held.
+pub async fn live_calls_of_queues<T>(
+    client: &GenesysClient,
+    queues: &[String],
+    lookback: Duration,
+    mut keep: impl FnMut(&genesys_core::models::AnalyticsConversation) -> T,
+) -> Result<Vec<(String, T)>, ApiError> {
+    let mut listed = Vec::new();
     let mut seen = HashSet::new();
     for queue in queues {
         let query = LiveCallsQuery {
@@ -153,7 +165,8 @@ pub async fn live_call_ids(
                     Ok(id) => {
                         let id = id.hyphenated().to_string();
                         if seen.insert(id.clone()) {
-                            ids.push(id);
+                            let kept = keep(&call);
+                            listed.push((id, kept));
                         }
                     }
                     Err(_) => tracing::warn!(
@@ -164,7 +177,7 @@ pub async fn live_call_ids(
             })
             .await?;
     }
-    Ok(ids)
+    Ok(listed)
 }
 
 /// The queues a listed call has been in (its segments' queues), in order of first

@@ -153,6 +153,11 @@ impl DesiredState {
         &self.rules
     }
 
+    /// Takes the numbered rows' rules out (a follow keeps them, without a copy).
+    pub fn take_number_rules(&mut self) -> NumberRules {
+        std::mem::take(&mut self.rules)
+    }
+
     /// Number of entries (targets of the input that name a conversation).
     pub fn len(&self) -> usize {
         match &self.entries {

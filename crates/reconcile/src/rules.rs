@@ -25,8 +25,8 @@ pub struct NumberRules {
 }
 
 impl NumberRules {
-    pub(crate) fn new(mut store: EntryStore<RuleKey>, region: Option<Region>) -> Self {
-        store.seal();
+    /// The rules of `store` (its index kept: a new version is compared with it, rule by rule).
+    pub(crate) fn new(store: EntryStore<RuleKey>, region: Option<Region>) -> Self {
         let (mut by_customer, mut by_dialed) = (Vec::new(), Vec::new());
         for i in 0..store.len() {
             let key = store.key(i);
@@ -109,6 +109,20 @@ impl NumberRules {
         self.matching(numbers, queues)
             .into_iter()
             .map(|i| self.entry_for(i, conversation_id))
+            .collect()
+    }
+
+    /// The rules of `self` whose values differ from `old`'s: new rules, and rules with a key
+    /// whose value is new. A rule or key only removed is no longer managed: not a change.
+    pub fn changed_since(&self, old: &NumberRules) -> Vec<usize> {
+        (0..self.store.len())
+            .filter(|&i| match old.store.find(&self.store.key(i)) {
+                None => true,
+                Some(j) => self
+                    .store
+                    .pairs_of(i)
+                    .any(|(key, value)| old.store.value_of(j, key).map(|(v, _)| v) != Some(value)),
+            })
             .collect()
     }
 
@@ -209,5 +223,21 @@ mod tests {
             rules.describe(2),
             "calls with customer_number=+15551230002 dialed_number=+18005550100 purpose=customer"
         );
+    }
+
+    #[test]
+    fn a_version_changes_the_rules_it_adds_or_gives_a_new_value() {
+        let old = rules(&[
+            (Some("+15551230001"), None, None, "gold"),
+            (Some("+15551230002"), None, None, "gold"),
+            (Some("+15551230003"), None, None, "gold"),
+        ]);
+        let new = rules(&[
+            (Some("+15551230001"), None, None, "gold"),
+            (Some("+15551230002"), None, None, "silver"),
+            (Some("+15551230004"), None, None, "gold"),
+        ]);
+        assert_eq!(new.changed_since(&old), [1, 2]);
+        assert!(old.changed_since(&old).is_empty());
     }
 }

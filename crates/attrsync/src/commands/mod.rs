@@ -5,6 +5,7 @@ mod audit;
 mod completions;
 mod demo;
 mod doctor;
+mod follow;
 mod get;
 mod guard;
 mod live;
@@ -34,6 +35,9 @@ pub async fn run(settings: CommandSettings, ui: Ui) -> anyhow::Result<Exit> {
         CommandSettings::Plan(args, connection) => plan::run(args, connection, ui).await,
         CommandSettings::Apply(args, settings) => apply::run(args, settings, ui).await,
         CommandSettings::Reconcile(args, settings) => reconcile::run(args, settings, ui).await,
+        CommandSettings::ReconcileFollow(args, poll_interval, settings) => {
+            reconcile::follow(args, poll_interval, settings, ui).await
+        }
         CommandSettings::Live(args, connection) => live::run(args, connection, ui).await,
         CommandSettings::Queues(args, connection) => queues::run(args, connection, ui).await,
         CommandSettings::Tag(args, attributes, settings) => {

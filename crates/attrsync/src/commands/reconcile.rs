@@ -1,4 +1,6 @@
-//! `attrsync reconcile SOURCE --every 5m | --once`: scheduled reconciliation.
+//! `attrsync reconcile SOURCE --every 5m | --once`: scheduled reconciliation. With `--follow
+//! --queue Q`, continuous reconciliation of the queues' live calls: the one follow of
+//! `super::follow` ([`follow`]).
 //!
 //! Each iteration re-reads the source (a CRM may have rewritten it) and runs the same pipeline
 //! as `apply`, as a run of its own in the audit store. One reconcile at a time per audit store:
@@ -218,6 +220,31 @@ pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::
     lock.release().await;
     audit.close().await?;
     outcome
+}
+
+/// `reconcile SOURCE --follow --queue Q...`: the queues' live calls kept equal to the source,
+/// looked at for new versions every `poll_interval`.
+pub async fn follow(
+    args: ReconcileArgs,
+    poll_interval: Duration,
+    settings: RunSettings,
+    ui: Ui,
+) -> anyhow::Result<Exit> {
+    let follow = super::follow::Follow {
+        queues: args.queues,
+        desired: super::follow::Desired::Source {
+            path: args.source,
+            args: args.source_args,
+            poll_interval,
+        },
+        lookback: args.lookback,
+        verify_via: args.verify.verify_via.into(),
+        backfill_lag: args.backfill_lag,
+        socket_idle_timeout: args.socket_idle_timeout,
+        metrics_file: args.metrics_file,
+        listen: args.listen,
+    };
+    super::follow::run(follow, settings, ui).await
 }
 
 /// When iterations run.

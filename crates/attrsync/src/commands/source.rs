@@ -24,14 +24,19 @@ pub fn read_options(args: &SourceArgs) -> ReadOptions {
     }
 }
 
+/// Which rows of an SQLite source are the desired state: `--query`, else `--table`.
+pub fn sqlite_select(args: &SourceArgs) -> SqliteSelect {
+    match &args.query {
+        Some(q) => SqliteSelect::Query(q.clone()),
+        None => SqliteSelect::Table(args.table.clone()),
+    }
+}
+
 /// Reads and validates the whole source. Invalid input: the problems go to stderr (at most
 /// 20, then a count) and the error says how many there were; nothing is sent.
 pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Result<DesiredState> {
     let options = read_options(args);
-    let select = match &args.query {
-        Some(q) => SqliteSelect::Query(q.clone()),
-        None => SqliteSelect::Table(args.table.clone()),
-    };
+    let select = sqlite_select(args);
     // Read once, whatever the path is (a file, a pipe, a process substitution).
     match reconcile::read_path(path, &select, &options).await {
         Ok(desired) => {

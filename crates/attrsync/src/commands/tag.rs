@@ -7,8 +7,8 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
+use engine::Work;
 use engine::live::{fetch_live, live_call_ids};
-use engine::{StopSignal, Work};
 use genesys_core::models::Attributes;
 use reconcile::{DesiredEntry, DesiredState, Selector, SourceFormat, SourceInfo, Target};
 
@@ -84,102 +84,29 @@ pub async fn run(
     Ok(crate::exit::for_run(&outcome))
 }
 
-/// `tag --follow`: the engine's follow, until Ctrl-C or SIGTERM (its normal end).
+/// `tag --follow`: the one follow (`super::follow`), of a desired state of one row for every
+/// call.
 async fn follow(
     args: &TagArgs,
     attributes: Attributes,
     run_settings: RunSettings,
     ui: Ui,
 ) -> anyhow::Result<Exit> {
-    let stop = StopSignal::default();
-    let _listening = crate::signals::stop_on_signals(
-        &stop,
-        "finishing the requests already sent and recording them; calls not yet sent are recorded as unprocessed",
-        run_settings.stop_within(),
-    );
-    // Before any run is recorded (a stop meanwhile ends the follow as soon as it starts).
-    let client = run_settings.connection.connect(ui).await?;
-    let queue_ids: Vec<String> = engine::queues::resolve_all(&client, &args.queues)
-        .await?
-        .into_iter()
-        .map(|q| q.id)
-        .collect();
-    drop(client);
-    let run_settings = &run_settings.with_resolved_queues(&queue_ids);
-    let settings = engine::follow::FollowSettings {
-        queues: queue_ids,
-        selector: Selector::Purpose(args.purpose.to_lowercase()),
+    let desired = engine::follow::FollowDesired::every_call(
+        Selector::Purpose(args.purpose.to_lowercase()),
         attributes,
+    );
+    let follow = super::follow::Follow {
+        queues: args.queues.clone(),
+        desired: super::follow::Desired::EveryCall(desired),
         lookback: args.lookback,
         verify_via: args.verify.verify_via.into(),
         backfill_lag: args.backfill_lag,
         socket_idle_timeout: args.socket_idle_timeout,
+        metrics_file: args.metrics_file.clone(),
+        listen: args.listen,
     };
-    let audit = open_audit(&run_settings.audit_path).await?;
-    let observer = CliObserver::for_follow(ui, run_settings.json, args.metrics_file.clone());
-    let _serving = match args.listen {
-        Some(addr) => Some(serve_follow(addr, &observer).await?),
-        None => None,
-    };
-    let connection = &run_settings.connection;
-    let connect =
-        |log: std::sync::Arc<dyn genesys_core::RequestObserver>| connection.build_client(Some(log));
-    let outcome = engine::follow::follow(
-        &settings,
-        &run_settings.run_config(),
-        &audit,
-        &connect,
-        observer.clone(),
-        &stop,
-    )
-    .await?;
-    if let engine::Ending::StoppedEarly { message } = &outcome.ending {
-        eprintln!(
-            "attrsync: {message}; {} targets were not finished: start the follow again once the API allows it (it lists the queues' live calls first, and settles what run {} left)",
-            outcome.unfinished, outcome.run
-        );
-    }
-    if let Some(m) = observer.follow_metrics() {
-        ui.note(format_args!(
-            "run {}: followed for {}: {} calls seen, {} tagged ({} verified by event, {} by read), \
-             {} skipped, {} failed, {} drift, {} unprocessed; {} requests, {} answered 429",
-            outcome.run,
-            humantime::format_duration(std::time::Duration::from_secs(outcome.elapsed.as_secs())),
-            m.calls_seen,
-            m.tagged,
-            m.verified_by_event,
-            m.verified_by_read,
-            m.skipped,
-            m.failed,
-            m.drift,
-            outcome.counts.get(audit::TargetStatus::Unprocessed),
-            outcome.stats.requests,
-            outcome.stats.throttled,
-        ));
-    }
-    Ok(crate::exit::for_run(&outcome))
-}
-
-/// `--listen`: `/metrics` from the follow's last counters, `/healthz` while its loop reports
-/// (it reports every 10 s; three missed reports is a stuck follow). Stops when dropped.
-async fn serve_follow(
-    addr: std::net::SocketAddr,
-    observer: &std::sync::Arc<CliObserver>,
-) -> anyhow::Result<engine::service::serve::Serving> {
-    use std::sync::Arc;
-    let metrics_observer = Arc::clone(observer);
-    let health_observer = Arc::clone(observer);
-    Ok(engine::service::serve::listen(
-        addr,
-        Arc::new(move || {
-            metrics_observer
-                .follow_metrics()
-                .map(|m| engine::service::metrics::render_follow(&m))
-                .unwrap_or_default()
-        }),
-        Arc::new(move || health_observer.follow_health()),
-    )
-    .await?)
+    super::follow::run(follow, run_settings, ui).await
 }
 
 /// One target per call: the participants with the purpose get every attribute. The "line" of

@@ -1,6 +1,14 @@
-//! `attrsync tag --queue ID... --follow key=value...`: tags the queues' live calls, then every
-//! call that enters them, until stopped. One audit run per invocation, its targets appended as
-//! calls arrive.
+//! `attrsync tag --queue ID... --follow key=value...` and `attrsync reconcile SOURCE --follow
+//! --queue ID...`: keep the queues' live calls, and every call that enters them, equal to a
+//! desired state until stopped. One implementation: `tag` follows a desired state of one row
+//! for every call, `reconcile` the rows of its source, per conversation id
+//! ([`desired::FollowDesired`]). One audit run per invocation, its targets appended as calls
+//! arrive.
+//!
+//! A source is watched for new versions ([`source::SourceWatch`]): a valid one replaces the
+//! desired state, and only the followed calls whose desired values it changed are planned
+//! again, from their latest event (no read); an invalid one is refused whole with its problems,
+//! and the previous state stays in force.
 //!
 //! Calls are learnt of through the Notification API (`genesys_core::notifications`): each event
 //! carries the whole conversation with every participant's attributes, so a new call is planned
@@ -14,16 +22,19 @@
 //! are recorded as `unprocessed`, and the run is `completed`. The run lives through the one
 //! lifecycle (`crate::lifecycle`): heartbeat, `--rate auto`, settling, locks.
 
+pub mod desired;
+pub mod source;
 mod tracker;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use genesys_core::GenesysClient;
-use genesys_core::models::{Attributes, CallConversation};
+use genesys_core::models::CallConversation;
 use genesys_core::notifications::{Notice, WatchOptions, watch_queues};
-use reconcile::{LiveConversation, Selector, SourceFormat, SourceInfo};
+use reconcile::{DesiredEntry, LiveConversation, SourceFormat, SourceInfo};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -37,6 +48,8 @@ use crate::lifecycle::{self, ActiveRun, ClientFactory, RunConfig};
 use crate::observer::{Note, RunObserver};
 use crate::outcome::{RunKind, RunOutcome};
 use crate::stop::StopSignal;
+pub use desired::{CallView, FollowDesired};
+pub use source::{SourceVersion, SourceWatch, SourceWatchError};
 pub use tracker::Tracker;
 
 /// A lock per followed queue: two follows of one queue on one audit store would tag its calls
@@ -52,17 +65,31 @@ pub use crate::apply::VerifyVia;
 #[derive(Debug)]
 pub struct FollowSettings {
     pub queues: Vec<String>,
-    pub selector: Selector,
-    pub attributes: Attributes,
+    /// The desired state at the start (for `reconcile --follow`, the source's first version).
+    pub desired: FollowDesired,
+    /// `reconcile --follow`: the source, watched for new versions; `None` for `tag --follow`.
+    pub source: Option<FollowSource>,
     pub lookback: Duration,
     pub verify_via: VerifyVia,
     pub backfill_lag: Duration,
     pub socket_idle_timeout: Duration,
 }
 
+/// The source a follow keeps its calls equal to.
+#[derive(Debug)]
+pub struct FollowSource {
+    /// As its first version was read (the run's recorded source).
+    pub info: SourceInfo,
+    pub watch: SourceWatch,
+}
+
 /// Counters of a follow, for the metrics and the summary.
 #[derive(Debug, Default)]
 pub struct FollowCounters {
+    /// New versions of the source that validated and became the desired state.
+    pub source_versions_applied: AtomicU64,
+    /// New versions of the source refused (they did not validate).
+    pub source_versions_refused: AtomicU64,
     pub calls_seen: AtomicU64,
     pub tagged: AtomicU64,
     pub verified_by_event: AtomicU64,
@@ -123,7 +150,7 @@ impl FollowCounters {
 /// Follows the queues until `stop`: one run, through the one lifecycle. Another process
 /// following one of the queues on this store is [`EngineError::Locked`].
 pub async fn follow(
-    settings: &FollowSettings,
+    mut settings: FollowSettings,
     config: &RunConfig,
     audit: &AuditStore,
     connect: ClientFactory<'_>,
@@ -136,12 +163,13 @@ pub async fn follow(
         .map(|queue| format!("{LOCK_PREFIX}{queue}"))
         .collect();
     let what = format!(
-        "another `attrsync tag --follow` follows queue {} on this audit store",
+        "another follow (`attrsync tag --follow` or `reconcile --follow`) follows queue {} on this audit store",
         settings.queues.join(", ")
     );
     let locks = crate::locks::hold(audit, &names, &what).await?;
     let watching_locks = locks.stop_on_loss(stop);
-    let outcome = follow_locked(settings, config, audit, connect, observer, stop).await;
+    let source = settings.source.take();
+    let outcome = follow_locked(&settings, source, config, audit, connect, observer, stop).await;
     watching_locks.abort();
     locks.release().await;
     outcome
@@ -149,16 +177,23 @@ pub async fn follow(
 
 async fn follow_locked(
     settings: &FollowSettings,
+    followed_source: Option<FollowSource>,
     config: &RunConfig,
     audit: &AuditStore,
     connect: ClientFactory<'_>,
     observer: Arc<dyn RunObserver>,
     stop: &StopSignal,
 ) -> Result<RunOutcome, EngineError> {
-    let source = SourceInfo {
-        path: format!("queue:{}", settings.queues.join(",")),
-        format: SourceFormat::CsvWide,
-        sha256: String::new(),
+    let (source, watch) = match followed_source {
+        Some(FollowSource { info, watch }) => (info, Some(watch)),
+        None => (
+            SourceInfo {
+                path: format!("queue:{}", settings.queues.join(",")),
+                format: SourceFormat::CsvWide,
+                sha256: String::new(),
+            },
+            None,
+        ),
     };
     let run = lifecycle::begin(audit, config, &source, None).await?;
     observer.run_started(&run, &source, 0);
@@ -172,8 +207,16 @@ async fn follow_locked(
         RunKind::Follow,
     )
     .await?;
+    let watching = match &watch {
+        Some(_) => format!(
+            " equal to {} ({}), watched for new versions",
+            source.path,
+            plural(settings.desired.rows(), "row")
+        ),
+        None => String::new(),
+    };
     observer.note(Note::Info(format!(
-        "run {run}: following {} (Ctrl-C or SIGTERM ends it)",
+        "run {run}: following {}{watching} (Ctrl-C or SIGTERM ends it)",
         plural(settings.queues.len(), "queue")
     )));
     let call_events = Arc::new(CallEvents::default());
@@ -195,7 +238,10 @@ async fn follow_locked(
         client: &active.client,
         pipeline,
         call_events,
-        tracker: Tracker::new(settings.selector.clone(), settings.attributes.clone()),
+        tracker: Tracker::new(settings.desired.clone()),
+        source: &source,
+        versions: None,
+        resync: HashSet::new(),
         jobs: JoinSet::new(),
         permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
         counters: Arc::clone(&counters),
@@ -203,9 +249,17 @@ async fn follow_locked(
         observer: Arc::clone(&observer),
         fatal: None,
     };
+    let polling = watch.map(|watch| {
+        let (versions_tx, versions) = mpsc::channel(4);
+        follower.versions = Some(versions);
+        watch.spawn(versions_tx)
+    });
     let result = follower.follow_until_stopped(stop).await;
     let fatal = follower.fatal.take();
     drop(follower);
+    if let Some(polling) = polling {
+        polling.abort();
+    }
     if let Some(err) = result.err().or(fatal) {
         return Err(active.fail(err).await);
     }
@@ -250,6 +304,12 @@ struct Follower<'a> {
     pipeline: Arc<Pipeline>,
     call_events: Arc<CallEvents>,
     tracker: Tracker,
+    /// The run's source (its name in the audit's input lines).
+    source: &'a SourceInfo,
+    /// New versions of a watched source.
+    versions: Option<mpsc::Receiver<SourceVersion>>,
+    /// Busy calls a new version concerned: planned again when their job ends.
+    resync: HashSet<String>,
     jobs: JoinSet<JobEnd>,
     permits: Arc<Semaphore>,
     counters: Arc<FollowCounters>,
@@ -268,7 +328,7 @@ impl Follower<'_> {
         };
         let mut watch = watch_queues(self.client, &self.settings.queues, options)?;
         let (listed_tx, mut listed) =
-            mpsc::channel::<Result<Vec<String>, genesys_core::ApiError>>(16);
+            mpsc::channel::<Result<Vec<(String, CallView)>, genesys_core::ApiError>>(16);
         let mut tick_every = tokio::time::interval(TICK_EVERY);
         loop {
             if stop.is_stopping() || self.fatal.is_some() {
@@ -285,6 +345,9 @@ impl Follower<'_> {
                 },
                 Some(end) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     self.on_job_end(end).await?;
+                }
+                Some(version) = next_version(&mut self.versions) => {
+                    self.on_source_version(version).await?;
                 }
                 _ = tick_every.tick() => {
                     self.counters
@@ -311,7 +374,7 @@ impl Follower<'_> {
     async fn on_notice(
         &mut self,
         notice: Notice,
-        listed_tx: &mpsc::Sender<Result<Vec<String>, genesys_core::ApiError>>,
+        listed_tx: &mpsc::Sender<Result<Vec<(String, CallView)>, genesys_core::ApiError>>,
     ) -> Result<(), EngineError> {
         match notice {
             Notice::Connected { channel, gap, why } => {
@@ -366,29 +429,103 @@ impl Follower<'_> {
                 if self.tracker.is_busy(&call.id) {
                     return Ok(());
                 }
-                let assessment = self.tracker.assess(&call);
-                for drift in assessment.drift {
-                    self.record_drift(drift).await?;
-                }
-                if !assessment.work.is_empty() {
-                    self.start(&call.id, &assessment.work, true).await?;
-                }
+                self.assess(&call).await?;
             }
         }
         Ok(())
     }
 
+    /// What the call's latest event asks for: drift recorded, work started from the event.
+    async fn assess(&mut self, call: &CallConversation) -> Result<(), EngineError> {
+        let assessment = self.tracker.assess(call);
+        for drift in assessment.drift {
+            self.record_drift(drift).await?;
+        }
+        if !assessment.work.is_empty() {
+            self.start(&call.id, assessment.work, true).await?;
+        }
+        Ok(())
+    }
+
+    /// A new version of the source: refused with its problems, or in force from now on, the
+    /// calls whose desired values it changed planned again from their latest event.
+    async fn on_source_version(&mut self, version: SourceVersion) -> Result<(), EngineError> {
+        let (desired, source) = match version {
+            SourceVersion::Refused { path, problems } => {
+                self.counters
+                    .source_versions_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                self.observer.note(Note::Warning(format!(
+                    "warning: a new version of {} is refused; the previous desired state stays in force: {problems}",
+                    path.display()
+                )));
+                return Ok(());
+            }
+            SourceVersion::Valid { desired, source } => (desired, source),
+        };
+        let rows = desired.rows();
+        // The same desired state (a commit that changed other tables, say): nothing to do.
+        let Some(concerned) = self.tracker.replace_desired(desired) else {
+            return Ok(());
+        };
+        self.counters
+            .source_versions_applied
+            .fetch_add(1, Ordering::Relaxed);
+        self.observer.note(Note::Info(format!(
+            "a new version of {} is in force ({}): {} concerned",
+            source.path,
+            plural(rows, "row"),
+            plural(concerned.len(), "live call")
+        )));
+        for cid in concerned {
+            if self.tracker.is_busy(&cid) {
+                self.resync.insert(cid);
+                continue;
+            }
+            self.plan_again(&cid).await?;
+        }
+        Ok(())
+    }
+
+    /// A followed call whose desired values changed: planned from its latest event, or read
+    /// when no event of it is kept.
+    async fn plan_again(&mut self, cid: &str) -> Result<(), EngineError> {
+        match self.call_events.latest(cid) {
+            Some(call) if reconcile::has_ended(&call) => {
+                self.tracker.forget(cid);
+                self.call_events.forget(cid);
+                Ok(())
+            }
+            Some(call) => self.assess(&call).await,
+            None => {
+                let entries = self.tracker.entries(cid, None);
+                if entries.is_empty() {
+                    return Ok(());
+                }
+                self.start(cid, entries, false).await
+            }
+        }
+    }
+
     /// Lists the queues' live calls now and once more after the analytics indexing lag.
-    fn backfill(&self, listed_tx: mpsc::Sender<Result<Vec<String>, genesys_core::ApiError>>) {
+    fn backfill(
+        &self,
+        listed_tx: mpsc::Sender<Result<Vec<(String, CallView)>, genesys_core::ApiError>>,
+    ) {
         self.counters.backfills.fetch_add(1, Ordering::Relaxed);
         let client = self.client.clone();
         let queues = self.settings.queues.clone();
         let lookback = self.settings.lookback;
         let lag = self.settings.backfill_lag;
+        let region = self.tracker.region();
         tokio::spawn(async move {
             for delay in [Duration::ZERO, lag] {
                 tokio::time::sleep(delay).await;
-                let listed = crate::live::live_call_ids(&client, &queues, lookback).await;
+                let listed =
+                    crate::live::live_calls_of_queues(&client, &queues, lookback, |call| {
+                        CallView::of_listing(call, region)
+                    })
+                    .await;
                 if listed_tx.send(listed).await.is_err() {
                     return;
                 }
@@ -396,13 +533,20 @@ impl Follower<'_> {
         });
     }
 
-    async fn on_listed(&mut self, ids: Vec<String>) -> Result<(), EngineError> {
-        for cid in ids {
-            if self.tracker.needs_read(&cid) {
-                // Events seen before the gap may be stale: the read is the truth.
-                self.call_events.forget(&cid);
-                self.start(&cid, &[], false).await?;
+    async fn on_listed(&mut self, listed: Vec<(String, CallView)>) -> Result<(), EngineError> {
+        for (cid, view) in listed {
+            if !self.tracker.needs_read(&cid) {
+                continue;
             }
+            self.tracker.remember_view(&cid, view);
+            if !self.tracker.may_concern(&cid) {
+                self.tracker.keep_in_mind(&cid);
+                continue;
+            }
+            // Events seen before the gap may be stale: the read is the truth.
+            self.call_events.forget(&cid);
+            let entries = self.tracker.entries(&cid, None);
+            self.start(&cid, entries, false).await?;
         }
         Ok(())
     }
@@ -412,12 +556,11 @@ impl Follower<'_> {
     async fn start(
         &mut self,
         cid: &str,
-        participants: &[String],
+        entries: Vec<DesiredEntry>,
         from_event: bool,
     ) -> Result<(), EngineError> {
         self.tracker.mark_busy(cid);
         self.counters.calls_seen.fetch_add(1, Ordering::Relaxed);
-        let entries = self.tracker.entry(cid, participants);
         let new: Vec<NewTarget> = entries
             .iter()
             .map(|entry| NewTarget {
@@ -426,7 +569,11 @@ impl Follower<'_> {
                 participant_id: None,
                 selector: entry.target.selector.to_string(),
                 purpose: None,
-                input_lines: String::new(),
+                input_lines: if entry.lines.is_empty() {
+                    String::new()
+                } else {
+                    crate::apply::target_text::lines_text(self.source, &entry.lines)
+                },
                 status: TargetStatus::Planned,
                 reason: None,
                 before: ObservedValues::new(),
@@ -490,22 +637,20 @@ impl Follower<'_> {
         if !again.is_empty() {
             // A drift seen at verification: its one re-application, from a fresh read.
             self.call_events.forget(&cid);
-            return self.start(&cid, &again, false).await;
+            return self.start(&cid, again, false).await;
         }
-        // Events that came while the job ran: anything new (another participant, an overwrite)?
+        let resync = self.resync.remove(&cid);
+        // Events that came while the job ran: anything new (another participant, an overwrite,
+        // new desired values)?
         if let Some(call) = self.call_events.latest(&cid) {
             if reconcile::has_ended(&call) {
                 self.tracker.forget(&cid);
                 self.call_events.forget(&cid);
                 return Ok(());
             }
-            let assessment = self.tracker.assess(&call);
-            for drift in assessment.drift {
-                self.record_drift(drift).await?;
-            }
-            if !assessment.work.is_empty() {
-                self.start(&cid, &assessment.work, true).await?;
-            }
+            self.assess(&call).await?;
+        } else if resync {
+            self.plan_again(&cid).await?;
         }
         Ok(())
     }
@@ -533,6 +678,16 @@ impl Follower<'_> {
             .await?;
         self.counters.drift.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// The next version of a watched source; never, without one.
+async fn next_version(
+    versions: &mut Option<mpsc::Receiver<SourceVersion>>,
+) -> Option<SourceVersion> {
+    match versions {
+        Some(versions) => versions.recv().await,
+        None => std::future::pending().await,
     }
 }
 

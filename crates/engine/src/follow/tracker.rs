@@ -1,5 +1,6 @@
-//! What `tag --follow` knows of each live call it follows, and what a new event or a finished
-//! job asks of it. Pure: no I/O, so every rule is unit-tested here.
+//! What a follow (`tag --follow`, `reconcile --follow`) knows of each live call it follows, and
+//! what a new event, a finished job or a new desired state asks of it. Pure: no I/O, so every
+//! rule is unit-tested here.
 //!
 //! Rules:
 //! - A participant the selector matches and whose values differ is work, once: while a job for
@@ -11,6 +12,8 @@
 //! - After a change verified by a read, an event showing the old value may be older than the
 //!   write (events and reads race): it is ignored. After a change verified by an event, every
 //!   later event is newer (one socket delivers in order): any other value is an overwrite.
+//! - A new desired value for a participant (a new source version) is a new instruction: what
+//!   was written before, re-applied or left alone no longer counts, and the new values are work.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,6 +21,8 @@ use genesys_core::models::{Attributes, CallConversation};
 use reconcile::{
     Action, DesiredEntry, LiveConversation, PlannedTarget, Selector, Target, Verification,
 };
+
+use super::desired::{CallView, Concerned, FollowDesired};
 
 use audit::{TargetId, TargetStatus};
 
@@ -32,6 +37,9 @@ struct Tracked {
     changed: HashMap<String, Changed>,
     /// A job or an event showed the call as desired (nothing failed): a backfill need not read it.
     settled: bool,
+    /// Its numbers and queues, from its latest event or the listing that found it: what rows
+    /// by number are matched with.
+    view: Option<CallView>,
 }
 
 #[derive(Debug)]
@@ -52,8 +60,9 @@ struct Changed {
 /// What to do for one call.
 #[derive(Debug, Default, PartialEq)]
 pub struct Assessment {
-    /// Participants to (re-)apply now; empty when there is nothing to send.
-    pub work: Vec<String>,
+    /// Entries of the participants to (re-)apply now, one per participant (by its id); empty
+    /// when there is nothing to send.
+    pub work: Vec<DesiredEntry>,
     /// A re-applied value overwritten again: record drift on that row and leave it alone.
     pub drift: Vec<Overwritten>,
 }
@@ -68,18 +77,98 @@ pub struct Overwritten {
 /// Every followed call, and the desired state they get.
 #[derive(Debug)]
 pub struct Tracker {
-    selector: Selector,
-    desired: Attributes,
+    desired: FollowDesired,
     calls: HashMap<String, Tracked>,
 }
 
+/// The entry of one participant, by its id, with the values a plan gave it.
+fn participant_entry(target: &PlannedTarget, participant_id: &str) -> DesiredEntry {
+    DesiredEntry {
+        target: Target {
+            conversation_id: target.conversation_id.clone(),
+            selector: Selector::ParticipantId(participant_id.to_owned()),
+        },
+        attributes: target.desired.clone(),
+        lines: target.lines.clone(),
+    }
+}
+
 impl Tracker {
-    pub fn new(selector: Selector, desired: Attributes) -> Self {
+    pub fn new(desired: FollowDesired) -> Self {
         Self {
-            selector,
             desired,
             calls: HashMap::new(),
         }
+    }
+
+    /// A new desired state is in force. Returns the followed calls whose desired values it
+    /// changed (see [`FollowDesired::concerned_by`]), sorted; `None` when it is the same state.
+    pub fn replace_desired(&mut self, desired: FollowDesired) -> Option<Vec<String>> {
+        if desired == self.desired {
+            return None;
+        }
+        let concerned = match self.desired.concerned_by(&desired) {
+            Concerned::Every => {
+                let mut all: Vec<String> = self.calls.keys().cloned().collect();
+                all.sort();
+                all
+            }
+            Concerned::Conversations { ids, rules } => {
+                let mut concerned: Vec<String> = ids
+                    .into_iter()
+                    .filter(|cid| self.calls.contains_key(cid))
+                    .collect();
+                if !rules.is_empty() {
+                    concerned.extend(
+                        self.calls
+                            .iter()
+                            .filter(|(_, t)| {
+                                t.view
+                                    .as_ref()
+                                    .is_some_and(|view| desired.matches_any(&rules, view))
+                            })
+                            .map(|(cid, _)| cid.clone()),
+                    );
+                    concerned.sort();
+                    concerned.dedup();
+                }
+                concerned
+            }
+        };
+        self.desired = desired;
+        Some(concerned)
+    }
+
+    /// Whether a row of the desired state may concern this call (see
+    /// [`FollowDesired::may_concern`]), seen as its remembered view.
+    pub fn may_concern(&self, conversation_id: &str) -> bool {
+        self.desired
+            .may_concern(conversation_id, self.view(conversation_id))
+    }
+
+    /// Remembers a call's numbers and queues (from the listing that found it).
+    pub fn remember_view(&mut self, conversation_id: &str, view: CallView) {
+        self.calls
+            .entry(conversation_id.to_owned())
+            .or_default()
+            .view = Some(view);
+    }
+
+    fn view(&self, conversation_id: &str) -> Option<&CallView> {
+        self.calls
+            .get(conversation_id)
+            .and_then(|t| t.view.as_ref())
+    }
+
+    /// Whose national numbers calls' numbers are read as.
+    pub fn region(&self) -> Option<reconcile::number::Region> {
+        self.desired.region()
+    }
+
+    /// A listed call no row concerns now: followed, so that a later version naming it finds it,
+    /// but not read.
+    pub fn keep_in_mind(&mut self, conversation_id: &str) {
+        self.calls.entry(conversation_id.to_owned()).or_default();
     }
 
     /// Calls known now (ended ones are forgotten).
@@ -99,23 +188,21 @@ impl Tracker {
         }
     }
 
-    /// The entry of a job for `participants` of a call (all matching ones when empty).
-    pub fn entry(&self, conversation_id: &str, participants: &[String]) -> Vec<DesiredEntry> {
-        let entry = |selector: Selector| DesiredEntry {
-            target: Target {
-                conversation_id: conversation_id.to_owned(),
-                selector,
-            },
-            attributes: self.desired.clone(),
-            lines: Vec::new(),
-        };
-        if participants.is_empty() {
-            vec![entry(self.selector.clone())]
-        } else {
-            participants
-                .iter()
-                .map(|p| entry(Selector::ParticipantId(p.clone())))
-                .collect()
+    /// Every entry of a call, for a job planned from a read (`call`: its latest event, if any;
+    /// else what the call was last seen as).
+    pub fn entries(
+        &self,
+        conversation_id: &str,
+        call: Option<&CallConversation>,
+    ) -> Vec<DesiredEntry> {
+        match call {
+            Some(call) => {
+                let view = CallView::of_call(call, self.desired.region());
+                self.desired.for_call(conversation_id, Some(&view))
+            }
+            None => self
+                .desired
+                .for_call(conversation_id, self.view(conversation_id)),
         }
     }
 
@@ -135,10 +222,12 @@ impl Tracker {
             self.calls.remove(&cid);
             return assessment;
         }
-        let entries = self.entry(&cid, &[]);
+        let view = CallView::of_call(call, self.desired.region());
+        let entries = self.desired.for_call(&cid, Some(&view));
         let live = HashMap::from([(cid.clone(), LiveConversation::Found(call.clone()))]);
         let plan = reconcile::diff_entries(&entries, &live);
         let tracked = self.calls.entry(cid).or_default();
+        tracked.view = Some(view);
         tracked.settled |= !plan.targets.is_empty()
             && plan
                 .targets
@@ -150,8 +239,16 @@ impl Tracker {
                 continue;
             };
             let pid = pid.to_lowercase();
+            // Written with other desired values: those no longer count.
+            if tracked
+                .changed
+                .get(&pid)
+                .is_some_and(|c| c.target.desired != target.desired)
+            {
+                tracked.changed.remove(&pid);
+            }
             let Some(changed) = tracked.changed.get_mut(&pid) else {
-                assessment.work.push(pid);
+                assessment.work.push(participant_entry(&target, &pid));
                 continue;
             };
             if changed.left_alone || !changed.verified {
@@ -184,16 +281,21 @@ impl Tracker {
                     });
                 } else {
                     changed.reapplied = true;
-                    assessment.work.push(pid);
+                    assessment.work.push(participant_entry(&target, &pid));
                 }
             }
         }
         assessment
     }
 
-    /// A job ended: remembers what it changed. Returns participants to re-apply at once: a
-    /// verification that already saw a third value (drift) gets its one re-application.
-    pub fn job_done(&mut self, conversation_id: &str, results: &[TargetResult]) -> Vec<String> {
+    /// A job ended: remembers what it changed. Returns the entries of participants to re-apply
+    /// at once: a verification that already saw a third value (drift) gets its one
+    /// re-application.
+    pub fn job_done(
+        &mut self,
+        conversation_id: &str,
+        results: &[TargetResult],
+    ) -> Vec<DesiredEntry> {
         let tracked = self.calls.entry(conversation_id.to_owned()).or_default();
         tracked.busy = false;
         tracked.settled = !results.is_empty()
@@ -220,7 +322,11 @@ impl Tracker {
             if !(verified || drift) {
                 continue;
             }
-            let reapplied = tracked.changed.get(&pid).is_some_and(|c| c.reapplied);
+            // A re-application counts for the values it re-applied, not for new ones.
+            let reapplied = tracked
+                .changed
+                .get(&pid)
+                .is_some_and(|c| c.reapplied && c.target.desired == target.desired);
             let left_alone = drift && reapplied;
             tracked.changed.insert(
                 pid.clone(),
@@ -237,7 +343,7 @@ impl Tracker {
                 },
             );
             if drift && !reapplied {
-                again.push(pid);
+                again.push(participant_entry(target, &pid));
             }
         }
         again
@@ -285,18 +391,32 @@ mod tests {
         }
     }
 
-    fn tracker() -> Tracker {
-        Tracker::new(
+    fn spring() -> FollowDesired {
+        FollowDesired::every_call(
             Selector::Purpose("customer".into()),
             Attributes::from([("campaign".into(), "spring".into())]),
         )
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(spring())
+    }
+
+    /// The participants of work entries.
+    fn participants(work: &[DesiredEntry]) -> Vec<&str> {
+        work.iter()
+            .map(|e| match &e.target.selector {
+                Selector::ParticipantId(p) => p.as_str(),
+                other => panic!("work is per participant: {other}"),
+            })
+            .collect()
     }
 
     /// The result of a job that changed the customer from `before` to spring.
     fn result(status: TargetStatus, before: Option<&str>) -> TargetResult {
         let seen = call(before, ParticipantState::Connected);
         let live = HashMap::from([(CID.to_owned(), LiveConversation::Found(seen))]);
-        let plan = reconcile::diff_entries(&tracker().entry(CID, &[]), &live);
+        let plan = reconcile::diff_entries(&spring().for_call(CID, None), &live);
         let target = plan.targets.into_iter().next().unwrap();
         TargetResult {
             conversation_id: CID.into(),
@@ -317,7 +437,8 @@ mod tests {
     fn a_new_call_without_the_value_is_work_and_one_with_it_is_not() {
         let mut t = tracker();
         let a = t.assess(&call(None, ParticipantState::Connected));
-        assert_eq!(a.work, [CUSTOMER]);
+        assert_eq!(participants(&a.work), [CUSTOMER]);
+        assert_eq!(a.work[0].attributes["campaign"], "spring");
         let mut t = tracker();
         let a = t.assess(&call(Some("spring"), ParticipantState::Connected));
         assert!(a.work.is_empty());
@@ -373,7 +494,11 @@ mod tests {
         t.mark_busy(CID);
         t.job_done(CID, &[result(TargetStatus::Verified, None)]);
         let flow = call(Some("summer"), ParticipantState::Connected);
-        assert_eq!(t.assess(&flow).work, [CUSTOMER], "re-applied once");
+        assert_eq!(
+            participants(&t.assess(&flow).work),
+            [CUSTOMER],
+            "re-applied once"
+        );
         t.mark_busy(CID);
         t.job_done(CID, &[result(TargetStatus::Verified, Some("summer"))]);
         let again = t.assess(&call(Some("autumn"), ParticipantState::Connected));
@@ -393,7 +518,7 @@ mod tests {
         verified.verified_by = Some(crate::apply::VerifiedBy::Event(Duration::from_millis(60)));
         t.job_done(CID, &[verified]);
         assert_eq!(
-            t.assess(&call(None, ParticipantState::Connected)).work,
+            participants(&t.assess(&call(None, ParticipantState::Connected)).work),
             [CUSTOMER],
             "a later event is newer than the write"
         );
@@ -404,7 +529,7 @@ mod tests {
         let mut t = tracker();
         t.mark_busy(CID);
         let again = t.job_done(CID, &[result(TargetStatus::Drift, None)]);
-        assert_eq!(again, [CUSTOMER]);
+        assert_eq!(participants(&again), [CUSTOMER]);
         t.mark_busy(CID);
         assert!(
             t.job_done(CID, &[result(TargetStatus::Drift, Some("summer"))])
@@ -414,5 +539,52 @@ mod tests {
             t.assess(&call(Some("autumn"), ParticipantState::Connected)),
             Assessment::default()
         );
+    }
+
+    fn summer() -> FollowDesired {
+        FollowDesired::every_call(
+            Selector::Purpose("customer".into()),
+            Attributes::from([("campaign".into(), "summer".into())]),
+        )
+    }
+
+    #[test]
+    fn a_new_desired_value_is_work_even_for_a_participant_left_alone() {
+        let mut t = tracker();
+        t.mark_busy(CID);
+        t.job_done(CID, &[result(TargetStatus::Drift, None)]);
+        t.mark_busy(CID);
+        t.job_done(CID, &[result(TargetStatus::Drift, Some("summer"))]);
+        let flow = call(Some("autumn"), ParticipantState::Connected);
+        assert_eq!(t.assess(&flow), Assessment::default(), "left alone");
+
+        assert_eq!(t.replace_desired(summer()), Some(vec![CID.to_owned()]));
+        assert_eq!(t.replace_desired(summer()), None, "the same state again");
+        let a = t.assess(&flow);
+        assert_eq!(participants(&a.work), [CUSTOMER]);
+        assert_eq!(a.work[0].attributes["campaign"], "summer");
+    }
+
+    #[test]
+    fn a_listed_call_no_row_concerns_is_kept_in_mind_and_found_by_a_later_version() {
+        let rows = |tier: &str| {
+            let entry = DesiredEntry {
+                target: Target {
+                    conversation_id: CID.into(),
+                    selector: Selector::Purpose("customer".into()),
+                },
+                attributes: Attributes::from([("tier".into(), tier.into())]),
+                lines: vec![2],
+            };
+            FollowDesired::from_entries([entry])
+        };
+        let mut t = Tracker::new(FollowDesired::default());
+        assert!(!t.may_concern(CID));
+        t.keep_in_mind(CID);
+        assert_eq!(t.replace_desired(rows("gold")), Some(vec![CID.to_owned()]));
+        assert!(t.may_concern(CID));
+        assert_eq!(t.entries(CID, None)[0].attributes["tier"], "gold");
+        // Only a removal: no call is concerned.
+        assert_eq!(t.replace_desired(FollowDesired::default()), Some(vec![]));
     }
 }

@@ -105,7 +105,7 @@ pub fn render(metrics: &IterationMetrics) -> String {
     encode(&iteration_registry(metrics))
 }
 
-/// What a running `tag --follow` reports, rewritten at least every 10 s (its age is a
+/// What a running follow (`tag --follow`, `reconcile --follow`) reports, rewritten at least every 10 s (its age is a
 /// liveness signal).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FollowMetrics {
@@ -119,6 +119,9 @@ pub struct FollowMetrics {
     pub failed: u64,
     pub drift: u64,
     pub reconnects: u64,
+    /// `reconcile --follow`: new versions of the source in force, and refused.
+    pub source_versions_applied: u64,
+    pub source_versions_refused: u64,
     /// Live calls followed now.
     pub tracked_calls: u64,
     pub requests: u64,
@@ -176,6 +179,16 @@ pub fn follow_registry(m: &FollowMetrics) -> Registry {
             "attrsync_follow_requests",
             "HTTP requests sent, retries included.",
             m.requests,
+        ),
+        (
+            "attrsync_follow_source_versions_applied",
+            "New versions of the source that validated and are in force (reconcile --follow).",
+            m.source_versions_applied,
+        ),
+        (
+            "attrsync_follow_source_versions_refused",
+            "New versions of the source refused because they did not validate (reconcile --follow).",
+            m.source_versions_refused,
         ),
         (
             "attrsync_follow_throttled_requests",
@@ -361,6 +374,8 @@ mod tests {
             failed: 0,
             drift: 1,
             reconnects: 2,
+            source_versions_applied: 4,
+            source_versions_refused: 1,
             tracked_calls: 3,
             requests: 40,
             throttled: 0,
@@ -399,6 +414,8 @@ mod tests {
             "attrsync_follow_reconnects_total 2\n",
             "attrsync_follow_requests_total 40\n",
             "attrsync_follow_throttled_requests_total 0\n",
+            "attrsync_follow_source_versions_applied_total 4\n",
+            "attrsync_follow_source_versions_refused_total 1\n",
             "# TYPE attrsync_follow_verified_total counter\n\
              attrsync_follow_verified_total{via=\"event\"} 9\n\
              attrsync_follow_verified_total{via=\"read\"} 1\n",

@@ -1,6 +1,6 @@
-//! The service surface of long-running commands (`tag --follow`, `reconcile --every`) behind
-//! `--listen ADDR`: `GET /metrics` for a Prometheus scrape and `GET /healthz` for an
-//! orchestrator's probe. Nothing else is served (any other path is a 404).
+//! The service surface of long-running commands (`tag --follow`, `reconcile --follow`,
+//! `reconcile --every`) behind `--listen ADDR`: `GET /metrics` for a Prometheus scrape and
+//! `GET /healthz` for an orchestrator's probe. Nothing else is served (any other path is a 404).
 //!
 //! The server holds no state of its own: each request asks the command, through the two shared
 //! handles, for the exposition text of the moment and for its health.
@@ -129,6 +129,8 @@ mod tests {
             failed: 0,
             drift: 0,
             reconnects: 0,
+            source_versions_applied: 0,
+            source_versions_refused: 0,
             tracked_calls: 0,
             requests: 0,
             throttled: 0,
