@@ -626,3 +626,103 @@ async fn a_reconcile_follow_of_a_queue_a_tag_follow_holds_exits_75() {
     let (code, _, stderr) = terminate(tag).await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A campaign defined by numbers, followed: the campaign's dialled number tags every call of the
+/// queue, a contact list's customer number adds a tier. Calls queued before the follow are
+/// matched from the listing's numbers (a call with neither number is not read), arriving calls
+/// from their arrival events (never read); a new version of the list concerns exactly the
+/// followed call whose number got a new row, planned again from its latest event.
+#[tokio::test]
+async fn rows_by_number_follow_arriving_calls_and_a_new_version_of_the_list() {
+    use genesys_sim::ArrivalNumbers;
+    let org = TestOrg::start(config()).await;
+    let queues = org.state().queues();
+    let (queue, campaign_number) = (queues[0].id.clone(), queues[0].number.clone());
+    let arrive = |queue: &str, customer: &str| {
+        org.state()
+            .arrive_call_with(
+                Some(queue),
+                &ArrivalNumbers {
+                    customer_number: Some(customer.to_owned()),
+                    dialed_number: None,
+                },
+            )
+            .expect("the queue exists")
+    };
+    // Before the follow: A dialled the campaign's number (its queue's).
+    let a = arrive(&queue, "+15551230009");
+
+    use sqlx::ConnectOptions;
+    let mut crm = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(org.path("crm.sqlite"))
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE desired_attributes (customer_number TEXT, dialed_number TEXT, \
+         key TEXT NOT NULL, value TEXT)",
+    )
+    .execute(&mut crm)
+    .await
+    .unwrap();
+    let insert = |customer: Option<&str>, dialed: Option<&str>, key: &str, value: &str| {
+        sqlx::query("INSERT INTO desired_attributes VALUES (?1, ?2, ?3, ?4)")
+            .bind(customer.map(str::to_owned))
+            .bind(dialed.map(str::to_owned))
+            .bind(key.to_owned())
+            .bind(value.to_owned())
+    };
+    insert(None, Some(&campaign_number), "campaign", "spring")
+        .execute(&mut crm)
+        .await
+        .unwrap();
+    insert(Some("+15551230001"), None, "tier", "gold")
+        .execute(&mut crm)
+        .await
+        .unwrap();
+
+    let child = org.spawn(&[
+        "reconcile",
+        "crm.sqlite",
+        "--follow",
+        "--queue",
+        &queue,
+        "--poll-interval",
+        "50ms",
+        "--default-region",
+        "US",
+    ]);
+    wait_until("the socket connects", || connected(&org)).await;
+    wait_for_value(&org, &a, "campaign", "spring").await;
+
+    // Arriving: B is on the contact list, C is not (yet).
+    let b = arrive(&queue, "+15551230001");
+    let c = arrive(&queue, "+15551230002");
+    wait_for_value(&org, &b, "tier", "gold").await;
+    wait_for_value(&org, &b, "campaign", "spring").await;
+    wait_for_value(&org, &c, "campaign", "spring").await;
+
+    // The CRM adds C's customer to the list, written nationally.
+    insert(Some("(555) 123-0002"), None, "tier", "silver")
+        .execute(&mut crm)
+        .await
+        .unwrap();
+    wait_for_value(&org, &c, "tier", "silver").await;
+    let (code, _, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    assert_eq!(
+        requests(&org, &[a.as_str(), b.as_str(), c.as_str()]),
+        BTreeMap::from([
+            // Listed with its numbers: read once, PATCHed once.
+            (a.clone(), (1, 1)),
+            // From its arrival event: one PATCH with both rows' keys, no read.
+            (b.clone(), (1, 0)),
+            // From its arrival event, then from its latest event for the new version.
+            (c.clone(), (2, 0)),
+        ]),
+        "{stderr}"
+    );
+    assert_eq!(customer_value(&org, &a, "tier"), None);
+}
