@@ -1,6 +1,14 @@
-//! `cargo xtask bench follow [--minutes N]`: `attrsync tag --follow` against the simulator's
-//! Notification API under a steady stream of calls, with forced socket closes and a dropped
-//! connection, measured from the simulator's state and request log and from the audit store.
+//! `cargo xtask bench follow [--minutes N] [--numbers]`: `attrsync tag --follow` against the
+//! simulator's Notification API under a steady stream of calls, with forced socket closes and a
+//! dropped connection, measured from the simulator's state and request log and from the audit
+//! store.
+//!
+//! With `--numbers`: `attrsync reconcile contacts.sqlite --follow`, a campaign's contact list of
+//! 100,000 customers' numbers with a tier, under the same stream of calls whose customers are on
+//! the list (no socket faults); then, arrivals stopped, one committed change of the list that
+//! gives 100 live calls' customers a new tier. Figures: arrival to verified, requests per
+//! arrived call, calls missed; then the change's write to each call verified (p50, p95) and
+//! its requests per change (every `/api/v2` request from the write until all 100 are verified).
 //!
 //! Conditions (issue 10's): latency 50 ms, no visibility lag, event delay 50 ms, an empty queue
 //! at the start, 5 arrivals/s, calls lasting 3 minutes, `--rate 3000/min`, 3 socket closes
@@ -45,15 +53,260 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// Each arrived call's time from arrival to its first verified target, in ms (the simulator's
+/// clock started at `sim_started`), and how many arrived calls were never verified.
+fn arrival_latencies(
+    arrived: &[genesys_sim::SimCall],
+    rows: &[audit::TargetRecord],
+    sim_started: SystemTime,
+) -> (Vec<u64>, usize) {
+    let mut verified_at: HashMap<String, u64> = HashMap::new();
+    for row in rows.iter().filter(|r| r.status == TargetStatus::Verified) {
+        let at = row.updated_at.as_millis() as u64;
+        verified_at
+            .entry(row.conversation_id.clone())
+            .and_modify(|t| *t = (*t).min(at))
+            .or_insert(at);
+    }
+    let start_ms = sim_started.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut latencies: Vec<u64> = Vec::new();
+    let mut missed = 0;
+    for call in arrived {
+        match verified_at.get(&call.conversation.id) {
+            Some(at) => latencies.push(at.saturating_sub(start_ms + call.arrived_at_ms.unwrap())),
+            None => missed += 1,
+        }
+    }
+    latencies.sort_unstable();
+    (latencies, missed)
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The contact list's customer number of row `i` (E.164, US).
+fn contact_number(i: u64) -> String {
+    format!("+1555{:07}", i)
+}
+
+/// Contacts on the list.
+const CONTACTS: u64 = 100_000;
+/// Live calls whose customers a change of the list concerns.
+const CHANGED: usize = 100;
+
+/// `reconcile --follow` of a contact list: see the module's doc.
+async fn numbers(run_for: Duration, minutes: f64) {
+    use sqlx::ConnectOptions;
+    let arrivals = (run_for.as_secs_f64() * 5.0) as u64 + 100;
+    let config = SimConfig {
+        seed: 42,
+        calls: 0,
+        queues: 1,
+        rate_per_minute: 3000,
+        latency: Duration::from_millis(50),
+        event_delay: Duration::from_millis(50),
+        call_duration: Some(Duration::from_secs(180)),
+        // Arriving customers are on the list, spread over it.
+        arrival_customer_numbers: (0..arrivals)
+            .map(|i| contact_number(i * (CONTACTS / arrivals).max(1) % CONTACTS))
+            .collect(),
+        ..SimConfig::default()
+    };
+    let sim_started = SystemTime::now();
+    let sim = Simulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .unwrap();
+    let state = sim.state();
+    let queue = state.queues()[0].id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("contacts.sqlite");
+    let mut crm = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&list)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)")
+        .execute(&mut crm)
+        .await
+        .unwrap();
+    let mut tx = sqlx::Connection::begin(&mut crm).await.unwrap();
+    for i in 0..CONTACTS {
+        sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'tier', 'gold')")
+            .bind(contact_number(i))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let audit_path = dir.path().join("audit.sqlite");
+    let (id, secret) = sim.demo_credentials();
+    let child = tokio::process::Command::new(attrsync_bin())
+        .args(["-q", "reconcile"])
+        .arg(&list)
+        .args(["--follow", "--queue", &queue, "--rate", "3000/min"])
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
+        .env("GENESYSCLOUD_API_URL", sim.url())
+        .env("ATTRSYNC_AUDIT", &audit_path)
+        .env("CI", "1")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
+    let pid = child.id().unwrap();
+    while state.notification_status().sockets == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "follow benchmark, by number: {minutes} min, a contact list of {CONTACTS} numbers, 5 \
+         arrivals/s whose customers are on it, calls of 3 min, latency 50 ms, event delay 50 ms, \
+         --rate 3000/min"
+    );
+    state.set_arrival_rate(ArrivalRate::per_second(5.0));
+    let started = Instant::now();
+    let requests_before = state.request_log().len();
+    let mut peak_rss = 0;
+    while started.elapsed() < run_for {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak_rss = peak_rss.max(rss_kib(pid).unwrap_or(0));
+    }
+    state.set_arrival_rate(ArrivalRate::NONE);
+    // The last arrivals get their turn.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let arrival_requests = state.request_log()[requests_before..]
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v2"))
+        .count();
+    let arrived: Vec<_> = state
+        .calls()
+        .into_iter()
+        .filter(|c| c.arrived_at_ms.is_some())
+        .collect();
+
+    // The change: 100 live calls' customers get a new tier, in one committed transaction.
+    let live: Vec<String> = arrived
+        .iter()
+        .filter(|c| !c.ended)
+        .rev()
+        .take(CHANGED)
+        .map(|c| {
+            c.conversation
+                .participants
+                .iter()
+                .find(|p| p.purpose.as_deref() == Some("customer"))
+                .and_then(|p| p.address.clone())
+                .expect("a customer's number")
+                .trim_start_matches("tel:")
+                .to_owned()
+        })
+        .collect();
+    let change_before = state.request_log().len();
+    let mut tx = sqlx::Connection::begin(&mut crm).await.unwrap();
+    for number in &live {
+        sqlx::query("UPDATE desired_attributes SET value = 'platinum' WHERE customer_number = ?1")
+            .bind(number)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let written_at = unix_ms_now();
+    let audit = AuditStore::open_read_only(&audit_path).await.unwrap();
+    let changed_rows = || async {
+        audit
+            .list_targets(&TargetFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| {
+                r.status == TargetStatus::Verified
+                    && r.desired.get("tier").map(String::as_str) == Some("platinum")
+            })
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changed_rows().await.len() < live.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let changed = changed_rows().await;
+    let change_requests = state.request_log()[change_before..]
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v2"))
+        .count();
+    let mut change_latencies: Vec<u64> = changed
+        .iter()
+        .map(|r| (r.updated_at.as_millis() as u64).saturating_sub(written_at))
+        .collect();
+    change_latencies.sort_unstable();
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = child
+        .wait_with_output()
+        .await
+        .expect("attrsync ends")
+        .status;
+    let rows = audit.list_targets(&TargetFilter::default()).await.unwrap();
+    let (latencies, missed) = arrival_latencies(&arrived, &rows, sim_started);
+    println!();
+    println!("attrsync exit {status}");
+    println!(
+        "calls arrived {}, verified {}, missed {missed}",
+        arrived.len(),
+        latencies.len()
+    );
+    println!(
+        "arrival -> verified: p50 {} ms, p95 {} ms, max {} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "API requests {arrival_requests}, per arrived call {:.3}",
+        arrival_requests as f64 / arrived.len().max(1) as f64
+    );
+    println!(
+        "a change of the list for {} live calls: {} verified; write -> verified p50 {} ms, \
+         p95 {} ms, max {} ms; API requests {change_requests}, per change {:.3}",
+        live.len(),
+        changed.len(),
+        percentile(&change_latencies, 0.5),
+        percentile(&change_latencies, 0.95),
+        change_latencies.last().copied().unwrap_or(0),
+        change_requests as f64 / changed.len().max(1) as f64
+    );
+    println!("resident memory: peak {peak_rss} KiB during the arrivals");
+    sim.shutdown().await;
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let minutes: f64 = match args.as_slice() {
-        [] => 10.0,
-        [flag, n] if flag == "--minutes" => n.parse().expect("--minutes N"),
-        _ => panic!("usage: bench_follow [--minutes N]"),
-    };
+    let mut minutes = 10.0;
+    let mut by_number = false;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--minutes" => {
+                minutes = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--minutes N")
+            }
+            "--numbers" => by_number = true,
+            _ => panic!("usage: bench_follow [--minutes N] [--numbers]"),
+        }
+    }
     let run_for = Duration::from_secs_f64(minutes * 60.0);
+    if by_number {
+        return numbers(run_for, minutes).await;
+    }
     let config = SimConfig {
         seed: 42,
         calls: 0,
@@ -156,24 +409,7 @@ async fn main() {
         .collect();
     let audit = AuditStore::open_read_only(&audit_path).await.unwrap();
     let rows = audit.list_targets(&TargetFilter::default()).await.unwrap();
-    let mut verified_at: HashMap<String, u64> = HashMap::new();
-    for row in rows.iter().filter(|r| r.status == TargetStatus::Verified) {
-        let at = row.updated_at.as_millis() as u64;
-        verified_at
-            .entry(row.conversation_id.clone())
-            .and_modify(|t| *t = (*t).min(at))
-            .or_insert(at);
-    }
-    let start_ms = sim_started.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    let mut latencies: Vec<u64> = Vec::new();
-    let mut missed = 0;
-    for call in &arrived {
-        match verified_at.get(&call.conversation.id) {
-            Some(at) => latencies.push(at.saturating_sub(start_ms + call.arrived_at_ms.unwrap())),
-            None => missed += 1,
-        }
-    }
-    latencies.sort_unstable();
+    let (latencies, missed) = arrival_latencies(&arrived, &rows, sim_started);
     let unprocessed = rows
         .iter()
         .filter(|r| r.status == TargetStatus::Unprocessed)
