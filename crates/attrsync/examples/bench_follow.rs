@@ -3,8 +3,8 @@
 //! dropped connection, measured from the simulator's state and request log and from the audit
 //! store.
 //!
-//! With `--numbers`: `attrsync reconcile contacts.sqlite --follow`, a campaign's contact list of
-//! 100,000 customers' numbers with a tier, under the same stream of calls whose customers are on
+//! With `--numbers [--contacts N]`: `attrsync reconcile contacts.sqlite --follow`, a campaign's
+//! contact list of 100,000 (or N) customers' numbers with a tier, under the same stream of calls whose customers are on
 //! the list (no socket faults); then, arrivals stopped, one committed change of the list that
 //! gives 100 live calls' customers a new tier. Figures: arrival to verified, requests per
 //! arrived call, calls missed; then the change's write to each call verified (p50, p95) and
@@ -34,6 +34,15 @@ fn attrsync_bin() -> PathBuf {
         .and_then(|d| d.parent())
         .expect("target profile dir")
         .join("attrsync")
+}
+
+/// The high-water mark of a process's resident memory, in KiB (Linux).
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Resident memory of a process, in KiB (Linux).
@@ -93,13 +102,13 @@ fn contact_number(i: u64) -> String {
     format!("+1555{:07}", i)
 }
 
-/// Contacts on the list.
+/// Contacts on the list unless `--contacts N` says otherwise.
 const CONTACTS: u64 = 100_000;
 /// Live calls whose customers a change of the list concerns.
 const CHANGED: usize = 100;
 
 /// `reconcile --follow` of a contact list: see the module's doc.
-async fn numbers(run_for: Duration, minutes: f64) {
+async fn numbers(run_for: Duration, minutes: f64, contacts: u64) {
     use sqlx::ConnectOptions;
     let arrivals = (run_for.as_secs_f64() * 5.0) as u64 + 100;
     let config = SimConfig {
@@ -112,7 +121,7 @@ async fn numbers(run_for: Duration, minutes: f64) {
         call_duration: Some(Duration::from_secs(180)),
         // Arriving customers are on the list, spread over it.
         arrival_customer_numbers: (0..arrivals)
-            .map(|i| contact_number(i * (CONTACTS / arrivals).max(1) % CONTACTS))
+            .map(|i| contact_number(i * (contacts / arrivals).max(1) % contacts))
             .collect(),
         ..SimConfig::default()
     };
@@ -136,7 +145,7 @@ async fn numbers(run_for: Duration, minutes: f64) {
         .await
         .unwrap();
     let mut tx = sqlx::Connection::begin(&mut crm).await.unwrap();
-    for i in 0..CONTACTS {
+    for i in 0..contacts {
         sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'tier', 'gold')")
             .bind(contact_number(i))
             .execute(&mut *tx)
@@ -163,7 +172,7 @@ async fn numbers(run_for: Duration, minutes: f64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!(
-        "follow benchmark, by number: {minutes} min, a contact list of {CONTACTS} numbers, 5 \
+        "follow benchmark, by number: {minutes} min, a contact list of {contacts} numbers, 5 \
          arrivals/s whose customers are on it, calls of 3 min, latency 50 ms, event delay 50 ms, \
          --rate 3000/min"
     );
@@ -244,6 +253,7 @@ async fn numbers(run_for: Duration, minutes: f64) {
         .collect();
     change_latencies.sort_unstable();
 
+    let high_water = peak_kib(pid);
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -281,7 +291,11 @@ async fn numbers(run_for: Duration, minutes: f64) {
         change_latencies.last().copied().unwrap_or(0),
         change_requests as f64 / changed.len().max(1) as f64
     );
-    println!("resident memory: peak {peak_rss} KiB during the arrivals");
+    println!(
+        "resident memory: peak {peak_rss} KiB during the arrivals; high-water mark {} KiB with \
+         the change (VmHWM)",
+        high_water.unwrap_or(0)
+    );
     sim.shutdown().await;
 }
 
@@ -290,6 +304,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut minutes = 10.0;
     let mut by_number = false;
+    let mut contacts = CONTACTS;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -300,12 +315,18 @@ async fn main() {
                     .expect("--minutes N")
             }
             "--numbers" => by_number = true,
-            _ => panic!("usage: bench_follow [--minutes N] [--numbers]"),
+            "--contacts" => {
+                contacts = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--contacts N")
+            }
+            _ => panic!("usage: bench_follow [--minutes N] [--numbers [--contacts N]]"),
         }
     }
     let run_for = Duration::from_secs_f64(minutes * 60.0);
     if by_number {
-        return numbers(run_for, minutes).await;
+        return numbers(run_for, minutes, contacts).await;
     }
     let config = SimConfig {
         seed: 42,

@@ -31,7 +31,7 @@ fn show_note(ui: Ui, note: Note) {
     match note {
         Note::Info(line) => ui.note(line),
         // Said even under -q: the person did not ask for it.
-        Note::Warning(line) => eprintln!("{line}"),
+        Note::Warning(line) => eprintln!("warning: {line}"),
     }
 }
 

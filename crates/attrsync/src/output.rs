@@ -55,8 +55,8 @@ pub fn log_filter(verbose: u8, quiet: u8) -> &'static str {
         (_, 1) => "error",
         (0, _) => "warn",
         (1, _) => "info,attrsync=info",
-        (2, _) => "info,attrsync=debug,genesys_core=debug,reconcile=debug,audit=debug",
-        _ => "debug,attrsync=trace,genesys_core=trace,reconcile=trace,audit=trace",
+        (2, _) => "info,attrsync=debug,engine=debug,genesys_core=debug,reconcile=debug,audit=debug",
+        _ => "debug,attrsync=trace,engine=trace,genesys_core=trace,reconcile=trace,audit=trace",
     }
 }
 
@@ -117,5 +117,7 @@ mod tests {
         assert_eq!(log_filter(0, 2), "off");
         assert!(log_filter(1, 0).starts_with("info"));
         assert!(log_filter(3, 0).contains("trace"));
+        // The engine is a crate of its own: its debug lines come with -vv too.
+        assert!(log_filter(2, 0).contains("engine=debug"));
     }
 }

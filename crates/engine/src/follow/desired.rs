@@ -99,6 +99,11 @@ impl FollowDesired {
         follow
     }
 
+    /// Whether some rows select calls by number (only then are calls' numbers read).
+    pub fn has_number_rows(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
     /// Whose national numbers the rows by number were read as: calls' numbers are read so too.
     pub fn region(&self) -> Option<Region> {
         self.rules.region()

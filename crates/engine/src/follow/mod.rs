@@ -61,6 +61,10 @@ const TICK_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::apply::VerifyVia;
 
+/// A backfill's listing of the queues' live calls: each call's id, and its numbers and queues
+/// when rows select calls by number.
+type Listing = Result<Vec<(String, Option<CallView>)>, genesys_core::ApiError>;
+
 /// What a follow needs besides the run's config.
 #[derive(Debug)]
 pub struct FollowSettings {
@@ -327,8 +331,7 @@ impl Follower<'_> {
             ..WatchOptions::default()
         };
         let mut watch = watch_queues(self.client, &self.settings.queues, options)?;
-        let (listed_tx, mut listed) =
-            mpsc::channel::<Result<Vec<(String, CallView)>, genesys_core::ApiError>>(16);
+        let (listed_tx, mut listed) = mpsc::channel::<Listing>(16);
         let mut tick_every = tokio::time::interval(TICK_EVERY);
         loop {
             if stop.is_stopping() || self.fatal.is_some() {
@@ -374,7 +377,7 @@ impl Follower<'_> {
     async fn on_notice(
         &mut self,
         notice: Notice,
-        listed_tx: &mpsc::Sender<Result<Vec<(String, CallView)>, genesys_core::ApiError>>,
+        listed_tx: &mpsc::Sender<Listing>,
     ) -> Result<(), EngineError> {
         match notice {
             Notice::Connected { channel, gap, why } => {
@@ -456,12 +459,24 @@ impl Follower<'_> {
                     .source_versions_refused
                     .fetch_add(1, Ordering::Relaxed);
                 self.observer.note(Note::Warning(format!(
-                    "warning: a new version of {} is refused; the previous desired state stays in force: {problems}",
+                    "a new version of {} is refused; the previous desired state stays in force: {problems}",
                     path.display()
                 )));
                 return Ok(());
             }
-            SourceVersion::Valid { desired, source } => (desired, source),
+            SourceVersion::Valid {
+                desired,
+                source,
+                warnings,
+            } => {
+                if !warnings.is_empty() {
+                    self.observer.note(Note::Warning(format!(
+                        "a new version of {}:\n{warnings}",
+                        source.path
+                    )));
+                }
+                (desired, source)
+            }
         };
         let rows = desired.rows();
         // The same desired state (a commit that changed other tables, say): nothing to do.
@@ -508,22 +523,23 @@ impl Follower<'_> {
     }
 
     /// Lists the queues' live calls now and once more after the analytics indexing lag.
-    fn backfill(
-        &self,
-        listed_tx: mpsc::Sender<Result<Vec<(String, CallView)>, genesys_core::ApiError>>,
-    ) {
+    fn backfill(&self, listed_tx: mpsc::Sender<Listing>) {
         self.counters.backfills.fetch_add(1, Ordering::Relaxed);
         let client = self.client.clone();
         let queues = self.settings.queues.clone();
         let lookback = self.settings.lookback;
         let lag = self.settings.backfill_lag;
-        let region = self.tracker.region();
+        // A call's numbers are kept only when rows select calls by number.
+        let numbers = self
+            .tracker
+            .has_number_rows()
+            .then(|| self.tracker.region());
         tokio::spawn(async move {
             for delay in [Duration::ZERO, lag] {
                 tokio::time::sleep(delay).await;
                 let listed =
                     crate::live::live_calls_of_queues(&client, &queues, lookback, |call| {
-                        CallView::of_listing(call, region)
+                        numbers.map(|region| CallView::of_listing(call, region))
                     })
                     .await;
                 if listed_tx.send(listed).await.is_err() {
@@ -533,12 +549,17 @@ impl Follower<'_> {
         });
     }
 
-    async fn on_listed(&mut self, listed: Vec<(String, CallView)>) -> Result<(), EngineError> {
+    async fn on_listed(
+        &mut self,
+        listed: Vec<(String, Option<CallView>)>,
+    ) -> Result<(), EngineError> {
         for (cid, view) in listed {
             if !self.tracker.needs_read(&cid) {
                 continue;
             }
-            self.tracker.remember_view(&cid, view);
+            if let Some(view) = view {
+                self.tracker.remember_view(&cid, view);
+            }
             if !self.tracker.may_concern(&cid) {
                 self.tracker.keep_in_mind(&cid);
                 continue;

@@ -29,6 +29,9 @@ pub enum SourceVersion {
     Valid {
         desired: FollowDesired,
         source: SourceInfo,
+        /// What reading it warned of (rows `--skip-invalid` left out, merged duplicates), as
+        /// the readers render problems; empty when nothing.
+        warnings: String,
     },
     /// A version that did not, with every problem (file and line) as the readers render them.
     Refused { path: PathBuf, problems: String },
@@ -237,6 +240,12 @@ impl SourceWatch {
         match reconcile::read_path(&self.path, &self.select, &self.options).await {
             Ok(desired) => SourceVersion::Valid {
                 source: desired.source.clone(),
+                warnings: reconcile::render_problems(
+                    &desired.warnings,
+                    reconcile::DEFAULT_SHOWN_PROBLEMS,
+                )
+                .trim_end()
+                .to_owned(),
                 desired: FollowDesired::from_state(desired),
             },
             Err(err) => SourceVersion::Refused {

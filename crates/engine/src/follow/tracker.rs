@@ -160,9 +160,22 @@ impl Tracker {
             .and_then(|t| t.view.as_ref())
     }
 
+    /// Whether some rows select calls by number.
+    pub fn has_number_rows(&self) -> bool {
+        self.desired.has_number_rows()
+    }
+
     /// Whose national numbers calls' numbers are read as.
     pub fn region(&self) -> Option<reconcile::number::Region> {
         self.desired.region()
+    }
+
+    /// What rows by number are matched with of `call`; `None` when there are no such rows
+    /// (a call's numbers are then neither read nor kept).
+    fn view_of(&self, call: &CallConversation) -> Option<CallView> {
+        self.desired
+            .has_number_rows()
+            .then(|| CallView::of_call(call, self.desired.region()))
     }
 
     /// A listed call no row concerns now: followed, so that a later version naming it finds it,
@@ -196,10 +209,9 @@ impl Tracker {
         call: Option<&CallConversation>,
     ) -> Vec<DesiredEntry> {
         match call {
-            Some(call) => {
-                let view = CallView::of_call(call, self.desired.region());
-                self.desired.for_call(conversation_id, Some(&view))
-            }
+            Some(call) => self
+                .desired
+                .for_call(conversation_id, self.view_of(call).as_ref()),
             None => self
                 .desired
                 .for_call(conversation_id, self.view(conversation_id)),
@@ -222,12 +234,14 @@ impl Tracker {
             self.calls.remove(&cid);
             return assessment;
         }
-        let view = CallView::of_call(call, self.desired.region());
-        let entries = self.desired.for_call(&cid, Some(&view));
+        let view = self.view_of(call);
+        let entries = self.desired.for_call(&cid, view.as_ref());
         let live = HashMap::from([(cid.clone(), LiveConversation::Found(call.clone()))]);
         let plan = reconcile::diff_entries(&entries, &live);
         let tracked = self.calls.entry(cid).or_default();
-        tracked.view = Some(view);
+        if view.is_some() {
+            tracked.view = view;
+        }
         tracked.settled |= !plan.targets.is_empty()
             && plan
                 .targets

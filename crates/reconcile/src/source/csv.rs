@@ -657,4 +657,27 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn the_long_form_selects_calls_by_number_too_with_a_participant_selector() {
+        let input = "dialed_number,queue_id,purpose,key,value\n\
+                     +18005550100,,customer,campaign,spring\n\
+                     +18005550100,,agent,campaign,spring\n\
+                     +18005550100,,customer,promo,\n";
+        let (state, _) = parse(input, &ReadOptions::default()).unwrap();
+        let rules = state.number_rules();
+        assert_eq!(rules.len(), 2, "one rule per selector");
+        assert_eq!(
+            rules.describe(0),
+            "calls with dialed_number=+18005550100 purpose=customer"
+        );
+        assert_eq!(rules.lines(0), [2, 4]);
+        let entry = rules.entry_for(0, "c-1");
+        assert_eq!(entry.attributes["campaign"], "spring");
+        assert_eq!(entry.attributes["promo"], "", "an empty value clears");
+        assert_eq!(
+            rules.describe(1),
+            "calls with dialed_number=+18005550100 purpose=agent"
+        );
+    }
 }
