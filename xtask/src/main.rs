@@ -109,30 +109,24 @@ fn target_dir() -> PathBuf {
 }
 
 fn bench_plan(extra: &[&str]) -> Result<(), String> {
-    let mut args = vec![
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "reconcile",
-        "--example",
-        "bench_plan",
-        "--",
-    ];
-    args.extend_from_slice(extra);
-    cargo(&args)?;
+    // The reconcile crate's benchmark, in release, with its arguments.
+    let bench = |args: &[&str]| {
+        let mut run = vec![
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "reconcile",
+            "--example",
+            "bench_plan",
+            "--",
+        ];
+        run.extend_from_slice(args);
+        cargo(&run)
+    };
+    bench(extra)?;
     // A campaign's contact list of a million numbers, in a process of its own (peak memory).
-    cargo(&[
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "reconcile",
-        "--example",
-        "bench_plan",
-        "--",
-        "--contacts",
-    ])?;
+    bench(&["--contacts"])?;
     // What a run keeps of such a table: 2,000 live calls among 1,000,000 rows, the rest ended.
     // The server's budget is lifted so that the figure is the tool's memory, not a wait.
     bench_example(

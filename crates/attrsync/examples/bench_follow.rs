@@ -21,12 +21,13 @@
 //! verified), and the follower's resident memory at 40 % and at the end of the run.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use audit::{AuditStore, TargetFilter, TargetStatus};
-use genesys_sim::{ArrivalRate, SimConfig, Simulator};
+use genesys_sim::{ArrivalRate, SimConfig, SimHandle, Simulator};
 
 fn attrsync_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
@@ -60,6 +61,48 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     }
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
+}
+
+/// The conditions of every run: latency 50 ms, event delay 50 ms, one queue, empty at the start,
+/// calls of 3 minutes, a budget of 3000/min.
+fn follow_config() -> SimConfig {
+    SimConfig {
+        seed: 42,
+        calls: 0,
+        queues: 1,
+        rate_per_minute: 3000,
+        latency: Duration::from_millis(50),
+        event_delay: Duration::from_millis(50),
+        call_duration: Some(Duration::from_secs(180)),
+        ..SimConfig::default()
+    }
+}
+
+/// Starts `attrsync ARGS --rate 3000/min` against `sim` with its audit store at `audit`, and
+/// waits until its notification socket is connected. Returns the process and its id.
+async fn start_follower(
+    sim: &SimHandle,
+    audit: &Path,
+    args: &[&OsStr],
+) -> (tokio::process::Child, u32) {
+    let (id, secret) = sim.demo_credentials();
+    let child = tokio::process::Command::new(attrsync_bin())
+        .arg("-q")
+        .args(args)
+        .args(["--rate", "3000/min"])
+        .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
+        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
+        .env("GENESYSCLOUD_API_URL", sim.url())
+        .env("ATTRSYNC_AUDIT", audit)
+        .env("CI", "1")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
+    let pid = child.id().unwrap();
+    while sim.state().notification_status().sockets == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (child, pid)
 }
 
 /// Each arrived call's time from arrival to its first verified target, in ms (the simulator's
@@ -112,18 +155,11 @@ async fn numbers(run_for: Duration, minutes: f64, contacts: u64) {
     use sqlx::ConnectOptions;
     let arrivals = (run_for.as_secs_f64() * 5.0) as u64 + 100;
     let config = SimConfig {
-        seed: 42,
-        calls: 0,
-        queues: 1,
-        rate_per_minute: 3000,
-        latency: Duration::from_millis(50),
-        event_delay: Duration::from_millis(50),
-        call_duration: Some(Duration::from_secs(180)),
         // Arriving customers are on the list, spread over it.
         arrival_customer_numbers: (0..arrivals)
             .map(|i| contact_number(i * (contacts / arrivals).max(1) % contacts))
             .collect(),
-        ..SimConfig::default()
+        ..follow_config()
     };
     let sim_started = SystemTime::now();
     let sim = Simulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
@@ -154,23 +190,14 @@ async fn numbers(run_for: Duration, minutes: f64, contacts: u64) {
     }
     tx.commit().await.unwrap();
     let audit_path = dir.path().join("audit.sqlite");
-    let (id, secret) = sim.demo_credentials();
-    let child = tokio::process::Command::new(attrsync_bin())
-        .args(["-q", "reconcile"])
-        .arg(&list)
-        .args(["--follow", "--queue", &queue, "--rate", "3000/min"])
-        .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
-        .env("GENESYSCLOUD_API_URL", sim.url())
-        .env("ATTRSYNC_AUDIT", &audit_path)
-        .env("CI", "1")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
-    let pid = child.id().unwrap();
-    while state.notification_status().sockets == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let args = [
+        OsStr::new("reconcile"),
+        list.as_os_str(),
+        OsStr::new("--follow"),
+        OsStr::new("--queue"),
+        OsStr::new(&queue),
+    ];
+    let (child, pid) = start_follower(&sim, &audit_path, &args).await;
     println!(
         "follow benchmark, by number: {minutes} min, a contact list of {contacts} numbers, 5 \
          arrivals/s whose customers are on it, calls of 3 min, latency 50 ms, event delay 50 ms, \
@@ -328,16 +355,7 @@ async fn main() {
     if by_number {
         return numbers(run_for, minutes, contacts).await;
     }
-    let config = SimConfig {
-        seed: 42,
-        calls: 0,
-        queues: 1,
-        rate_per_minute: 3000,
-        latency: Duration::from_millis(50),
-        event_delay: Duration::from_millis(50),
-        call_duration: Some(Duration::from_secs(180)),
-        ..SimConfig::default()
-    };
+    let config = follow_config();
     let sim_started = SystemTime::now();
     let sim = Simulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
@@ -346,24 +364,8 @@ async fn main() {
     let queue = state.queues()[0].id.clone();
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.sqlite");
-    let (id, secret) = sim.demo_credentials();
-    let child = tokio::process::Command::new(attrsync_bin())
-        .args([
-            "-q", "tag", "--queue", &queue, "--follow", "--rate", "3000/min",
-        ])
-        .arg("campaign=spring")
-        .env("GENESYSCLOUD_OAUTHCLIENT_ID", id)
-        .env("GENESYSCLOUD_OAUTHCLIENT_SECRET", secret)
-        .env("GENESYSCLOUD_API_URL", sim.url())
-        .env("ATTRSYNC_AUDIT", &audit_path)
-        .env("CI", "1")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("attrsync runs (build it first: cargo build --release -p attrsync)");
-    let pid = child.id().unwrap();
-    while state.notification_status().sockets == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let args = ["tag", "--queue", &queue, "--follow", "campaign=spring"].map(OsStr::new);
+    let (child, pid) = start_follower(&sim, &audit_path, &args).await;
     println!(
         "follow benchmark: {minutes} min, 5 arrivals/s, calls of 3 min, latency 50 ms, event delay 50 ms, --rate 3000/min"
     );

@@ -48,6 +48,9 @@ pub struct ReadOptions {
     /// Whose national numbers `customer_number` and `dialed_number` cells written without a
     /// country code are (`--default-region`); none: such a number is an input error.
     pub default_region: Option<crate::number::Region>,
+    /// Keep the source's rows as read ([`crate::DesiredState::input`]), for the audit store and
+    /// result files. A follow, which records neither, does without them.
+    pub keep_input: bool,
 }
 
 impl Default for ReadOptions {
@@ -58,6 +61,7 @@ impl Default for ReadOptions {
             skip_invalid: false,
             ignored_columns: Vec::new(),
             default_region: None,
+            keep_input: true,
         }
     }
 }

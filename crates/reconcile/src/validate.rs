@@ -119,11 +119,16 @@ impl<'o> DesiredBuilder<'o> {
     /// Room for about `rows` rows of `cells` cells, `text` bytes in all (the source's size).
     pub fn reserve(&mut self, rows: usize, cells: usize, text: usize) {
         self.store = EntryStore::with_capacity(rows);
-        self.input.reserve(rows, cells, text);
+        if self.options.keep_input {
+            self.input.reserve(rows, cells, text);
+        }
     }
 
     /// Records a data row of the source as read, before it is checked with [`Self::add_row`].
     pub fn add_input_row<'c>(&mut self, line: u64, cells: impl IntoIterator<Item = &'c str>) {
+        if !self.options.keep_input {
+            return;
+        }
         if self.input.push(line, cells).is_err() {
             self.too_large(line);
         }

@@ -59,14 +59,19 @@ pub async fn run(follow: Follow, run_settings: RunSettings, ui: Ui) -> anyhow::R
             args,
             poll_interval,
         } => {
+            // A follow records no input rows and writes no result files: none are kept.
+            let options = reconcile::ReadOptions {
+                keep_input: false,
+                ..super::source::read_options(&args)
+            };
             let watch = SourceWatch::open(
                 &path,
                 super::source::sqlite_select(&args),
-                super::source::read_options(&args),
+                options.clone(),
                 poll_interval,
             )
             .await?;
-            let first = super::source::read_desired(&path, &args, ui).await?;
+            let first = super::source::read_desired_with(&path, &args, &options, ui).await?;
             let info = first.source.clone();
             let desired = FollowDesired::from_state(first);
             (desired, Some(FollowSource { info, watch }))

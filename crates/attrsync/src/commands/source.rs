@@ -35,10 +35,19 @@ pub fn sqlite_select(args: &SourceArgs) -> SqliteSelect {
 /// Reads and validates the whole source. Invalid input: the problems go to stderr (at most
 /// 20, then a count) and the error says how many there were; nothing is sent.
 pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Result<DesiredState> {
-    let options = read_options(args);
+    read_desired_with(path, args, &read_options(args), ui).await
+}
+
+/// [`read_desired`] with these read options.
+pub async fn read_desired_with(
+    path: &Path,
+    args: &SourceArgs,
+    options: &ReadOptions,
+    ui: Ui,
+) -> anyhow::Result<DesiredState> {
     let select = sqlite_select(args);
     // Read once, whatever the path is (a file, a pipe, a process substitution).
-    match reconcile::read_path(path, &select, &options).await {
+    match reconcile::read_path(path, &select, options).await {
         Ok(desired) => {
             if args.query.is_some() && desired.source.format != reconcile::SourceFormat::Sqlite {
                 anyhow::bail!(
@@ -54,9 +63,9 @@ pub async fn read_desired(path: &Path, args: &SourceArgs, ui: Ui) -> anyhow::Res
                 );
             }
             ui.note(format_args!(
-                "read {}: {} rows (a call and a participant selector each), {} keys",
+                "read {}: {} rows (a call, or numbers, and a participant selector each), {} keys",
                 path.display(),
-                desired.len(),
+                desired.len() + desired.number_rules().len(),
                 desired.key_count()
             ));
             Ok(desired)

@@ -84,7 +84,10 @@ pub(crate) async fn read_path_with_input(
         .and_then(|e| e.to_str())
         .is_some_and(|e| SQLITE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
     if bytes.starts_with(SQLITE_MAGIC) || sqlite_name {
-        return sqlite::read_sqlite_file(path, &bytes, select, options).await;
+        // SQLite reads the file itself: the bytes are needed for their hash only.
+        let sha256 = raw_input::sha256_hex(&bytes);
+        drop(bytes);
+        return sqlite::read_sqlite_file(path, sha256, select, options).await;
     }
     let (name, options) = (path.display().to_string(), options.clone());
     tokio::task::spawn_blocking(move || csv::parse_csv(&bytes, &name, &options))

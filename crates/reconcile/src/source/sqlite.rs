@@ -59,15 +59,16 @@ pub async fn read_sqlite(
             path: path.to_owned(),
             source,
         })?;
-    read_sqlite_file(path, &bytes, select, options)
+    read_sqlite_file(path, sha256_hex(&bytes), select, options)
         .await
         .map(super::with_input)
 }
 
-/// Reads a database whose bytes (for the SHA-256 and the header check) were already read.
+/// Reads a database whose bytes were already read and hashed (`sha256`), and dropped: SQLite
+/// reads the file itself.
 pub(crate) async fn read_sqlite_file(
     path: &Path,
-    bytes: &[u8],
+    sha256: String,
     select: &SqliteSelect,
     options: &ReadOptions,
 ) -> Result<(DesiredState, InputTable), SourceError> {
@@ -201,7 +202,7 @@ pub(crate) async fn read_sqlite_file(
     builder.finish_with_input(SourceInfo {
         path: name,
         format: SourceFormat::Sqlite,
-        sha256: sha256_hex(bytes),
+        sha256,
     })
 }
 
@@ -535,7 +536,7 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         let (state, input) = read_sqlite_file(
             &path,
-            &bytes,
+            sha256_hex(&bytes),
             &SqliteSelect::default(),
             &ReadOptions::default(),
         )
