@@ -155,18 +155,19 @@ pub(crate) async fn read_sqlite_file(
     let mut ordinal = 0u64;
     while let Some(row) = rows.try_next().await.map_err(sqlite_error)? {
         ordinal += 1;
-        let mut cells: Vec<String> = Vec::with_capacity(header.len());
+        // Borrowed from the row: no allocation per cell of a million-row table.
+        let mut cells: Vec<&str> = Vec::with_capacity(header.len());
         let mut invalid = Vec::new();
         for (i, column) in header.iter().enumerate() {
-            match row.try_get_unchecked::<Option<String>, _>(i) {
+            match row.try_get_unchecked::<Option<&str>, _>(i) {
                 Ok(cell) => cells.push(cell.unwrap_or_default()),
                 Err(_) => {
                     invalid.push(column);
-                    cells.push(String::new());
+                    cells.push("");
                 }
             }
         }
-        builder.add_input_row(ordinal, cells.iter().map(String::as_str));
+        builder.add_input_row(ordinal, cells.iter().copied());
         let used = |i: usize| {
             i == key
                 || i == value
@@ -185,7 +186,7 @@ pub(crate) async fn read_sqlite_file(
         if !valid {
             continue;
         }
-        let selector = |index: Option<usize>| index.map_or("", |i| cells[i].as_str());
+        let selector = |index: Option<usize>| index.map_or("", |i| cells[i]);
         let raw = RawRow {
             line: ordinal,
             conversation_id: selector(conversation_id),
@@ -195,7 +196,7 @@ pub(crate) async fn read_sqlite_file(
             participant_id: selector(selectors[0]),
             purpose: selector(selectors[1]),
             user_id: selector(selectors[2]),
-            pairs: vec![(cells[key].as_str(), cells[value].as_str())],
+            pairs: vec![(cells[key], cells[value])],
         };
         builder.add_row(&raw, true);
     }
