@@ -125,8 +125,10 @@ fn bench_plan(extra: &[&str]) -> Result<(), String> {
         cargo(&run)
     };
     bench(extra)?;
-    // A campaign's contact list of a million numbers, in a process of its own (peak memory).
+    // A campaign's contact list of a million numbers, as CSV and as SQLite, each in a process of
+    // its own (peak memory).
     bench(&["--contacts"])?;
+    bench(&["--contacts-sqlite"])?;
     // What a run keeps of such a table: 2,000 live calls among 1,000,000 rows, the rest ended.
     // The server's budget is lifted so that the figure is the tool's memory, not a wait.
     bench_example(

@@ -5,7 +5,8 @@
 //!
 //! With `--contacts [ROWS]`: a contact list of 1,000,000 customers' numbers with their tier (a
 //! tenth written nationally, read with `--default-region US`), read, validated and indexed;
-//! reports the seconds and the peak memory of this process, which does nothing else.
+//! reports the seconds and the peak memory of this process, which does nothing else. With
+//! `--contacts-sqlite [ROWS]`: the same list as an SQLite table in the long form.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
