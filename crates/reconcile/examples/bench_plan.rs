@@ -111,7 +111,11 @@ fn contacts_sqlite(rows: u64) -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..rows {
             let tier = ["gold", "silver", "bronze"][(i % 3) as usize];
             sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'tier', ?2)")
-                .bind(format!("+1{}{}", 200 + (i / 9_000_000) % 700, 1_000_000 + i % 9_000_000))
+                .bind(format!(
+                    "+1{}{}",
+                    200 + (i / 9_000_000) % 700,
+                    1_000_000 + i % 9_000_000
+                ))
                 .bind(tier)
                 .execute(&mut *tx)
                 .await?;
