@@ -4,3 +4,7 @@
 
 ALTER TABLE input_rows ADD COLUMN no_live_call INTEGER NOT NULL DEFAULT 0
     CHECK (no_live_call IN (0, 1));
+
+-- How many such rows a run had: a count, like `ended_rows`, not a target row each.
+ALTER TABLE runs ADD COLUMN no_live_call_rows INTEGER NOT NULL DEFAULT 0
+    CHECK (no_live_call_rows >= 0);

@@ -224,15 +224,29 @@ async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_n
 
     // In sync: the second iteration lists the live calls, reads the two matched ones, writes none.
     org.state().reset_log();
-    org.run(&[
-        "reconcile",
-        "contacts.sqlite",
-        "--default-region",
-        "US",
-        "--once",
-    ])
-    .await
-    .assert_code(0);
+    let run = org
+        .run(&[
+            "reconcile",
+            "contacts.sqlite",
+            "--default-region",
+            "US",
+            "--once",
+        ])
+        .await;
+    run.assert_code(0);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("in sync (2 targets, 0 changes; 1 rows with numbers no live call has)"),
+        "{said}"
+    );
     assert_eq!(org.count_requests("PATCH", ""), 0);
     assert_eq!(org.count_requests("GET", CALLS), 2);
+    // The run says it too, as a count: the store has no row for it.
+    let show = org.run(&["audit", "show", "latest"]).await;
+    assert!(
+        show.stdout
+            .contains("1 rows selected calls by a number no live call had"),
+        "{}",
+        show.stdout
+    );
 }

@@ -144,6 +144,7 @@ mod tests {
             ending,
             counts,
             ended_rows: 0,
+            no_live_call_rows: 0,
             unfinished,
             elapsed: Duration::ZERO,
             stats: genesys_core::ClientStats::default(),

@@ -76,8 +76,20 @@ impl AuditStore {
 
     /// Records how many of the run's desired rows named a conversation that had ended.
     pub async fn set_ended_rows(&self, run: &RunId, rows: u64) -> Result<(), AuditError> {
-        sqlx::query("UPDATE runs SET ended_rows = ?1 WHERE id = ?2")
-            .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+        self.set_rows_without_targets(run, rows, 0).await
+    }
+
+    /// Records the run's desired rows without a target: those that named a conversation that
+    /// had ended, and those that select calls by a number no live call had.
+    pub async fn set_rows_without_targets(
+        &self,
+        run: &RunId,
+        ended: u64,
+        no_live_call: u64,
+    ) -> Result<(), AuditError> {
+        sqlx::query("UPDATE runs SET ended_rows = ?1, no_live_call_rows = ?2 WHERE id = ?3")
+            .bind(i64::try_from(ended).unwrap_or(i64::MAX))
+            .bind(i64::try_from(no_live_call).unwrap_or(i64::MAX))
             .bind(run.as_str())
             .execute(self.pool())
             .await

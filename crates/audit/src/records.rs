@@ -151,6 +151,9 @@ pub struct RunRecord {
     /// Desired rows whose conversation had ended when the run began: skipped without a request
     /// or a target row of their own.
     pub ended_rows: u64,
+    /// Desired rows that select calls by number, when no live call had it as the run began:
+    /// no request, no target row.
+    pub no_live_call_rows: u64,
 }
 
 /// One process that worked on a run: its first, or a `--resume`.

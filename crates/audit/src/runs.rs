@@ -21,7 +21,7 @@ pub(super) const RUN_COLUMNS: &str = "id, started_at, finished_at, status, exit_
      CASE WHEN finished_at IS NULL \
        THEN max(coalesce(heartbeat_at, started_at), \
                 coalesce((SELECT max(r.at) FROM requests r WHERE r.run_id = runs.id), 0)) \
-       ELSE coalesce(heartbeat_at, started_at) END AS heartbeat_at, reverts_run_id, ended_rows";
+       ELSE coalesce(heartbeat_at, started_at) END AS heartbeat_at, reverts_run_id, ended_rows, no_live_call_rows";
 
 /// The run reference that means "the most recently started run".
 pub const LATEST: &str = "latest";
@@ -61,6 +61,7 @@ pub(super) struct RunRow {
     heartbeat_at: i64,
     reverts_run_id: Option<String>,
     ended_rows: i64,
+    no_live_call_rows: i64,
 }
 
 impl RunRow {
@@ -477,6 +478,7 @@ impl AuditStore {
             pid: int(path, "runs.pid", row.pid)?,
             resumed_count: int(path, "runs.resumed_count", row.resumed_count)?,
             ended_rows: int(path, "runs.ended_rows", row.ended_rows)?,
+            no_live_call_rows: int(path, "runs.no_live_call_rows", row.no_live_call_rows)?,
             id: RunId::from_stored(row.id),
             started_at: UnixMillis::from_millis(row.started_at),
             finished_at: opt_millis(row.finished_at),

@@ -320,6 +320,7 @@ impl ActiveRun {
         let unfinished = self.audit.unfinished_targets(&self.run).await?.len() as u64;
         let summary = self.audit.run_summary(&self.run).await?;
         let (counts, ended_rows) = (summary.counts, summary.run.ended_rows);
+        let no_live_call_rows = summary.run.no_live_call_rows;
         let ending = ending(kind, self.stop.reason(), unfinished);
         let mut outcome = RunOutcome {
             run: self.run.clone(),
@@ -328,6 +329,7 @@ impl ActiveRun {
             ending,
             counts,
             ended_rows,
+            no_live_call_rows,
             unfinished,
             elapsed: self.started.elapsed(),
             stats: self.client.stats(),
@@ -426,6 +428,7 @@ async fn fail_run(
         status: audit::RunStatus::Failed,
         counts: StatusCounts::default(),
         ended_rows: 0,
+        no_live_call_rows: 0,
         unfinished: 0,
         elapsed: started.elapsed(),
         stats: genesys_core::ClientStats::default(),

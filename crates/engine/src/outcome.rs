@@ -47,6 +47,9 @@ pub struct RunOutcome {
     /// Desired rows whose call had ended: skipped with no request and no target row (see
     /// `audit::RunRecord::ended_rows`); of the class gone, like a skipped target.
     pub ended_rows: u64,
+    /// Desired rows selecting calls by a number no live call had (see
+    /// `audit::RunRecord::no_live_call_rows`): no request, no target row.
+    pub no_live_call_rows: u64,
     /// Targets left `planned`, `sending` or `applied`: what `--resume` would revisit.
     pub unfinished: u64,
     pub elapsed: Duration,

@@ -435,6 +435,7 @@ mod tests {
                 resumed_count: 0,
                 reverts: None,
                 ended_rows: 0,
+                no_live_call_rows: 0,
             },
             counts,
             requests: RequestStats {

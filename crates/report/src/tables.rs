@@ -142,6 +142,15 @@ pub fn run_details(
     if run.ended_rows > 0 {
         field("ended", crate::text::ended_rows_text(run.ended_rows));
     }
+    if run.no_live_call_rows > 0 {
+        field(
+            "no live call",
+            format!(
+                "{} rows selected calls by a number no live call had (no request, no target row)",
+                run.no_live_call_rows
+            ),
+        );
+    }
     // Every process that worked on the run: the first, then each `--resume`.
     for process in processes {
         let ended = match (process.finished_at, process.exit_code) {

@@ -145,6 +145,8 @@ struct Iteration {
     counts: StatusCounts,
     /// Desired rows whose call had ended (a count on the run, no targets).
     ended_rows: u64,
+    /// Desired rows selecting calls by a number no live call had (a count, no targets).
+    no_live_call_rows: u64,
     requests: u64,
     throttled: u64,
     interrupted: bool,
@@ -350,6 +352,7 @@ async fn iterate(
         run: outcome.run.clone(),
         counts: outcome.counts,
         ended_rows: outcome.ended_rows,
+        no_live_call_rows: outcome.no_live_call_rows,
         requests: outcome.stats.requests,
         throttled: outcome.stats.throttled,
         interrupted: outcome.is_interrupted(),
@@ -430,10 +433,16 @@ fn summary_line(done: &Iteration, elapsed: Duration) -> String {
     // `StatusClass`).
     let changes =
         counts.total() - counts.get(TargetStatus::Unchanged) - counts.of_class(StatusClass::Gone);
-    let ended = match done.ended_rows {
+    let mut ended = match done.ended_rows {
         0 => String::new(),
         n => format!("; {n} rows of ended calls"),
     };
+    if done.no_live_call_rows > 0 {
+        ended.push_str(&format!(
+            "; {} rows with numbers no live call has",
+            done.no_live_call_rows
+        ));
+    }
     if changes == 0 && !done.interrupted {
         let skipped = match counts.skipped {
             0 => String::new(),
@@ -487,6 +496,7 @@ mod tests {
             run: RunId::from_stored("20260101T000000Z-abcdef".into()),
             counts: all,
             ended_rows: 0,
+            no_live_call_rows: 0,
             requests: 0,
             throttled: 0,
             interrupted,

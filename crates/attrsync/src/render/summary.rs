@@ -24,6 +24,12 @@ pub fn run_summary(outcome: &RunOutcome, audit_path: &Path, hints: &Hints) -> St
             outcome.ended_rows
         ));
     }
+    if outcome.no_live_call_rows > 0 {
+        counted.push_str(&format!(
+            "; {} rows with numbers no live call had",
+            outcome.no_live_call_rows
+        ));
+    }
     let head = if outcome.is_interrupted() {
         "Interrupted run"
     } else {

@@ -407,7 +407,9 @@ async fn prepare_live(
     ended.no_live_call = numbered.unmatched_lines;
     let ended = ended.keeping(config);
     record_input(audit, run, &desired.input, &ended).await?;
-    audit.set_ended_rows(run, ended.rows).await?;
+    audit
+        .set_rows_without_targets(run, ended.rows, ended.no_live_call.len() as u64)
+        .await?;
     let mut jobs = Jobs::default();
     let next_seq = insert_entries(audit, run, &desired.source, entries, &mut jobs).await?;
     Ok(Prepared {
