@@ -1248,3 +1248,12 @@ async fn model_seed_18286688500063600091_results_drop_an_input_row() {
 async fn model_seed_15970523107049908635_killed_before_its_targets_and_resumed_as_done() {
     assert_case(15_970_523_107_049_908_635).await;
 }
+
+/// Found by the soak after the compact desired state: the same kill, of a run whose source is an
+/// SQLite database; `apply --resume latest` refused it ("apply its source again", exit 1) while
+/// its recorded run stayed `interrupted`. The run's options now record how it read its source
+/// (table, query, default purpose and region), so an unchanged database is applied again too.
+#[tokio::test]
+async fn model_seed_3455167687086399009_an_sqlite_run_killed_before_its_targets_is_applied_again() {
+    assert_case(3_455_167_687_086_399_009).await;
+}

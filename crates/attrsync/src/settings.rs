@@ -289,8 +289,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
         Command::Apply(args) => {
             let connection = connection(&args.connection)?;
             let mut options = run_options(&connection, args.concurrency, &args.verify);
-            options["default_purpose"] = args.source_args.default_purpose.clone().into();
-            options["skip_invalid"] = args.source_args.skip_invalid.into();
+            record_source_args(&mut options, &args.source_args);
             options["max_changes"] = args.max_changes.into();
             let settings = RunSettings {
                 audit_path: audit_path(&args.audit),
@@ -325,8 +324,7 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
                 .map(|d| humantime::format_duration(d).to_string())
                 .into();
             options["once"] = args.once.into();
-            options["default_purpose"] = args.source_args.default_purpose.clone().into();
-            options["skip_invalid"] = args.source_args.skip_invalid.into();
+            record_source_args(&mut options, &args.source_args);
             let poll_interval = if args.follow {
                 let poll_interval = poll_interval(args.poll_interval)?;
                 options["follow"] = true.into();
@@ -457,6 +455,16 @@ pub fn resolve(cli: Cli) -> Result<CommandSettings, ResolveError> {
             CommandSettings::Doctor(args, Box::new(resolved))
         }
     })
+}
+
+/// How a run read its source, recorded with its options, so that the source can be read again
+/// the same way (`apply --resume` of a run stopped before it recorded its targets).
+fn record_source_args(options: &mut serde_json::Value, args: &crate::cli::SourceArgs) {
+    options["default_purpose"] = args.default_purpose.clone().into();
+    options["skip_invalid"] = args.skip_invalid.into();
+    options["table"] = args.table.clone().into();
+    options["query"] = args.query.clone().into();
+    options["default_region"] = args.default_region.map(|r| r.to_string()).into();
 }
 
 /// The options every run records: concurrency, rate, burst, tokens, verify timeout.

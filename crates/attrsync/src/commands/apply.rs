@@ -6,7 +6,7 @@ use std::path::Path;
 use reconcile::{SourceFormat, SourceInfo};
 
 use super::source::{invalid_input, read_desired, read_options};
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplyArgs, SourceArgs};
 use crate::exit::Exit;
 use crate::observer::CliObserver;
 use crate::render::summary::{run_summary, stopped_early};
@@ -65,7 +65,8 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
             && summary.run.ended_rows == 0
             && summary.run.status == audit::RunStatus::Interrupted
         {
-            match unchanged_csv_source(source, &args, ui).await {
+            let recorded = recorded_source_args(&summary.run.options, &args.source_args);
+            match unchanged_source(source, &recorded, ui).await {
                 Some(desired) => {
                     ui.note(format_args!(
                         "run {run} was stopped before it recorded its targets (it changed \
@@ -105,24 +106,45 @@ pub async fn run(args: ApplyArgs, run_settings: RunSettings, ui: Ui) -> anyhow::
     Ok(crate::exit::for_run(&outcome))
 }
 
-/// The desired state a run recorded as its source, read again when it is a CSV file whose
-/// content is what the run read (its sha256); `None` otherwise (an SQLite source's table or
-/// query is not known from the run, and a changed file is not what it was to do).
-async fn unchanged_csv_source(
+/// The desired state a run recorded as its source, read again the way the run read it
+/// (`args`: its recorded options) when the file's content is what the run read (its sha256: of
+/// a CSV's bytes, of an SQLite database file); `None` otherwise (a changed file is not what the
+/// run was to do).
+async fn unchanged_source(
     source: &SourceInfo,
-    args: &ApplyArgs,
+    args: &SourceArgs,
     ui: Ui,
 ) -> Option<reconcile::DesiredState> {
     let path = Path::new(&source.path);
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) || is_saved_plan(path) {
         return None;
     }
-    let desired = read_desired(path, &args.source_args, ui).await.ok()?;
-    let csv = matches!(
-        desired.source.format,
-        SourceFormat::CsvWide | SourceFormat::CsvLong
-    );
-    (csv && desired.source.sha256 == source.sha256).then_some(desired)
+    let desired = read_desired(path, args, ui).await.ok()?;
+    (desired.source.sha256 == source.sha256).then_some(desired)
+}
+
+/// The source arguments a run recorded with its options; what a run of an older attrsync did
+/// not record is taken from `given`.
+fn recorded_source_args(options: &serde_json::Value, given: &SourceArgs) -> SourceArgs {
+    let text = |key: &str| options.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    SourceArgs {
+        default_purpose: text("default_purpose").unwrap_or_else(|| given.default_purpose.clone()),
+        skip_invalid: options
+            .get("skip_invalid")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(given.skip_invalid),
+        table: text("table").unwrap_or_else(|| given.table.clone()),
+        query: match options.get("query") {
+            Some(serde_json::Value::Null) => None,
+            Some(_) => text("query"),
+            None => given.query.clone(),
+        },
+        default_region: match options.get("default_region") {
+            Some(serde_json::Value::Null) => None,
+            Some(_) => text("default_region").and_then(|r| r.parse().ok()),
+            None => given.default_region,
+        },
+    }
 }
 
 /// Whether `given` names the file a run recorded as its source.
