@@ -236,7 +236,7 @@ async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_n
     run.assert_code(0);
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(
-        said.contains("in sync (2 targets, 0 changes; 1 rows with numbers no live call has)"),
+        said.contains("in sync (2 targets, 0 changes; 1 row with numbers no live call has)"),
         "{said}"
     );
     assert_eq!(org.count_requests("PATCH", ""), 0);
@@ -245,7 +245,7 @@ async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_n
     let show = org.run(&["audit", "show", "latest"]).await;
     assert!(
         show.stdout
-            .contains("1 rows selected calls by a number no live call had"),
+            .contains("1 row selected calls by a number no live call had"),
         "{}",
         show.stdout
     );

@@ -146,8 +146,8 @@ pub fn run_details(
         field(
             "no live call",
             format!(
-                "{} rows selected calls by a number no live call had (no request, no target row)",
-                run.no_live_call_rows
+                "{} calls by a number no live call had (no request, no target row)",
+                crate::text::plural(run.no_live_call_rows, "row selected", "rows selected")
             ),
         );
     }

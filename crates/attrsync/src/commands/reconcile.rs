@@ -435,12 +435,15 @@ fn summary_line(done: &Iteration, elapsed: Duration) -> String {
         counts.total() - counts.get(TargetStatus::Unchanged) - counts.of_class(StatusClass::Gone);
     let mut ended = match done.ended_rows {
         0 => String::new(),
-        n => format!("; {n} rows of ended calls"),
+        n => format!(
+            "; {} of ended calls",
+            report::text::plural(n, "row", "rows")
+        ),
     };
     if done.no_live_call_rows > 0 {
         ended.push_str(&format!(
-            "; {} rows with numbers no live call has",
-            done.no_live_call_rows
+            "; {} with numbers no live call has",
+            report::text::plural(done.no_live_call_rows, "row", "rows")
         ));
     }
     if changes == 0 && !done.interrupted {

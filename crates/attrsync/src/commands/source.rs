@@ -63,10 +63,14 @@ pub async fn read_desired_with(
                 );
             }
             ui.note(format_args!(
-                "read {}: {} rows (a call, or numbers, and a participant selector each), {} keys",
+                "read {}: {} (a call, or numbers, and a participant selector each), {}",
                 path.display(),
-                desired.len() + desired.number_rules().len(),
-                desired.key_count()
+                report::text::plural(
+                    (desired.len() + desired.number_rules().len()) as u64,
+                    "row",
+                    "rows"
+                ),
+                report::text::plural(desired.key_count() as u64, "key", "keys")
             ));
             Ok(desired)
         }

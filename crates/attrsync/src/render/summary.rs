@@ -20,14 +20,14 @@ pub fn run_summary(outcome: &RunOutcome, audit_path: &Path, hints: &Hints) -> St
     };
     if outcome.ended_rows > 0 {
         counted.push_str(&format!(
-            "; {} rows of calls that had ended",
-            outcome.ended_rows
+            "; {} of calls that had ended",
+            report::text::plural(outcome.ended_rows, "row", "rows")
         ));
     }
     if outcome.no_live_call_rows > 0 {
         counted.push_str(&format!(
-            "; {} rows with numbers no live call had",
-            outcome.no_live_call_rows
+            "; {} with numbers no live call had",
+            report::text::plural(outcome.no_live_call_rows, "row", "rows")
         ));
     }
     let head = if outcome.is_interrupted() {

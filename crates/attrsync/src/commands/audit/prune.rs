@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use audit::{AuditError, AuditStore, PruneSelection};
+use report::text::plural;
 
 use super::{
     AUDIT_JSON_FORMAT_VERSION, check_store_exists, open_read_only_at, print_json, print_text,
@@ -154,10 +155,6 @@ fn rows_text(selection: &PruneSelection) -> String {
         }
     }
     parts.join(", ")
-}
-
-fn plural(count: u64, one: &str, many: &str) -> String {
-    format!("{count} {}", if count == 1 { one } else { many })
 }
 
 /// `--older-than` as a person wrote it: `90d` rather than humantime's `2months 29days 2h...`
