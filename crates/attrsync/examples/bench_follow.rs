@@ -133,6 +133,20 @@ fn arrival_latencies(
     (latencies, missed)
 }
 
+/// Arrival to verified (p50, p95, max), and the run's API requests per arrived call.
+fn print_arrivals(latencies: &[u64], requests: usize, arrived: usize) {
+    println!(
+        "arrival -> verified: p50 {} ms, p95 {} ms, max {} ms",
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.95),
+        latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "API requests {requests}, per arrived call {:.3}",
+        requests as f64 / arrived.max(1) as f64
+    );
+}
+
 fn unix_ms_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -298,16 +312,7 @@ async fn numbers(run_for: Duration, minutes: f64, contacts: u64) {
         arrived.len(),
         latencies.len()
     );
-    println!(
-        "arrival -> verified: p50 {} ms, p95 {} ms, max {} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.95),
-        latencies.last().copied().unwrap_or(0)
-    );
-    println!(
-        "API requests {arrival_requests}, per arrived call {:.3}",
-        arrival_requests as f64 / arrived.len().max(1) as f64
-    );
+    print_arrivals(&latencies, arrival_requests, arrived.len());
     println!(
         "a change of the list for {} live calls: {} verified; write -> verified p50 {} ms, \
          p95 {} ms, max {} ms; API requests {change_requests}, per change {:.3}",
@@ -444,16 +449,7 @@ async fn main() {
         arrived.len(),
         latencies.len()
     );
-    println!(
-        "arrival -> verified: p50 {} ms, p95 {} ms, max {} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.95),
-        latencies.last().copied().unwrap_or(0)
-    );
-    println!(
-        "API requests {api_requests}, per arrived call {:.3}",
-        api_requests as f64 / arrived.len().max(1) as f64
-    );
+    print_arrivals(&latencies, api_requests, arrived.len());
     if let (Some(at_40), Some(end)) = (rss_at_40, rss_end) {
         println!(
             "resident memory: {at_40} KiB at 40 % of the run, {end} KiB at the end ({:+.1} %), peak {peak_rss} KiB",
