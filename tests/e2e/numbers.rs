@@ -250,3 +250,41 @@ async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_n
         show.stdout
     );
 }
+
+/// With `--max-changes` the desired state is planned first (`plan_live`): a number no live call
+/// has is still a count on the run and a skipped row of the result files, as without it.
+#[tokio::test]
+async fn under_max_changes_an_unmatched_number_is_still_counted_and_listed_skipped() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    let calls = org.live_calls();
+    let source = org.write(
+        "numbers.csv",
+        &format!(
+            "customer_number,tier\n{},gold\n+15550000000,bronze\n",
+            customer_number(&calls[0])
+        ),
+    );
+    org.run(&[
+        "apply",
+        source.to_str().unwrap(),
+        "--max-changes",
+        "10",
+        "--results",
+        "out",
+    ])
+    .await
+    .assert_code(0);
+    assert_eq!(
+        customer_attribute(&org, &calls[0].id, "tier").as_deref(),
+        Some("gold")
+    );
+    let failed = std::fs::read_to_string(org.path("out/failed.csv")).unwrap();
+    assert!(
+        failed.contains("+15550000000,bronze,skipped,,no live call has this number"),
+        "{failed}"
+    );
+    assert_eq!(
+        crate::support::latest_run(&org).await["no_live_call_rows"],
+        1
+    );
+}

@@ -100,6 +100,8 @@ pub struct PlannedLive {
     /// What the person running the command is told (a failed liveness lookup, numbers that
     /// matched nothing).
     pub notes: Vec<String>,
+    /// Lines of rows selecting calls by a number no live call had, ascending.
+    pub no_live_call: Vec<u64>,
 }
 
 /// Plans `desired` against the live calls: which of its conversations ended (in batches of
@@ -139,5 +141,6 @@ pub async fn plan_live(
     Ok(PlannedLive {
         plan: reconcile::diff_entries(&entries, &live),
         notes,
+        no_live_call: numbered.unmatched_lines,
     })
 }

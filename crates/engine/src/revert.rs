@@ -81,6 +81,7 @@ impl RevertPlan {
             targets: self.plan.targets,
             input: InputTable::default(),
             reverts: Some(self.original.id),
+            no_live_call: Vec::new(),
         }
     }
 }

@@ -47,6 +47,7 @@ pub async fn max_changes(
                 targets: plan.targets,
                 input: desired.input,
                 reverts: None,
+                no_live_call: planned.no_live_call,
             }
         }
         other => other,

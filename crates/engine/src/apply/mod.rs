@@ -49,6 +49,9 @@ pub enum Work {
         input: InputTable,
         /// The run this plan reverts, recorded with the new run.
         reverts: Option<RunId>,
+        /// Lines of rows selecting calls by a number no live call had when it was planned
+        /// (`--max-changes`): a count on the run, like ended rows.
+        no_live_call: Vec<u64>,
     },
     /// The unfinished targets of an earlier run.
     Resume {
@@ -265,6 +268,7 @@ async fn prepare(
             targets,
             input,
             reverts,
+            no_live_call,
         } => {
             let run = lifecycle::begin(audit, config, &source, reverts).await?;
             // A plan made through the liveness lookup (`--max-changes`) skips the rows of
@@ -280,10 +284,14 @@ async fn prepare(
                             }
                         )
                 });
-            let ended = Ended::of_targets(&ended).keeping(config);
+            let mut ended = Ended::of_targets(&ended);
+            ended.no_live_call = no_live_call;
+            let ended = ended.keeping(config);
             record_input(audit, &run, &input, &ended).await?;
             ended_rows = ended.rows;
-            audit.set_ended_rows(&run, ended_rows).await?;
+            audit
+                .set_rows_without_targets(&run, ended_rows, ended.no_live_call.len() as u64)
+                .await?;
             let new: Vec<NewTarget> = targets
                 .iter()
                 .enumerate()
