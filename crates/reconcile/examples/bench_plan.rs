@@ -92,37 +92,30 @@ fn contacts(rows: u64) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The contact list as a CRM keeps it: an SQLite table in the long form.
 fn contacts_sqlite(rows: u64) -> Result<(), Box<dyn std::error::Error>> {
-    use sqlx::{ConnectOptions, Connection};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("contacts.sqlite");
-    runtime.block_on(async {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .connect()
-            .await?;
-        sqlx::query("CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)")
-            .execute(&mut conn)
-            .await?;
-        let mut tx = conn.begin().await?;
+    let mut conn = rusqlite::Connection::open(&path)?;
+    conn.execute_batch(
+        "CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)",
+    )?;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare("INSERT INTO desired_attributes VALUES (?1, 'tier', ?2)")?;
         for i in 0..rows {
             let tier = ["gold", "silver", "bronze"][(i % 3) as usize];
-            sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'tier', ?2)")
-                .bind(format!(
-                    "+1{}{}",
-                    200 + (i / 9_000_000) % 700,
-                    1_000_000 + i % 9_000_000
-                ))
-                .bind(tier)
-                .execute(&mut *tx)
-                .await?;
+            let number = format!(
+                "+1{}{}",
+                200 + (i / 9_000_000) % 700,
+                1_000_000 + i % 9_000_000
+            );
+            insert.execute((number, tier))?;
         }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(())
-    })?;
+    }
+    tx.commit()?;
+    drop(conn);
     let file_mib = std::fs::metadata(&path)?.len() as f64 / (1024.0 * 1024.0);
     let started = Instant::now();
     let desired = runtime.block_on(reconcile::read_sqlite(

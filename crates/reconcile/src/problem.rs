@@ -80,7 +80,7 @@ pub enum SourceError {
     SqliteOpen {
         path: PathBuf,
         #[source]
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
     #[error("{}: no table named `{table}` in the database", path.display())]
     SqliteMissingTable { path: PathBuf, table: String },
@@ -105,7 +105,7 @@ pub enum SourceError {
     Sqlite {
         path: PathBuf,
         #[source]
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
 }
 

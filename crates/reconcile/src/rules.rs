@@ -116,13 +116,14 @@ impl NumberRules {
     /// whose value is new. A rule or key only removed is no longer managed: not a change.
     pub fn changed_since(&self, old: &NumberRules) -> Vec<usize> {
         (0..self.store.len())
-            .filter(|&i| match old.store.find(&self.store.key(i)) {
-                None => true,
-                Some(j) => self
-                    .store
-                    .pairs_of(i)
-                    .any(|(key, value)| old.store.value_of(j, key).map(|(v, _)| v) != Some(value)),
-            })
+            .filter(
+                |&i| match old.store.find_of(&self.store, self.store.key(i)) {
+                    None => true,
+                    Some(j) => self.store.pairs_of(i).any(|(key, value)| {
+                        old.store.value_of(j, key).map(|(v, _)| v) != Some(value)
+                    }),
+                },
+            )
             .collect()
     }
 
@@ -175,14 +176,19 @@ mod tests {
     type Row<'a> = (Option<&'a str>, Option<&'a str>, Option<Uuid>, &'a str);
 
     fn rules(rows: &[Row<'_>]) -> NumberRules {
+        let rows: Vec<_> = rows.iter().map(|row| ("customer", *row)).collect();
+        rules_of_purposes(&rows)
+    }
+
+    /// Rules of the purposes given, interned in the order of their rows.
+    fn rules_of_purposes(rows: &[(&str, Row<'_>)]) -> NumberRules {
         let mut store = EntryStore::<RuleKey>::default();
-        let purpose = store.intern_purpose("customer");
-        for (line, (customer, dialed, queue, tier)) in rows.iter().enumerate() {
+        for (line, (purpose, (customer, dialed, queue, tier))) in rows.iter().enumerate() {
             let key = RuleKey {
                 customer: customer.map(|n| parse(n, None).unwrap()),
                 dialed: dialed.map(|n| parse(n, None).unwrap()),
                 queue: *queue,
-                selector: SelectorKey::Purpose(purpose),
+                selector: SelectorKey::Purpose(store.intern_purpose(purpose)),
             };
             store
                 .insert(key, line as u64 + 2, [("tier", *tier)].into_iter())
@@ -239,5 +245,26 @@ mod tests {
         ]);
         assert_eq!(new.changed_since(&old), [1, 2]);
         assert!(old.changed_since(&old).is_empty());
+    }
+
+    /// Purposes are interned per version, in the order rows name them: a version that names
+    /// them in another order is compared purpose by purpose, not index by index.
+    #[test]
+    fn rules_of_versions_that_name_purposes_in_another_order_are_compared_by_purpose() {
+        let number = Some("+15551230001");
+        let old = rules_of_purposes(&[
+            ("customer", (number, None, None, "gold")),
+            ("agent", (number, None, None, "silver")),
+        ]);
+        let swapped = rules_of_purposes(&[
+            ("agent", (number, None, None, "gold")),
+            ("customer", (number, None, None, "silver")),
+        ]);
+        assert_eq!(swapped.changed_since(&old), [0, 1]);
+        let reordered = rules_of_purposes(&[
+            ("agent", (number, None, None, "silver")),
+            ("customer", (number, None, None, "gold")),
+        ]);
+        assert!(reordered.changed_since(&old).is_empty());
     }
 }

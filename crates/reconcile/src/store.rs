@@ -6,10 +6,11 @@
 //! ranges) and becomes a [`DesiredEntry`] with owned strings only when it is asked for, which a
 //! run does only for the entries of live calls.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
+// foldhash, not SipHash: hashing the keys was a quarter of reading a million rows.
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use uuid::Uuid;
 
 use crate::desired::{DesiredEntry, Selector, Target};
@@ -54,6 +55,7 @@ pub(crate) enum SelectorKey {
 /// What rows are merged into one entry by: rows of one key are one entry.
 pub(crate) trait StoreKey: Copy + Eq + std::hash::Hash + std::fmt::Debug {
     fn selector(&self) -> SelectorKey;
+    fn with_selector(self, selector: SelectorKey) -> Self;
 }
 
 /// The identity of a target: one conversation, a selector of participants in it.
@@ -66,6 +68,10 @@ pub(crate) struct TargetKey {
 impl StoreKey for TargetKey {
     fn selector(&self) -> SelectorKey {
         self.selector
+    }
+
+    fn with_selector(self, selector: SelectorKey) -> Self {
+        Self { selector, ..self }
     }
 }
 
@@ -82,6 +88,10 @@ pub(crate) struct RuleKey {
 impl StoreKey for RuleKey {
     fn selector(&self) -> SelectorKey {
         self.selector
+    }
+
+    fn with_selector(self, selector: SelectorKey) -> Self {
+        Self { selector, ..self }
     }
 }
 
@@ -133,7 +143,7 @@ pub(crate) struct EntryStore<K> {
     purposes: Interner,
     /// Entry indexes by target, while rows are added; dropped by [`Self::seal`].
     index: HashTable<u32>,
-    hasher: RandomState,
+    hasher: DefaultHashBuilder,
 }
 
 impl<K> Default for EntryStore<K> {
@@ -146,7 +156,7 @@ impl<K> Default for EntryStore<K> {
             keys: Interner::default(),
             purposes: Interner::default(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -199,6 +209,18 @@ impl<K: StoreKey> EntryStore<K> {
         self.index
             .find(self.hash(key), |&i| entries[i as usize].key == *key)
             .map(|&i| i as usize)
+    }
+
+    /// The entry of `key`, a key of `other` (another version, whose purposes are interned in
+    /// its own order): its purpose is looked up here by name.
+    pub fn find_of(&self, other: &Self, key: K) -> Option<usize> {
+        let selector = match key.selector() {
+            SelectorKey::Purpose(p) => {
+                SelectorKey::Purpose(self.purposes.get(other.purposes.name(p))?)
+            }
+            selector => selector,
+        };
+        self.find(&key.with_selector(selector))
     }
 
     /// The value `key_name` already has in entry `i`, with the line that gave it.

@@ -7,8 +7,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use reconcile::{ReadOptions, SourceError, SqliteSelect, read_csv_from, read_sqlite};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bad")
@@ -52,17 +50,10 @@ async fn run_sqlite_case(seed: &Path, options: &ReadOptions) -> String {
     let stem = seed.file_stem().expect("file stem").to_string_lossy();
     let db = dir.path().join(format!("{stem}.db"));
     let sql = std::fs::read_to_string(seed).expect("read seed");
-    let mut conn = SqliteConnectOptions::new()
-        .filename(&db)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .expect("create database");
-    sqlx::raw_sql(AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
+    rusqlite::Connection::open(&db)
+        .expect("create database")
+        .execute_batch(&sql)
         .expect("seed database");
-    conn.close().await.expect("close database");
     let rendered = render(read_sqlite(&db, &SqliteSelect::default(), options).await);
     rendered.replace(&format!("{}/", dir.path().display()), "")
 }

@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use reconcile::{ReadOptions, Selector, SourceFormat, SqliteSelect, read_csv, read_path};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,18 +73,11 @@ fn crlf_bom_sample_reads_like_plain_csv() {
 async fn sqlite_seed_builds_a_readable_desired_state() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("desired.db");
-    let mut conn = SqliteConnectOptions::new()
-        .filename(&db)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
     let seed = std::fs::read_to_string(sample("desired.sql")).unwrap();
-    sqlx::raw_sql(AssertSqlSafe(seed))
-        .execute(&mut conn)
-        .await
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&seed)
         .unwrap();
-    conn.close().await.unwrap();
 
     // read_path recognises the database by its header bytes.
     let state = read_path(&db, &SqliteSelect::default(), &ReadOptions::default())

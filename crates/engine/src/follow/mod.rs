@@ -172,22 +172,24 @@ pub async fn follow(
     );
     let locks = crate::locks::hold(audit, &names, &what).await?;
     let watching_locks = locks.stop_on_loss(stop);
-    let source = settings.source.take();
-    let outcome = follow_locked(&settings, source, config, audit, connect, observer, stop).await;
+    let outcome = follow_locked(&mut settings, config, audit, connect, observer, stop).await;
     watching_locks.abort();
     locks.release().await;
     outcome
 }
 
 async fn follow_locked(
-    settings: &FollowSettings,
-    followed_source: Option<FollowSource>,
+    settings: &mut FollowSettings,
     config: &RunConfig,
     audit: &AuditStore,
     connect: ClientFactory<'_>,
     observer: Arc<dyn RunObserver>,
     stop: &StopSignal,
 ) -> Result<RunOutcome, EngineError> {
+    let followed_source = settings.source.take();
+    // Moved, not copied: a desired state of a million numbers is held once, by the tracker.
+    let desired = std::mem::take(&mut settings.desired);
+    let settings = &*settings;
     let (source, watch) = match followed_source {
         Some(FollowSource { info, watch }) => (info, Some(watch)),
         None => (
@@ -215,7 +217,7 @@ async fn follow_locked(
         Some(_) => format!(
             " equal to {} ({}), watched for new versions",
             source.path,
-            plural(settings.desired.rows(), "row")
+            plural(desired.rows(), "row")
         ),
         None => String::new(),
     };
@@ -242,7 +244,7 @@ async fn follow_locked(
         client: &active.client,
         pipeline,
         call_events,
-        tracker: Tracker::new(settings.desired.clone()),
+        tracker: Tracker::new(desired),
         source: &source,
         versions: None,
         resync: HashSet::new(),

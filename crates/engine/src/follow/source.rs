@@ -14,10 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use reconcile::source::sqlite::{SqliteError, VersionProbe};
 use reconcile::{ReadOptions, SourceError, SourceInfo, SqliteSelect};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
 use tokio::sync::mpsc;
 
 use super::desired::FollowDesired;
@@ -50,7 +49,7 @@ pub enum SourceWatchError {
     Sqlite {
         path: PathBuf,
         #[source]
-        source: sqlx::Error,
+        source: SqliteError,
     },
 }
 
@@ -85,7 +84,7 @@ fn identity(path: &Path) -> std::io::Result<Identity> {
 enum Probe {
     /// A held connection and the `data_version` it last answered.
     Sqlite {
-        connection: SqliteConnection,
+        connection: VersionProbe,
         data_version: i64,
     },
     /// The SHA-256 of the bytes last seen.
@@ -111,24 +110,6 @@ impl std::fmt::Debug for SourceWatch {
     }
 }
 
-async fn open_read_only(path: &Path) -> Result<SqliteConnection, SourceWatchError> {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await
-        .map_err(|source| SourceWatchError::Sqlite {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-async fn data_version(connection: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("PRAGMA data_version")
-        .fetch_one(connection)
-        .await
-}
-
 fn sha256_of(path: &Path) -> std::io::Result<[u8; 32]> {
     Ok(Sha256::digest(std::fs::read(path)?).into())
 }
@@ -149,14 +130,12 @@ impl SourceWatch {
         let identity = identity(path).map_err(io)?;
         let is_sqlite = reconcile::source::is_sqlite_file(path).unwrap_or(false);
         let probe = if is_sqlite {
-            let mut connection = open_read_only(path).await?;
-            let data_version =
-                data_version(&mut connection)
-                    .await
-                    .map_err(|source| SourceWatchError::Sqlite {
-                        path: path.to_owned(),
-                        source,
-                    })?;
+            let sqlite = |source| SourceWatchError::Sqlite {
+                path: path.to_owned(),
+                source,
+            };
+            let connection = VersionProbe::open(path).map_err(sqlite)?;
+            let data_version = connection.data_version().map_err(sqlite)?;
             Probe::Sqlite {
                 connection,
                 data_version,
@@ -178,7 +157,7 @@ impl SourceWatch {
 
     /// Whether the source changed since the last look. A file missing for a moment (between an
     /// unlink and a rename) is no change: the next poll looks again.
-    async fn changed(&mut self) -> bool {
+    fn changed(&mut self) -> bool {
         let Ok(now) = identity(&self.path) else {
             return false;
         };
@@ -190,19 +169,18 @@ impl SourceWatch {
                 let replaced =
                     (now.device, now.inode) != (self.identity.device, self.identity.inode);
                 if replaced {
-                    let Ok(mut reopened) = open_read_only(&self.path).await else {
+                    let Ok(reopened) = VersionProbe::open(&self.path) else {
                         return false;
                     };
-                    let Ok(version) = data_version(&mut reopened).await else {
+                    let Ok(version) = reopened.data_version() else {
                         return false;
                     };
-                    let old = std::mem::replace(connection, reopened);
-                    let _ = old.close().await;
+                    *connection = reopened;
                     *seen = version;
                     self.identity = now;
                     return true;
                 }
-                match data_version(connection).await {
+                match connection.data_version() {
                     Ok(version) if version != *seen => {
                         *seen = version;
                         true
@@ -235,8 +213,8 @@ impl SourceWatch {
         }
     }
 
-    /// Reads and validates the source as it is now.
-    async fn read(&self) -> SourceVersion {
+    /// Reads and validates the source as it is now (`&mut`: the held connection is not `Sync`).
+    async fn read(&mut self) -> SourceVersion {
         match reconcile::read_path(&self.path, &self.select, &self.options).await {
             Ok(desired) => SourceVersion::Valid {
                 source: desired.source.clone(),
@@ -265,7 +243,7 @@ impl SourceWatch {
                     _ = every.tick() => {}
                     () = versions.closed() => return,
                 }
-                if !self.changed().await {
+                if !self.changed() {
                     continue;
                 }
                 let version = self.read().await;

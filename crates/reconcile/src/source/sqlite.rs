@@ -13,9 +13,8 @@
 
 use std::path::Path;
 
-use futures::TryStreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row, SqlSafeStr, Statement};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::raw_input::sha256_hex;
 use crate::desired::{DesiredState, InputTable, SourceFormat, SourceInfo};
@@ -65,8 +64,62 @@ pub async fn read_sqlite(
 }
 
 /// Reads a database whose bytes were already read and hashed (`sha256`), and dropped: SQLite
-/// reads the file itself.
+/// reads the file itself, on a blocking thread.
 pub(crate) async fn read_sqlite_file(
+    path: &Path,
+    sha256: String,
+    select: &SqliteSelect,
+    options: &ReadOptions,
+) -> Result<(DesiredState, InputTable), SourceError> {
+    let (owned_path, select, options) = (path.to_owned(), select.clone(), options.clone());
+    tokio::task::spawn_blocking(move || read_database(&owned_path, sha256, &select, &options))
+        .await
+        .map_err(|e| SourceError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+/// An error of SQLite itself.
+pub type SqliteError = rusqlite::Error;
+
+/// Opens a database read-only, as every read of a source does: it is never created or changed.
+fn open_read_only(path: &Path) -> Result<Connection, SqliteError> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+/// A read-only connection held open to tell cheaply whether the database changed: its
+/// `PRAGMA data_version` changes when another connection commits.
+pub struct VersionProbe {
+    connection: Connection,
+}
+
+impl std::fmt::Debug for VersionProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionProbe").finish_non_exhaustive()
+    }
+}
+
+impl VersionProbe {
+    pub fn open(path: &Path) -> Result<Self, SqliteError> {
+        let probe = Self {
+            connection: open_read_only(path)?,
+        };
+        probe.data_version()?;
+        Ok(probe)
+    }
+
+    /// The database's version as this connection sees it.
+    pub fn data_version(&self) -> Result<i64, SqliteError> {
+        self.connection
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+    }
+}
+
+fn read_database(
     path: &Path,
     sha256: String,
     select: &SqliteSelect,
@@ -77,31 +130,27 @@ pub(crate) async fn read_sqlite_file(
     ensure_regular_file(path)?;
     let sqlite_error = |source| sqlite_error(path, source);
 
-    let mut conn: SqliteConnection = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await
-        .map_err(|source| match corruption(&source) {
-            Some(detail) => SourceError::SqliteNotADatabase {
-                path: path.to_owned(),
-                detail,
-            },
-            None => SourceError::SqliteOpen {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+    let conn = open_read_only(path).map_err(|source| match corruption(&source) {
+        Some(detail) => SourceError::SqliteNotADatabase {
+            path: path.to_owned(),
+            detail,
+        },
+        None => SourceError::SqliteOpen {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
 
     let (sql, what) = match select {
         SqliteSelect::Table(table) => {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
-            )
-            .bind(table)
-            .fetch_optional(&mut conn)
-            .await
-            .map_err(sqlite_error)?;
+            let exists: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+                    [table],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sqlite_error)?;
             if exists.is_none() {
                 return Err(SourceError::SqliteMissingTable {
                     path: path.to_owned(),
@@ -114,19 +163,16 @@ pub(crate) async fn read_sqlite_file(
             )
         }
         SqliteSelect::Query(query) => (
-            checked_query(path, query, &mut conn).await?,
+            checked_query(path, query, &conn)?.to_owned(),
             "the query".to_owned(),
         ),
     };
 
-    let statement = (&mut conn)
-        .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
-        .await
-        .map_err(sqlite_error)?;
+    let mut statement = conn.prepare(&sql).map_err(sqlite_error)?;
     let header: Vec<String> = statement
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
         .collect();
     let position = |wanted: &str| header.iter().position(|c| c == wanted);
     let mut missing: Vec<String> = REQUIRED_COLUMNS
@@ -149,39 +195,62 @@ pub(crate) async fn read_sqlite_file(
     let queue_id = position(QUEUE_COLUMN);
     builder.set_number_columns(customer_number.is_some() || dialed_number.is_some());
     let selectors = SELECTOR_COLUMNS.map(position);
+    let used = |i: usize| {
+        i == key
+            || i == value
+            || [conversation_id, customer_number, dialed_number, queue_id].contains(&Some(i))
+            || selectors.contains(&Some(i))
+    };
     builder.set_input_header(header.clone());
 
-    let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut conn);
+    // A REAL cell is rare: SQLite itself says how it reads as text, so that it reads as it
+    // does in SQLite (`CAST(... AS TEXT)`), not as Rust would print it.
+    let mut real_text = conn
+        .prepare("SELECT CAST(?1 AS TEXT)")
+        .map_err(sqlite_error)?;
+    let mut rows = statement.query([]).map_err(sqlite_error)?;
+    let mut numbers = vec![String::new(); header.len()];
     let mut ordinal = 0u64;
-    while let Some(row) = rows.try_next().await.map_err(sqlite_error)? {
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
         ordinal += 1;
-        // Borrowed from the row: no allocation per cell of a million-row table.
+        // Borrowed from the row where SQLite holds text: no allocation per cell of a
+        // million-row table.
         let mut cells: Vec<&str> = Vec::with_capacity(header.len());
         let mut invalid = Vec::new();
-        for (i, column) in header.iter().enumerate() {
-            match row.try_get_unchecked::<Option<&str>, _>(i) {
-                Ok(cell) => cells.push(cell.unwrap_or_default()),
+        for (i, number) in numbers.iter_mut().enumerate() {
+            number.clear();
+            let cell = row.get_ref(i).map_err(sqlite_error)?;
+            if let ValueRef::Integer(n) = cell {
+                use std::fmt::Write;
+                let _ = write!(number, "{n}");
+            } else if let ValueRef::Real(x) = cell {
+                *number = real_text
+                    .query_row([x], |row| row.get(0))
+                    .map_err(sqlite_error)?;
+            }
+        }
+        for (i, number) in numbers.iter().enumerate() {
+            let text = match row.get_ref(i).map_err(sqlite_error)? {
+                ValueRef::Null => Ok(""),
+                ValueRef::Integer(_) | ValueRef::Real(_) => Ok(number.as_str()),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => std::str::from_utf8(bytes),
+            };
+            match text {
+                Ok(cell) => cells.push(cell),
                 Err(_) => {
-                    invalid.push(column);
+                    invalid.push(i);
                     cells.push("");
                 }
             }
         }
         builder.add_input_row(ordinal, cells.iter().copied());
-        let used = |i: usize| {
-            i == key
-                || i == value
-                || [conversation_id, customer_number, dialed_number, queue_id].contains(&Some(i))
-        };
         let mut valid = true;
-        for (i, column) in header.iter().enumerate() {
-            if invalid.contains(&column) && (used(i) || selectors.contains(&Some(i))) {
-                builder.row_problem(
-                    ordinal,
-                    format!("column `{column}` is not valid UTF-8 text"),
-                );
-                valid = false;
-            }
+        for &i in invalid.iter().filter(|&&i| used(i)) {
+            builder.row_problem(
+                ordinal,
+                format!("column `{}` is not valid UTF-8 text", header[i]),
+            );
+            valid = false;
         }
         if !valid {
             continue;
@@ -223,37 +292,27 @@ pub(crate) fn ensure_regular_file(path: &Path) -> Result<(), SourceError> {
 }
 
 /// The statement to run for `--query`: a single statement that returns rows and that SQLite
-/// says is read-only (no write transaction, no table opened for writing in its `EXPLAIN`).
-async fn checked_query(
+/// says is read-only (`sqlite3_stmt_readonly`).
+fn checked_query<'q>(
     path: &Path,
-    query: &str,
-    conn: &mut SqliteConnection,
-) -> Result<String, SourceError> {
+    query: &'q str,
+    conn: &Connection,
+) -> Result<&'q str, SourceError> {
     let not_select = |reason: &str| SourceError::SqliteQueryNotSelect {
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
     let statement = single_statement(query).map_err(not_select)?;
-    let prepared = (&mut *conn)
-        .prepare(AssertSqlSafe(statement.to_owned()).into_sql_str())
-        .await
+    let prepared = conn
+        .prepare(statement)
         .map_err(|source| sqlite_error(path, source))?;
-    if prepared.columns().is_empty() {
+    if prepared.column_count() == 0 {
         return Err(not_select("it returns no rows"));
     }
-    let program = sqlx::query(AssertSqlSafe(format!("EXPLAIN {statement}")))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(|source| sqlite_error(path, source))?;
-    let writes = program.iter().any(|op| {
-        let opcode: String = op.try_get("opcode").unwrap_or_default();
-        let p2: i64 = op.try_get("p2").unwrap_or_default();
-        (opcode == "Transaction" && p2 != 0) || opcode == "OpenWrite"
-    });
-    if writes {
+    if !prepared.readonly() {
         return Err(not_select("it writes to the database"));
     }
-    Ok(statement.to_owned())
+    Ok(statement)
 }
 
 /// The one statement of `sql`, without its terminating `;`: the rest may only be comments,
@@ -298,15 +357,18 @@ fn single_statement(sql: &str) -> Result<&str, &'static str> {
 
 /// "file is not a database" (SQLITE_NOTADB) or "database disk image is malformed"
 /// (SQLITE_CORRUPT, any extended code): SQLite's message, if `error` is one of those.
-fn corruption(error: &sqlx::Error) -> Option<String> {
-    let sqlx::Error::Database(db) = error else {
+fn corruption(error: &rusqlite::Error) -> Option<String> {
+    let rusqlite::Error::SqliteFailure(failure, message) = error else {
         return None;
     };
-    let code: i64 = db.code()?.parse().ok()?;
-    matches!(code & 0xff, 11 | 26).then(|| db.message().to_owned())
+    matches!(
+        failure.code,
+        rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+    )
+    .then(|| message.clone().unwrap_or_else(|| failure.to_string()))
 }
 
-fn sqlite_error(path: &Path, source: sqlx::Error) -> SourceError {
+fn sqlite_error(path: &Path, source: rusqlite::Error) -> SourceError {
     match corruption(&source) {
         Some(detail) => SourceError::SqliteNotADatabase {
             path: path.to_owned(),
@@ -327,22 +389,13 @@ fn quote_identifier(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::desired::Selector;
-    use sqlx::Connection;
 
     const CID: &str = "3f1c2a4e-8b1d-4c6a-9e2f-0a1b2c3d4e5f";
 
     async fn database(sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("desired.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
+        Connection::open(&path).unwrap().execute_batch(sql).unwrap();
         (dir, path)
     }
 
@@ -559,6 +612,39 @@ mod tests {
         );
         assert_eq!(state.to_entries()[0].lines, [1, 2]);
         assert_eq!(state.source.sha256, sha256_hex(&bytes));
+    }
+
+    #[tokio::test]
+    async fn numbers_and_blobs_read_as_sqlite_casts_them_to_text() {
+        let (_dir, path) = database(&format!(
+            "CREATE TABLE desired_attributes (conversation_id TEXT, key TEXT, value, note);
+             INSERT INTO desired_attributes VALUES
+               ('{CID}', 'a', 42.0, x'ff'), ('{CID}', 'b', 1e20, NULL), ('{CID}', 'c', 0.1 + 0.2, NULL),
+               ('{CID}', 'd', -7, NULL), ('{CID}', 'e', 2.5e-7, NULL), ('{CID}', 'f', x'6f6b', NULL);"
+        ))
+        .await;
+        let conn = Connection::open(&path).unwrap();
+        let sqlite_text: Vec<String> = conn
+            .prepare("SELECT CAST(value AS TEXT) FROM desired_attributes")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            sqlite_text,
+            ["42.0", "1.0e+20", "0.3", "-7", "2.5e-07", "ok"]
+        );
+        let state = read_sqlite(&path, &SqliteSelect::default(), &ReadOptions::default())
+            .await
+            .unwrap();
+        let attributes = &state.to_entries()[0].attributes;
+        let read: Vec<&str> = ["a", "b", "c", "d", "e", "f"]
+            .map(|k| attributes[k].as_str())
+            .to_vec();
+        assert_eq!(read, sqlite_text);
+        // Invalid UTF-8 in a column attrsync does not use is carried, not refused.
+        assert_eq!(state.input.rows().next().unwrap().to_owned().cells[3], "");
     }
 
     #[tokio::test]
