@@ -627,6 +627,35 @@ async fn a_reconcile_follow_of_a_queue_a_tag_follow_holds_exits_75() {
     assert_eq!(code, 0, "{stderr}");
 }
 
+/// `reconcile --follow` is a reconcile: while it runs, a `reconcile --once` on the same store
+/// (another desired state for the same calls) exits 75 having sent nothing, as it would beside
+/// a `reconcile --every`.
+#[tokio::test]
+async fn a_reconcile_once_while_a_reconcile_follow_holds_the_store_exits_75() {
+    let org = TestOrg::start(config()).await;
+    let queue = org.state().queues()[0].id.clone();
+    let mut crm = crm_table(&org).await;
+    write_version(&mut crm, &[]).await;
+    let following = follow(&org, &queue);
+    wait_until("the reconcile follow's socket connects", || connected(&org)).await;
+    let patches_before = org.count_requests("PATCH", "/conversations/calls/");
+    let second = org.run(&["reconcile", "crm.sqlite", "--once"]).await;
+    second.assert_code(75);
+    assert!(
+        second
+            .stderr
+            .contains("another `attrsync reconcile` is working on this audit store"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        org.count_requests("PATCH", "/conversations/calls/"),
+        patches_before
+    );
+    let (code, _, stderr) = terminate(following).await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
 /// A campaign defined by numbers, followed: the campaign's dialled number tags every call of the
 /// queue, a contact list's customer number adds a tier. Calls queued before the follow are
 /// matched from the listing's numbers (a call with neither number is not read), arriving calls

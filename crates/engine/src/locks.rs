@@ -25,6 +25,17 @@ pub struct Held {
     lost: watch::Receiver<Option<String>>,
 }
 
+/// Takes the store's `reconcile` lock: one `attrsync reconcile` per store, scheduled or
+/// following, for two desired states applied to one store's calls would fight.
+pub async fn hold_reconcile(audit: &AuditStore) -> Result<Held, EngineError> {
+    hold(
+        audit,
+        &[audit::RECONCILE_LOCK.to_owned()],
+        "another `attrsync reconcile` is working on this audit store",
+    )
+    .await
+}
+
 /// Takes every lock of `names` (each once, in order) or none: `what` says what they protect, for
 /// the message when another process holds one.
 pub async fn hold(audit: &AuditStore, names: &[String], what: &str) -> Result<Held, EngineError> {

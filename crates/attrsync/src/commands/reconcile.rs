@@ -24,7 +24,7 @@ use crate::observer::CliObserver;
 use crate::output::OutputContext;
 use crate::settings::RunSettings;
 use crate::ui::Ui;
-use audit::{AuditStore, RECONCILE_LOCK, RunId, StatusClass, StatusCounts, TargetStatus};
+use audit::{AuditStore, RunId, StatusClass, StatusCounts, TargetStatus};
 use engine::service::metrics::{self, IterationMetrics};
 use engine::{StopSignal, Work};
 
@@ -155,12 +155,7 @@ struct Iteration {
 
 pub async fn run(args: ReconcileArgs, settings: RunSettings, ui: Ui) -> anyhow::Result<Exit> {
     let audit = open_audit(&settings.audit_path).await?;
-    let lock = engine::locks::hold(
-        &audit,
-        &[RECONCILE_LOCK.to_owned()],
-        "another `attrsync reconcile` is working on this audit store",
-    )
-    .await?;
+    let lock = engine::locks::hold_reconcile(&audit).await?;
     // Runs left `running` by a crashed predecessor; safe to settle now that we hold the lock.
     match audit.mark_interrupted_runs().await {
         Ok(settled) if !settled.is_empty() => tracing::warn!(

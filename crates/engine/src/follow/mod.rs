@@ -152,7 +152,8 @@ impl FollowCounters {
 }
 
 /// Follows the queues until `stop`: one run, through the one lifecycle. Another process
-/// following one of the queues on this store is [`EngineError::Locked`].
+/// following one of the queues on this store, or for `reconcile --follow` another reconcile
+/// on it, is [`EngineError::Locked`].
 pub async fn follow(
     mut settings: FollowSettings,
     config: &RunConfig,
@@ -170,11 +171,27 @@ pub async fn follow(
         "another follow (`attrsync tag --follow` or `reconcile --follow`) follows queue {} on this audit store",
         settings.queues.join(", ")
     );
-    let locks = crate::locks::hold(audit, &names, &what).await?;
-    let watching_locks = locks.stop_on_loss(stop);
+    // `reconcile --follow` is a reconcile: it holds the store's reconcile lock too.
+    let reconciling = match settings.source {
+        Some(_) => Some(crate::locks::hold_reconcile(audit).await?),
+        None => None,
+    };
+    let queues = match crate::locks::hold(audit, &names, &what).await {
+        Ok(queues) => queues,
+        Err(err) => {
+            if let Some(lock) = reconciling {
+                lock.release().await;
+            }
+            return Err(err);
+        }
+    };
+    let locks: Vec<crate::locks::Held> = reconciling.into_iter().chain([queues]).collect();
+    let watching: Vec<_> = locks.iter().map(|lock| lock.stop_on_loss(stop)).collect();
     let outcome = follow_locked(&mut settings, config, audit, connect, observer, stop).await;
-    watching_locks.abort();
-    locks.release().await;
+    for (lock, watch) in locks.into_iter().zip(watching) {
+        watch.abort();
+        lock.release().await;
+    }
     outcome
 }
 
