@@ -86,7 +86,9 @@ impl NumberRules {
                 let key = self.store.key(i);
                 key.dialed
                     .is_none_or(|dialed| numbers.dialed == Some(dialed))
-                    && key.queue.is_none_or(|queue| queues.contains(&queue))
+                    && key
+                        .queue
+                        .is_none_or(|queue| queues.contains(&self.store.queue(queue)))
             })
             .collect();
         found.sort_unstable();
@@ -159,7 +161,7 @@ impl fmt::Display for RuleText<'_> {
             parts.push(format!("dialed_number={number}"));
         }
         if let Some(queue) = key.queue {
-            parts.push(format!("queue_id={queue}"));
+            parts.push(format!("queue_id={}", store.queue(queue)));
         }
         parts.push(store.selector(key.selector).to_string());
         write!(f, "calls with {}", parts.join(" "))
@@ -184,11 +186,12 @@ mod tests {
     fn rules_of_purposes(rows: &[(&str, Row<'_>)]) -> NumberRules {
         let mut store = EntryStore::<RuleKey>::default();
         for (line, (purpose, (customer, dialed, queue, tier))) in rows.iter().enumerate() {
+            let purpose = SelectorKey::Purpose(store.intern_purpose(purpose));
             let key = RuleKey {
                 customer: customer.map(|n| parse(n, None).unwrap()),
                 dialed: dialed.map(|n| parse(n, None).unwrap()),
-                queue: *queue,
-                selector: SelectorKey::Purpose(store.intern_purpose(purpose)),
+                queue: queue.map(|queue| store.intern_queue(queue)),
+                selector: store.intern_selector(purpose),
             };
             store
                 .insert(key, line as u64 + 2, [("tier", *tier)].into_iter())
@@ -247,10 +250,11 @@ mod tests {
         assert!(old.changed_since(&old).is_empty());
     }
 
-    /// Purposes are interned per version, in the order rows name them: a version that names
-    /// them in another order is compared purpose by purpose, not index by index.
+    /// Purposes and queues are interned per version, in the order rows name them: a version
+    /// that names them in another order is compared by purpose and queue, not by index.
     #[test]
-    fn rules_of_versions_that_name_purposes_in_another_order_are_compared_by_purpose() {
+    fn rules_of_versions_that_name_purposes_or_queues_in_another_order_are_compared_by_what_they_are()
+     {
         let number = Some("+15551230001");
         let old = rules_of_purposes(&[
             ("customer", (number, None, None, "gold")),
@@ -265,6 +269,14 @@ mod tests {
             ("agent", (number, None, None, "silver")),
             ("customer", (number, None, None, "gold")),
         ]);
+        assert!(reordered.changed_since(&old).is_empty());
+
+        // Queues likewise.
+        let (a, b) = (Some(Uuid::from_u128(1)), Some(Uuid::from_u128(2)));
+        let old = rules(&[(number, None, a, "gold"), (number, None, b, "silver")]);
+        let swapped = rules(&[(number, None, b, "gold"), (number, None, a, "silver")]);
+        assert_eq!(swapped.changed_since(&old), [0, 1]);
+        let reordered = rules(&[(number, None, b, "silver"), (number, None, a, "gold")]);
         assert!(reordered.changed_since(&old).is_empty());
     }
 }

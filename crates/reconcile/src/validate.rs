@@ -62,6 +62,8 @@ pub(crate) struct DesiredBuilder<'o> {
     rules: EntryStore<RuleKey>,
     /// Whether the source has a number column, so that a row naming no call is told of them.
     number_columns: bool,
+    /// Whether the source has a `conversation_id` column.
+    conversation_column: bool,
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
     /// The source's data rows as read, in order.
@@ -89,6 +91,7 @@ impl<'o> DesiredBuilder<'o> {
             store: EntryStore::default(),
             rules: EntryStore::default(),
             number_columns: false,
+            conversation_column: false,
             errors: Vec::new(),
             warnings: Vec::new(),
             input: InputTable::default(),
@@ -118,7 +121,13 @@ impl<'o> DesiredBuilder<'o> {
 
     /// Room for about `rows` rows of `cells` cells, `text` bytes in all (the source's size).
     pub fn reserve(&mut self, rows: usize, cells: usize, text: usize) {
-        self.store = EntryStore::with_capacity(rows);
+        // In the store of the rows' one kind, when the columns allow only one (call
+        // [`Self::set_call_columns`] first); unused room is given back when the rows are in.
+        match (self.conversation_column, self.number_columns) {
+            (true, false) => self.store.reserve(rows),
+            (false, true) => self.rules.reserve(rows),
+            _ => {}
+        }
         if self.options.keep_input {
             self.input.reserve(rows, cells, text);
         }
@@ -194,7 +203,7 @@ impl<'o> DesiredBuilder<'o> {
                 let mut store = std::mem::take(&mut self.store);
                 let key = TargetKey {
                     conversation,
-                    selector,
+                    selector: store.intern_selector(selector),
                 };
                 self.merge(&mut store, row, key, &|store, key| {
                     store.target(key).to_string()
@@ -216,8 +225,8 @@ impl<'o> DesiredBuilder<'o> {
                 let key = RuleKey {
                     customer,
                     dialed,
-                    queue,
-                    selector,
+                    queue: queue.map(|queue| rules.intern_queue(queue)),
+                    selector: rules.intern_selector(selector),
                 };
                 self.merge(&mut rules, row, key, &|rules, key| {
                     RuleText(rules, key).to_string()
@@ -227,9 +236,11 @@ impl<'o> DesiredBuilder<'o> {
         }
     }
 
-    /// The source has a number column (`customer_number`, `dialed_number`).
-    pub fn set_number_columns(&mut self, present: bool) {
-        self.number_columns = present;
+    /// The columns naming calls the source has: `conversation_id`, a number column
+    /// (`customer_number`, `dialed_number`).
+    pub fn set_call_columns(&mut self, conversation: bool, numbers: bool) {
+        self.conversation_column = conversation;
+        self.number_columns = numbers;
     }
 
     /// Which calls the row is about, or `None` if that is invalid (problems recorded).
@@ -457,7 +468,9 @@ impl<'o> DesiredBuilder<'o> {
         let mut store = self.store;
         store.seal();
         let mut state = DesiredState::stored(store, source, warnings, InputTable::default());
-        state.rules = NumberRules::new(self.rules, self.options.default_region);
+        let mut rules = self.rules;
+        rules.shrink_to_fit();
+        state.rules = NumberRules::new(rules, self.options.default_region);
         Ok((state, self.input))
     }
 }

@@ -189,7 +189,10 @@ impl Columns {
             );
             return None;
         }
-        builder.set_number_columns(numbers[0].is_some() || numbers[1].is_some());
+        builder.set_call_columns(
+            conversation_id.is_some(),
+            numbers[0].is_some() || numbers[1].is_some(),
+        );
         let selectors = SELECTOR_COLUMNS.map(position);
         let long = position("key").zip(position("value"));
         let mut keys = Vec::new();

@@ -193,7 +193,22 @@ fn read_database(
     let [key, value] = REQUIRED_COLUMNS.map(|c| position(c).unwrap_or(0));
     let [conversation_id, customer_number, dialed_number] = CALL_COLUMNS.map(position);
     let queue_id = position(QUEUE_COLUMN);
-    builder.set_number_columns(customer_number.is_some() || dialed_number.is_some());
+    builder.set_call_columns(
+        conversation_id.is_some(),
+        customer_number.is_some() || dialed_number.is_some(),
+    );
+    // A table's rows are counted cheaply (a query's would be run twice): room for them is
+    // made at once.
+    if let SqliteSelect::Table(table) = select {
+        let rows: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {}", quote_identifier(table)),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sqlite_error)?;
+        builder.reserve(usize::try_from(rows).unwrap_or(0), header.len(), 0);
+    }
     let selectors = SELECTOR_COLUMNS.map(position);
     let used = |i: usize| {
         i == key
