@@ -288,3 +288,37 @@ async fn under_max_changes_an_unmatched_number_is_still_counted_and_listed_skipp
         1
     );
 }
+
+/// A plan saved with `plan --out` keeps the rows whose number no live call had: applied, it
+/// counts them on its run and lists them skipped, as applying the source directly does.
+#[tokio::test]
+async fn a_saved_plan_keeps_its_unmatched_numbers_counted_and_listed_skipped() {
+    let org = TestOrg::start(TestOrg::fast_config(2)).await;
+    let calls = org.live_calls();
+    let source = org.write(
+        "numbers.csv",
+        &format!(
+            "customer_number,tier\n{},gold\n+15550000000,bronze\n",
+            customer_number(&calls[0])
+        ),
+    );
+    org.run(&["plan", source.to_str().unwrap(), "--out", "plan.json"])
+        .await
+        .assert_code(0);
+    org.run(&["apply", "plan.json", "--results", "out"])
+        .await
+        .assert_code(0);
+    assert_eq!(
+        customer_attribute(&org, &calls[0].id, "tier").as_deref(),
+        Some("gold")
+    );
+    let failed = std::fs::read_to_string(org.path("out/failed.csv")).unwrap();
+    assert!(
+        failed.contains("+15550000000,bronze,skipped,,no live call has this number"),
+        "{failed}"
+    );
+    assert_eq!(
+        crate::support::latest_run(&org).await["no_live_call_rows"],
+        1
+    );
+}

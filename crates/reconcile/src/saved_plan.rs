@@ -35,6 +35,10 @@ pub struct PlanMetadata {
     /// The input's own rows, so that applying the plan later writes result files with them.
     #[serde(default)]
     pub input: InputTable,
+    /// The lines of rows selecting calls by a number no live call had when the plan was made:
+    /// applied, the plan counts them and lists them skipped, as a direct apply does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_live_call: Vec<u64>,
 }
 
 impl PlanMetadata {
@@ -44,6 +48,7 @@ impl PlanMetadata {
             source,
             default_purpose: default_purpose.to_owned(),
             input: InputTable::default(),
+            no_live_call: Vec::new(),
         }
     }
 }

@@ -188,7 +188,7 @@ fn saved_plan_work(path: &Path, limits: &reconcile::Limits) -> anyhow::Result<Wo
         targets: saved.plan.targets,
         input: saved.metadata.input,
         reverts: None,
-        no_live_call: Vec::new(),
+        no_live_call: saved.metadata.no_live_call,
     })
 }
 

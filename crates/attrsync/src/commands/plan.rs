@@ -29,18 +29,19 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     for note in &planned.notes {
         eprintln!("warning: {note}");
     }
-    let plan = planned.plan;
+    let plan = &planned.plan;
 
     if let Some(out) = &args.out {
         let metadata = reconcile::saved_plan::PlanMetadata {
             input: desired.input.clone(),
+            no_live_call: planned.no_live_call.clone(),
             ..reconcile::saved_plan::PlanMetadata::new(
                 desired.source.clone(),
                 &args.source_args.default_purpose,
                 std::time::SystemTime::now(),
             )
         };
-        reconcile::saved_plan::save(&plan, &metadata, out)
+        reconcile::saved_plan::save(plan, &metadata, out)
             .with_context(|| format!("cannot save the plan to {}", out.display()))?;
         ui.note(format_args!(
             "plan saved to {}; apply it with `{}`",
@@ -52,10 +53,10 @@ pub async fn run(args: PlanArgs, connection: Connection, ui: Ui) -> anyhow::Resu
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &plan_document(&plan))?;
+        serde_json::to_writer_pretty(&mut stdout, &plan_document(plan))?;
         writeln!(stdout)?;
     } else {
-        write!(stdout, "{}", plan_text(&plan, Style { color: ui.color }))?;
+        write!(stdout, "{}", plan_text(plan, Style { color: ui.color }))?;
     }
     let summary = plan.summary();
     if summary.conflicts > 0 {

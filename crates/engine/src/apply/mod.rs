@@ -258,7 +258,7 @@ async fn prepare(
         Work::Desired(desired) => {
             let source = desired.source.clone();
             let run = lifecycle::begin(audit, config, &source, None).await?;
-            record_input(audit, &run, &desired.input, &Ended::default()).await?;
+            record_input(audit, &run, &desired.input, &RowsWithoutTargets::default()).await?;
             let entries = desired.to_entries();
             let next_seq = insert_entries(audit, &run, &source, entries, &mut jobs).await?;
             (run, source, next_seq)
@@ -284,13 +284,17 @@ async fn prepare(
                             }
                         )
                 });
-            let mut ended = Ended::of_targets(&ended);
-            ended.no_live_call = no_live_call;
-            let ended = ended.keeping(config);
-            record_input(audit, &run, &input, &ended).await?;
-            ended_rows = ended.rows;
+            let mut without_targets = RowsWithoutTargets::of_targets(&ended);
+            without_targets.no_live_call = no_live_call;
+            let without_targets = without_targets.keeping(config);
+            record_input(audit, &run, &input, &without_targets).await?;
+            ended_rows = without_targets.rows;
             audit
-                .set_rows_without_targets(&run, ended_rows, ended.no_live_call.len() as u64)
+                .set_rows_without_targets(
+                    &run,
+                    ended_rows,
+                    without_targets.no_live_call.len() as u64,
+                )
                 .await?;
             let new: Vec<NewTarget> = targets
                 .iter()
@@ -402,21 +406,25 @@ async fn prepare_live(
         .collect();
     drop((conversations, found));
     let mut entries = Vec::with_capacity(not_ended.len());
-    let mut ended = Ended::default();
+    let mut without_targets = RowsWithoutTargets::default();
     for i in 0..desired.len() {
         if not_ended.contains(&desired.conversation(i)) {
             entries.push(desired.entry(i));
         } else {
-            ended.add(desired.lines(i));
+            without_targets.add(desired.lines(i));
         }
     }
     // The calls numbered rows select were listed live: their rows join the others'.
     entries.extend(numbered.entries);
-    ended.no_live_call = numbered.unmatched_lines;
-    let ended = ended.keeping(config);
-    record_input(audit, run, &desired.input, &ended).await?;
+    without_targets.no_live_call = numbered.unmatched_lines;
+    let without_targets = without_targets.keeping(config);
+    record_input(audit, run, &desired.input, &without_targets).await?;
     audit
-        .set_rows_without_targets(run, ended.rows, ended.no_live_call.len() as u64)
+        .set_rows_without_targets(
+            run,
+            without_targets.rows,
+            without_targets.no_live_call.len() as u64,
+        )
         .await?;
     let mut jobs = Jobs::default();
     let next_seq = insert_entries(audit, run, &desired.source, entries, &mut jobs).await?;
@@ -424,7 +432,7 @@ async fn prepare_live(
         jobs: jobs.into_vec(),
         next_seq,
         final_results: Vec::new(),
-        ended_rows: ended.rows,
+        ended_rows: without_targets.rows,
     })
 }
 
@@ -465,22 +473,24 @@ async fn insert_entries(
     Ok(next_seq)
 }
 
-/// The input rows of conversations that ended.
+/// The input rows that get no target: rows of conversations that ended, and numbered rows
+/// whose numbers no live call has. Both are a count on the run, and their rows are listed in
+/// the result files.
 #[derive(Default)]
-struct Ended {
-    /// Their input lines, ascending once [`Self::keeping`] sorted them.
+struct RowsWithoutTargets {
+    /// The ended conversations' input lines, ascending once [`Self::keeping`] sorted them.
     lines: Vec<u64>,
-    /// How many rows: their lines, and entries without one.
+    /// How many rows of ended conversations: their lines, and entries without one.
     rows: u64,
     /// Entries without a line (not read from a source).
     without_line: u64,
-    /// The lines of numbered rows that matched no live call, ascending: recorded like these.
+    /// The lines of numbered rows that matched no live call, ascending.
     no_live_call: Vec<u64>,
     /// Whether their input rows are recorded (flagged), for the result files.
     record: bool,
 }
 
-impl Ended {
+impl RowsWithoutTargets {
     fn of_targets(targets: &[PlannedTarget]) -> Self {
         let mut ended = Self::default();
         for target in targets {
@@ -497,12 +507,13 @@ impl Ended {
         self.lines.extend(lines);
     }
 
-    fn contains(&self, line: u64) -> bool {
+    /// Whether `line` is a row of a call that ended.
+    fn of_ended_call(&self, line: u64) -> bool {
         self.lines.binary_search(&line).is_ok()
     }
 
     /// Whether `line` is a numbered row that matched no live call.
-    fn unmatched(&self, line: u64) -> bool {
+    fn of_no_live_call(&self, line: u64) -> bool {
         self.no_live_call.binary_search(&line).is_ok()
     }
 
@@ -546,12 +557,13 @@ impl Jobs {
 }
 
 /// Records the run's input rows, when the source has them (`tag` builds its desired state).
-/// The rows of calls that ended are recorded (flagged) only when the result files need them.
+/// Rows without targets (of calls that ended, of numbers no live call has) are recorded
+/// (flagged) only when the result files need them.
 async fn record_input(
     audit: &AuditStore,
     run: &RunId,
     input: &InputTable,
-    ended: &Ended,
+    without_targets: &RowsWithoutTargets,
 ) -> Result<(), EngineError> {
     if input.header.is_empty() {
         return Ok(());
@@ -561,9 +573,11 @@ async fn record_input(
         rows: input
             .rows()
             .filter_map(|row| {
-                let conversation_ended = row.problem.is_none() && ended.contains(row.line);
-                let no_live_call = row.problem.is_none() && ended.unmatched(row.line);
-                (!(conversation_ended || no_live_call) || ended.record).then(|| {
+                let conversation_ended =
+                    row.problem.is_none() && without_targets.of_ended_call(row.line);
+                let no_live_call =
+                    row.problem.is_none() && without_targets.of_no_live_call(row.line);
+                (!(conversation_ended || no_live_call) || without_targets.record).then(|| {
                     let row = row.to_owned();
                     audit::InputRecord {
                         line: row.line,
