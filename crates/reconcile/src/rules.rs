@@ -117,15 +117,26 @@ impl NumberRules {
     /// The rules of `self` whose values differ from `old`'s: new rules, and rules with a key
     /// whose value is new. A rule or key only removed is no longer managed: not a change.
     pub fn changed_since(&self, old: &NumberRules) -> Vec<usize> {
+        let names = old.store.names_of(&self.store);
         (0..self.store.len())
-            .filter(
-                |&i| match old.store.find_of(&self.store, self.store.key(i)) {
+            .filter(|&i| {
+                let Some(key) = names.key(self.store.key(i)) else {
+                    return true;
+                };
+                // A new version mostly keeps the rows' order: the rule at the same index is
+                // looked at first, in step through both (a hash lookup is a cache miss).
+                let same_place = i < old.store.len() && old.store.key(i) == key;
+                match if same_place {
+                    Some(i)
+                } else {
+                    old.store.find(&key)
+                } {
                     None => true,
-                    Some(j) => self.store.pairs_of(i).any(|(key, value)| {
-                        old.store.value_of(j, key).map(|(v, _)| v) != Some(value)
+                    Some(j) => self.store.pairs_of(i).any(|(name, value)| {
+                        old.store.value_of(j, name).map(|(v, _)| v) != Some(value)
                     }),
-                },
-            )
+                }
+            })
             .collect()
     }
 

@@ -62,6 +62,25 @@ pub(crate) struct SelectorId(u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct QueueId(NonZeroU32);
 
+/// Another store's selectors and queues as one store names them ([`EntryStore::names_of`]);
+/// `None` where it has no such selector or queue.
+pub(crate) struct KeyNames {
+    selectors: Vec<Option<SelectorId>>,
+    queues: Vec<Option<QueueId>>,
+}
+
+impl KeyNames {
+    /// The other store's `key`, as this one names it; `None` if it cannot have it.
+    pub fn key<K: StoreKey>(&self, key: K) -> Option<K> {
+        let selector = self.selectors[key.selector().0 as usize]?;
+        let queue = match key.queue() {
+            Some(queue) => Some(self.queues[queue.0.get() as usize - 1]?),
+            None => None,
+        };
+        Some(key.with_selector(selector).with_queue(queue))
+    }
+}
+
 /// What rows are merged into one entry by: rows of one key are one entry.
 pub(crate) trait StoreKey: Copy + Eq + std::hash::Hash + std::fmt::Debug {
     fn selector(&self) -> SelectorId;
@@ -266,23 +285,29 @@ impl<K: StoreKey> EntryStore<K> {
         self.queues[id.0.get() as usize - 1]
     }
 
-    /// The entry of `key`, a key of `other` (another version, which interned its purposes,
-    /// selectors and queues in its own order): they are looked up here by what they are.
-    pub fn find_of(&self, other: &Self, key: K) -> Option<usize> {
-        let selector = match other.selectors[key.selector().0 as usize] {
-            SelectorKey::Purpose(p) => {
-                SelectorKey::Purpose(self.purposes.get(other.purposes.name(p))?)
-            }
-            selector => selector,
-        };
-        let queue = match key.queue() {
-            Some(queue) => Some(*self.queue_ids.get(&other.queue(queue))?),
-            None => None,
-        };
-        let key = key
-            .with_selector(*self.selector_ids.get(&selector)?)
-            .with_queue(queue);
-        self.find(&key)
+    /// How the keys of `other` (another version, which interned its purposes, selectors and
+    /// queues in its own order) are named here: each selector and queue mapped once, by what it
+    /// is.
+    pub fn names_of(&self, other: &Self) -> KeyNames {
+        let selectors = other
+            .selectors
+            .iter()
+            .map(|selector| {
+                let selector = match *selector {
+                    SelectorKey::Purpose(p) => {
+                        SelectorKey::Purpose(self.purposes.get(other.purposes.name(p))?)
+                    }
+                    selector => selector,
+                };
+                self.selector_ids.get(&selector).copied()
+            })
+            .collect();
+        let queues = other
+            .queues
+            .iter()
+            .map(|queue| self.queue_ids.get(queue).copied())
+            .collect();
+        KeyNames { selectors, queues }
     }
 
     /// The value `key_name` already has in entry `i`, with the line that gave it.
