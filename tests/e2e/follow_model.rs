@@ -1,26 +1,32 @@
-//! A generated test of `tag --follow`: from one seed, a world (queues followed, calls queued at
+//! A generated test of the follow, `tag --follow` and `reconcile SOURCE --follow`: from one seed,
+//! a world (which command: `tag --follow campaign=spring`, or `reconcile crm.sqlite --follow` of
+//! a contact list giving customers' numbers a campaign value; queues followed, calls queued at
 //! the start, event delay, visibility lag, whether attribute changes send events, a flow that
 //! overwrites the key, `--concurrency`, `--verify-timeout`) and a sequence of things that happen
-//! while it follows (calls arriving in a followed queue or another, calls answered and ending,
-//! sockets closed by the server, dropped, stalled, channels expired, requests held while calls
-//! arrive). Then SIGTERM, and invariants judged from the simulator and the audit store:
+//! while it follows (calls arriving in a followed queue or another, on the list or not, calls
+//! answered and ending, sockets closed by the server, dropped, stalled, channels expired,
+//! requests held while calls arrive, new versions of the list committed, versions that do not
+//! validate). Then SIGTERM, and invariants judged from the simulator and the audit store:
 //!
 //! 1. the follow exits 0, or 3 exactly when a target drifted or failed; the run is completed;
 //! 2. nothing is left `planned`, `sending` or `applied`;
 //! 3. every PATCH Genesys accepted is in the audit store as a change of that participant
 //!    (verified or drift), and no change is recorded that Genesys did not accept;
-//! 4. no participant is written more than twice (the change and its one re-application);
-//! 5. every call still live in a followed queue at the end is tagged, or its drift is recorded
-//!    (with a flow overwriting the key: a change of it is recorded).
+//! 4. no participant is written more than twice per value asked of it (the change and its one
+//!    re-application; a list asks anew with each valid version);
+//! 5. every call still live in a followed queue at the end has the value asked of it (`spring`;
+//!    for the list, the last valid version's value of its customer's number, if it has one), or
+//!    its drift is recorded (with a flow overwriting the key: a change of it is recorded).
 //!
 //! `ATTRSYNC_FOLLOW_MODEL_SEED=N` replays one case.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use genesys_sim::{DriftConfig, FaultConfig, SimConfig};
+use genesys_sim::{ArrivalNumbers, DriftConfig, FaultConfig, SimConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sqlx::SqliteConnection;
 
 use crate::support::{TestOrg, audit_targets, try_poll, try_wait_until};
 
@@ -70,14 +76,123 @@ async fn follow_model_cases() {
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
-    Arrive { followed: bool, count: usize },
-    ArriveWhileHeld { count: usize },
+    Arrive {
+        followed: bool,
+        count: usize,
+    },
+    ArriveWhileHeld {
+        count: usize,
+    },
     Answer,
     End,
     Close,
     Drop,
     Stall,
     Expire,
+    /// A new version of the list: some numbers get a new value, some leave it, some join it.
+    NewVersion,
+    /// A version that does not validate (a number that is not one): refused, the last valid
+    /// one stays in force.
+    InvalidVersion,
+}
+
+/// The contact list's numbers; arriving calls are customers on it, mostly.
+const LIST: [&str; 6] = [
+    "+15550100001",
+    "+15550100002",
+    "+15550100003",
+    "+15550100004",
+    "+15550100005",
+    "+15550100006",
+];
+
+/// `reconcile crm.sqlite --follow`'s source and what the model knows of it.
+struct ContactList {
+    crm: SqliteConnection,
+    /// The last valid version: number -> campaign value.
+    in_force: BTreeMap<String, String>,
+    /// Valid versions committed (the first included).
+    versions: usize,
+}
+
+impl ContactList {
+    async fn create(org: &TestOrg) -> Self {
+        use sqlx::ConnectOptions;
+        let mut crm = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(org.path("crm.sqlite"))
+            .create_if_missing(true)
+            .connect()
+            .await
+            .expect("the CRM's database opens");
+        sqlx::query("CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)")
+            .execute(&mut crm)
+            .await
+            .expect("the table is created");
+        let mut list = Self {
+            crm,
+            in_force: BTreeMap::new(),
+            versions: 0,
+        };
+        let first = LIST
+            .iter()
+            .map(|n| ((*n).to_owned(), "v0".to_owned()))
+            .collect();
+        list.commit(first, false).await;
+        list
+    }
+
+    /// Replaces the table's rows in one committed transaction; `invalid` adds a row whose
+    /// number is not one.
+    async fn commit(&mut self, rows: BTreeMap<String, String>, invalid: bool) {
+        use sqlx::Connection;
+        let mut tx = self.crm.begin().await.expect("a transaction");
+        sqlx::query("DELETE FROM desired_attributes")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let bad = invalid.then(|| ("not a number".to_owned(), "bad".to_owned()));
+        for (number, value) in rows.iter().map(|(n, v)| (n.clone(), v.clone())).chain(bad) {
+            sqlx::query(
+                "INSERT INTO desired_attributes (customer_number, key, value) \
+                 VALUES (?1, 'campaign', ?2)",
+            )
+            .bind(number)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.expect("the version is committed");
+        if !invalid {
+            self.in_force = rows;
+            self.versions += 1;
+        }
+    }
+
+    /// A next version: each number of the list kept, given a new value or left out.
+    fn next_version(&self, rng: &mut StdRng) -> BTreeMap<String, String> {
+        let version = self.versions;
+        LIST.iter()
+            .filter_map(|n| {
+                let value = match (self.in_force.get(*n), rng.random_range(0..10)) {
+                    (_, 0..=1) => return None,
+                    (Some(value), 2..=5) => value.clone(),
+                    _ => format!("v{version}"),
+                };
+                Some(((*n).to_owned(), value))
+            })
+            .collect()
+    }
+}
+
+/// A call's customer number, as the simulator holds it (`tel:+1...`), in E.164.
+fn customer_number(call: &genesys_sim::SimCall) -> Option<String> {
+    call.conversation
+        .participants
+        .iter()
+        .find(|p| p.purpose.as_deref() == Some("customer"))
+        .and_then(|p| p.address.as_deref().or(p.ani.as_deref()))
+        .map(|a| a.trim_start_matches("tel:").to_owned())
 }
 
 fn connected(org: &TestOrg) -> bool {
@@ -116,18 +231,30 @@ async fn run_case(seed: u64) -> Result<(), String> {
     } else {
         vec![queues[0].clone()]
     };
+    let mut list = match rng.random_bool(0.5) {
+        true => Some(ContactList::create(&org).await),
+        false => None,
+    };
     let concurrency = rng.random_range(1..=8).to_string();
     let verify_timeout = format!("{}ms", rng.random_range(300..1_000));
-    let mut args = vec![
-        "-v",
-        "tag",
-        "--follow",
+    let mut args = match list {
+        None => vec!["-v", "tag", "--follow"],
+        Some(_) => vec![
+            "-v",
+            "reconcile",
+            "crm.sqlite",
+            "--follow",
+            "--poll-interval",
+            "50ms",
+        ],
+    };
+    args.extend([
         "--backfill-lag",
         "300ms",
         // The simulator's heartbeats come every 200 ms: a stalled socket is noticed soon.
         "--socket-idle-timeout",
         "1s",
-    ];
+    ]);
     for q in &followed {
         args.extend(["--queue", q.as_str()]);
     }
@@ -136,28 +263,59 @@ async fn run_case(seed: u64) -> Result<(), String> {
         concurrency.as_str(),
         "--verify-timeout",
         verify_timeout.as_str(),
-        "campaign=spring",
     ]);
+    if list.is_none() {
+        args.push("campaign=spring");
+    }
     let child = org.spawn(&args);
     try_wait_until("the socket connects", || connected(&org)).await?;
 
+    let versions = list.is_some();
     let steps: Vec<Step> = (0..rng.random_range(4..10))
-        .map(|_| match rng.random_range(0..10) {
-            0..=2 => Step::Arrive {
-                followed: rng.random_bool(0.8),
-                count: rng.random_range(1..4),
+        .map(
+            |_| match rng.random_range(0..if versions { 13 } else { 10 }) {
+                0..=2 => Step::Arrive {
+                    followed: rng.random_bool(0.8),
+                    count: rng.random_range(1..4),
+                },
+                3 => Step::ArriveWhileHeld {
+                    count: rng.random_range(1..3),
+                },
+                4 => Step::Answer,
+                5 => Step::End,
+                6 => Step::Close,
+                7 => Step::Drop,
+                8 => Step::Stall,
+                9 => Step::Expire,
+                10 | 11 => Step::NewVersion,
+                _ => Step::InvalidVersion,
             },
-            3 => Step::ArriveWhileHeld {
-                count: rng.random_range(1..3),
-            },
-            4 => Step::Answer,
-            5 => Step::End,
-            6 => Step::Close,
-            7 => Step::Drop,
-            8 => Step::Stall,
-            _ => Step::Expire,
+        )
+        .collect();
+    // With the list, arriving customers are on it (4 in 5) or not.
+    let numbers: Vec<Option<String>> = (0..64)
+        .map(|i| {
+            list.as_ref().map(|_| match rng.random_range(0..5) {
+                0 => format!("+1555019{i:04}"),
+                _ => LIST[rng.random_range(0..LIST.len())].to_owned(),
+            })
         })
         .collect();
+    let mut next_number = numbers.iter().cycle();
+    let arrive = |queue: &str, number: &Option<String>| match number {
+        None => {
+            org.state().arrive_call(Some(queue));
+        }
+        Some(number) => {
+            org.state().arrive_call_with(
+                Some(queue),
+                &ArrivalNumbers {
+                    customer_number: Some(number.clone()),
+                    dialed_number: None,
+                },
+            );
+        }
+    };
     for step in &steps {
         let state = org.state();
         match *step {
@@ -171,7 +329,7 @@ async fn run_case(seed: u64) -> Result<(), String> {
                         .unwrap_or(&queues[1])
                 };
                 for _ in 0..count {
-                    state.arrive_call(Some(queue));
+                    arrive(queue, next_number.next().unwrap());
                 }
             }
             Step::ArriveWhileHeld { count } => {
@@ -180,7 +338,7 @@ async fn run_case(seed: u64) -> Result<(), String> {
                 state.hold_after(0);
                 state.drop_sockets();
                 for _ in 0..count {
-                    state.arrive_call(Some(&followed[0]));
+                    arrive(&followed[0], next_number.next().unwrap());
                 }
                 state.release();
             }
@@ -212,6 +370,13 @@ async fn run_case(seed: u64) -> Result<(), String> {
             Step::Expire => {
                 state.expire_channels();
             }
+            Step::NewVersion | Step::InvalidVersion => {
+                if let Some(list) = list.as_mut() {
+                    let rows = list.next_version(&mut rng);
+                    list.commit(rows, matches!(step, Step::InvalidVersion))
+                        .await;
+                }
+            }
         }
         try_wait_until(
             &format!("the socket is connected again after {step:?}"),
@@ -232,7 +397,12 @@ async fn run_case(seed: u64) -> Result<(), String> {
             .filter(|r| r.status == "drift" || (drift && r.status == "verified"))
             .map(|r| r.conversation_id)
             .collect();
-        untagged_calls(&org, &followed, &settled)
+        untagged_calls(
+            &org,
+            &followed,
+            &settled,
+            list.as_ref().map(|l| &l.in_force),
+        )
     };
     let tagged = try_poll("every live call of a followed queue is tagged", || async {
         let untagged = untagged().await;
@@ -268,6 +438,15 @@ async fn run_case(seed: u64) -> Result<(), String> {
     let stderr = run.stderr;
     let rows = audit_targets(&audit).await;
     let context = || format!("steps {steps:?}\nrows {rows:?}\nstderr {stderr}");
+
+    println!(
+        "follow model seed={seed}: {}, flow overwriting: {drift}, steps {steps:?}, {} verified changes",
+        list.as_ref().map_or_else(
+            || "tag --follow".to_owned(),
+            |l| format!("reconcile --follow, {} valid versions", l.versions)
+        ),
+        rows.iter().filter(|r| r.status == "verified").count()
+    );
 
     // 1.
     let bad = rows
@@ -314,26 +493,40 @@ async fn run_case(seed: u64) -> Result<(), String> {
             context()
         ));
     }
-    if let Some((p, n)) = accepted.iter().find(|(_, n)| **n > 2) {
+    let values_asked = list.as_ref().map_or(1, |l| l.versions);
+    if let Some((p, n)) = accepted.iter().find(|(_, n)| **n > 2 * values_asked) {
         return Err(format!("invariant 4: {p} written {n} times\n{}", context()));
     }
     Ok(())
 }
 
-/// Live calls of the followed queues whose customer lacks `campaign=spring` and has no drift
+/// Live calls of the followed queues whose customer lacks the `campaign` value asked of it
+/// (`spring`; with a list, `in_force`'s value of its number, if it has one) and has no drift
 /// recorded.
-fn untagged_calls(org: &TestOrg, followed: &[String], drifted: &BTreeSet<String>) -> Vec<String> {
+fn untagged_calls(
+    org: &TestOrg,
+    followed: &[String],
+    drifted: &BTreeSet<String>,
+    in_force: Option<&BTreeMap<String, String>>,
+) -> Vec<String> {
     org.state()
         .calls()
         .into_iter()
         .filter(|c| !c.ended && c.queue_id.as_ref().is_some_and(|q| followed.contains(q)))
         .filter(|c| !drifted.contains(&c.conversation.id))
         .filter(|c| {
+            let wanted = match in_force {
+                None => "spring",
+                Some(in_force) => match customer_number(c).and_then(|n| in_force.get(&n)) {
+                    Some(value) => value.as_str(),
+                    None => return false,
+                },
+            };
             c.conversation
                 .participants
                 .iter()
                 .filter(|p| p.purpose.as_deref() == Some("customer"))
-                .any(|p| p.attributes.get("campaign").map(String::as_str) != Some("spring"))
+                .any(|p| p.attributes.get("campaign").map(String::as_str) != Some(wanted))
         })
         .map(|c| c.conversation.id)
         .collect()
