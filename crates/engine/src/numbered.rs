@@ -1,6 +1,7 @@
 //! Rows that select calls by phone number, matched to live calls through the analytics listing
-//! of live calls (its sessions carry each call's numbers): one request per 100 live calls, and
-//! only the calls that match are read afterwards. A number that matches no live call costs
+//! of live calls (its sessions carry each call's numbers): one request per 100 live calls (of
+//! the queues the rows name, when every row names one), and only the calls that match are read
+//! afterwards. A number that matches no live call costs
 //! nothing and is reported.
 
 use std::collections::HashSet;
@@ -39,8 +40,12 @@ impl NumberedCalls {
     }
 }
 
-/// The live calls `desired`'s numbered rows select, from one listing of the org's live calls
-/// (nothing is asked when it has none).
+/// At most this many queues are listed one by one when every numbered row names a queue; more,
+/// and the org's live calls are listed once.
+const MAX_QUEUES_LISTED: usize = 10;
+
+/// The live calls `desired`'s numbered rows select, from one listing of the org's live calls,
+/// or of the queues they name when every row names one (nothing is asked when it has none).
 pub async fn numbered_calls(
     client: &GenesysClient,
     desired: &DesiredState,
@@ -49,29 +54,42 @@ pub async fn numbered_calls(
     if rules.is_empty() {
         return Ok(NumberedCalls::default());
     }
+    let queries: Vec<LiveCallsQuery> = match rules.queues() {
+        Some(queues) if queues.len() <= MAX_QUEUES_LISTED => queues
+            .iter()
+            .map(|queue| LiveCallsQuery {
+                queue_id: Some(queue.hyphenated().to_string()),
+                ..LiveCallsQuery::default()
+            })
+            .collect(),
+        _ => vec![LiveCallsQuery::default()],
+    };
     let mut matched = vec![false; rules.len()];
     let mut entries = Vec::new();
+    // A call in two listed queues is listed twice: matched once.
     let mut seen = HashSet::new();
-    client
-        .visit_live_calls(&LiveCallsQuery::default(), |call| {
-            let Ok(id) = Uuid::try_parse(&call.conversation_id) else {
-                return;
-            };
-            if !seen.insert(id) {
-                return;
-            }
-            let numbers = call_numbers::of_analytics(&call, rules.region());
-            let queues: Vec<Uuid> = queue_ids_of(&call)
-                .iter()
-                .filter_map(|q| Uuid::try_parse(q).ok())
-                .collect();
-            let conversation_id = id.hyphenated().to_string();
-            for i in rules.matching(&numbers, &queues) {
-                matched[i] = true;
-                entries.push(rules.entry_for(i, &conversation_id));
-            }
-        })
-        .await?;
+    for query in &queries {
+        client
+            .visit_live_calls(query, |call| {
+                let Ok(id) = Uuid::try_parse(&call.conversation_id) else {
+                    return;
+                };
+                if !seen.insert(id) {
+                    return;
+                }
+                let numbers = call_numbers::of_analytics(&call, rules.region());
+                let queues: Vec<Uuid> = queue_ids_of(&call)
+                    .iter()
+                    .filter_map(|q| Uuid::try_parse(q).ok())
+                    .collect();
+                let conversation_id = id.hyphenated().to_string();
+                for i in rules.matching(&numbers, &queues) {
+                    matched[i] = true;
+                    entries.push(rules.entry_for(i, &conversation_id));
+                }
+            })
+            .await?;
+    }
     let mut unmatched_lines: Vec<u64> = (0..rules.len())
         .filter(|&i| !matched[i])
         .flat_map(|i| rules.lines(i))

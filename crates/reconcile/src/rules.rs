@@ -140,6 +140,14 @@ impl NumberRules {
             .collect()
     }
 
+    /// The queues the rules name, when every rule names one: only those queues' calls can
+    /// match, so only they need listing.
+    pub fn queues(&self) -> Option<Vec<Uuid>> {
+        (0..self.store.len())
+            .all(|i| self.store.key(i).queue.is_some())
+            .then(|| self.store.queues().to_vec())
+    }
+
     /// Number of (rule, key) pairs.
     pub fn key_count(&self) -> usize {
         (0..self.store.len())

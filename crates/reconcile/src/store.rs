@@ -280,6 +280,11 @@ impl<K: StoreKey> EntryStore<K> {
         id
     }
 
+    /// Every queue interned, in order.
+    pub fn queues(&self) -> &[Uuid] {
+        &self.queues
+    }
+
     /// The queue `id` names.
     pub fn queue(&self, id: QueueId) -> Uuid {
         self.queues[id.0.get() as usize - 1]

@@ -8,7 +8,8 @@
 //! An empty table is a valid, empty desired state (a CRM may have nothing to ask for).
 //!
 //! `--query` is any single read-only statement returning rows (`SELECT`, `WITH ... SELECT`),
-//! comments and a trailing `;` allowed; SQLite itself says whether it is read-only (`EXPLAIN`).
+//! comments and a trailing `;` allowed; SQLite itself says whether it is read-only
+//! (`sqlite3_stmt_readonly`).
 //! The database must be a regular file: SQLite cannot read one from a pipe.
 
 use std::path::Path;
