@@ -82,7 +82,7 @@ async fn numbered_rows_tag_the_live_calls_with_those_numbers_and_read_no_other()
     run.assert_code(0);
     assert!(
         run.stderr
-            .contains("1 row select calls by a number no live call has (no request)"),
+            .contains("1 row selects calls by a number no live call has (no request)"),
         "{}",
         run.stderr
     );

@@ -47,3 +47,13 @@ pub use lifecycle::{ClientFactory, RunConfig};
 pub use observer::{Note, RunObserver};
 pub use outcome::{Ending, RunKind, RunOutcome};
 pub use stop::StopSignal;
+
+/// `1 row`, `2 rows`: the engine's notes count as the binary's report does
+/// (`report::text::plural`, which the engine does not depend on).
+pub(crate) fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}

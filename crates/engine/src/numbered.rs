@@ -27,14 +27,11 @@ impl NumberedCalls {
     /// What to tell the person running the command about rows that matched nothing.
     pub fn unmatched_note(&self) -> Option<String> {
         (self.unmatched_rows > 0).then(|| {
+            let rows = self.unmatched_rows as usize;
             format!(
-                "{} {} select calls by a number no live call has (no request)",
-                self.unmatched_rows,
-                if self.unmatched_rows == 1 {
-                    "row"
-                } else {
-                    "rows"
-                }
+                "{} {} calls by a number no live call has (no request)",
+                crate::plural(rows, "row"),
+                if rows == 1 { "selects" } else { "select" }
             )
         })
     }

@@ -47,6 +47,7 @@ use crate::error::EngineError;
 use crate::lifecycle::{self, ActiveRun, ClientFactory, RunConfig};
 use crate::observer::{Note, RunObserver};
 use crate::outcome::{RunKind, RunOutcome};
+use crate::plural;
 use crate::stop::StopSignal;
 pub use desired::{CallView, FollowDesired};
 pub use source::{SourceVersion, SourceWatch, SourceWatchError};
@@ -734,12 +735,4 @@ async fn next_version(
 fn lowercase_id(mut call: CallConversation) -> CallConversation {
     call.id = call.id.to_lowercase();
     call
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
