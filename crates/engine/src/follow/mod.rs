@@ -478,6 +478,9 @@ impl Follower<'_> {
                 self.counters
                     .source_versions_refused
                     .fetch_add(1, Ordering::Relaxed);
+                // The metrics say so at once, not at the next tick.
+                self.observer
+                    .follow_tick(&self.counters, &self.client.stats());
                 self.observer.note(Note::Warning(format!(
                     "a new version of {} is refused; the previous desired state stays in force: {problems}",
                     path.display()
@@ -506,6 +509,8 @@ impl Follower<'_> {
         self.counters
             .source_versions_applied
             .fetch_add(1, Ordering::Relaxed);
+        self.observer
+            .follow_tick(&self.counters, &self.client.stats());
         self.observer.note(Note::Info(format!(
             "a new version of {} is in force ({}): {} concerned",
             source.path,
