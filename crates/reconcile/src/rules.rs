@@ -3,6 +3,7 @@
 //! become entries of the calls they match, once those calls are known (from the analytics
 //! listing of live calls, or from a call's event).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use uuid::Uuid;
@@ -126,11 +127,12 @@ impl NumberRules {
                 // A new version mostly keeps the rows' order: the rule at the same index is
                 // looked at first, in step through both (a hash lookup is a cache miss).
                 let same_place = i < old.store.len() && old.store.key(i) == key;
-                match if same_place {
+                let j = if same_place {
                     Some(i)
                 } else {
                     old.store.find(&key)
-                } {
+                };
+                match j {
                     None => true,
                     Some(j) => self.store.pairs_of(i).any(|(name, value)| {
                         old.store.value_of(j, name).map(|(v, _)| v) != Some(value)
@@ -141,11 +143,14 @@ impl NumberRules {
     }
 
     /// The queues the rules name, when every rule names one: only those queues' calls can
-    /// match, so only they need listing.
+    /// match, so only they need listing. Taken from the rules themselves (a row refused after
+    /// its queue was interned names none).
     pub fn queues(&self) -> Option<Vec<Uuid>> {
-        (0..self.store.len())
-            .all(|i| self.store.key(i).queue.is_some())
-            .then(|| self.store.queues().to_vec())
+        let mut named = BTreeSet::new();
+        for i in 0..self.store.len() {
+            named.insert(self.store.key(i).queue?);
+        }
+        Some(named.into_iter().map(|q| self.store.queue(q)).collect())
     }
 
     /// Number of (rule, key) pairs.
@@ -267,6 +272,19 @@ mod tests {
         ]);
         assert_eq!(new.changed_since(&old), [1, 2]);
         assert!(old.changed_since(&old).is_empty());
+    }
+
+    /// Only the queues rules name are listed: one interned for a row that was then refused is
+    /// not; a rule without a queue means every queue.
+    #[test]
+    fn the_queues_to_list_are_those_every_rule_names() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let number = Some("+15551230001");
+        let mut rules = rules(&[(number, None, Some(a), "gold")]);
+        rules.store.intern_queue(b);
+        assert_eq!(rules.queues(), Some(vec![a]));
+        let every = self::rules(&[(number, None, Some(a), "gold"), (number, None, None, "x")]);
+        assert_eq!(every.queues(), None);
     }
 
     /// Purposes and queues are interned per version, in the order rows name them: a version

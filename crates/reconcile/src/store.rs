@@ -6,8 +6,9 @@
 //! ranges) and becomes a [`DesiredEntry`] with owned strings only when it is asked for, which a
 //! run does only for the entries of live calls.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroU32;
 
 // foldhash, not SipHash: hashing the keys was a quarter of reading a million rows.
@@ -17,30 +18,62 @@ use uuid::Uuid;
 use crate::desired::{DesiredEntry, Selector, Target};
 use crate::number::Number;
 
-/// Strings seen many times (key names, purposes), each stored once and named by its index.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Interner {
-    names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+/// Values seen many times (key names, purposes, selectors, queues), each stored once and named
+/// by its index.
+#[derive(Clone, Debug)]
+pub(crate) struct Interner<T> {
+    values: Vec<T>,
+    ids: HashMap<T, u32>,
 }
 
-impl Interner {
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self {
+            values: Vec::new(),
+            ids: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Hash + Eq + Clone> Interner<T> {
+    /// The index of `value`, stored on its first sight (a borrowed form is owned only then).
+    pub fn intern<Q>(&mut self, value: &Q) -> u32
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ToOwned + ?Sized,
+        Q::Owned: Into<T>,
+    {
+        if let Some(&id) = self.ids.get(value) {
             return id;
         }
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct names");
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct values");
+        let owned: T = value.to_owned().into();
+        self.values.push(owned.clone());
+        self.ids.insert(owned, id);
         id
     }
 
-    pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+    pub fn get<Q>(&self, value: &Q) -> Option<u32>
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.ids.get(value).copied()
     }
 
+    pub fn value(&self, id: u32) -> &T {
+        &self.values[id as usize]
+    }
+
+    /// Every value, in the order first seen.
+    pub fn values(&self) -> &[T] {
+        &self.values
+    }
+}
+
+impl Interner<Box<str>> {
     pub fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        self.value(id)
     }
 }
 
@@ -58,9 +91,20 @@ pub(crate) enum SelectorKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct SelectorId(u32);
 
-/// A queue interned in its store ([`EntryStore::intern_queue`]): 4 bytes, not 17.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A queue interned in its store ([`EntryStore::intern_queue`]): 4 bytes, not 17 (its index
+/// plus one, so that `Option<QueueId>` is 4 bytes too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct QueueId(NonZeroU32);
+
+impl QueueId {
+    fn of_index(index: u32) -> Self {
+        Self(NonZeroU32::new(index.wrapping_add(1)).expect("fewer than 2^32 - 1 queues"))
+    }
+
+    fn index(self) -> u32 {
+        self.0.get() - 1
+    }
+}
 
 /// Another store's selectors and queues as one store names them ([`EntryStore::names_of`]);
 /// `None` where it has no such selector or queue.
@@ -74,7 +118,7 @@ impl KeyNames {
     pub fn key<K: StoreKey>(&self, key: K) -> Option<K> {
         let selector = self.selectors[key.selector().0 as usize]?;
         let queue = match key.queue() {
-            Some(queue) => Some(self.queues[queue.0.get() as usize - 1]?),
+            Some(queue) => Some(self.queues[queue.index() as usize]?),
             None => None,
         };
         Some(key.with_selector(selector).with_queue(queue))
@@ -182,12 +226,10 @@ pub(crate) struct EntryStore<K> {
     extra_rows: Vec<ExtraRow>,
     pairs: Vec<StoredPair>,
     values: String,
-    keys: Interner,
-    purposes: Interner,
-    selectors: Vec<SelectorKey>,
-    selector_ids: HashMap<SelectorKey, SelectorId>,
-    queues: Vec<Uuid>,
-    queue_ids: HashMap<Uuid, QueueId>,
+    keys: Interner<Box<str>>,
+    purposes: Interner<Box<str>>,
+    selectors: Interner<SelectorKey>,
+    queues: Interner<Uuid>,
     /// Entry indexes by target, while rows are added; dropped by [`Self::seal`].
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
@@ -202,10 +244,8 @@ impl<K> Default for EntryStore<K> {
             values: String::new(),
             keys: Interner::default(),
             purposes: Interner::default(),
-            selectors: Vec::new(),
-            selector_ids: HashMap::new(),
-            queues: Vec::new(),
-            queue_ids: HashMap::new(),
+            selectors: Interner::default(),
+            queues: Interner::default(),
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
         }
@@ -256,38 +296,16 @@ impl<K: StoreKey> EntryStore<K> {
     }
 
     pub fn intern_selector(&mut self, selector: SelectorKey) -> SelectorId {
-        if let Some(&id) = self.selector_ids.get(&selector) {
-            return id;
-        }
-        let id =
-            SelectorId(u32::try_from(self.selectors.len()).expect("fewer than 2^32 selectors"));
-        self.selectors.push(selector);
-        self.selector_ids.insert(selector, id);
-        id
+        SelectorId(self.selectors.intern(&selector))
     }
 
     pub fn intern_queue(&mut self, queue: Uuid) -> QueueId {
-        if let Some(&id) = self.queue_ids.get(&queue) {
-            return id;
-        }
-        self.queues.push(queue);
-        let id = u32::try_from(self.queues.len())
-            .ok()
-            .and_then(NonZeroU32::new)
-            .map(QueueId)
-            .expect("fewer than 2^32 queues");
-        self.queue_ids.insert(queue, id);
-        id
-    }
-
-    /// Every queue interned, in order.
-    pub fn queues(&self) -> &[Uuid] {
-        &self.queues
+        QueueId::of_index(self.queues.intern(&queue))
     }
 
     /// The queue `id` names.
     pub fn queue(&self, id: QueueId) -> Uuid {
-        self.queues[id.0.get() as usize - 1]
+        *self.queues.value(id.index())
     }
 
     /// How the keys of `other` (another version, which interned its purposes, selectors and
@@ -296,6 +314,7 @@ impl<K: StoreKey> EntryStore<K> {
     pub fn names_of(&self, other: &Self) -> KeyNames {
         let selectors = other
             .selectors
+            .values()
             .iter()
             .map(|selector| {
                 let selector = match *selector {
@@ -304,13 +323,14 @@ impl<K: StoreKey> EntryStore<K> {
                     }
                     selector => selector,
                 };
-                self.selector_ids.get(&selector).copied()
+                self.selectors.get(&selector).map(SelectorId)
             })
             .collect();
         let queues = other
             .queues
+            .values()
             .iter()
-            .map(|queue| self.queue_ids.get(queue).copied())
+            .map(|queue| self.queues.get(queue).map(QueueId::of_index))
             .collect();
         KeyNames { selectors, queues }
     }
@@ -454,7 +474,7 @@ impl<K: StoreKey> EntryStore<K> {
     }
 
     pub fn selector(&self, id: SelectorId) -> Selector {
-        match self.selectors[id.0 as usize] {
+        match *self.selectors.value(id.0) {
             SelectorKey::Participant(id) => Selector::ParticipantId(id.hyphenated().to_string()),
             SelectorKey::User(id) => Selector::UserId(id.hyphenated().to_string()),
             SelectorKey::Purpose(p) => Selector::Purpose(self.purposes.name(p).to_owned()),
