@@ -274,6 +274,18 @@ mod tests {
         assert!(old.changed_since(&old).is_empty());
     }
 
+    /// A version that only moves a rule to another queue is another desired state: a follow
+    /// must put it in force even when no live call is concerned.
+    #[test]
+    fn versions_that_differ_only_in_a_rules_queue_are_not_equal() {
+        let (a, b) = (Some(Uuid::from_u128(1)), Some(Uuid::from_u128(2)));
+        let number = Some("+15551230001");
+        let in_a = rules(&[(number, None, a, "gold")]);
+        assert_eq!(in_a, rules(&[(number, None, a, "gold")]));
+        assert_ne!(in_a, rules(&[(number, None, b, "gold")]));
+        assert_ne!(in_a, rules(&[(number, None, None, "gold")]));
+    }
+
     /// Only the queues rules name are listed: one interned for a row that was then refused is
     /// not; a rule without a queue means every queue.
     #[test]

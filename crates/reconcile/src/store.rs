@@ -253,13 +253,18 @@ impl<K> Default for EntryStore<K> {
 }
 
 impl<K: StoreKey> PartialEq for EntryStore<K> {
+    /// The same entries in the same order: keys (a conversation, numbers, a queue, a selector)
+    /// compared by what they name, for each store interns in its own order.
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len()
-            && (0..self.len()).all(|i| {
-                self.selector(self.key(i).selector()) == other.selector(other.key(i).selector())
-                    && self.attributes(i) == other.attributes(i)
-                    && self.lines(i).eq(other.lines(i))
-            })
+        if self.len() != other.len() {
+            return false;
+        }
+        let names = self.names_of(other);
+        (0..self.len()).all(|i| {
+            names.key(other.key(i)) == Some(self.key(i))
+                && self.attributes(i) == other.attributes(i)
+                && self.lines(i).eq(other.lines(i))
+        })
     }
 }
 
