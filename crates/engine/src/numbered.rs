@@ -1,16 +1,16 @@
 //! Rows that select calls by phone number, matched to live calls through the analytics listing
 //! of live calls (its sessions carry each call's numbers): one request per 100 live calls (of
 //! the queues the rows name, when every row names one), and only the calls that match are read
-//! afterwards. A number that matches no live call costs
-//! nothing and is reported.
+//! afterwards. A number that matches no live call costs nothing and is reported.
 
 use std::collections::HashSet;
 
 use genesys_core::{ApiError, GenesysClient, LiveCallsQuery};
-use reconcile::{DesiredEntry, DesiredState, LiveState, Plan, call_numbers};
+use reconcile::{DesiredEntry, DesiredState, LiveState, Plan};
 use uuid::Uuid;
 
-use crate::live::{ReadFailed, fetch_live, fetch_live_batched, queue_ids_of};
+use crate::follow::CallView;
+use crate::live::{ReadFailed, fetch_live, fetch_live_batched};
 
 /// The entries numbered rows give the live calls they match.
 #[derive(Debug, Default)]
@@ -74,13 +74,10 @@ pub async fn numbered_calls(
                 if !seen.insert(id) {
                     return;
                 }
-                let numbers = call_numbers::of_analytics(&call, rules.region());
-                let queues: Vec<Uuid> = queue_ids_of(&call)
-                    .iter()
-                    .filter_map(|q| Uuid::try_parse(q).ok())
-                    .collect();
+                // What rows by number are matched with, as a follow's backfill sees it too.
+                let view = CallView::of_listing(&call, rules.region());
                 let conversation_id = id.hyphenated().to_string();
-                for i in rules.matching(&numbers, &queues) {
+                for i in rules.matching(&view.numbers, &view.queues) {
                     matched[i] = true;
                     entries.push(rules.entry_for(i, &conversation_id));
                 }
