@@ -131,15 +131,9 @@ fn read_database(
     ensure_regular_file(path)?;
     let sqlite_error = |source| sqlite_error(path, source);
 
-    let conn = open_read_only(path).map_err(|source| match corruption(&source) {
-        Some(detail) => SourceError::SqliteNotADatabase {
-            path: path.to_owned(),
-            detail,
-        },
-        None => SourceError::SqliteOpen {
-            path: path.to_owned(),
-            source,
-        },
+    let conn = open_read_only(path).map_err(|source| match sqlite_error(source) {
+        SourceError::Sqlite { path, source } => SourceError::SqliteOpen { path, source },
+        other => other,
     })?;
 
     let (sql, what) = match select {
