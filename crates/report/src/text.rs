@@ -29,7 +29,6 @@ pub fn format_millis(millis: i64) -> String {
     }
 }
 
-/// The run's duration, or its status when it has none (`running`).
 /// `1 row`, `2 rows`: a count with its noun.
 pub fn plural(count: u64, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
@@ -37,9 +36,13 @@ pub fn plural(count: u64, one: &str, many: &str) -> String {
 
 /// A run's rows whose call had ended, in words.
 pub fn ended_rows_text(rows: u64) -> String {
-    format!("{rows} rows named calls that had ended (skipped: no request, no target row)")
+    format!(
+        "{} that had ended (skipped: no request, no target row)",
+        plural(rows, "row named a call", "rows named calls")
+    )
 }
 
+/// The run's duration, or its status when it has none (`running`).
 pub fn duration_text(run: &RunRecord) -> String {
     duration_ms(run).map_or_else(|| run.status.to_string(), format_millis)
 }
