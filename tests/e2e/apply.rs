@@ -417,20 +417,9 @@ fn patched_participants(org: &TestOrg) -> Vec<String> {
 /// columns, as selected), valid input again.
 #[tokio::test]
 async fn sqlite_source_applies_and_its_results_are_its_own_rows_as_input() {
-    use sqlx::ConnectOptions;
     let org = TestOrg::start(TestOrg::fast_config(3)).await;
     let calls = org.live_calls();
-    let db = org.path("crm.sqlite");
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE desired_attributes (conversation_id TEXT, purpose TEXT, key TEXT, value TEXT)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = org.sqlite_source("crm.sqlite", "CREATE TABLE desired_attributes (conversation_id TEXT, purpose TEXT, key TEXT, value TEXT)").await;
     for call in &calls {
         sqlx::query("INSERT INTO desired_attributes VALUES (?1, 'customer', 'campaign', 'spring')")
             .bind(&call.id)

@@ -121,17 +121,12 @@ struct ContactList {
 
 impl ContactList {
     async fn create(org: &TestOrg) -> Self {
-        use sqlx::ConnectOptions;
-        let mut crm = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(org.path("crm.sqlite"))
-            .create_if_missing(true)
-            .connect()
-            .await
-            .expect("the CRM's database opens");
-        sqlx::query("CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)")
-            .execute(&mut crm)
-            .await
-            .expect("the table is created");
+        let crm = org
+            .sqlite_source(
+                "crm.sqlite",
+                "CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)",
+            )
+            .await;
         let mut list = Self {
             crm,
             in_force: BTreeMap::new(),

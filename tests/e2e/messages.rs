@@ -91,18 +91,13 @@ async fn a_gc_profile_proxy_host_with_credentials_is_refused_without_quoting_the
 /// The source error names the file; the binary's context says what the file was for.
 #[tokio::test]
 async fn a_desired_state_error_names_the_file_once() {
-    use sqlx::ConnectOptions;
     let org = TestOrg::start(TestOrg::fast_config(1)).await;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(org.path("crm.sqlite"))
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE desired_attributes (conversation_id TEXT, key TEXT, value TEXT)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let conn = org
+        .sqlite_source(
+            "crm.sqlite",
+            "CREATE TABLE desired_attributes (conversation_id TEXT, key TEXT, value TEXT)",
+        )
+        .await;
     drop(conn);
     let run = org
         .run(&[

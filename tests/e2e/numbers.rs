@@ -167,20 +167,14 @@ async fn an_unknown_default_region_is_a_usage_error() {
 #[tokio::test]
 async fn a_contact_list_in_sqlite_is_applied_then_reconciled_and_its_unmatched_numbers_are_listed_skipped()
  {
-    use sqlx::ConnectOptions;
     let org = TestOrg::start(TestOrg::fast_config(4)).await;
     let calls = org.live_calls();
-    let db = org.path("contacts.sqlite");
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = org
+        .sqlite_source(
+            "contacts.sqlite",
+            "CREATE TABLE desired_attributes (customer_number TEXT, key TEXT, value TEXT)",
+        )
+        .await;
     let rows = [
         (customer_number(&calls[0]), "gold"),
         (national(&customer_number(&calls[1])), "silver"),

@@ -20,21 +20,12 @@ fn config() -> SimConfig {
 
 /// The CRM's table, empty ([the SQLite schema] of the README).
 async fn crm_table(org: &TestOrg) -> SqliteConnection {
-    use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(org.path("crm.sqlite"))
-        .create_if_missing(true)
-        .connect()
-        .await
-        .expect("the CRM's database opens");
-    sqlx::query(
+    org.sqlite_source(
+        "crm.sqlite",
         "CREATE TABLE desired_attributes (conversation_id TEXT NOT NULL, purpose TEXT, \
          participant_id TEXT, user_id TEXT, key TEXT NOT NULL, value TEXT)",
     )
-    .execute(&mut conn)
     .await
-    .expect("the table is created");
-    conn
 }
 
 /// Replaces the table's rows with `rows` (conversation, key, value; the customer) in one
@@ -681,20 +672,13 @@ async fn rows_by_number_follow_arriving_calls_and_a_new_version_of_the_list() {
     // Before the follow: A dialled the campaign's number (its queue's).
     let a = arrive(&queue, "+15551230009");
 
-    use sqlx::ConnectOptions;
-    let mut crm = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(org.path("crm.sqlite"))
-        .create_if_missing(true)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TABLE desired_attributes (customer_number TEXT, dialed_number TEXT, \
+    let mut crm = org
+        .sqlite_source(
+            "crm.sqlite",
+            "CREATE TABLE desired_attributes (customer_number TEXT, dialed_number TEXT, \
          key TEXT NOT NULL, value TEXT)",
-    )
-    .execute(&mut crm)
-    .await
-    .unwrap();
+        )
+        .await;
     let insert = |customer: Option<&str>, dialed: Option<&str>, key: &str, value: &str| {
         sqlx::query("INSERT INTO desired_attributes VALUES (?1, ?2, ?3, ?4)")
             .bind(customer.map(str::to_owned))

@@ -177,6 +177,23 @@ impl TestOrg {
     }
 
     /// How many requests the simulator answered for `method` on paths containing `fragment`.
+    /// A CRM's SQLite database `name` in the org's folder, created with one table
+    /// (`create_table`, a `CREATE TABLE` statement); the connection writes its rows.
+    pub async fn sqlite_source(&self, name: &str, create_table: &str) -> sqlx::SqliteConnection {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.path(name))
+            .create_if_missing(true)
+            .connect()
+            .await
+            .expect("the CRM's database opens");
+        sqlx::query(sqlx::AssertSqlSafe(create_table.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("the table is created");
+        conn
+    }
+
     pub fn count_requests(&self, method: &str, fragment: &str) -> usize {
         self.state()
             .request_log()
