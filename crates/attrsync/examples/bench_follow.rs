@@ -37,22 +37,23 @@ fn attrsync_bin() -> PathBuf {
         .join("attrsync")
 }
 
-/// The high-water mark of a process's resident memory, in KiB (Linux).
-fn peak_kib(pid: u32) -> Option<u64> {
+/// A memory figure of a process's `/proc/PID/status`, in KiB (Linux).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Resident memory of a process, in KiB (Linux).
+/// The high-water mark of a process's resident memory, in KiB.
+fn peak_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status_kib(pid, "VmRSS")
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
